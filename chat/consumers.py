@@ -1,0 +1,72 @@
+"""The websocket of one chat: send a message, stop a turn, receive HTML fragments."""
+
+from __future__ import annotations
+
+import json
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from . import fragments, turns
+from .models import Session, Turn
+
+# Close codes in the 4000 range are ours to define; the page shows why it disconnected.
+CLOSE_LOGIN_REQUIRED = 4401
+CLOSE_NOT_FOUND = 4404
+RECENT_TURNS = 50
+
+
+@database_sync_to_async
+def _owned_session(user, session_id) -> Session | None:
+    return Session.objects.filter(pk=session_id, owner=user).first()
+
+
+@database_sync_to_async
+def _refresh(session_id) -> str:
+    session = Session.objects.get(pk=session_id)
+    recent = list(Turn.objects.filter(session=session).order_by("-created_at", "-id")[:RECENT_TURNS].prefetch_related("events"))
+    return fragments.turns_refreshed(session, recent[::-1]) + fragments.session_state(session)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.close(code=CLOSE_LOGIN_REQUIRED)
+            return
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        session = await _owned_session(user, self.session_id)
+        if session is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = fragments.group_name(self.session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        # A reconnect may have missed fragments: resend the recent turns whole.
+        await self.send(text_data=await _refresh(self.session_id))
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            data = json.loads(text_data or "")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            await self.send(text_data=fragments.notice("The server could not read that request; reload the page."))
+            return
+        if data.get("action") == "stop":
+            if not await turns.stop_turn(session_id=self.session_id):
+                await self.send(text_data=fragments.notice("Nothing is running in this chat.", level="info"))
+            return
+        try:
+            await turns.submit_message(session_id=self.session_id, user=self.scope["user"], text=data.get("message"))
+        except turns.TurnRefused as exc:
+            await self.send(text_data=fragments.notice(str(exc)))
+        except Session.DoesNotExist:
+            await self.close(code=CLOSE_NOT_FOUND)
+
+    async def chat_fragment(self, event: dict) -> None:
+        await self.send(text_data=event["html"])

@@ -1,0 +1,6 @@
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def app(request: HttpRequest) -> dict:
+    return {"demo_mode": settings.DEMO_MODE, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS}

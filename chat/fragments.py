@@ -1,0 +1,43 @@
+"""HTML fragments for the websocket, rendered from the same partials as the pages."""
+
+from __future__ import annotations
+
+from django.template.loader import render_to_string
+
+from .models import Event, Session, Turn
+
+PAGE = "chat/session.html"
+
+
+def group_name(session_id: object) -> str:
+    return f"chat-{session_id}"
+
+
+def turn_appended(turn: Turn, events: list[Event]) -> str:
+    html = render_to_string(f"{PAGE}#turn", {"turn": turn, "events": events})
+    return f'<div hx-swap-oob="beforeend:#turns">{html}</div>'
+
+
+def event_appended(event: Event) -> str:
+    html = render_to_string(f"{PAGE}#event", {"event": event})
+    return f'<div hx-swap-oob="beforeend:#turn-{event.turn_id}-events">{html}</div>'
+
+
+def event_replaced(event: Event) -> str:
+    return render_to_string(f"{PAGE}#event", {"event": event, "oob": True})
+
+
+def turn_status(turn: Turn) -> str:
+    return render_to_string(f"{PAGE}#turn-status", {"turn": turn, "oob": True})
+
+
+def session_state(session: Session) -> str:
+    return render_to_string(f"{PAGE}#session-state", {"session": session, "oob": True})
+
+
+def turns_refreshed(session: Session, turns: list[Turn]) -> str:
+    return render_to_string(f"{PAGE}#turns", {"session": session, "turns": turns, "oob": True})
+
+
+def notice(text: str, *, level: str = "error") -> str:
+    return render_to_string(f"{PAGE}#flash", {"text": text, "level": level, "oob": True})

@@ -1,0 +1,160 @@
+"""Sessions mirror Claude Code sessions; turns hold what a person sent, events what streamed back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, Sum
+from django.urls import reverse
+from django.utils import timezone
+
+TITLE_LENGTH = 120
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    def owned_by(self, user) -> SessionQuerySet:
+        return self.filter(owner=user)
+
+    def active(self) -> SessionQuerySet:
+        return self.filter(archived_at__isnull=True)
+
+    def archived(self) -> SessionQuerySet:
+        return self.filter(archived_at__isnull=False)
+
+    def stale(self, *, older_than: timedelta, now: datetime | None = None) -> SessionQuerySet:
+        """Unarchived sessions idle for longer than ``older_than``, with no turn pending."""
+        cutoff = (now or timezone.now()) - older_than
+        busy = Turn.objects.filter(session=models.OuterRef("pk"), status__in=Turn.PENDING)
+        return self.active().filter(last_activity_at__lt=cutoff).exclude(models.Exists(busy))
+
+    def with_stats(self) -> SessionQuerySet:
+        return self.annotate(
+            turn_count=Count("turns", distinct=True),
+            tokens=Sum("turns__input_tokens") + Sum("turns__output_tokens"),
+            cost=Sum("turns__cost_usd"),
+        )
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        IDLE = "idle", "Idle"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        ARCHIVED = "archived", "Archived"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="session UUID")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
+    title = models.CharField(max_length=TITLE_LENGTH, blank=True)
+    workdir = models.CharField("working directory", max_length=1024)
+    transcript_path = models.CharField("CLI transcript", max_length=2048, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IDLE, db_index=True)
+    # True once the CLI has a transcript for this id: later turns use --resume.
+    cli_created = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now, db_index=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    archive_path = models.CharField(max_length=2048, blank=True)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_activity_at"]
+        indexes = [models.Index(fields=["owner", "-last_activity_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Chat {self.id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat:session", kwargs={"session_id": self.id})
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def display_title(self) -> str:
+        return self.title or "New chat"
+
+
+class TurnQuerySet(models.QuerySet["Turn"]):
+    def pending(self) -> TurnQuerySet:
+        return self.filter(status__in=Turn.PENDING)
+
+
+class Turn(models.Model):
+    """One message a person sent and the CLI run that answers it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        WAITING = "waiting", "Waiting for a free slot"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        ERROR = "error", "Error"
+        STOPPED = "stopped", "Stopped"
+        TIMEOUT = "timeout", "Timed out"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    PENDING = (Status.QUEUED, Status.WAITING, Status.RUNNING)
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    prompt = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)
+    # Process group of the running CLI, so a restart can end what a crash left behind.
+    pid = models.IntegerField(null=True, blank=True)
+
+    objects = TurnQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["session", "status"])]
+
+    def __str__(self) -> str:
+        return f"Turn {self.pk} of {self.session_id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in self.PENDING
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class Event(models.Model):
+    """One streamed item of a turn: assistant text, a tool call, a tool result, a notice."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        TOOL_USE = "tool_use", "Tool call"
+        TOOL_RESULT = "tool_result", "Tool result"
+        NOTICE = "notice", "Notice"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=200, blank=True)
+    text = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    is_error = models.BooleanField(default=False)
+    # False while assistant text is still streaming in.
+    complete = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}".strip()
+

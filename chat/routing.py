@@ -1,0 +1,9 @@
+from django.urls import re_path
+
+from . import consumers
+
+# Only a canonical lowercase UUID matches, so no other text reaches the consumer as an id.
+websocket_urlpatterns = [
+    re_path(r"^ws/chat/(?P<session_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$",
+            consumers.ChatConsumer.as_asgi()),
+]

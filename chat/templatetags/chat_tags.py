@@ -1,0 +1,40 @@
+import json
+from pathlib import PurePath
+
+from django import template
+
+register = template.Library()
+
+# The input field that best says what a tool call does, per tool.
+_SUMMARY_FIELDS = ("file_path", "command", "path", "pattern", "url", "query", "description", "prompt")
+
+
+@register.filter
+def tool_summary(event) -> str:
+    tool_input = (event.data or {}).get("input") or {}
+    for name in _SUMMARY_FIELDS:
+        if tool_input.get(name):
+            value = str(tool_input[name])
+            return value if len(value) <= 200 else value[:199] + "…"
+    return ""
+
+
+@register.filter
+def pretty_json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@register.filter
+def first_line(value: str) -> str:
+    line = (value or "").strip().split("\n", 1)[0]
+    return line if len(line) <= 160 else line[:159] + "…"
+
+
+@register.filter
+def seconds(ms: int | None) -> str:
+    return f"{(ms or 0) / 1000:.1f}"
+
+
+@register.filter
+def basename(path: str) -> str:
+    return PurePath(path or "").name

@@ -1,0 +1,48 @@
+// Small behaviours htmx does not cover: Enter to send, clearing the box, keeping the view
+// at the newest message, and saying when the live connection is down.
+(function () {
+  "use strict";
+
+  function nearBottom() {
+    return window.innerHeight + window.scrollY >= document.body.scrollHeight - 150;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    const box = event.target;
+    if (box.id !== "message" || event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    if (box.value.trim()) box.form.requestSubmit();
+  });
+
+  document.addEventListener("htmx:wsAfterSend", function (event) {
+    const form = document.getElementById("message-form");
+    if (form && form.contains(event.target)) {
+      form.reset();
+      document.getElementById("message").focus();
+    }
+  });
+
+  let stick = true;
+  document.addEventListener("htmx:wsBeforeMessage", function () { stick = nearBottom(); });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    if (stick) window.scrollTo(0, document.body.scrollHeight);
+  });
+
+  function connection(text) {
+    const el = document.getElementById("connection");
+    if (el) el.textContent = text;
+  }
+  document.addEventListener("htmx:wsOpen", function () {
+    connection("");
+    document.body.dataset.ws = "open";
+  });
+  document.addEventListener("htmx:wsClose", function (event) {
+    document.body.dataset.ws = "closed";
+    const code = event.detail && event.detail.event && event.detail.event.code;
+    if (code === 4401) connection("Your login has expired: reload the page to log in again.");
+    else if (code === 4404) connection("This chat no longer exists or is not yours.");
+    else connection("Connection lost: reconnecting… Your running turn goes on on the server.");
+  });
+
+  window.addEventListener("load", function () { window.scrollTo(0, document.body.scrollHeight); });
+})();
