@@ -1,0 +1,43 @@
+"""Factory functions for tests: keyword-only, real models, real database."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from chat import turns
+from chat.models import Session
+
+_seq = itertools.count(1)
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(*, username: str | None = None, password: str = PASSWORD, is_staff: bool = False):
+    User = get_user_model()
+    user = User.objects.create_user(username or f"user{next(_seq)}", password=password)
+    if is_staff:
+        user.is_staff = user.is_superuser = True
+        user.save()
+    return user
+
+
+def make_session(*, owner, title: str = "", workdir: Path | None = None, session_id=None) -> Session:
+    return turns.create_session(owner=owner, title=title, workdir=workdir, session_id=session_id)
+
+
+def logged_in_client(*, user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def ws_headers(*, client: Client | None = None, origin: str = "http://localhost") -> list[tuple[bytes, bytes]]:
+    """Headers of a browser's websocket handshake: Origin, Host and the login cookie."""
+    headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
+    if client is not None:
+        cookie = "; ".join(f"{k}={v.value}" for k, v in client.cookies.items())
+        headers.append((b"cookie", cookie.encode()))
+    return headers
