@@ -63,3 +63,112 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
     settings.CLAUDE_ARCHIVE_DIR = archive_dir
     return ClaudeEnv(cli=CLAUDE, config_dir=config_dir, workdir=workdir, archive_dir=archive_dir,
                      api_url=stub_api.url, env=env)
+
+
+# ---------------------------------------------------------------------------------------
+# The real server, for browser tests
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveApp:
+    base_url: str
+    env: dict[str, str]
+    data_dir: Path
+
+    def manage(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
+        import subprocess
+        import sys
+
+        done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env={**self.env, **(extra_env or {})},
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def create_user(self, *, username: str, password: str, staff: bool = False) -> None:
+        code = ("import os; from django.contrib.auth import get_user_model as g; "
+                "u = g().objects.create_user(os.environ['U'], password=os.environ['P']); "
+                "u.is_staff = u.is_superuser = os.environ['S'] == '1'; u.save()")
+        self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
+
+
+@pytest.fixture(scope="session")
+def live_app(stub_api, tmp_path_factory):
+    """The app served by Daphne in a subprocess, as the run command serves it, with its own
+    SQLite file, work folder and CLI config, and the real CLI against the stand-in."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    if not os.access(CLAUDE, os.X_OK):
+        pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
+    data = tmp_path_factory.mktemp("live-app")
+    (data / "work").mkdir()
+    (data / "staticfiles").mkdir()
+    port = _free_port()
+    env = {
+        **os.environ,
+        **claude_process_env(stub_api.url, data / "claude-config"),
+        "APP_DATA_DIR": str(data),
+        "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
+        "CLAUDE_WORKDIR": str(data / "work"),
+        "CLAUDE_ARCHIVE_DIR": str(data / "archive"),
+        "CLAUDE_CLI": str(CLAUDE),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_DEBUG": "false",
+    }
+    app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
+    app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")
+    log = open(data / "server.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{app.base_url}/accounts/login/", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError("the server did not start:\n" + (data / "server.log").read_text()) from None
+            time.sleep(0.2)
+    yield app
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright for Python (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 import pytest
 from asgiref.sync import sync_to_async
 

@@ -1,0 +1,90 @@
+"""A person's path through the chat in a real browser, against the real server and CLI."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
+
+
+def log_in(page: Page, base_url: str, username: str, password: str) -> None:
+    page.goto(base_url + "/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Your chats")).to_be_visible()
+
+
+def open_new_chat(page: Page) -> None:
+    page.get_by_role("button", name="New chat").click()
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    # Sending before the websocket is open would queue the message in the page: wait for it.
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
+
+
+def test_log_in_new_chat_two_turns_with_memory_and_a_tool_call(live_app, page):
+    live_app.create_user(username="ada", password="pw-ada-123")
+    log_in(page, live_app.base_url, "ada", "pw-ada-123")
+    open_new_chat(page)
+
+    box = page.get_by_label("Message")
+    box.fill("My name is Ada")
+    box.press("Enter")
+    turns = page.locator("article.turn")
+    expect(turns.nth(0).locator(".msg.user")).to_contain_text("My name is Ada")
+    expect(turns.nth(0)).to_contain_text("Nice to meet you, Ada.")
+    expect(turns.nth(0).locator(".turn-status .stats")).to_contain_text(re.compile(r"\d+(\.\d)? s · \d+ tokens · \$"))
+    expect(box).to_have_value("")
+
+    box.fill("What is my name?")
+    page.get_by_role("button", name="Send").click()
+    expect(turns.nth(1)).to_contain_text("Your name is Ada.")
+
+    box.fill("write notes.txt: hello from the browser")
+    box.press("Enter")
+    tool = turns.nth(2).locator(".event.tool_use")
+    expect(tool).to_contain_text("Write")
+    expect(tool).to_contain_text("notes.txt")
+    expect(turns.nth(2)).to_contain_text("File created successfully")
+    assert (live_app.data_dir / "work" / "notes.txt").read_text() == "hello from the browser\n"
+
+    page.goto(live_app.base_url + "/")
+    expect(page.get_by_role("link", name="My name is Ada")).to_be_visible()
+
+
+def test_reload_mid_stream_shows_the_partial_answer_and_the_rest_streams_in(live_app, page):
+    live_app.create_user(username="bea", password="pw-bea-123")
+    log_in(page, live_app.base_url, "bea", "pw-bea-123")
+    open_new_chat(page)
+    box = page.get_by_label("Message")
+    box.fill("slow 6")
+    box.press("Enter")
+    answer = page.locator("article.turn .event.text")
+    expect(answer).to_contain_text("word5")
+    expect(page.get_by_role("button", name="Stop")).to_be_enabled()
+
+    page.reload()
+    # The partial answer came from the database, while the turn still runs.
+    expect(answer).to_contain_text("Slow answer: word1")
+    expect(page.locator("article.turn .turn-status")).to_contain_text("Running")
+    expect(answer).to_contain_text("(end of slow answer)", timeout=20_000)
+    expect(page.locator("article.turn .turn-status .stats")).to_be_visible()
+
+
+def test_stop_ends_the_turn_and_keeps_what_came(live_app, page):
+    live_app.create_user(username="cy", password="pw-cy-123")
+    log_in(page, live_app.base_url, "cy", "pw-cy-123")
+    open_new_chat(page)
+    page.get_by_label("Message").fill("slow 20")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator("article.turn .event.text")
+    expect(answer).to_contain_text("word3")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("article.turn .turn-status")).to_contain_text("Stopped.")
+    expect(answer).to_contain_text("word3")
+    expect(answer).not_to_contain_text("(end of slow answer)")
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
