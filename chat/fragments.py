@@ -32,7 +32,9 @@ def turn_status(turn: Turn) -> str:
 
 
 def session_state(session: Session) -> str:
-    return render_to_string(f"{PAGE}#session-state", {"session": session, "oob": True})
+    """Status, Stop button and title: what changes on the page when a turn starts or ends."""
+    context = {"session": session, "oob": True}
+    return render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#session-title", context)
 
 
 def turns_refreshed(session: Session, turns: list[Turn]) -> str:
