@@ -127,7 +127,8 @@ class _Outcome:
 
     @property
     def said(self) -> str:
-        return "\n".join([*self.garbage, self.stderr, *(self.result.errors if self.result else ())])
+        result = [self.result.text, *self.result.errors] if self.result else []
+        return "\n".join([*self.garbage, self.stderr, *result])
 
     @property
     def in_use(self) -> bool:
