@@ -195,3 +195,4 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"API token of {self.user}"
+from .tasks.models import *  # noqa: E402,F403

@@ -13,6 +13,8 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
   ``Bash`` tool call (relative paths are resolved against the session's working directory).
 - ``slow SECONDS`` streams a long answer word by word over that many seconds.
 - ``echo: TEXT`` answers TEXT; ``tokens N`` reports N output tokens of usage.
+- a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
+  answered as if only the text after the last such line had been sent.
 - anything else gets a short demo answer that says it is the stand-in.
 
 No Django import: it runs as ``python -m chat.stub_api --port N``.
@@ -102,6 +104,8 @@ def _plan(body: dict[str, Any]) -> Plan:
         summary = results[0].strip().replace("\n", " ")[:200]
         return Plan(text=f"Done. The tool said: {summary}")
     said = _user_text(last)
+    if "\nContinue with:\n" in said:
+        said = said.rsplit("\nContinue with:\n", 1)[1].strip()
     lowered = said.lower()
     cwd = _cwd(body)
     if lowered.startswith("write ") and ":" in said:

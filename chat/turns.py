@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,6 +169,23 @@ class _Recorder:
 
     async def delta(self, text: str) -> None:
         if self.streaming is None:
+@dataclass(frozen=True)
+class TurnOptions:
+    """How to run the CLI for a turn; the defaults are what a chat turn uses.
+
+    Tasks pass their own permission flags, a ``--settings`` hook, extra environment and an
+    ``on_event`` callback that sees every CLI event (after it is recorded).
+    """
+
+    skip_permissions: bool = False
+    permission_mode: str | None = None  # None: settings.CLAUDE_PERMISSION_MODE
+    allowed_tools: tuple[str, ...] = ()
+    settings_json: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    on_event: Callable[[cli.Event], Awaitable[None]] | None = None
+    timeout: float | None = None  # None: settings.CLAUDE_TURN_TIMEOUT
+
+
             self.streaming = await Event.objects.acreate(turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False)
             self.last_flush = time.monotonic()
             await self._send(await sync_to_async(fragments.event_appended)(self.streaming))
@@ -201,11 +219,15 @@ class _Recorder:
             self.streaming = None
 
 
-async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: _Recorder) -> _Outcome:
+async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: _Recorder,
+                 options: TurnOptions | None = None) -> _Outcome:
+    options = options or TurnOptions()
     argv = cli.build_argv(settings.CLAUDE_CLI, session_id=str(session.id), resume=resume,
-                          permission_mode=settings.CLAUDE_PERMISSION_MODE or None)
+                          permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
+                          skip_permissions=options.skip_permissions, allowed_tools=options.allowed_tools,
+                          settings_json=options.settings_json)
     spec = cli.TurnSpec(argv=argv, prompt=turn.prompt, cwd=session.workdir,
-                        env={"CLAUDE_CONFIG_DIR": str(settings.CLAUDE_CONFIG_DIR)})
+                        env={"CLAUDE_CONFIG_DIR": str(settings.CLAUDE_CONFIG_DIR), **options.env})
     outcome = _Outcome()
 
     def remember_pid(pid: int) -> None:
@@ -265,15 +287,17 @@ def _explain(outcome: _Outcome, session: Session) -> str | None:
     return f"Claude Code exited with code {outcome.returncode} without an answer: {detail}"
 
 
-async def execute_turn(*, turn_id: int, runner: Runner) -> None:
+async def execute_turn(*, turn_id: int, runner: Runner, options: TurnOptions | None = None) -> None:
     """Run one queued turn to its end: done, error, stopped, timed out or interrupted."""
     turn = await Turn.objects.select_related("session").aget(pk=turn_id)
     session = turn.session
     recorder = _Recorder(turn)
-    timeout = settings.CLAUDE_TURN_TIMEOUT
+    timeout = (options.timeout if options and options.timeout else None) or settings.CLAUDE_TURN_TIMEOUT
     started = time.monotonic()
 
     def elapsed_ms() -> int:
+            if options.on_event is not None:
+                await options.on_event(event)
         return int((time.monotonic() - started) * 1000)
 
     try:
@@ -281,10 +305,11 @@ async def execute_turn(*, turn_id: int, runner: Runner) -> None:
             started = time.monotonic()
             await recorder.status(Turn.Status.RUNNING, started_at=timezone.now())
             async with asyncio.timeout(timeout):
-                outcome = await _drive(turn=turn, session=session, resume=session.cli_created, recorder=recorder)
+                outcome = await _drive(turn=turn, session=session, resume=session.cli_created, recorder=recorder,
+                                       options=options)
                 if outcome.in_use and not session.cli_created:
                     # The transcript exists already (an earlier run got that far): continue it.
-                    outcome = await _drive(turn=turn, session=session, resume=True, recorder=recorder)
+                    outcome = await _drive(turn=turn, session=session, resume=True, recorder=recorder, options=options)
         await recorder.end_text()
         await _mark_created(session)
         error = _explain(outcome, session)

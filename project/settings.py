@@ -191,3 +191,14 @@ CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "acceptEdits")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
 # Set by the run command when it starts the offline stand-in instead of a real API.
 DEMO_MODE = envbool("APP_DEMO_MODE", "false")
+
+# Autonomous tasks in git worktrees (chat/tasks). A task's project is one of CLAUDE_PROJECTS
+# ("default" is CLAUDE_WORKDIR); it must be a git repository with a commit.
+CLAUDE_MAX_TASKS = envint("CLAUDE_MAX_TASKS", "5", minimum=1)
+# 0: no budget. Otherwise new task starts wait while the last minute's turns used more tokens.
+CLAUDE_MAX_TOKENS_PER_MINUTE = envint("CLAUDE_MAX_TOKENS_PER_MINUTE", "0")
+# Tools a task may use when skip-permissions mode is off (with --permission-mode acceptEdits).
+CLAUDE_TASK_ALLOWED_TOOLS = envlist("CLAUDE_TASK_ALLOWED_TOOLS", "Read,Edit,Write,MultiEdit,NotebookEdit,Glob,Grep,LS,TodoWrite")
+CLAUDE_TASK_PERMISSION_MODE = envstr("CLAUDE_TASK_PERMISSION_MODE", "acceptEdits")
+CLAUDE_TASK_TIMEOUT = envfloat("CLAUDE_TASK_TIMEOUT", "3600", minimum=1)
+CLAUDE_TASK_STATE_DIR = envpath("CLAUDE_TASK_STATE_DIR", DATA_DIR / "tasks")

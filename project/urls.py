@@ -4,5 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/tasks", include("chat.tasks.api_urls")),
+    path("tasks/", include("chat.tasks.urls")),
     path("", include("chat.urls")),
 ]

@@ -1,0 +1,113 @@
+"""Which task holds which file of a repository: a small JSON store shared with the hook.
+
+No Django here: the PreToolUse hook (a separate, short-lived process the CLI starts before
+each file edit) reads and writes this store directly, which takes milliseconds, needs no
+database connection or secret, and works whatever database the app uses. The app writes the
+same store (after each run, from ``git``), always under an exclusive ``flock``, so a hook and
+the app never lose each other's updates. The first task to touch a file holds it until that
+task is merged or discarded.
+
+Layout: ``{"claims": {"<path>": {"task": 3}}, "titles": {"3": "..."}, "blocked": {"4": [{"path", "task", "title"}]}}``
+with paths relative to the repository root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Holder:
+    path: str
+    task: int
+    title: str
+
+
+def store_path(state_dir: str | os.PathLike[str], repo: str | os.PathLike[str]) -> Path:
+    digest = hashlib.sha256(str(Path(repo).resolve()).encode()).hexdigest()[:16]
+    return Path(state_dir) / f"claims-{digest}.json"
+
+
+@contextlib.contextmanager
+def _locked(store: Path) -> Iterator[dict]:
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            try:
+                data = json.loads(store.read_text())
+            except (OSError, ValueError):
+                data = {}
+            data.setdefault("claims", {})
+            data.setdefault("blocked", {})
+            before = json.dumps(data, sort_keys=True)
+            yield data
+            if json.dumps(data, sort_keys=True) != before:
+                tmp = store.with_suffix(f".tmp{os.getpid()}")
+                tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+                os.replace(tmp, store)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def register(store: Path, *, task: int, title: str) -> None:
+    """Remember a task's title, so a refusal can name the task that holds a file."""
+    with _locked(store) as data:
+        data.setdefault("titles", {})[str(task)] = title
+
+
+def claim(store: Path, *, task: int, paths: Iterable[str], block: bool = False) -> list[Holder]:
+    """Claim the free ``paths`` for ``task``; the ones other tasks hold come back as conflicts.
+
+    With ``block`` the conflicts are also remembered as "blocked" for ``task`` (the hook does
+    this when it refuses a tool call, so the app can pause the task and say why).
+    """
+    conflicts = []
+    with _locked(store) as data:
+        titles = data.setdefault("titles", {})
+        for path in paths:
+            held = data["claims"].get(path)
+            if held is None or held["task"] == task:
+                data["claims"][path] = {"task": task}
+            else:
+                holder = int(held["task"])
+                conflicts.append(Holder(path=path, task=holder, title=str(titles.get(str(holder), ""))))
+        if block and conflicts:
+            known = data["blocked"].setdefault(str(task), [])
+            for c in conflicts:
+                entry = {"path": c.path, "task": c.task, "title": c.title}
+                if entry not in known:
+                    known.append(entry)
+    return conflicts
+
+
+def release(store: Path, *, task: int) -> None:
+    """Free every file ``task`` holds and forget what blocked it (merge, discard)."""
+    with _locked(store) as data:
+        data["claims"] = {p: h for p, h in data["claims"].items() if h["task"] != task}
+        data["blocked"].pop(str(task), None)
+        data.setdefault("titles", {}).pop(str(task), None)
+
+
+def peek_blocked(store: Path, *, task: int) -> bool:
+    with _locked(store) as data:
+        return bool(data["blocked"].get(str(task)))
+
+
+def take_blocked(store: Path, *, task: int) -> list[Holder]:
+    """What the hook refused ``task`` since the last call, and forget it."""
+    with _locked(store) as data:
+        entries = data["blocked"].pop(str(task), [])
+    return [Holder(path=e["path"], task=int(e["task"]), title=str(e.get("title", ""))) for e in entries]
+
+
+def held_by(store: Path, *, task: int) -> list[str]:
+    with _locked(store) as data:
+        return sorted(p for p, h in data["claims"].items() if h["task"] == task)

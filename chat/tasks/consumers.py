@@ -1,0 +1,62 @@
+"""The websocket of the tasks board (``ws/tasks/``) and of one task's page (``ws/tasks/<id>/``).
+
+Both receive the board's and the tasks' HTML fragments; a task's page also joins its chat
+session's group, so its log streams with the same fragments (the same partials) as a chat.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from .. import fragments
+from . import services
+from .models import Task
+from .scheduler import get_scheduler
+
+CLOSE_LOGIN_REQUIRED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+@database_sync_to_async
+def _task(task_id: int) -> Task | None:
+    return Task.objects.filter(pk=task_id).first()
+
+
+class TasksConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        if not self.scope["user"].is_authenticated:
+            await self.close(code=CLOSE_LOGIN_REQUIRED)
+            return
+        self.groups_joined = []
+        task_id = self.scope["url_route"]["kwargs"].get("task_id")
+        task = None
+        if task_id is not None:
+            task = await _task(int(task_id))
+            if task is None:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
+        get_scheduler()  # starts queued tasks after a restart
+        for group in [services.BOARD_GROUP] + ([fragments.group_name(task.session_id)] if task and task.session_id else []):
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        self.task_id = task.pk if task else None
+        await self.accept()
+        # A reconnect may have missed fragments: send the current state whole.
+        if task is not None:
+            await self.send(text_data=await database_sync_to_async(services._task_html)(task.pk))
+        else:
+            await self.send(text_data=await database_sync_to_async(services._board_html)(None))
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        pass  # actions go through HTTP (buttons) and the API
+
+    async def tasks_fragment(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def chat_fragment(self, event: dict) -> None:
+        await self.send(text_data=event["html"])

@@ -1,0 +1,228 @@
+"""Git worktrees and branches for tasks: a plain async module with no Django imports.
+
+Every call is ``git -C <dir> ...`` through :func:`asyncio.create_subprocess_exec` with an argv
+list (never a shell). Names of worktrees and branches are built by the caller from a task id.
+
+Merging uses ``--no-ff``: the base branch gets one merge commit per task ("Merge task #N: title"),
+so a task's work can be found, reviewed and reverted as a unit. A merge is done where the base
+branch is checked out; if it is checked out nowhere, in a temporary detached worktree, then the
+branch ref is moved with a compare-and-swap ``update-ref``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# No pager, no prompts, no editor, same messages whatever the locale.
+_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat", "LC_ALL": "C", "LANG": "C"}
+_AUTHOR = {"GIT_AUTHOR_NAME": "Claude Code tasks", "GIT_AUTHOR_EMAIL": "tasks@localhost",
+           "GIT_COMMITTER_NAME": "Claude Code tasks", "GIT_COMMITTER_EMAIL": "tasks@localhost"}
+
+
+class GitError(Exception):
+    def __init__(self, argv: list[str], code: int, out: str, err: str) -> None:
+        self.argv, self.code, self.out, self.err = argv, code, out, err
+        super().__init__(f"git {' '.join(argv)} failed ({code}): {(err or out).strip()[-1000:]}")
+
+
+@dataclass(frozen=True)
+class Done:
+    code: int
+    out: str
+    err: str
+
+
+async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, author: bool = False) -> Done:
+    argv = ["-C", str(cwd), *args]
+    env = {**os.environ, **_ENV}
+    if author:
+        # Use the repository's own identity if it has one; this is only the fallback.
+        for name, value in _AUTHOR.items():
+            env.setdefault(name, value)
+    proc = await asyncio.create_subprocess_exec("git", *argv, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await proc.communicate()
+    done = Done(proc.returncode or 0, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+    if check and done.code:
+        raise GitError(args and list(args) or [], done.code, done.out, done.err)
+    return done
+
+
+async def is_repo(path: str | os.PathLike[str]) -> bool:
+    if not Path(path).is_dir():
+        return False
+    done = await run(path, "rev-parse", "--is-inside-work-tree", check=False)
+    return done.code == 0 and done.out.strip() == "true"
+
+
+async def toplevel(path: str | os.PathLike[str]) -> str:
+    return (await run(path, "rev-parse", "--show-toplevel")).out.strip()
+
+
+async def current_branch(repo: str | os.PathLike[str]) -> str:
+    done = await run(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    return done.out.strip() if done.code == 0 else ""
+
+
+async def branch_exists(repo: str | os.PathLike[str], branch: str) -> bool:
+    done = await run(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
+    return done.code == 0
+
+
+async def rev(repo: str | os.PathLike[str], ref: str) -> str:
+    return (await run(repo, "rev-parse", "--verify", f"{ref}^{{commit}}")).out.strip()
+
+
+async def exclude(repo: str | os.PathLike[str], pattern: str) -> None:
+    """Add ``pattern`` to the repository's local ``info/exclude`` (nothing is committed)."""
+    common = (await run(repo, "rev-parse", "--git-common-dir")).out.strip()
+    path = Path(common if os.path.isabs(common) else Path(repo) / common) / "info" / "exclude"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = path.read_text().splitlines() if path.exists() else []
+    if pattern not in lines:
+        with path.open("a") as fh:
+            fh.write(("" if not lines or path.read_text().endswith("\n") else "\n") + pattern + "\n")
+
+
+async def worktree_add(repo: str | os.PathLike[str], path: str | os.PathLike[str], branch: str, base: str) -> None:
+    """A new worktree at ``path`` on a new branch ``branch`` starting at ``base``."""
+    await run(repo, "worktree", "add", "-b", branch, "--", str(path), base)
+
+
+async def worktree_remove(repo: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    if Path(path).exists():
+        await run(repo, "worktree", "remove", "--force", "--force", "--", str(path), check=False)
+    await run(repo, "worktree", "prune", check=False)
+
+
+async def branch_delete(repo: str | os.PathLike[str], branch: str, *, force: bool = False) -> None:
+    if await branch_exists(repo, branch):
+        await run(repo, "branch", "-D" if force else "-d", "--", branch)
+
+
+async def status(worktree: str | os.PathLike[str]) -> list[str]:
+    """Paths with changes (staged, unstaged, untracked) relative to the worktree root."""
+    done = await run(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all")
+    paths, entries = [], done.out.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        paths.append(path)
+        if "R" in code or "C" in code:
+            i += 1  # the source path of a rename follows
+    return paths
+
+
+async def commit_all(worktree: str | os.PathLike[str], message: str) -> str | None:
+    """Commit everything in the worktree (also concluding a merge in progress); None if clean."""
+    merging = (await run(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)).code == 0
+    if not await status(worktree) and not merging:
+        return None
+    await run(worktree, "add", "--all")
+    await run(worktree, "commit", "--no-verify", "-q", "-m", message, author=True)
+    return await rev(worktree, "HEAD")
+
+
+async def changed_files(repo: str | os.PathLike[str], base: str, branch: str) -> list[str]:
+    """Files the branch changed since it left ``base`` (three-dot: the branch's own changes)."""
+    done = await run(repo, "diff", "--name-only", "-z", f"{base}...{branch}", "--")
+    return [p for p in done.out.split("\0") if p]
+
+
+async def diff(repo: str | os.PathLike[str], base: str, branch: str, *, max_bytes: int = 2_000_000) -> str:
+    text = (await run(repo, "diff", "--no-color", "--stat", "--patch", f"{base}...{branch}", "--")).out
+    return text if len(text) <= max_bytes else text[:max_bytes] + "\n… (diff cut)\n"
+
+
+async def log(repo: str | os.PathLike[str], base: str, branch: str) -> list[str]:
+    return (await run(repo, "log", "--format=%h %s", f"{base}..{branch}", "--")).out.splitlines()
+
+
+async def worktree_of(repo: str | os.PathLike[str], branch: str) -> str | None:
+    """The worktree where ``branch`` is checked out, if any."""
+    done = await run(repo, "worktree", "list", "--porcelain")
+    path = None
+    for line in done.out.splitlines():
+        if line.startswith("worktree "):
+            path = line[len("worktree "):]
+        elif line == f"branch refs/heads/{branch}":
+            return path
+    return None
+
+
+async def unmerged(worktree: str | os.PathLike[str]) -> list[str]:
+    done = await run(worktree, "diff", "--name-only", "-z", "--diff-filter=U", check=False)
+    return [p for p in done.out.split("\0") if p]
+
+
+class MergeConflict(Exception):
+    def __init__(self, files: list[str]) -> None:
+        self.files = files
+        super().__init__("conflicts in " + ", ".join(files))
+
+
+async def merge_into(repo: str | os.PathLike[str], base: str, branch: str, message: str) -> str:
+    """Merge ``branch`` into ``base`` with ``--no-ff``; raise MergeConflict (base unchanged) on conflict."""
+    where = await worktree_of(repo, base)
+    if where is not None:
+        done = await run(where, "merge", "--no-ff", "--no-edit", "-m", message, "--", branch, check=False, author=True)
+        if done.code:
+            files = await unmerged(where)
+            await run(where, "merge", "--abort", check=False)
+            if files:
+                raise MergeConflict(files)
+            raise GitError(["merge", branch], done.code, done.out, done.err)
+        return await rev(where, "HEAD")
+    old = await rev(repo, base)
+    with tempfile.TemporaryDirectory(prefix="task-merge-") as tmp:
+        tree = Path(tmp) / "wt"
+        await run(repo, "worktree", "add", "--detach", "--", str(tree), old)
+        try:
+            done = await run(tree, "merge", "--no-ff", "--no-edit", "-m", message, "--", branch, check=False, author=True)
+            if done.code:
+                files = await unmerged(tree)
+                await run(tree, "merge", "--abort", check=False)
+                if files:
+                    raise MergeConflict(files)
+                raise GitError(["merge", branch], done.code, done.out, done.err)
+            new = await rev(tree, "HEAD")
+            await run(repo, "update-ref", "-m", message, f"refs/heads/{base}", new, old)
+            return new
+        finally:
+            await worktree_remove(repo, tree)
+
+
+async def rebase(worktree: str | os.PathLike[str], onto: str, *, abort_on_conflict: bool = True) -> list[str]:
+    """Rebase the worktree's branch onto ``onto``: [] if clean, else the conflicting files.
+
+    On conflict the rebase is aborted (the branch is exactly as before) unless
+    ``abort_on_conflict`` is False, which leaves it in progress for someone to resolve.
+    """
+    done = await run(worktree, "rebase", "--no-autostash", onto, check=False, author=True)
+    if done.code == 0:
+        return []
+    files = await unmerged(worktree)
+    if abort_on_conflict:
+        await run(worktree, "rebase", "--abort", check=False)
+    if not files:
+        raise GitError(["rebase", onto], done.code, done.out, done.err)
+    return files
+
+
+async def merge_in(worktree: str | os.PathLike[str], ref: str) -> list[str]:
+    """Merge ``ref`` into the worktree's branch, leaving conflicts in the files: the conflicting files."""
+    done = await run(worktree, "merge", "--no-ff", "--no-commit", "--", ref, check=False, author=True)
+    if done.code == 0:
+        return []
+    files = await unmerged(worktree)
+    if not files:
+        raise GitError(["merge", ref], done.code, done.out, done.err)
+    return files
