@@ -12,6 +12,7 @@ that finished within the last minute used more tokens than that; the board says 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
 from datetime import timedelta
@@ -81,11 +82,13 @@ class TaskScheduler:
     def kick(self) -> None:
         self._again = True
         if self._filler is None or self._filler.done():
-            self._filler = asyncio.create_task(self._fill(), name="task-scheduler")
+            # A fresh context: a task outlives the request that kicked it (and asgiref's
+            # per-request executor, which sync_to_async would otherwise keep using).
+            self._filler = asyncio.create_task(self._fill(), name="task-scheduler", context=contextvars.Context())
 
     def spawn(self, coro, *, name: str) -> asyncio.Task:
         """A tracked background job (merge follow-ups), awaited by :meth:`idle` and :meth:`shutdown`."""
-        job = asyncio.create_task(coro, name=name)
+        job = asyncio.create_task(coro, name=name, context=contextvars.Context())
         self._others.add(job)
         job.add_done_callback(self._others.discard)
         return job
