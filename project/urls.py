@@ -6,5 +6,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/tasks", include("chat.tasks.api_urls")),
     path("tasks/", include("chat.tasks.urls")),
+    path("", include("chat.team_urls")),
     path("", include("chat.urls")),
 ]

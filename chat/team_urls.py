@@ -1,0 +1,11 @@
+"""Pages of the team features that live outside the chat app's own URLs."""
+
+from django.urls import path
+
+from . import views_archive
+
+app_name = "team"
+
+urlpatterns = [
+    path("chat/<uuid:session_id>/restore/", views_archive.restore, name="restore"),
+]
