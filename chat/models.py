@@ -114,6 +114,8 @@ class Turn(models.Model):
     cost_usd = models.FloatField(default=0.0)
     # Process group of the running CLI, so a restart can end what a crash left behind.
     pid = models.IntegerField(null=True, blank=True)
+    # The CLI process that ran the turn, kept after it ends (the HTTP API reports it as workerId).
+    cli_pid = models.IntegerField("CLI process id", null=True, blank=True)
 
     objects = TurnQuerySet.as_manager()
 

@@ -99,6 +99,39 @@ async def stop_turn(*, session_id: object) -> bool:
     return get_runner().stop(str(session_id))
 
 
+async def withdraw_turn(*, turn_id: int, reason: str) -> bool:
+    """Take back a turn that has not started: it never runs, and stays in the chat as stopped
+    with ``reason``. False if it has started (or ended) meanwhile."""
+    runner = get_runner()
+    turn = await Turn.objects.aget(pk=turn_id)
+    session_id = str(turn.session_id)
+    if runner.running_turn(session_id) == turn_id:
+        if turn.status != Turn.Status.WAITING:
+            return False
+        runner.stop(session_id)  # it waits for a free slot: no CLI has started for it
+        # The runner has no event for "this turn is over"; the stop takes a few loop rounds.
+        while runner.running_turn(session_id) == turn_id:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    html = await _mark_withdrawn(turn_id, reason)
+    if html is None:
+        return False
+    await broadcast(session_id=session_id, html=html)
+    return True
+
+
+@sync_to_async
+def _mark_withdrawn(turn_id: int, reason: str) -> str | None:
+    with transaction.atomic():
+        # started_at is set once a turn runs: such a turn is not ours to take back.
+        taken = Turn.objects.filter(pk=turn_id, started_at__isnull=True,
+                                    status__in=[Turn.Status.QUEUED, Turn.Status.STOPPED])
+        if not taken.update(status=Turn.Status.STOPPED, error=reason, finished_at=timezone.now()):
+            return None
+        turn = Turn.objects.get(pk=turn_id)
+        session = _refresh_session_status(turn.session_id)
+    return fragments.turn_status(turn) + fragments.session_state(session)
+
+
 async def broadcast(*, session_id: object, html: str) -> None:
     layer = get_channel_layer()
     if layer is not None:
@@ -136,6 +169,23 @@ class _Outcome:
         return "is already in use" in self.said
 
 
+@dataclass(frozen=True)
+class TurnOptions:
+    """How to run the CLI for a turn; the defaults are what a chat turn uses.
+
+    Tasks pass their own permission flags, a ``--settings`` hook, extra environment and an
+    ``on_event`` callback that sees every CLI event (after it is recorded).
+    """
+
+    skip_permissions: bool = False
+    permission_mode: str | None = None  # None: settings.CLAUDE_PERMISSION_MODE
+    allowed_tools: tuple[str, ...] = ()
+    settings_json: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    on_event: Callable[[cli.Event], Awaitable[None]] | None = None
+    timeout: float | None = None  # None: settings.CLAUDE_TURN_TIMEOUT
+
+
 class _Recorder:
     """Saves and broadcasts what a turn produces; assistant text is flushed in batches."""
 
@@ -169,23 +219,6 @@ class _Recorder:
 
     async def delta(self, text: str) -> None:
         if self.streaming is None:
-@dataclass(frozen=True)
-class TurnOptions:
-    """How to run the CLI for a turn; the defaults are what a chat turn uses.
-
-    Tasks pass their own permission flags, a ``--settings`` hook, extra environment and an
-    ``on_event`` callback that sees every CLI event (after it is recorded).
-    """
-
-    skip_permissions: bool = False
-    permission_mode: str | None = None  # None: settings.CLAUDE_PERMISSION_MODE
-    allowed_tools: tuple[str, ...] = ()
-    settings_json: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    on_event: Callable[[cli.Event], Awaitable[None]] | None = None
-    timeout: float | None = None  # None: settings.CLAUDE_TURN_TIMEOUT
-
-
             self.streaming = await Event.objects.acreate(turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False)
             self.last_flush = time.monotonic()
             await self._send(await sync_to_async(fragments.event_appended)(self.streaming))
@@ -231,8 +264,8 @@ async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: _Recor
     outcome = _Outcome()
 
     def remember_pid(pid: int) -> None:
-        turn.pid = pid
-        Turn.objects.filter(pk=turn.pk).update(pid=pid)
+        turn.pid = turn.cli_pid = pid
+        Turn.objects.filter(pk=turn.pk).update(pid=pid, cli_pid=pid)
 
     events = cli.run_turn(spec, on_spawn=sync_to_async(remember_pid))
     try:
@@ -263,6 +296,8 @@ async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: _Recor
                     outcome.garbage.append(line)
                 case cli.Exit(returncode=code, stderr=stderr):
                     outcome.returncode, outcome.stderr = code, stderr
+            if options.on_event is not None:
+                await options.on_event(event)
     finally:
         await events.aclose()
     return outcome
@@ -290,14 +325,14 @@ def _explain(outcome: _Outcome, session: Session) -> str | None:
 async def execute_turn(*, turn_id: int, runner: Runner, options: TurnOptions | None = None) -> None:
     """Run one queued turn to its end: done, error, stopped, timed out or interrupted."""
     turn = await Turn.objects.select_related("session").aget(pk=turn_id)
+    if not turn.is_pending:
+        return  # withdrawn while it waited in the queue (see withdraw_turn)
     session = turn.session
     recorder = _Recorder(turn)
     timeout = (options.timeout if options and options.timeout else None) or settings.CLAUDE_TURN_TIMEOUT
     started = time.monotonic()
 
     def elapsed_ms() -> int:
-            if options.on_event is not None:
-                await options.on_event(event)
         return int((time.monotonic() - started) * 1000)
 
     try:

@@ -8,6 +8,7 @@ cannot read, so a typo in production stops the start instead of being silently i
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,26 @@ def envpath(name: str, default: Path) -> Path:
 
 def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envprojects(name: str, *, default: Path) -> dict[str, Path]:
+    """Named working directories from ``key=/absolute/path,key2=/other/path``; ``default`` is
+    always there under the key "default" (set it through its own variable, not here)."""
+    projects = {"default": default}
+    for item in envlist(name, ""):
+        key, sep, path = (part.strip() for part in item.partition("="))
+        if not sep or not key or not path:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not KEY=/absolute/path (entries are separated by commas)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key):
+            raise ImproperlyConfigured(f"{name}: the key {key!r} may only hold letters, digits, '.', '_' and '-'")
+        if key == "default":
+            raise ImproperlyConfigured(f"{name}: \"default\" is CLAUDE_WORKDIR; set CLAUDE_WORKDIR instead of listing it here")
+        if key in projects:
+            raise ImproperlyConfigured(f"{name}: the key {key!r} is given twice")
+        if not Path(path).expanduser().is_absolute():
+            raise ImproperlyConfigured(f"{name}: the path of {key!r} must be absolute, not {path!r}")
+        projects[key] = Path(path).expanduser().resolve()
+    return projects
 
 
 DATA_DIR = envpath("APP_DATA_DIR", BASE_DIR / "data")
@@ -189,6 +210,11 @@ CLAUDE_MAX_CONCURRENT = envint("CLAUDE_MAX_CONCURRENT", "10", minimum=1)
 CLAUDE_TURN_TIMEOUT = envfloat("CLAUDE_TURN_TIMEOUT", "120", minimum=0.1)
 CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "acceptEdits")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
+# Working directories the HTTP API's "projectKey" chooses from: "key=/path,key2=/path".
+CLAUDE_PROJECTS = envprojects("CLAUDE_PROJECTS", default=CLAUDE_WORKDIR)
+# Seconds an API call waits for its turn to start (behind earlier turns of its session, or
+# for a free CLI slot) before it gives up and withdraws the turn.
+CLAUDE_API_BUSY_WAIT = envfloat("CLAUDE_API_BUSY_WAIT", "30", minimum=0.1)
 # Set by the run command when it starts the offline stand-in instead of a real API.
 DEMO_MODE = envbool("APP_DEMO_MODE", "false")
 
