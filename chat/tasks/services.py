@@ -192,7 +192,9 @@ async def create_task(*, user, prompt: object, title: object = None, project: ob
     # Names from the id only.
     task.worktree_path = str(worktree_for(repo, task.pk))
     task.branch = branch_for(task.pk)
-    await task.asave(update_fields=["worktree_path", "branch"])
+    # The session exists from the start (its folder not yet), so a task's page follows its log at once.
+    task.session = await sync_to_async(_new_session)(task)
+    await task.asave(update_fields=["worktree_path", "branch", "session"])
     await sync_to_async(claims.register)(store_for(task), task=task.pk, title=task.title)
     await broadcast_task(task.pk)
     get_scheduler().kick()
@@ -203,13 +205,20 @@ async def create_task(*, user, prompt: object, title: object = None, project: ob
 # Running
 
 
+def _new_session(task: Task) -> Session:
+    """The task's Claude session; its working directory (the worktree) is made by git later."""
+    session = Session(owner=task.created_by, title=f"Task #{task.pk}: {task.title}"[:120], workdir=task.worktree_path)
+    session.transcript_path = str(cli.transcript_path(settings.CLAUDE_CONFIG_DIR, task.worktree_path, str(session.id)))
+    session.save(force_insert=True)
+    return session
+
+
 @sync_to_async
 def _new_turn(task_id: int) -> tuple[Task, Turn, str]:
     task = Task.objects.get(pk=task_id)
     session = task.session
     if session is None:
-        session = turns.create_session(owner=task.created_by, title=f"Task #{task.pk}: {task.title}",
-                                       workdir=Path(task.worktree_path))
+        session = _new_session(task)
         task.session = session
     turn = Turn.objects.create(session=session, author=task.created_by, prompt=task.next_prompt or task.prompt)
     task.status = Task.Status.RUNNING

@@ -7,38 +7,22 @@ import subprocess
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import AsyncClient
 
 from chat import cli
 from chat.models import Task, Turn
 from chat.tasks import scheduler as scheduler_module
 from chat.tasks import services
 from chat.tokens import token_for
+from tests.api_client import ApiCaller
 from tests.factories import make_user
 from tests.tasks.test_tasks_core import settled, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
 
-class Script:
-    """A CI job: an AsyncClient that sends its headers (the token) with every call."""
-
-    def __init__(self, headers: dict[str, str]) -> None:
-        self.client, self.headers = AsyncClient(), headers
-
-    async def get(self, path: str):
-        return await self.client.get(path, headers=self.headers)
-
-    async def post(self, path: str, data: object = "", content_type: str = "application/json"):
-        return await self.client.post(path, data=data, content_type=content_type, headers=self.headers)
-
-    async def delete(self, path: str):
-        return await self.client.delete(path, headers=self.headers)
-
-
-async def script_for(user) -> Script:
+async def script_for(user) -> ApiCaller:
     token = await sync_to_async(token_for)(user=user)
-    return Script({"Authorization": f"Bearer {token.key}"})
+    return ApiCaller.with_token(token.key)
 
 
 @pytest.fixture
@@ -66,8 +50,8 @@ async def test_create_follow_and_merge_through_the_api(repo, scheduler, api):
 
 
 async def test_bad_requests(repo, scheduler, api, user):
-    assert (await Script({}).get("/api/tasks")).status_code == 401
-    assert (await Script({"Authorization": "Bearer " + "x" * 40}).get("/api/tasks")).status_code == 401
+    assert (await ApiCaller({}).get("/api/tasks")).status_code == 401
+    assert (await ApiCaller({"Authorization": "Bearer " + "x" * 40}).get("/api/tasks")).status_code == 401
     assert (await api.get("/api/tasks/999999")).status_code == 404
     assert (await api.post("/api/tasks/999999/pause")).status_code == 404
     assert (await api.post("/api/tasks/1/explode")).status_code in (404,)
