@@ -48,7 +48,7 @@ async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, autho
     out, err = await proc.communicate()
     done = Done(proc.returncode or 0, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
     if check and done.code:
-        raise GitError(args and list(args) or [], done.code, done.out, done.err)
+        raise GitError((args and list(args)) or [], done.code, done.out, done.err)
     return done
 
 

@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     # Run as a file by the CLI (cwd = the worktree): make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from chat.tasks import claims  # noqa: E402
+from chat.tasks import claims
 
 PATH_KEYS = ("file_path", "notebook_path", "path")
 
