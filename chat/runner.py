@@ -97,8 +97,9 @@ class Runner:
 
     async def idle(self) -> None:
         """Wait until no worker is left (tests and the API use this)."""
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+        # Only unfinished workers: a finished one may still be listed until its callback runs.
+        while pending := [task for task in self._workers.values() if not task.done()]:
+            await asyncio.wait(pending)
 
 
 def get_runner() -> Runner:

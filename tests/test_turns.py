@@ -16,6 +16,7 @@ from django.utils import timezone
 from chat import turns
 from chat.models import Event, Session, Turn
 from chat.runner import get_runner
+from tests.conftest import CLAUDE
 from tests.factories import make_session, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -80,13 +81,17 @@ async def test_concurrent_sends_run_one_at_a_time_in_order_without_forking(claud
 
 
 def cli_processes_in(workdir) -> int:
-    """Claude Code processes running in ``workdir`` (other test runs use other folders)."""
+    """CLI processes the app started in ``workdir``: each leads its own process group.
+
+    The CLI's own helpers (shells, tools) share the group and are not counted."""
+    binary = os.path.realpath(CLAUDE)
     count = 0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if os.readlink(proc / "cwd") == str(workdir) and b"claude" in (proc / "cmdline").read_bytes():
+            if (os.getpgid(int(proc.name)) == int(proc.name) and os.readlink(proc / "exe") == binary
+                    and os.readlink(proc / "cwd") == str(workdir)):
                 count += 1
         except OSError:
             continue
