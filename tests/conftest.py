@@ -154,9 +154,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium driven by Playwright for Python (no browser download)."""
+    """Debian's chromium driven by Playwright for Python (no browser download).
+
+    Per module, not per run, so Playwright's own event loop is closed before the async
+    tests of other modules run in this thread."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
