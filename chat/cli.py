@@ -27,7 +27,9 @@ from typing import Any
 MAX_LINE_BYTES = 32 * 1024 * 1024
 STDERR_KEEP_BYTES = 64 * 1024
 KILL_GRACE_SECONDS = 2.0
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+EXIT_POLL_SECONDS = 0.05
+PIPES_CLOSE_SECONDS = 1.0
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -141,8 +143,20 @@ def _content_text(content: Any) -> str:
 def _int(value: Any) -> int:
     try:
         return int(value or 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    # A field of the wrong shape must not end the turn with an exception: read it as empty.
+    return value if isinstance(value, dict) else {}
 
 
 def parse_event(obj: dict[str, Any]) -> list[Event]:
@@ -155,12 +169,11 @@ def parse_event(obj: dict[str, Any]) -> list[Event]:
                          model=str(obj.get("model", "")))]
         return [Notice(subtype=subtype, data=obj)]
     if kind in ("assistant", "user"):
-        message = obj.get("message") or {}
-        content = message.get("content")
+        content = _dict(obj.get("message")).get("content")
         if isinstance(content, str):
             return [Text(text=content)] if kind == "assistant" else []
         events: list[Event] = []
-        for block in content or []:
+        for block in content if isinstance(content, list) else []:
             if not isinstance(block, dict):
                 continue
             btype = block.get("type")
@@ -176,13 +189,13 @@ def parse_event(obj: dict[str, Any]) -> list[Event]:
                                          is_error=bool(block.get("is_error"))))
         return events
     if kind == "stream_event":
-        event = obj.get("event") or {}
-        delta = event.get("delta") or {}
+        event = _dict(obj.get("event"))
+        delta = _dict(event.get("delta"))
         if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
             return [TextDelta(text=str(delta.get("text", "")))]
         return []
     if kind == "result":
-        usage = obj.get("usage") or {}
+        usage = _dict(obj.get("usage"))
         errors = obj.get("errors") or []
         input_tokens = sum(_int(usage.get(k)) for k in
                            ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
@@ -192,7 +205,7 @@ def parse_event(obj: dict[str, Any]) -> list[Event]:
             text=str(obj.get("result", "") or ""),
             session_id=str(obj.get("session_id", "")),
             duration_ms=_int(obj.get("duration_ms")),
-            cost_usd=float(obj.get("total_cost_usd") or 0.0),
+            cost_usd=_float(obj.get("total_cost_usd")),
             input_tokens=input_tokens,
             output_tokens=_int(usage.get("output_tokens")),
             errors=tuple(str(e) for e in errors) if isinstance(errors, list) else (str(errors),),
@@ -220,7 +233,8 @@ def parse_line(line: bytes | str) -> list[Event]:
 
 
 def is_uuid(value: str) -> bool:
-    return bool(_UUID_RE.match(value or ""))
+    # fullmatch: "$" would also accept a trailing newline, which would end up in argv and file names.
+    return isinstance(value, str) and bool(_UUID_RE.fullmatch(value))
 
 
 def build_argv(
@@ -253,15 +267,52 @@ def build_argv(
     return argv
 
 
+# The CLI cuts longer folder names and appends a hash of the whole path.
+PROJECT_DIR_MAX = 200
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _utf16_units(text: str) -> list[int]:
+    # The CLI works on JavaScript strings: a character beyond U+FFFF counts as two units.
+    data = text.encode("utf-16-le", "surrogatepass")
+    return [int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)]
+
+
+def _js_string_hash(units: Sequence[int]) -> int:
+    """The CLI's ``(h << 5) - h + charCode | 0`` over a string: a signed 32-bit Java-style hash."""
+    h = 0
+    for unit in units:
+        h = (h * 31 + unit) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def _base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = _BASE36[digit] + digits
+        if not number:
+            return digits
+
+
 def encode_project_dir(cwd: str | os.PathLike[str]) -> str:
-    """The CLI's folder name for a working directory: every non-alphanumeric character is '-'."""
-    return re.sub(r"[^A-Za-z0-9]", "-", str(cwd))
+    """The CLI's folder name for a working directory: every character that is not an ASCII letter
+    or digit becomes '-' (two for a character beyond U+FFFF); a name over 200 characters is cut
+    and gets a hash of the whole path appended."""
+    units = _utf16_units(str(cwd))
+    encoded = "".join(chr(u) if chr(u).isascii() and chr(u).isalnum() else "-" for u in units)
+    if len(encoded) <= PROJECT_DIR_MAX:
+        return encoded
+    return f"{encoded[:PROJECT_DIR_MAX]}-{_base36(abs(_js_string_hash(units)))}"
 
 
 def transcript_path(config_dir: str | os.PathLike[str], cwd: str | os.PathLike[str], session_id: str) -> Path:
+    """Where the CLI keeps the transcript of a session run in ``cwd``."""
     if not is_uuid(session_id):
         raise ValueError(f"not a session UUID: {session_id!r}")
-    return Path(config_dir) / "projects" / encode_project_dir(cwd) / f"{session_id.lower()}.jsonl"
+    # The CLI names the folder after its process cwd, in which symlinks are already resolved.
+    real_cwd = os.path.realpath(cwd)
+    return Path(config_dir) / "projects" / encode_project_dir(real_cwd) / f"{session_id.lower()}.jsonl"
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,13 +321,77 @@ def transcript_path(config_dir: str | os.PathLike[str], cwd: str | os.PathLike[s
 _live_groups: set[int] = set()
 
 
+@dataclass(frozen=True)
+class _Proc:
+    pid: int
+    pgid: int
+    started: int  # clock ticks after boot: tells a process from a later one with the same pid
+
+
+def _stat(pid: int) -> tuple[int, int, int, bool] | None:
+    """(ppid, pgid, starttime, running) of a process from /proc, or None if there is none."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+        # The command name in parentheses may itself hold spaces and parentheses.
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        return int(fields[1]), int(fields[2]), int(fields[19]), fields[0] not in (b"Z", b"X")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _descendants(root: int) -> list[_Proc]:
+    """Every living process below ``root``, found through /proc (empty where there is no /proc)."""
+    children: dict[int, list[_Proc]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        stat = _stat(int(name))
+        if stat is not None and stat[3]:
+            children.setdefault(stat[0], []).append(_Proc(int(name), stat[1], stat[2]))
+    found: list[_Proc] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child.pid)
+    return found
+
+
+def _signal_procs(procs: Sequence[_Proc], sig: int) -> None:
+    # Check each one is still the process seen before: its pid may have been reused since.
+    same = [proc for proc in procs if (stat := _stat(proc.pid)) is not None and stat[2] == proc.started]
+    for proc in same:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if proc.pgid == proc.pid:
+                os.killpg(proc.pid, sig)
+            else:
+                os.kill(proc.pid, sig)
+
+
+def _tree_of_leader(pgid: int) -> list[_Proc]:
+    """The processes started by the leader of group ``pgid``, if that leader is alive."""
+    stat = _stat(pgid)
+    # Only a group leader with this id: a pid reused by an unrelated process must not be swept.
+    if stat is None or not stat[3] or stat[1] != pgid:
+        return []
+    return _descendants(pgid)
+
+
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
-    """Signal a whole process group; False if it is already gone."""
+    """Signal a whole process group, and the processes its leader started in groups or sessions
+    of their own (the CLI runs Bash tools with setsid); False if the group is already gone."""
+    tree = _tree_of_leader(pgid)
     try:
         os.killpg(pgid, sig)
-        return True
+        gone = False
     except (ProcessLookupError, PermissionError):
-        return False
+        gone = True
+    _signal_procs(tree, sig)
+    return not gone
 
 
 @atexit.register
@@ -290,18 +405,37 @@ def live_groups() -> frozenset[int]:
     return frozenset(_live_groups)
 
 
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Return once the CLI itself has exited."""
+    # Not proc.wait(): that also waits for stdout and stderr to close, which never happens while
+    # a process the CLI left behind still holds them; asyncio offers no other exit signal.
+    while proc.returncode is None:  # noqa: ASYNC110
+        await asyncio.sleep(EXIT_POLL_SECONDS)
+
+
+async def _kill_leftovers(proc: asyncio.subprocess.Process) -> None:
+    """Once the CLI exits, end what it left in its group, so that its pipes close and the turn ends."""
+    await _exited(proc)
+    kill_group(proc.pid, signal.SIGKILL)
+
+
 async def _end_process(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """TERM the group, then KILL it if it has not gone within ``grace`` seconds."""
+    """TERM the group and the CLI's tools, then KILL what is left after ``grace`` seconds."""
+    tree: list[_Proc] = []
     if proc.returncode is None:
+        # Seen now, while the CLI lives: once it is gone its tools are orphans nothing leads back from.
+        tree = _descendants(proc.pid)
         kill_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await _exited(proc)
     # Tools the CLI started may still run in the group even after the CLI itself exited.
     kill_group(proc.pid, signal.SIGKILL)
-    if proc.returncode is None:
-        await proc.wait()
+    _signal_procs(tree, signal.SIGKILL)
+    # Let the transport see its pipes close while the loop runs (else it is closed at garbage
+    # collection, possibly after the loop). Bounded: a process outside the group may hold them.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), PIPES_CLOSE_SECONDS)
 
 
 async def _lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterator[bytes | int]:
@@ -382,15 +516,19 @@ async def run_turn(spec: TurnSpec, *, on_spawn: Any = None) -> AsyncIterator[Eve
             env=env,
             start_new_session=True,
         )
-    except FileNotFoundError as exc:
-        if not Path(spec.cwd).is_dir():
+    except OSError as exc:
+        # The child reports a failed chdir with the cwd as filename, a failed exec with the program.
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(spec.cwd):
             raise WorkdirMissing(spec.cwd) from exc
-        raise CliNotFound(spec.argv[0]) from exc
-    except PermissionError as exc:
-        raise CliNotFound(f"{spec.argv[0]} (not executable)") from exc
+        if isinstance(exc, FileNotFoundError):
+            raise CliNotFound(spec.argv[0]) from exc
+        if isinstance(exc, PermissionError):
+            raise CliNotFound(f"{spec.argv[0]} (not executable)") from exc
+        raise CliNotFound(f"{spec.argv[0]} ({exc.strerror})") from exc
     _live_groups.add(proc.pid)
     stderr = bytearray()
     stderr_task = asyncio.create_task(_drain(proc.stderr, stderr))
+    reaper = asyncio.create_task(_kill_leftovers(proc))
     try:
         if on_spawn is not None and inspect.isawaitable(spawned := on_spawn(proc.pid)):
             await spawned
@@ -410,5 +548,6 @@ async def run_turn(spec: TurnSpec, *, on_spawn: Any = None) -> AsyncIterator[Eve
         yield Exit(returncode=proc.returncode or 0, stderr=stderr.decode("utf-8", errors="replace"))
     finally:
         stderr_task.cancel()
+        reaper.cancel()
         await asyncio.shield(_end_process(proc, spec.kill_grace))
         _live_groups.discard(proc.pid)

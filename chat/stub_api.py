@@ -202,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: StubServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
@@ -213,15 +213,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._json(200, {"ok": True, "stand_in": True})
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b"{}"
         try:
@@ -262,8 +262,11 @@ class StubServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", *, keep_requests: int = 1000) -> None:
         super().__init__((host, port), _Handler)
+        # Each body holds the CLI's whole system prompt, tools and conversation (100 KB and more):
+        # a long-running demo must not keep them all.
+        self.keep_requests = keep_requests
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -276,6 +279,7 @@ class StubServer(ThreadingHTTPServer):
     def record(self, body: dict[str, Any], plan: Plan) -> None:
         with self._lock:
             self.requests.append({"body": body, "plan": plan})
+            del self.requests[: max(0, len(self.requests) - self.keep_requests)]
 
     def start(self) -> StubServer:
         self._thread = threading.Thread(target=self.serve_forever, name="stub-api", daemon=True)
@@ -292,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    server = StubServer(port=args.port, host=args.host)
+    server = StubServer(port=args.port, host=args.host, keep_requests=0)
     print(f"stand-in listening on {server.url}", flush=True)
     try:
         server.serve_forever()

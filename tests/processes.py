@@ -1,0 +1,50 @@
+"""Reading process states from /proc, for tests that check nothing outlives a turn."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name in parentheses may itself hold spaces and parentheses.
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a killed process waiting to be reaped does not)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in (b"Z", b"X")
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that still run."""
+    members = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(name)
+            if fields is not None and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                members.append(int(name))
+    return members
+
+
+def assert_all_gone(pids: list[int], pgid: int | None = None, within: float = 3.0) -> None:
+    """Every pid has stopped running and nothing runs in the group any more.
+
+    Killed orphans stay zombies until init reaps them, on its own schedule (about 2 s here), so
+    this reads /proc states instead of waiting for os.killpg(pgid, 0) to fail.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        alive = [pid for pid in pids if running(pid)]
+        members = group_members(pgid) if pgid is not None else []
+        if not alive and not members:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still running: {alive} and in group {pgid}: {members}")
+        time.sleep(0.02)
