@@ -38,7 +38,12 @@ class ClaudeEnv:
 
 
 def claude_process_env(stub_url: str, config_dir: Path) -> dict[str, str]:
+    home = config_dir.parent / "home"
+    home.mkdir(parents=True, exist_ok=True)
     return {
+        # The CLI's Bash tool sources ~/.bashrc; a machine's own (pyenv rehash and the like)
+        # can stall it or leave locks behind when a turn is killed. Tests get an empty home.
+        "HOME": str(home),
         "ANTHROPIC_BASE_URL": stub_url,
         "ANTHROPIC_API_KEY": "test-key",
         "CLAUDE_CONFIG_DIR": str(config_dir),

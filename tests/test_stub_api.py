@@ -23,16 +23,9 @@ from tests.processes import assert_all_gone
 
 
 @pytest.fixture
-def cli_env(claude_env: ClaudeEnv, tmp_path: Path) -> dict[str, str]:
-    """The CLI's environment with a HOME of its own.
-
-    The Bash tool starts from a snapshot of the user's interactive shell: with the machine's
-    ~/.bashrc that runs `pyenv rehash`, which waits up to 60 s on a lock another process may
-    hold (or left behind when it was killed), and then the tool call stalls.
-    """
-    home = tmp_path / "home"
-    home.mkdir()
-    return {**claude_env.env, "HOME": str(home)}
+def cli_env(claude_env: ClaudeEnv) -> dict[str, str]:
+    """The CLI's environment (with the empty HOME the fixture gives every real-CLI test)."""
+    return dict(claude_env.env)
 
 
 async def run(claude_env: ClaudeEnv, prompt: str, *, env: dict[str, str], session_id: str | None = None,
