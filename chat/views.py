@@ -3,20 +3,28 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
 
-from . import turns
+from . import fragments, sessions, turns
 from .models import Session, Turn
 
-RECENT_TURNS = 50
+PER_PAGE = 25
+PAGE = "chat/session.html"
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    sessions = Session.objects.owned_by(request.user).order_by("-last_activity_at")[:100]
-    return render(request, "chat/index.html", {"sessions": sessions})
+    query = request.GET.get("q", "").strip()
+    page = Paginator(sessions.chat_list(user=request.user, query=query), PER_PAGE).get_page(request.GET.get("page"))
+    # The search box asks for the list alone, as the person types.
+    template = "chat/index.html#chat-list" if request.htmx.target == "chat-list" else "chat/index.html"
+    return render(request, template, {"page": page, "query": query})
 
 
 @login_required
@@ -26,17 +34,87 @@ def new_chat(request: HttpRequest) -> HttpResponse:
     return redirect(session)
 
 
+def own_session(request: HttpRequest, session_id) -> Session:
+    return get_object_or_404(Session, pk=session_id, owner=request.user)
+
+
 @login_required
 def session_page(request: HttpRequest, session_id) -> HttpResponse:
-    session = get_object_or_404(Session, pk=session_id, owner=request.user)
-    recent = list(Turn.objects.filter(session=session).order_by("-created_at", "-id")[:RECENT_TURNS].prefetch_related("events"))
-    return render(request, "chat/session.html", {"session": session, "turns": recent[::-1]})
+    session = own_session(request, session_id)
+    return render(request, PAGE, {"session": session, "turns": sessions.latest_turns(session=session)})
+
+
+def older_turns(request: HttpRequest, *, session: Session, **context: object) -> HttpResponse:
+    """The turns before ``?before=<turn id>``, with a button for the ones before those."""
+    before = request.GET.get("before", "")
+    if not before.isdigit():
+        raise Http404("no such turn")
+    anchor = get_object_or_404(Turn, pk=int(before), session=session)
+    page = sessions.latest_turns(session=session, before=anchor)
+    first = page[0] if page else None
+    return render(request, f"{PAGE}#older-turns", {
+        "session": session, "turns": page, "before": first,
+        "has_older": first is not None and sessions.has_older_turns(first), **context,
+    })
+
+
+@login_required
+def older(request: HttpRequest, session_id) -> HttpResponse:
+    return older_turns(request, session=own_session(request, session_id))
+
+
+def _back(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+@login_required
+@require_POST
+def rename(request: HttpRequest, session_id) -> HttpResponse:
+    session = own_session(request, session_id)
+    error = ""
+    try:
+        sessions.rename_session(session=session, title=request.POST.get("title"))
+    except sessions.ChatError as exc:
+        error = str(exc)
+    else:
+        # Other open tabs of this chat show the new title too.
+        async_to_sync(turns.broadcast)(session_id=session.id, html=fragments.session_state(session))
+    if request.htmx.target == f"chat-{session.id}":
+        row = sessions.chat_list(user=request.user).get(pk=session.pk)
+        return render(request, "chat/index.html#chat-row", {"s": row, "rename_error": error, "next": _back(request, reverse("chat:index"))})
+    if request.htmx:
+        form = render_to_string(f"{PAGE}#rename-form", {"session": session, "rename_error": error}, request)
+        return HttpResponse(form + render_to_string(f"{PAGE}#session-title", {"session": session, "oob": True}))
+    if error:
+        messages.error(request, error)
+    return redirect(_back(request, session.get_absolute_url()))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, session_id) -> HttpResponse:
+    """GET asks first; POST deletes the chat and its Claude Code transcript."""
+    session = own_session(request, session_id)
+    if request.method == "POST":
+        title = session.display_title
+        try:
+            sessions.delete_session(session=session)
+        except sessions.ChatError as exc:
+            messages.error(request, str(exc))
+            return redirect("chat:delete", session_id=session.id)
+        messages.success(request, f"Deleted “{title}”.")
+        return redirect("chat:index")
+    busy = Turn.objects.filter(session=session).pending().exists()
+    return render(request, "chat/delete.html", {"session": session, "busy": busy})
 
 
 @login_required
 @require_POST
 def stop(request: HttpRequest, session_id) -> HttpResponse:
-    session = get_object_or_404(Session, pk=session_id, owner=request.user)
+    session = own_session(request, session_id)
     if not async_to_sync(turns.stop_turn)(session_id=session.id):
         messages.info(request, "Nothing is running in this chat.")
     return redirect(session)
