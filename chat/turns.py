@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from . import cli, fragments
 from .models import Event, Session, Turn
+from .recording import Recorder, broadcast, refresh_session_status
 from .runner import Runner, get_runner
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.2
 TOOL_RESULT_KEEP_CHARS = 20_000
 TITLE_CHARS = 60
 
@@ -43,24 +42,6 @@ def _title_from(text: str) -> str:
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def _session_status(session_id: object) -> str:
-    statuses = set(Turn.objects.filter(session_id=session_id, status__in=Turn.PENDING).values_list("status", flat=True))
-    if statuses & {Turn.Status.RUNNING, Turn.Status.WAITING}:
-        return Session.Status.RUNNING
-    if Turn.Status.QUEUED in statuses:
-        return Session.Status.QUEUED
-    return Session.Status.IDLE
-
-
-def _refresh_session_status(session_id: object) -> Session:
-    session = Session.objects.get(pk=session_id)
-    if not session.is_archived:
-        session.status = _session_status(session_id)
-    session.last_activity_at = timezone.now()
-    session.save(update_fields=["status", "last_activity_at"])
-    return session
-
-
 @sync_to_async
 def _save_message(session_id: object, user, text: str) -> tuple[Turn, Session, str]:
     with transaction.atomic():
@@ -71,7 +52,7 @@ def _save_message(session_id: object, user, text: str) -> tuple[Turn, Session, s
         if not session.title:
             session.title = _title_from(text)
             session.save(update_fields=["title"])
-        session = _refresh_session_status(session_id)
+        session = refresh_session_status(session_id)
     html = fragments.turn_appended(turn, []) + fragments.session_state(session)
     return turn, session, html
 
@@ -128,14 +109,8 @@ def _mark_withdrawn(turn_id: int, reason: str) -> str | None:
         if not taken.update(status=Turn.Status.STOPPED, error=reason, finished_at=timezone.now()):
             return None
         turn = Turn.objects.get(pk=turn_id)
-        session = _refresh_session_status(turn.session_id)
+        session = refresh_session_status(turn.session_id)
     return fragments.turn_status(turn) + fragments.session_state(session)
-
-
-async def broadcast(*, session_id: object, html: str) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_send(fragments.group_name(session_id), {"type": "chat.fragment", "html": html})
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,73 +161,7 @@ class TurnOptions:
     timeout: float | None = None  # None: settings.CLAUDE_TURN_TIMEOUT
 
 
-class _Recorder:
-    """Saves and broadcasts what a turn produces; assistant text is flushed in batches."""
-
-    def __init__(self, turn: Turn) -> None:
-        self.turn = turn
-        self.session_id = turn.session_id
-        self.streaming: Event | None = None
-        self.last_flush = 0.0
-
-    async def _send(self, html: str) -> None:
-        await broadcast(session_id=self.session_id, html=html)
-
-    async def status(self, status: str, **fields: object) -> None:
-        html = await self._set_status(status, fields)
-        await self._send(html)
-
-    @sync_to_async
-    def _set_status(self, status: str, fields: dict) -> str:
-        turn = self.turn
-        turn.status = status
-        for name, value in fields.items():
-            setattr(turn, name, value)
-        turn.save()
-        session = _refresh_session_status(turn.session_id)
-        return fragments.turn_status(turn) + fragments.session_state(session)
-
-    async def add(self, **fields: object) -> None:
-        await self.end_text()
-        event = await Event.objects.acreate(turn=self.turn, **fields)
-        await self._send(await sync_to_async(fragments.event_appended)(event))
-
-    async def delta(self, text: str) -> None:
-        if self.streaming is None:
-            self.streaming = await Event.objects.acreate(turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False)
-            self.last_flush = time.monotonic()
-            await self._send(await sync_to_async(fragments.event_appended)(self.streaming))
-            return
-        self.streaming.text += text
-        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        event = self.streaming
-        assert event is not None
-        self.last_flush = time.monotonic()
-        await event.asave(update_fields=["text", "complete"])
-        await self._send(await sync_to_async(fragments.event_replaced)(event))
-
-    async def text(self, text: str) -> None:
-        """A complete text block: it ends the streaming one, or stands alone."""
-        if self.streaming is not None:
-            self.streaming.text = text
-            self.streaming.complete = True
-            await self._flush()
-            self.streaming = None
-        else:
-            await self.add(kind=Event.Kind.TEXT, text=text)
-
-    async def end_text(self) -> None:
-        """Keep partial text when a turn ends mid-stream (stop, timeout, crash)."""
-        if self.streaming is not None:
-            self.streaming.complete = True
-            await self._flush()
-            self.streaming = None
-
-
-async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: _Recorder,
+async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: Recorder,
                  options: TurnOptions | None = None) -> _Outcome:
     options = options or TurnOptions()
     argv = cli.build_argv(settings.CLAUDE_CLI, session_id=str(session.id), resume=resume,
@@ -328,7 +237,7 @@ async def execute_turn(*, turn_id: int, runner: Runner, options: TurnOptions | N
     if not turn.is_pending:
         return  # withdrawn while it waited in the queue (see withdraw_turn)
     session = turn.session
-    recorder = _Recorder(turn)
+    recorder = Recorder(turn)
     timeout = (options.timeout if options and options.timeout else None) or settings.CLAUDE_TURN_TIMEOUT
     started = time.monotonic()
 
@@ -379,7 +288,7 @@ async def execute_turn(*, turn_id: int, runner: Runner, options: TurnOptions | N
                               error=f"The server failed while running this turn ({type(exc).__name__}). Send the message again; if it repeats, tell an admin.")
 
 
-async def _finish_early(recorder: _Recorder, session: Session, status: str, elapsed: int, error: str) -> None:
+async def _finish_early(recorder: Recorder, session: Session, status: str, elapsed: int, error: str) -> None:
     await recorder.end_text()
     await _mark_created(session)
     await recorder.status(status, error=error, finished_at=timezone.now(), duration_ms=elapsed, pid=None)
