@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import fragments, sessions, turns
+from . import fragments, recording, sessions, turns
 from .models import Session, Turn
 
 PER_PAGE = 25
@@ -81,7 +81,7 @@ def rename(request: HttpRequest, session_id) -> HttpResponse:
         error = str(exc)
     else:
         # Other open tabs of this chat show the new title too.
-        async_to_sync(turns.broadcast)(session_id=session.id, html=fragments.session_state(session))
+        async_to_sync(recording.broadcast)(session_id=session.id, html=fragments.session_state(session))
     if request.htmx.target == f"chat-{session.id}":
         row = sessions.chat_list(user=request.user).get(pk=session.pk)
         return render(request, "chat/index.html#chat-row", {"s": row, "rename_error": error, "next": _back(request, reverse("chat:index"))})

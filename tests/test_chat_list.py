@@ -167,7 +167,7 @@ def test_rename_from_the_chat_page_updates_its_heading(claude_env):
     assert 'id="title-form"' in client.get(chat.get_absolute_url()).content.decode()
     html = client.post(f"/chat/{chat.id}/rename/", {"title": "Final"}, **HX, HTTP_HX_TARGET="title-form").content.decode()
     assert 'id="title-form"' in html
-    assert '<h1 id="session-title" hx-swap-oob="outerHTML">Final</h1>' in html
+    assert '<h1 id="session-title" data-title="Final" hx-swap-oob="outerHTML">Final</h1>' in html
     # Without JavaScript: back to where the form was.
     response = client.post(f"/chat/{chat.id}/rename/", {"title": "Plain", "next": "/"})
     assert response.status_code == 302 and response.url == "/"

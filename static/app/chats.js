@@ -1,6 +1,21 @@
-// The Copy button next to a new share link.
+// The rename forms and the Copy button of a new share link.
 (function () {
   "use strict";
+
+  // "toggle" does not bubble: listen in the capture phase.
+  document.addEventListener("toggle", function (event) {
+    const details = event.target;
+    if (!details.matches || !details.matches("details.rename") || !details.open) return;
+    const input = details.querySelector("input[name=title]");
+    const heading = document.getElementById("session-title");
+    // The title may have changed since the page loaded (the first message sets it).
+    if (details.id === "title-form" && heading && input.value === input.defaultValue) {
+      input.value = heading.dataset.title || "";
+    }
+    input.focus();
+    input.select();
+  }, true);
+
   document.addEventListener("click", function (event) {
     const button = event.target.closest("button[data-copy]");
     if (!button) return;
