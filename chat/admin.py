@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import sessions, sharing, turns
-from .models import Event, Session, ShareLink, Turn
+from .models import ApiToken, Event, Session, ShareLink, Task, Turn
 
 
 def _by_uuid(queryset: QuerySet, search_term: str, field: str) -> QuerySet | None:
@@ -265,3 +265,23 @@ class ShareLinkAdmin(ReadOnlyAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
         revoked = sharing.revoke_share_links(links=queryset)
         self.message_user(request, f"Revoked {revoked} share link{'s' if revoked != 1 else ''}.", messages.SUCCESS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Who has an API token and when it was last used; the key itself is never shown here."""
+
+    list_display = ["user", "created_at", "last_used_at"]
+    search_fields = ["user__username"]
+    fields = ["user", "created_at", "last_used_at"]
+    readonly_fields = ["user", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tokens are made by their owner on the Settings page or with api_token
+
+
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdmin):
+    list_display = ["id", "title", "status", "priority", "created_by", "branch", "tokens", "cost_usd", "created_at"]
+    list_filter = ["status", "skip_permissions"]
+    search_fields = ["title", "prompt", "created_by__username"]

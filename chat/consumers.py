@@ -8,12 +8,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import fragments, turns
-from .models import Session, Turn
+from .models import Session
+from .sessions import latest_turns
 
 # Close codes in the 4000 range are ours to define; the page shows why it disconnected.
 CLOSE_LOGIN_REQUIRED = 4401
 CLOSE_NOT_FOUND = 4404
-RECENT_TURNS = 50
 
 
 @database_sync_to_async
@@ -24,8 +24,7 @@ def _owned_session(user, session_id) -> Session | None:
 @database_sync_to_async
 def _refresh(session_id) -> str:
     session = Session.objects.get(pk=session_id)
-    recent = list(Turn.objects.filter(session=session).order_by("-created_at", "-id")[:RECENT_TURNS].prefetch_related("events"))
-    return fragments.turns_refreshed(session, recent[::-1]) + fragments.session_state(session)
+    return fragments.turns_refreshed(session, latest_turns(session=session)) + fragments.session_state(session)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):

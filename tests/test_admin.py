@@ -14,6 +14,7 @@ from django.utils import timezone
 from chat import sharing, turns
 from chat.models import Event, Session, ShareLink, Turn
 from chat.runner import get_runner
+from chat.tokens import token_for
 from tests.factories import logged_in_client, make_session, make_user
 
 pytestmark = pytest.mark.django_db
@@ -212,3 +213,15 @@ async def test_stop_action_stops_a_running_turn_in_this_process(claude_env):
     assert (await Turn.objects.aget(pk=turn.pk)).status == Turn.Status.STOPPED
     again = await sync_to_async(act)(client, "stop_running_turn", chat)
     assert "No turn was running in the selected chats" in again
+
+
+def test_staff_see_api_tokens_without_their_keys_and_tasks():
+    staff = make_user(is_staff=True)
+    owner = make_user()
+    key = token_for(user=owner).key
+    client = logged_in_client(user=staff)
+    tokens_page = client.get("/admin/chat/apitoken/")
+    assert tokens_page.status_code == 200
+    assert owner.username in tokens_page.content.decode()
+    assert key not in tokens_page.content.decode()
+    assert client.get("/admin/chat/task/").status_code == 200

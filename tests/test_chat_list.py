@@ -293,3 +293,11 @@ def test_a_short_chat_has_no_older_button_and_bad_anchors_are_not_found(claude_e
     assert client.get(f"/chat/{chat.id}/older/", {"before": "abc"}).status_code == 404
     assert client.get(f"/chat/{chat.id}/older/", {"before": other[0].id}).status_code == 404
     assert logged_in_client(user=make_user()).get(f"/chat/{chat.id}/older/", {"before": made[2].id}).status_code == 404
+
+
+def test_a_missing_or_foreign_chat_answers_a_404_page_that_says_what_to_do():
+    owner, other = make_user(), make_user()
+    chat = make_session(owner=owner)
+    page = logged_in_client(user=other).get(chat.get_absolute_url())
+    assert page.status_code == 404
+    assert "Back to your chats" in page.content.decode()
