@@ -64,7 +64,7 @@ def timed_get(client: Client, url: str) -> tuple[float, int]:
 
 
 def main() -> None:
-    call_command("migrate", "--run-syncdb", verbosity=0)
+    call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.create_user("bench", password="bench")
