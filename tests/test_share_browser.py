@@ -17,14 +17,14 @@ def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page,
     log_in(page, live_app.base_url, "sharer", "pw-sharer-123")
     open_new_chat(page)
     box = page.get_by_label("Message")
-    box.fill("write notes.txt: <b>shared</b> hello")
+    box.fill("write shared-notes.txt: <b>shared</b> hello")
     box.press("Enter")
     turn = page.locator("article.turn").first
     expect(turn).to_contain_text("File created successfully")
 
     page.get_by_text("Rename", exact=True).click()
     # The first message named the chat after the page loaded: the form starts from that name.
-    expect(page.get_by_label("Title")).to_have_value("write notes.txt: <b>shared</b> hello")
+    expect(page.get_by_label("Title")).to_have_value("write shared-notes.txt: <b>shared</b> hello")
     page.get_by_label("Title").fill("Release notes")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Release notes")).to_be_visible()
@@ -50,8 +50,8 @@ def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page,
     reader.goto(link)
     expect(reader.get_by_role("heading", name="Release notes")).to_be_visible()
     shared_turn = reader.locator("article.turn").first
-    expect(shared_turn.locator(".msg.user")).to_contain_text("write notes.txt: <b>shared</b> hello")
-    expect(shared_turn).to_contain_text("File created successfully at: notes.txt")
+    expect(shared_turn.locator(".msg.user")).to_contain_text("write shared-notes.txt: <b>shared</b> hello")
+    expect(shared_turn).to_contain_text("File created successfully at: shared-notes.txt")
     expect(reader.get_by_label("Message")).to_have_count(0)
     expect(reader.get_by_role("button", name="Stop")).to_have_count(0)
     html = reader.content()
