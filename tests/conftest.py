@@ -105,10 +105,23 @@ class LiveApp:
         self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
 
 
+def _init_git_repo(path: Path) -> None:
+    """A repository on branch main with one commit: tasks branch their worktrees off it."""
+    import subprocess
+
+    path.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Live App"], ["config", "user.email", "live-app@example.com"]):
+        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
+    (path / "README.md").write_text("# Work folder of the live app\n")
+    for args in (["add", "README.md"], ["commit", "-q", "-m", "Initial commit"]):
+        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def live_app(stub_api, tmp_path_factory):
     """The app served by Daphne in a subprocess, as the run command serves it, with its own
-    SQLite file, work folder and CLI config, and the real CLI against the stand-in."""
+    SQLite file, work folder (a git repository with one commit, as tasks need) and CLI config,
+    and the real CLI against the stand-in."""
     import subprocess
     import sys
     import time
@@ -117,7 +130,7 @@ def live_app(stub_api, tmp_path_factory):
     if not os.access(CLAUDE, os.X_OK):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     data = tmp_path_factory.mktemp("live-app")
-    (data / "work").mkdir()
+    _init_git_repo(data / "work")
     (data / "staticfiles").mkdir()
     port = _free_port()
     env = {

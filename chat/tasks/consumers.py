@@ -1,7 +1,8 @@
 """The websocket of the tasks board (``ws/tasks/``) and of one task's page (``ws/tasks/<id>/``).
 
-Both receive the board's and the tasks' HTML fragments; a task's page also joins its chat
-session's group, so its log streams with the same fragments (the same partials) as a chat.
+The board receives the board's HTML fragments; a task's page receives its own task's head and
+joins its chat session's group, so its log streams with the same fragments (the same partials)
+as a chat.
 """
 
 from __future__ import annotations
@@ -37,14 +38,19 @@ class TasksConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
         get_scheduler()  # starts queued tasks after a restart
-        for group in [services.BOARD_GROUP] + ([fragments.group_name(task.session_id)] if task and task.session_id else []):
+        if task is None:
+            groups = [services.BOARD_GROUP]
+        else:
+            groups = [services.task_group(task.pk)] + ([fragments.group_name(task.session_id)] if task.session_id else [])
+        for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
         self.task_id = task.pk if task else None
         await self.accept()
-        # A reconnect may have missed fragments: send the current state whole.
+        # The page may have missed fragments (a run that started before it connected, a
+        # reconnect): send the current state whole.
         if task is not None:
-            await self.send(text_data=await database_sync_to_async(services._task_html)(task.pk))
+            await self.send(text_data=await database_sync_to_async(services._task_page_html)(task.pk))
         else:
             await self.send(text_data=await database_sync_to_async(services._board_html)(None))
 

@@ -7,6 +7,8 @@ so a task's log is made of the same Events and renders with the same partials as
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -99,7 +101,7 @@ class Task(models.Model):
 
     @property
     def has_worktree(self) -> bool:
-        return bool(self.worktree_path) and self.status not in self.CLOSED
+        return bool(self.worktree_path) and (self.status not in self.CLOSED or self.can_discard)
 
     @property
     def can_pause(self) -> bool:
@@ -119,7 +121,10 @@ class Task(models.Model):
 
     @property
     def can_discard(self) -> bool:
-        return self.status not in (*self.CLOSED, self.Status.RUNNING)
+        if self.status == self.Status.CANCELLED:
+            # Terminating keeps the worktree and branch; discarding removes them.
+            return bool(self.worktree_path) and Path(self.worktree_path).is_dir()
+        return self.status not in (self.Status.MERGED, self.Status.RUNNING)
 
     @property
     def status_text(self) -> str:

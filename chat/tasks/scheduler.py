@@ -193,3 +193,14 @@ def get_scheduler() -> TaskScheduler:
         _schedulers[loop] = scheduler
         scheduler.kick()
     return scheduler
+
+
+def start_when_served() -> None:
+    """Start the tasks a stopped server left queued as soon as Daphne serves, not on the first request.
+
+    Daphne sends no ASGI lifespan events. Its Twisted reactor runs on the asyncio loop that serves
+    the requests; a reactor that never runs (any other server, the tests) starts nothing here."""
+    from twisted.internet import reactor
+
+    # Startup triggers fire before the loop runs; callLater(0) runs on it.
+    reactor.callWhenRunning(lambda: reactor.callLater(0, get_scheduler))

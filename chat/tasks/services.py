@@ -112,26 +112,39 @@ def _board_html(note: str | None) -> str:
     return render_to_string("tasks/board.html#board", {**board_context(note), "oob": True})
 
 
+def task_group(task_id: int) -> str:
+    """The group of one task's page: every page has the same ``#task-head``, so only its own task's may reach it."""
+    return f"tasks-{int(task_id)}"
+
+
 def _task_html(task_id: int) -> str:
     task = Task.objects.select_related("conflict_with").get(pk=task_id)
     return render_to_string("tasks/detail.html#task-head", {"task": task, "oob": True})
 
 
-async def _send(html: str) -> None:
+def _task_page_html(task_id: int) -> str:
+    """The task's head and its whole log: what a page that (re)connects may have missed."""
+    task = Task.objects.select_related("conflict_with").get(pk=task_id)
+    context = {"task": task, "turns": log_context(task), "oob": True}
+    return render_to_string("tasks/detail.html#task-head", context) + render_to_string("tasks/detail.html#log", context)
+
+
+async def _send(group: str, html: str) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(BOARD_GROUP, {"type": "tasks.fragment", "html": html})
+        await layer.group_send(group, {"type": "tasks.fragment", "html": html})
 
 
 async def broadcast_board(*, note: str | None = None) -> None:
     note = _current_note() if note is None else note
-    await _send(await sync_to_async(_board_html)(note))
+    await _send(BOARD_GROUP, await sync_to_async(_board_html)(note))
 
 
 async def broadcast_task(task_id: int) -> None:
     note = _current_note()
-    html = await sync_to_async(lambda: _task_html(task_id) + _board_html(note))()
-    await _send(html)
+    head, board = await sync_to_async(lambda: (_task_html(task_id), _board_html(note)))()
+    await _send(task_group(task_id), head)
+    await _send(BOARD_GROUP, board)
 
 
 # ---------------------------------------------------------------------------------------
