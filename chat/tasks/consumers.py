@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from .. import fragments
-from . import services
+from . import board
 from .models import Task
 from .scheduler import get_scheduler
 
@@ -39,9 +39,9 @@ class TasksConsumer(AsyncWebsocketConsumer):
                 return
         get_scheduler()  # starts queued tasks after a restart
         if task is None:
-            groups = [services.BOARD_GROUP]
+            groups = [board.BOARD_GROUP]
         else:
-            groups = [services.task_group(task.pk)] + ([fragments.group_name(task.session_id)] if task.session_id else [])
+            groups = [board.task_group(task.pk)] + ([fragments.group_name(task.session_id)] if task.session_id else [])
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
@@ -50,9 +50,9 @@ class TasksConsumer(AsyncWebsocketConsumer):
         # The page may have missed fragments (a run that started before it connected, a
         # reconnect): send the current state whole.
         if task is not None:
-            await self.send(text_data=await database_sync_to_async(services._task_page_html)(task.pk))
+            await self.send(text_data=await database_sync_to_async(board.task_page_html)(task.pk))
         else:
-            await self.send(text_data=await database_sync_to_async(services._board_html)(None))
+            await self.send(text_data=await database_sync_to_async(board.board_html)(None))
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):

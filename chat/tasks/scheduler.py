@@ -128,11 +128,11 @@ class TaskScheduler:
         return await self._has_queued_sync()
 
     async def _set_note(self, note: str) -> None:
-        from . import services
+        from . import board  # board reads the schedulers: imported here, not at the top
 
         if note != self.note:
             self.note = note
-            await services.broadcast_board(note=note)
+            await board.broadcast_board(note=note)
 
     def _retry_in(self, seconds: float) -> None:
         if self._timer is None:

@@ -17,21 +17,19 @@ import sys
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db.models import Sum
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from .. import cli, fragments, turns
 from ..models import Event, Session, Turn
 from . import claims, git
+from .board import broadcast_task
 from .models import Task
 from .scheduler import TaskScheduler, TurnHost, get_scheduler
 
 log = logging.getLogger(__name__)
 
-BOARD_GROUP = "tasks"
 WORKTREES_DIR = ".worktrees"
 BRANCH_PREFIX = "auto-claude/"
 HOOK_MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
@@ -83,68 +81,6 @@ def hook_settings(task: Task) -> str:
 
 # ---------------------------------------------------------------------------------------
 # Broadcasting
-
-
-def board_context(note: str | None = None) -> dict:
-    tasks = list(Task.objects.select_related("conflict_with", "created_by").order_by("-priority", "-created_at")[:300])
-    columns = [
-        ("waiting", "Waiting", [t for t in tasks if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
-        ("running", "Running", [t for t in tasks if t.status == Task.Status.RUNNING]),
-        ("paused", "Paused / needs attention", [t for t in tasks if t.status in (Task.Status.PAUSED, Task.Status.FAILED)]),
-        ("completed", "Completed: review and merge", [t for t in tasks if t.status == Task.Status.COMPLETED]),
-        ("closed", "Merged / cancelled", [t for t in tasks if t.status in Task.CLOSED][:50]),
-    ]
-    return {"columns": columns, "note": _current_note() if note is None else note}
-
-
-def _current_note() -> str:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return ""
-    from .scheduler import _schedulers
-
-    scheduler = _schedulers.get(loop)
-    return scheduler.note if scheduler else ""
-
-
-def _board_html(note: str | None) -> str:
-    return render_to_string("tasks/board.html#board", {**board_context(note), "oob": True})
-
-
-def task_group(task_id: int) -> str:
-    """The group of one task's page: every page has the same ``#task-head``, so only its own task's may reach it."""
-    return f"tasks-{int(task_id)}"
-
-
-def _task_html(task_id: int) -> str:
-    task = Task.objects.select_related("conflict_with").get(pk=task_id)
-    return render_to_string("tasks/detail.html#task-head", {"task": task, "oob": True})
-
-
-def _task_page_html(task_id: int) -> str:
-    """The task's head and its whole log: what a page that (re)connects may have missed."""
-    task = Task.objects.select_related("conflict_with").get(pk=task_id)
-    context = {"task": task, "turns": log_context(task), "oob": True}
-    return render_to_string("tasks/detail.html#task-head", context) + render_to_string("tasks/detail.html#log", context)
-
-
-async def _send(group: str, html: str) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_send(group, {"type": "tasks.fragment", "html": html})
-
-
-async def broadcast_board(*, note: str | None = None) -> None:
-    note = _current_note() if note is None else note
-    await _send(BOARD_GROUP, await sync_to_async(_board_html)(note))
-
-
-async def broadcast_task(task_id: int) -> None:
-    note = _current_note()
-    head, board = await sync_to_async(lambda: (_task_html(task_id), _board_html(note)))()
-    await _send(task_group(task_id), head)
-    await _send(BOARD_GROUP, board)
 
 
 # ---------------------------------------------------------------------------------------
@@ -608,13 +544,6 @@ def recover_tasks() -> int:
         task.save()
         count += 1
     return count
-
-
-def log_context(task: Task, limit: int = 50) -> list[Turn]:
-    if task.session_id is None:
-        return []
-    recent = list(Turn.objects.filter(session_id=task.session_id).order_by("-created_at", "-id")[:limit].prefetch_related("events"))
-    return recent[::-1]
 
 
 def is_root_without_sandbox() -> bool:

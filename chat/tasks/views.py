@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from . import services
+from .board import board_context, log_context
 from .models import Task
 from .scheduler import get_scheduler
 
@@ -41,7 +42,7 @@ def _board_page(request: HttpRequest, note: str, extra: dict) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in Task.Status.values:
         status = ""
-    context = {**services.board_context(note), **_form_context(), **extra, "status_filter": status,
+    context = {**board_context(note), **_form_context(), **extra, "status_filter": status,
                "statuses": Task.Status.choices, "max_tasks": settings.CLAUDE_MAX_TASKS}
     if status:
         context["filtered"] = list(Task.objects.filter(status=status).order_by("-priority", "-created_at")[:300])
@@ -83,7 +84,7 @@ async def detail(request: HttpRequest, task_id: int) -> HttpResponse:
         raise Http404("No such task.") from None
 
     def page() -> HttpResponse:
-        return render(request, "tasks/detail.html", {"task": task, "turns": services.log_context(task), "text": "", "level": ""})
+        return render(request, "tasks/detail.html", {"task": task, "turns": log_context(task), "text": "", "level": ""})
 
     return await sync_to_async(page)()
 
