@@ -169,31 +169,31 @@ class MergeConflict(Exception):
         super().__init__("conflicts in " + ", ".join(files))
 
 
+async def _merge_here(where: str | os.PathLike[str], branch: str, message: str) -> str:
+    """``merge --no-ff`` in a checkout; on conflict abort it (nothing changes) and raise."""
+    done = await run(where, "merge", "--no-ff", "--no-edit", "-m", message, "--", branch, check=False, author=True)
+    if done.code:
+        files = await unmerged(where)
+        await run(where, "merge", "--abort", check=False)
+        if files:
+            raise MergeConflict(files)
+        raise GitError(["merge", branch], done.code, done.out, done.err)
+    return await rev(where, "HEAD")
+
+
 async def merge_into(repo: str | os.PathLike[str], base: str, branch: str, message: str) -> str:
     """Merge ``branch`` into ``base`` with ``--no-ff``; raise MergeConflict (base unchanged) on conflict."""
     where = await worktree_of(repo, base)
     if where is not None:
-        done = await run(where, "merge", "--no-ff", "--no-edit", "-m", message, "--", branch, check=False, author=True)
-        if done.code:
-            files = await unmerged(where)
-            await run(where, "merge", "--abort", check=False)
-            if files:
-                raise MergeConflict(files)
-            raise GitError(["merge", branch], done.code, done.out, done.err)
-        return await rev(where, "HEAD")
+        return await _merge_here(where, branch, message)
+    # The base is checked out nowhere: merge in a throw-away worktree, then move the branch
+    # only if nobody moved it meanwhile.
     old = await rev(repo, base)
     with tempfile.TemporaryDirectory(prefix="task-merge-") as tmp:
         tree = Path(tmp) / "wt"
         await run(repo, "worktree", "add", "--detach", "--", str(tree), old)
         try:
-            done = await run(tree, "merge", "--no-ff", "--no-edit", "-m", message, "--", branch, check=False, author=True)
-            if done.code:
-                files = await unmerged(tree)
-                await run(tree, "merge", "--abort", check=False)
-                if files:
-                    raise MergeConflict(files)
-                raise GitError(["merge", branch], done.code, done.out, done.err)
-            new = await rev(tree, "HEAD")
+            new = await _merge_here(tree, branch, message)
             await run(repo, "update-ref", "-m", message, f"refs/heads/{base}", new, old)
             return new
         finally:
