@@ -33,9 +33,8 @@ def ensure_admin(*, data_dir: Path, login_url: str) -> str:
 
 def startup(*, data_dir: Path, login_url: str) -> str:
     lines = [ensure_admin(data_dir=data_dir, login_url=login_url)]
+    if recovered := recover_interrupted():
+        lines.append(f"Marked {recovered} turn(s) left unfinished by the last run as interrupted.")
     if tasks_recovered := recover_tasks():
         lines.append(f"Marked {tasks_recovered} task(s) left running by the last run as interrupted (press Resume).")
-    recovered = recover_interrupted()
-    if recovered:
-        lines.append(f"Marked {recovered} turn(s) left unfinished by the last run as interrupted.")
     return "\n".join(lines)

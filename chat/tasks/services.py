@@ -22,7 +22,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from .. import cli, fragments, turns
-from ..models import Event, Session, Turn
+from ..models import Session, Turn
 from . import claims, git
 from .board import broadcast_task
 from .models import Task
@@ -525,18 +525,12 @@ async def diff(*, task_id: int) -> str:
 
 
 def recover_tasks() -> int:
-    """After a restart: end leftover CLI process groups of tasks, mark running tasks interrupted."""
+    """After a restart: mark running tasks interrupted, so they can be resumed.
+
+    Their turns and leftover CLI processes are ended by :func:`chat.turns.recover_interrupted`,
+    as every chat's are; start-up runs that first."""
     count = 0
     for task in Task.objects.filter(status=Task.Status.RUNNING):
-        if task.session_id:
-            for turn in Turn.objects.filter(session_id=task.session_id, status__in=Turn.PENDING):
-                if turn.pid and turns._looks_like_cli(turn.pid):
-                    cli.kill_group(turn.pid)
-                Turn.objects.filter(pk=turn.pk).update(
-                    status=Turn.Status.INTERRUPTED, pid=None, finished_at=timezone.now(),
-                    error="The server restarted before this run finished; what came so far is kept.")
-                Event.objects.filter(turn=turn, complete=False).update(complete=True)
-            Session.objects.filter(pk=task.session_id).update(status=Session.Status.IDLE)
         task.status = Task.Status.PAUSED
         task.reason = Task.Reason.INTERRUPTED
         task.finished_at = timezone.now()

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat import cli
+from chat import cli, turns
 from chat.models import Task, Turn
 from chat.tasks import scheduler as scheduler_module
 from chat.tasks import services
@@ -90,6 +90,7 @@ async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes
     await Turn.objects.filter(pk=turn.pk).aupdate(pid=orphan.pid)
     await asyncio.sleep(0.5)
 
+    assert await sync_to_async(turns.recover_interrupted)() >= 1  # what start-up runs first
     assert await sync_to_async(services.recover_tasks)() == 1
     assert await asyncio.to_thread(orphan.wait, 10) is not None
     task = await Task.objects.aget(pk=task.pk)
