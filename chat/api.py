@@ -169,7 +169,7 @@ async def ask(*, user, session_id: object, message: object, project_key: object 
     if turn.status != Turn.Status.DONE:
         raise _failure(turn)
     texts = [e.text async for e in Event.objects.filter(turn=turn, kind=Event.Kind.TEXT).order_by("id")]
-    return Answer(session_id=sid, answer="\n\n".join(texts), worker_id=f"{HOST}:{turn.cli_pid}",
+    return Answer(session_id=sid, answer="\n\n".join(texts), worker_id=f"{HOST}:{turn.pid}",
                   timestamp=turn.finished_at or turn.created_at)
 
 

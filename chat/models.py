@@ -112,10 +112,9 @@ class Turn(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     cost_usd = models.FloatField(default=0.0)
-    # Process group of the running CLI, so a restart can end what a crash left behind.
-    pid = models.IntegerField(null=True, blank=True)
-    # The CLI process that ran the turn, kept after it ends (the HTTP API reports it as workerId).
-    cli_pid = models.IntegerField("CLI process id", null=True, blank=True)
+    # The CLI process that ran the turn (also its process group): a restart ends it if the
+    # turn was still pending, and the API reports it as the worker.
+    pid = models.IntegerField("CLI process id", null=True, blank=True)
 
     objects = TurnQuerySet.as_manager()
 

@@ -173,8 +173,8 @@ async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: Record
     outcome = _Outcome()
 
     def remember_pid(pid: int) -> None:
-        turn.pid = turn.cli_pid = pid
-        Turn.objects.filter(pk=turn.pk).update(pid=pid, cli_pid=pid)
+        turn.pid = pid
+        Turn.objects.filter(pk=turn.pk).update(pid=pid)
 
     events = cli.run_turn(spec, on_spawn=sync_to_async(remember_pid))
     try:
@@ -263,7 +263,7 @@ async def execute_turn(*, turn_id: int, runner: Runner, options: TurnOptions | N
             stats = {"duration_ms": result.duration_ms or elapsed_ms(), "input_tokens": result.input_tokens,
                      "output_tokens": result.output_tokens, "cost_usd": result.cost_usd}
         await recorder.status(Turn.Status.ERROR if error else Turn.Status.DONE, error=error or "",
-                              finished_at=timezone.now(), pid=None, **stats)
+                              finished_at=timezone.now(), **stats)
     except TimeoutError:
         await _finish_early(recorder, session, Turn.Status.TIMEOUT, elapsed_ms(),
                             f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
@@ -284,14 +284,14 @@ async def execute_turn(*, turn_id: int, runner: Runner, options: TurnOptions | N
             f"The working directory {exc} of this chat does not exist. Create it or set CLAUDE_WORKDIR."))
     except Exception as exc:
         log.exception("turn %s failed", turn_id)
-        await recorder.status(Turn.Status.ERROR, finished_at=timezone.now(), pid=None,
+        await recorder.status(Turn.Status.ERROR, finished_at=timezone.now(),
                               error=f"The server failed while running this turn ({type(exc).__name__}). Send the message again; if it repeats, tell an admin.")
 
 
 async def _finish_early(recorder: Recorder, session: Session, status: str, elapsed: int, error: str) -> None:
     await recorder.end_text()
     await _mark_created(session)
-    await recorder.status(status, error=error, finished_at=timezone.now(), duration_ms=elapsed, pid=None)
+    await recorder.status(status, error=error, finished_at=timezone.now(), duration_ms=elapsed)
 
 
 @sync_to_async
@@ -327,7 +327,6 @@ def recover_interrupted() -> int:
         turn.status = Turn.Status.INTERRUPTED
         turn.error = "The server restarted before this turn finished; what came so far is kept. Send the message again to continue."
         turn.finished_at = timezone.now()
-        turn.pid = None
         turn.save()
         Event.objects.filter(turn=turn, complete=False).update(complete=True)
         count += 1
