@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import sessions, sharing, turns
-from .models import ApiToken, Event, Session, ShareLink, Task, Turn
+from .models import ApiToken, Event, Session, ShareLink, Turn
+from .services import chats, sharing, turns
+from .services.archive import ArchiveError, archive_session
 
 
 def _by_uuid(queryset: QuerySet, search_term: str, field: str) -> QuerySet | None:
@@ -130,9 +131,6 @@ class SessionAdmin(admin.ModelAdmin):
     # -- actions --------------------------------------------------------------------------
     @admin.action(description="Archive now (move the transcript to the archive; the chat turns read-only)")
     def archive_now(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
-        # The archive feature is its own module; only this action needs it.
-        from .archive import ArchiveError, archive_session
-
         archived = 0
         for session in queryset:
             try:
@@ -178,8 +176,8 @@ class SessionAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Session) -> None:
         try:
-            sessions.delete_session(session=obj)
-        except sessions.ChatError as exc:
+            chats.delete_session(session=obj)
+        except chats.ChatError as exc:
             self.message_user(request, str(exc), messages.ERROR)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
@@ -278,10 +276,3 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are made by their owner on the Settings page or with api_token
-
-
-@admin.register(Task)
-class TaskAdmin(ReadOnlyAdmin):
-    list_display = ["id", "title", "status", "priority", "created_by", "branch", "tokens", "cost_usd", "created_at"]
-    list_filter = ["status", "skip_permissions"]
-    search_fields = ["title", "prompt", "created_by__username"]

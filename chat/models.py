@@ -196,4 +196,3 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"API token of {self.user}"
-from .tasks.models import *  # noqa: E402,F403

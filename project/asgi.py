@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels."""
+"""ASGI entry point: HTTP through Django, websockets through Channels; the runtime starts with the server."""
 
 import os
 
@@ -12,8 +12,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from chat.routing import websocket_urlpatterns  # noqa: E402
-from chat.tasks.scheduler import start_when_served  # noqa: E402
+from project.routing import websocket_urlpatterns  # noqa: E402
+from project.runtime import start_with_daphne  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -21,4 +21,4 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
-start_when_served()
+start_with_daphne()

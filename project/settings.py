@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -112,6 +113,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "channels",
     "chat",
+    "tasks",
 ]
 
 MIDDLEWARE = [
@@ -139,7 +141,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "chat.context_processors.app",
+                "chat.web.context_processors.app",
             ],
         },
     },
@@ -157,7 +159,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "transaction_mode": "IMMEDIATE"}
     )
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("APP_TEST_DB") or None
+    # Tests use a file too (not SQLite's shared in-memory database, whose table locks ignore the
+    # busy timeout): turns write from the runtime's own threads while requests read.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = (
+        os.environ.get("APP_TEST_DB") or str(Path(tempfile.gettempdir()) / f"claude-chat-test-{os.getpid()}.sqlite3"))
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:

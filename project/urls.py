@@ -4,9 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", include("chat.tasks.api_urls")),
-    path("api/", include("chat.api_urls")),
-    path("tasks/", include("chat.tasks.urls")),
-    path("", include("chat.team_urls")),
-    path("", include("chat.urls")),
+    path("api/", include("api.urls")),
+    path("tasks/", include("tasks.web.urls")),
+    path("", include("chat.web.urls")),
 ]

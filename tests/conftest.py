@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from chat.stub_api import StubServer
+import runtime
+from devtools.stub_api import StubServer
+from project import runtime as composition
+from tests.factories import make_user
+from tests.task_helpers import init_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAUDE = ROOT / "node_modules" / ".bin" / "claude"
@@ -32,7 +36,7 @@ class ClaudeEnv:
     env: dict[str, str]
 
     def transcript(self, session_id: object, cwd: Path | None = None) -> Path:
-        from chat.cli import transcript_path
+        from drivers.claude import transcript_path
 
         return transcript_path(self.config_dir, cwd or self.workdir, str(session_id))
 
@@ -70,6 +74,45 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
                      api_url=stub_api.url, env=env)
 
 
+@pytest.fixture
+async def rt(request):
+    """The server's runtime (process pool, turn queues, task scheduler) on this test's event loop,
+    built as the server builds it; every turn and task of the test runs through it. Its limits
+    come from the settings, or from ``@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)``."""
+    built = await composition.start(recover_first=False, **getattr(request, "param", {}))
+    yield built
+    await composition.stop(built)
+
+
+# ---------------------------------------------------------------------------------------
+# Tasks: a real git repository as the default project
+
+
+@pytest.fixture
+def repo(claude_env, settings, tmp_path, monkeypatch) -> Path:
+    """CLAUDE_WORKDIR as a git repository on branch main; tasks may also run shell commands."""
+    init_repo(claude_env.workdir)
+    settings.CLAUDE_TASK_STATE_DIR = tmp_path / "task-state"
+    settings.CLAUDE_PROJECTS = {"default": claude_env.workdir}
+    settings.CLAUDE_TASK_ALLOWED_TOOLS = ["Read", "Write", "Edit", "Bash"]
+    settings.CLAUDE_MAX_TOKENS_PER_MINUTE = 0
+    # The test machine runs as root: the CLI refuses skip-permissions there without this.
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    return claude_env.workdir
+
+
+@pytest.fixture
+async def scheduler(repo, rt) -> runtime.TaskScheduler:
+    return rt.tasks
+
+
+@pytest.fixture
+async def user(db):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(make_user)()
+
+
 # ---------------------------------------------------------------------------------------
 # The real server, for browser tests
 
@@ -105,18 +148,6 @@ class LiveApp:
         self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
 
 
-def _init_git_repo(path: Path) -> None:
-    """A repository on branch main with one commit: tasks branch their worktrees off it."""
-    import subprocess
-
-    path.mkdir()
-    for args in (["init", "-q", "-b", "main"], ["config", "user.name", "Live App"], ["config", "user.email", "live-app@example.com"]):
-        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
-    (path / "README.md").write_text("# Work folder of the live app\n")
-    for args in (["add", "README.md"], ["commit", "-q", "-m", "Initial commit"]):
-        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="session")
 def live_app(stub_api, tmp_path_factory):
     """The app served by Daphne in a subprocess, as the run command serves it, with its own
@@ -130,7 +161,7 @@ def live_app(stub_api, tmp_path_factory):
     if not os.access(CLAUDE, os.X_OK):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     data = tmp_path_factory.mktemp("live-app")
-    _init_git_repo(data / "work")
+    init_repo(data / "work")
     (data / "staticfiles").mkdir()
     port = _free_port()
     env = {

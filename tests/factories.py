@@ -8,8 +8,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from chat import turns
 from chat.models import Session
+from chat.services import chats
 
 _seq = itertools.count(1)
 PASSWORD = "correct horse battery staple"
@@ -25,7 +25,7 @@ def make_user(*, username: str | None = None, password: str = PASSWORD, is_staff
 
 
 def make_session(*, owner, title: str = "", workdir: Path | None = None, session_id=None) -> Session:
-    return turns.create_session(owner=owner, title=title, workdir=workdir, session_id=session_id)
+    return chats.create_session(owner=owner, title=title, workdir=workdir, session_id=session_id)
 
 
 def logged_in_client(*, user) -> Client:

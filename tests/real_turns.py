@@ -7,16 +7,16 @@ from datetime import timedelta
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from chat import turns
+import runtime
 from chat.models import Event, Session, Turn
-from chat.runner import get_runner
+from chat.services import turns
 from tests.factories import make_session
 
 
 async def say(*, session: Session, user, text: str) -> Turn:
     """Send a message through the real runner and CLI, and wait until it has finished."""
-    turn = await turns.submit_message(session_id=session.id, user=user, text=text)
-    await get_runner().idle()
+    turn = (await turns.submit_message(session_id=session.id, user=user, text=text)).turn
+    await runtime.current().turns.idle()
     turn = await Turn.objects.aget(pk=turn.pk)
     assert turn.status == Turn.Status.DONE, turn.error
     return turn

@@ -1,17 +1,10 @@
-"""Tags of the chat list, the older-turns button and shared pages."""
+"""Tags of shared pages."""
 
 from django import template
 
-from chat import sessions, sharing
-from chat.models import Turn
+from chat.live.redaction import hide_paths
 
 register = template.Library()
-
-
-@register.filter
-def has_older_turns(turn: object) -> bool:
-    # An empty list's ".0" arrives as "": no turn, so nothing older.
-    return isinstance(turn, Turn) and sessions.has_older_turns(turn)
 
 
 @register.simple_tag(takes_context=True)
@@ -21,4 +14,4 @@ def show(context: template.Context, value: object) -> object:
     root = context.get("redact")
     if not root or not isinstance(value, str):
         return value
-    return sharing.hide_paths(value, root=root)
+    return hide_paths(value, root=root)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from chat.tokens import regenerate_token, token_for
+from chat.services.tokens import regenerate_token, token_for
 
 
 class Command(BaseCommand):

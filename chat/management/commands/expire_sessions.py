@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from chat.archive import ExpireReport, expire_sessions
+from chat.services.archive import ExpireReport, expire_sessions
 
 
 def hours(value: str) -> float:

@@ -1,0 +1,54 @@
+"""The one place that sends live fragments to the pages that watch (through the channel layer).
+
+Every page's websocket consumer joins groups and forwards ``live.fragment`` messages as they
+come; services call the functions here after they saved a change.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from ..models import Event, Session, Turn
+from . import fragments
+
+MESSAGE_TYPE = "live.fragment"
+
+
+def chat_group(session_id: uuid.UUID | str) -> str:
+    return f"chat-{session_id}"
+
+
+async def send(group: str, html: str) -> None:
+    """Send ``html`` to every socket in ``group``."""
+    layer = get_channel_layer()
+    if layer is not None and html:
+        await layer.group_send(group, {"type": MESSAGE_TYPE, "html": html})
+
+
+async def to_chat(session_id: uuid.UUID | str, html: str) -> None:
+    await send(chat_group(session_id), html)
+
+
+async def turn_added(turn: Turn, session: Session) -> None:
+    html = await sync_to_async(lambda: fragments.turn_appended(turn) + fragments.session_state(session))()
+    await to_chat(session.pk, html)
+
+
+async def turn_changed(turn: Turn, session: Session) -> None:
+    html = await sync_to_async(lambda: fragments.turn_status(turn) + fragments.session_state(session))()
+    await to_chat(session.pk, html)
+
+
+async def event_added(event: Event, session_id: uuid.UUID | str) -> None:
+    await to_chat(session_id, await sync_to_async(fragments.event_appended)(event))
+
+
+async def event_changed(event: Event, session_id: uuid.UUID | str) -> None:
+    await to_chat(session_id, await sync_to_async(fragments.event_replaced)(event))
+
+
+async def session_changed(session: Session) -> None:
+    await to_chat(session.pk, await sync_to_async(fragments.session_state)(session))

@@ -1,0 +1,87 @@
+"""The read side of chats: a person's list and its search, and a chat's turns in pages.
+
+Views, the websocket and fragments read through these; nothing here writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Substr
+
+from .models import Event, Session, SessionQuerySet, ShareLink, Turn
+
+# A chat page shows this many of the latest turns; older ones load on demand.
+RECENT_TURNS = 50
+PREVIEW_CHARS = 300
+
+
+# ---------------------------------------------------------------------------------------
+# The list
+
+
+def chat_list(*, user: AbstractBaseUser | AnonymousUser, query: str = "") -> SessionQuerySet:
+    """The person's chats, newest activity first, with what a row of the list shows."""
+    latest_turn = Turn.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-id")
+    latest_text = Event.objects.filter(turn=OuterRef("last_turn_id"), kind=Event.Kind.TEXT).order_by("-id")
+    chats = (
+        Session.objects.owned_by(user)
+        .annotate(
+            last_turn_id=Subquery(latest_turn.values("id")[:1]),
+            last_prompt=Subquery(latest_turn.annotate(cut=Substr("prompt", 1, PREVIEW_CHARS)).values("cut")[:1]),
+            shared=Exists(ShareLink.objects.live().filter(session=OuterRef("pk"))),
+        )
+        .annotate(last_text=Subquery(latest_text.annotate(cut=Substr("text", 1, PREVIEW_CHARS)).values("cut")[:1]))
+        .order_by("-last_activity_at", "-created_at")
+    )
+    return search(chats, query=query)
+
+
+def search(chats: SessionQuerySet, *, query: str) -> SessionQuerySet:
+    """Chats whose title, prompts or assistant text contain every word of the query."""
+    for word in query.split():
+        in_prompts = Turn.objects.filter(session=OuterRef("pk"), prompt__icontains=word)
+        in_answers = Event.objects.filter(turn__session=OuterRef("pk"), kind=Event.Kind.TEXT, text__icontains=word)
+        chats = chats.filter(Q(title__icontains=word) | Exists(in_prompts) | Exists(in_answers))
+    return chats
+
+
+# ---------------------------------------------------------------------------------------
+# Turns of one chat, latest first in pages
+
+
+@dataclass(frozen=True)
+class TurnPage:
+    """Turns oldest first, and whether there are older ones to load."""
+
+    turns: list[Turn]
+    has_older: bool
+
+    @property
+    def first(self) -> Turn | None:
+        return self.turns[0] if self.turns else None
+
+
+def _before(turn: Turn) -> Q:
+    return Q(created_at__lt=turn.created_at) | Q(created_at=turn.created_at, id__lt=turn.id)
+
+
+def latest_turns(*, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS) -> TurnPage:
+    """Up to ``limit`` turns (before ``before`` if given), oldest first, with their events."""
+    turns: QuerySet[Turn] = Turn.objects.filter(session=session)
+    if before is not None:
+        turns = turns.filter(_before(before))
+    # One more than shown tells whether older ones exist, without a second query.
+    recent = list(turns.order_by("-created_at", "-id").select_related("author").prefetch_related("events")[:limit + 1])
+    shown = recent[:limit][::-1]
+    return TurnPage(turns=shown, has_older=len(recent) > limit)
+
+
+def turn_of(*, session: Session, turn_id: int) -> Turn | None:
+    return Turn.objects.filter(pk=turn_id, session=session).first()
+
+
+def has_pending_turn(*, session: Session) -> bool:
+    return Turn.objects.filter(session=session).pending().exists()

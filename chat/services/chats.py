@@ -1,0 +1,95 @@
+"""Services for a person's chats as a whole: create, rename, delete (with the CLI's files).
+
+The admin uses the same functions, so a chat deleted anywhere loses its CLI files too.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from drivers import claude
+
+from ..models import TITLE_LENGTH, Session, Turn
+
+log = logging.getLogger(__name__)
+
+
+class ChatError(Exception):
+    """A request about a chat that cannot be done; the text says why and what to do."""
+
+
+def create_session(*, owner: AbstractBaseUser | None, title: str = "", workdir: Path | None = None,
+                   session_id: uuid.UUID | None = None) -> Session:
+    """A new chat with its working directory and the transcript path the CLI will use."""
+    workdir = Path(workdir or settings.CLAUDE_WORKDIR)
+    workdir.mkdir(parents=True, exist_ok=True)
+    session = Session(owner=owner, title=title[:TITLE_LENGTH], workdir=str(workdir))
+    if session_id is not None:
+        session.id = session_id
+    session.transcript_path = str(claude.transcript_path(settings.CLAUDE_CONFIG_DIR, workdir, str(session.id)))
+    session.save(force_insert=True)
+    return session
+
+
+def clean_title(title: str | None) -> str:
+    text = " ".join(str(title or "").split())
+    if not text:
+        raise ChatError("Type a title first.")
+    if len(text) > TITLE_LENGTH:
+        raise ChatError(f"The title is {len(text)} characters long; the limit is {TITLE_LENGTH}. Shorten it.")
+    return text
+
+
+def rename_session(*, session: Session, title: str | None) -> Session:
+    session.title = clean_title(title)
+    session.save(update_fields=["title"])
+    return session
+
+
+def cli_files(session: Session) -> list[Path]:
+    """The files the CLI and the archive keep for this chat, whether they exist or not."""
+    sid = str(session.id)
+    transcript = (Path(session.transcript_path) if session.transcript_path
+                  else claude.transcript_path(settings.CLAUDE_CONFIG_DIR, session.workdir, sid))
+    # The CLI keeps subagent transcripts and large tool results in a folder named like the session.
+    paths = [transcript, transcript.with_suffix("")]
+    if session.archive_path:
+        paths.append(Path(session.archive_path))
+    # Only files named after this chat's UUID: a damaged row must not point the delete elsewhere.
+    return [path for path in paths if path.name.lower().startswith(sid)]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def delete_session(*, session: Session) -> None:
+    """Delete a chat with its messages, share links and CLI transcript.
+
+    Refused while a turn is pending: the CLI would write the transcript again. If a file
+    cannot be removed, nothing is deleted.
+    """
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.pk)
+        if Turn.objects.filter(session=locked).pending().exists():
+            raise ChatError(f"“{locked.display_title}” has a message running or queued. Stop it and wait "
+                            "for queued messages to finish, then delete the chat.")
+        files = cli_files(locked)
+        locked.delete()
+        for path in files:
+            try:
+                _remove(path)
+            except OSError as exc:
+                log.error("could not remove %s of chat %s: %s", path, session.pk, exc)
+                raise ChatError(f"“{locked.display_title}” was not deleted: the server could not remove its "
+                                f"Claude Code transcript ({exc.strerror or exc}). Tell an admin.") from exc

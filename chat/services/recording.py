@@ -1,0 +1,142 @@
+"""Saving what a turn produces as it streams, and telling the pages that watch.
+
+Every change is saved first and then sent (through :mod:`chat.live.notify`), so a reload or a
+reconnect shows the same as the live page. Streaming text is saved in batches.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from ..live import notify
+from ..models import Event, Session, Turn
+
+# Streaming text is saved and resent whole at most this often: a reload or a reconnect
+# then shows the answer so far, without a database write per token.
+FLUSH_SECONDS = 0.2
+
+
+def _session_status(session_id: uuid.UUID) -> str:
+    statuses = set(Turn.objects.filter(session_id=session_id, status__in=Turn.PENDING).values_list("status", flat=True))
+    if statuses & {Turn.Status.RUNNING, Turn.Status.WAITING}:
+        return Session.Status.RUNNING
+    if Turn.Status.QUEUED in statuses:
+        return Session.Status.QUEUED
+    return Session.Status.IDLE
+
+
+def refresh_session_status(session_id: uuid.UUID) -> Session:
+    """Derive the chat's status from its pending turns (and note the activity)."""
+    session = Session.objects.get(pk=session_id)
+    if not session.is_archived:
+        session.status = _session_status(session_id)
+    session.last_activity_at = timezone.now()
+    session.save(update_fields=["status", "last_activity_at"])
+    return session
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the CLI reported for a finished turn."""
+
+    duration_ms: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class Recorder:
+    """Saves and sends what one turn produces; assistant text is flushed in batches."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.session_id: uuid.UUID = turn.session_id
+        self.streaming: Event | None = None
+        self.last_flush = 0.0
+
+    # -- the turn's status ------------------------------------------------------------
+    async def waiting(self) -> None:
+        await self._set(status=Turn.Status.WAITING)
+
+    async def running(self) -> None:
+        await self._set(status=Turn.Status.RUNNING, started_at=timezone.now())
+
+    async def finish(self, status: str, *, error: str = "", duration_ms: int | None = None,
+                     usage: Usage | None = None) -> None:
+        """The turn's end: its final status, why it failed (if it did) and what it cost."""
+        await self.end_text()
+        fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
+        if usage is not None:
+            fields.update(duration_ms=usage.duration_ms or duration_ms, input_tokens=usage.input_tokens,
+                          output_tokens=usage.output_tokens, cost_usd=usage.cost_usd)
+        elif duration_ms is not None:
+            fields["duration_ms"] = duration_ms
+        await self._set(**fields)
+
+    async def _set(self, *, status: str, error: str | None = None, started_at: datetime | None = None,
+                   finished_at: datetime | None = None, duration_ms: int | None = None, input_tokens: int | None = None,
+                   output_tokens: int | None = None, cost_usd: float | None = None) -> None:
+        turn = self.turn
+        turn.status = status
+        changes = {"status": status, "error": error, "started_at": started_at, "finished_at": finished_at,
+                   "duration_ms": duration_ms, "input_tokens": input_tokens, "output_tokens": output_tokens,
+                   "cost_usd": cost_usd}
+        for name, value in changes.items():
+            if value is not None:
+                setattr(turn, name, value)
+        session = await sync_to_async(self._save)(turn)
+        await notify.turn_changed(turn, session)
+
+    @staticmethod
+    def _save(turn: Turn) -> Session:
+        turn.save()
+        return refresh_session_status(turn.session_id)
+
+    # -- what streams -----------------------------------------------------------------
+    async def add(self, *, kind: str, name: str = "", text: str = "", data: dict[str, Any] | None = None,
+                  is_error: bool = False) -> None:
+        await self.end_text()
+        event = await Event.objects.acreate(turn=self.turn, kind=kind, name=name, text=text, data=data or {},
+                                            is_error=is_error)
+        await notify.event_added(event, self.session_id)
+
+    async def delta(self, text: str) -> None:
+        if self.streaming is None:
+            self.streaming = await Event.objects.acreate(turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False)
+            self.last_flush = time.monotonic()
+            await notify.event_added(self.streaming, self.session_id)
+            return
+        self.streaming.text += text
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        event = self.streaming
+        assert event is not None
+        self.last_flush = time.monotonic()
+        await event.asave(update_fields=["text", "complete"])
+        await notify.event_changed(event, self.session_id)
+
+    async def text(self, text: str) -> None:
+        """A complete text block: it ends the streaming one, or stands alone."""
+        if self.streaming is not None:
+            self.streaming.text = text
+            self.streaming.complete = True
+            await self._flush()
+            self.streaming = None
+        else:
+            await self.add(kind=Event.Kind.TEXT, text=text)
+
+    async def end_text(self) -> None:
+        """Keep partial text when a turn ends mid-stream (stop, timeout, crash)."""
+        if self.streaming is not None:
+            self.streaming.complete = True
+            await self._flush()
+            self.streaming = None

@@ -1,0 +1,28 @@
+"""After a restart: no CLI process of the last run is left, and no turn stays "running" forever."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from drivers import claude
+
+from ..models import Event, Session, Turn
+
+INTERRUPTED_BY_RESTART = ("The server restarted before this turn finished; what came so far is kept. "
+                          "Send the message again to continue.")
+
+
+def recover_interrupted() -> int:
+    """End leftover CLI process groups of unfinished turns and mark those turns interrupted."""
+    count = 0
+    for turn in Turn.objects.pending():
+        if turn.pid and claude.is_process_of(turn.pid, started=None, command=b"claude"):
+            claude.kill_group(turn.pid)
+        turn.status = Turn.Status.INTERRUPTED
+        turn.error = INTERRUPTED_BY_RESTART
+        turn.finished_at = timezone.now()
+        turn.save()
+        Event.objects.filter(turn=turn, complete=False).update(complete=True)
+        count += 1
+    Session.objects.filter(status__in=[Session.Status.RUNNING, Session.Status.QUEUED]).update(status=Session.Status.IDLE)
+    return count

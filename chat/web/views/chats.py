@@ -1,0 +1,129 @@
+"""A person's chats: the list, one chat's page, older turns, rename, delete, stop."""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from chat import selectors
+from chat.live import notify
+from chat.models import Session
+from chat.services import chats, turns
+
+from .types import HtmxHttpRequest
+
+PER_PAGE = 25
+PAGE = "chat/session.html"
+
+
+@login_required
+def index(request: HtmxHttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    page = Paginator(selectors.chat_list(user=request.user, query=query), PER_PAGE).get_page(request.GET.get("page"))
+    # The search box asks for the list alone, as the person types.
+    template = "chat/index.html#chat-list" if request.htmx.target == "chat-list" else "chat/index.html"
+    return render(request, template, {"page": page, "query": query})
+
+
+@login_required
+@require_POST
+def new_chat(request: HtmxHttpRequest) -> HttpResponse:
+    session = chats.create_session(owner=request.user)
+    return redirect(session)
+
+
+def own_session(request: HtmxHttpRequest, session_id: uuid.UUID) -> Session:
+    return get_object_or_404(Session, pk=session_id, owner=request.user)
+
+
+@login_required
+def session_page(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = own_session(request, session_id)
+    page = selectors.latest_turns(session=session)
+    return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older})
+
+
+def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str = "", redact: str = "") -> HttpResponse:
+    """The turns before ``?before=<turn id>``, with a button for the ones before those."""
+    before = request.GET.get("before", "")
+    anchor = selectors.turn_of(session=session, turn_id=int(before)) if before.isdigit() else None
+    if anchor is None:
+        raise Http404("no such turn")
+    page = selectors.latest_turns(session=session, before=anchor)
+    return render(request, f"{PAGE}#older-turns", {
+        "session": session, "turns": page.turns, "before": page.first, "has_older": page.has_older,
+        "share_token": share_token, "redact": redact,
+    })
+
+
+@login_required
+def older(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+    return older_turns(request, session=own_session(request, session_id))
+
+
+def _back(request: HtmxHttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+@login_required
+@require_POST
+def rename(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = own_session(request, session_id)
+    error = ""
+    try:
+        chats.rename_session(session=session, title=request.POST.get("title"))
+    except chats.ChatError as exc:
+        error = str(exc)
+    else:
+        # Other open tabs of this chat show the new title too.
+        async_to_sync(notify.session_changed)(session)
+    if request.htmx.target == f"chat-{session.id}":
+        row = selectors.chat_list(user=request.user).get(pk=session.pk)
+        return render(request, "chat/index.html#chat-row", {"s": row, "rename_error": error, "next": _back(request, reverse("chat:index"))})
+    if request.htmx:
+        form = render_to_string(f"{PAGE}#rename-form", {"session": session, "rename_error": error}, request)
+        return HttpResponse(form + render_to_string(f"{PAGE}#session-title", {"session": session, "oob": True}))
+    if error:
+        messages.error(request, error)
+    return redirect(_back(request, session.get_absolute_url()))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+    """GET asks first; POST deletes the chat and its Claude Code transcript."""
+    session = own_session(request, session_id)
+    if request.method == "POST":
+        title = session.display_title
+        try:
+            chats.delete_session(session=session)
+        except chats.ChatError as exc:
+            messages.error(request, str(exc))
+            return redirect("chat:delete", session_id=session.id)
+        messages.success(request, f"Deleted “{title}”.")
+        return redirect("chat:index")
+    return render(request, "chat/delete.html", {"session": session, "busy": selectors.has_pending_turn(session=session)})
+
+
+@login_required
+@require_POST
+def stop(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = own_session(request, session_id)
+    if not async_to_sync(turns.stop_turn)(session_id=session.id):
+        messages.info(request, "Nothing is running in this chat.")
+    return redirect(session)
+
+

@@ -1,0 +1,170 @@
+"""Ending a CLI process and everything it started.
+
+The CLI runs in its own process group, but its Bash tool starts commands in sessions of their
+own (``setsid``), so a group kill alone misses them: the tree is found through ``/proc``.
+No Django imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# ---------------------------------------------------------------------------------------
+# Process handling
+
+EXIT_POLL_SECONDS = 0.05
+PIPES_CLOSE_SECONDS = 1.0
+
+_live_groups: set[int] = set()
+
+
+@dataclass(frozen=True)
+class _Proc:
+    pid: int
+    pgid: int
+    started: int  # clock ticks after boot: tells a process from a later one with the same pid
+
+
+def _stat(pid: int) -> tuple[int, int, int, bool] | None:
+    """(ppid, pgid, starttime, running) of a process from /proc, or None if there is none."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+        # The command name in parentheses may itself hold spaces and parentheses.
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        return int(fields[1]), int(fields[2]), int(fields[19]), fields[0] not in (b"Z", b"X")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks after boot (None if it does not run): with the pid,
+    it tells a process from a later one that was given the same pid."""
+    stat = _stat(pid)
+    return stat[2] if stat is not None and stat[3] else None
+
+
+def is_process_of(pid: int, *, started: int | None, command: bytes) -> bool:
+    """Whether ``pid`` is still the process recorded earlier: the same start time if one was
+    recorded, and ``command`` in its command line (both read from /proc)."""
+    now = process_start_time(pid)
+    if now is None or (started is not None and now != started):
+        return False
+    try:
+        return command in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _descendants(root: int) -> list[_Proc]:
+    """Every living process below ``root``, found through /proc (empty where there is no /proc)."""
+    children: dict[int, list[_Proc]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        stat = _stat(int(name))
+        if stat is not None and stat[3]:
+            children.setdefault(stat[0], []).append(_Proc(int(name), stat[1], stat[2]))
+    found: list[_Proc] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child.pid)
+    return found
+
+
+def _signal_procs(procs: Sequence[_Proc], sig: int) -> None:
+    # Check each one is still the process seen before: its pid may have been reused since.
+    same = [proc for proc in procs if (stat := _stat(proc.pid)) is not None and stat[2] == proc.started]
+    for proc in same:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if proc.pgid == proc.pid:
+                os.killpg(proc.pid, sig)
+            else:
+                os.kill(proc.pid, sig)
+
+
+def _tree_of_leader(pgid: int) -> list[_Proc]:
+    """The processes started by the leader of group ``pgid``, if that leader is alive."""
+    stat = _stat(pgid)
+    # Only a group leader with this id: a pid reused by an unrelated process must not be swept.
+    if stat is None or not stat[3] or stat[1] != pgid:
+        return []
+    return _descendants(pgid)
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    """Signal a whole process group, and the processes its leader started in groups or sessions
+    of their own (the CLI runs Bash tools with setsid); False if the group is already gone."""
+    tree = _tree_of_leader(pgid)
+    try:
+        os.killpg(pgid, sig)
+        gone = False
+    except (ProcessLookupError, PermissionError):
+        gone = True
+    _signal_procs(tree, sig)
+    return not gone
+
+
+@atexit.register
+def _kill_all_groups() -> None:
+    # The CLI runs in its own session, so it would not die with this process: end it here.
+    for pgid in list(_live_groups):
+        kill_group(pgid)
+
+
+def track(pgid: int) -> None:
+    """Remember a running CLI group, so that it is ended if this process exits first."""
+    _live_groups.add(pgid)
+
+
+def untrack(pgid: int) -> None:
+    _live_groups.discard(pgid)
+
+
+def live_groups() -> frozenset[int]:
+    return frozenset(_live_groups)
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Return once the CLI itself has exited."""
+    # Not proc.wait(): that also waits for stdout and stderr to close, which never happens while
+    # a process the CLI left behind still holds them; asyncio offers no other exit signal.
+    while proc.returncode is None:  # noqa: ASYNC110
+        await asyncio.sleep(EXIT_POLL_SECONDS)
+
+
+async def kill_leftovers(proc: asyncio.subprocess.Process) -> None:
+    """Once the CLI exits, end what it left in its group, so that its pipes close and the turn ends."""
+    await _exited(proc)
+    kill_group(proc.pid, signal.SIGKILL)
+
+
+async def end_process(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """TERM the group and the CLI's tools, then KILL what is left after ``grace`` seconds."""
+    tree: list[_Proc] = []
+    if proc.returncode is None:
+        # Seen now, while the CLI lives: once it is gone its tools are orphans nothing leads back from.
+        tree = _descendants(proc.pid)
+        kill_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await _exited(proc)
+    # Tools the CLI started may still run in the group even after the CLI itself exited.
+    kill_group(proc.pid, signal.SIGKILL)
+    _signal_procs(tree, signal.SIGKILL)
+    # Let the transport see its pipes close while the loop runs (else it is closed at garbage
+    # collection, possibly after the loop). Bounded: a process outside the group may hold them.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), PIPES_CLOSE_SECONDS)

@@ -1,0 +1,59 @@
+"""The runtime: the one place that owns CLI processes and queues, built once when the server starts.
+
+:class:`Runtime` holds the process pool, the per-session turn queues and the task scheduler.
+``project.runtime`` builds it with the services' hooks and installs it; services reach it through
+:func:`current`. No Django imports: arrows point from services down to here, never back.
+"""
+
+from __future__ import annotations
+
+from .pool import Pool, PoolStatus
+from .scheduler import Hold, TaskHooks, TaskScheduler
+from .turns import StopReason, Ticket, TurnJob, TurnQueue
+
+__all__ = ["Hold", "Pool", "PoolStatus", "Runtime", "RuntimeNotRunning", "StopReason", "TaskHooks", "TaskScheduler",
+           "Ticket", "TurnJob", "TurnQueue", "current", "install", "uninstall"]
+
+
+class RuntimeNotRunning(RuntimeError):
+    """A service needed the runtime outside the server (or a test without the runtime fixture)."""
+
+
+class Runtime:
+    def __init__(self, *, max_processes: int, max_tasks: int, task_hooks: TaskHooks) -> None:
+        self.pool = Pool(max_processes)
+        self.turns = TurnQueue(self.pool)
+        self.tasks = TaskScheduler(limit=max_tasks, hooks=task_hooks)
+
+    async def idle(self) -> None:
+        """Wait until no turn and no task is left to run (tests use this)."""
+        while True:
+            await self.tasks.idle()
+            await self.turns.idle()
+            if not self.tasks.running and not self.turns.has_work():
+                return
+
+    async def shutdown(self) -> None:
+        await self.tasks.shutdown()
+        await self.turns.shutdown()
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime) -> None:
+    global _current
+    _current = runtime
+
+
+def uninstall(runtime: Runtime) -> None:
+    global _current
+    if _current is runtime:
+        _current = None
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RuntimeNotRunning("The turn runtime is not running in this process: turns run inside the server "
+                                "(project.asgi:application).")
+    return _current

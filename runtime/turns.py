@@ -1,0 +1,205 @@
+"""One queue per session: every turn, from a chat page, the API or a task, runs through here.
+
+Turns of one session run strictly one at a time in the order they were submitted (two CLI
+runs resuming one session at once fork its transcript). Each session has one worker while it
+has turns; each turn takes a slot of the process pool while it runs. Every asyncio task is
+tracked, so a turn outlives the request or socket that submitted it and nothing is leaked on
+shutdown. No Django imports: what a turn does is the :class:`TurnJob` a service hands in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from asgiref.sync import ThreadSensitiveContext
+
+from .pool import Pool
+
+log = logging.getLogger(__name__)
+
+
+class StopReason(enum.StrEnum):
+    STOPPED = "stopped"  # a person pressed Stop (or a task was paused, terminated, ...)
+    WITHDRAWN = "withdrawn"  # taken back before it started (an API caller gave up)
+    SHUTDOWN = "shutdown"  # the server is stopping
+
+
+class TurnJob(Protocol):
+    """What a turn does; the service that submits it implements these."""
+
+    async def waiting(self) -> None:
+        """Every process slot is taken: the turn waits for one (called at most once)."""
+
+    async def run(self, ticket: Ticket) -> None:
+        """Run the turn with a slot held. Cancelled on stop or shutdown: ``ticket.stop_reason`` says which."""
+
+    async def dropped(self, reason: StopReason) -> None:
+        """The turn ends without having run (withdrawn, stopped or shut down while it waited)."""
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A submitted turn: await :attr:`done` for its end; :attr:`started` is set once it runs."""
+
+    key: int
+    session: str
+    owner: int | None
+    job: TurnJob
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    stop_reason: StopReason | None = None
+    task: asyncio.Task[None] | None = None
+
+    async def wait(self) -> None:
+        await asyncio.shield(self.done)
+
+
+class TurnQueue:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self._queues: dict[str, deque[Ticket]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._current: dict[str, Ticket] = {}
+
+    # -- submitting -------------------------------------------------------------------
+    def submit(self, *, key: int, session: str, owner: int | None, job: TurnJob) -> Ticket:
+        """Queue a turn behind the session's earlier ones; it runs even if the caller goes away."""
+        ticket = Ticket(key=key, session=session, owner=owner, job=job)
+        self._queues.setdefault(session, deque()).append(ticket)
+        worker = self._workers.get(session)
+        if worker is None or worker.done():
+            # A fresh context: the worker outlives the request or socket that submitted the
+            # turn, and must not keep using that request's context (asgiref's executor in it).
+            worker = asyncio.create_task(self._work(session), name=f"turns-{session}", context=contextvars.Context())
+            self._workers[session] = worker
+            worker.add_done_callback(lambda t, s=session: self._forget(s, t))
+        return ticket
+
+    def _forget(self, session: str, worker: asyncio.Task[None]) -> None:
+        if self._workers.get(session) is worker:
+            del self._workers[session]
+        if not worker.cancelled() and worker.exception() is not None:
+            log.error("the turn worker of session %s failed", session, exc_info=worker.exception())
+
+    async def _work(self, session: str) -> None:
+        # Its own thread for the synchronous calls (database) of its turns: never the thread of
+        # the request that submitted them, which may be gone, nor one a request may be holding.
+        async with ThreadSensitiveContext():
+            await self._work_through(session)
+
+    async def _work_through(self, session: str) -> None:
+        queue = self._queues[session]
+        try:
+            while queue:
+                ticket = queue.popleft()
+                self._current[session] = ticket
+                ticket.task = asyncio.create_task(self._run(ticket), name=f"turn-{ticket.key}")
+                try:
+                    await asyncio.shield(ticket.task)
+                except asyncio.CancelledError:
+                    me = asyncio.current_task()
+                    if me is not None and me.cancelling():
+                        # Shutdown: end the running turn first, then drop the queued ones.
+                        ticket.task.cancel()
+                        await asyncio.gather(ticket.task, return_exceptions=True)
+                        raise
+                    # The turn itself was stopped before its first step ran.
+                    await self._drop(ticket, ticket.stop_reason or StopReason.STOPPED)
+                finally:
+                    self._current.pop(session, None)
+        finally:
+            while queue:
+                ticket = queue.popleft()
+                await self._drop(ticket, StopReason.SHUTDOWN)
+            if self._queues.get(session) is queue and not queue:
+                del self._queues[session]
+
+    async def _run(self, ticket: Ticket) -> None:
+        ran = False
+        try:
+            if ticket.stop_reason is not None:
+                return
+            async with self.pool.slot(on_wait=ticket.job.waiting):
+                ticket.started.set()
+                ran = True
+                await ticket.job.run(ticket)
+        except asyncio.CancelledError:
+            if ticket.stop_reason is None:
+                ticket.stop_reason = StopReason.SHUTDOWN
+            if ticket.stop_reason == StopReason.SHUTDOWN:
+                if not ran:
+                    await asyncio.shield(self._drop(ticket, StopReason.SHUTDOWN))
+                raise
+        except Exception:
+            log.exception("turn %s failed", ticket.key)
+        finally:
+            if not ran and ticket.stop_reason is not None and ticket.stop_reason != StopReason.SHUTDOWN:
+                await asyncio.shield(self._drop(ticket, ticket.stop_reason))
+            if not ticket.done.done():
+                ticket.done.set_result(None)
+
+    async def _drop(self, ticket: Ticket, reason: StopReason) -> None:
+        if ticket.done.done():
+            return
+        try:
+            await ticket.job.dropped(reason)
+        except Exception:
+            log.exception("dropping turn %s failed", ticket.key)
+        finally:
+            if not ticket.done.done():
+                ticket.done.set_result(None)
+
+    # -- control ----------------------------------------------------------------------
+    def stop(self, session: str) -> bool:
+        """Stop the session's current turn (running, or waiting for a slot); False if there is none."""
+        ticket = self._current.get(session)
+        if ticket is None or ticket.task is None or ticket.task.done():
+            return False
+        ticket.stop_reason = ticket.stop_reason or StopReason.STOPPED
+        ticket.task.cancel()
+        return True
+
+    async def withdraw(self, ticket: Ticket) -> bool:
+        """Take back a turn that has not started running: it never runs (its job is told it was
+        dropped). False if it runs or has ended already."""
+        if ticket.started.is_set() or ticket.done.done():
+            return False
+        queue = self._queues.get(ticket.session)
+        ticket.stop_reason = StopReason.WITHDRAWN
+        if queue is not None and ticket in queue:
+            queue.remove(ticket)
+            await self._drop(ticket, StopReason.WITHDRAWN)
+            return True
+        if ticket.task is not None:
+            ticket.task.cancel()
+        await ticket.wait()
+        return True
+
+    def current(self, session: str) -> Ticket | None:
+        return self._current.get(session)
+
+    def has_work(self) -> bool:
+        return any(not worker.done() for worker in self._workers.values())
+
+    def is_busy(self, session: str) -> bool:
+        worker = self._workers.get(session)
+        return worker is not None and not worker.done()
+
+    async def idle(self) -> None:
+        """Wait until no session has turns left (tests use this)."""
+        # Only unfinished workers: a finished one may still be listed until its callback runs.
+        while pending := [task for task in self._workers.values() if not task.done()]:
+            await asyncio.wait(pending)
+
+    async def shutdown(self) -> None:
+        """End every turn (running ones as interrupted) and drop the queued ones."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -1,0 +1,171 @@
+"""A task: a prompt the CLI works on by itself in its own git worktree and branch.
+
+Its Claude session is an ordinary chat :class:`~chat.models.Session` whose working directory
+is the worktree; each run (the first, a resume, a follow-up) is a :class:`~chat.models.Turn`,
+so a task's log is made of the same Events and renders with the same partials as a chat.
+
+What a person may do to a task in each state is one table, :data:`ACTIONS`: the buttons on
+the pages and the guards of the services both read it.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from chat.models import Session
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def in_queue_order(self) -> TaskQuerySet:
+        """Higher priority first, then the oldest."""
+        return self.order_by("-priority", "queued_at", "id")
+
+    def open(self) -> TaskQuerySet:
+        """Tasks whose branch still exists (neither merged nor discarded)."""
+        return self.exclude(status__in=Task.CLOSED)
+
+
+class Action(enum.StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"  # also a completed task's follow-up instruction
+    TERMINATE = "terminate"
+    MERGE = "merge"
+    DISCARD = "discard"
+
+
+class Task(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        MERGED = "merged", "Merged"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Reason(models.TextChoices):
+        """Why a paused task waits (blank when it does not)."""
+
+        NONE = "", "—"
+        USER = "user", "Paused by a person"
+        CONFLICT = "conflict", "Waits for another task to be merged"
+        ATTENTION = "attention", "Needs attention: the rebase conflicts"
+        INTERRUPTED = "interrupted", "Interrupted by a server restart"
+
+    CLOSED = (Status.MERGED, Status.CANCELLED)
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="claude_tasks")
+    title = models.CharField(max_length=120)
+    prompt = models.TextField()
+    project = models.CharField(max_length=100)
+    repo_path = models.CharField("repository", max_length=1024)
+    base_branch = models.CharField(max_length=255)
+    priority = models.IntegerField(default=0, db_index=True)
+    skip_permissions = models.BooleanField("skip permissions", default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.NONE, blank=True)
+    error = models.TextField(blank=True)
+    # Built from the id only, never from user text.
+    worktree_path = models.CharField(max_length=1024, blank=True)
+    branch = models.CharField(max_length=255, blank=True)
+    session = models.OneToOneField(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="task")
+    # What the next run sends to the CLI (the prompt, a follow-up, a "continue").
+    next_prompt = models.TextField(blank=True)
+    files_changed = models.JSONField(default=list, blank=True)
+    conflict_with = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="blocking")
+    conflict_files = models.JSONField(default=list, blank=True)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    merged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        # The table this model had when it lived in the chat app: moving apps moved no data.
+        db_table = "chat_task"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-priority", "queued_at"], name="chat_task_status_458dbb_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("tasks:detail", kwargs={"task_id": self.pk})
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def worktree_exists(self) -> bool:
+        return bool(self.worktree_path) and Path(self.worktree_path).is_dir()
+
+    @property
+    def has_worktree(self) -> bool:
+        return bool(self.worktree_path) and (self.status not in self.CLOSED or Action.DISCARD in self.actions)
+
+    @property
+    def actions(self) -> frozenset[Action]:
+        """What may be done to the task now (see :data:`ACTIONS`)."""
+        allowed = ACTIONS[Task.Status(self.status)] - BLOCKED_BY_REASON.get(Task.Reason(self.reason), frozenset())
+        if self.status == Task.Status.CANCELLED and not self.worktree_exists:
+            # Terminating keeps the worktree and branch; once they are gone there is nothing to discard.
+            allowed -= {Action.DISCARD}
+        return allowed
+
+    # The templates read these names.
+    @property
+    def can_pause(self) -> bool:
+        return Action.PAUSE in self.actions
+
+    @property
+    def can_resume(self) -> bool:
+        return Action.RESUME in self.actions
+
+    @property
+    def can_terminate(self) -> bool:
+        return Action.TERMINATE in self.actions
+
+    @property
+    def can_merge(self) -> bool:
+        return Action.MERGE in self.actions
+
+    @property
+    def can_discard(self) -> bool:
+        return Action.DISCARD in self.actions
+
+    @property
+    def status_text(self) -> str:
+        if self.status == self.Status.PAUSED and self.reason:
+            return self.get_reason_display()
+        return self.get_status_display()
+
+
+_S = Task.Status
+# What may be done to a task in each status: the one table buttons and service guards read.
+ACTIONS: dict[Task.Status, frozenset[Action]] = {
+    _S.PENDING: frozenset({Action.PAUSE, Action.TERMINATE, Action.DISCARD}),
+    _S.QUEUED: frozenset({Action.PAUSE, Action.TERMINATE, Action.DISCARD}),
+    _S.RUNNING: frozenset({Action.PAUSE, Action.TERMINATE}),
+    _S.PAUSED: frozenset({Action.RESUME, Action.TERMINATE, Action.DISCARD}),
+    _S.FAILED: frozenset({Action.RESUME, Action.DISCARD}),
+    _S.COMPLETED: frozenset({Action.RESUME, Action.MERGE, Action.DISCARD}),
+    _S.MERGED: frozenset(),
+    _S.CANCELLED: frozenset({Action.DISCARD}),
+}
+# A task that waits for another one's files resumes by itself once those are merged.
+BLOCKED_BY_REASON: dict[Task.Reason, frozenset[Action]] = {Task.Reason.CONFLICT: frozenset({Action.RESUME})}

@@ -1,0 +1,83 @@
+"""Two tasks and one file: pause the second, rebase and resume it once the first is merged or discarded."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+import runtime
+from drivers import claims, git
+
+from ..models import Task
+from .common import TaskRefused, changed, get_task, queue, save, touched
+from .places import store_for
+
+CONTINUE_MARKER = "Continue with:"
+
+
+async def pause_for_conflict(task: Task, holders: list[claims.Holder], extra: dict[str, object]) -> None:
+    """Pause ``task``: files it needs are held by another unmerged task."""
+    holder_id = holders[0].task if holders else None
+    files = sorted({h.path for h in holders if h.task == holder_id})
+    exists = holder_id is not None and await Task.objects.filter(pk=holder_id).aexists()
+    fields = {"files_changed": await touched(task), **extra}
+    await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.CONFLICT, finished_at=timezone.now(),
+               conflict_with_id=holder_id if exists else None, conflict_files=files,
+               error=(f"Paused: {', '.join(files)} {'is' if len(files) == 1 else 'are'} being changed by task #{holder_id}, "
+                      "which is not merged yet. This task is rebased and resumed once that one is merged or discarded."),
+               **fields)
+    await changed(task.pk)
+    # The holder may have been merged or discarded meanwhile.
+    holder = await Task.objects.filter(pk=holder_id).afirst() if holder_id else None
+    if holder is None or holder.status in Task.CLOSED:
+        runtime.current().tasks.spawn(rebase_and_resume(task.pk, holder), name=f"task-rebase-{task.pk}")
+
+
+async def unblock(holder: Task) -> None:
+    """Tasks that waited for ``holder``: rebase each onto the (new) base and resume it."""
+    waiting = [t async for t in Task.objects.filter(conflict_with=holder, status=Task.Status.PAUSED,
+                                                     reason=Task.Reason.CONFLICT).order_by("id")]
+    for task in waiting:
+        await rebase_and_resume(task.pk, holder)
+
+
+async def rebase_and_resume(task_id: int, holder: Task | None) -> None:
+    task = await get_task(task_id)
+    what = f"Task #{holder.pk} ({holder.title}) was {'merged into' if holder.status == Task.Status.MERGED else 'discarded from'} " \
+        f"{task.base_branch}" if holder else "The task that held these files is gone"
+    await git.commit_all(task.worktree_path, f"WIP: {task.title} (before rebase onto {task.base_branch})\n\nTask #{task.pk}")
+    files = await git.rebase(task.worktree_path, task.base_branch)
+    if files:
+        await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.ATTENTION, conflict_files=files,
+                   error=(f"{what}, and rebasing this task onto it conflicts in {', '.join(files)}. The branch is unchanged "
+                          "(the rebase was aborted). Press Resume to let the agent resolve the conflict in its worktree, "
+                          "or Discard the task."))
+        await changed(task.pk)
+        return
+    await sync_to_async(claims.claim)(store_for(task), task=task.pk, paths=await touched(task))
+    freed = ", ".join(task.conflict_files) or "the files it needed"
+    prompt = (f"{what}, and this branch was rebased onto it, so {freed} can be changed now "
+              f"(re-read {'it' if len(task.conflict_files) == 1 else 'them'} first: the content may have changed). "
+              f"Finish your task.\n\n{CONTINUE_MARKER}\n{task.prompt}")
+    await save(task.pk, conflict_with=None, conflict_files=[])
+    await queue(task.pk, prompt)
+
+
+async def resolve(*, task_id: int, message: str = "") -> Task:
+    """Let the agent resolve a conflict: merge the base into the worktree with conflict markers, resume the session."""
+    task = await get_task(task_id)
+    if not (task.status == Task.Status.PAUSED and task.reason == Task.Reason.ATTENTION):
+        raise TaskRefused(f"Task #{task.pk} has no conflict to resolve.")
+    await git.commit_all(task.worktree_path, f"WIP: {task.title} (before resolving)\n\nTask #{task.pk}")
+    files = await git.merge_in(task.worktree_path, task.base_branch)
+    if files:
+        prompt = (f"{task.base_branch} changed while you worked. It has been merged into this branch and the merge "
+                  f"conflicts in: {', '.join(files)}. Resolve the conflict markers in those files so that both sides' "
+                  "intent is kept, and do not run git commands: the app commits when you are done.")
+    else:
+        prompt = f"{task.base_branch} changed while you worked and was merged into this branch without conflicts. Check that your change still fits."
+    if message:
+        prompt += f"\n\n{CONTINUE_MARKER}\n{message}"
+    await save(task.pk, conflict_files=files, conflict_with=None)
+    await queue(task.pk, prompt)
+    return await get_task(task.pk)

@@ -1,0 +1,152 @@
+"""What people do to a task: pause, resume (or follow up), terminate, merge, discard; and its diff.
+
+Each action first checks the transition table (:data:`tasks.models.ACTIONS`), the same one the
+pages read to show their buttons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils import timezone
+
+import runtime
+from drivers import claims, git
+
+from ..models import Action, Task
+from .common import NotAllowed, TaskRefused, changed, get_task, queue, require, save
+from .conflicts import resolve, unblock
+from .places import store_for
+from .runs import STOP_PAUSE, STOP_TERMINATE
+
+
+async def pause(*, task_id: int) -> Task:
+    task = await get_task(task_id)
+    require(task, Action.PAUSE)
+    if task.status in (Task.Status.QUEUED, Task.Status.PENDING):
+        if await Task.objects.filter(pk=task.pk, status=task.status).aupdate(status=Task.Status.PAUSED, reason=Task.Reason.USER):
+            await changed(task.pk)
+            return await get_task(task.pk)
+        task = await get_task(task_id)  # it started meanwhile
+    scheduler = runtime.current().tasks
+    if not scheduler.stop(task.pk, STOP_PAUSE):
+        raise TaskRefused(f"Task #{task.pk} is {task.status_text.lower()}, not running: there is nothing to pause.")
+    await scheduler.settled(task.pk)
+    return await get_task(task.pk)
+
+
+async def resume(*, task_id: int, message: str | None = None) -> Task:
+    """Continue a paused or failed task's session, or give a completed task a follow-up instruction."""
+    task = await get_task(task_id)
+    message = (message or "").strip()
+    if task.status == Task.Status.PAUSED and task.reason == Task.Reason.CONFLICT:
+        other = f"task #{task.conflict_with_id}" if task.conflict_with_id else "the other task"
+        raise TaskRefused(f"Task #{task.pk} waits for {other} to be merged (both change {', '.join(task.conflict_files)}); "
+                          f"it resumes by itself then. Merge or discard {other} first, or discard this one.")
+    require(task, Action.RESUME)
+    if task.status == Task.Status.PAUSED and task.reason == Task.Reason.ATTENTION:
+        return await resolve(task_id=task.pk, message=message)
+    if task.status == Task.Status.COMPLETED and not message:
+        raise TaskRefused("Say what to do next: a completed task takes a follow-up instruction.")
+    if not Path(task.worktree_path).is_dir() and not await git.branch_exists(task.repo_path, task.branch):
+        raise TaskRefused(f"The worktree and branch of task #{task.pk} are gone; start a new task.")
+    prompt = message or ("Continue where you left off." if task.session_id else task.prompt)
+    await queue(task.pk, prompt)
+    return await get_task(task.pk)
+
+
+async def terminate(*, task_id: int) -> Task:
+    task = await get_task(task_id)
+    require(task, Action.TERMINATE)
+    if task.status == Task.Status.RUNNING:
+        scheduler = runtime.current().tasks
+        if scheduler.stop(task.pk, STOP_TERMINATE):
+            await scheduler.settled(task.pk)
+            return await get_task(task.pk)
+    if Path(task.worktree_path).is_dir():
+        await git.commit_all(task.worktree_path, f"WIP: {task.title} (terminated)\n\nTask #{task.pk}")
+    await sync_to_async(claims.release)(store_for(task), task=task.pk)
+    await save(task.pk, status=Task.Status.CANCELLED, reason="", finished_at=timezone.now())
+    await changed(task.pk)
+    await unblock(task)
+    return await get_task(task.pk)
+
+
+async def merge(*, task_id: int) -> Task:
+    """Merge the task's branch into its base (``--no-ff``), then remove its worktree and branch."""
+    task = await get_task(task_id)
+    require(task, Action.MERGE)
+    if Path(task.worktree_path).is_dir():
+        await git.commit_all(task.worktree_path, f"{task.title} (last changes)\n\nTask #{task.pk}")
+    try:
+        await git.merge_into(task.repo_path, task.base_branch, task.branch, f"Merge task #{task.pk}: {task.title}")
+    except git.MergeConflict as exc:
+        await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.ATTENTION, conflict_files=exc.files,
+                   error=(f"{task.base_branch} changed since this task started, and merging conflicts in "
+                          f"{', '.join(exc.files)}. Nothing was merged. Press Resume to let the agent resolve it in the "
+                          "worktree, or Discard the task."))
+        await changed(task.pk)
+        raise TaskRefused(f"Merging task #{task.pk} conflicts in {', '.join(exc.files)}; nothing was merged.") from exc
+    except git.GitError as exc:
+        raise TaskRefused(f"git could not merge task #{task.pk}: {exc}") from exc
+    await git.worktree_remove(task.repo_path, task.worktree_path)
+    await git.branch_delete(task.repo_path, task.branch, force=True)
+    await sync_to_async(claims.release)(store_for(task), task=task.pk)
+    await save(task.pk, status=Task.Status.MERGED, reason="", merged_at=timezone.now(), error="")
+    await changed(task.pk)
+    await unblock(task)
+    return await get_task(task.pk)
+
+
+async def discard(*, task_id: int) -> Task:
+    """Remove the task's worktree and branch without merging (its commits are dropped)."""
+    task = await get_task(task_id)
+    if task.status == Task.Status.RUNNING:
+        raise TaskRefused(f"Task #{task.pk} is running; Pause or Terminate it first.")
+    require(task, Action.DISCARD)
+    if Path(task.worktree_path).is_dir():
+        await git.run(task.worktree_path, "merge", "--abort", check=False)
+    await git.worktree_remove(task.repo_path, task.worktree_path)
+    await git.branch_delete(task.repo_path, task.branch, force=True)
+    await sync_to_async(claims.release)(store_for(task), task=task.pk)
+    await save(task.pk, status=Task.Status.CANCELLED, reason="", finished_at=task.finished_at or timezone.now(),
+               error="Discarded: the worktree and branch were removed without merging.")
+    await changed(task.pk)
+    await unblock(task)
+    return await get_task(task.pk)
+
+
+async def diff(*, task_id: int) -> str:
+    task = await get_task(task_id)
+    if not task.has_worktree or not await git.branch_exists(task.repo_path, task.branch):
+        return ""
+    if Path(task.worktree_path).is_dir():
+        pending = await git.status(task.worktree_path)
+        if pending and task.status != Task.Status.RUNNING:
+            text = await git.diff(task.repo_path, task.base_branch, task.branch)
+            return text + f"\n(and not yet committed: {', '.join(pending)})\n"
+    return await git.diff(task.repo_path, task.base_branch, task.branch)
+
+
+def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
+    """Everyone on the team sees every task; its creator and staff act on it."""
+    return bool(getattr(user, "is_staff", False)) or (user.is_authenticated and task.created_by_id == user.pk)
+
+
+async def act(*, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None) -> Task:
+    """Do ``action`` to ``task`` for ``user`` (a button, or the API), if they may."""
+    if not await sync_to_async(may_act)(user, task):
+        raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can {action} it.")
+    match action:
+        case Action.PAUSE:
+            return await pause(task_id=task.pk)
+        case Action.RESUME:
+            return await resume(task_id=task.pk, message=message)
+        case Action.TERMINATE:
+            return await terminate(task_id=task.pk)
+        case Action.MERGE:
+            return await merge(task_id=task.pk)
+        case Action.DISCARD:
+            return await discard(task_id=task.pk)

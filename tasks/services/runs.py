@@ -1,0 +1,173 @@
+"""One run of a task: its worktree, its turn (through the session's queue), and what follows.
+
+A task's run is a chat turn with the task's own CLI flags: the permission mode or
+``--dangerously-skip-permissions``, and a PreToolUse hook (:mod:`drivers.hook`) that refuses
+edits of files another unmerged task holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+import runtime
+from chat.live import notify
+from chat.models import Session, Turn
+from chat.services import turns
+from drivers import claims, claude, git
+
+from ..models import Task
+from .common import changed, save, touched, usage
+from .conflicts import pause_for_conflict, unblock
+from .creation import new_session
+from .places import WORKTREES_DIR, hook_settings, store_for
+
+log = logging.getLogger(__name__)
+
+# Why a run was stopped (the scheduler's stop reasons).
+STOP_PAUSE = "user"
+STOP_TERMINATE = "terminate"
+STOP_CONFLICT = "conflict"
+
+
+@sync_to_async
+def _new_turn(task_id: int) -> tuple[Task, Turn, Session]:
+    task = Task.objects.get(pk=task_id)
+    session = task.session
+    if session is None:
+        session = new_session(task)
+        task.session = session
+    turn = Turn.objects.create(session=session, author=task.created_by, prompt=task.next_prompt or task.prompt)
+    task.status = Task.Status.RUNNING
+    task.reason = ""
+    task.error = ""
+    task.started_at = task.started_at or timezone.now()
+    task.finished_at = None
+    task.save()
+    return task, turn, session
+
+
+async def _prepare_worktree(task: Task) -> None:
+    path = Path(task.worktree_path)
+    if (path / ".git").exists():
+        return
+    repo = task.repo_path
+    await git.exclude(repo, f"/{WORKTREES_DIR}/")
+    if await git.branch_exists(repo, task.branch):
+        # The branch outlived its worktree (someone removed the folder): keep its commits.
+        await git.run(repo, "worktree", "prune", check=False)
+        await git.run(repo, "worktree", "add", "--", str(path), task.branch)
+    else:
+        await git.worktree_add(repo, path, task.branch, task.base_branch)
+
+
+def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) -> turns.TurnOptions:
+    return turns.TurnOptions(
+        skip_permissions=task.skip_permissions,
+        permission_mode=None if task.skip_permissions else settings.CLAUDE_TASK_PERMISSION_MODE,
+        allowed_tools=() if task.skip_permissions else tuple(settings.CLAUDE_TASK_ALLOWED_TOOLS),
+        settings_json=hook_settings(task),
+        env={"CLAUDE_TASK_ID": str(task.pk)},
+        on_event=on_event,
+        timeout=settings.CLAUDE_TASK_TIMEOUT,
+    )
+
+
+async def run_task(*, task_id: int) -> None:
+    """One run of a task (already marked running by the scheduler), from worktree to outcome."""
+    scheduler = runtime.current().tasks
+    task = await Task.objects.aget(pk=task_id)
+    store = store_for(task)
+    try:
+        await _prepare_worktree(task)
+        task, turn, session = await _new_turn(task_id)
+        await notify.turn_added(turn, session)
+        await changed(task_id)
+
+        async def on_event(event: claude.Event) -> None:
+            if isinstance(event, claude.ToolResult):
+                if event.is_error and await sync_to_async(claims.peek_blocked)(store, task=task_id):
+                    scheduler.stop(task_id, STOP_CONFLICT)
+                    return
+                files = await touched(task)
+                if files != task.files_changed:
+                    task.files_changed = files
+                    await save(task_id, files_changed=files)
+                    await changed(task_id)
+
+        submitted = turns.queue_turn(turn=turn, owner_id=task.created_by_id, options=_options(task, on_event))
+        try:
+            await submitted.ticket.wait()
+        except asyncio.CancelledError:
+            if scheduler.stop_reason(task_id):
+                # Paused, terminated or in conflict: end the turn (it is kept as stopped) before what follows.
+                runtime.current().turns.stop(str(session.pk))
+                await asyncio.shield(submitted.ticket.done)
+            raise
+        turn = await Turn.objects.aget(pk=turn.pk)
+        await after_run(task_id, turn, scheduler.stop_reason(task_id))
+    except asyncio.CancelledError:
+        reason = scheduler.stop_reason(task_id)
+        if reason:
+            await after_run(task_id, None, reason)
+            return
+        await asyncio.shield(_mark_interrupted(task_id))
+        raise
+    except Exception as exc:
+        log.exception("task %s failed", task_id)
+        detail = str(exc) if isinstance(exc, git.GitError) else type(exc).__name__
+        await save(task_id, status=Task.Status.FAILED, finished_at=timezone.now(),
+                   error=f"The server failed while running this task ({detail}). Press Resume to try again.")
+        await changed(task_id)
+
+
+async def _mark_interrupted(task_id: int) -> None:
+    await save(task_id, status=Task.Status.PAUSED, reason=Task.Reason.INTERRUPTED, finished_at=timezone.now(),
+               error="The server stopped during this run; the worktree and session are kept. Press Resume to continue.")
+    await changed(task_id)
+
+
+async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) -> None:
+    task = await Task.objects.aget(pk=task_id)
+    store = store_for(task)
+    blocked = await sync_to_async(claims.take_blocked)(store, task=task_id)
+    used = await usage(task)
+    now = timezone.now()
+    if stop_reason == STOP_TERMINATE:
+        await git.commit_all(task.worktree_path, f"WIP: {task.title} (terminated)\n\nTask #{task_id}")
+        await sync_to_async(claims.release)(store, task=task_id)
+        await save(task_id, status=Task.Status.CANCELLED, reason="", finished_at=now,
+                   files_changed=await touched(task), **used)
+        await changed(task_id)
+        await unblock(task)
+        return
+    if stop_reason == STOP_PAUSE:
+        await save(task_id, status=Task.Status.PAUSED, reason=Task.Reason.USER, finished_at=now,
+                   files_changed=await touched(task), **used)
+        await changed(task_id)
+        return
+    if blocked or stop_reason == STOP_CONFLICT:
+        # The hook refused an edit: keep what was done so far as a commit and wait for the holder.
+        await git.commit_all(task.worktree_path, f"WIP: {task.title} (paused: files held by another task)\n\nTask #{task_id}")
+        await pause_for_conflict(task, blocked, used)
+        return
+    if turn is None or turn.status != Turn.Status.DONE:
+        await save(task_id, status=Task.Status.FAILED, finished_at=now, error=(turn.error if turn else "") or
+                   "The run ended without an answer.", files_changed=await touched(task), **used)
+        await changed(task_id)
+        return
+    await git.commit_all(task.worktree_path, f"{task.title}\n\nTask #{task_id} (Claude Code, branch {task.branch})")
+    files = await touched(task)
+    conflicts = await sync_to_async(claims.claim)(store, task=task_id, paths=files)
+    if conflicts:
+        # Changed through a tool the hook cannot see (e.g. a shell command): detected instead of prevented.
+        await pause_for_conflict(task, conflicts, {**used, "files_changed": files})
+        return
+    await save(task_id, status=Task.Status.COMPLETED, reason="", finished_at=now, files_changed=files, **used)
+    await changed(task_id)

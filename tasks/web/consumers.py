@@ -1,0 +1,66 @@
+"""The websocket of the tasks board (``ws/tasks/``) and of one task's page (``ws/tasks/<id>/``).
+
+The board receives the board's HTML fragments; a task's page receives its own task's head and
+joins its chat session's group, so its log streams with the same fragments (the same partials)
+as a chat.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+import runtime
+from chat.live import notify
+
+from .. import live
+from ..models import Task
+
+CLOSE_LOGIN_REQUIRED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+@database_sync_to_async
+def _task(task_id: int) -> Task | None:
+    return Task.objects.filter(pk=task_id).first()
+
+
+class TasksConsumer(AsyncWebsocketConsumer):
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        self.groups_joined = []
+        if not self.scope["user"].is_authenticated:
+            await self.close(code=CLOSE_LOGIN_REQUIRED)
+            return
+        task_id = self.scope["url_route"]["kwargs"].get("task_id")
+        task = None
+        if task_id is not None:
+            task = await _task(int(task_id))
+            if task is None:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
+        if task is None:
+            groups = [live.BOARD_GROUP]
+        else:
+            groups = [live.task_group(task.pk)] + ([notify.chat_group(task.session_id)] if task.session_id else [])
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        await self.accept()
+        # The page may have missed fragments (a run that started before it connected, a
+        # reconnect): send the current state whole.
+        if task is not None:
+            await self.send(text_data=await database_sync_to_async(live.task_page_html)(task.pk))
+        else:
+            await self.send(text_data=await database_sync_to_async(live.board_html)(runtime.current().tasks.note))
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        pass  # actions go through HTTP (buttons) and the API
+
+    async def live_fragment(self, event: dict[str, str]) -> None:
+        await self.send(text_data=event["html"])

@@ -1,0 +1,41 @@
+"""The new-task form: what a person may type, checked before anything reaches the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
+
+from ..services import PRIORITY_RANGE, TITLE_LENGTH, projects
+
+
+class TaskForm(forms.Form):
+    prompt = forms.CharField(strip=False, error_messages={"required": "Say what the task should do."})
+    title = forms.CharField(required=False, max_length=TITLE_LENGTH,
+                            error_messages={"max_length": f"The title is longer than {TITLE_LENGTH} characters."})
+    project = forms.ChoiceField(required=False)
+    priority = forms.IntegerField(required=False, min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1],
+                                  error_messages={"invalid": "The priority must be a whole number (higher runs first).",
+                                                  "min_value": f"The priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}.",
+                                                  "max_value": f"The priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}."})
+    yolo = forms.BooleanField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        known = projects()
+        self.fields["project"].choices = [("", "")] + [(name, name) for name in sorted(known)]
+        self.fields["project"].error_messages["invalid_choice"] = f"Unknown project; known: {', '.join(sorted(known))}."
+        limit = settings.CLAUDE_MAX_MESSAGE_CHARS
+        self.fields["prompt"].validators.append(MaxLengthValidator(
+            limit, message=f"The prompt is longer than the limit of {limit:,} characters."))
+
+    def clean_prompt(self) -> str:
+        prompt: str = self.cleaned_data["prompt"]
+        if not prompt.strip():
+            raise forms.ValidationError("Say what the task should do.")
+        return prompt
+
+    def errors_by_field(self) -> dict[str, str]:
+        return {field: " ".join(str(m) for m in messages) for field, messages in self.errors.items()}

@@ -1,0 +1,121 @@
+"""The tasks board, a task's page with its live log and diff, and the buttons' actions.
+
+Async function views: an action reaches the runtime on the server's event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_POST
+
+import runtime
+from chat.live import fragments
+from chat.web.views.types import HtmxHttpRequest
+
+from .. import selectors, services
+from ..models import Action, Task
+from .forms import TaskForm
+
+
+@sync_to_async
+def _user(request: HtmxHttpRequest) -> AbstractBaseUser | AnonymousUser:
+    return request.user
+
+
+def _form_context(values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"values": values or {}, "errors": errors or {}, "projects": sorted(services.projects().items()),
+            "allowed_tools": settings.CLAUDE_TASK_ALLOWED_TOOLS, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
+            "root_without_sandbox": services.is_root_without_sandbox()}
+
+
+def _board_page(request: HtmxHttpRequest, note: str) -> HttpResponse:
+    status = request.GET.get("status", "")
+    if status not in Task.Status.values:
+        status = ""
+    context = {**selectors.board_context(note=note), **_form_context(), "status_filter": status,
+               "statuses": Task.Status.choices, "max_tasks": settings.CLAUDE_MAX_TASKS}
+    if status:
+        context["filtered"] = selectors.with_status(status)
+    return render(request, "tasks/board.html", context)
+
+
+@login_required
+@require_GET
+async def board(request: HtmxHttpRequest) -> HttpResponse:
+    return await sync_to_async(_board_page)(request, runtime.current().tasks.note)
+
+
+@login_required
+async def new_task(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return await sync_to_async(render)(request, "tasks/new.html", _form_context())
+    user = await _user(request)
+    form = TaskForm(request.POST)
+    values = {name: request.POST.get(name, "") for name in ("prompt", "title", "project", "priority")}
+    values["yolo"] = request.POST.get("yolo") == "1"
+    if not await sync_to_async(form.is_valid)():
+        return await sync_to_async(render)(request, "tasks/new.html", _form_context(values, form.errors_by_field()), status=400)
+    data = form.cleaned_data
+    try:
+        task = await services.create_task(user=user, prompt=data["prompt"], title=data["title"],
+                                          project=data["project"] or "default", priority=data["priority"] or 0,
+                                          skip_permissions=data["yolo"])
+    except services.TaskRefused as exc:
+        return await sync_to_async(render)(request, "tasks/new.html", _form_context(values, {"__all__": str(exc)}), status=400)
+    return redirect(task.get_absolute_url())
+
+
+@login_required
+@require_GET
+async def detail(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+    def page() -> HttpResponse:
+        try:
+            task = selectors.task_for_page(task_id)
+        except Task.DoesNotExist:
+            raise Http404("No such task.") from None
+        return render(request, "tasks/detail.html", {"task": task, "turns": selectors.log_page(task).turns,
+                                                     "text": "", "level": ""})
+
+    return await sync_to_async(page)()
+
+
+@login_required
+@require_GET
+async def diff(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+    try:
+        text = await services.diff(task_id=task_id)
+    except services.TaskNotFound:
+        raise Http404("No such task.") from None
+    if not text:
+        return HttpResponse('<p class="hint">No changes against the base branch (or the branch is gone).</p>')
+    return HttpResponse(render_to_string("tasks/diff.html", {"diff": text}))
+
+
+@login_required
+@require_POST
+async def action(request: HtmxHttpRequest, task_id: int, name: str) -> HttpResponse:
+    if name not in Action.__members__.values():
+        raise Http404("No such action.")
+    user = await _user(request)
+    try:
+        task = await services.get_task(task_id)
+    except services.TaskNotFound:
+        raise Http404("No such task.") from None
+    try:
+        task = await services.act(user=user, task=task, action=Action(name), message=request.POST.get("message") or None)
+        text, level = f"Task #{task.pk}: {task.status_text.lower()}.", "info"
+    except services.TaskRefused as exc:
+        text, level = str(exc), "error"
+    if request.htmx:
+        return HttpResponse(fragments.flash(text, level=level))
+    (messages.info if level == "info" else messages.error)(request, text)
+    return redirect(task.get_absolute_url())

@@ -1,0 +1,353 @@
+"""The HTTP API for IDE plugins, called as a plugin calls it, against the REAL Claude Code CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime
+from io import StringIO
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
+from django.test import AsyncClient, Client
+from django.urls import reverse
+
+import runtime
+from api import chat as api
+from chat.models import ApiToken, Session, Turn
+from chat.services import turns
+from chat.services.archive import archive_session
+from chat.services.tokens import token_for
+from project.settings import envprojects
+from tests.api_client import ApiCaller
+from tests.factories import logged_in_client, make_session, make_user
+from tests.real_turns import new_chat
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+CHAT = "/api/analysis/chat"
+POOL = "/api/claude-code/pool/status"
+
+
+@pytest.fixture
+def projects(claude_env, settings, tmp_path):
+    other = tmp_path / "other-project"
+    other.mkdir()
+    settings.CLAUDE_PROJECTS = {"default": claude_env.workdir, "other": other}
+    return settings.CLAUDE_PROJECTS
+
+
+async def user_with_token(username: str | None = None):
+    user = await sync_to_async(make_user)(username=username)
+    token = await sync_to_async(token_for)(user=user)
+    return user, token.key
+
+
+def client_for(key: str) -> ApiCaller:
+    return ApiCaller.with_token(key)
+
+
+async def post(client: ApiCaller, body: object):
+    return await client.post(CHAT, body if isinstance(body, str | bytes) else json.dumps(body))
+
+
+async def running(turn: Turn) -> None:
+    while (await Turn.objects.aget(pk=turn.pk)).status != Turn.Status.RUNNING:
+        await asyncio.sleep(0.02)
+
+
+def error_of(response) -> str:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return body["error"]
+
+
+# ---------------------------------------------------------------------------------------
+# Conversations
+
+
+async def test_two_calls_with_one_session_id_share_memory_and_show_in_the_chat_list(projects, claude_env):
+    user, key = await user_with_token("ada")
+    client = client_for(key)
+    sid = str(uuid.uuid4())
+
+    first = await post(client, {"sessionId": sid.upper(), "message": "My name is Ada"})
+    assert first.status_code == 200, first.content
+    body = first.json()
+    assert set(body) == {"sessionId", "answer", "workerId", "timestamp"}
+    assert body["sessionId"] == sid and body["answer"] == "Nice to meet you, Ada."
+    host, pid = body["workerId"].rsplit(":", 1)
+    assert host and pid.isdigit()
+    assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
+
+    second = await post(client, {"sessionId": sid.upper(), "message": "What is my name?", "projectKey": "default"})
+    assert second.status_code == 200, second.content
+    assert second.json()["answer"] == "Your name is Ada."
+
+    session = await Session.objects.aget(pk=sid)
+    assert session.owner_id == user.pk and session.title == "My name is Ada"
+    assert session.workdir == str(claude_env.workdir) and claude_env.transcript(sid).exists()
+    assert await Turn.objects.filter(session=session, author=user).acount() == 2
+    listing = await sync_to_async(lambda: logged_in_client(user=user).get(reverse("chat:index")))()
+    assert session.get_absolute_url() in listing.content.decode() and "My name is Ada" in listing.content.decode()
+    assert (await ApiToken.objects.aget(user=user)).last_used_at is not None
+
+
+async def test_project_key_chooses_the_working_directory_and_is_fixed_per_session(projects, claude_env):
+    _, key = await user_with_token()
+    client = client_for(key)
+    sid = str(uuid.uuid4())
+
+    made = await post(client, {"sessionId": sid, "message": "My name is Bo", "projectKey": "other"})
+    assert made.status_code == 200, made.content
+    assert (await Session.objects.aget(pk=sid)).workdir == str(projects["other"])
+    assert claude_env.transcript(sid, cwd=projects["other"]).exists()
+
+    moved = await post(client, {"sessionId": sid, "message": "What is my name?", "projectKey": "default"})
+    assert moved.status_code == 409 and "project 'other'" in error_of(moved)
+    kept = await post(client, {"sessionId": sid, "message": "What is my name?"})
+    assert kept.status_code == 200 and kept.json()["answer"] == "Your name is Bo."
+
+    unknown = await post(client, {"sessionId": str(uuid.uuid4()), "message": "hi", "projectKey": "nope"})
+    assert unknown.status_code == 400 and "Known keys: default, other" in error_of(unknown)
+
+
+async def test_another_users_session_id_is_not_found(projects):
+    owner = await sync_to_async(make_user)()
+    theirs = await new_chat(user=owner, text="My name is Eve")
+    _, key = await user_with_token()
+
+    response = await post(client_for(key), {"sessionId": str(theirs.id), "message": "What is my name?"})
+
+    assert response.status_code == 404 and "not found" in error_of(response)
+    assert await Turn.objects.filter(session=theirs).acount() == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Failures of a turn
+
+
+async def test_a_busy_session_answers_409_and_the_message_is_kept_but_never_run(projects, settings, claude_env):
+    settings.CLAUDE_API_BUSY_WAIT = 0.5
+    user, key = await user_with_token()
+    chat = await sync_to_async(make_session)(owner=user)
+    slow = (await turns.submit_message(session_id=chat.id, user=user, text="slow 2")).turn
+
+    response = await post(client_for(key), {"sessionId": str(chat.id), "message": "echo: from the IDE"})
+
+    assert response.status_code == 409 and "busy" in error_of(response) and response["Retry-After"]
+    withdrawn = await Turn.objects.aget(session=chat, prompt="echo: from the IDE")
+    assert withdrawn.status == Turn.Status.STOPPED and withdrawn.started_at is None
+    assert "Not run" in withdrawn.error
+    await runtime.current().turns.idle()
+    assert (await Turn.objects.aget(pk=slow.pk)).status == Turn.Status.DONE
+    assert (await Turn.objects.aget(pk=withdrawn.pk)).status == Turn.Status.STOPPED
+    assert "from the IDE" not in await sync_to_async(claude_env.transcript(chat.id).read_text)()
+
+
+@pytest.mark.parametrize("rt", [{"max_processes": 1}], indirect=True)
+async def test_a_full_pool_answers_503_and_withdraws_the_turn(projects, settings, claude_env):
+    settings.CLAUDE_API_BUSY_WAIT = 0.5
+    user, key = await user_with_token()
+    elsewhere = await sync_to_async(make_session)(owner=user)
+    slow = (await turns.submit_message(session_id=elsewhere.id, user=user, text="slow 2")).turn
+    await running(slow)
+    sid = str(uuid.uuid4())
+
+    response = await post(client_for(key), {"sessionId": sid, "message": "echo: hi"})
+
+    assert response.status_code == 503 and "processes stayed busy" in error_of(response)
+    await runtime.current().turns.idle()
+    turn = await Turn.objects.aget(session_id=sid)
+    assert turn.status == Turn.Status.STOPPED and turn.started_at is None and "Not run" in turn.error
+    assert not claude_env.transcript(sid).exists()
+
+
+async def test_a_caller_that_hangs_up_takes_back_its_queued_turn(projects, claude_env):
+    user, _ = await user_with_token()
+    chat = await sync_to_async(make_session)(owner=user)
+    await turns.submit_message(session_id=chat.id, user=user, text="slow 1")
+    call = asyncio.create_task(api.ask(user=user, session_id=str(chat.id), message="echo: never mind"))
+    while not await Turn.objects.filter(session=chat, prompt="echo: never mind").aexists():
+        await asyncio.sleep(0.02)
+
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    await runtime.current().turns.idle()
+    turn = await Turn.objects.aget(session=chat, prompt="echo: never mind")
+    assert turn.status == Turn.Status.STOPPED and turn.started_at is None and "hung up" in turn.error
+
+
+async def test_a_turn_timeout_answers_504(projects, settings):
+    settings.CLAUDE_TURN_TIMEOUT = 1.5
+    _, key = await user_with_token()
+
+    response = await post(client_for(key), {"sessionId": str(uuid.uuid4()), "message": "slow 5"})
+
+    assert response.status_code == 504 and "No answer within 1.5 seconds" in error_of(response)
+
+
+async def test_a_cli_error_answers_502_with_the_turn_error(projects, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    _, key = await user_with_token()
+
+    response = await post(client_for(key), {"sessionId": str(uuid.uuid4()), "message": "hello"})
+
+    assert response.status_code == 502 and "not logged in" in error_of(response)
+
+
+async def test_an_archived_session_answers_409(projects):
+    user, key = await user_with_token()
+    chat = await new_chat(user=user, text="hello")
+    await sync_to_async(archive_session)(session=chat)
+
+    response = await post(client_for(key), {"sessionId": str(chat.id), "message": "again"})
+
+    assert response.status_code == 409 and "Restore" in error_of(response)
+
+
+# ---------------------------------------------------------------------------------------
+# Refused requests
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"},
+                                     {"Authorization": "Bearer wrong-token-wrong-token-wrong"}])
+async def test_requests_without_a_valid_token_get_401(headers):
+    await user_with_token()
+    for response in (await ApiCaller(headers).post(CHAT, "{}"), await ApiCaller(headers).get(POOL)):
+        assert response.status_code == 401 and "token" in error_of(response)
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_an_inactive_users_token_gets_401():
+    user, key = await user_with_token()
+    user.is_active = False
+    await user.asave()
+    assert (await client_for(key).get(POOL)).status_code == 401
+
+
+@pytest.mark.parametrize(("body", "status", "says"), [
+    ("{not json", 400, "JSON object"),
+    ([1, 2], 400, "JSON object"),
+    ({"message": "hi"}, 400, "sessionId must be a UUID"),
+    ({"sessionId": "../../etc/passwd", "message": "hi"}, 400, "sessionId must be a UUID"),
+    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d/../x", "message": "hi"}, 400, "sessionId must be a UUID"),
+    ({"sessionId": 12345, "message": "hi"}, 400, "sessionId must be a UUID"),
+    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d"}, 400, "message is missing"),
+    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "   "}, 400, "message is missing"),
+    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": ["hi"]}, 400, "message is missing"),
+    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "hi", "projectKey": ["x"]}, 400, "Unknown projectKey"),
+])
+async def test_bad_requests_are_refused_before_anything_is_made(projects, body, status, says):
+    _, key = await user_with_token()
+    response = await post(client_for(key), body)
+    assert response.status_code == status and says in error_of(response)
+    assert await Session.objects.acount() == 0
+
+
+async def test_a_message_over_the_limit_gets_413_with_the_limit(projects, settings):
+    settings.CLAUDE_MAX_MESSAGE_CHARS = 1000
+    _, key = await user_with_token()
+    response = await post(client_for(key), {"sessionId": str(uuid.uuid4()), "message": "x" * 1001})
+    assert response.status_code == 413 and "1,001 characters" in error_of(response) and "1,000" in error_of(response)
+    assert await Session.objects.acount() == 0
+
+
+async def test_wrong_methods_get_405_with_allow():
+    _, key = await user_with_token()
+    client = client_for(key)
+    assert (got := await client.get(CHAT)).status_code == 405 and got["Allow"] == "POST" and "POST" in error_of(got)
+    assert (got := await client.post(POOL)).status_code == 405 and got["Allow"] == "GET"
+
+
+# ---------------------------------------------------------------------------------------
+# Pool status, description, tokens
+
+
+@pytest.mark.parametrize("rt", [{"max_processes": 3}], indirect=True)
+async def test_pool_status_reports_the_pool(projects, settings):
+    _, key = await user_with_token()
+    client = client_for(key)
+    assert (await post(client, {"sessionId": str(uuid.uuid4()), "message": "hello"})).status_code == 200
+
+    response = await client.get(POOL)
+
+    assert response.status_code == 200
+    assert response.json() == {"active": 0, "limit": 3, "waiting": 0, "totalRequests": 1}
+
+
+async def test_the_openapi_description_is_public_and_documents_every_route_and_status():
+    response = await AsyncClient().get("/api/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) == {CHAT, POOL, "/api/openapi.json"}
+    chat_statuses = set(doc["paths"][CHAT]["post"]["responses"])
+    assert {"200", "400", "401", "404", "405", "409", "413", "502", "503", "504"} <= chat_statuses
+    assert set(doc["components"]["schemas"]["PoolStatus"]["properties"]) == {"active", "limit", "waiting", "totalRequests"}
+    assert set(doc["components"]["schemas"]["ChatResponse"]["properties"]) == {"sessionId", "answer", "workerId", "timestamp"}
+
+
+def test_api_token_command_prints_the_token_as_the_last_word():
+    user = make_user(username="alice")
+    out = StringIO()
+    call_command("api_token", "alice", stdout=out)
+    line = out.getvalue().strip()
+    assert line.startswith("API token for alice: ") and line.split()[-1] == ApiToken.objects.get(user=user).key
+
+    again = StringIO()
+    call_command("api_token", "alice", stdout=again)
+    assert again.getvalue() == out.getvalue()
+    call_command("api_token", "alice", "--regenerate", stdout=(new := StringIO()))
+    assert new.getvalue().split()[-1] != line.split()[-1]
+
+    with pytest.raises(CommandError, match="no user 'bob'"):
+        call_command("api_token", "bob")
+
+
+def test_settings_page_shows_and_regenerates_the_token():
+    user = make_user()
+    assert Client().get("/settings/").status_code == 302  # login required
+    client = logged_in_client(user=user)
+    page = client.get("/settings/")
+    assert b"Create token" in page.content and b'href="/settings/"' in page.content
+
+    client.post("/settings/token/")
+    old = ApiToken.objects.get(user=user).key
+    page = client.get("/settings/")
+    assert old.encode() in page.content and b"Regenerate token" in page.content and b"confirm(" in page.content
+
+    response = client.post("/settings/token/", follow=True)
+    new = ApiToken.objects.get(user=user).key
+    assert new != old and new.encode() in response.content and b"old one no longer works" in response.content
+    assert client.get("/settings/token/").status_code == 405
+
+
+async def test_a_regenerated_token_replaces_the_old_one_at_once():
+    user, old = await user_with_token()
+    client = await sync_to_async(logged_in_client)(user=user)
+    await sync_to_async(client.post)("/settings/token/")
+    new = (await ApiToken.objects.aget(user=user)).key
+    assert (await client_for(old).get(POOL)).status_code == 401
+    assert (await client_for(new).get(POOL)).status_code == 200
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("alpha", "not KEY=/absolute/path"), ("alpha=relative/dir", "must be absolute"), ("a b=/x", "may only hold"),
+    ("a=/x,a=/y", "given twice"), ("default=/x", "set CLAUDE_WORKDIR"),
+])
+def test_malformed_claude_projects_stop_the_start(monkeypatch, tmp_path, value, says):
+    monkeypatch.setenv("CLAUDE_PROJECTS", value)
+    with pytest.raises(ImproperlyConfigured, match=says):
+        envprojects("CLAUDE_PROJECTS", default=tmp_path)
+
+
+def test_claude_projects_are_read_with_the_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLAUDE_PROJECTS", f" api = {tmp_path}/api , web={tmp_path}/web ")
+    assert envprojects("CLAUDE_PROJECTS", default=tmp_path) == {
+        "default": tmp_path, "api": tmp_path / "api", "web": tmp_path / "web"}

@@ -1,0 +1,138 @@
+"""The tasks API (bearer token), restart recovery and the token budget."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat.models import Turn
+from chat.services import recovery
+from chat.services.tokens import token_for
+from drivers import claude as cli
+from tasks import services
+from tasks.models import Task
+from tasks.services import scheduling as scheduler_module
+from tests.api_client import ApiCaller
+from tests.factories import make_user
+from tests.task_helpers import settled, wait_for
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+
+async def script_for(user) -> ApiCaller:
+    token = await sync_to_async(token_for)(user=user)
+    return ApiCaller.with_token(token.key)
+
+
+@pytest.fixture
+async def api(user):
+    return await script_for(user)
+
+
+async def test_create_follow_and_merge_through_the_api(repo, scheduler, api):
+    made = await api.post("/api/tasks", {"prompt": "write api.txt: via api", "title": "From CI", "priority": 3},
+                          content_type="application/json")
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert body["status"] in ("queued", "running") and body["branch"] == f"auto-claude/{body['id']}"
+    await scheduler.idle()
+    got = (await api.get(f"/api/tasks/{body['id']}")).json()
+    assert got["status"] == "completed" and got["files_changed"] == ["api.txt"]
+    assert got["tokens"]["total"] > 0 and got["cost_usd"] > 0 and got["conflicts"] is None
+    listed = (await api.get("/api/tasks?status=completed")).json()["tasks"]
+    assert [t["id"] for t in listed] == [body["id"]]
+    merged = await api.post(f"/api/tasks/{body['id']}/merge")
+    assert merged.status_code == 200 and merged.json()["status"] == "merged"
+    assert (repo / "api.txt").read_text() == "via api\n"
+    again = await api.post(f"/api/tasks/{body['id']}/merge")
+    assert again.status_code == 409 and "only a completed task" in again.json()["error"]
+
+
+async def test_bad_requests(repo, scheduler, api, user):
+    assert (await ApiCaller({}).get("/api/tasks")).status_code == 401
+    assert (await ApiCaller({"Authorization": "Bearer " + "x" * 40}).get("/api/tasks")).status_code == 401
+    assert (await api.get("/api/tasks/999999")).status_code == 404
+    assert (await api.post("/api/tasks/999999/pause")).status_code == 404
+    assert (await api.post("/api/tasks/1/explode")).status_code in (404,)
+    bad = await api.post("/api/tasks", {"prompt": "x", "priority": "urgent"}, content_type="application/json")
+    assert bad.status_code == 400 and "priority" in bad.json()["fields"]
+    assert (await api.post("/api/tasks", {"title": "no prompt"}, content_type="application/json")).status_code == 400
+    assert (await api.post("/api/tasks", {"prompt": "x", "branch": "../x"}, content_type="application/json")).status_code == 400
+    assert (await api.post("/api/tasks", "[1, 2]", content_type="application/json")).status_code == 400
+    assert (await api.post("/api/tasks", "{not json", content_type="application/json")).status_code == 400
+    assert (await api.get("/api/tasks?status=weird")).status_code == 400
+    assert (await api.delete("/api/tasks")).status_code == 405
+    assert await Task.objects.acount() == 0
+    # Someone else's task: visible, but not theirs to act on.
+    made = (await api.post("/api/tasks", {"prompt": "echo: mine"}, content_type="application/json")).json()
+    other = await sync_to_async(make_user)()
+    other_api = await script_for(other)
+    assert (await other_api.get(f"/api/tasks/{made['id']}")).status_code == 200
+    assert (await other_api.post(f"/api/tasks/{made['id']}/discard")).status_code == 403
+    await scheduler.idle()
+
+
+async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes(repo, scheduler, user, settings):
+    scheduler.limit = 1
+    blocker = await services.create_task(user=user, prompt="slow 1")
+    task = await services.create_task(user=user, prompt="my name is Grace", title="Survives a crash")
+    await scheduler.idle()
+    # Emulate a crash in the middle of a later run: the DB says running and a CLI process is left behind.
+    task = await Task.objects.aget(pk=task.pk)
+    await Task.objects.filter(pk=task.pk).aupdate(status=Task.Status.RUNNING)
+    turn = await Turn.objects.acreate(session_id=task.session_id, prompt="slow 30", status=Turn.Status.RUNNING)
+    argv = cli.build_argv(settings.CLAUDE_CLI, session_id=str(task.session_id), resume=True)
+    orphan = subprocess.Popen(argv, cwd=task.worktree_path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    orphan.stdin.write(b"slow 30")
+    orphan.stdin.close()
+    await Turn.objects.filter(pk=turn.pk).aupdate(pid=orphan.pid)
+    await asyncio.sleep(0.5)
+
+    assert await sync_to_async(recovery.recover_interrupted)() >= 1  # what start-up runs first
+    assert await sync_to_async(services.recover_tasks)() == 1
+    assert await asyncio.to_thread(orphan.wait, 10) is not None
+    task = await Task.objects.aget(pk=task.pk)
+    assert task.status == Task.Status.PAUSED and task.reason == Task.Reason.INTERRUPTED
+    assert (await Turn.objects.aget(pk=turn.pk)).status == Turn.Status.INTERRUPTED
+
+    await services.resume(task_id=task.pk, message="what is my name")
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    from tests.task_helpers import texts
+
+    assert "Your name is Grace." in await texts(task)
+    assert (await Task.objects.aget(pk=blocker.pk)).status == Task.Status.COMPLETED
+
+
+async def test_shutdown_marks_running_tasks_interrupted(repo, user, rt):
+    task = await services.create_task(user=user, prompt="slow 5")
+    await wait_for(lambda: _running_turn(task))
+    await rt.shutdown()
+    task = await Task.objects.aget(pk=task.pk)
+    assert task.status == Task.Status.PAUSED and task.reason == Task.Reason.INTERRUPTED
+
+
+async def _running_turn(task: Task) -> bool:
+    task = await Task.objects.aget(pk=task.pk)
+    return bool(task.session_id) and await Turn.objects.filter(session_id=task.session_id, status=Turn.Status.RUNNING).aexists()
+
+
+async def test_the_token_budget_holds_new_starts_and_says_so(repo, scheduler, user, settings, monkeypatch):
+    monkeypatch.setattr(scheduler_module, "BUDGET_WINDOW_SECONDS", 2.0)
+    settings.CLAUDE_MAX_TOKENS_PER_MINUTE = 10
+    first = await settled(scheduler, await services.create_task(user=user, prompt="echo: one"))
+    assert first.status == Task.Status.COMPLETED
+    second = await services.create_task(user=user, prompt="echo: two")
+    await asyncio.sleep(0.3)
+    assert (await Task.objects.aget(pk=second.pk)).status == Task.Status.QUEUED
+    assert "Token budget reached" in scheduler.note
+    await wait_for(lambda: _done(second), timeout=20)
+    assert scheduler.note == ""
+
+
+async def _done(task: Task) -> bool:
+    return (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED

@@ -1,0 +1,107 @@
+"""Sharing a chat in a real browser, against the real server and CLI: share, read anonymously, revoke."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.test_chat import log_in, open_new_chat
+
+pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
+
+
+def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page, browser):
+    live_app.create_user(username="sharer", password="pw-sharer-123")
+    log_in(page, live_app.base_url, "sharer", "pw-sharer-123")
+    open_new_chat(page)
+    box = page.get_by_label("Message")
+    box.fill("write shared-notes.txt: <b>shared</b> hello")
+    box.press("Enter")
+    turn = page.locator("article.turn").first
+    expect(turn).to_contain_text("File created successfully")
+
+    page.get_by_text("Rename", exact=True).click()
+    # The first message named the chat after the page loaded: the form starts from that name.
+    expect(page.get_by_label("Title")).to_have_value("write shared-notes.txt: <b>shared</b> hello")
+    page.get_by_label("Title").fill("Release notes")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Release notes")).to_be_visible()
+
+    page.get_by_role("link", name="Share").click()
+    expect(page.get_by_role("heading", name="Share “Release notes”")).to_be_visible()
+    page.get_by_label("Link expires after").select_option(label="1 day")
+    page.get_by_role("button", name="Create link").click()
+    field = page.get_by_label(re.compile("Your new link"))
+    expect(field).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/share/[A-Za-z0-9_-]{43}/$"))
+    link = field.input_value()
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("cell", name="Live")).to_be_visible()
+
+    page.goto(live_app.base_url + "/")
+    row = page.locator("li.chat-row", has_text="Release notes")
+    expect(row.get_by_role("link", name="Shared")).to_be_visible()
+
+    # Someone else, not logged in, opens the link.
+    reader = browser.new_context().new_page()
+    sockets: list[str] = []
+    reader.on("websocket", lambda ws: sockets.append(ws.url))
+    reader.goto(link)
+    expect(reader.get_by_role("heading", name="Release notes")).to_be_visible()
+    shared_turn = reader.locator("article.turn").first
+    expect(shared_turn.locator(".msg.user")).to_contain_text("write shared-notes.txt: <b>shared</b> hello")
+    expect(shared_turn).to_contain_text("File created successfully at: shared-notes.txt")
+    expect(reader.get_by_label("Message")).to_have_count(0)
+    expect(reader.get_by_role("button", name="Stop")).to_have_count(0)
+    html = reader.content()
+    assert str(live_app.data_dir) not in html and "/work/" not in html
+    assert sockets == []
+
+    # The owner revokes it from the list's "Shared" badge: the reader's reload finds nothing.
+    row.get_by_role("link", name="Shared").click()
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("status")).to_contain_text("Revoked: that link now answers “not found”.")
+    expect(page.get_by_role("cell", name="Revoked")).to_be_visible()
+    response = reader.reload()
+    assert response is not None and response.status == 404
+    expect(reader.get_by_role("heading", name="This link does not work")).to_be_visible()
+    expect(reader.get_by_text("Release notes")).to_have_count(0)
+    reader.context.close()
+
+
+def test_long_chat_loads_older_messages_for_owner_and_reader(live_app, page: Page, browser):
+    live_app.create_user(username="longtalker", password="pw-long-123")
+    code = ("from datetime import timedelta; from django.utils import timezone; "
+            "from django.contrib.auth import get_user_model; from chat.services import chats, sharing; from chat.models import Turn; "
+            "u = get_user_model().objects.get(username='longtalker'); s = chats.create_session(owner=u, title='Marathon'); "
+            "t0 = timezone.now() - timedelta(hours=1); "
+            "Turn.objects.bulk_create(Turn(session=s, author=u, prompt=f'question {n}', status='done', "
+            "created_at=t0 + timedelta(seconds=n)) for n in range(120)); "
+            "print(sharing.create_share_link(session=s, user=u, expires_in=None)[1])")
+    token = live_app.manage("shell", "-c", code).strip().splitlines()[-1]
+    log_in(page, live_app.base_url, "longtalker", "pw-long-123")
+    page.get_by_role("link", name="Marathon", exact=True).click()
+    shown = page.locator("article.turn")
+    expect(shown).to_have_count(50)
+    expect(shown.first).to_contain_text("question 70")
+
+    page.get_by_role("button", name="Load older messages").click()
+    expect(shown).to_have_count(100)
+    expect(shown.first).to_contain_text("question 20")
+    page.get_by_role("button", name="Load older messages").click()
+    expect(shown).to_have_count(120)
+    expect(shown.first).to_contain_text("question 0")
+    expect(page.get_by_role("button", name="Load older messages")).to_have_count(0)
+    # In order: the older ones went in before the first turn shown.
+    texts = shown.locator(".msg.user .body").all_inner_texts()
+    assert texts == [f"question {n}" for n in range(120)]
+
+    reader = browser.new_context().new_page()
+    reader.goto(f"{live_app.base_url}/share/{token}/")
+    read = reader.locator("article.turn")
+    expect(read).to_have_count(50)
+    reader.get_by_role("button", name="Load older messages").click()
+    expect(read).to_have_count(100)
+    expect(read.first).to_contain_text("question 20")
+    reader.context.close()

@@ -1,0 +1,167 @@
+"""`manage.py expire_sessions` on transcripts written by the REAL Claude Code CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.management import CommandError, call_command
+
+import runtime
+from chat.models import Session, Turn
+from chat.services import turns
+from tests.factories import make_session, make_user
+from tests.real_turns import age, new_chat
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+
+@sync_to_async
+def expire(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("expire_sessions", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def transcript_bytes(session: Session) -> bytes:
+    return Path(session.transcript_path).read_bytes()
+
+
+def archive_bytes(session: Session) -> bytes:
+    return Path(session.archive_path).read_bytes()
+
+
+async def aged_chat(user, *, hours: float = 48, text: str = "My name is Ada") -> tuple[Session, bytes]:
+    """A chat with one real turn, idle for ``hours``, and its transcript's bytes."""
+    session = await new_chat(user=user, text=text)
+    await sync_to_async(age)(session, hours=hours)
+    return session, transcript_bytes(session)
+
+
+async def test_idle_chats_are_archived_with_their_transcript_gzipped(claude_env):
+    user = await sync_to_async(make_user)(username="alice")
+    old, original = await aged_chat(user)
+    recent, _ = await aged_chat(user, hours=1)
+
+    out, err = await expire()
+
+    old = await Session.objects.aget(pk=old.pk)
+    archive = claude_env.archive_dir / f"{old.id}.jsonl.gz"
+    assert old.is_archived and old.status == Session.Status.ARCHIVED
+    assert old.archive_path == str(archive)
+    assert gzip.decompress(archive.read_bytes()) == original
+    assert not claude_env.transcript(old.id).exists()
+    assert await Turn.objects.filter(session=old).acount() == 1, "the messages stay in the database"
+    assert f"Archived {old.id}" in out and "alice" in out and "Archived 1 chat(s), skipped 0 busy, 0 failed." in out
+    assert err == ""
+
+    recent = await Session.objects.aget(pk=recent.pk)
+    assert not recent.is_archived and claude_env.transcript(recent.id).exists()
+    assert [p.name for p in claude_env.archive_dir.iterdir()] == [archive.name], "no temporary file is left"
+
+
+async def test_dry_run_lists_and_changes_nothing(claude_env):
+    user = await sync_to_async(make_user)()
+    session, original = await aged_chat(user)
+
+    out, _ = await expire("--dry-run")
+
+    assert f"Would archive {session.id}" in out and "nothing was changed" in out
+    assert not (await Session.objects.aget(pk=session.pk)).is_archived
+    assert transcript_bytes(session) == original
+    assert not claude_env.archive_dir.exists() or not any(claude_env.archive_dir.iterdir())
+
+
+async def test_running_twice_is_harmless(claude_env):
+    user = await sync_to_async(make_user)()
+    session, original = await aged_chat(user)
+    await expire()
+    first = await Session.objects.aget(pk=session.pk)
+
+    out, err = await expire()
+
+    again = await Session.objects.aget(pk=session.pk)
+    assert "Archived 0 chat(s)" in out and err == ""
+    assert again.archived_at == first.archived_at and again.archive_path == first.archive_path
+    assert gzip.decompress(archive_bytes(again)) == original
+
+
+async def test_older_than_takes_decimal_hours(claude_env):
+    user = await sync_to_async(make_user)()
+    hour_old, _ = await aged_chat(user, hours=1)
+    fresh, _ = await aged_chat(user, hours=0.25)
+
+    await expire("--older-than", "0.5")
+
+    assert (await Session.objects.aget(pk=hour_old.pk)).is_archived
+    assert not (await Session.objects.aget(pk=fresh.pk)).is_archived
+
+
+async def test_bad_older_than_is_refused():
+    with pytest.raises(CommandError, match="not a number of hours"):
+        await expire("--older-than", "soon")
+
+
+async def test_a_chat_that_never_ran_is_archived_with_nothing_to_move(claude_env):
+    user = await sync_to_async(make_user)()
+    session = await sync_to_async(make_session)(owner=user)
+    await sync_to_async(age)(session, hours=30)
+
+    out, _ = await expire()
+
+    session = await Session.objects.aget(pk=session.pk)
+    assert session.is_archived and session.archive_path == ""
+    assert "(no transcript)" in out
+
+
+async def test_a_chat_with_a_running_turn_is_skipped(claude_env):
+    user = await sync_to_async(make_user)()
+    session, original = await aged_chat(user)
+    slow = (await turns.submit_message(session_id=session.id, user=user, text="slow 3")).turn
+    while (await Turn.objects.aget(pk=slow.pk)).status != Turn.Status.RUNNING:
+        await asyncio.sleep(0.05)
+    await sync_to_async(age)(session, hours=48)
+
+    out, _ = await expire()
+
+    assert f"Skipped {session.id}" in out and "running or queued" in out
+    assert not (await Session.objects.aget(pk=session.pk)).is_archived
+    await runtime.current().turns.idle()
+    assert (await Turn.objects.aget(pk=slow.pk)).status == Turn.Status.DONE
+    assert len(transcript_bytes(session)) > len(original), "the running turn still wrote its transcript"
+
+
+async def test_a_chat_with_a_queued_turn_is_skipped(claude_env):
+    user = await sync_to_async(make_user)()
+    session, original = await aged_chat(user)
+    # Saved but not yet picked up: what a queue behind a busy slot looks like.
+    await Turn.objects.acreate(session=session, author=user, prompt="later", status=Turn.Status.QUEUED)
+
+    out, _ = await expire()
+
+    assert f"Skipped {session.id}" in out
+    assert not (await Session.objects.aget(pk=session.pk)).is_archived
+    assert transcript_bytes(session) == original
+
+
+async def test_an_unwritable_archive_folder_leaves_the_chat_as_it_was_and_fails_loudly(claude_env, settings, tmp_path):
+    user = await sync_to_async(make_user)()
+    session, original = await aged_chat(user)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a regular file where the archive's parent should be")
+    settings.CLAUDE_ARCHIVE_DIR = blocker / "archive"
+    out, err = StringIO(), StringIO()
+
+    with pytest.raises(CommandError, match="1 chat\\(s\\) could not be archived"):
+        await sync_to_async(call_command)("expire_sessions", stdout=out, stderr=err)
+
+    assert f"Could not archive {session.id}" in err.getvalue() and "Not a directory" in err.getvalue()
+    assert "1 failed" in out.getvalue()
+    unchanged = await Session.objects.aget(pk=session.pk)
+    assert not unchanged.is_archived and unchanged.status == Session.Status.IDLE and unchanged.archive_path == ""
+    assert transcript_bytes(session) == original
+    assert blocker.read_text().startswith("a regular file")

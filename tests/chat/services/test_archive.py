@@ -1,0 +1,170 @@
+"""Archiving and restoring chats (chat/archive.py, the Restore button) with the REAL CLI."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import pathlib
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.urls import reverse
+
+from chat.models import Session, Turn
+from chat.services import archive, turns
+from chat.services.archive import ArchiveError, archive_session, restore_session
+from tests.factories import logged_in_client, make_user
+from tests.real_turns import answer_of, new_chat, say
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+async def test_restored_chat_continues_with_its_memory(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="My name is Ada")
+    transcript = claude_env.transcript(chat.id)
+    original = transcript.read_bytes()
+
+    result = await sync_to_async(archive_session)(session=chat)
+    assert result.archive_path == claude_env.archive_dir / f"{chat.id}.jsonl.gz" and result.size == len(original)
+    assert not transcript.exists()
+    with pytest.raises(turns.TurnRefused, match="archived"):
+        await turns.submit_message(session_id=chat.id, user=user, text="What is my name?")
+
+    client = await sync_to_async(logged_in_client)(user=user)
+    page = await sync_to_async(client.get)(chat.get_absolute_url())
+    assert b"Archived" in page.content and b"Restore" in page.content and b'id="message-form"' not in page.content
+
+    response = await sync_to_async(client.post)(reverse("chat:restore", args=[chat.id]), follow=True)
+    assert b"Restored" in response.content and b'id="message-form"' in response.content
+    assert transcript.read_bytes() == original
+    assert files_in(claude_env.archive_dir) == []
+    restored = await Session.objects.aget(pk=chat.pk)
+    assert not restored.is_archived and restored.status == Session.Status.IDLE and restored.archive_path == ""
+
+    turn = await say(session=restored, user=user, text="What is my name?")
+    assert "Your name is Ada" in await answer_of(turn)
+
+
+async def test_only_the_owner_can_restore(claude_env):
+    owner, other = await sync_to_async(make_user)(), await sync_to_async(make_user)()
+    chat = await new_chat(user=owner, text="hello")
+    await sync_to_async(archive_session)(session=chat)
+    client = await sync_to_async(logged_in_client)(user=other)
+
+    response = await sync_to_async(client.post)(reverse("chat:restore", args=[chat.id]))
+    assert response.status_code == 404
+    assert (await Session.objects.aget(pk=chat.pk)).is_archived
+    owner_client = await sync_to_async(logged_in_client)(user=owner)
+    assert (await sync_to_async(owner_client.get)(reverse("chat:restore", args=[chat.id]))).status_code == 405
+
+
+async def test_archiving_refuses_a_chat_with_a_pending_turn(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    await Turn.objects.acreate(session=chat, author=user, prompt="later", status=Turn.Status.QUEUED)
+
+    with pytest.raises(ArchiveError, match="running or queued"):
+        await sync_to_async(archive_session)(session=chat)
+    assert claude_env.transcript(chat.id).exists() and files_in(claude_env.archive_dir) == []
+
+
+async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    original = claude_env.transcript(chat.id).read_bytes()
+    real_write = gzip.GzipFile.write
+
+    def full_after_a_while(self, data):
+        real_write(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gzip.GzipFile, "write", full_after_a_while)
+
+    with pytest.raises(ArchiveError, match="No space left on device"):
+        await sync_to_async(archive_session)(session=chat)
+    assert files_in(claude_env.archive_dir) == []
+    assert claude_env.transcript(chat.id).read_bytes() == original
+    assert not (await Session.objects.aget(pk=chat.pk)).is_archived
+
+
+async def test_a_transcript_that_cannot_be_removed_rolls_the_archive_back(claude_env, monkeypatch):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    source = claude_env.transcript(chat.id)
+    real_unlink = pathlib.Path.unlink
+
+    def refuse_source(self, missing_ok=False):
+        if self == source:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", refuse_source)
+
+    with pytest.raises(ArchiveError, match="Permission denied"):
+        await sync_to_async(archive_session)(session=chat)
+    unchanged = await Session.objects.aget(pk=chat.pk)
+    assert not unchanged.is_archived and unchanged.status == Session.Status.IDLE
+    assert source.exists() and files_in(claude_env.archive_dir) == []
+
+
+async def test_a_corrupt_archive_is_not_restored(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    result = await sync_to_async(archive_session)(session=chat)
+    packed = result.archive_path.read_bytes()
+    result.archive_path.write_bytes(packed[:-12] + b"\0" * 12)  # CRC and length trailer damaged
+
+    with pytest.raises(ArchiveError, match="could not put the transcript back"):
+        await sync_to_async(restore_session)(session=chat)
+    assert (await Session.objects.aget(pk=chat.pk)).is_archived
+    assert not claude_env.transcript(chat.id).exists()
+    assert [n for n in files_in(claude_env.transcript(chat.id).parent) if str(chat.id) in n] == [], "no partial transcript is left"
+    assert result.archive_path.exists()
+
+
+async def test_restore_refuses_to_overwrite_a_different_transcript(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    await sync_to_async(archive_session)(session=chat)
+    claude_env.transcript(chat.id).write_text("someone else's conversation\n")
+
+    with pytest.raises(ArchiveError, match="different transcript already exists"):
+        await sync_to_async(restore_session)(session=chat)
+    assert (await Session.objects.aget(pk=chat.pk)).is_archived
+    assert claude_env.transcript(chat.id).read_text() == "someone else's conversation\n"
+
+
+async def test_restore_with_a_missing_archive_file_says_so(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    result = await sync_to_async(archive_session)(session=chat)
+    result.archive_path.unlink()
+    client = await sync_to_async(logged_in_client)(user=user)
+
+    response = await sync_to_async(client.post)(reverse("chat:restore", args=[chat.id]), follow=True)
+    assert b"could not be restored" in response.content and b"is missing" in response.content
+    assert (await Session.objects.aget(pk=chat.pk)).is_archived
+
+
+async def test_archive_and_restore_twice_are_harmless(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    first = await sync_to_async(archive_session)(session=chat)
+    again = await sync_to_async(archive_session)(session=chat)
+    assert again.already and first.archive_path.exists()
+
+    await sync_to_async(restore_session)(session=chat)
+    assert (await sync_to_async(restore_session)(session=chat)).already
+    assert claude_env.transcript(chat.id).exists()
+
+
+def test_archive_files_are_named_by_uuid_only(settings, tmp_path):
+    settings.CLAUDE_ARCHIVE_DIR = tmp_path
+    session = Session(title="../../etc/passwd", workdir="/srv/x")
+    assert archive.archive_file_for(session) == tmp_path / f"{session.id}.jsonl.gz"

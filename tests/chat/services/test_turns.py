@@ -1,0 +1,239 @@
+"""Chat turns end to end with the REAL Claude Code CLI against the offline stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+import runtime
+from chat.models import Event, Session, Turn
+from chat.services import recovery, turns
+from tests.conftest import CLAUDE
+from tests.factories import make_session, make_user
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+
+async def send(session: Session, user, text: str) -> Turn:
+    return (await turns.submit_message(session_id=session.id, user=user, text=text)).turn
+
+
+async def answer(turn: Turn) -> str:
+    texts = [e.text async for e in Event.objects.filter(turn=turn, kind=Event.Kind.TEXT)]
+    return "\n".join(texts)
+
+
+async def settled(turn: Turn) -> Turn:
+    await runtime.current().turns.idle()
+    return await Turn.objects.aget(pk=turn.pk)
+
+
+async def test_second_turn_remembers_the_first_and_a_new_chat_does_not(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    first = await settled(await send(chat, user, "My name is Ada"))
+    assert first.status == Turn.Status.DONE, first.error
+    assert "Nice to meet you, Ada" in await answer(first)
+    assert claude_env.transcript(chat.id).exists()
+    assert (await Session.objects.aget(pk=chat.id)).cli_created
+
+    second = await settled(await send(chat, user, "What is my name?"))
+    assert second.status == Turn.Status.DONE, second.error
+    assert "Your name is Ada" in await answer(second)
+    assert second.input_tokens > 0 and second.output_tokens > 0 and second.cost_usd > 0
+
+    other = await sync_to_async(make_session)(owner=user)
+    fresh = await settled(await send(other, user, "What is my name?"))
+    assert "I don't know your name" in await answer(fresh)
+
+
+def conversation_forks(transcript) -> list[str]:
+    """Parent uuids that more than one conversation entry hangs from (a forked transcript)."""
+    children: dict[str, int] = {}
+    for line in transcript.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("type") in ("user", "assistant") and entry.get("parentUuid"):
+            children[entry["parentUuid"]] = children.get(entry["parentUuid"], 0) + 1
+    return [parent for parent, count in children.items() if count > 1]
+
+
+async def test_concurrent_sends_run_one_at_a_time_in_order_without_forking(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    sent = await asyncio.gather(*(send(chat, user, f"echo: message {i}") for i in range(4)))
+    statuses = {t.status for t in sent}
+    assert statuses == {Turn.Status.QUEUED}
+    await runtime.current().turns.idle()
+    done = [t async for t in Turn.objects.filter(session=chat).order_by("id")]
+    assert [t.status for t in done] == [Turn.Status.DONE] * 4
+    for earlier, later in itertools.pairwise(done):
+        assert earlier.finished_at <= later.started_at
+    assert [await answer(t) for t in done] == [t.prompt.removeprefix("echo: ") for t in done]
+    assert conversation_forks(claude_env.transcript(chat.id)) == []
+
+
+def cli_processes_in(workdir) -> int:
+    """CLI processes the app started in ``workdir``: each leads its own process group.
+
+    The CLI's own helpers (shells, tools) share the group and are not counted."""
+    binary = os.path.realpath(CLAUDE)
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (os.getpgid(int(proc.name)) == int(proc.name) and os.readlink(proc / "exe") == binary
+                    and os.readlink(proc / "cwd") == str(workdir)):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)
+async def test_the_process_limit_holds_across_sessions(claude_env, rt):
+    user = await sync_to_async(make_user)()
+    chats = [await sync_to_async(make_session)(owner=user) for _ in range(4)]
+    runner = rt.turns
+    peak_slots = peak_processes = 0
+    sent = [await send(chat, user, "slow 1") for chat in chats]
+
+    async def watch() -> None:
+        nonlocal peak_slots, peak_processes
+        while True:
+            peak_slots = max(peak_slots, runner.pool.active)
+            peak_processes = max(peak_processes, cli_processes_in(claude_env.workdir))
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
+    await runner.idle()
+    watcher.cancel()
+    assert peak_slots == 2
+    assert peak_processes == 2
+    assert runner.pool.status().active == 0 and runner.pool.status().waiting == 0
+    finished = [await Turn.objects.aget(pk=t.pk) for t in sent]
+    assert all(t.status == Turn.Status.DONE for t in finished)
+
+
+async def test_already_in_use_is_retried_with_resume(claude_env):
+    """The transcript exists but the app did not know (e.g. a crash after the CLI wrote it)."""
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    await settled(await send(chat, user, "My name is Ada"))
+    await Session.objects.filter(pk=chat.id).aupdate(cli_created=False)
+    second = await settled(await send(chat, user, "What is my name?"))
+    assert second.status == Turn.Status.DONE, second.error
+    assert "Your name is Ada" in await answer(second)
+    assert second.error == ""
+
+
+async def test_timeout_ends_the_process_group_and_keeps_the_partial_answer(claude_env, settings):
+    settings.CLAUDE_TURN_TIMEOUT = 2.5
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    turn = await send(chat, user, "slow 30")
+    pids: list[int] = []
+
+    async def remember_pid() -> None:
+        while not pids:
+            current = await Turn.objects.aget(pk=turn.pk)
+            if current.pid:
+                pids.append(current.pid)
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(remember_pid(), 10)
+    turn = await settled(turn)
+    assert turn.status == Turn.Status.TIMEOUT
+    assert "No answer within 2.5 seconds" in turn.error
+    assert "Slow answer: word1" in await answer(turn)
+    assert not await Event.objects.filter(turn=turn, complete=False).aexists()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pids[0], 0)
+    assert (await Session.objects.aget(pk=chat.id)).status == Session.Status.IDLE
+
+
+async def test_stop_ends_the_turn_and_the_next_message_still_works(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    turn = await send(chat, user, "slow 30")
+    queued = await send(chat, user, "echo: after the stop")
+    while "word3" not in await answer(turn):
+        await asyncio.sleep(0.05)
+    assert await turns.stop_turn(session_id=chat.id)
+    await runtime.current().turns.idle()
+    turn = await Turn.objects.aget(pk=turn.pk)
+    assert turn.status == Turn.Status.STOPPED
+    assert "word3" in await answer(turn)
+    queued = await Turn.objects.aget(pk=queued.pk)
+    assert queued.status == Turn.Status.DONE, queued.error
+    assert await answer(queued) == "after the stop"
+
+
+async def test_missing_cli_says_how_to_install_it_and_keeps_the_message(claude_env, settings, tmp_path):
+    settings.CLAUDE_CLI = str(tmp_path / "no-such-claude")
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    turn = await settled(await send(chat, user, "hello"))
+    assert turn.status == Turn.Status.ERROR
+    assert "Claude Code CLI was not found" in turn.error and "CLAUDE_CLI" in turn.error
+    assert turn.prompt == "hello"
+
+
+async def test_not_logged_in_says_how_to_log_in(claude_env, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    turn = await settled(await send(chat, user, "hello"))
+    assert turn.status == Turn.Status.ERROR
+    assert "not logged in" in turn.error and "ANTHROPIC_API_KEY" in turn.error
+
+
+async def test_missing_transcript_on_resume_is_explained(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    await settled(await send(chat, user, "My name is Ada"))
+    claude_env.transcript(chat.id).unlink()
+    turn = await settled(await send(chat, user, "What is my name?"))
+    assert turn.status == Turn.Status.ERROR
+    assert "transcript of this chat is missing" in turn.error
+
+
+async def test_archived_chat_refuses_messages(claude_env):
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    await Session.objects.filter(pk=chat.id).aupdate(archived_at=timezone.now())
+    with pytest.raises(turns.TurnRefused, match="archived"):
+        await send(chat, user, "hello")
+
+
+@pytest.mark.django_db
+def test_restart_marks_unfinished_turns_interrupted_and_ends_their_processes(tmp_path):
+    user = make_user()
+    chat = make_session(owner=user, workdir=tmp_path)
+    orphan = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    # The recovery only kills what looks like the CLI; name the orphan so via its argv.
+    orphan.kill()
+    orphan.wait()
+    orphan = subprocess.Popen(["bash", "-c", "exec -a claude-orphan sleep 600"], start_new_session=True)
+    running = Turn.objects.create(session=chat, prompt="a", status=Turn.Status.RUNNING, pid=orphan.pid)
+    Event.objects.create(turn=running, kind=Event.Kind.TEXT, text="partial", complete=False)
+    queued = Turn.objects.create(session=chat, prompt="b", status=Turn.Status.QUEUED)
+    Session.objects.filter(pk=chat.pk).update(status=Session.Status.RUNNING)
+
+    assert recovery.recover_interrupted() == 2
+    assert orphan.wait(5) != 0
+    for turn in (running, queued):
+        turn.refresh_from_db()
+        assert turn.status == Turn.Status.INTERRUPTED
+        assert "Send the message again" in turn.error
+    assert Event.objects.get(turn=running).text == "partial"
+    chat.refresh_from_db()
+    assert chat.status == Session.Status.IDLE

@@ -1,0 +1,159 @@
+"""Tasks end to end: the REAL CLI against the stand-in, in real git worktrees."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.models import Turn
+from tasks import services
+from tasks.models import Task
+from tasks.services import places
+from tests.task_helpers import git, settled, status_of, texts, wait_for
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+
+async def test_a_task_runs_in_its_worktree_commits_and_merges(repo, scheduler, user):
+    task = await services.create_task(user=user, prompt="write hello.txt: hi from the task", title="Add a greeting")
+    assert task.branch == f"auto-claude/{task.pk}"
+    assert task.worktree_path == str(repo / ".worktrees" / str(task.pk))
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    worktree = repo / ".worktrees" / str(task.pk)
+    assert (worktree / "hello.txt").read_text() == "hi from the task\n"
+    assert not (repo / "hello.txt").exists()
+    assert task.files_changed == ["hello.txt"]
+    assert "Add a greeting" in git(repo, "log", "--format=%s", f"main..{task.branch}")
+    assert task.tokens > 0 and task.cost_usd > 0
+    assert "+hi from the task" in await services.diff(task_id=task.pk)
+    # The main checkout does not show the worktrees folder as untracked.
+    assert git(repo, "status", "--porcelain") == ""
+
+    task = await services.merge(task_id=task.pk)
+    assert task.status == Task.Status.MERGED
+    assert (repo / "hello.txt").read_text() == "hi from the task\n"
+    assert "Merge task #" in git(repo, "log", "-1", "--format=%s", "main")
+    assert not worktree.exists()
+    assert git(repo, "branch", "--list", task.branch) == ""
+
+
+async def test_tasks_run_in_parallel_under_the_limit(repo, scheduler, user):
+    scheduler.limit = 2
+    tasks = [await services.create_task(user=user, prompt="slow 1", title=f"slow {i}") for i in range(4)]
+    peak = 0
+
+    async def running() -> bool:
+        nonlocal peak
+        peak = max(peak, await Task.objects.filter(status=Task.Status.RUNNING).acount())
+        return False
+
+    import asyncio
+
+    async def watch():
+        while True:
+            await running()
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
+    await scheduler.idle()
+    watcher.cancel()
+    assert peak == 2 and scheduler.max_seen == 2
+    for task in tasks:
+        done = await Task.objects.aget(pk=task.pk)
+        assert done.status == Task.Status.COMPLETED, done.error
+        # Nothing changed: no commit, no files.
+        assert done.files_changed == []
+        assert (repo / ".worktrees" / str(task.pk)).is_dir()
+
+
+async def test_higher_priority_starts_first_then_the_oldest(repo, scheduler, user):
+    scheduler.limit = 1
+    blocker = await services.create_task(user=user, prompt="slow 1", title="blocker")
+    await wait_for(lambda: _is(blocker, Task.Status.RUNNING))
+    low = await services.create_task(user=user, prompt="echo: low", priority=0)
+    high = await services.create_task(user=user, prompt="echo: high", priority=5)
+    mid_old = await services.create_task(user=user, prompt="echo: mid 1", priority=2)
+    mid_new = await services.create_task(user=user, prompt="echo: mid 2", priority="2")
+    await scheduler.idle()
+    assert scheduler.started_order == [blocker.pk, high.pk, mid_old.pk, mid_new.pk, low.pk]
+
+
+async def _is(task: Task, status: str) -> bool:
+    return await status_of(task) == status
+
+
+async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_env):
+    task = await services.create_task(user=user, prompt="slow 4 my name is Ada", title="Remember me")
+    await wait_for(lambda: _has_streamed(task))
+    paused = await services.pause(task_id=task.pk)
+    assert paused.status == Task.Status.PAUSED and paused.reason == Task.Reason.USER
+    session_id = paused.session_id
+    first = await Turn.objects.filter(session_id=session_id).afirst()
+    assert first.status == Turn.Status.STOPPED
+    assert claude_env.transcript(session_id, cwd=repo / ".worktrees" / str(task.pk)).exists()
+
+    resumed = await services.resume(task_id=task.pk, message="what is my name")
+    assert resumed.status == Task.Status.QUEUED
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    assert task.session_id == session_id
+    assert await Turn.objects.filter(session_id=session_id).acount() == 2
+    assert "Your name is Ada." in await texts(task)
+
+
+async def _has_streamed(task: Task) -> bool:
+    from chat.models import Event
+
+    task = await Task.objects.aget(pk=task.pk)
+    return bool(task.session_id) and await Event.objects.filter(turn__session_id=task.session_id, kind="text").aexists()
+
+
+async def test_a_follow_up_runs_in_the_worktree_and_is_committed(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="write a.txt: one", title="First file"))
+    assert task.status == Task.Status.COMPLETED
+    with pytest.raises(services.TaskRefused, match="follow-up"):
+        await services.resume(task_id=task.pk)  # a completed task needs an instruction
+    await services.resume(task_id=task.pk, message="write b.txt: two")
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    assert task.files_changed == ["a.txt", "b.txt"]
+    assert len(git(repo, "log", "--format=%s", f"main..{task.branch}").splitlines()) == 2
+
+
+async def test_discard_removes_worktree_and_branch_without_merging(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="write gone.txt: bye"))
+    task = await services.discard(task_id=task.pk)
+    assert task.status == Task.Status.CANCELLED
+    assert not (repo / ".worktrees" / str(task.pk)).exists()
+    assert git(repo, "branch", "--list", task.branch) == ""
+    assert not (repo / "gone.txt").exists()
+    with pytest.raises(services.TaskRefused):
+        await services.merge(task_id=task.pk)
+
+
+async def test_terminate_keeps_the_work_on_the_branch(repo, scheduler, user):
+    task = await services.create_task(user=user, prompt="slow 5", title="Long one")
+    await wait_for(lambda: _has_streamed(task))
+    (repo / ".worktrees" / str(task.pk) / "partial.txt").write_text("half done\n")
+    task = await services.terminate(task_id=task.pk)
+    assert task.status == Task.Status.CANCELLED
+    assert "partial.txt" in git(repo, "show", "--name-only", "--format=%s", task.branch)
+
+
+async def test_names_come_from_the_id_only(repo, scheduler, user):
+    task = await services.create_task(user=user, prompt="echo: x", title="../../etc; rm -rf / $(whoami) `id`")
+    assert task.branch == f"auto-claude/{task.pk}"
+    assert task.worktree_path == str(repo / ".worktrees" / str(task.pk))
+    assert "rm -rf" not in places.hook_settings(task)
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED
+
+
+async def test_a_folder_that_is_not_a_repository_is_refused(repo, scheduler, user, tmp_path, settings):
+    settings.CLAUDE_WORKDIR = tmp_path / "not-a-repo"
+    (tmp_path / "not-a-repo").mkdir()
+    with pytest.raises(services.TaskRefused, match="not a git repository"):
+        await services.create_task(user=user, prompt="x")
+    with pytest.raises(services.TaskRefused, match="Unknown project"):
+        await services.create_task(user=user, prompt="x", project="nope")
+    assert await Task.objects.acount() == 0

@@ -1,0 +1,35 @@
+"""The new-task form refuses bad input with a reason per field, before any service runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.web.forms import TaskForm
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": "   "}, "prompt"),
+    ({"prompt": "x", "priority": "high"}, "priority"),
+    ({"prompt": "x", "priority": str(10**6)}, "priority"),
+    ({"prompt": "x", "project": "nope"}, "project"),
+    ({"prompt": "x", "title": "t" * 200}, "title"),
+])
+def test_bad_input_is_refused_with_reasons(data, field):
+    form = TaskForm(data)
+    assert not form.is_valid()
+    assert field in form.errors_by_field()
+
+
+def test_a_prompt_over_the_limit_is_refused(settings):
+    settings.CLAUDE_MAX_MESSAGE_CHARS = 10
+    form = TaskForm({"prompt": "x" * 11})
+    assert not form.is_valid() and "limit of 10" in form.errors_by_field()["prompt"]
+
+
+def test_good_input_is_cleaned():
+    form = TaskForm({"prompt": "Add a CHANGELOG", "priority": "5", "project": "default", "yolo": "1"})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["priority"] == 5 and form.cleaned_data["yolo"] is True

@@ -1,0 +1,97 @@
+"""The tasks board and a task's page: pages, buttons, and live fragments over ``ws/tasks/``."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import AsyncClient
+
+from project.asgi import application
+from tasks import services
+from tasks.models import Task
+from tests.factories import logged_in_client, make_user, ws_headers
+from tests.task_helpers import settled
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+
+async def browser_for(user) -> AsyncClient:
+    client = AsyncClient()
+    await client.aforce_login(user)
+    return client
+
+
+async def receive_until(communicator: WebsocketCommunicator, needle: str, *, timeout: float = 20) -> str:
+    seen = ""
+    while needle not in seen:
+        seen += await communicator.receive_from(timeout=timeout)
+    return seen
+
+
+async def test_the_board_needs_a_login_and_states_the_skip_permissions_risk(repo, scheduler, user):
+    assert (await AsyncClient().get("/tasks/")).status_code == 302
+    page = (await (await browser_for(user)).get("/tasks/")).content.decode()
+    assert "New task" in page and 'href="/tasks/"' in page and 'href="/"' in page
+    assert "--dangerously-skip-permissions" in page and "Risk:" in page
+    assert 'ws-connect="/ws/tasks/"' in page
+
+
+async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, scheduler, user):
+    client = await browser_for(user)
+    response = await client.post("/tasks/new/", {"prompt": "write page.txt: from the form", "title": "Form task", "priority": "1"})
+    assert response.status_code == 302
+    task = await Task.objects.aget(title="Form task")
+    assert response["Location"] == f"/tasks/{task.pk}/"
+    await settled(scheduler, task)
+    page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
+    assert "Completed" in page and "page.txt" in page and 'id="turn-' in page and "Write" in page
+    diff = (await client.get(f"/tasks/{task.pk}/diff/")).content.decode()
+    assert "+from the form" in diff
+    bad = await client.post("/tasks/new/", {"prompt": "", "priority": "x"})
+    assert bad.status_code == 400 and "Say what the task should do." in bad.content.decode()
+
+    merged = await client.post(f"/tasks/{task.pk}/merge/", headers={"HX-Request": "true"})
+    assert merged.status_code == 200 and "merged" in merged.content.decode()
+    again = await client.post(f"/tasks/{task.pk}/merge/", headers={"HX-Request": "true"})
+    assert "only a completed task can be merged" in again.content.decode()
+    assert (await client.get("/tasks/999999/")).status_code == 404
+
+
+async def test_only_the_creator_or_staff_act_on_a_task(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: hi"))
+    other = await browser_for(await sync_to_async(make_user)())
+    refused = await other.post(f"/tasks/{task.pk}/discard/", headers={"HX-Request": "true"})
+    assert "Only the person who created" in refused.content.decode()
+    assert (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
+
+
+async def test_the_board_socket_streams_status_and_the_task_socket_streams_the_log(repo, scheduler, user):
+    client = await sync_to_async(logged_in_client)(user=user)
+    anonymous = WebsocketCommunicator(application, "/ws/tasks/", headers=ws_headers())
+    connected, code = await anonymous.connect()
+    assert not connected and code == 4401
+
+    board = WebsocketCommunicator(application, "/ws/tasks/", headers=ws_headers(client=client))
+    assert (await board.connect())[0]
+    assert 'id="board-wrap"' in await board.receive_from(timeout=10)
+    task = await services.create_task(user=user, prompt="slow 2", title="Live one")
+    assert f'id="task-{task.pk}"' in await receive_until(board, "Live one")
+    # The task's page joins its session's group: the log arrives as the chat's fragments.
+    early = WebsocketCommunicator(application, f"/ws/tasks/{task.pk}/", headers=ws_headers(client=client))
+    assert (await early.connect())[0]
+    assert "Slow answer" in await receive_until(early, "Slow answer")
+    await early.disconnect()
+    await settled(scheduler, task)
+    await receive_until(board, 'data-status="completed"')
+    page = WebsocketCommunicator(application, f"/ws/tasks/{task.pk}/", headers=ws_headers(client=client))
+    assert (await page.connect())[0]
+    assert 'id="task-head"' in await page.receive_from(timeout=10)
+    await services.resume(task_id=task.pk, message="echo: streamed to the page")
+    seen = await receive_until(page, 'class="event text')
+    assert "streamed to the page" in seen + await receive_until(page, "streamed to the page")
+    await settled(scheduler, task)
+    await board.disconnect()
+    await page.disconnect()
+    missing = WebsocketCommunicator(application, "/ws/tasks/999999/", headers=ws_headers(client=client))
+    assert (await missing.connect()) == (False, 4404)
