@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, QuerySet
+from django.contrib.admin import ModelAdmin
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import ApiToken, Event, Session, ShareLink, Turn
+from .models import ApiToken, Event, Session, SessionQuerySet, ShareLink, ShareLinkQuerySet, Turn
 from .services import chats, sharing, turns
 from .services.archive import ArchiveError, archive_session
 
 
-def _by_uuid(queryset: QuerySet, search_term: str, field: str) -> QuerySet | None:
+def _by_uuid[M: Model](queryset: QuerySet[M], search_term: str, field: str) -> QuerySet[M] | None:
     """The rows whose ``field`` is the UUID typed, or None if the term is not a UUID."""
     try:
         value = uuid.UUID(search_term.strip())
@@ -30,10 +32,10 @@ class ArchivedFilter(admin.SimpleListFilter):
     title = "archived"
     parameter_name = "archived"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [("yes", "Archived"), ("no", "Not archived")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: SessionQuerySet) -> SessionQuerySet:  # type: ignore[override]
         if self.value() == "yes":
             return queryset.archived()
         if self.value() == "no":
@@ -45,23 +47,23 @@ class SharedFilter(admin.SimpleListFilter):
     title = "shared"
     parameter_name = "shared"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [("yes", "Has a live link"), ("no", "Private")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() in ("yes", "no"):
             return queryset.filter(shared=self.value() == "yes")
         return queryset
 
 
-class ShareLinkInline(admin.TabularInline):
+class ShareLinkInline(admin.TabularInline[ShareLink, Session]):
     model = ShareLink
     fields = readonly_fields = ("created_by", "created_at", "expires_at", "revoked_at", "state")
     extra = 0
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Session | None = None) -> bool:
         # A token exists only in the owner's answer when the link is made; the admin could not show it.
         return False
 
@@ -71,7 +73,7 @@ class ShareLinkInline(admin.TabularInline):
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(admin.ModelAdmin[Session]):
     list_display = ("display_title", "owner", "shown_status", "turns_link", "shown_tokens", "shown_cost", "shared_mark",
                     "created_at", "last_activity_at")
     list_filter = ("status", "owner", ArchivedFilter, SharedFilter)
@@ -86,9 +88,9 @@ class SessionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
         live = ShareLink.objects.live().filter(session=OuterRef("pk"))
-        return super().get_queryset(request).with_stats().annotate(shared=Exists(live))
+        return cast(SessionQuerySet, super().get_queryset(request)).with_stats().annotate(shared=Exists(live))
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Session], search_term: str) -> tuple[QuerySet[Session], bool]:
         found = _by_uuid(queryset, search_term, "pk")
         if found is not None:
             return found, False
@@ -98,7 +100,7 @@ class SessionAdmin(admin.ModelAdmin):
         # Chats start from the chat page, which sets up their folder and transcript path.
         return False
 
-    def save_model(self, request, obj, form, change) -> None:
+    def save_model(self, request: HttpRequest, obj: Session, form: Any, change: bool) -> None:
         # Only the title is editable; a running turn may be updating the rest of the row meanwhile.
         obj.save(update_fields=["title"])
 
@@ -112,21 +114,21 @@ class SessionAdmin(admin.ModelAdmin):
         return "Archived" if session.is_archived else session.get_status_display()
 
     @admin.display(description="messages", ordering="turn_count")
-    def turns_link(self, session: Session) -> str:
+    def turns_link(self, session: Any) -> str:
         url = reverse("admin:chat_turn_changelist") + f"?session__id__exact={session.pk}"
         return format_html('<a href="{}">{}</a>', url, session.turn_count)
 
     @admin.display(description="tokens", ordering="tokens")
-    def shown_tokens(self, session: Session) -> int:
-        return session.tokens or 0
+    def shown_tokens(self, session: Any) -> int:
+        return int(session.tokens or 0)
 
     @admin.display(description="cost", ordering="cost")
-    def shown_cost(self, session: Session) -> str:
+    def shown_cost(self, session: Any) -> str:
         return f"${session.cost or 0:.4f}"
 
     @admin.display(description="shared", boolean=True, ordering="shared")
-    def shared_mark(self, session: Session) -> bool:
-        return session.shared
+    def shared_mark(self, session: Any) -> bool:
+        return bool(session.shared)
 
     # -- actions --------------------------------------------------------------------------
     @admin.action(description="Archive now (move the transcript to the archive; the chat turns read-only)")
@@ -157,7 +159,7 @@ class SessionAdmin(admin.ModelAdmin):
                           messages.SUCCESS)
 
     # -- delete: through the service, so the CLI transcript goes too ------------------------
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[Any], dict[str, int], set[str], list[str]]:
         """A summary instead of Django's list of every turn and event (thousands in a long chat)."""
         ids = [obj.pk for obj in objs]
         deletable = [format_html('<a href="{}">{}</a>', reverse("admin:chat_session_change", args=[obj.pk]), obj)
@@ -185,26 +187,26 @@ class SessionAdmin(admin.ModelAdmin):
             self.delete_model(request, session)
 
 
-class EventInline(admin.TabularInline):
+class EventInline(admin.TabularInline[Event, Turn]):
     model = Event
     fields = readonly_fields = ("kind", "name", "text", "data", "is_error", "created_at")
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Turn | None = None) -> bool:
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin[M: Model](admin.ModelAdmin[M]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
         return False
 
 
 @admin.register(Turn)
-class TurnAdmin(ReadOnlyAdmin):
+class TurnAdmin(ReadOnlyAdmin[Turn]):
     list_display = ("id", "short_prompt", "session", "author", "status", "tokens", "cost_usd", "created_at", "duration_ms")
     list_filter = ("status",)
     list_select_related = ("session", "author")
@@ -212,13 +214,13 @@ class TurnAdmin(ReadOnlyAdmin):
     search_help_text = "Message text, chat title, author, or a whole session UUID."
     inlines = (EventInline,)
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Turn], search_term: str) -> tuple[QuerySet[Turn], bool]:
         found = _by_uuid(queryset, search_term, "session_id")
         if found is not None:
             return found, False
         return super().get_search_results(request, queryset, search_term)
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Turn | None = None) -> bool:
         # Deleting one message would leave the CLI transcript remembering it: delete the chat instead.
         return False
 
@@ -232,10 +234,10 @@ class ShareStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [("live", "Live"), ("expired", "Expired"), ("revoked", "Revoked")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: ShareLinkQuerySet) -> ShareLinkQuerySet:  # type: ignore[override]
         now = timezone.now()
         match self.value():
             case "live":
@@ -248,7 +250,7 @@ class ShareStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ShareLink)
-class ShareLinkAdmin(ReadOnlyAdmin):
+class ShareLinkAdmin(ReadOnlyAdmin[ShareLink]):
     list_display = ("session", "created_by", "created_at", "expires_at", "revoked_at", "state")
     list_filter = (ShareStateFilter,)
     list_select_related = ("session", "created_by")
@@ -266,7 +268,7 @@ class ShareLinkAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     """Who has an API token and when it was last used; the key itself is never shown here."""
 
     list_display = ["user", "created_at", "last_used_at"]

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.db.models import Count, Sum
 from django.urls import reverse
@@ -15,8 +16,8 @@ TITLE_LENGTH = 120
 
 
 class SessionQuerySet(models.QuerySet["Session"]):
-    def owned_by(self, user) -> SessionQuerySet:
-        return self.filter(owner=user)
+    def owned_by(self, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
+        return self.filter(owner_id=user.pk)
 
     def active(self) -> SessionQuerySet:
         return self.filter(archived_at__isnull=True)

@@ -274,7 +274,7 @@ class StubServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def record(self, body: dict[str, Any], plan: Plan) -> None:
         with self._lock:

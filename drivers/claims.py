@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def store_path(state_dir: str | os.PathLike[str], repo: str | os.PathLike[str]) 
 
 
 @contextlib.contextmanager
-def _locked(store: Path) -> Iterator[dict]:
+def _locked(store: Path) -> Iterator[dict[str, Any]]:
     store.parent.mkdir(parents=True, exist_ok=True)
     with open(store.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     # Run as a file by the CLI (cwd = the worktree): make the project importable.
@@ -30,7 +31,7 @@ from drivers import claims
 PATH_KEYS = ("file_path", "notebook_path", "path")
 
 
-def decide(call: dict, *, store: Path, task: int, root: Path) -> tuple[int, str]:
+def decide(call: dict[str, Any], *, store: Path, task: int, root: Path) -> tuple[int, str]:
     tool_input = call.get("tool_input") or {}
     raw = next((tool_input.get(k) for k in PATH_KEYS if isinstance(tool_input.get(k), str)), None)
     if not raw:

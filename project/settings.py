@@ -14,9 +14,13 @@ import tempfile
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Generic Django classes (ModelAdmin[Task], QuerySet[Turn]) subscriptable at runtime, as the type checker sees them.
+django_stubs_ext.monkeypatch()
 
 
 def envstr(name: str, default: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ class TaskScheduler:
                                           context=contextvars.Context())
                 self.running[task_id] = job
                 self.max_seen = max(self.max_seen, len(self.running))
-                job.add_done_callback(lambda j, tid=task_id: self._done(tid, j))
+                job.add_done_callback(functools.partial(self._done, task_id))
 
     async def _set_note(self, note: str) -> None:
         if note != self.note:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import functools
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class TurnQueue:
             # turn, and must not keep using that request's context (asgiref's executor in it).
             worker = asyncio.create_task(self._work(session), name=f"turns-{session}", context=contextvars.Context())
             self._workers[session] = worker
-            worker.add_done_callback(lambda t, s=session: self._forget(s, t))
+            worker.add_done_callback(functools.partial(self._forget, session))
         return ticket
 
     def _forget(self, session: str, worker: asyncio.Task[None]) -> None:

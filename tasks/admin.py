@@ -9,7 +9,7 @@ from .models import Task
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(admin.ModelAdmin[Task]):
     list_display = ["id", "title", "status", "priority", "created_by", "branch", "tokens", "cost_usd", "created_at"]
     list_filter = ["status", "skip_permissions"]
     search_fields = ["title", "prompt", "created_by__username"]

@@ -12,11 +12,12 @@ import gzip
 import hashlib
 import os
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -27,6 +28,14 @@ from drivers import claude
 from ..models import Session, Turn
 
 CHUNK = 1024 * 1024
+
+
+class _Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Writer(Protocol):
+    def write(self, data: bytes, /) -> object: ...
 
 
 class ArchiveError(Exception):
@@ -63,7 +72,7 @@ class ExpireReport:
 # Files
 
 
-def _copy_hashing(src: BinaryIO, out: BinaryIO | None = None) -> str:
+def _copy_hashing(src: _Reader, out: _Writer | None = None) -> str:
     """SHA-256 of everything read from ``src``, written on to ``out`` if given."""
     digest = hashlib.sha256()
     while chunk := src.read(CHUNK):
@@ -83,7 +92,7 @@ def _sha256_gunzipped(path: Path) -> str:
         return _copy_hashing(src)
 
 
-def _write_verified(*, target: Path, fill: Callable[[BinaryIO], str], read_back: Callable[[Path], str]) -> str:
+def _write_verified(*, target: Path, fill: Callable[[IO[bytes]], str], read_back: Callable[[Path], str]) -> str:
     """Write ``target`` through a temporary file beside it, and only rename it into place once
     ``read_back`` of the written file gives the digest ``fill`` computed; on any failure no
     file is left behind. Returns the digest."""
@@ -104,16 +113,16 @@ def _write_verified(*, target: Path, fill: Callable[[BinaryIO], str], read_back:
         raise
 
 
-def _gzip_into(source: Path, session_id: str) -> Callable[[BinaryIO], str]:
-    def fill(out: BinaryIO) -> str:
+def _gzip_into(source: Path, session_id: str) -> Callable[[IO[bytes]], str]:
+    def fill(out: IO[bytes]) -> str:
         with source.open("rb") as src, gzip.GzipFile(filename=f"{session_id}.jsonl", mode="wb", fileobj=out) as packed:
             return _copy_hashing(src, packed)
 
     return fill
 
 
-def _gunzip_into(archive: Path) -> Callable[[BinaryIO], str]:
-    def fill(out: BinaryIO) -> str:
+def _gunzip_into(archive: Path) -> Callable[[IO[bytes]], str]:
+    def fill(out: IO[bytes]) -> str:
         with gzip.open(archive, "rb") as src:
             return _copy_hashing(src, out)
 
@@ -139,7 +148,7 @@ def archive_file_for(session: Session) -> Path:
     return Path(settings.CLAUDE_ARCHIVE_DIR) / f"{session.id}.jsonl.gz"
 
 
-def _has_pending_turn(session_id: object) -> bool:
+def _has_pending_turn(session_id: uuid.UUID) -> bool:
     return Turn.objects.filter(session_id=session_id, status__in=Turn.PENDING).exists()
 
 

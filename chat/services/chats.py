@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from drivers import claude
@@ -25,7 +25,7 @@ class ChatError(Exception):
     """A request about a chat that cannot be done; the text says why and what to do."""
 
 
-def create_session(*, owner: AbstractBaseUser | None, title: str = "", workdir: Path | None = None,
+def create_session(*, owner: User, title: str = "", workdir: Path | None = None,
                    session_id: uuid.UUID | None = None) -> Session:
     """A new chat with its working directory and the transcript path the CLI will use."""
     workdir = Path(workdir or settings.CLAUDE_WORKDIR)

@@ -11,6 +11,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -34,7 +35,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_share_link(*, session: Session, user, expires_in: timedelta | None,
+def create_share_link(*, session: Session, user: User, expires_in: timedelta | None,
                       now: datetime | None = None) -> tuple[ShareLink, str]:
     """A new live link; returns it with its token, which is not stored and cannot be shown again."""
     token = secrets.token_urlsafe(TOKEN_BYTES)

@@ -6,7 +6,7 @@ import hmac
 import re
 import secrets
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from ..models import ApiToken
@@ -19,13 +19,13 @@ def _new_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-def token_for(*, user: AbstractBaseUser) -> ApiToken:
+def token_for(*, user: User) -> ApiToken:
     """The user's token, made on first use."""
     token, _ = ApiToken.objects.get_or_create(user=user, defaults={"key": _new_key()})
     return token
 
 
-def regenerate_token(*, user: AbstractBaseUser) -> ApiToken:
+def regenerate_token(*, user: User) -> ApiToken:
     """A new token for the user; the old one stops working at once."""
     token, created = ApiToken.objects.get_or_create(user=user, defaults={"key": _new_key()})
     if not created:
@@ -36,7 +36,7 @@ def regenerate_token(*, user: AbstractBaseUser) -> ApiToken:
     return token
 
 
-async def user_for_token(*, key: str) -> AbstractBaseUser | None:
+async def user_for_token(*, key: str) -> User | None:
     """The active user a presented token belongs to (and note its use), or None."""
     if not _TOKEN_RE.fullmatch(key):
         return None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import close_old_connections, transaction
 
 import runtime
@@ -57,7 +57,7 @@ def validate_message(text: object) -> str:
 
 
 @sync_to_async
-def _save_message(session_id: uuid.UUID, user: AbstractBaseUser | None, text: str) -> tuple[Turn, Session]:
+def _save_message(session_id: uuid.UUID, user: User | None, text: str) -> tuple[Turn, Session]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
         if session.is_archived:
@@ -78,7 +78,7 @@ class Submitted:
     ticket: runtime.Ticket
 
 
-async def submit_message(*, session_id: uuid.UUID, user: AbstractBaseUser | None, text: str,
+async def submit_message(*, session_id: uuid.UUID, user: User | None, text: str,
                          options: TurnOptions | None = None) -> Submitted:
     """Save the message as a queued turn (before any CLI runs), show it, and queue it."""
     text = validate_message(text)

@@ -3,6 +3,8 @@ from pathlib import PurePath
 
 from django import template
 
+from chat.models import Event
+
 register = template.Library()
 
 # The input field that best says what a tool call does, per tool.
@@ -10,7 +12,7 @@ _SUMMARY_FIELDS = ("file_path", "command", "path", "pattern", "url", "query", "d
 
 
 @register.filter
-def tool_summary(event) -> str:
+def tool_summary(event: Event) -> str:
     tool_input = (event.data or {}).get("input") or {}
     for name in _SUMMARY_FIELDS:
         if tool_input.get(name):
@@ -20,7 +22,7 @@ def tool_summary(event) -> str:
 
 
 @register.filter
-def pretty_json(value) -> str:
+def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 

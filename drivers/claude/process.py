@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +88,7 @@ class WorkdirMissing(Exception):
     """The working directory of the turn does not exist."""
 
 
-async def run_turn(spec: TurnSpec, *, on_spawn: Any = None) -> AsyncIterator[Event]:
+async def run_turn(spec: TurnSpec, *, on_spawn: Any = None) -> AsyncGenerator[Event]:
     """Run one turn and yield its events, ending with :class:`Exit`.
 
     ``on_spawn(pid)`` is called once the process exists (the pid is also its process
@@ -115,13 +115,13 @@ async def run_turn(spec: TurnSpec, *, on_spawn: Any = None) -> AsyncIterator[Eve
             raise CliNotFound(f"{spec.argv[0]} (not executable)") from exc
         raise CliNotFound(f"{spec.argv[0]} ({exc.strerror})") from exc
     proctree.track(proc.pid)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     stderr = bytearray()
     stderr_task = asyncio.create_task(_drain(proc.stderr, stderr))
     reaper = asyncio.create_task(proctree.kill_leftovers(proc))
     try:
         if on_spawn is not None and inspect.isawaitable(spawned := on_spawn(proc.pid)):
             await spawned
-        assert proc.stdin is not None and proc.stdout is not None
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             proc.stdin.write(spec.prompt.encode())
             await proc.stdin.drain()

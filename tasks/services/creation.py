@@ -6,7 +6,7 @@ from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 import runtime
@@ -22,7 +22,7 @@ TITLE_LENGTH = 120
 PRIORITY_RANGE = (-1000, 1000)
 
 
-async def create_task(*, user: AbstractBaseUser | None, prompt: str, title: str = "", project: str = "default",
+async def create_task(*, user: User | None, prompt: str, title: str = "", project: str = "default",
                       priority: int = 0, skip_permissions: bool = False) -> Task:
     """Check the project's repository, save the task as queued, and schedule it.
 

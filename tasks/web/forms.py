@@ -25,7 +25,9 @@ class TaskForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         known = projects()
-        self.fields["project"].choices = [("", "")] + [(name, name) for name in sorted(known)]
+        project = self.fields["project"]
+        assert isinstance(project, forms.ChoiceField)
+        project.choices = [("", "")] + [(name, name) for name in sorted(known)]
         self.fields["project"].error_messages["invalid_choice"] = f"Unknown project; known: {', '.join(sorted(known))}."
         limit = settings.CLAUDE_MAX_MESSAGE_CHARS
         self.fields["prompt"].validators.append(MaxLengthValidator(

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import User
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 import runtime
 from chat.live import fragments
-from chat.web.views.types import HtmxHttpRequest
+from chat.web.views.types import AuthedRequest
 
 from .. import selectors, services
 from ..models import Action, Task
@@ -27,7 +27,7 @@ from .forms import TaskForm
 
 
 @sync_to_async
-def _user(request: HtmxHttpRequest) -> AbstractBaseUser | AnonymousUser:
+def _user(request: AuthedRequest) -> User:
     return request.user
 
 
@@ -37,7 +37,7 @@ def _form_context(values: dict[str, Any] | None = None, errors: dict[str, str] |
             "root_without_sandbox": services.is_root_without_sandbox()}
 
 
-def _board_page(request: HtmxHttpRequest, note: str) -> HttpResponse:
+def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in Task.Status.values:
         status = ""
@@ -50,17 +50,17 @@ def _board_page(request: HtmxHttpRequest, note: str) -> HttpResponse:
 
 @login_required
 @require_GET
-async def board(request: HtmxHttpRequest) -> HttpResponse:
+async def board(request: AuthedRequest) -> HttpResponse:
     return await sync_to_async(_board_page)(request, runtime.current().tasks.note)
 
 
 @login_required
-async def new_task(request: HtmxHttpRequest) -> HttpResponse:
+async def new_task(request: AuthedRequest) -> HttpResponse:
     if request.method != "POST":
         return await sync_to_async(render)(request, "tasks/new.html", _form_context())
     user = await _user(request)
     form = TaskForm(request.POST)
-    values = {name: request.POST.get(name, "") for name in ("prompt", "title", "project", "priority")}
+    values: dict[str, object] = {name: request.POST.get(name, "") for name in ("prompt", "title", "project", "priority")}
     values["yolo"] = request.POST.get("yolo") == "1"
     if not await sync_to_async(form.is_valid)():
         return await sync_to_async(render)(request, "tasks/new.html", _form_context(values, form.errors_by_field()), status=400)
@@ -76,7 +76,7 @@ async def new_task(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-async def detail(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
     def page() -> HttpResponse:
         try:
             task = selectors.task_for_page(task_id)
@@ -90,7 +90,7 @@ async def detail(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-async def diff(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
     try:
         text = await services.diff(task_id=task_id)
     except services.TaskNotFound:
@@ -102,7 +102,7 @@ async def diff(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-async def action(request: HtmxHttpRequest, task_id: int, name: str) -> HttpResponse:
+async def action(request: AuthedRequest, task_id: int, name: str) -> HttpResponse:
     if name not in Action.__members__.values():
         raise Http404("No such action.")
     user = await _user(request)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat.services.tokens import regenerate_token, token_for
 
@@ -9,11 +9,11 @@ from chat.services.tokens import regenerate_token, token_for
 class Command(BaseCommand):
     help = "Print a user's API token for the HTTP API (made if the user has none). The token is the last word."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--regenerate", action="store_true", help="replace the token; the old one stops working")
 
-    def handle(self, *args, username: str, regenerate: bool, **options):
+    def handle(self, *args: object, username: str, regenerate: bool, **options: object) -> None:
         User = get_user_model()
         try:
             user = User.objects.get(**{User.USERNAME_FIELD: username})

@@ -3,9 +3,10 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from chat.models import Session
 from chat.services.archive import ExpireReport, expire_sessions
 
 
@@ -23,7 +24,7 @@ def _size(n: int) -> str:
     return f"{n / 1024:,.1f} kB" if n else "no transcript"
 
 
-def _label(session) -> str:
+def _label(session: Session) -> str:
     idle = timezone.now() - session.last_activity_at
     return f"{session.id} “{session.display_title}” of {session.owner.get_username()}, idle {idle.days} d {idle.seconds // 3600} h"
 
@@ -33,12 +34,12 @@ class Command(BaseCommand):
             "gzipped into CLAUDE_ARCHIVE_DIR, their messages stay readable. Exits with status 1 if any "
             "chat could not be archived (it is left unchanged).")
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--older-than", type=hours, default=24.0, metavar="HOURS",
                             help="archive chats with no activity for this many hours (default 24; decimals allowed)")
         parser.add_argument("--dry-run", action="store_true", help="list what would be archived and change nothing")
 
-    def handle(self, *args, older_than: float, dry_run: bool, verbosity: int = 1, **options):
+    def handle(self, *args: object, older_than: float, dry_run: bool, verbosity: int = 1, **options: object) -> None:
         report = expire_sessions(older_than=timedelta(hours=older_than), dry_run=dry_run)
         self._print(report, verbose=verbosity >= 1)
         if report.failed:

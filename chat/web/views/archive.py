@@ -13,12 +13,12 @@ from django.views.decorators.http import require_POST
 from chat.models import Session
 from chat.services.archive import ArchiveError, restore_session
 
-from .types import HtmxHttpRequest
+from .types import AuthedRequest
 
 
 @login_required
 @require_POST
-def restore(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def restore(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = get_object_or_404(Session, pk=session_id, owner=request.user)
     try:
         result = restore_session(session=session)

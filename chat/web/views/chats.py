@@ -20,14 +20,14 @@ from chat.live import notify
 from chat.models import Session
 from chat.services import chats, turns
 
-from .types import HtmxHttpRequest
+from .types import AuthedRequest, HtmxHttpRequest
 
 PER_PAGE = 25
 PAGE = "chat/session.html"
 
 
 @login_required
-def index(request: HtmxHttpRequest) -> HttpResponse:
+def index(request: AuthedRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     page = Paginator(selectors.chat_list(user=request.user, query=query), PER_PAGE).get_page(request.GET.get("page"))
     # The search box asks for the list alone, as the person types.
@@ -37,17 +37,17 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def new_chat(request: HtmxHttpRequest) -> HttpResponse:
+def new_chat(request: AuthedRequest) -> HttpResponse:
     session = chats.create_session(owner=request.user)
     return redirect(session)
 
 
-def own_session(request: HtmxHttpRequest, session_id: uuid.UUID) -> Session:
+def own_session(request: AuthedRequest, session_id: uuid.UUID) -> Session:
     return get_object_or_404(Session, pk=session_id, owner=request.user)
 
 
 @login_required
-def session_page(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = own_session(request, session_id)
     page = selectors.latest_turns(session=session)
     return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older})
@@ -67,11 +67,11 @@ def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str 
 
 
 @login_required
-def older(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def older(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     return older_turns(request, session=own_session(request, session_id))
 
 
-def _back(request: HtmxHttpRequest, default: str) -> str:
+def _back(request: AuthedRequest, default: str) -> str:
     target = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
@@ -80,7 +80,7 @@ def _back(request: HtmxHttpRequest, default: str) -> str:
 
 @login_required
 @require_POST
-def rename(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def rename(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = own_session(request, session_id)
     error = ""
     try:
@@ -103,7 +103,7 @@ def rename(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def delete(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def delete(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     """GET asks first; POST deletes the chat and its Claude Code transcript."""
     session = own_session(request, session_id)
     if request.method == "POST":
@@ -120,7 +120,7 @@ def delete(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def stop(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def stop(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = own_session(request, session_id)
     if not async_to_sync(turns.stop_turn)(session_id=session.id):
         messages.info(request, "Nothing is running in this chat.")

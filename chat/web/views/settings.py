@@ -12,11 +12,11 @@ from django.views.decorators.http import require_POST
 from chat.models import ApiToken
 from chat.services.tokens import regenerate_token
 
-from .types import HtmxHttpRequest
+from .types import AuthedRequest
 
 
 @login_required
-def settings_page(request: HtmxHttpRequest) -> HttpResponse:
+def settings_page(request: AuthedRequest) -> HttpResponse:
     token = ApiToken.objects.filter(user=request.user).first()
     return render(request, "chat/settings.html", {
         "token": token,
@@ -27,7 +27,7 @@ def settings_page(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def regenerate(request: HtmxHttpRequest) -> HttpResponse:
+def regenerate(request: AuthedRequest) -> HttpResponse:
     had_one = ApiToken.objects.filter(user=request.user).exists()
     regenerate_token(user=request.user)
     messages.success(request, "New API token made; the old one no longer works. Update your IDE plugin."

@@ -18,7 +18,7 @@ from chat.models import Session, ShareLink
 from chat.services import sharing
 
 from .chats import older_turns, own_session
-from .types import HtmxHttpRequest
+from .types import AuthedRequest, HtmxHttpRequest
 
 SHOWN_LINKS = 20
 
@@ -33,7 +33,7 @@ class ShareForm(forms.Form):
     )
 
 
-def _panel(request: HtmxHttpRequest, session: Session, *, form: ShareForm | None = None, new_link: str = "",
+def _panel(request: AuthedRequest, session: Session, *, form: ShareForm | None = None, new_link: str = "",
            notice: str = "") -> HttpResponse:
     links = ShareLink.objects.filter(session=session)[:SHOWN_LINKS]
     context = {
@@ -44,13 +44,13 @@ def _panel(request: HtmxHttpRequest, session: Session, *, form: ShareForm | None
 
 
 @login_required
-def share(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def share(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     return _panel(request, own_session(request, session_id))
 
 
 @login_required
 @require_POST
-def create(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
+def create(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = own_session(request, session_id)
     form = ShareForm(request.POST)
     if not form.is_valid():
@@ -63,7 +63,7 @@ def create(request: HtmxHttpRequest, session_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def revoke(request: HtmxHttpRequest, session_id: uuid.UUID, link_id: int) -> HttpResponse:
+def revoke(request: AuthedRequest, session_id: uuid.UUID, link_id: int) -> HttpResponse:
     session = own_session(request, session_id)
     link = get_object_or_404(ShareLink, pk=link_id, session=session)
     revoked = sharing.revoke_share_links(links=ShareLink.objects.filter(pk=link.pk))

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
+
+
+class AuthedRequest(HtmxHttpRequest):
+    """A request of a view behind ``login_required``: its user is a real account."""
+
+    user: User
