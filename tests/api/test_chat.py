@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
-from django.test import AsyncClient, Client
+from django.test import Client
 from django.urls import reverse
 
 import runtime
@@ -170,7 +170,7 @@ async def test_a_caller_that_hangs_up_takes_back_its_queued_turn(projects, claud
     user, _ = await user_with_token()
     chat = await sync_to_async(make_session)(owner=user)
     await turns.submit_message(session_id=chat.id, user=user, text="slow 1")
-    call = asyncio.create_task(api.ask(user=user, session_id=str(chat.id), message="echo: never mind"))
+    call = asyncio.create_task(api.ask(user=user, session_id=chat.id, message="echo: never mind"))
     while not await Turn.objects.filter(session=chat, prompt="echo: never mind").aexists():
         await asyncio.sleep(0.02)
 
@@ -266,7 +266,7 @@ async def test_wrong_methods_get_405_with_allow():
 
 
 # ---------------------------------------------------------------------------------------
-# Pool status, description, tokens
+# Pool status, tokens
 
 
 @pytest.mark.parametrize("rt", [{"max_processes": 3}], indirect=True)
@@ -279,18 +279,6 @@ async def test_pool_status_reports_the_pool(projects, settings):
 
     assert response.status_code == 200
     assert response.json() == {"active": 0, "limit": 3, "waiting": 0, "totalRequests": 1}
-
-
-async def test_the_openapi_description_is_public_and_documents_every_route_and_status():
-    response = await AsyncClient().get("/api/openapi.json")
-    assert response.status_code == 200
-    doc = response.json()
-    assert doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) == {CHAT, POOL, "/api/openapi.json"}
-    chat_statuses = set(doc["paths"][CHAT]["post"]["responses"])
-    assert {"200", "400", "401", "404", "405", "409", "413", "502", "503", "504"} <= chat_statuses
-    assert set(doc["components"]["schemas"]["PoolStatus"]["properties"]) == {"active", "limit", "waiting", "totalRequests"}
-    assert set(doc["components"]["schemas"]["ChatResponse"]["properties"]) == {"sessionId", "answer", "workerId", "timestamp"}
 
 
 def test_api_token_command_prints_the_token_as_the_last_word():
