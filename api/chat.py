@@ -72,7 +72,9 @@ class ChatResponse(Schema):
     sessionId: uuid.UUID
     answer: str = Field(description="The assistant's text blocks of this turn, joined by blank lines.")
     workerId: str = Field(description="host:pid of the Claude Code process that ran the turn.")
-    timestamp: IsoTime = Field(description="When the turn finished (ISO 8601).")
+    timestamp: int = Field(description="When the turn finished, in milliseconds since the Unix epoch (UTC).",
+                           examples=[1767602894231])
+    finishedAt: IsoTime = Field(description="The same moment in ISO 8601, with its UTC offset.")
 
 
 class PoolStatus(Schema):
@@ -91,7 +93,7 @@ class Answer:
 
     def response(self) -> ChatResponse:
         return ChatResponse(sessionId=self.session_id, answer=self.answer, workerId=self.worker_id,
-                            timestamp=self.finished_at)
+                            timestamp=int(self.finished_at.timestamp() * 1000), finishedAt=self.finished_at)
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -77,11 +77,12 @@ async def test_two_calls_with_one_session_id_share_memory_and_show_in_the_chat_l
     first = await post(client, {"sessionId": sid.upper(), "message": "My name is Ada"})
     assert first.status_code == 200, first.content
     body = first.json()
-    assert set(body) == {"sessionId", "answer", "workerId", "timestamp"}
+    assert set(body) == {"sessionId", "answer", "workerId", "timestamp", "finishedAt"}
     assert body["sessionId"] == sid and body["answer"] == "Nice to meet you, Ada."
     host, pid = body["workerId"].rsplit(":", 1)
     assert host and pid.isdigit()
-    assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
+    assert isinstance(body["timestamp"], int)  # epoch milliseconds, as the design documents say
+    assert datetime.fromisoformat(body["finishedAt"]).tzinfo is not None
 
     second = await post(client, {"sessionId": sid.upper(), "message": "What is my name?", "projectKey": "default"})
     assert second.status_code == 200, second.content
@@ -94,6 +95,21 @@ async def test_two_calls_with_one_session_id_share_memory_and_show_in_the_chat_l
     listing = await sync_to_async(lambda: logged_in_client(user=user).get(reverse("chat:index")))()
     assert session.get_absolute_url() in listing.content.decode() and "My name is Ada" in listing.content.decode()
     assert (await ApiToken.objects.aget(user=user)).last_used_at is not None
+
+
+async def test_a_client_reads_the_documented_answer_timestamp_in_epoch_milliseconds(projects):
+    """What an IDE plugin written from the design documents does with the answer."""
+    _, key = await user_with_token()
+    before = datetime.now(UTC)
+
+    response = await post(client_for(key), {"sessionId": str(uuid.uuid4()), "message": "hello"})
+
+    assert response.status_code == 200, response.content
+    body = json.loads(response.content)  # a plain JSON parser, no help from the server's types
+    assert type(body["timestamp"]) is int and body["timestamp"] > 10**12  # milliseconds, not seconds
+    finished = datetime.fromtimestamp(body["timestamp"] / 1000, tz=UTC)
+    assert before - timedelta(seconds=1) <= finished <= datetime.now(UTC) + timedelta(seconds=1)
+    assert abs(datetime.fromisoformat(body["finishedAt"]) - finished) < timedelta(milliseconds=1)
 
 
 async def test_project_key_chooses_the_working_directory_and_is_fixed_per_session(projects, claude_env):

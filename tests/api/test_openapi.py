@@ -75,6 +75,9 @@ async def test_every_route_of_both_routers_is_documented_with_its_statuses():
             assert "error" in error["required"] and error["properties"]["error"]["type"] == "string", (method, path, status)
     assert doc["components"]["securitySchemes"]["BearerToken"] == {"type": "http", "scheme": "bearer"}
     assert set(answer_schema(doc, "post", "/api/tasks", 400)["properties"]) == {"error", "fields"}
+    answer = answer_schema(doc, "post", "/api/analysis/chat", 200)["properties"]
+    assert answer["timestamp"]["type"] == "integer" and "milliseconds" in answer["timestamp"]["description"]
+    assert answer["finishedAt"] == answer["finishedAt"] | {"type": "string", "format": "date-time"}
     chat = " ".join(doc["paths"]["/api/analysis/chat"]["post"]["description"].split())
     assert "cannot answer permission prompts" in chat and "permission mode" in chat
 
