@@ -3,6 +3,7 @@ operations validate with and answer in, and complete (every route of both router
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -137,3 +138,23 @@ async def test_what_every_operation_answers_has_the_documented_properties(repo, 
     check(await caller.post("/api/tasks", {"prompt": ""}), "post", "/api/tasks", 400)
     check(await caller.post(f"/api/tasks/{task['id']}/merge"), "post", "/api/tasks/{task_id}/{action}", 409)
     check(await ApiCaller({}).get("/api/tasks"), "get", "/api/tasks", 401)
+
+
+async def test_the_docs_page_loads_only_the_apps_own_files():
+    """/api/docs works offline: ninja's Swagger UI from the app's static files, no CDN, no validator."""
+    client = AsyncClient()
+    page = await client.get("/api/docs")  # public, like the document
+
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    html = page.content.decode()
+    assert "http://" not in html and "https://" not in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(asset.startswith("/static/ninja/") for asset in assets), assets
+    for asset in assets:
+        served = await client.get(asset)
+        assert served.status_code == 200, asset
+        if asset.endswith("-init.js"):
+            assert b"http" not in b"".join(served.streaming_content if served.streaming else [served.content])
+    config = json.loads(re.search(r'<script type="application/json" id="swagger-settings">(.*?)</script>', html, re.S)[1])
+    assert config["url"] == DOC and config["validatorUrl"] is None
+    assert (await client.post("/api/docs")).status_code == 405
