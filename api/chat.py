@@ -1,85 +1,103 @@
-"""The HTTP API for IDE plugins: one chat turn per call, and the state of the CLI pool.
+"""The chat API for IDE plugins: one chat turn per call, and the state of the CLI pool.
 
-Calls authenticate with ``Authorization: Bearer <token>`` (see :mod:`chat.tokens`); there
-are no cookies, so CSRF does not apply. A turn runs on the server's event loop through the
-same runner as the browser's, so API and browser messages to one chat queue behind each
-other and the chat page shows both. Every error is ``{"error": "..."}`` with a 4xx/5xx status.
+A turn runs on the server's event loop through the same runner as the browser's, so API and
+browser messages to one chat queue behind each other and the chat page shows both. The request
+is checked by :class:`ChatRequest` before anything is made; what goes wrong later (a busy chat,
+a timeout, a CLI error) is an :class:`~api.errors.ApiError` with its status.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest
+from ninja import Router, Schema
+from pydantic import AfterValidator, Field
 
 import runtime
 from chat.models import Event, Session, Turn
 from chat.services import chats, turns
-from chat.services.tokens import user_for_token
-from drivers import claude
 
-from .openapi import openapi_document
+from .errors import ApiError
+from .schemas import Error, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
 
 HOST = socket.gethostname()
 
+router = Router(tags=["chat"])
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+
+# ---------------------------------------------------------------------------------------
+# Schemas
+
+
+def _unknown_project(key: Any) -> str:
+    shown = repr(key[:64]) if isinstance(key, str) else f"of type {type(key).__name__}"
+    return (f"Unknown projectKey {shown}. Known keys: {', '.join(sorted(settings.CLAUDE_PROJECTS))} "
+            "(leave projectKey out for the default project).")
+
+
+def _known_project(key: str) -> str:
+    if key not in settings.CLAUDE_PROJECTS:
+        raise refused(_unknown_project(key))
+    return key
+
+
+ProjectKey = Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": sorted(settings.CLAUDE_PROJECTS)})]
+
+
+class ChatRequest(Request):
+    not_an_object = 'The body must be a JSON object: {"sessionId": "<uuid>", "message": "...", "projectKey": "..."}.'
+
+    sessionId: Annotated[uuid.UUID, Field(description="Chosen by the client; any case, answered in lower case."),
+                         Refusal("sessionId must be a UUID such as 0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d: pick a new "
+                                 "random one for a new chat, and send the same one to continue it.")]
+    message: Annotated[LimitedText, Field(description="The text to ask (at most CLAUDE_MAX_MESSAGE_CHARS characters)."),
+                       Refusal("message is missing or empty: send the text to ask as a JSON string.")]
+    projectKey: Annotated[ProjectKey | None, Refusal(_unknown_project), Field(
+        description="Working directory of a new chat, among CLAUDE_PROJECTS (left out: 'default'). A chat keeps the "
+                    "one it was created in: another key answers 409, leaving it out continues.")] = None
+
+
+class ChatResponse(Schema):
+    sessionId: uuid.UUID
+    answer: str = Field(description="The assistant's text blocks of this turn, joined by blank lines.")
+    workerId: str = Field(description="host:pid of the Claude Code process that ran the turn.")
+    timestamp: int = Field(description="When the turn finished, in milliseconds since the Unix epoch (UTC).",
+                           examples=[1767602894231])
+    finishedAt: IsoTime = Field(description="The same moment in ISO 8601, with its UTC offset.")
+
+
+class PoolStatus(Schema):
+    active: int = Field(description="Claude Code processes running now.")
+    limit: int = Field(description="At most this many at once (CLAUDE_MAX_CONCURRENT).")
+    waiting: int = Field(description="Turns waiting for a free process now.")
+    totalRequests: int = Field(description="Turns that asked for a process since the server started.")
 
 
 @dataclass(frozen=True)
 class Answer:
-    session_id: str
+    session_id: uuid.UUID
     answer: str
     worker_id: str
-    timestamp: datetime
+    finished_at: datetime
+
+    def response(self) -> ChatResponse:
+        return ChatResponse(sessionId=self.session_id, answer=self.answer, workerId=self.worker_id,
+                            timestamp=int(self.finished_at.timestamp() * 1000), finishedAt=self.finished_at)
 
 
 # ---------------------------------------------------------------------------------------
-# Services
-
-
-def parse_session_id(value: object) -> str:
-    if not isinstance(value, str) or not claude.is_uuid(value):
-        raise ApiError(400, "sessionId must be a UUID such as 0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d: "
-                            "pick a new random one for a new chat, and send the same one to continue it.")
-    return value.lower()
-
-
-def check_message(value: object) -> str:
-    limit = settings.CLAUDE_MAX_MESSAGE_CHARS
-    if isinstance(value, str) and len(value) > limit:
-        raise ApiError(413, f"message is {len(value):,} characters long; the limit is {limit:,}. Send less text.")
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, "message is missing or empty: send the text to ask as a JSON string.")
-    return value
-
-
-def project_dir(key: object) -> Path:
-    projects: dict[str, Path] = settings.CLAUDE_PROJECTS
-    if isinstance(key, str) and key in projects:
-        return Path(projects[key])
-    shown = repr(key[:64]) if isinstance(key, str) else f"of type {type(key).__name__}"
-    raise ApiError(400, f"Unknown projectKey {shown}. Known keys: {', '.join(sorted(projects))} "
-                        "(leave projectKey out for the default project).")
+# Running a message as a turn
 
 
 def _project_key_of(workdir: str) -> str:
@@ -89,13 +107,13 @@ def _project_key_of(workdir: str) -> str:
     return "another working directory"
 
 
-async def open_session(*, user, session_id: str, project_key: object = None) -> Session:
+async def open_session(*, user: AbstractBaseUser, session_id: uuid.UUID, project_key: str | None = None) -> Session:
     """The caller's chat with this id, made in the chosen project on first use."""
-    workdir = project_dir("default" if project_key is None else project_key)
+    workdir = Path(settings.CLAUDE_PROJECTS[project_key or "default"])
     session = await Session.objects.filter(pk=session_id).afirst()
     if session is None:
         try:
-            session = await sync_to_async(chats.create_session)(owner=user, workdir=workdir, session_id=uuid.UUID(session_id))
+            session = await sync_to_async(chats.create_session)(owner=user, workdir=workdir, session_id=session_id)
         except IntegrityError:
             # Two first calls with one id at once: the other one made it.
             session = await Session.objects.aget(pk=session_id)
@@ -150,15 +168,13 @@ def _failure(turn: Turn) -> ApiError:
             return ApiError(502, turn.error or "Claude Code failed without saying why.")
 
 
-async def ask(*, user, session_id: object, message: object, project_key: object = None) -> Answer:
-    """Run one message as a turn of the caller's chat and return the assistant's answer."""
-    sid = parse_session_id(session_id)
-    text = check_message(message)
-    session = await open_session(user=user, session_id=sid, project_key=project_key)
-    try:
-        submitted = await turns.submit_message(session_id=session.id, user=user, text=text)
-    except turns.TurnRefused as exc:
-        raise ApiError(409, str(exc)) from exc
+async def ask(*, user: AbstractBaseUser, session_id: uuid.UUID, message: str, project_key: str | None = None) -> Answer:
+    """Run one message as a turn of the caller's chat and return the assistant's answer.
+
+    The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
+    message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
+    session = await open_session(user=user, session_id=session_id, project_key=project_key)
+    submitted = await turns.submit_message(session_id=session.id, user=user, text=message)
     try:
         turn = await _wait_until_finished(submitted)
     except asyncio.CancelledError:
@@ -169,71 +185,41 @@ async def ask(*, user, session_id: object, message: object, project_key: object 
     if turn.status != Turn.Status.DONE:
         raise _failure(turn)
     texts = [e.text async for e in Event.objects.filter(turn=turn, kind=Event.Kind.TEXT).order_by("id")]
-    return Answer(session_id=sid, answer="\n\n".join(texts), worker_id=f"{HOST}:{turn.pid}",
-                  timestamp=turn.finished_at or turn.created_at)
+    return Answer(session_id=session.id, answer="\n\n".join(texts), worker_id=f"{HOST}:{turn.pid}",
+                  finished_at=turn.finished_at or turn.created_at)
 
 
 # ---------------------------------------------------------------------------------------
-# Views
+# Operations
+
+CHAT_DESCRIPTION = """\
+The first call with a sessionId creates the chat (owned by the token's user, listed in their chats,
+titled by the message); later calls continue it with its memory.
+
+Turns of one chat run one at a time: a call waits behind earlier ones, but if its turn has not
+started within CLAUDE_API_BUSY_WAIT seconds it is withdrawn (kept in the chat as not run) and the
+call answers 409 (chat busy) or 503 (all Claude Code processes busy), with `Retry-After`. A running
+turn is not stopped if the caller hangs up; its answer stays in the chat.
+
+The API cannot answer permission prompts: the turn runs with the project's configured permission
+mode (CLAUDE_PERMISSION_MODE, `acceptEdits` unless set otherwise), and a tool call that mode does
+not allow is refused, not asked about.
+"""
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status, headers=headers)
+@router.post("/analysis/chat", url_name="chat", operation_id="chat", summary="Send one message to a chat and wait for the answer",
+             description=CHAT_DESCRIPTION, response={
+                 200: ChatResponse,
+                 400: Error, 401: Error, 404: Error, 405: Error, 409: Error, 413: Error, 500: Error, 502: Error,
+                 503: Error, 504: Error})
+async def chat(request: HttpRequest, body: ChatRequest) -> ChatResponse:
+    answer = await ask(user=request.auth, session_id=body.sessionId, message=body.message, project_key=body.projectKey)
+    return answer.response()
 
 
-def api_view(*methods: str) -> Callable[[Callable[..., Awaitable[JsonResponse]]], Callable[..., Awaitable[JsonResponse]]]:
-    """An async JSON endpoint: method check, bearer token, ApiError to a JSON error."""
-
-    def decorate(view):
-        @csrf_exempt
-        @functools.wraps(view)
-        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-            if request.method not in methods:
-                return _error(405, f"Use {' or '.join(methods)} for this endpoint, not {request.method}.",
-                              {"Allow": ", ".join(methods)})
-            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not key.strip():
-                return _error(401, "Send your API token as 'Authorization: Bearer <token>'; it is on your settings page.",
-                              {"WWW-Authenticate": 'Bearer realm="api"'})
-            user = await user_for_token(key=key.strip())
-            if user is None:
-                return _error(401, "This API token is not valid (it may have been regenerated). Copy the current one "
-                                   "from your settings page.", {"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'})
-            try:
-                return await view(request, user, *args, **kwargs)
-            except ApiError as exc:
-                return _error(exc.status, exc.message, exc.headers)
-
-        return wrapper
-
-    return decorate
-
-
-@api_view("POST")
-async def chat(request: HttpRequest, user) -> JsonResponse:
-    try:
-        body = json.loads(request.body)
-    except RequestDataTooBig:
-        return _error(413, f"The request body is too large; a message may hold {settings.CLAUDE_MAX_MESSAGE_CHARS:,} characters.")
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return _error(400, 'The body must be a JSON object: {"sessionId": "<uuid>", "message": "...", "projectKey": "..."}.')
-    result = await ask(user=user, session_id=body.get("sessionId"), message=body.get("message"),
-                       project_key=body.get("projectKey"))
-    return JsonResponse({"sessionId": result.session_id, "answer": result.answer, "workerId": result.worker_id,
-                         "timestamp": result.timestamp.isoformat()})
-
-
-@api_view("GET")
-async def pool_status(request: HttpRequest, user) -> JsonResponse:
+@router.get("/claude-code/pool/status", url_name="pool-status", operation_id="poolStatus",
+            summary="How busy the Claude Code processes of this server are",
+            response={200: PoolStatus, 401: Error, 405: Error, 500: Error})
+async def pool_status(request: HttpRequest) -> PoolStatus:
     status = runtime.current().pool.status()
-    return JsonResponse({"active": status.active, "limit": status.limit, "waiting": status.waiting,
-                         "totalRequests": status.total})
-
-
-@csrf_exempt
-async def openapi(request: HttpRequest) -> JsonResponse:
-    if request.method not in ("GET", "HEAD"):
-        return _error(405, "Use GET for the API description.", {"Allow": "GET"})
-    return JsonResponse(openapi_document(limit=settings.CLAUDE_MAX_MESSAGE_CHARS, projects=sorted(settings.CLAUDE_PROJECTS)))
+    return PoolStatus(active=status.active, limit=status.limit, waiting=status.waiting, totalRequests=status.total)

@@ -1,121 +1,191 @@
 """The tasks API for scripts and CI jobs, with the chat API's bearer-token auth.
 
 ``POST /api/tasks`` ``{"prompt", "title"?, "project"?, "priority"?, "yolo"?}`` → 201;
-``GET /api/tasks`` (``?status=`` filters), ``GET /api/tasks/<id>``;
-``POST /api/tasks/<id>/pause|resume|terminate|merge|discard`` (resume takes ``{"message"?}``).
-Errors are ``{"error": "...", "fields"?: {...}}`` with a 4xx status.
+``GET /api/tasks`` (``?status=`` filters), ``GET /api/tasks/{task_id}``;
+``POST /api/tasks/{task_id}/pause|resume|terminate|merge|discard`` (resume takes ``{"message"?}``).
+Bad input answers ``{"error": "...", "fields": {name: reason}}``; what the services refuse is
+mapped to a status by :mod:`api.errors`.
 """
 
 from __future__ import annotations
 
-import json
+import re
+from typing import Annotated, Any, TypedDict
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
+from ninja import Path, Query, Router, Schema, Status
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from tasks import services
 from tasks.models import Action, Task
 
-from .chat import ApiError, api_view
+from .schemas import Error, FieldErrors, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
 
-FIELDS = {"prompt", "title", "project", "priority", "yolo"}
+router = Router(tags=["tasks"])
 
-
-def task_json(task: Task) -> dict:
-    return {
-        "id": task.pk, "title": task.title, "prompt": task.prompt, "status": task.status, "reason": task.reason,
-        "status_text": task.status_text, "project": task.project, "base_branch": task.base_branch,
-        "priority": task.priority, "yolo": task.skip_permissions, "branch": task.branch,
-        "worktree": task.worktree_path, "session_id": str(task.session_id) if task.session_id else None,
-        "files_changed": task.files_changed,
-        "conflicts": {"with": task.conflict_with_id, "files": task.conflict_files} if task.conflict_files or task.conflict_with_id else None,
-        "error": task.error,
-        "tokens": {"input": task.input_tokens, "output": task.output_tokens, "total": task.tokens},
-        "cost_usd": task.cost_usd,
-        "created_at": task.created_at.isoformat(),
-        "started_at": task.started_at.isoformat() if task.started_at else None,
-        "finished_at": task.finished_at.isoformat() if task.finished_at else None,
-        "merged_at": task.merged_at.isoformat() if task.merged_at else None,
-        "url": task.get_absolute_url(),
-    }
+LISTED = 500
+LOW, HIGH = services.PRIORITY_RANGE
 
 
-def _body(request: HttpRequest) -> dict:
-    if not request.body:
-        return {}
-    try:
-        body = json.loads(request.body)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise ApiError(400, "The body must be a JSON object.")
-    return body
+# ---------------------------------------------------------------------------------------
+# Schemas
 
 
-def _refused(exc: services.TaskRefused) -> JsonResponse:
-    return JsonResponse({"error": str(exc)}, status=409)
+def _unknown_project(name: Any) -> str:
+    shown = repr(name[:64]) if isinstance(name, str) else f"of type {type(name).__name__}"
+    return f"Unknown project {shown}; known: {', '.join(sorted(services.projects()))}."
 
 
-@api_view("GET", "POST")
-async def tasks(request: HttpRequest, user) -> JsonResponse:
-    if request.method == "GET":
-        status = request.GET.get("status")
-        if status and status not in Task.Status.values:
-            raise ApiError(400, f"Unknown status {status[:32]!r}; one of {', '.join(Task.Status.values)}.")
-        query = Task.objects.all() if not status else Task.objects.filter(status=status)
-        items = await sync_to_async(lambda: [task_json(t) for t in query.order_by("-created_at", "-id")[:500]])()
-        return JsonResponse({"tasks": items})
-    body = _body(request)
-    unknown = sorted(set(body) - FIELDS)
-    if unknown:
-        raise ApiError(400, f"Unknown field(s) {', '.join(unknown)}; a task takes {', '.join(sorted(FIELDS))}.")
-    errors = _validate(body)
-    if errors:
-        return JsonResponse({"error": " ".join(errors.values()), "fields": errors}, status=400)
-    try:
-        task = await services.create_task(user=user, prompt=body["prompt"], title=body.get("title") or "",
-                                          project=body.get("project") or "default", priority=int(body.get("priority") or 0),
-                                          skip_permissions=bool(body.get("yolo")))
-    except services.TaskRefused as exc:
-        return _refused(exc)
-    return JsonResponse(task_json(task), status=201)
+def _known_project(name: str) -> str:
+    if name not in services.projects():
+        raise refused(_unknown_project(name))
+    return name
 
 
-def _validate(body: dict) -> dict[str, str]:
-    errors = {}
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        errors["prompt"] = "Say what the task should do."
-    priority = body.get("priority")
-    if isinstance(priority, str) and priority.strip().lstrip("-").isdigit():
-        body["priority"] = int(priority)
-    elif priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        errors["priority"] = "The priority must be a whole number (higher runs first)."
-    return errors
+def _numeric_text(value: Any) -> Any:
+    """A whole number sent as text ("2") counts as that number, as it always has."""
+    return int(value) if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value) else value
 
 
-async def _task(task_id: int) -> Task:
-    try:
-        return await services.get_task(task_id)
-    except services.TaskNotFound:
-        raise ApiError(404, f"There is no task {task_id}.") from None
+class TaskRequest(Request):
+    model_config = ConfigDict(extra="forbid")
+    fields_in_errors = True
+
+    prompt: Annotated[LimitedText, Refusal("Say what the task should do."),
+                      Field(description="What the task should do (at most CLAUDE_MAX_MESSAGE_CHARS characters).")]
+    title: Annotated[Annotated[str, StringConstraints(max_length=services.TITLE_LENGTH)] | None,
+                     Refusal(f"The title must be text of at most {services.TITLE_LENGTH} characters."),
+                     Field(description="Left out: the prompt's first words.")] = None
+    project: Annotated[Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": sorted(services.projects())})] | None,
+                       Refusal(_unknown_project),
+                       Field(description="One of CLAUDE_PROJECTS; left out: 'default' (CLAUDE_WORKDIR).")] = None
+    priority: Annotated[int, Field(strict=True, ge=LOW, le=HIGH,
+                                   description="Higher runs first; a number in a string (\"2\") is taken too."),
+                        BeforeValidator(_numeric_text),
+                        Refusal(f"The priority must be a whole number from {LOW} to {HIGH} (higher runs first).")] = 0
+    yolo: Annotated[bool, Refusal("yolo must be true or false."),
+                    Field(strict=True, description="Skip-permissions mode (--dangerously-skip-permissions): the agent runs any "
+                                      "command without asking. Only where that is acceptable.")] = False
 
 
-@api_view("GET")
-async def task(request: HttpRequest, user, task_id: int) -> JsonResponse:
-    return JsonResponse(task_json(await _task(task_id)))
+class FollowUp(Request):
+    model_config = ConfigDict(extra="forbid")
+    fields_in_errors = True
+
+    message: Annotated[LimitedText | None, Refusal("message must be text: what the task should do next."),
+                       Field(description="Resume only: a follow-up instruction (a completed task needs one).")] = None
 
 
-@api_view("POST")
-async def task_action(request: HttpRequest, user, task_id: int, name: str) -> JsonResponse:
-    if name not in Action.__members__.values():
-        raise ApiError(404, f"Unknown action {name[:32]!r}; one of {', '.join(Action)}.")
-    found = await _task(task_id)
-    body = _body(request)
-    try:
-        done = await services.act(user=user, task=found, action=Action(name), message=body.get("message"))
-    except services.NotAllowed as exc:
-        raise ApiError(403, str(exc)) from exc
-    except services.TaskRefused as exc:
-        return _refused(exc)
-    return JsonResponse(task_json(done))
+class TaskFilter(Request):
+    fields_in_errors = True
+
+    status: Annotated[Task.Status | None, Refusal(
+        lambda value: f"Unknown status {str(value)[:32]!r}; one of {', '.join(Task.Status.values)}.")] = None
+
+
+class TaskPath(Request):
+    task_id: Annotated[int, Field(ge=1, le=2**63 - 1), Refusal(lambda value: f"There is no task {value}.", status=404)]
+
+
+class ActionPath(TaskPath):
+    action: Annotated[Action, Refusal(lambda value: f"Unknown action {str(value)[:32]!r}; one of {', '.join(Action)}.",
+                                      status=404)]
+
+
+Conflicts = TypedDict("Conflicts", {"with": int | None, "files": list[str]})
+
+
+class Tokens(TypedDict):
+    input: int
+    output: int
+    total: int
+
+
+class TaskResponse(Schema):
+    id: int
+    title: str
+    prompt: str
+    status: Task.Status
+    reason: str = Field(description="Why a paused task waits (empty when it does not).")
+    status_text: str
+    project: str
+    base_branch: str
+    priority: int
+    yolo: bool
+    branch: str
+    worktree: str
+    session_id: str | None
+    files_changed: list[str]
+    conflicts: Conflicts | None = Field(description="The task that holds files this one changes, and which files.")
+    error: str
+    tokens: Tokens
+    cost_usd: float
+    created_at: IsoTime
+    started_at: IsoTime | None
+    finished_at: IsoTime | None
+    merged_at: IsoTime | None
+    url: str = Field(description="The task's page.")
+
+
+class TaskList(Schema):
+    tasks: list[TaskResponse] = Field(description=f"Newest first, at most {LISTED}.")
+
+
+def task_response(task: Task) -> TaskResponse:
+    conflicts: Conflicts | None = None
+    if task.conflict_files or task.conflict_with_id:
+        conflicts = {"with": task.conflict_with_id, "files": task.conflict_files}
+    return TaskResponse(
+        id=task.pk, title=task.title, prompt=task.prompt, status=task.status, reason=task.reason,
+        status_text=task.status_text, project=task.project, base_branch=task.base_branch, priority=task.priority,
+        yolo=task.skip_permissions, branch=task.branch, worktree=task.worktree_path,
+        session_id=str(task.session_id) if task.session_id else None, files_changed=task.files_changed,
+        conflicts=conflicts, error=task.error,
+        tokens={"input": task.input_tokens, "output": task.output_tokens, "total": task.tokens},
+        cost_usd=task.cost_usd, created_at=task.created_at, started_at=task.started_at,
+        finished_at=task.finished_at, merged_at=task.merged_at, url=task.get_absolute_url())
+
+
+# ---------------------------------------------------------------------------------------
+# Operations
+
+UNAUTHORIZED = {401: Error, 405: Error, 500: Error}
+
+
+@router.get("/tasks", url_name="tasks", operation_id="listTasks", summary="List tasks, newest first",
+            response={200: TaskList, 400: FieldErrors, **UNAUTHORIZED})
+async def list_tasks(request: HttpRequest, filters: Query[TaskFilter]) -> TaskList:
+    query = Task.objects.all() if filters.status is None else Task.objects.filter(status=filters.status)
+    found = await sync_to_async(lambda: list(query.order_by("-created_at", "-id")[:LISTED]))()
+    return TaskList(tasks=[task_response(task) for task in found])
+
+
+@router.post("/tasks", url_name="create-task", operation_id="createTask", summary="Start a task",
+             description="Queues a task in its own git worktree and branch; it starts when there is room. "
+                         "Unknown fields are refused.",
+             response={201: TaskResponse, 400: FieldErrors, 409: Error, 413: FieldErrors, **UNAUTHORIZED})
+async def create_task(request: HttpRequest, body: TaskRequest) -> Status[TaskResponse]:
+    task = await services.create_task(user=request.auth, prompt=body.prompt, title=body.title or "",
+                                      project=body.project or "default", priority=body.priority,
+                                      skip_permissions=body.yolo)
+    return Status(201, task_response(task))
+
+
+@router.get("/tasks/{int:task_id}", url_name="task", operation_id="getTask", summary="One task",
+            response={200: TaskResponse, 404: Error, **UNAUTHORIZED})
+async def get_task(request: HttpRequest, path: Path[TaskPath]) -> TaskResponse:
+    return task_response(await services.get_task(path.task_id))
+
+
+@router.post("/tasks/{int:task_id}/{action}", url_name="task-action", operation_id="actOnTask",
+             summary="Pause, resume, terminate, merge or discard a task",
+             description="Only the task's creator (or an admin) may act on it. `resume` takes an optional "
+                         '`{"message": "..."}`: a follow-up instruction, which a completed task needs. '
+                         "409: the task's state does not allow the action (the error says why).",
+             response={200: TaskResponse, 400: FieldErrors, 403: Error, 404: Error, 409: Error, 413: FieldErrors,
+                       **UNAUTHORIZED})
+async def act_on_task(request: HttpRequest, path: Path[ActionPath], body: FollowUp | None = None) -> TaskResponse:
+    task = await services.get_task(path.task_id)
+    done = await services.act(user=request.auth, task=task, action=path.action, message=body.message if body else None)
+    return task_response(done)

@@ -1,16 +1,13 @@
-"""The HTTP API for IDE plugins and scripts, under /api/."""
+"""The HTTP API for IDE plugins and scripts, under /api/ (see :mod:`api.api`)."""
 
-from django.urls import path
+from django.urls import URLPattern, re_path
 
-from . import chat, tasks
+from .api import api
+from .errors import json_errors, not_found
 
-app_name = "api"
+patterns, _, app_name = api.urls
 
 urlpatterns = [
-    path("analysis/chat", chat.chat, name="chat"),
-    path("claude-code/pool/status", chat.pool_status, name="pool-status"),
-    path("openapi.json", chat.openapi, name="openapi"),
-    path("tasks", tasks.tasks, name="tasks"),
-    path("tasks/<int:task_id>", tasks.task, name="task"),
-    path("tasks/<int:task_id>/<str:name>", tasks.task_action, name="task-action"),
+    *(URLPattern(p.pattern, json_errors(p.callback), p.default_args, p.name) for p in patterns),
+    re_path(r"", not_found, name="not-found"),
 ]

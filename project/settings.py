@@ -116,6 +116,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "channels",
+    # For its templates and static files: the API's docs page then needs no CDN.
+    "ninja",
     "chat",
     "tasks",
 ]

@@ -51,6 +51,19 @@ async def test_create_follow_and_merge_through_the_api(repo, scheduler, api):
     assert again.status_code == 409 and "only a completed task" in again.json()["error"]
 
 
+async def test_a_numeric_priority_string_counts_and_a_completed_task_takes_a_follow_up(repo, scheduler, api):
+    made = await api.post("/api/tasks", {"prompt": "echo: first", "priority": "2", "yolo": False, "project": "default"})
+    assert made.status_code == 201, made.content
+    task = made.json()
+    assert task["priority"] == 2 and task["yolo"] is False and task["project"] == "default"
+    await scheduler.idle()
+    assert (await api.post(f"/api/tasks/{task['id']}/resume")).status_code == 409  # completed: say what to do next
+    followed = await api.post(f"/api/tasks/{task['id']}/resume", {"message": "echo: second"})
+    assert followed.status_code == 200 and followed.json()["status"] in ("queued", "running")
+    await scheduler.idle()
+    assert (await api.get(f"/api/tasks/{task['id']}")).json()["status"] == "completed"
+
+
 async def test_bad_requests(repo, scheduler, api, user):
     assert (await ApiCaller({}).get("/api/tasks")).status_code == 401
     assert (await ApiCaller({"Authorization": "Bearer " + "x" * 40}).get("/api/tasks")).status_code == 401

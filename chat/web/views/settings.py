@@ -21,7 +21,7 @@ def settings_page(request: AuthedRequest) -> HttpResponse:
     return render(request, "chat/settings.html", {
         "token": token,
         "chat_url": request.build_absolute_uri(reverse("api:chat")),
-        "openapi_url": request.build_absolute_uri(reverse("api:openapi")),
+        "openapi_url": request.build_absolute_uri(reverse("api:openapi-json")),
     })
 
 
