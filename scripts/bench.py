@@ -29,13 +29,13 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from chat.models import Event, Session, Turn  # noqa: E402
-from chat.turns import create_session  # noqa: E402
+from chat.services.chats import create_session  # noqa: E402
 
 REPEATS = 7
 
 
 def make_chat(owner, turns: int) -> Session:
-    session = create_session(owner=owner, title=f"{turns} turns", workdir=Path(_tmp) / "work")
+    session = create_session(owner=owner, title=f"{turns} turns")
     batch = [Turn(session=session, author=owner, prompt=f"question {i} " * 5, status=Turn.Status.DONE,
                   duration_ms=1200, input_tokens=900, output_tokens=120, cost_usd=0.01) for i in range(turns)]
     Turn.objects.bulk_create(batch, batch_size=500)
@@ -80,7 +80,7 @@ def main() -> None:
         print(f"  {turns:>5} turns: {seconds * 1000:7.1f} ms, {size / 1024:7.1f} KiB page, {seconds / base:5.2f}x the 10-turn chat")
 
     for _ in range(300):
-        create_session(owner=user, title="filler", workdir=Path(_tmp) / "work")
+        create_session(owner=user, title="filler")
     seconds, size = timed_get(client, "/")
     print(f"Chat list with {Session.objects.count()} chats: {seconds * 1000:.1f} ms, {size / 1024:.1f} KiB page")
 
