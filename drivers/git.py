@@ -135,8 +135,7 @@ async def status(worktree: str | os.PathLike[str]) -> list[str]:
 
 async def commit_all(worktree: str | os.PathLike[str], message: str) -> str | None:
     """Commit everything in the worktree (also concluding a merge in progress); None if clean."""
-    merging = (await run(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)).code == 0
-    if not await status(worktree) and not merging:
+    if not await status(worktree) and not await _merging(worktree):
         return None
     await run(worktree, "add", "--all")
     await run(worktree, "commit", "--no-verify", "-q", "-m", message, author=True)
@@ -181,10 +180,21 @@ class MergeConflict(Exception):
         super().__init__("conflicts in " + ", ".join(files))
 
 
+async def _merging(where: str | os.PathLike[str]) -> bool:
+    return (await run(where, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)).code == 0
+
+
 async def _merge_here(where: str | os.PathLike[str], branch: str, message: str) -> str:
-    """``merge --no-ff`` in a checkout; on conflict abort it (nothing changes) and raise."""
+    """``merge --no-ff`` in a checkout; on conflict abort it (nothing changes) and raise.
+
+    Only a merge this call started is aborted: if the checkout was already in the middle of
+    someone's merge, git refuses ours and theirs (with their resolutions) is left as it was.
+    """
+    theirs = await _merging(where)
     done = await run(where, "merge", "--no-ff", "--no-edit", "-m", message, "--", branch, check=False, author=True)
     if done.code:
+        if theirs or not await _merging(where):
+            raise GitError(["merge", branch], done.code, done.out, done.err)
         files = await unmerged(where)
         await run(where, "merge", "--abort", check=False)
         if files:

@@ -415,6 +415,45 @@ async def test_merge_conflict_in_a_base_checked_out_nowhere_leaves_it_unchanged(
     assert worktrees(repo) == [str(repo), str(wt)]
 
 
+async def test_merge_into_leaves_a_merge_of_someone_else_in_the_base_checkout_alone(repo: Path, tmp_path: Path) -> None:
+    """The base's checkout is mid-merge (a person resolving by hand): refuse, and abort nothing of theirs."""
+    wt = await task_worktree(repo, tmp_path)
+    commit_file(wt, "a.txt", "a\n")
+    git(repo, "switch", "-q", "-c", "theirs")
+    commit_file(repo, "shared.txt", "their line\n")
+    git(repo, "switch", "-q", "main")
+    old = commit_file(repo, "shared.txt", "main's line\n")
+    done = await g.run(repo, "merge", "theirs", check=False)
+    assert done.code != 0 and await g.unmerged(repo) == ["shared.txt"]
+    (repo / "shared.txt").write_text("resolved by hand\n")  # not added yet: still unmerged
+
+    with pytest.raises(g.GitError) as caught:
+        await g.merge_into(repo, "main", "task-1", "Merge task #1")
+    assert not isinstance(caught.value, g.MergeConflict)
+    assert head(repo, "main") == old
+    assert git_path(repo, "MERGE_HEAD").exists()
+    assert (repo / "shared.txt").read_text() == "resolved by hand\n"
+
+    git(repo, "add", "shared.txt")  # resolved, not committed yet: still theirs to conclude
+    with pytest.raises(g.GitError):
+        await g.merge_into(repo, "main", "task-1", "Merge task #1")
+    assert git_path(repo, "MERGE_HEAD").exists()
+    assert git(repo, "show", ":shared.txt") == "resolved by hand\n"
+
+
+async def test_merge_into_refuses_to_overwrite_local_changes_in_the_base_checkout(repo: Path, tmp_path: Path) -> None:
+    wt = await task_worktree(repo, tmp_path)
+    commit_file(wt, "shared.txt", "the task's line\n")
+    (repo / "shared.txt").write_text("not committed yet\n")
+    old = head(repo, "main")
+
+    with pytest.raises(g.GitError) as caught:
+        await g.merge_into(repo, "main", "task-1", "Merge task #1")
+    assert not isinstance(caught.value, g.MergeConflict)
+    assert head(repo, "main") == old
+    assert (repo / "shared.txt").read_text() == "not committed yet\n"
+
+
 # ---------------------------------------------------------------------------------------
 # Bringing the base into a task
 
