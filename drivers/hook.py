@@ -31,11 +31,15 @@ PATH_KEYS = ("file_path", "notebook_path", "path")
 
 
 def decide(call: dict, *, store: Path, task: int, root: Path) -> tuple[int, str]:
-    tool_input = call.get("tool_input") or {}
+    tool_input = call.get("tool_input")
+    if not isinstance(tool_input, dict):
+        tool_input = {}
     raw = next((tool_input.get(k) for k in PATH_KEYS if isinstance(tool_input.get(k), str)), None)
     if not raw:
         return 0, ""
-    cwd = call.get("cwd") or str(root)
+    cwd = call.get("cwd")
+    if not isinstance(cwd, str) or not cwd:
+        cwd = str(root)
     target = Path(os.path.normpath(os.path.join(cwd, raw)))
     root = Path(os.path.normpath(root))
     try:
