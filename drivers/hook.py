@@ -40,8 +40,13 @@ def decide(call: dict, *, store: Path, task: int, root: Path) -> tuple[int, str]
     cwd = call.get("cwd")
     if not isinstance(cwd, str) or not cwd:
         cwd = str(root)
-    target = Path(os.path.normpath(os.path.join(cwd, raw)))
-    root = Path(os.path.normpath(root))
+    # Real paths on both sides: the CLI reports resolved paths while the root may be configured
+    # through a symlink, and a symlink inside the worktree must not lead out of it.
+    try:
+        target = Path(os.path.realpath(os.path.join(cwd, raw)))
+    except ValueError:  # an embedded NUL byte
+        return 2, f"{raw!r} is not a valid file path."
+    root = Path(os.path.realpath(root))
     try:
         rel = target.relative_to(root)
     except ValueError:
