@@ -86,10 +86,10 @@ class TaskScheduler:
                     await self._set_note(hold.note)
                     self._retry_in(hold.seconds)
                     break
+                await self._set_note("")
                 task_id = await self.hooks.claim_next(set(self.running))
                 if task_id is None:
                     break
-                await self._set_note("")
                 self.started_order.append(task_id)
                 job = asyncio.create_task(_own_thread(self.hooks.run(task_id)), name=f"task-{task_id}",
                                           context=contextvars.Context())
