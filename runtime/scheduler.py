@@ -61,10 +61,13 @@ class TaskScheduler:
         self._again = False
         self._timer: asyncio.TimerHandle | None = None
         self._others: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     # -- scheduling -------------------------------------------------------------------
     def kick(self) -> None:
         """Start queued tasks while there is room (call after queueing one or freeing room)."""
+        if self._closed:
+            return  # shut down: the runs it cancels free their places, but nothing more starts
         self._again = True
         if self._filler is None or self._filler.done():
             # A fresh context: a task outlives the request that kicked it.
@@ -153,8 +156,10 @@ class TaskScheduler:
             await asyncio.gather(*jobs, return_exceptions=True)
 
     async def shutdown(self) -> None:
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         jobs = [j for j in [self._filler, *self.running.values(), *self._others] if j is not None]
         for job in jobs:
             job.cancel()
