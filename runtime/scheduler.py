@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,10 +42,14 @@ class TaskHooks(Protocol):
         """The scheduler's note changed (empty: nothing held back)."""
 
 
-async def _own_thread[T](coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` with a thread of its own for its synchronous calls (see :mod:`runtime.turns`)."""
+async def _own_thread[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` with a thread of its own for its synchronous calls (see :mod:`runtime.turns`).
+
+    The coroutine is made here, once the job runs: a job cancelled before its first step then
+    leaves no coroutine behind that was never awaited.
+    """
     async with ThreadSensitiveContext():
-        return await coro
+        return await make()
 
 
 class TaskScheduler:
@@ -61,6 +65,7 @@ class TaskScheduler:
         self._again = False
         self._timer: asyncio.TimerHandle | None = None
         self._others: set[asyncio.Task[Any]] = set()
+        self._begun: set[asyncio.Task[None]] = set()  # runs that took their first step
         self._closed = False
 
     # -- scheduling -------------------------------------------------------------------
@@ -71,11 +76,11 @@ class TaskScheduler:
         self._again = True
         if self._filler is None or self._filler.done():
             # A fresh context: a task outlives the request that kicked it.
-            self._filler = asyncio.create_task(_own_thread(self._fill()), name="task-scheduler", context=contextvars.Context())
+            self._filler = asyncio.create_task(_own_thread(self._fill), name="task-scheduler", context=contextvars.Context())
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """A tracked background job (merge follow-ups), awaited by :meth:`idle` and :meth:`shutdown`."""
-        job = asyncio.create_task(_own_thread(coro), name=name, context=contextvars.Context())
+        job = asyncio.create_task(_own_thread(lambda: coro), name=name, context=contextvars.Context())
         self._others.add(job)
         job.add_done_callback(self._others.discard)
         return job
@@ -94,11 +99,21 @@ class TaskScheduler:
                 if task_id is None:
                     break
                 self.started_order.append(task_id)
-                job = asyncio.create_task(_own_thread(self.hooks.run(task_id)), name=f"task-{task_id}",
+                job = asyncio.create_task(_own_thread(lambda tid=task_id: self._run(tid)), name=f"task-{task_id}",
                                           context=contextvars.Context())
                 self.running[task_id] = job
                 self.max_seen = max(self.max_seen, len(self.running))
                 job.add_done_callback(lambda j, tid=task_id: self._done(tid, j))
+
+    async def _run(self, task_id: int) -> None:
+        """The hook's run. A stop (or shutdown) that came before this first step is delivered
+        now, as a cancellation inside the run: a claimed task's run always gets to handle it."""
+        job = asyncio.current_task()
+        assert job is not None
+        self._begun.add(job)
+        if task_id in self.stop_reasons or self._closed:
+            job.cancel()
+        await self.hooks.run(task_id)
 
     async def _set_note(self, note: str) -> None:
         if note != self.note:
@@ -116,6 +131,7 @@ class TaskScheduler:
     def _done(self, task_id: int, job: asyncio.Task[None]) -> None:
         if self.running.get(task_id) is job:
             del self.running[task_id]
+        self._begun.discard(job)
         self.stop_reasons.pop(task_id, None)
         if not job.cancelled() and job.exception() is not None:
             log.error("task %s failed", task_id, exc_info=job.exception())
@@ -131,7 +147,10 @@ class TaskScheduler:
         if job is None or job.done():
             return False
         self.stop_reasons.setdefault(task_id, reason)
-        job.cancel()
+        if job in self._begun:
+            job.cancel()
+        # Otherwise the job cancels itself as it begins (see _run): cancelled now, it would end
+        # without its run ever starting, and the run could not handle the stop.
         return True
 
     def stop_reason(self, task_id: int) -> str | None:
@@ -162,5 +181,6 @@ class TaskScheduler:
             self._timer = None
         jobs = [j for j in [self._filler, *self.running.values(), *self._others] if j is not None]
         for job in jobs:
-            job.cancel()
+            if job in self._begun or job not in self.running.values():
+                job.cancel()  # (a run yet to begin cancels itself as it does: see _run)
         await asyncio.gather(*jobs, return_exceptions=True)
