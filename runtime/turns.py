@@ -159,7 +159,15 @@ class TurnQueue:
     def stop(self, session: str) -> bool:
         """Stop the session's current turn (running, or waiting for a slot); False if there is none."""
         ticket = self._current.get(session)
-        if ticket is None or ticket.task is None or ticket.task.done():
+        if ticket is None:
+            # Just submitted, not yet taken by the session's worker: it is the turn about to run.
+            # Marked, it ends as dropped when the worker takes it (see _run).
+            queue = self._queues.get(session)
+            if not queue or queue[0].stop_reason is not None:
+                return False
+            queue[0].stop_reason = StopReason.STOPPED
+            return True
+        if ticket.task is None or ticket.task.done():
             return False
         ticket.stop_reason = ticket.stop_reason or StopReason.STOPPED
         ticket.task.cancel()
