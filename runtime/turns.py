@@ -105,7 +105,8 @@ class TurnQueue:
                 except asyncio.CancelledError:
                     me = asyncio.current_task()
                     if me is not None and me.cancelling():
-                        # Shutdown: end the running turn first, then drop the queued ones.
+                        # Shutdown: end the running turn first (it reads why), then drop the queued ones.
+                        ticket.stop_reason = ticket.stop_reason or StopReason.SHUTDOWN
                         ticket.task.cancel()
                         await asyncio.gather(ticket.task, return_exceptions=True)
                         raise
