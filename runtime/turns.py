@@ -212,3 +212,9 @@ class TurnQueue:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        # A worker cancelled before its first step dropped nothing: its turns are dropped here.
+        for session, queue in list(self._queues.items()):
+            while queue:
+                await self._drop(queue.popleft(), StopReason.SHUTDOWN)
+            if self._queues.get(session) is queue:
+                del self._queues[session]
