@@ -40,9 +40,7 @@ async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, autho
     argv = ["-C", str(cwd), *args]
     env = {**os.environ, **_ENV}
     if author:
-        # Use the repository's own identity if it has one; this is only the fallback.
-        for name, value in _AUTHOR.items():
-            env.setdefault(name, value)
+        env.update(await _fallback_identity(cwd, env))
     proc = await asyncio.create_subprocess_exec("git", *argv, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     out, err = await proc.communicate()
@@ -50,6 +48,20 @@ async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, autho
     if check and done.code:
         raise GitError((args and list(args)) or [], done.code, done.out, done.err)
     return done
+
+
+async def _fallback_identity(cwd: str | os.PathLike[str], env: dict[str, str]) -> dict[str, str]:
+    """The tasks' identity for what neither the environment nor git's configuration sets.
+
+    Git ranks ``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` above ``user.name``/``user.email``, so the
+    fallback may only be set when the repository (or the user's global configuration) has none.
+    """
+    missing = {name: value for name, value in _AUTHOR.items() if name not in env}
+    if not missing:
+        return {}
+    done = await run(cwd, "config", "--get-regexp", r"^user\.(name|email)$", check=False)
+    configured = {line.split(" ", 1)[0].split(".", 1)[1].upper() for line in done.out.splitlines() if " " in line}
+    return {name: value for name, value in missing.items() if name.rsplit("_", 1)[1] not in configured}
 
 
 async def is_repo(path: str | os.PathLike[str]) -> bool:
@@ -123,8 +135,7 @@ async def status(worktree: str | os.PathLike[str]) -> list[str]:
 
 async def commit_all(worktree: str | os.PathLike[str], message: str) -> str | None:
     """Commit everything in the worktree (also concluding a merge in progress); None if clean."""
-    merging = (await run(worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)).code == 0
-    if not await status(worktree) and not merging:
+    if not await status(worktree) and not await _merging(worktree):
         return None
     await run(worktree, "add", "--all")
     await run(worktree, "commit", "--no-verify", "-q", "-m", message, author=True)
@@ -169,10 +180,21 @@ class MergeConflict(Exception):
         super().__init__("conflicts in " + ", ".join(files))
 
 
+async def _merging(where: str | os.PathLike[str]) -> bool:
+    return (await run(where, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)).code == 0
+
+
 async def _merge_here(where: str | os.PathLike[str], branch: str, message: str) -> str:
-    """``merge --no-ff`` in a checkout; on conflict abort it (nothing changes) and raise."""
+    """``merge --no-ff`` in a checkout; on conflict abort it (nothing changes) and raise.
+
+    Only a merge this call started is aborted: if the checkout was already in the middle of
+    someone's merge, git refuses ours and theirs (with their resolutions) is left as it was.
+    """
+    theirs = await _merging(where)
     done = await run(where, "merge", "--no-ff", "--no-edit", "-m", message, "--", branch, check=False, author=True)
     if done.code:
+        if theirs or not await _merging(where):
+            raise GitError(["merge", branch], done.code, done.out, done.err)
         files = await unmerged(where)
         await run(where, "merge", "--abort", check=False)
         if files:

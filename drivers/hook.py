@@ -32,13 +32,22 @@ PATH_KEYS = ("file_path", "notebook_path", "path")
 
 
 def decide(call: dict[str, Any], *, store: Path, task: int, root: Path) -> tuple[int, str]:
-    tool_input = call.get("tool_input") or {}
+    tool_input = call.get("tool_input")
+    if not isinstance(tool_input, dict):
+        tool_input = {}
     raw = next((tool_input.get(k) for k in PATH_KEYS if isinstance(tool_input.get(k), str)), None)
     if not raw:
         return 0, ""
-    cwd = call.get("cwd") or str(root)
-    target = Path(os.path.normpath(os.path.join(cwd, raw)))
-    root = Path(os.path.normpath(root))
+    cwd = call.get("cwd")
+    if not isinstance(cwd, str) or not cwd:
+        cwd = str(root)
+    # Real paths on both sides: the CLI reports resolved paths while the root may be configured
+    # through a symlink, and a symlink inside the worktree must not lead out of it.
+    try:
+        target = Path(os.path.realpath(os.path.join(cwd, raw)))
+    except ValueError:  # an embedded NUL byte
+        return 2, f"{raw!r} is not a valid file path."
+    root = Path(os.path.realpath(root))
     try:
         rel = target.relative_to(root)
     except ValueError:

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,10 +43,14 @@ class TaskHooks(Protocol):
         """The scheduler's note changed (empty: nothing held back)."""
 
 
-async def _own_thread[T](coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` with a thread of its own for its synchronous calls (see :mod:`runtime.turns`)."""
+async def _own_thread[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` with a thread of its own for its synchronous calls (see :mod:`runtime.turns`).
+
+    The coroutine is made here, once the job runs: a job cancelled before its first step then
+    leaves no coroutine behind that was never awaited.
+    """
     async with ThreadSensitiveContext():
-        return await coro
+        return await make()
 
 
 class TaskScheduler:
@@ -62,18 +66,22 @@ class TaskScheduler:
         self._again = False
         self._timer: asyncio.TimerHandle | None = None
         self._others: set[asyncio.Task[Any]] = set()
+        self._begun: set[asyncio.Task[None]] = set()  # runs that took their first step
+        self._closed = False
 
     # -- scheduling -------------------------------------------------------------------
     def kick(self) -> None:
         """Start queued tasks while there is room (call after queueing one or freeing room)."""
+        if self._closed:
+            return  # shut down: the runs it cancels free their places, but nothing more starts
         self._again = True
         if self._filler is None or self._filler.done():
             # A fresh context: a task outlives the request that kicked it.
-            self._filler = asyncio.create_task(_own_thread(self._fill()), name="task-scheduler", context=contextvars.Context())
+            self._filler = asyncio.create_task(_own_thread(self._fill), name="task-scheduler", context=contextvars.Context())
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """A tracked background job (merge follow-ups), awaited by :meth:`idle` and :meth:`shutdown`."""
-        job = asyncio.create_task(_own_thread(coro), name=name, context=contextvars.Context())
+        job = asyncio.create_task(_own_thread(lambda: coro), name=name, context=contextvars.Context())
         self._others.add(job)
         job.add_done_callback(self._others.discard)
         return job
@@ -87,16 +95,26 @@ class TaskScheduler:
                     await self._set_note(hold.note)
                     self._retry_in(hold.seconds)
                     break
+                await self._set_note("")
                 task_id = await self.hooks.claim_next(set(self.running))
                 if task_id is None:
                     break
-                await self._set_note("")
                 self.started_order.append(task_id)
-                job = asyncio.create_task(_own_thread(self.hooks.run(task_id)), name=f"task-{task_id}",
+                job = asyncio.create_task(_own_thread(lambda tid=task_id: self._run(tid)), name=f"task-{task_id}",
                                           context=contextvars.Context())
                 self.running[task_id] = job
                 self.max_seen = max(self.max_seen, len(self.running))
                 job.add_done_callback(functools.partial(self._done, task_id))
+
+    async def _run(self, task_id: int) -> None:
+        """The hook's run. A stop (or shutdown) that came before this first step is delivered
+        now, as a cancellation inside the run: a claimed task's run always gets to handle it."""
+        job = asyncio.current_task()
+        assert job is not None
+        self._begun.add(job)
+        if task_id in self.stop_reasons or self._closed:
+            job.cancel()
+        await self.hooks.run(task_id)
 
     async def _set_note(self, note: str) -> None:
         if note != self.note:
@@ -114,6 +132,7 @@ class TaskScheduler:
     def _done(self, task_id: int, job: asyncio.Task[None]) -> None:
         if self.running.get(task_id) is job:
             del self.running[task_id]
+        self._begun.discard(job)
         self.stop_reasons.pop(task_id, None)
         if not job.cancelled() and job.exception() is not None:
             log.error("task %s failed", task_id, exc_info=job.exception())
@@ -129,7 +148,10 @@ class TaskScheduler:
         if job is None or job.done():
             return False
         self.stop_reasons.setdefault(task_id, reason)
-        job.cancel()
+        if job in self._begun:
+            job.cancel()
+        # Otherwise the job cancels itself as it begins (see _run): cancelled now, it would end
+        # without its run ever starting, and the run could not handle the stop.
         return True
 
     def stop_reason(self, task_id: int) -> str | None:
@@ -154,9 +176,12 @@ class TaskScheduler:
             await asyncio.gather(*jobs, return_exceptions=True)
 
     async def shutdown(self) -> None:
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         jobs = [j for j in [self._filler, *self.running.values(), *self._others] if j is not None]
         for job in jobs:
-            job.cancel()
+            if job in self._begun or job not in self.running.values():
+                job.cancel()  # (a run yet to begin cancels itself as it does: see _run)
         await asyncio.gather(*jobs, return_exceptions=True)

@@ -106,7 +106,8 @@ class TurnQueue:
                 except asyncio.CancelledError:
                     me = asyncio.current_task()
                     if me is not None and me.cancelling():
-                        # Shutdown: end the running turn first, then drop the queued ones.
+                        # Shutdown: end the running turn first (it reads why), then drop the queued ones.
+                        ticket.stop_reason = ticket.stop_reason or StopReason.SHUTDOWN
                         ticket.task.cancel()
                         await asyncio.gather(ticket.task, return_exceptions=True)
                         raise
@@ -160,7 +161,15 @@ class TurnQueue:
     def stop(self, session: str) -> bool:
         """Stop the session's current turn (running, or waiting for a slot); False if there is none."""
         ticket = self._current.get(session)
-        if ticket is None or ticket.task is None or ticket.task.done():
+        if ticket is None:
+            # Just submitted, not yet taken by the session's worker: it is the turn about to run.
+            # Marked, it ends as dropped when the worker takes it (see _run).
+            queue = self._queues.get(session)
+            if not queue or queue[0].stop_reason is not None:
+                return False
+            queue[0].stop_reason = StopReason.STOPPED
+            return True
+        if ticket.task is None or ticket.task.done():
             return False
         ticket.stop_reason = ticket.stop_reason or StopReason.STOPPED
         ticket.task.cancel()
@@ -204,3 +213,9 @@ class TurnQueue:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        # A worker cancelled before its first step dropped nothing: its turns are dropped here.
+        for session, queue in list(self._queues.items()):
+            while queue:
+                await self._drop(queue.popleft(), StopReason.SHUTDOWN)
+            if self._queues.get(session) is queue:
+                del self._queues[session]

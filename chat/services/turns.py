@@ -150,7 +150,8 @@ class ChatTurn:
     async def run(self, ticket: runtime.Ticket) -> None:
         try:
             recorder = await self._recorder_for()
-            await execute(recorder=recorder, options=self.options, stopped=lambda: ticket.stop_reason is not None)
+            await execute(recorder=recorder, options=self.options,
+                          stopped=lambda: ticket.stop_reason not in (None, runtime.StopReason.SHUTDOWN))
         finally:
             # The runtime's thread keeps no database connection between turns.
             await asyncio.shield(sync_to_async(close_old_connections)())
