@@ -82,9 +82,9 @@ def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) ->
 async def run_task(*, task_id: int) -> None:
     """One run of a task (already marked running by the scheduler), from worktree to outcome."""
     scheduler = runtime.current().tasks
-    task = await Task.objects.aget(pk=task_id)
-    store = store_for(task)
     try:
+        task = await Task.objects.aget(pk=task_id)
+        store = store_for(task)
         await _prepare_worktree(task)
         task, turn, session = await _new_turn(task_id)
         await notify.turn_added(turn, session)
