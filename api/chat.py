@@ -13,22 +13,22 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError
 from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import AfterValidator, Field
 
 import runtime
+from chat import projects
 from chat.models import Event, Session, Turn
 from chat.services import chats, turns
 
-from .errors import ApiError
+from .errors import ApiError, ApiRequest
 from .schemas import Error, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
 
 HOST = socket.gethostname()
@@ -42,17 +42,17 @@ router = Router(tags=["chat"])
 
 def _unknown_project(key: Any) -> str:
     shown = repr(key[:64]) if isinstance(key, str) else f"of type {type(key).__name__}"
-    return (f"Unknown projectKey {shown}. Known keys: {', '.join(sorted(settings.CLAUDE_PROJECTS))} "
-            "(leave projectKey out for the default project).")
+    return (f"Unknown projectKey {shown}. Known keys: {', '.join(projects.known_keys())} "
+            "(leave projectKey out for your own folder).")
 
 
 def _known_project(key: str) -> str:
-    if key not in settings.CLAUDE_PROJECTS:
+    if key not in projects.known_keys():
         raise refused(_unknown_project(key))
     return key
 
 
-ProjectKey = Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": sorted(settings.CLAUDE_PROJECTS)})]
+ProjectKey = Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": projects.known_keys()})]
 
 
 class ChatRequest(Request):
@@ -64,8 +64,9 @@ class ChatRequest(Request):
     message: Annotated[LimitedText, Field(description="The text to ask (at most CLAUDE_MAX_MESSAGE_CHARS characters)."),
                        Refusal("message is missing or empty: send the text to ask as a JSON string.")]
     projectKey: Annotated[ProjectKey | None, Refusal(_unknown_project), Field(
-        description="Working directory of a new chat, among CLAUDE_PROJECTS (left out: 'default'). A chat keeps the "
-                    "one it was created in: another key answers 409, leaving it out continues.")] = None
+        description="Where a new chat works: 'default' (left out) is your own folder, other keys are shared "
+                    "projects (CLAUDE_PROJECTS) an admin opened to you (403 otherwise). A chat keeps the one it "
+                    "was created in: another key answers 409, leaving it out continues.")] = None
 
 
 class ChatResponse(Schema):
@@ -100,28 +101,25 @@ class Answer:
 # Running a message as a turn
 
 
-def _project_key_of(workdir: str) -> str:
-    for key, path in settings.CLAUDE_PROJECTS.items():
-        if Path(path) == Path(workdir):
-            return f"project {key!r}"
-    return "another working directory"
+def _project_named(key: str) -> str:
+    return f"project {key!r}" if key else "your own folder"
 
 
-async def open_session(*, user: AbstractBaseUser, session_id: uuid.UUID, project_key: str | None = None) -> Session:
+async def open_session(*, user: User, session_id: uuid.UUID, project_key: str | None = None) -> Session:
     """The caller's chat with this id, made in the chosen project on first use."""
-    workdir = Path(settings.CLAUDE_PROJECTS[project_key or "default"])
+    project = await sync_to_async(projects.project_for)(user, project_key)
     session = await Session.objects.filter(pk=session_id).afirst()
     if session is None:
         try:
-            session = await sync_to_async(chats.create_session)(owner=user, workdir=workdir, session_id=session_id)
+            session = await sync_to_async(chats.create_session)(owner=user, project=project, session_id=session_id)
         except IntegrityError:
             # Two first calls with one id at once: the other one made it.
             session = await Session.objects.aget(pk=session_id)
     if session.owner_id != user.pk:
         # The same answer as for an id nobody has: whose chats exist is nobody else's business.
         raise ApiError(404, f"Session {session_id} was not found for this token. Use a new random UUID for a new chat.")
-    if project_key is not None and Path(session.workdir) != workdir:
-        raise ApiError(409, f"Session {session_id} was started in {_project_key_of(session.workdir)}, and its working "
+    if project_key is not None and session.project != project.stored_key:
+        raise ApiError(409, f"Session {session_id} was started in {_project_named(session.project)}, and its working "
                             f"directory cannot change (Claude Code keys a session's memory by it). Send projectKey "
                             "of that project (or leave it out), or use a new sessionId for this project.")
     if session.is_archived:
@@ -168,7 +166,7 @@ def _failure(turn: Turn) -> ApiError:
             return ApiError(502, turn.error or "Claude Code failed without saying why.")
 
 
-async def ask(*, user: AbstractBaseUser, session_id: uuid.UUID, message: str, project_key: str | None = None) -> Answer:
+async def ask(*, user: User, session_id: uuid.UUID, message: str, project_key: str | None = None) -> Answer:
     """Run one message as a turn of the caller's chat and return the assistant's answer.
 
     The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
@@ -212,7 +210,7 @@ not allow is refused, not asked about.
                  200: ChatResponse,
                  400: Error, 401: Error, 404: Error, 405: Error, 409: Error, 413: Error, 500: Error, 502: Error,
                  503: Error, 504: Error})
-async def chat(request: HttpRequest, body: ChatRequest) -> ChatResponse:
+async def chat(request: ApiRequest, body: ChatRequest) -> ChatResponse:
     answer = await ask(user=request.auth, session_id=body.sessionId, message=body.message, project_key=body.projectKey)
     return answer.response()
 

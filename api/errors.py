@@ -17,12 +17,14 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from chat.projects import ProjectRefused
 from chat.services.turns import TurnRefused
 from tasks.services import NotAllowed, TaskNotFound, TaskRefused
 
@@ -33,6 +35,12 @@ log = logging.getLogger(__name__)
 NO_TOKEN = "Send your API token as 'Authorization: Bearer <token>'; it is on your settings page."
 BAD_TOKEN = "This API token is not valid (it may have been regenerated). Copy the current one from your settings page."
 DESCRIBED = "The API is described at /api/openapi.json."
+
+
+class ApiRequest(HttpRequest):
+    """A request to an operation behind the bearer token: ``auth`` is the token's user."""
+
+    auth: User
 
 
 class ApiError(Exception):
@@ -58,16 +66,19 @@ def error(status: int, message: str, headers: dict[str, str] | None = None, **ex
 # What the services refuse, as HTTP statuses (NotAllowed is a TaskRefused: it comes first).
 DOMAIN_ERRORS: list[tuple[type[Exception], int, Callable[[Exception], str]]] = [
     (TaskNotFound, 404, lambda exc: f"There is no task {exc}."),
+    (ProjectRefused, 403, str),
     (NotAllowed, 403, str),
     (TaskRefused, 409, str),
     (TurnRefused, 409, str),
 ]
 
 
-def invalid(request: HttpRequest, exc: ValidationError) -> JsonResponse:
-    """Bad input: the refusals' texts, the highest of their statuses (413 over 400), and for the
-    tasks API each field's reason."""
-    status, texts, fields, by_field = 400, [], {}, False
+def invalid(request: HttpRequest, exc: Any) -> JsonResponse:
+    """Bad input (a :class:`ValidationError`): the refusals' texts, the highest of their statuses
+    (413 over 400), and for the tasks API each field's reason."""
+    status, by_field = 400, False
+    texts: list[str] = []
+    fields: dict[str, str] = {}
     for found in exc.errors:
         context = found.get("ctx") or {}
         if found.get("type") == REFUSED:
@@ -85,7 +96,7 @@ def invalid(request: HttpRequest, exc: ValidationError) -> JsonResponse:
     return error(status, " ".join(texts), **({"fields": fields} if by_field else {}))
 
 
-def unexpected(request: HttpRequest, exc: Exception) -> JsonResponse:
+def unexpected(request: HttpRequest, exc: Any) -> JsonResponse:
     log.error("API call %s %s failed", request.method, request.path, exc_info=exc)
     return error(500, f"The server failed ({type(exc).__name__}); the details are in its log. Try again; if it "
                       "repeats, tell an admin.")
@@ -93,19 +104,27 @@ def unexpected(request: HttpRequest, exc: Exception) -> JsonResponse:
 
 def install(api: NinjaAPI) -> None:
     """Register the API's exception handlers (the most specific class of an error wins)."""
-    api.add_exception_handler(ApiError, lambda request, exc: error(exc.status, exc.message, exc.headers))
+    api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(AuthenticationError, lambda request, exc: error(401, NO_TOKEN, Unauthorized().headers))
     api.add_exception_handler(ValidationError, invalid)
     api.add_exception_handler(RequestDataTooBig, lambda request, exc: error(
         413, f"The request body is too large; a message may hold {settings.CLAUDE_MAX_MESSAGE_CHARS:,} characters."))
-    api.add_exception_handler(HttpError, lambda request, exc: error(exc.status_code, exc.message))
+    api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(Http404, lambda request, exc: error(404, f"Not found. {DESCRIBED}"))
     for exc_class, status, text in DOMAIN_ERRORS:
         api.add_exception_handler(exc_class, functools.partial(_domain_error, status=status, text=text))
     api.add_exception_handler(Exception, unexpected)
 
 
-def _domain_error(request: HttpRequest, exc: Exception, *, status: int, text: Callable[[Exception], str]) -> JsonResponse:
+def _api_error(request: HttpRequest, exc: Any) -> JsonResponse:
+    return error(exc.status, exc.message, exc.headers)
+
+
+def _http_error(request: HttpRequest, exc: Any) -> JsonResponse:
+    return error(exc.status_code, exc.message)
+
+
+def _domain_error(request: HttpRequest, exc: Any, *, status: int, text: Callable[[Exception], str]) -> JsonResponse:
     return error(status, text(exc))
 
 

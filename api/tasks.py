@@ -13,13 +13,15 @@ import re
 from typing import Annotated, Any, TypedDict
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from chat import projects
 from tasks import services
 from tasks.models import Action, Task
+from tasks.selectors import visible_tasks
 
+from .errors import ApiRequest
 from .schemas import Error, FieldErrors, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
 
 router = Router(tags=["tasks"])
@@ -34,11 +36,11 @@ LOW, HIGH = services.PRIORITY_RANGE
 
 def _unknown_project(name: Any) -> str:
     shown = repr(name[:64]) if isinstance(name, str) else f"of type {type(name).__name__}"
-    return f"Unknown project {shown}; known: {', '.join(sorted(services.projects()))}."
+    return f"Unknown project {shown}; known: {', '.join(projects.known_keys())}."
 
 
 def _known_project(name: str) -> str:
-    if name not in services.projects():
+    if name not in projects.known_keys():
         raise refused(_unknown_project(name))
     return name
 
@@ -57,7 +59,7 @@ class TaskRequest(Request):
     title: Annotated[Annotated[str, StringConstraints(max_length=services.TITLE_LENGTH)] | None,
                      Refusal(f"The title must be text of at most {services.TITLE_LENGTH} characters."),
                      Field(description="Left out: the prompt's first words.")] = None
-    project: Annotated[Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": sorted(services.projects())})] | None,
+    project: Annotated[Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": projects.known_keys()})] | None,
                        Refusal(_unknown_project),
                        Field(description="One of CLAUDE_PROJECTS; left out: 'default' (CLAUDE_WORKDIR).")] = None
     priority: Annotated[int, Field(strict=True, ge=LOW, le=HIGH,
@@ -137,7 +139,7 @@ def task_response(task: Task) -> TaskResponse:
     if task.conflict_files or task.conflict_with_id:
         conflicts = {"with": task.conflict_with_id, "files": task.conflict_files}
     return TaskResponse(
-        id=task.pk, title=task.title, prompt=task.prompt, status=task.status, reason=task.reason,
+        id=task.pk, title=task.title, prompt=task.prompt, status=Task.Status(task.status), reason=task.reason,
         status_text=task.status_text, project=task.project, base_branch=task.base_branch, priority=task.priority,
         yolo=task.skip_permissions, branch=task.branch, worktree=task.worktree_path,
         session_id=str(task.session_id) if task.session_id else None, files_changed=task.files_changed,
@@ -155,8 +157,9 @@ UNAUTHORIZED = {401: Error, 405: Error, 500: Error}
 
 @router.get("/tasks", url_name="tasks", operation_id="listTasks", summary="List tasks, newest first",
             response={200: TaskList, 400: FieldErrors, **UNAUTHORIZED})
-async def list_tasks(request: HttpRequest, filters: Query[TaskFilter]) -> TaskList:
-    query = Task.objects.all() if filters.status is None else Task.objects.filter(status=filters.status)
+async def list_tasks(request: ApiRequest, filters: Query[TaskFilter]) -> TaskList:
+    visible = await sync_to_async(visible_tasks)(request.auth)
+    query = visible if filters.status is None else visible.filter(status=filters.status)
     found = await sync_to_async(lambda: list(query.order_by("-created_at", "-id")[:LISTED]))()
     return TaskList(tasks=[task_response(task) for task in found])
 
@@ -165,7 +168,7 @@ async def list_tasks(request: HttpRequest, filters: Query[TaskFilter]) -> TaskLi
              description="Queues a task in its own git worktree and branch; it starts when there is room. "
                          "Unknown fields are refused.",
              response={201: TaskResponse, 400: FieldErrors, 409: Error, 413: FieldErrors, **UNAUTHORIZED})
-async def create_task(request: HttpRequest, body: TaskRequest) -> Status[TaskResponse]:
+async def create_task(request: ApiRequest, body: TaskRequest) -> Status[TaskResponse]:
     task = await services.create_task(user=request.auth, prompt=body.prompt, title=body.title or "",
                                       project=body.project or "default", priority=body.priority,
                                       skip_permissions=body.yolo)
@@ -174,8 +177,8 @@ async def create_task(request: HttpRequest, body: TaskRequest) -> Status[TaskRes
 
 @router.get("/tasks/{int:task_id}", url_name="task", operation_id="getTask", summary="One task",
             response={200: TaskResponse, 404: Error, **UNAUTHORIZED})
-async def get_task(request: HttpRequest, path: Path[TaskPath]) -> TaskResponse:
-    return task_response(await services.get_task(path.task_id))
+async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
+    return task_response(await services.get_task(path.task_id, user=request.auth))
 
 
 @router.post("/tasks/{int:task_id}/{action}", url_name="task-action", operation_id="actOnTask",
@@ -185,7 +188,7 @@ async def get_task(request: HttpRequest, path: Path[TaskPath]) -> TaskResponse:
                          "409: the task's state does not allow the action (the error says why).",
              response={200: TaskResponse, 400: FieldErrors, 403: Error, 404: Error, 409: Error, 413: FieldErrors,
                        **UNAUTHORIZED})
-async def act_on_task(request: HttpRequest, path: Path[ActionPath], body: FollowUp | None = None) -> TaskResponse:
-    task = await services.get_task(path.task_id)
+async def act_on_task(request: ApiRequest, path: Path[ActionPath], body: FollowUp | None = None) -> TaskResponse:
+    task = await services.get_task(path.task_id, user=request.auth)
     done = await services.act(user=request.auth, task=task, action=path.action, message=body.message if body else None)
     return task_response(done)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db import models
 from django.db.models import Count, Sum
 from django.urls import reverse
@@ -49,7 +49,12 @@ class Session(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="session UUID")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
     title = models.CharField(max_length=TITLE_LENGTH, blank=True)
+    # The shared project the chat works in (a key of CLAUDE_PROJECTS); blank: the owner's own folder.
+    project = models.CharField(max_length=64, blank=True)
     workdir = models.CharField("working directory", max_length=1024)
+    # The CLI's config folder of this chat alone (CLAUDE_CONFIG_DIR there): its transcript lives in it,
+    # and its agent sees no other chat's.
+    config_dir = models.CharField("CLI config folder", max_length=1024, blank=True)
     transcript_path = models.CharField("CLI transcript", max_length=2048, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IDLE, db_index=True)
     # True once the CLI has a transcript for this id: later turns use --resume.
@@ -197,3 +202,23 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"API token of {self.user}"
+
+
+class ProjectAccess(models.Model):
+    """Who may work in a shared project (a key of CLAUDE_PROJECTS) besides staff.
+
+    With no row for a project only staff may use it: a shared project is a real repository,
+    and opening it to people is the admin's deliberate choice.
+    """
+
+    project = models.CharField(max_length=64, unique=True)
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="project_access")
+    groups = models.ManyToManyField(Group, blank=True, related_name="project_access")
+    everyone = models.BooleanField("every member", default=False)
+
+    class Meta:
+        verbose_name = "project access"
+        verbose_name_plural = "project access"
+
+    def __str__(self) -> str:
+        return f"Access to {self.project}"

@@ -32,8 +32,14 @@ class Holder:
 
 
 def store_path(state_dir: str | os.PathLike[str], repo: str | os.PathLike[str]) -> Path:
+    """The store of one repository, in a folder of its own: a task's sandbox is shown only that folder."""
     digest = hashlib.sha256(str(Path(repo).resolve()).encode()).hexdigest()[:16]
-    return Path(state_dir) / f"claims-{digest}.json"
+    store = Path(state_dir) / digest / "claims.json"
+    legacy = Path(state_dir) / f"claims-{digest}.json"
+    if legacy.exists() and not store.exists():
+        store.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(legacy, store)
+    return store
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,18 @@ async def _fallback_identity(cwd: str | os.PathLike[str], env: dict[str, str]) -
     done = await run(cwd, "config", "--get-regexp", r"^user\.(name|email)$", check=False)
     configured = {line.split(" ", 1)[0].split(".", 1)[1].upper() for line in done.out.splitlines() if " " in line}
     return {name: value for name, value in missing.items() if name.rsplit("_", 1)[1] not in configured}
+
+
+def start_repository(path: str | os.PathLike[str], *, branch: str = "main", message: str = "Start") -> None:
+    """Make ``path`` (made if missing) a repository with one empty commit on ``branch``, so that
+    tasks can branch off it. Synchronous: it runs where a folder is set up, once."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **_ENV, **{name: value for name, value in _AUTHOR.items() if name not in os.environ}}
+    for args in (["init", "-q", "-b", branch], ["commit", "-q", "--allow-empty", "--no-verify", "-m", message]):
+        done = subprocess.run(["git", "-C", str(path), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              env=env, check=False)
+        if done.returncode:
+            raise GitError(args, done.returncode, done.stdout, done.stderr)
 
 
 async def is_repo(path: str | os.PathLike[str]) -> bool:

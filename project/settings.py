@@ -63,14 +63,21 @@ def envpath(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def envchoice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def envprojects(name: str, *, default: Path) -> dict[str, Path]:
-    """Named working directories from ``key=/absolute/path,key2=/other/path``; ``default`` is
-    always there under the key "default" (set it through its own variable, not here)."""
-    projects = {"default": default}
+def envprojects(name: str) -> dict[str, Path]:
+    """Shared projects from ``key=/absolute/path,key2=/other/path`` (the key "default" is taken:
+    it names each member's own folder under CLAUDE_WORKDIR)."""
+    projects: dict[str, Path] = {}
     for item in envlist(name, ""):
         key, sep, path = (part.strip() for part in item.partition("="))
         if not sep or not key or not path:
@@ -78,7 +85,8 @@ def envprojects(name: str, *, default: Path) -> dict[str, Path]:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key):
             raise ImproperlyConfigured(f"{name}: the key {key!r} may only hold letters, digits, '.', '_' and '-'")
         if key == "default":
-            raise ImproperlyConfigured(f"{name}: \"default\" is CLAUDE_WORKDIR; set CLAUDE_WORKDIR instead of listing it here")
+            raise ImproperlyConfigured(f"{name}: \"default\" is each member's own folder under CLAUDE_WORKDIR; "
+                                       "give the shared project another key")
         if key in projects:
             raise ImproperlyConfigured(f"{name}: the key {key!r} is given twice")
         if not Path(path).expanduser().is_absolute():
@@ -214,15 +222,28 @@ def _default_cli() -> str:
 
 # The Claude Code CLI and how the app runs it.
 CLAUDE_CLI = envstr("CLAUDE_CLI", "") or _default_cli()
+# Each member works in a folder of their own under CLAUDE_WORKDIR (CLAUDE_WORKDIR/<user id>) unless a
+# chat is started in a shared project; each chat's CLI keeps its config and transcript in a folder of
+# its own under CLAUDE_CONFIG_DIR (CLAUDE_CONFIG_DIR/<user id>/<chat uuid>), which only that chat's
+# agent sees.
 CLAUDE_WORKDIR = envpath("CLAUDE_WORKDIR", DATA_DIR / "workdir")
-CLAUDE_CONFIG_DIR = envpath("CLAUDE_CONFIG_DIR", Path.home() / ".claude")
+CLAUDE_CONFIG_DIR = envpath("CLAUDE_CONFIG_DIR", DATA_DIR / "claude")
+# Every CLI process runs inside bubblewrap ("bwrap"), which shows it only its working directory, its
+# own config folder, the CLI and the system's programs; "off" runs it as the server itself (staff
+# see a warning on every page).
+CLAUDE_SANDBOX = envchoice("CLAUDE_SANDBOX", "bwrap", choices=("bwrap", "off"))
+CLAUDE_BWRAP = envstr("CLAUDE_BWRAP", "bwrap")
+# The only variables of the server's environment the CLI gets (names, or prefixes ending in "*"):
+# its API credentials and settings; the server's own secrets stay out.
+CLAUDE_ENV_PASSTHROUGH = envlist("CLAUDE_ENV_PASSTHROUGH", "ANTHROPIC_*,CLAUDE_CODE_*,DISABLE_*,HTTP_PROXY,HTTPS_PROXY,NO_PROXY,LANG,LC_ALL,TZ")
 CLAUDE_ARCHIVE_DIR = envpath("CLAUDE_ARCHIVE_DIR", DATA_DIR / "archive")
 CLAUDE_MAX_CONCURRENT = envint("CLAUDE_MAX_CONCURRENT", "10", minimum=1)
 CLAUDE_TURN_TIMEOUT = envfloat("CLAUDE_TURN_TIMEOUT", "120", minimum=0.1)
 CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "acceptEdits")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
-# Working directories the HTTP API's "projectKey" chooses from: "key=/path,key2=/path".
-CLAUDE_PROJECTS = envprojects("CLAUDE_PROJECTS", default=CLAUDE_WORKDIR)
+# Shared projects ("key=/path,key2=/path"): chats (and the HTTP API's "projectKey") and tasks may work in
+# them, as the admin allows (Project access); "default" is each member's own folder.
+CLAUDE_PROJECTS = envprojects("CLAUDE_PROJECTS")
 # Seconds an API call waits for its turn to start (behind earlier turns of its session, or
 # for a free CLI slot) before it gives up and withdraws the turn.
 CLAUDE_API_BUSY_WAIT = envfloat("CLAUDE_API_BUSY_WAIT", "30", minimum=0.1)

@@ -100,7 +100,7 @@ class TaskScheduler:
                 if task_id is None:
                     break
                 self.started_order.append(task_id)
-                job = asyncio.create_task(_own_thread(lambda tid=task_id: self._run(tid)), name=f"task-{task_id}",
+                job = asyncio.create_task(_own_thread(functools.partial(self._run, task_id)), name=f"task-{task_id}",
                                           context=contextvars.Context())
                 self.running[task_id] = job
                 self.max_seen = max(self.max_seen, len(self.running))

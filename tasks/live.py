@@ -1,8 +1,14 @@
-"""Live fragments of the tasks board and of a task's page (sent through :mod:`chat.live.notify`)."""
+"""Live fragments of the tasks board and of a task's page (sent through :mod:`chat.live.notify`).
+
+A task's page group gets its head as HTML: only sockets allowed to see that task join it. The
+board differs per person (each sees the tasks of the projects open to them), so the board group
+gets a signal, and each socket renders the board for its own person.
+"""
 
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.template.loader import render_to_string
 
 from chat.live import notify
@@ -10,6 +16,7 @@ from chat.live import notify
 from . import selectors
 
 BOARD_GROUP = "tasks"
+BOARD_CHANGED = "board.changed"
 
 
 def task_group(task_id: int) -> str:
@@ -17,8 +24,9 @@ def task_group(task_id: int) -> str:
     return f"tasks-{int(task_id)}"
 
 
-def board_html(note: str) -> str:
-    return render_to_string("tasks/board.html#board", {**selectors.board_context(note=note), "oob": True})
+def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str) -> str:
+    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=note)
+    return render_to_string("tasks/board.html#board", {**context, "oob": True, "user": user})
 
 
 def task_head_html(task_id: int) -> str:
@@ -34,10 +42,9 @@ def task_page_html(task_id: int) -> str:
 
 
 async def board_changed(*, note: str) -> None:
-    await notify.send(BOARD_GROUP, await sync_to_async(board_html)(note))
+    await notify.signal(BOARD_GROUP, BOARD_CHANGED, note=note)
 
 
 async def task_changed(task_id: int, *, note: str) -> None:
-    head, board = await sync_to_async(lambda: (task_head_html(task_id), board_html(note)))()
-    await notify.send(task_group(task_id), head)
-    await notify.send(BOARD_GROUP, board)
+    await notify.send(task_group(task_id), await sync_to_async(task_head_html)(task_id))
+    await board_changed(note=note)

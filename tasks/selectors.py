@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q
+
+from chat import projects
 from chat.selectors import TurnPage, latest_turns
 
-from .models import Task
+from .models import Task, TaskQuerySet
 
 BOARD_SIZE = 300
 CLOSED_SHOWN = 50
@@ -19,21 +24,34 @@ def log_page(task: Task) -> TurnPage:
     return latest_turns(session=task.session)
 
 
-def board_context(*, note: str) -> dict[str, Any]:
-    tasks = list(Task.objects.select_related("conflict_with", "created_by").order_by("-priority", "-created_at")[:BOARD_SIZE])
+def board_context(*, tasks: TaskQuerySet, note: str) -> dict[str, Any]:
+    """The board's columns of ``tasks`` (the ones the viewer may see)."""
+    shown = list(tasks.select_related("conflict_with", "created_by").order_by("-priority", "-created_at")[:BOARD_SIZE])
     columns = [
-        ("waiting", "Waiting", [t for t in tasks if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
-        ("running", "Running", [t for t in tasks if t.status == Task.Status.RUNNING]),
-        ("paused", "Paused / needs attention", [t for t in tasks if t.status in (Task.Status.PAUSED, Task.Status.FAILED)]),
-        ("completed", "Completed: review and merge", [t for t in tasks if t.status == Task.Status.COMPLETED]),
-        ("closed", "Merged / cancelled", [t for t in tasks if t.status in Task.CLOSED][:CLOSED_SHOWN]),
+        ("waiting", "Waiting", [t for t in shown if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
+        ("running", "Running", [t for t in shown if t.status == Task.Status.RUNNING]),
+        ("paused", "Paused / needs attention", [t for t in shown if t.status in (Task.Status.PAUSED, Task.Status.FAILED)]),
+        ("completed", "Completed: review and merge", [t for t in shown if t.status == Task.Status.COMPLETED]),
+        ("closed", "Merged / cancelled", [t for t in shown if t.status in Task.CLOSED][:CLOSED_SHOWN]),
     ]
     return {"columns": columns, "note": note}
 
 
-def with_status(status: str) -> list[Task]:
-    return list(Task.objects.filter(status=status).order_by("-priority", "-created_at")[:BOARD_SIZE])
+def with_status(tasks: TaskQuerySet, status: str) -> list[Task]:
+    return list(tasks.filter(status=status).order_by("-priority", "-created_at")[:BOARD_SIZE])
 
 
 def task_for_page(task_id: int) -> Task:
     return Task.objects.select_related("conflict_with", "session").get(pk=task_id)
+
+
+def visible_tasks(user: AbstractBaseUser | AnonymousUser) -> TaskQuerySet:
+    """The tasks a person may see: staff all; others those in shared projects open to them, and
+    their own in their own folder."""
+    tasks = Task.objects.all()
+    if getattr(user, "is_staff", False):
+        return tasks
+    if not user.is_authenticated:
+        return tasks.none()
+    shared = [key for key in settings.CLAUDE_PROJECTS if projects.may_use(user, key)]
+    return tasks.filter(Q(project__in=shared) | Q(project=projects.OWN, created_by_id=user.pk))

@@ -35,10 +35,14 @@ class ClaudeEnv:
     api_url: str
     env: dict[str, str]
 
-    def transcript(self, session_id: object, cwd: Path | None = None) -> Path:
-        from drivers.claude import transcript_path
-
-        return transcript_path(self.config_dir, cwd or self.workdir, str(session_id))
+    def transcript(self, session: object) -> Path:
+        """The CLI transcript of a chat (a Session, or its id): in the chat's own config folder."""
+        path = getattr(session, "transcript_path", "")
+        if path:
+            return Path(path)
+        sid = str(session).lower()
+        found = sorted(self.config_dir.glob(f"**/projects/*/{sid}.jsonl"))
+        return found[0] if found else self.config_dir / "not-written" / f"{sid}.jsonl"
 
 
 def claude_process_env(stub_url: str, config_dir: Path) -> dict[str, str]:
@@ -89,16 +93,25 @@ async def rt(request):
 
 
 @pytest.fixture
-def repo(claude_env, settings, tmp_path, monkeypatch) -> Path:
-    """CLAUDE_WORKDIR as a git repository on branch main; tasks may also run shell commands."""
-    init_repo(claude_env.workdir)
+def repo(claude_env, settings, tmp_path, user) -> Path:
+    """The ``user``'s own folder (their tasks' "default" project) as a git repository on branch main;
+    tasks may also run shell commands."""
+    own = init_repo(claude_env.workdir / str(user.pk))
     settings.CLAUDE_TASK_STATE_DIR = tmp_path / "task-state"
-    settings.CLAUDE_PROJECTS = {"default": claude_env.workdir}
     settings.CLAUDE_TASK_ALLOWED_TOOLS = ["Read", "Write", "Edit", "Bash"]
     settings.CLAUDE_MAX_TOKENS_PER_MINUTE = 0
-    # The test machine runs as root: the CLI refuses skip-permissions there without this.
-    monkeypatch.setenv("IS_SANDBOX", "1")
-    return claude_env.workdir
+    return own
+
+
+@pytest.fixture
+def shared_repo(claude_env, settings, tmp_path) -> Path:
+    """A shared project "team" (a git repository) open to every member."""
+    from chat.models import ProjectAccess
+
+    team = init_repo(tmp_path / "team")
+    settings.CLAUDE_PROJECTS = {"team": team}
+    ProjectAccess.objects.create(project="team", everyone=True)
+    return team
 
 
 @pytest.fixture
@@ -141,11 +154,17 @@ class LiveApp:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
-    def create_user(self, *, username: str, password: str, staff: bool = False) -> None:
+    def create_user(self, *, username: str, password: str, staff: bool = False) -> int:
+        """A user of the live app; returns its id."""
         code = ("import os; from django.contrib.auth import get_user_model as g; "
                 "u = g().objects.create_user(os.environ['U'], password=os.environ['P']); "
-                "u.is_staff = u.is_superuser = os.environ['S'] == '1'; u.save()")
-        self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
+                "u.is_staff = u.is_superuser = os.environ['S'] == '1'; u.save(); print(u.pk)")
+        out = self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
+        return int(out.split()[-1])
+
+    def own_folder(self, user_id: int) -> Path:
+        """A member's own working directory on the live app (their tasks' default repository)."""
+        return self.data_dir / "work" / str(user_id)
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +180,7 @@ def live_app(stub_api, tmp_path_factory):
     if not os.access(CLAUDE, os.X_OK):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     data = tmp_path_factory.mktemp("live-app")
-    init_repo(data / "work")
+    (data / "work").mkdir()
     (data / "staticfiles").mkdir()
     port = _free_port()
     env = {

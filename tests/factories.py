@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from chat.models import Session
+from chat.projects import OWN, Project
 from chat.services import chats
 
 _seq = itertools.count(1)
@@ -25,7 +26,9 @@ def make_user(*, username: str | None = None, password: str = PASSWORD, is_staff
 
 
 def make_session(*, owner, title: str = "", workdir: Path | None = None, session_id=None) -> Session:
-    return chats.create_session(owner=owner, title=title, workdir=workdir, session_id=session_id)
+    """A chat in the owner's own folder, or (with ``workdir``) in that folder as if it were theirs."""
+    project = Project(key=OWN, path=workdir) if workdir is not None else None
+    return chats.create_session(owner=owner, title=title, project=project, session_id=session_id)
 
 
 def logged_in_client(*, user) -> Client:

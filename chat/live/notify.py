@@ -28,6 +28,13 @@ async def send(group: str, html: str) -> None:
         await layer.group_send(group, {"type": MESSAGE_TYPE, "html": html})
 
 
+async def signal(group: str, message_type: str, **payload: str) -> None:
+    """Tell every socket in ``group`` that something changed; each renders what its person may see."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, {"type": message_type, **payload})
+
+
 async def to_chat(session_id: uuid.UUID | str, html: str) -> None:
     await send(chat_group(session_id), html)
 

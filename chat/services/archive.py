@@ -23,8 +23,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from drivers import claude
-
 from ..models import Session, Turn
 
 CHUNK = 1024 * 1024
@@ -137,10 +135,8 @@ def _problem(exc: BaseException) -> str:
 
 
 def transcript_of(session: Session) -> Path:
-    """Where the CLI keeps this chat's transcript (computed if the row predates the field)."""
-    if session.transcript_path:
-        return Path(session.transcript_path)
-    return claude.transcript_path(settings.CLAUDE_CONFIG_DIR, session.workdir, str(session.id))
+    """Where the CLI keeps this chat's transcript."""
+    return Path(session.transcript_path)
 
 
 def archive_file_for(session: Session) -> Path:

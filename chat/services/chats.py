@@ -10,13 +10,15 @@ import shutil
 import uuid
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from drivers import claude
+from drivers import claude, git
 
+from .. import projects
 from ..models import TITLE_LENGTH, Session, Turn
+from ..projects import Project
+from . import agents
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +27,28 @@ class ChatError(Exception):
     """A request about a chat that cannot be done; the text says why and what to do."""
 
 
-def create_session(*, owner: User, title: str = "", workdir: Path | None = None,
+def create_session(*, owner: User, title: str = "", project: Project | None = None,
                    session_id: uuid.UUID | None = None) -> Session:
-    """A new chat with its working directory and the transcript path the CLI will use."""
-    workdir = Path(workdir or settings.CLAUDE_WORKDIR)
-    workdir.mkdir(parents=True, exist_ok=True)
-    session = Session(owner=owner, title=title[:TITLE_LENGTH], workdir=str(workdir))
+    """A new chat in the owner's own folder (or a shared project they may use), with a CLI config
+    folder of its own and the transcript path the CLI will use there."""
+    project = project or Project(key=projects.OWN, path=own_folder_of(owner))
+    project.path.mkdir(parents=True, exist_ok=True)
+    session = Session(owner=owner, title=title[:TITLE_LENGTH], workdir=str(project.path), project=project.stored_key)
     if session_id is not None:
         session.id = session_id
-    session.transcript_path = str(claude.transcript_path(settings.CLAUDE_CONFIG_DIR, workdir, str(session.id)))
+    session.config_dir = str(agents.config_folder(owner_id=owner.pk, session_id=str(session.id)))
+    session.transcript_path = str(claude.transcript_path(session.config_dir, session.workdir, str(session.id)))
     session.save(force_insert=True)
     return session
+
+
+def own_folder_of(user: User) -> Path:
+    """The member's own folder, made on first use as a git repository of its own (one empty
+    commit), so that their tasks can branch off it; never the repository around it."""
+    folder = projects.own_folder(user)
+    if not folder.exists():
+        git.start_repository(folder, message="Your own folder")
+    return folder
 
 
 def clean_title(title: str | None) -> str:
@@ -56,10 +69,11 @@ def rename_session(*, session: Session, title: str | None) -> Session:
 def cli_files(session: Session) -> list[Path]:
     """The files the CLI and the archive keep for this chat, whether they exist or not."""
     sid = str(session.id)
-    transcript = (Path(session.transcript_path) if session.transcript_path
-                  else claude.transcript_path(settings.CLAUDE_CONFIG_DIR, session.workdir, sid))
+    transcript = Path(session.transcript_path)
     # The CLI keeps subagent transcripts and large tool results in a folder named like the session.
     paths = [transcript, transcript.with_suffix("")]
+    if session.config_dir:
+        paths.append(Path(session.config_dir))  # the chat's own CLI folder, named by its UUID
     if session.archive_path:
         paths.append(Path(session.archive_path))
     # Only files named after this chat's UUID: a damaged row must not point the delete elsewhere.

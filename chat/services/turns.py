@@ -25,6 +25,7 @@ from drivers import claude
 
 from ..live import notify
 from ..models import Event, Session, Turn
+from . import agents
 from .recording import Recorder, Usage, refresh_session_status
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,15 @@ def title_from(text: str) -> str:
     """A chat's (or task's) title from the first words of its first message."""
     first = " ".join(text.split())
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def as_plain_text(text: str) -> str:
+    """The message as the CLI should read it: plain text, never a command.
+
+    The CLI runs a message that starts with "/" as a slash command (``/clear`` wipes the session's
+    memory behind the page's back, ``/model`` switches models). A leading space makes it text;
+    the page shows the message as typed."""
+    return " " + text if text.startswith("/") else text
 
 
 def validate_message(text: object) -> str:
@@ -125,6 +135,9 @@ class TurnOptions:
     allowed_tools: tuple[str, ...] = ()
     settings_json: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # More folders the sandbox shows (a task's hook: its interpreter, its claims).
+    sandbox_readonly: tuple[Path, ...] = ()
+    sandbox_writable: tuple[Path, ...] = ()
     on_event: Callable[[claude.Event], Awaitable[None]] | None = None
     timeout: float | None = None  # None: settings.CLAUDE_TURN_TIMEOUT
 
@@ -169,12 +182,14 @@ INTERRUPTED_BEFORE_START = "The server shut down before this turn ran. Send the 
 
 
 async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: Recorder, options: TurnOptions) -> claude.Outcome:
-    argv = claude.build_argv(settings.CLAUDE_CLI, session_id=str(session.id), resume=resume,
+    argv = claude.build_argv(agents.cli_program(), session_id=str(session.id), resume=resume,
                              permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
                              skip_permissions=options.skip_permissions, allowed_tools=options.allowed_tools,
                              settings_json=options.settings_json)
-    spec = claude.TurnSpec(argv=argv, prompt=turn.prompt, cwd=session.workdir,
-                           env={"CLAUDE_CONFIG_DIR": str(settings.CLAUDE_CONFIG_DIR), **options.env})
+    spec = claude.TurnSpec(argv=argv, prompt=as_plain_text(turn.prompt), cwd=session.workdir,
+                           env=agents.environment(session=session, extra=options.env),
+                           sandbox=agents.sandbox(session=session, readonly=options.sandbox_readonly,
+                                                  writable=options.sandbox_writable))
     outcome = claude.Outcome()
 
     def remember_pid(pid: int) -> None:
@@ -279,6 +294,8 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
         await recorder.finish(Turn.Status.ERROR, error=(
             f"The Claude Code CLI was not found at {exc}. Run the README's run command to install it into the "
             "project, or set CLAUDE_CLI to the path of `claude`."))
+    except agents.SandboxUnavailable as exc:
+        await recorder.finish(Turn.Status.ERROR, error=str(exc))
     except claude.WorkdirMissing as exc:
         await recorder.finish(Turn.Status.ERROR, error=(
             f"The working directory {exc} of this chat does not exist. Create it or set CLAUDE_WORKDIR."))

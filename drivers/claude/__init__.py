@@ -23,6 +23,7 @@ from .failures import Failure, FailureKind, Outcome, classify
 from .paths import encode_project_dir, is_uuid, transcript_path
 from .process import CliNotFound, TurnSpec, WorkdirMissing, run_turn
 from .proctree import is_process_of, kill_group, live_groups, process_start_time
+from .sandbox import Sandbox, SandboxMissing, find_bwrap
 
 __all__ = [
     "CliNotFound",
@@ -36,6 +37,8 @@ __all__ = [
     "Outcome",
     "Oversized",
     "Result",
+    "Sandbox",
+    "SandboxMissing",
     "Text",
     "TextDelta",
     "ToolResult",
@@ -46,6 +49,7 @@ __all__ = [
     "build_argv",
     "classify",
     "encode_project_dir",
+    "find_bwrap",
     "is_process_of",
     "is_uuid",
     "kill_group",

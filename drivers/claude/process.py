@@ -19,6 +19,7 @@ from typing import Any
 
 from . import proctree
 from .events import Event, Exit, Oversized, parse_line
+from .sandbox import Sandbox, wrap
 
 # Tool results and images make lines of several MB; a line longer than this is dropped
 # (and reported as Oversized) instead of holding all of it in memory.
@@ -70,14 +71,29 @@ async def _drain(stream: asyncio.StreamReader, keep: bytearray) -> None:
 
 @dataclass
 class TurnSpec:
-    """Everything one turn needs; the environment is the server's plus ``env``."""
+    """Everything one turn needs.
+
+    ``env`` is the CLI's whole environment (nothing of the server's is added: its secrets stay
+    out). With a ``sandbox`` the CLI runs inside bubblewrap (see :mod:`drivers.claude.sandbox`).
+    """
 
     argv: list[str]
     prompt: str
     cwd: str
     env: Mapping[str, str] = field(default_factory=dict)
+    sandbox: Sandbox | None = None
     max_line_bytes: int = MAX_LINE_BYTES
     kill_grace: float = KILL_GRACE_SECONDS
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of the process to start."""
+        if self.sandbox is None:
+            return list(self.argv), dict(self.env)
+        # Inside the sandbox a missing program is only bwrap's exit code: say what is missing here.
+        if not os.access(self.argv[0], os.X_OK):
+            raise CliNotFound(self.argv[0] if not os.path.exists(self.argv[0]) else f"{self.argv[0]} (not executable)")
+        argv = wrap(self.sandbox, self.argv, cwd=self.cwd, env=self.env)
+        return argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 class CliNotFound(Exception):
@@ -94,10 +110,10 @@ async def run_turn(spec: TurnSpec, *, on_spawn: Any = None) -> AsyncGenerator[Ev
     ``on_spawn(pid)`` is called once the process exists (the pid is also its process
     group id), so a caller can record it for recovery after a crash.
     """
-    env = {**os.environ, **spec.env}
+    argv, env = spec.command()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *spec.argv,
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -110,10 +126,10 @@ async def run_turn(spec: TurnSpec, *, on_spawn: Any = None) -> AsyncGenerator[Ev
         if exc.filename is not None and os.fspath(exc.filename) == os.fspath(spec.cwd):
             raise WorkdirMissing(spec.cwd) from exc
         if isinstance(exc, FileNotFoundError):
-            raise CliNotFound(spec.argv[0]) from exc
+            raise CliNotFound(argv[0]) from exc
         if isinstance(exc, PermissionError):
-            raise CliNotFound(f"{spec.argv[0]} (not executable)") from exc
-        raise CliNotFound(f"{spec.argv[0]} ({exc.strerror})") from exc
+            raise CliNotFound(f"{argv[0]} (not executable)") from exc
+        raise CliNotFound(f"{argv[0]} ({exc.strerror})") from exc
     proctree.track(proc.pid)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     stderr = bytearray()

@@ -1,31 +1,13 @@
 """Services for tasks: keyword-only async functions over the database, git, the runtime and the pages."""
 
+from ..selectors import visible_tasks
 from .common import NotAllowed, TaskNotFound, TaskRefused, get_task
 from .control import act, diff, discard, may_act, merge, pause, resume, terminate
 from .creation import PRIORITY_RANGE, TITLE_LENGTH, create_task
-from .places import is_root_without_sandbox, projects, store_for
+from .places import is_root_without_sandbox, store_for
 from .recovery import recover_tasks
 from .scheduling import TaskHooks
 
-__all__ = [
-           "PRIORITY_RANGE",
-           "TITLE_LENGTH",
-           "NotAllowed",
-           "TaskHooks",
-           "TaskNotFound",
-           "TaskRefused",
-           "act",
-           "create_task",
-           "diff",
-           "discard",
-           "get_task",
-           "is_root_without_sandbox",
-           "may_act",
-           "merge",
-           "pause",
-           "projects",
-           "recover_tasks",
-           "resume",
-           "store_for",
-           "terminate",
-]
+__all__ = ["PRIORITY_RANGE", "TITLE_LENGTH", "NotAllowed", "TaskHooks", "TaskNotFound", "TaskRefused", "act",
+           "create_task", "diff", "discard", "get_task", "is_root_without_sandbox", "may_act", "merge", "pause",
+           "recover_tasks", "resume", "store_for", "terminate", "visible_tasks"]

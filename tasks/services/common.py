@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from drivers import git
 
 from .. import live
 from ..models import Action, Task
+from ..selectors import visible_tasks
 
 
 class TaskRefused(Exception):
@@ -44,9 +46,11 @@ def require(task: Task, action: Action) -> None:
         raise TaskRefused(f"Task #{task.pk} is {task.status_text.lower()}: {_REFUSALS[action]}.")
 
 
-async def get_task(task_id: int) -> Task:
+async def get_task(task_id: int, *, user: AbstractBaseUser | AnonymousUser | None = None) -> Task:
+    """The task (if ``user`` is given: only one they may see)."""
+    found = await sync_to_async(visible_tasks)(user) if user is not None else Task.objects.all()
     try:
-        return await Task.objects.select_related("conflict_with").aget(pk=int(task_id))
+        return await found.select_related("conflict_with").aget(pk=int(task_id))
     except (Task.DoesNotExist, TypeError, ValueError):
         raise TaskNotFound(task_id) from None
 

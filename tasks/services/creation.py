@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
 import runtime
 from chat.models import Session
+from chat.projects import OWN, ProjectRefused, project_for
+from chat.services import agents
+from chat.services.chats import own_folder_of
 from chat.services.turns import title_from
 from drivers import claims, claude, git
 
 from ..models import Task
 from .common import TaskRefused, changed
-from .places import branch_for, projects, store_for, worktree_for
+from .places import branch_for, store_for, worktree_for
 
 TITLE_LENGTH = 120
 PRIORITY_RANGE = (-1000, 1000)
@@ -28,14 +30,22 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
 
     The arguments are validated at the boundary (the form, the API schema); an unknown project
     or a folder that is not a repository with a commit is refused here."""
-    known = projects()
-    if project not in known:
-        raise TaskRefused(f"Unknown project {project!r}; known: {', '.join(sorted(known))}.")
-    repo = known[project]
-    if not await git.is_repo(repo):
-        raise TaskRefused(f"The project {project!r} at {repo} is not a git repository. Run `git init` there and make a "
-                          "first commit, or set CLAUDE_PROJECTS to point at a repository.")
-    repo = Path(await git.toplevel(repo))
+    if user is None:
+        raise TaskRefused("A task needs a person who asks for it.")
+    try:
+        place = await sync_to_async(project_for)(user, project)
+    except ProjectRefused as exc:
+        raise TaskRefused(str(exc)) from exc
+    if not place.shared:
+        await sync_to_async(own_folder_of)(user)
+    repo = place.path
+    # The folder itself must be the top of a repository: never the repository around it.
+    if not await git.is_repo(repo) or Path(await git.toplevel(repo)) != repo.resolve():
+        where = "your own folder" if not place.shared else f"the project {project!r}"
+        raise TaskRefused(f"Tasks need a git repository, and {where} ({repo}) is not the top of one. Run `git init` "
+                          "there and make a first commit (a chat in it can do that), or ask an admin for a shared "
+                          "project (CLAUDE_PROJECTS).")
+    repo = repo.resolve()
     base = await git.current_branch(repo)
     if not base or not await git.branch_exists(repo, base):
         raise TaskRefused(f"The repository {repo} has no commit on a branch yet (or HEAD is detached). "
@@ -58,8 +68,12 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
 
 
 def new_session(task: Task) -> Session:
-    """The task's Claude session; its working directory (the worktree) is made by git later."""
-    session = Session(owner=task.created_by, title=f"Task #{task.pk}: {task.title}"[:TITLE_LENGTH], workdir=task.worktree_path)
-    session.transcript_path = str(claude.transcript_path(settings.CLAUDE_CONFIG_DIR, task.worktree_path, str(session.id)))
+    """The task's Claude session, with a CLI config folder of its own; its working directory (the
+    worktree) is made by git later."""
+    assert task.created_by_id is not None
+    session = Session(owner_id=task.created_by_id, title=f"Task #{task.pk}: {task.title}"[:TITLE_LENGTH],
+                      workdir=task.worktree_path, project=task.project if task.project != OWN else "")
+    session.config_dir = str(agents.config_folder(owner_id=task.created_by_id, session_id=str(session.id)))
+    session.transcript_path = str(claude.transcript_path(session.config_dir, task.worktree_path, str(session.id)))
     session.save(force_insert=True)
     return session

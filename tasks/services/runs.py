@@ -26,14 +26,13 @@ from ..models import Task
 from .common import changed, save, touched, usage
 from .conflicts import pause_for_conflict, unblock
 from .creation import new_session
-from .places import WORKTREES_DIR, hook_settings, store_for
+from .places import WORKTREES_DIR, hook_folders, hook_settings, store_for
 
 log = logging.getLogger(__name__)
 
 # Why a run was stopped (the scheduler's stop reasons).
 STOP_PAUSE = "user"
 STOP_TERMINATE = "terminate"
-STOP_CONFLICT = "conflict"
 
 
 @sync_to_async
@@ -68,6 +67,7 @@ async def _prepare_worktree(task: Task) -> None:
 
 
 def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) -> turns.TurnOptions:
+    readonly, writable = hook_folders(task)
     return turns.TurnOptions(
         skip_permissions=task.skip_permissions,
         permission_mode=None if task.skip_permissions else settings.CLAUDE_TASK_PERMISSION_MODE,
@@ -76,6 +76,8 @@ def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) ->
         env={"CLAUDE_TASK_ID": str(task.pk)},
         on_event=on_event,
         timeout=settings.CLAUDE_TASK_TIMEOUT,
+        sandbox_readonly=readonly,
+        sandbox_writable=writable,
     )
 
 
@@ -84,17 +86,15 @@ async def run_task(*, task_id: int) -> None:
     scheduler = runtime.current().tasks
     try:
         task = await Task.objects.aget(pk=task_id)
-        store = store_for(task)
         await _prepare_worktree(task)
         task, turn, session = await _new_turn(task_id)
         await notify.turn_added(turn, session)
         await changed(task_id)
 
         async def on_event(event: claude.Event) -> None:
+            # A refused edit does not stop the run: the agent reads why and ends its turn; the task
+            # is then paused as conflicting (see after_run).
             if isinstance(event, claude.ToolResult):
-                if event.is_error and await sync_to_async(claims.peek_blocked)(store, task=task_id):
-                    scheduler.stop(task_id, STOP_CONFLICT)
-                    return
                 files = await touched(task)
                 if files != task.files_changed:
                     task.files_changed = files
@@ -152,7 +152,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
                    files_changed=await touched(task), **used)
         await changed(task_id)
         return
-    if blocked or stop_reason == STOP_CONFLICT:
+    if blocked:
         # The hook refused an edit: keep what was done so far as a commit and wait for the holder.
         await git.commit_all(task.worktree_path, f"WIP: {task.title} (paused: files held by another task)\n\nTask #{task_id}")
         await pause_for_conflict(task, blocked, used)

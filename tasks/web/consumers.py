@@ -1,8 +1,8 @@
 """The websocket of the tasks board (``ws/tasks/``) and of one task's page (``ws/tasks/<id>/``).
 
-The board receives the board's HTML fragments; a task's page receives its own task's head and
-joins its chat session's group, so its log streams with the same fragments (the same partials)
-as a chat.
+The board socket renders the board for its own person whenever a task changes; a task's page
+receives its own task's head and joins its chat session's group, so its log streams with the
+same fragments (the same partials) as a chat. Only tasks the person may see are reachable.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 import runtime
 from chat.live import notify
 
-from .. import live
+from .. import live, selectors
 from ..models import Task
 
 CLOSE_LOGIN_REQUIRED = 4401
@@ -21,8 +21,8 @@ CLOSE_NOT_FOUND = 4404
 
 
 @database_sync_to_async
-def _task(task_id: int) -> Task | None:
-    return Task.objects.filter(pk=task_id).first()
+def _visible_task(user: object, task_id: int) -> Task | None:
+    return selectors.visible_tasks(user).filter(pk=task_id).first()  # type: ignore[arg-type]
 
 
 class TasksConsumer(AsyncWebsocketConsumer):
@@ -30,13 +30,14 @@ class TasksConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.groups_joined = []
-        if not self.scope["user"].is_authenticated:
+        user = self.scope["user"]
+        if not user.is_authenticated:
             await self.close(code=CLOSE_LOGIN_REQUIRED)
             return
         task_id = self.scope["url_route"]["kwargs"].get("task_id")
         task = None
         if task_id is not None:
-            task = await _task(int(task_id))
+            task = await _visible_task(user, int(task_id))
             if task is None:
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
@@ -53,7 +54,7 @@ class TasksConsumer(AsyncWebsocketConsumer):
         if task is not None:
             await self.send(text_data=await database_sync_to_async(live.task_page_html)(task.pk))
         else:
-            await self.send(text_data=await database_sync_to_async(live.board_html)(runtime.current().tasks.note))
+            await self.board_changed({"note": runtime.current().tasks.note})
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
@@ -64,3 +65,7 @@ class TasksConsumer(AsyncWebsocketConsumer):
 
     async def live_fragment(self, event: dict[str, str]) -> None:
         await self.send(text_data=event["html"])
+
+    async def board_changed(self, event: dict[str, str]) -> None:
+        html = await database_sync_to_async(live.board_html)(user=self.scope["user"], note=event["note"])
+        await self.send(text_data=html)

@@ -6,9 +6,12 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.validators import MaxLengthValidator
 
-from ..services import PRIORITY_RANGE, TITLE_LENGTH, projects
+from chat import projects
+
+from ..services import PRIORITY_RANGE, TITLE_LENGTH
 
 
 class TaskForm(forms.Form):
@@ -22,13 +25,21 @@ class TaskForm(forms.Form):
                                                   "max_value": f"The priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}."})
     yolo = forms.BooleanField(required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        known = projects()
+        self.user = user
+
+    def full_clean(self) -> None:
+        # The projects open to the person are read when the form is checked (from the database).
+        known = [project.key for project in projects.projects_for(self.user)]
         project = self.fields["project"]
         assert isinstance(project, forms.ChoiceField)
-        project.choices = [("", "")] + [(name, name) for name in sorted(known)]
-        self.fields["project"].error_messages["invalid_choice"] = f"Unknown project; known: {', '.join(sorted(known))}."
+        project.choices = [("", "")] + [(name, name) for name in known]
+        project.error_messages["invalid_choice"] = f"Unknown project; yours: {', '.join(known)}."
+        limit = settings.CLAUDE_MAX_MESSAGE_CHARS
+        self.fields["prompt"].validators = [MaxLengthValidator(
+            limit, message=f"The prompt is longer than the limit of {limit:,} characters.")]
+        super().full_clean()
         limit = settings.CLAUDE_MAX_MESSAGE_CHARS
         self.fields["prompt"].validators.append(MaxLengthValidator(
             limit, message=f"The prompt is longer than the limit of {limit:,} characters."))

@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 import runtime
+from chat import projects
 from chat.live import fragments
 from chat.web.views.types import AuthedRequest
 
@@ -31,8 +32,9 @@ def _user(request: AuthedRequest) -> User:
     return request.user
 
 
-def _form_context(values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"values": values or {}, "errors": errors or {}, "projects": sorted(services.projects().items()),
+def _form_context(user: User, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"values": values or {}, "errors": errors or {},
+            "projects": [(p.key, p.path) for p in projects.projects_for(user)],
             "allowed_tools": settings.CLAUDE_TASK_ALLOWED_TOOLS, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
             "root_without_sandbox": services.is_root_without_sandbox()}
 
@@ -41,10 +43,11 @@ def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in Task.Status.values:
         status = ""
-    context = {**selectors.board_context(note=note), **_form_context(), "status_filter": status,
+    visible = selectors.visible_tasks(request.user)
+    context = {**selectors.board_context(tasks=visible, note=note), **_form_context(request.user), "status_filter": status,
                "statuses": Task.Status.choices, "max_tasks": settings.CLAUDE_MAX_TASKS}
     if status:
-        context["filtered"] = selectors.with_status(status)
+        context["filtered"] = selectors.with_status(visible, status)
     return render(request, "tasks/board.html", context)
 
 
@@ -56,21 +59,25 @@ async def board(request: AuthedRequest) -> HttpResponse:
 
 @login_required
 async def new_task(request: AuthedRequest) -> HttpResponse:
-    if request.method != "POST":
-        return await sync_to_async(render)(request, "tasks/new.html", _form_context())
     user = await _user(request)
-    form = TaskForm(request.POST)
+    if request.method != "POST":
+        return await sync_to_async(lambda: render(request, "tasks/new.html", _form_context(user)))()
+    form = TaskForm(request.POST, user=user)
     values: dict[str, object] = {name: request.POST.get(name, "") for name in ("prompt", "title", "project", "priority")}
     values["yolo"] = request.POST.get("yolo") == "1"
+    # The form reads the projects open to this person from the database.
     if not await sync_to_async(form.is_valid)():
-        return await sync_to_async(render)(request, "tasks/new.html", _form_context(values, form.errors_by_field()), status=400)
+        return await sync_to_async(lambda: render(request, "tasks/new.html", _form_context(user, values, form.errors_by_field()),
+                                                  status=400))()
     data = form.cleaned_data
     try:
         task = await services.create_task(user=user, prompt=data["prompt"], title=data["title"],
                                           project=data["project"] or "default", priority=data["priority"] or 0,
                                           skip_permissions=data["yolo"])
     except services.TaskRefused as exc:
-        return await sync_to_async(render)(request, "tasks/new.html", _form_context(values, {"__all__": str(exc)}), status=400)
+        refusal = {"__all__": str(exc)}
+        return await sync_to_async(lambda: render(request, "tasks/new.html", _form_context(user, values, refusal),
+                                                  status=400))()
     return redirect(task.get_absolute_url())
 
 
@@ -78,10 +85,9 @@ async def new_task(request: AuthedRequest) -> HttpResponse:
 @require_GET
 async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
     def page() -> HttpResponse:
-        try:
-            task = selectors.task_for_page(task_id)
-        except Task.DoesNotExist:
-            raise Http404("No such task.") from None
+        if not selectors.visible_tasks(request.user).filter(pk=task_id).exists():
+            raise Http404("No such task.")
+        task = selectors.task_for_page(task_id)
         return render(request, "tasks/detail.html", {"task": task, "turns": selectors.log_page(task).turns,
                                                      "text": "", "level": ""})
 
@@ -92,7 +98,7 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
 @require_GET
 async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
     try:
-        text = await services.diff(task_id=task_id)
+        text = await services.diff(task_id=(await services.get_task(task_id, user=await _user(request))).pk)
     except services.TaskNotFound:
         raise Http404("No such task.") from None
     if not text:
@@ -107,7 +113,7 @@ async def action(request: AuthedRequest, task_id: int, name: str) -> HttpRespons
         raise Http404("No such action.")
     user = await _user(request)
     try:
-        task = await services.get_task(task_id)
+        task = await services.get_task(task_id, user=user)
     except services.TaskNotFound:
         raise Http404("No such task.") from None
     try:

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 import runtime
 from api import chat as api
-from chat.models import ApiToken, Session, Turn
+from chat.models import ApiToken, ProjectAccess, Session, Turn
 from chat.services import turns
 from chat.services.archive import archive_session
 from chat.services.tokens import token_for
@@ -36,8 +36,9 @@ POOL = "/api/claude-code/pool/status"
 def projects(claude_env, settings, tmp_path):
     other = tmp_path / "other-project"
     other.mkdir()
-    settings.CLAUDE_PROJECTS = {"default": claude_env.workdir, "other": other}
-    return settings.CLAUDE_PROJECTS
+    settings.CLAUDE_PROJECTS = {"other": other}
+    ProjectAccess.objects.create(project="other", everyone=True)
+    return {"default": claude_env.workdir, "other": other}
 
 
 async def user_with_token(username: str | None = None):
@@ -90,7 +91,7 @@ async def test_two_calls_with_one_session_id_share_memory_and_show_in_the_chat_l
 
     session = await Session.objects.aget(pk=sid)
     assert session.owner_id == user.pk and session.title == "My name is Ada"
-    assert session.workdir == str(claude_env.workdir) and claude_env.transcript(sid).exists()
+    assert session.workdir == str(claude_env.workdir / str(user.pk)) and claude_env.transcript(sid).exists()
     assert await Turn.objects.filter(session=session, author=user).acount() == 2
     listing = await sync_to_async(lambda: logged_in_client(user=user).get(reverse("chat:index")))()
     assert session.get_absolute_url() in listing.content.decode() and "My name is Ada" in listing.content.decode()
@@ -120,7 +121,7 @@ async def test_project_key_chooses_the_working_directory_and_is_fixed_per_sessio
     made = await post(client, {"sessionId": sid, "message": "My name is Bo", "projectKey": "other"})
     assert made.status_code == 200, made.content
     assert (await Session.objects.aget(pk=sid)).workdir == str(projects["other"])
-    assert claude_env.transcript(sid, cwd=projects["other"]).exists()
+    assert claude_env.transcript(sid).exists()
 
     moved = await post(client, {"sessionId": sid, "message": "What is my name?", "projectKey": "default"})
     assert moved.status_code == 409 and "project 'other'" in error_of(moved)
@@ -161,7 +162,7 @@ async def test_a_busy_session_answers_409_and_the_message_is_kept_but_never_run(
     await runtime.current().turns.idle()
     assert (await Turn.objects.aget(pk=slow.pk)).status == Turn.Status.DONE
     assert (await Turn.objects.aget(pk=withdrawn.pk)).status == Turn.Status.STOPPED
-    assert "from the IDE" not in await sync_to_async(claude_env.transcript(chat.id).read_text)()
+    assert "from the IDE" not in await sync_to_async(claude_env.transcript(chat).read_text)()
 
 
 @pytest.mark.parametrize("rt", [{"max_processes": 1}], indirect=True)
@@ -343,15 +344,14 @@ async def test_a_regenerated_token_replaces_the_old_one_at_once():
 
 @pytest.mark.parametrize(("value", "says"), [
     ("alpha", "not KEY=/absolute/path"), ("alpha=relative/dir", "must be absolute"), ("a b=/x", "may only hold"),
-    ("a=/x,a=/y", "given twice"), ("default=/x", "set CLAUDE_WORKDIR"),
+    ("a=/x,a=/y", "given twice"), ("default=/x", "each member's own folder"),
 ])
 def test_malformed_claude_projects_stop_the_start(monkeypatch, tmp_path, value, says):
     monkeypatch.setenv("CLAUDE_PROJECTS", value)
     with pytest.raises(ImproperlyConfigured, match=says):
-        envprojects("CLAUDE_PROJECTS", default=tmp_path)
+        envprojects("CLAUDE_PROJECTS")
 
 
-def test_claude_projects_are_read_with_the_default(monkeypatch, tmp_path):
+def test_claude_projects_are_read(monkeypatch, tmp_path):
     monkeypatch.setenv("CLAUDE_PROJECTS", f" api = {tmp_path}/api , web={tmp_path}/web ")
-    assert envprojects("CLAUDE_PROJECTS", default=tmp_path) == {
-        "default": tmp_path, "api": tmp_path / "api", "web": tmp_path / "web"}
+    assert envprojects("CLAUDE_PROJECTS") == {"api": tmp_path / "api", "web": tmp_path / "web"}

@@ -29,7 +29,7 @@ async def caller() -> ApiCaller:
 
 @pytest.fixture
 def projects(settings, tmp_path):
-    settings.CLAUDE_PROJECTS = {"default": tmp_path, "web": tmp_path / "web"}
+    settings.CLAUDE_PROJECTS = {"web": tmp_path / "web"}
     settings.CLAUDE_WORKDIR = tmp_path
 
 

@@ -64,7 +64,7 @@ async def test_a_numeric_priority_string_counts_and_a_completed_task_takes_a_fol
     assert (await api.get(f"/api/tasks/{task['id']}")).json()["status"] == "completed"
 
 
-async def test_bad_requests(repo, scheduler, api, user):
+async def test_bad_requests(repo, shared_repo, scheduler, api, user):
     assert (await ApiCaller({}).get("/api/tasks")).status_code == 401
     assert (await ApiCaller({"Authorization": "Bearer " + "x" * 40}).get("/api/tasks")).status_code == 401
     assert (await api.get("/api/tasks/999999")).status_code == 404
@@ -79,12 +79,16 @@ async def test_bad_requests(repo, scheduler, api, user):
     assert (await api.get("/api/tasks?status=weird")).status_code == 400
     assert (await api.delete("/api/tasks")).status_code == 405
     assert await Task.objects.acount() == 0
-    # Someone else's task: visible, but not theirs to act on.
-    made = (await api.post("/api/tasks", {"prompt": "echo: mine"}, content_type="application/json")).json()
+    # Someone else's task in a shared project: visible, but not theirs to act on.
+    made = (await api.post("/api/tasks", {"prompt": "echo: mine", "project": "team"}, content_type="application/json")).json()
     other = await sync_to_async(make_user)()
     other_api = await script_for(other)
     assert (await other_api.get(f"/api/tasks/{made['id']}")).status_code == 200
     assert (await other_api.post(f"/api/tasks/{made['id']}/discard")).status_code == 403
+    # One in their own folder: not there at all for the other.
+    own = (await api.post("/api/tasks", {"prompt": "echo: private"}, content_type="application/json")).json()
+    assert (await other_api.get(f"/api/tasks/{own['id']}")).status_code == 404
+    assert own["id"] not in [t["id"] for t in (await other_api.get("/api/tasks")).json()["tasks"]]
     await scheduler.idle()
 
 

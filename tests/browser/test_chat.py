@@ -27,7 +27,7 @@ def open_new_chat(page: Page) -> None:
 
 
 def test_log_in_new_chat_two_turns_with_memory_and_a_tool_call(live_app, page):
-    live_app.create_user(username="ada", password="pw-ada-123")
+    ada = live_app.create_user(username="ada", password="pw-ada-123")
     log_in(page, live_app.base_url, "ada", "pw-ada-123")
     open_new_chat(page)
 
@@ -50,7 +50,7 @@ def test_log_in_new_chat_two_turns_with_memory_and_a_tool_call(live_app, page):
     expect(tool).to_contain_text("Write")
     expect(tool).to_contain_text("notes.txt")
     expect(turns.nth(2)).to_contain_text("File created successfully")
-    assert (live_app.data_dir / "work" / "notes.txt").read_text() == "hello from the browser\n"
+    assert (live_app.own_folder(ada) / "notes.txt").read_text() == "hello from the browser\n"
 
     page.goto(live_app.base_url + "/")
     expect(page.get_by_role("link", name="My name is Ada")).to_be_visible()

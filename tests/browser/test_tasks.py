@@ -32,14 +32,16 @@ def branches(repo: Path, name: str) -> list[str]:
     return git(repo, "branch", "--list", "--format=%(refname:short)", name).split()
 
 
-def open_board(live_app, page: Page, username: str) -> None:
-    """Log in and follow the Tasks link of the navigation the chat list and the board share."""
+def open_board(live_app, page: Page, username: str) -> Path:
+    """Log in and follow the Tasks link of the navigation the chat list and the board share;
+    returns the person's own folder, their tasks' default repository."""
     password = f"pw-{username}-123"
-    live_app.create_user(username=username, password=password)
+    user_id = live_app.create_user(username=username, password=password)
     log_in(page, live_app.base_url, username, password)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
     expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
     expect(page.locator("body[data-ws=open]")).to_have_count(1)
+    return live_app.own_folder(user_id)
 
 
 def start_task(page: Page, *, title: str, prompt: str) -> int:
@@ -71,8 +73,7 @@ def accept_confirmations(page: Page) -> list[str]:
 
 
 def test_a_task_runs_shows_its_log_and_diff_and_is_merged(live_app, page):
-    repo = live_app.data_dir / "work"
-    open_board(live_app, page, "tess")
+    repo = open_board(live_app, page, "tess")
     # A second tab keeps the board open: it follows the task live and is never reloaded.
     board = page.context.new_page()
     board.goto(live_app.base_url + "/tasks/")
@@ -116,8 +117,7 @@ def test_a_task_runs_shows_its_log_and_diff_and_is_merged(live_app, page):
 
 
 def test_a_running_task_is_paused_resumed_and_discarded(live_app, page):
-    repo = live_app.data_dir / "work"
-    open_board(live_app, page, "pia")
+    repo = open_board(live_app, page, "pia")
     task_id = start_task(page, title="Take your time", prompt="slow 20")
     worktree, branch = repo / ".worktrees" / str(task_id), f"auto-claude/{task_id}"
     status = page.locator("#task-status")
@@ -150,8 +150,7 @@ def test_a_running_task_is_paused_resumed_and_discarded(live_app, page):
 
 
 def test_a_terminated_task_keeps_its_branch_until_it_is_discarded(live_app, page):
-    repo = live_app.data_dir / "work"
-    open_board(live_app, page, "tom")
+    repo = open_board(live_app, page, "tom")
     task_id = start_task(page, title="Never mind", prompt="slow 20")
     worktree, branch = repo / ".worktrees" / str(task_id), f"auto-claude/{task_id}"
     status, facts = page.locator("#task-status"), page.locator(".task-facts")

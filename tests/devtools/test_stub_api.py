@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -24,8 +25,8 @@ from tests.processes import assert_all_gone
 
 @pytest.fixture
 def cli_env(claude_env: ClaudeEnv) -> dict[str, str]:
-    """The CLI's environment (with the empty HOME the fixture gives every real-CLI test)."""
-    return dict(claude_env.env)
+    """The CLI's whole environment (with the empty HOME the fixture gives every real-CLI test)."""
+    return {"PATH": os.environ["PATH"], **claude_env.env}
 
 
 async def run(claude_env: ClaudeEnv, prompt: str, *, env: dict[str, str], session_id: str | None = None,

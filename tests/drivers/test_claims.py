@@ -109,7 +109,8 @@ def test_store_path_is_one_per_repository(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
 
     one = claims.store_path(state, tmp_path / "repo")
-    assert one.parent == state and one.suffix == ".json"
+    # In a folder of its own: a task's sandbox is shown that folder and no other repository's store.
+    assert one.parent.parent == state and one.name == "claims.json"
     assert claims.store_path(state, tmp_path / "other") != one
     assert claims.store_path(state, "repo") == one  # relative
     assert claims.store_path(state, tmp_path / "link") == one  # through a symlink

@@ -74,8 +74,12 @@ async def collect(spec: TurnSpec, **kwargs: Any) -> list[claude.Event]:
         return [event async for event in claude.run_turn(spec, **kwargs)]
 
 
-def spec_for(program: str, tmp_path: Path, prompt: str = "hi", **kwargs: Any) -> TurnSpec:
-    return TurnSpec(argv=[program], prompt=prompt, cwd=str(tmp_path), **kwargs)
+# TurnSpec.env is the whole environment of the process: fakes need a PATH.
+BASE_ENV = {"PATH": os.environ["PATH"]}
+
+
+def spec_for(program: str, tmp_path: Path, prompt: str = "hi", env: dict[str, str] | None = None, **kwargs: Any) -> TurnSpec:
+    return TurnSpec(argv=[program], prompt=prompt, cwd=str(tmp_path), env={**BASE_ENV, **(env or {})}, **kwargs)
 
 
 def read_pid(path: Path) -> int:
@@ -209,11 +213,16 @@ async def test_the_message_goes_to_stdin_never_to_argv(tmp_path: Path) -> None:
     fake = python_fake(tmp_path, """\
         import json, os, sys
         print(json.dumps({"type": "echo", "stdin": sys.stdin.buffer.read().decode(), "argv": sys.argv[1:],
-                          "cwd": os.getcwd(), "env": os.environ.get("FAKE_SETTING"), "path": os.environ.get("PATH")}))
+                          "cwd": os.getcwd(), "env": os.environ.get("FAKE_SETTING"), "path": os.environ.get("PATH"),
+                          "secret": os.environ.get("SERVER_SECRET")}))
     """)
     prompt = "--dangerously-skip-permissions\nhello 'world' $(touch pwned) ünïcode 🎉\n\nlast line"
     argv = claude.build_argv(fake, session_id=SID, resume=False, permission_mode="acceptEdits")
-    events = await collect(TurnSpec(argv=argv, prompt=prompt, cwd=str(tmp_path), env={"FAKE_SETTING": "on"}))
+    os.environ["SERVER_SECRET"] = "s3cret"
+    try:
+        events = await collect(TurnSpec(argv=argv, prompt=prompt, cwd=str(tmp_path), env={**BASE_ENV, "FAKE_SETTING": "on"}))
+    finally:
+        del os.environ["SERVER_SECRET"]
 
     echo = events[0]
     assert isinstance(echo, Unknown) and echo.type == "echo"
@@ -221,9 +230,10 @@ async def test_the_message_goes_to_stdin_never_to_argv(tmp_path: Path) -> None:
     assert echo.data["argv"] == argv[1:]
     assert not any("hello" in arg or "pwned" in arg for arg in echo.data["argv"])
     assert echo.data["cwd"] == str(tmp_path)
-    # TurnSpec.env is added to the server's environment, not put in its place.
+    # TurnSpec.env is the CLI's whole environment: nothing of the server's (its secrets) is added.
     assert echo.data["env"] == "on"
     assert echo.data["path"] == os.environ["PATH"]
+    assert echo.data["secret"] is None
     assert not (tmp_path / "pwned").exists()
     assert events[-1] == Exit(returncode=0, stderr="")
 
@@ -606,7 +616,7 @@ async def test_when_the_server_exits_without_closing_a_turn_its_processes_die_to
         import asyncio, sys
         sys.path.insert(0, {str(Path(claude.__file__).parents[2])!r})
         from drivers import claude
-        spec = claude.TurnSpec(argv=[{fake!r}], prompt="hi", cwd={str(tmp_path)!r}, env={{"FAKE_DIR": {str(tmp_path)!r}}})
+        spec = claude.TurnSpec(argv=[{fake!r}], prompt="hi", cwd={str(tmp_path)!r}, env={{"FAKE_DIR": {str(tmp_path)!r}, "PATH": {os.environ["PATH"]!r}}})
         events = claude.run_turn(spec, on_spawn=lambda pid: print(pid, flush=True))
         loop = asyncio.new_event_loop()
         loop.run_until_complete(events.__anext__())
@@ -642,14 +652,14 @@ async def test_a_program_that_cannot_run_is_cli_not_found(tmp_path: Path, make: 
 async def test_a_missing_working_directory_is_workdir_missing(tmp_path: Path) -> None:
     fake = bash_fake(tmp_path, "echo hi\n")
     with pytest.raises(WorkdirMissing, match="gone"):
-        await collect(TurnSpec(argv=[fake], prompt="hi", cwd=str(tmp_path / "gone")))
+        await collect(TurnSpec(argv=[fake], prompt="hi", cwd=str(tmp_path / "gone"), env=BASE_ENV))
 
 
 async def test_a_working_directory_that_is_a_file_is_workdir_missing(tmp_path: Path) -> None:
     fake = bash_fake(tmp_path, "echo hi\n")
     (tmp_path / "file").write_text("")
     with pytest.raises(WorkdirMissing):
-        await collect(TurnSpec(argv=[fake], prompt="hi", cwd=str(tmp_path / "file")))
+        await collect(TurnSpec(argv=[fake], prompt="hi", cwd=str(tmp_path / "file"), env=BASE_ENV))
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, LiveApp, _free_port
-from tests.task_helpers import git, init_repo
+from tests.task_helpers import git
 
 pytestmark = [pytest.mark.real_cli]
 
@@ -23,18 +23,21 @@ def last_commit(repo: Path, branch: str) -> str:
 
 def test_queued_tasks_start_when_the_server_starts_without_a_request(live_app, tmp_path):
     data = tmp_path / "app"
-    work = init_repo(data / "work")
+    workdir = data / "work"
+    workdir.mkdir(parents=True)
     port = _free_port()
     env = {**live_app.env, "APP_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
-           "CLAUDE_WORKDIR": str(work), "CLAUDE_ARCHIVE_DIR": str(data / "archive")}
+           "CLAUDE_WORKDIR": str(workdir), "CLAUDE_ARCHIVE_DIR": str(data / "archive")}
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")
     # Starting nothing here leaves the task queued, as a server that stopped before starting it does.
-    task_id = int(app.manage("shell", "-v", "0", "-c", (
+    task_id, user_id = map(int, app.manage("shell", "-v", "0", "-c", (
         "import asyncio, runtime; from django.contrib.auth import get_user_model; from project import runtime as composition; "
         "from tasks import services; runtime.TaskScheduler.kick = lambda self: None; runtime.install(composition.build()); "
         "user = get_user_model().objects.create_user('rex'); "
-        "print(asyncio.run(services.create_task(user=user, prompt='write after.txt: started by itself', title='Left queued')).pk)")))
+        "task = asyncio.run(services.create_task(user=user, prompt='write after.txt: started by itself', title='Left queued')); "
+        "print(task.pk, user.pk)")).split())
+    work = workdir / str(user_id)  # rex's own folder, their tasks' default repository
 
     log_path = data / "server.log"
     with log_path.open("wb") as log:

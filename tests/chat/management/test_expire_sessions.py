@@ -54,13 +54,13 @@ async def test_idle_chats_are_archived_with_their_transcript_gzipped(claude_env)
     assert old.is_archived and old.status == Session.Status.ARCHIVED
     assert old.archive_path == str(archive)
     assert gzip.decompress(archive.read_bytes()) == original
-    assert not claude_env.transcript(old.id).exists()
+    assert not claude_env.transcript(old).exists()
     assert await Turn.objects.filter(session=old).acount() == 1, "the messages stay in the database"
     assert f"Archived {old.id}" in out and "alice" in out and "Archived 1 chat(s), skipped 0 busy, 0 failed." in out
     assert err == ""
 
     recent = await Session.objects.aget(pk=recent.pk)
-    assert not recent.is_archived and claude_env.transcript(recent.id).exists()
+    assert not recent.is_archived and claude_env.transcript(recent).exists()
     assert [p.name for p in claude_env.archive_dir.iterdir()] == [archive.name], "no temporary file is left"
 
 

@@ -27,7 +27,7 @@ def files_in(folder: Path) -> list[str]:
 async def test_restored_chat_continues_with_its_memory(claude_env):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="My name is Ada")
-    transcript = claude_env.transcript(chat.id)
+    transcript = claude_env.transcript(chat)
     original = transcript.read_bytes()
 
     result = await sync_to_async(archive_session)(session=chat)
@@ -71,13 +71,13 @@ async def test_archiving_refuses_a_chat_with_a_pending_turn(claude_env):
 
     with pytest.raises(ArchiveError, match="running or queued"):
         await sync_to_async(archive_session)(session=chat)
-    assert claude_env.transcript(chat.id).exists() and files_in(claude_env.archive_dir) == []
+    assert claude_env.transcript(chat).exists() and files_in(claude_env.archive_dir) == []
 
 
 async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="hello")
-    original = claude_env.transcript(chat.id).read_bytes()
+    original = claude_env.transcript(chat).read_bytes()
     real_write = gzip.GzipFile.write
 
     def full_after_a_while(self, data):
@@ -89,14 +89,14 @@ async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch):
     with pytest.raises(ArchiveError, match="No space left on device"):
         await sync_to_async(archive_session)(session=chat)
     assert files_in(claude_env.archive_dir) == []
-    assert claude_env.transcript(chat.id).read_bytes() == original
+    assert claude_env.transcript(chat).read_bytes() == original
     assert not (await Session.objects.aget(pk=chat.pk)).is_archived
 
 
 async def test_a_transcript_that_cannot_be_removed_rolls_the_archive_back(claude_env, monkeypatch):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="hello")
-    source = claude_env.transcript(chat.id)
+    source = claude_env.transcript(chat)
     real_unlink = pathlib.Path.unlink
 
     def refuse_source(self, missing_ok=False):
@@ -123,8 +123,8 @@ async def test_a_corrupt_archive_is_not_restored(claude_env):
     with pytest.raises(ArchiveError, match="could not put the transcript back"):
         await sync_to_async(restore_session)(session=chat)
     assert (await Session.objects.aget(pk=chat.pk)).is_archived
-    assert not claude_env.transcript(chat.id).exists()
-    assert [n for n in files_in(claude_env.transcript(chat.id).parent) if str(chat.id) in n] == [], "no partial transcript is left"
+    assert not claude_env.transcript(chat).exists()
+    assert [n for n in files_in(claude_env.transcript(chat).parent) if str(chat.id) in n] == [], "no partial transcript is left"
     assert result.archive_path.exists()
 
 
@@ -132,12 +132,12 @@ async def test_restore_refuses_to_overwrite_a_different_transcript(claude_env):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="hello")
     await sync_to_async(archive_session)(session=chat)
-    claude_env.transcript(chat.id).write_text("someone else's conversation\n")
+    claude_env.transcript(chat).write_text("someone else's conversation\n")
 
     with pytest.raises(ArchiveError, match="different transcript already exists"):
         await sync_to_async(restore_session)(session=chat)
     assert (await Session.objects.aget(pk=chat.pk)).is_archived
-    assert claude_env.transcript(chat.id).read_text() == "someone else's conversation\n"
+    assert claude_env.transcript(chat).read_text() == "someone else's conversation\n"
 
 
 async def test_restore_with_a_missing_archive_file_says_so(claude_env):
@@ -161,7 +161,7 @@ async def test_archive_and_restore_twice_are_harmless(claude_env):
 
     await sync_to_async(restore_session)(session=chat)
     assert (await sync_to_async(restore_session)(session=chat)).already
-    assert claude_env.transcript(chat.id).exists()
+    assert claude_env.transcript(chat).exists()
 
 
 def test_archive_files_are_named_by_uuid_only(settings, tmp_path):

@@ -42,7 +42,7 @@ async def test_second_turn_remembers_the_first_and_a_new_chat_does_not(claude_en
     first = await settled(await send(chat, user, "My name is Ada"))
     assert first.status == Turn.Status.DONE, first.error
     assert "Nice to meet you, Ada" in await answer(first)
-    assert claude_env.transcript(chat.id).exists()
+    assert claude_env.transcript(chat).exists()
     assert (await Session.objects.aget(pk=chat.id)).cli_created
 
     second = await settled(await send(chat, user, "What is my name?"))
@@ -77,23 +77,31 @@ async def test_concurrent_sends_run_one_at_a_time_in_order_without_forking(claud
     for earlier, later in itertools.pairwise(done):
         assert earlier.finished_at <= later.started_at
     assert [await answer(t) for t in done] == [t.prompt.removeprefix("echo: ") for t in done]
-    assert conversation_forks(claude_env.transcript(chat.id)) == []
+    assert conversation_forks(claude_env.transcript(chat)) == []
 
 
 def cli_processes_in(workdir) -> int:
-    """CLI processes the app started in ``workdir``: each leads its own process group.
+    """CLI processes the app started in ``workdir`` or a folder under it (inside their sandboxes too).
 
-    The CLI's own helpers (shells, tools) share the group and are not counted."""
+    A CLI process is one running the CLI's binary whose parent does not (the CLI's own helpers,
+    shells and tools, run other programs)."""
     binary = os.path.realpath(CLAUDE)
+
+    def exe(pid: str) -> str:
+        try:
+            return os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return ""
+
     count = 0
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or exe(proc.name) != binary:
             continue
         try:
-            if (os.getpgid(int(proc.name)) == int(proc.name) and os.readlink(proc / "exe") == binary
-                    and os.readlink(proc / "cwd") == str(workdir)):
+            parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            if exe(parent) != binary and (os.readlink(proc / "cwd") + "/").startswith(f"{workdir}/"):
                 count += 1
-        except OSError:
+        except (OSError, IndexError):
             continue
     return count
 
@@ -200,7 +208,7 @@ async def test_missing_transcript_on_resume_is_explained(claude_env):
     user = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=user)
     await settled(await send(chat, user, "My name is Ada"))
-    claude_env.transcript(chat.id).unlink()
+    claude_env.transcript(chat).unlink()
     turn = await settled(await send(chat, user, "What is my name?"))
     assert turn.status == Turn.Status.ERROR
     assert "transcript of this chat is missing" in turn.error

@@ -195,7 +195,7 @@ def test_delete_asks_first_then_removes_the_chat_and_its_cli_transcript(claude_e
     chat = make_session(owner=ada)
     turn = run_real_turn(chat, "My name is Ada")
     assert turn.status == Turn.Status.DONE, turn.error
-    transcript = claude_env.transcript(chat.id)
+    transcript = claude_env.transcript(chat)
     assert transcript.exists() and str(transcript) == Session.objects.get(pk=chat.pk).transcript_path
     sharing.create_share_link(session=chat, user=ada, expires_in=None)
     client = logged_in_client(user=ada)
@@ -234,7 +234,7 @@ def test_delete_removes_only_files_named_after_the_chat(claude_env, tmp_path):
 
 def test_delete_removes_the_archive_copy_and_cli_side_folder(claude_env, tmp_path):
     chat = make_session(owner=make_user())
-    transcript = claude_env.transcript(chat.id)
+    transcript = claude_env.transcript(chat)
     side = transcript.with_suffix("")
     (side / "subagents").mkdir(parents=True)
     (side / "subagents" / "agent-1.jsonl").write_text("{}")

@@ -8,7 +8,7 @@ from chat.models import Turn
 from tasks import services
 from tasks.models import Task
 from tasks.services import places
-from tests.task_helpers import git, settled, status_of, texts, wait_for
+from tests.task_helpers import git, init_repo, settled, status_of, texts, wait_for
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -90,7 +90,7 @@ async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_e
     session_id = paused.session_id
     first = await Turn.objects.filter(session_id=session_id).afirst()
     assert first.status == Turn.Status.STOPPED
-    assert claude_env.transcript(session_id, cwd=repo / ".worktrees" / str(task.pk)).exists()
+    assert claude_env.transcript(session_id).exists()
 
     resumed = await services.resume(task_id=task.pk, message="what is my name")
     assert resumed.status == Task.Status.QUEUED
@@ -151,9 +151,22 @@ async def test_names_come_from_the_id_only(repo, scheduler, user):
 
 async def test_a_folder_that_is_not_a_repository_is_refused(repo, scheduler, user, tmp_path, settings):
     settings.CLAUDE_WORKDIR = tmp_path / "not-a-repo"
-    (tmp_path / "not-a-repo").mkdir()
-    with pytest.raises(services.TaskRefused, match="not a git repository"):
+    # An own folder that exists but is no repository (made before folders started as repositories).
+    (tmp_path / "not-a-repo" / str(user.pk)).mkdir(parents=True)
+    with pytest.raises(services.TaskRefused, match=r"is not the top of one\. Run `git init` there"):
         await services.create_task(user=user, prompt="x")
-    with pytest.raises(services.TaskRefused, match="Unknown project"):
+    with pytest.raises(services.TaskRefused, match="There is no project 'nope'"):
         await services.create_task(user=user, prompt="x", project="nope")
+    assert await Task.objects.acount() == 0
+
+
+async def test_a_folder_inside_a_repository_is_refused_and_the_repository_around_it_is_left_alone(
+        repo, scheduler, user, tmp_path, settings):
+    around = init_repo(tmp_path / "around")
+    settings.CLAUDE_WORKDIR = around / "members"
+    (around / "members" / str(user.pk)).mkdir(parents=True)
+    before = git(around, "branch", "--list"), git(around, "worktree", "list"), git(around, "status", "--porcelain")
+    with pytest.raises(services.TaskRefused, match="is not the top of one"):
+        await services.create_task(user=user, prompt="write x.txt: no")
+    assert (git(around, "branch", "--list"), git(around, "worktree", "list"), git(around, "status", "--porcelain")) == before
     assert await Task.objects.acount() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.web.forms import TaskForm
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -18,18 +19,18 @@ pytestmark = pytest.mark.django_db
     ({"prompt": "x", "title": "t" * 200}, "title"),
 ])
 def test_bad_input_is_refused_with_reasons(data, field):
-    form = TaskForm(data)
+    form = TaskForm(data, user=make_user())
     assert not form.is_valid()
     assert field in form.errors_by_field()
 
 
 def test_a_prompt_over_the_limit_is_refused(settings):
     settings.CLAUDE_MAX_MESSAGE_CHARS = 10
-    form = TaskForm({"prompt": "x" * 11})
+    form = TaskForm({"prompt": "x" * 11}, user=make_user())
     assert not form.is_valid() and "limit of 10" in form.errors_by_field()["prompt"]
 
 
 def test_good_input_is_cleaned():
-    form = TaskForm({"prompt": "Add a CHANGELOG", "priority": "5", "project": "default", "yolo": "1"})
+    form = TaskForm({"prompt": "Add a CHANGELOG", "priority": "5", "project": "default", "yolo": "1"}, user=make_user())
     assert form.is_valid(), form.errors
     assert form.cleaned_data["priority"] == 5 and form.cleaned_data["yolo"] is True

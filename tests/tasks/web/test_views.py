@@ -58,11 +58,21 @@ async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, sched
     assert (await client.get("/tasks/999999/")).status_code == 404
 
 
-async def test_only_the_creator_or_staff_act_on_a_task(repo, scheduler, user):
-    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: hi"))
+async def test_only_the_creator_or_staff_act_on_a_task(repo, shared_repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: hi", project="team"))
     other = await browser_for(await sync_to_async(make_user)())
     refused = await other.post(f"/tasks/{task.pk}/discard/", headers={"HX-Request": "true"})
     assert "Only the person who created" in refused.content.decode()
+    assert (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
+
+
+async def test_a_task_in_someone_elses_own_folder_is_not_theirs_to_see(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: mine"))
+    other = await browser_for(await sync_to_async(make_user)())
+    assert (await other.get(f"/tasks/{task.pk}/")).status_code == 404
+    assert (await other.get(f"/tasks/{task.pk}/diff/")).status_code == 404
+    assert f"task-{task.pk}" not in (await other.get("/tasks/")).content.decode()
+    assert (await other.post(f"/tasks/{task.pk}/discard/")).status_code == 404
     assert (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
 
 
