@@ -19,6 +19,10 @@ class SessionQuerySet(models.QuerySet["Session"]):
     def owned_by(self, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
         return self.filter(owner_id=user.pk)
 
+    def chats(self) -> SessionQuerySet:
+        """Sessions people chat in (not the sessions of tasks, which live on their task's page)."""
+        return self.filter(kind=Session.Kind.CHAT)
+
     def active(self) -> SessionQuerySet:
         return self.filter(archived_at__isnull=True)
 
@@ -46,9 +50,15 @@ class Session(models.Model):
         RUNNING = "running", "Running"
         ARCHIVED = "archived", "Archived"
 
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat"
+        # The session of an autonomous task: it takes messages only as the task's follow-ups.
+        TASK = "task", "Task"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="session UUID")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
     title = models.CharField(max_length=TITLE_LENGTH, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CHAT)
     # The shared project the chat works in (a key of CLAUDE_PROJECTS); blank: the owner's own folder.
     project = models.CharField(max_length=64, blank=True)
     workdir = models.CharField("working directory", max_length=1024)
@@ -121,6 +131,9 @@ class Turn(models.Model):
     # The CLI process that ran the turn (also its process group): a restart ends it if the
     # turn was still pending, and the API reports it as the worker.
     pid = models.IntegerField("CLI process id", null=True, blank=True)
+    # When that process started (clock ticks after boot): a restart ends the process only if it is
+    # still that one, not a later process that was given the same id.
+    pid_started = models.BigIntegerField(null=True, blank=True)
 
     objects = TurnQuerySet.as_manager()
 
@@ -193,10 +206,13 @@ class ShareLink(models.Model):
 
 
 class ApiToken(models.Model):
-    """The bearer token an IDE plugin or script uses for the HTTP API."""
+    """The bearer token an IDE plugin or script uses for the HTTP API; only a hash of it is stored,
+    so it is shown once, when it is made (as share links)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
-    key = models.CharField(max_length=64, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    # The token's last characters, so its owner can tell which one a plugin holds.
+    hint = models.CharField(max_length=8, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +78,7 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
     settings.CLAUDE_CONFIG_DIR = config_dir
     settings.CLAUDE_WORKDIR = workdir
     settings.CLAUDE_ARCHIVE_DIR = archive_dir
+    settings.DATA_DIR = tmp_path / "data"
     return ClaudeEnv(cli=CLAUDE, config_dir=config_dir, workdir=workdir, archive_dir=archive_dir,
                      api_url=stub_api.url, env=env)
 
@@ -145,9 +150,6 @@ class LiveApp:
     data_dir: Path
 
     def manage(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
-        import subprocess
-        import sys
-
         done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env={**self.env, **(extra_env or {})},
                               capture_output=True, text=True, timeout=120)
         if done.returncode:
@@ -162,6 +164,24 @@ class LiveApp:
         out = self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
         return int(out.split()[-1])
 
+    def serve(self) -> subprocess.Popen[bytes]:
+        """Start the app as a plain `daphne project.asgi:application` (as systemd or a container would)
+        and wait until it answers; its output goes to server.log in its data folder."""
+        port = int(self.base_url.rsplit(":", 1)[1])
+        with open(self.data_dir / "server.log", "ab") as log:
+            server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                       "project.asgi:application"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.base_url}/accounts/login/", timeout=2)
+                return server
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    raise AssertionError("the server did not start:\n" + (self.data_dir / "server.log").read_text()) from None
+                time.sleep(0.2)
+
     def own_folder(self, user_id: int) -> Path:
         """A member's own working directory on the live app (their tasks' default repository)."""
         return self.data_dir / "work" / str(user_id)
@@ -170,13 +190,7 @@ class LiveApp:
 @pytest.fixture(scope="session")
 def live_app(stub_api, tmp_path_factory):
     """The app served by Daphne in a subprocess, as the run command serves it, with its own
-    SQLite file, work folder (a git repository with one commit, as tasks need) and CLI config,
-    and the real CLI against the stand-in."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
+    SQLite file, work folder and CLI config, and the real CLI against the stand-in."""
     if not os.access(CLAUDE, os.X_OK):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     data = tmp_path_factory.mktemp("live-app")
@@ -196,26 +210,13 @@ def live_app(stub_api, tmp_path_factory):
     }
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")
-    log = open(data / "server.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{app.base_url}/accounts/login/", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise AssertionError("the server did not start:\n" + (data / "server.log").read_text()) from None
-            time.sleep(0.2)
+    server = app.serve()
     yield app
     server.terminate()
     try:
         server.wait(10)
     except subprocess.TimeoutExpired:
         server.kill()
-    log.close()
 
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -13,8 +13,8 @@ from ..selectors import TurnPage
 PAGE = "chat/session.html"
 
 
-def turn_appended(turn: Turn) -> str:
-    html = render_to_string(f"{PAGE}#turn", {"turn": turn})
+def turn_appended(turn: Turn, session: Session) -> str:
+    html = render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session})
     return f'<div hx-swap-oob="beforeend:#turns">{html}</div>'
 
 
@@ -27,8 +27,8 @@ def event_replaced(event: Event) -> str:
     return render_to_string(f"{PAGE}#event", {"event": event, "oob": True})
 
 
-def turn_status(turn: Turn) -> str:
-    return render_to_string(f"{PAGE}#turn-status", {"turn": turn, "oob": True})
+def turn_status(turn: Turn, session: Session) -> str:
+    return render_to_string(f"{PAGE}#turn-status", {"turn": turn, "session": session, "oob": True})
 
 
 def session_state(session: Session) -> str:
@@ -42,5 +42,6 @@ def turns_refreshed(session: Session, page: TurnPage) -> str:
                                               "oob": True})
 
 
-def flash(text: str, *, level: str = "error") -> str:
-    return render_to_string("includes/flash.html", {"text": text, "level": level, "oob": True})
+def flash(text: str, *, level: str = "error", refused: bool = False) -> str:
+    """A notice on the page; ``refused``: the message just sent was not taken (the page puts it back in the box)."""
+    return render_to_string("includes/flash.html", {"text": text, "level": level, "oob": True, "refused": refused})

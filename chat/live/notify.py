@@ -40,12 +40,12 @@ async def to_chat(session_id: uuid.UUID | str, html: str) -> None:
 
 
 async def turn_added(turn: Turn, session: Session) -> None:
-    html = await sync_to_async(lambda: fragments.turn_appended(turn) + fragments.session_state(session))()
+    html = await sync_to_async(lambda: fragments.turn_appended(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html)
 
 
 async def turn_changed(turn: Turn, session: Session) -> None:
-    html = await sync_to_async(lambda: fragments.turn_status(turn) + fragments.session_state(session))()
+    html = await sync_to_async(lambda: fragments.turn_status(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html)
 
 

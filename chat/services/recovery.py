@@ -16,7 +16,7 @@ def recover_interrupted() -> int:
     """End leftover CLI process groups of unfinished turns and mark those turns interrupted."""
     count = 0
     for turn in Turn.objects.pending():
-        if turn.pid and claude.is_process_of(turn.pid, started=None, command=b"claude"):
+        if turn.pid and claude.is_process_of(turn.pid, started=turn.pid_started, command=b"claude"):
             claude.kill_group(turn.pid)
         turn.status = Turn.Status.INTERRUPTED
         turn.error = INTERRUPTED_BY_RESTART

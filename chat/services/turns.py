@@ -57,9 +57,24 @@ def as_plain_text(text: str) -> str:
     return " " + text if text.startswith("/") else text
 
 
+def task_session_refusal(session: Session) -> str:
+    # The task is reached through its reverse relation: the chat app does not import the tasks app.
+    task = getattr(session, "task", None)
+    name = f"task #{task.pk}" if task is not None else "a task"
+    return (f"This session belongs to {name}: it takes messages only as the task's follow-ups (two senders at once "
+            "would fork its transcript). Send your instruction from the task's page, or start a chat of your own.")
+
+
 def validate_message(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise TurnRefused("Type a message first.")
+    if "\x00" in text:
+        raise TurnRefused("The message holds a NUL character, which cannot be stored. Remove it and send again.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TurnRefused("The message holds a broken character (a lone surrogate), which cannot be stored. "
+                          "Paste the text again and send it.") from None
     limit = settings.CLAUDE_MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise TurnRefused(f"The message is {len(text):,} characters long; the limit is {limit:,}. Shorten it or attach less text.")
@@ -70,6 +85,8 @@ def validate_message(text: object) -> str:
 def _save_message(session_id: uuid.UUID, user: User | None, text: str) -> tuple[Turn, Session]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
+        if session.kind == Session.Kind.TASK:
+            raise TurnRefused(task_session_refusal(session))
         if session.is_archived:
             raise TurnRefused("This chat is archived and read-only. Press Restore to continue it.")
         turn = Turn.objects.create(session=session, author=user, prompt=text)
@@ -90,11 +107,25 @@ class Submitted:
 
 async def submit_message(*, session_id: uuid.UUID, user: User | None, text: str,
                          options: TurnOptions | None = None) -> Submitted:
-    """Save the message as a queued turn (before any CLI runs), show it, and queue it."""
+    """Save the message as a queued turn (before any CLI runs), queue it, and show it.
+
+    Saving and queueing finish even if the caller goes away meanwhile: a turn that is saved is
+    always queued (never left "queued" with nothing to run it)."""
     text = validate_message(text)
+    if user is not None:
+        waiting = runtime.current().turns.waiting_for(user.pk)
+        limit = settings.CLAUDE_MAX_QUEUED_PER_MEMBER
+        if waiting >= limit:
+            raise TurnRefused(f"You have {waiting} messages waiting to run (the limit is {limit}), so this one was not "
+                              "sent. Wait for one to finish, or cancel one, then send it again.")
+    return await asyncio.shield(_save_queue_show(session_id, user, text, options))
+
+
+async def _save_queue_show(session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None) -> Submitted:
     turn, session = await _save_message(session_id, user, text)
+    submitted = queue_turn(turn=turn, owner_id=session.owner_id, options=options)
     await notify.turn_added(turn, session)
-    return queue_turn(turn=turn, owner_id=session.owner_id, options=options)
+    return submitted
 
 
 def queue_turn(*, turn: Turn, owner_id: int | None, options: TurnOptions | None = None) -> Submitted:
@@ -107,6 +138,16 @@ def queue_turn(*, turn: Turn, owner_id: int | None, options: TurnOptions | None 
 async def stop_turn(*, session_id: uuid.UUID) -> bool:
     """Stop the running turn of a session, if one runs."""
     return runtime.current().turns.stop(str(session_id))
+
+
+async def cancel_turn(*, session_id: uuid.UUID, turn_id: int) -> bool:
+    """Cancel a turn that waits (queued behind others, or for a process slot): it never runs and
+    stays in the chat as cancelled. False if it runs or has ended."""
+    ticket = runtime.current().turns.find(str(session_id), turn_id)
+    if ticket is None or not isinstance(ticket.job, ChatTurn):
+        return False
+    ticket.job.withdraw_note = "Cancelled before it ran."
+    return await runtime.current().turns.withdraw(ticket)
 
 
 async def withdraw_turn(*, submitted: Submitted, reason: str) -> bool:
@@ -193,8 +234,8 @@ async def _drive(*, turn: Turn, session: Session, resume: bool, recorder: Record
     outcome = claude.Outcome()
 
     def remember_pid(pid: int) -> None:
-        turn.pid = pid
-        Turn.objects.filter(pk=turn.pk).update(pid=pid)
+        turn.pid, turn.pid_started = pid, claude.process_start_time(pid)
+        Turn.objects.filter(pk=turn.pk).update(pid=turn.pid, pid_started=turn.pid_started)
 
     events = claude.run_turn(spec, on_spawn=sync_to_async(remember_pid))
     try:

@@ -8,16 +8,13 @@ same fragments (the same partials) as a chat. Only tasks the person may see are 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 
 import runtime
 from chat.live import notify
+from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket
 
 from .. import live, selectors
 from ..models import Task
-
-CLOSE_LOGIN_REQUIRED = 4401
-CLOSE_NOT_FOUND = 4404
 
 
 @database_sync_to_async
@@ -25,15 +22,14 @@ def _visible_task(user: object, task_id: int) -> Task | None:
     return selectors.visible_tasks(user).filter(pk=task_id).first()  # type: ignore[arg-type]
 
 
-class TasksConsumer(AsyncWebsocketConsumer):
+class TasksConsumer(MemberSocket):
     groups_joined: list[str]
 
     async def connect(self) -> None:
         self.groups_joined = []
-        user = self.scope["user"]
-        if not user.is_authenticated:
-            await self.close(code=CLOSE_LOGIN_REQUIRED)
+        if not await self.admit():
             return
+        user = self.scope["user"]
         task_id = self.scope["url_route"]["kwargs"].get("task_id")
         task = None
         if task_id is not None:
@@ -59,6 +55,7 @@ class TasksConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+        await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # actions go through HTTP (buttons) and the API

@@ -13,7 +13,7 @@ from django.test import AsyncClient
 
 from api import chat as chat_api
 from api import tasks as tasks_api
-from chat.services.tokens import token_for
+from chat.services.tokens import issue_token
 from tasks import services
 from tests.api_client import ApiCaller
 
@@ -110,7 +110,7 @@ async def test_the_request_schemas_carry_the_limits_the_validators_read_from_set
 @pytest.mark.usefixtures("rt")
 async def test_what_every_operation_answers_has_the_documented_properties(repo, scheduler, user):
     doc = await document()
-    caller = ApiCaller.with_token((await sync_to_async(token_for)(user=user)).key)
+    caller = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key)
 
     def check(response, method: str, path: str, status: int) -> dict:
         assert response.status_code == status, response.content

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Turn
-from chat.services import recovery
-from chat.services.tokens import token_for
+from chat.services import recovery, turns
+from chat.services.tokens import issue_token
 from drivers import claude as cli
 from tasks import services
 from tasks.models import Task
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=T
 
 
 async def script_for(user) -> ApiCaller:
-    token = await sync_to_async(token_for)(user=user)
+    token = await sync_to_async(issue_token)(user=user)
     return ApiCaller.with_token(token.key)
 
 
@@ -153,3 +154,35 @@ async def test_the_token_budget_holds_new_starts_and_says_so(repo, scheduler, us
 
 async def _done(task: Task) -> bool:
     return (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
+
+
+async def test_a_tasks_session_takes_no_chat_messages(repo, scheduler, api, user, claude_env):
+    """Sent to the API (or the chat page), a message to a task's session would run beside the task's own
+    turns and fork its transcript: it is refused with a 409 that names the task."""
+    task = await services.create_task(user=user, prompt="slow 2")
+    await wait_for(lambda: _running_turn(task))
+    task = await Task.objects.aget(pk=task.pk)
+    response = await api.post("/api/analysis/chat", {"sessionId": str(task.session_id), "message": "write x.txt: sneaky"},
+                              content_type="application/json")
+    assert response.status_code == 409 and f"task #{task.pk}" in response.json()["error"]
+    with pytest.raises(turns.TurnRefused, match=f"task #{task.pk}"):
+        await turns.submit_message(session_id=task.session_id, user=user, text="hello")
+    await scheduler.idle()
+    assert [t.prompt async for t in Turn.objects.filter(session_id=task.session_id)] == ["slow 2"]
+    assert not (Path(task.worktree_path) / "x.txt").exists()
+
+
+async def test_a_skip_permissions_tasks_detached_processes_end_with_it(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(
+        user=user, prompt="run: (setsid sleep 321 &) ; (nohup sleep 321 >/dev/null 2>&1 &) ; echo started",
+        skip_permissions=True))
+    assert task.status == Task.Status.COMPLETED, task.error
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"sleep\x00321" in _cmdline(p)]
+    assert leftovers == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
