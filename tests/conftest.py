@@ -239,8 +239,13 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A page of a fresh browser context; the test fails if any page of it broke the
+    Content-Security-Policy (an inline script or style the app should not have)."""
     context = browser.new_context()
     context.set_default_timeout(15_000)
+    violations: list[str] = []
+    context.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
     page = context.new_page()
     yield page
     context.close()
+    assert violations == [], violations
