@@ -12,6 +12,7 @@ import runtime
 from devtools.stub_api import StubServer
 from project import runtime as composition
 from tests.factories import make_user
+from tests.forge_standin import ForgeStandIn
 from tests.task_helpers import init_repo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +113,16 @@ def shared_repo(claude_env, settings, tmp_path) -> Path:
     settings.CLAUDE_PROJECTS = {"team": team}
     ProjectAccess.objects.create(project="team", everyone=True)
     return team
+
+
+@pytest.fixture
+def forge():
+    """The stand-in for GitHub's and GitLab's REST APIs on 127.0.0.1 (tests/forge_standin.py);
+    every request it got must have been one their documentation defines."""
+    server = ForgeStandIn().start()
+    yield server
+    server.stop()
+    assert not server.violations, server.violations
 
 
 @pytest.fixture
