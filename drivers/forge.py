@@ -301,6 +301,17 @@ class _Client:
         kind: type[ForgeError] = {401: TokenRejected, 403: TokenRejected, 404: NotFound}.get(exc.code, Refused)
         return kind(text, status=exc.code)
 
+    def pull(self, answer: Any) -> PullRequest:
+        """The pull request an answer describes; an answer of another shape is refused, not a crash."""
+        try:
+            return self.read_pull(answer)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise Refused(f"{self.name} at {self.repository.api} answered something that is not a pull request: "
+                          f"{str(answer)[:200]}") from None
+
+    def read_pull(self, answer: Any) -> PullRequest:
+        raise NotImplementedError
+
     def create(self, *, head: str, base: str, title: str, body: str) -> PullRequest:
         raise NotImplementedError
 
@@ -341,7 +352,7 @@ class _GitHub(_Client):
         owner, repo = self.repository.path.split("/")
         return f"/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(repo, safe='')}/pulls"
 
-    def pull(self, answer: Any) -> PullRequest:
+    def read_pull(self, answer: Any) -> PullRequest:
         if answer.get("merged") or answer.get("merged_at"):
             state = State.MERGED
         else:
@@ -354,7 +365,7 @@ class _GitHub(_Client):
     def find_open(self, *, head: str, base: str) -> PullRequest | None:
         owner = self.repository.path.split("/")[0]
         found = self.call("GET", self.base, query={"head": f"{owner}:{head}", "base": base, "state": "open"})
-        return self.pull(found[0]) if found else None
+        return self.pull(found[0]) if isinstance(found, list) and found else None
 
     def get(self, number: int) -> PullRequest:
         return self.pull(self.call("GET", f"{self.base}/{int(number)}"))
@@ -375,7 +386,7 @@ class _GitLab(_Client):
     def base(self) -> str:
         return f"/projects/{urllib.parse.quote(self.repository.path, safe='')}/merge_requests"
 
-    def pull(self, answer: Any) -> PullRequest:
+    def read_pull(self, answer: Any) -> PullRequest:
         return PullRequest(number=int(answer["iid"]), url=_web_url(answer.get("web_url"), GITLAB),
                            state=self.STATES.get(str(answer.get("state")), State.OPEN))
 
@@ -385,7 +396,7 @@ class _GitLab(_Client):
 
     def find_open(self, *, head: str, base: str) -> PullRequest | None:
         found = self.call("GET", self.base, query={"source_branch": head, "target_branch": base, "state": "opened"})
-        return self.pull(found[0]) if found else None
+        return self.pull(found[0]) if isinstance(found, list) and found else None
 
     def get(self, number: int) -> PullRequest:
         return self.pull(self.call("GET", f"{self.base}/{int(number)}"))

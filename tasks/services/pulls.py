@@ -255,12 +255,16 @@ async def _merged_on_forge(task: Task) -> None:
             "(commits or files that are not in it). Open another pull request for them, Merge them here, or Discard "
             "them."))
         return
+    # Two pages refreshing at once: only one finishes the task.
+    finished = await Task.objects.filter(pk=task.pk, status=Task.Status.COMPLETED).aupdate(
+        status=Task.Status.MERGED, reason="", merged_at=timezone.now(),
+        error=(f"Merged through pull request {task.pr_label} on {task.pr_forge_name} into {task.base_branch} there; "
+               "the worktree and local branch were removed (pull the base branch to have it here)."))
+    if not finished:
+        return
     await git.worktree_remove(task.repo_path, task.worktree_path)
     await git.branch_delete(task.repo_path, task.branch, force=True)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
-    await save(task.pk, status=Task.Status.MERGED, reason="", merged_at=timezone.now(),
-               error=(f"Merged through pull request {task.pr_label} on {task.pr_forge_name} into {task.base_branch} "
-                      "there; the worktree and local branch were removed (pull the base branch to have it here)."))
     await unblock(task)
 
 

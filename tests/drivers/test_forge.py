@@ -202,3 +202,11 @@ def test_the_git_configuration_reaches_git_through_its_environment(tmp_path):
     assert done.stdout.strip() == config["http.https://github.com/.extraHeader"]
     assert "tok" not in " ".join(env)  # values only in GIT_CONFIG_VALUE_n, never in argv
 
+
+
+def test_an_answer_that_is_no_pull_request_is_refused_not_a_crash(widgets, forge):
+    # The stand-in's GitHub answers the list of a repository's pull requests where a pull request is expected.
+    repo = f.Repository("github", "acme/widgets", forge.github_api)
+    client = f._client(repo, forge.token, 5)
+    with pytest.raises(f.Refused, match="answered something that is not a pull request"):
+        client.pull(client.call("GET", client.base))
