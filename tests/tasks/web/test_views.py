@@ -127,6 +127,7 @@ async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_t
     page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
     link = 'href="https://github.com/acme/widgets/pull/1"'
     assert link in page and "#1 open" in page and "Update pull request" in page and "acme/widgets" in page
+    assert "deleted without merging. Its pull request #1 is closed." in page  # Discard's confirmation
     # Opening the page asks the forge once (quietly, not again within seconds); the board never does.
     refresh = f'hx-post="/tasks/{task.pk}/pull-request/refresh/"'
     assert refresh in page and "hx-vals='{\"quiet\": \"1\"}'" in page
