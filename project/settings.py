@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+from drivers import forge
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -313,3 +316,30 @@ CLAUDE_TASK_ALLOWED_TOOLS = envlist("CLAUDE_TASK_ALLOWED_TOOLS", "Read,Edit,Writ
 CLAUDE_TASK_PERMISSION_MODE = envstr("CLAUDE_TASK_PERMISSION_MODE", "acceptEdits")
 CLAUDE_TASK_TIMEOUT = envfloat("CLAUDE_TASK_TIMEOUT", "3600", minimum=1)
 CLAUDE_TASK_STATE_DIR = envpath("CLAUDE_TASK_STATE_DIR", DATA_DIR / "tasks")
+
+
+def envparsed[T](name: str, default: str, parse: Callable[[str], T]) -> T:
+    """A value read by ``parse``, which raises ValueError saying what is wrong with it."""
+    try:
+        return parse(os.environ.get(name, default))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def envremotes(name: str, projects: dict[str, Path]) -> dict[str, forge.RemoteSpec]:
+    """Remotes of shared projects, ``key=REMOTE[:FORGE[:PATH]],...`` (:func:`drivers.forge.parse_remotes`)."""
+    remotes = envparsed(name, "", forge.parse_remotes)
+    if unknown := sorted(set(remotes) - set(projects)):
+        raise ImproperlyConfigured(f"{name}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among "
+                                   "CLAUDE_PROJECTS (only shared projects open pull requests)")
+    return remotes
+
+
+# Pull requests of tasks (README, "Pull requests"): per shared project "key=REMOTE[:FORGE[:PATH]]"
+# (e.g. "api=origin:github:acme/api,web=upstream:gitlab:acme/web"); a project left out uses its
+# repository's "origin" when that URL's host tells the forge. Tokens: CLAUDE_FORGE_TOKEN_<KEY>,
+# read from the environment when used.
+CLAUDE_PROJECT_REMOTES = envremotes("CLAUDE_PROJECT_REMOTES", CLAUDE_PROJECTS)
+CLAUDE_GITHUB_API_URL = envparsed("CLAUDE_GITHUB_API_URL", forge.GITHUB_API, forge.parse_api_url)
+CLAUDE_GITLAB_API_URL = envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
+CLAUDE_FORGE_TIMEOUT = envfloat("CLAUDE_FORGE_TIMEOUT", "20", minimum=1)

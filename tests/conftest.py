@@ -16,7 +16,8 @@ import runtime
 from devtools.stub_api import StubServer
 from project import runtime as composition
 from tests.factories import make_user
-from tests.task_helpers import init_repo
+from tests.forge_standin import ForgeStandIn
+from tests.task_helpers import bare_remote, init_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAUDE = ROOT / "node_modules" / ".bin" / "claude"
@@ -117,6 +118,33 @@ def shared_repo(claude_env, settings, tmp_path) -> Path:
     settings.CLAUDE_PROJECTS = {"team": team}
     ProjectAccess.objects.create(project="team", everyone=True)
     return team
+
+
+@pytest.fixture
+def forge():
+    """The stand-in for GitHub's and GitLab's REST APIs on 127.0.0.1 (tests/forge_standin.py);
+    every request it got must have been one their documentation defines."""
+    server = ForgeStandIn().start()
+    yield server
+    server.stop()
+    assert not server.violations, server.violations
+
+
+@pytest.fixture
+def team_remote(shared_repo, forge, settings, monkeypatch, tmp_path) -> Path:
+    """The shared project "team" with a remote "origin" (a bare repository in tmp_path), which the
+    stand-in serves as GitHub's acme/widgets (and GitLab's acme/tools/widgets); CLAUDE_PROJECT_REMOTES
+    names it as on GitHub, and the project's token is in the environment."""
+    from drivers.forge import RemoteSpec
+
+    bare = bare_remote(tmp_path / "widgets.git", shared_repo)
+    forge.add_repository("github", "acme/widgets", bare)
+    forge.add_repository("gitlab", "acme/tools/widgets", bare)
+    settings.CLAUDE_GITHUB_API_URL = forge.github_api
+    settings.CLAUDE_GITLAB_API_URL = forge.gitlab_api
+    settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("origin", "github", "acme/widgets")}
+    monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
+    return bare
 
 
 @pytest.fixture

@@ -119,9 +119,37 @@ async def action(request: AuthedRequest, task_id: int, name: str) -> HttpRespons
     try:
         task = await services.act(user=user, task=task, action=Action(name), message=request.POST.get("message") or None)
         text, level = f"Task #{task.pk}: {task.status_text.lower()}.", "info"
+        if name == Action.PULL_REQUEST:
+            text = f"Task #{task.pk}: pull request {task.pr_label} is {task.get_pr_state_display().lower()}: {task.pr_url}"
     except services.TaskRefused as exc:
         text, level = str(exc), "error"
+    return _answer(request, task, text, level)
+
+
+def _answer(request: AuthedRequest, task: Task, text: str, level: str) -> HttpResponse:
+    """A button's answer: a flash message (htmx), or the task's page with it."""
     if request.htmx:
         return HttpResponse(fragments.flash(text, level=level))
     (messages.info if level == "info" else messages.error)(request, text)
     return redirect(task.get_absolute_url())
+
+
+@login_required
+@require_POST
+async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResponse:
+    """Ask the forge for the state of the task's pull request: its Refresh button (always), and
+    the task's page once it is opened (``quiet``: not within seconds of the last time, and no
+    message unless it fails). Anyone who may see the task may ask."""
+    try:
+        task = await services.get_task(task_id, user=await _user(request))
+    except services.TaskNotFound:
+        raise Http404("No such task.") from None
+    quiet = request.POST.get("quiet") == "1"
+    try:
+        task = await services.refresh_pull_request(task_id=task.pk, force=not quiet)
+    except services.TaskRefused as exc:
+        return _answer(request, task, str(exc), "error")
+    if quiet and request.htmx:
+        return HttpResponse(status=204)
+    text = f"Pull request {task.pr_label}: {task.get_pr_state_display().lower()}." if task.pr_number else "No pull request yet."
+    return _answer(request, task, text, "info")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from chat.models import Turn
 from chat.services import recovery, turns
@@ -186,3 +189,47 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+async def test_a_pull_request_through_the_api(team_remote, forge, scheduler, api, monkeypatch):
+    made = (await api.post("/api/tasks", {"prompt": "write api.txt: via api", "project": "team"})).json()
+    await scheduler.idle()
+    got = (await api.get(f"/api/tasks/{made['id']}")).json()
+    assert got["pull_request"] is None and "pull-request" in got["actions"] and "merge" in got["actions"]
+
+    monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", "wrong")
+    refused = await api.post(f"/api/tasks/{made['id']}/pull-request")
+    assert refused.status_code == 409 and "GitHub refused the token in CLAUDE_FORGE_TOKEN_TEAM" in refused.json()["error"]
+    monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
+
+    opened = await api.post(f"/api/tasks/{made['id']}/pull-request")
+    assert opened.status_code == 200, opened.content
+    pull = opened.json()["pull_request"]
+    assert {k: v for k, v in pull.items() if k != "checked_at"} == {
+        "forge": "github", "repository": "acme/widgets", "number": 1, "url": "https://github.com/acme/widgets/pull/1",
+        "state": "open"}
+    assert pull["checked_at"]
+
+    # Reading the task asks the forge (as its page does) once the last answer is a few seconds old.
+    forge.merge("github", "acme/widgets", 1)
+    await Task.objects.filter(pk=made["id"]).aupdate(pr_checked_at=timezone.now() - timedelta(minutes=1))
+    got = (await api.get(f"/api/tasks/{made['id']}")).json()
+    assert got["pull_request"]["state"] == "merged" and got["status"] == "merged" and got["actions"] == []
+    assert forge.requests[-1].path == "/github/repos/acme/widgets/pulls/1"
+    # Listing never asks.
+    asked = len(forge.requests)
+    assert [t["pull_request"]["state"] for t in (await api.get("/api/tasks")).json()["tasks"]] == ["merged"]
+    assert len(forge.requests) == asked
+
+
+async def test_an_unreachable_forge_leaves_the_last_known_state(team_remote, forge, scheduler, api, settings):
+    made = (await api.post("/api/tasks", {"prompt": "echo: hi", "project": "team"})).json()
+    await scheduler.idle()
+    assert (await api.post(f"/api/tasks/{made['id']}/pull-request")).status_code == 200
+    await Task.objects.filter(pk=made["id"]).aupdate(pr_checked_at=timezone.now() - timedelta(minutes=1))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    settings.CLAUDE_GITHUB_API_URL = f"http://127.0.0.1:{port}/github"
+    got = await api.get(f"/api/tasks/{made['id']}")
+    assert got.status_code == 200 and got.json()["pull_request"]["state"] == "open"

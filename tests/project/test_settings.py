@@ -1,16 +1,22 @@
-"""The settings' security: headers on every page, a clean `check --deploy` with the README's
-production settings, and throttled logins."""
+"""The settings: security headers on every page, a clean `check --deploy` with the README's
+production settings, throttled logins; and a malformed pull-request setting stops the start."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
+from drivers import forge
+from drivers.forge import RemoteSpec
+from project.settings import envparsed, envremotes
 from tests.conftest import ROOT
 from tests.factories import PASSWORD, make_user
 
@@ -56,3 +62,34 @@ def test_wrong_passwords_lock_the_account_and_the_address_with_a_clear_message(s
     make_user(username="bo")
     assert Client().post("/accounts/login/", {"username": "bo", "password": PASSWORD}).status_code == 429
     assert ada.is_active
+
+
+PROJECTS = {"api": Path("/srv/api"), "web": Path("/srv/web")}
+
+
+def test_project_remotes_are_read(monkeypatch):
+    monkeypatch.setenv("CLAUDE_PROJECT_REMOTES", "api=origin:github:acme/api, web=upstream")
+    assert envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS) == {
+        "api": RemoteSpec("origin", "github", "acme/api"), "web": RemoteSpec("upstream")}
+    monkeypatch.delenv("CLAUDE_PROJECT_REMOTES")
+    assert envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS) == {}
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("api=origin:github:acme", "CLAUDE_PROJECT_REMOTES: api: 'acme' is not a GitHub repository path"),
+    ("api", "CLAUDE_PROJECT_REMOTES: 'api' is not KEY=REMOTE"),
+    ("docs=origin", "CLAUDE_PROJECT_REMOTES: docs is not among CLAUDE_PROJECTS"),
+    ("default=origin", "CLAUDE_PROJECT_REMOTES: default is not among CLAUDE_PROJECTS"),
+])
+def test_malformed_project_remotes_stop_the_start(monkeypatch, value, says):
+    monkeypatch.setenv("CLAUDE_PROJECT_REMOTES", value)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(says)):
+        envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS)
+
+
+def test_a_malformed_api_url_stops_the_start(monkeypatch):
+    monkeypatch.setenv("CLAUDE_GITLAB_API_URL", "git.example.com/api/v4")
+    with pytest.raises(ImproperlyConfigured, match=re.escape("CLAUDE_GITLAB_API_URL: 'git.example.com/api/v4' is not an http")):
+        envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
+    monkeypatch.delenv("CLAUDE_GITLAB_API_URL")
+    assert envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url) == "https://gitlab.com/api/v4"
