@@ -27,6 +27,7 @@ import runtime
 from chat import projects
 from chat.models import Event, Session, Turn
 from chat.services import chats, turns
+from chat.services.execution import TurnOptions
 
 from .errors import ApiError, ApiRequest
 from .schemas import Error, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
@@ -182,7 +183,9 @@ async def ask(*, user: User, session_id: uuid.UUID, message: str, project_key: s
     The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
     message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
     session = await open_session(user=user, session_id=session_id, project_key=project_key)
-    submitting = asyncio.ensure_future(turns.submit_message(session_id=session.id, user=user, text=message))
+    # Nobody is there to answer a permission prompt: the project's permission mode decides alone.
+    submitting = asyncio.ensure_future(turns.submit_message(session_id=session.id, user=user, text=message,
+                                                            options=TurnOptions(interactive=False)))
     try:
         turn = await _wait_until_finished(await asyncio.shield(submitting))
     except asyncio.CancelledError:

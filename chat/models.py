@@ -69,6 +69,8 @@ class Session(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IDLE, db_index=True)
     # True once the CLI has a transcript for this id: later turns use --resume.
     cli_created = models.BooleanField(default=False)
+    # Tools a person chose "Always allow" for in this chat: not asked about again.
+    always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now, db_index=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -107,13 +109,14 @@ class Turn(models.Model):
         QUEUED = "queued", "Queued"
         WAITING = "waiting", "Waiting for a free slot"
         RUNNING = "running", "Running"
+        ASKING = "asking", "Waiting for your answer"
         DONE = "done", "Done"
         ERROR = "error", "Error"
         STOPPED = "stopped", "Stopped"
         TIMEOUT = "timeout", "Timed out"
         INTERRUPTED = "interrupted", "Interrupted"
 
-    PENDING = (Status.QUEUED, Status.WAITING, Status.RUNNING)
+    PENDING = (Status.QUEUED, Status.WAITING, Status.RUNNING, Status.ASKING)
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -127,7 +130,10 @@ class Turn(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
+    # This turn's own cost: the CLI reports the session's running total, this is the difference.
     cost_usd = models.FloatField(default=0.0)
+    # The session's running total the CLI reported at the end of this turn.
+    cli_total_cost_usd = models.FloatField(null=True, blank=True)
     # The CLI process that ran the turn (also its process group): a restart ends it if the
     # turn was still pending, and the API reports it as the worker.
     pid = models.IntegerField("CLI process id", null=True, blank=True)
@@ -161,6 +167,8 @@ class Event(models.Model):
         TOOL_USE = "tool_use", "Tool call"
         TOOL_RESULT = "tool_result", "Tool result"
         NOTICE = "notice", "Notice"
+        # A tool call that waits for a person's Allow or Deny (data: tool, input, status, ...).
+        PERMISSION = "permission", "Permission request"
 
     turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices)

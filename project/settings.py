@@ -7,6 +7,7 @@ cannot read, so a typo in production stops the start instead of being silently i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -266,9 +267,13 @@ LOGGING = {
 
 
 def _default_cli() -> str:
-    installed = BASE_DIR / "node_modules" / ".bin" / "claude"
-    if installed.exists():
-        return str(installed)
+    """The CLI bundled with the pinned Agent SDK (the version the app is tested with), found
+    without importing the SDK; else `claude` on PATH."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "_bundled" / "claude"
+        if bundled.exists():
+            return str(bundled)
     return shutil.which("claude") or "claude"
 
 
@@ -291,7 +296,18 @@ CLAUDE_ENV_PASSTHROUGH = envlist("CLAUDE_ENV_PASSTHROUGH", "ANTHROPIC_*,CLAUDE_C
 CLAUDE_ARCHIVE_DIR = envpath("CLAUDE_ARCHIVE_DIR", DATA_DIR / "archive")
 CLAUDE_MAX_CONCURRENT = envint("CLAUDE_MAX_CONCURRENT", "10", minimum=1)
 CLAUDE_TURN_TIMEOUT = envfloat("CLAUDE_TURN_TIMEOUT", "120", minimum=0.1)
-CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "acceptEdits")
+# A chat that has just run a turn keeps its CLI process this many seconds for the next turn; at
+# most CLAUDE_MAX_WARM processes stay warm (the least recently used is closed first).
+CLAUDE_WARM_IDLE = envfloat("CLAUDE_WARM_IDLE", "600", minimum=1)
+CLAUDE_MAX_WARM = envint("CLAUDE_MAX_WARM", "8", minimum=0)
+# A permission prompt nobody answers within this many seconds is denied (the agent is told so).
+CLAUDE_PERMISSION_TIMEOUT = envfloat("CLAUDE_PERMISSION_TIMEOUT", "300", minimum=1)
+# At most this many file edits (Write, Edit, MultiEdit, NotebookEdit) run at once across all chats
+# and tasks; the others wait for a slot ("waiting for a file slot").
+CLAUDE_MAX_FILE_OPERATIONS = envint("CLAUDE_MAX_FILE_OPERATIONS", "10", minimum=1)
+# The permission mode of chat turns: "default" asks the person in the browser for each tool call
+# the CLI does not allow by itself (Allow / Deny / Always allow in this chat).
+CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "default")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
 # Fairness between members: at most this many of a member's messages wait to run at once (more are
 # refused with "too many waiting"), and at most this many websockets of a member are open at once.

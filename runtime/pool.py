@@ -41,23 +41,26 @@ class Pool:
 
     @contextlib.asynccontextmanager
     async def slot(self, *, owner: Hashable = None, on_wait: Callable[[], object] | None = None) -> AsyncIterator[None]:
+        await self.acquire(owner=owner, on_wait=on_wait)
+        try:
+            yield
+        finally:
+            self.release(owner=owner)
+
+    async def acquire(self, *, owner: Hashable = None, on_wait: Callable[[], object] | None = None) -> None:
+        """Take a slot, waiting for one if all are taken (``on_wait`` is called first, then).
+        Every acquire must be matched by one :meth:`release`."""
         self.total += 1
         if not self._free():
             if on_wait is not None:
                 await _maybe_await(on_wait())
             if not self._free():
                 await self._wait(owner)
-                # The slot was handed over by its last holder: active already counts it.
-                try:
-                    yield
-                finally:
-                    self._release(owner)
-                return
+                return  # the slot was handed over by its last holder: active already counts it
         self.active += 1
-        try:
-            yield
-        finally:
-            self._release(owner)
+
+    def release(self, *, owner: Hashable = None) -> None:
+        self._release(owner)
 
     async def _wait(self, owner: Hashable) -> None:
         handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()

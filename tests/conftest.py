@@ -10,6 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import claude_agent_sdk
 import pytest
 
 import runtime
@@ -20,7 +21,8 @@ from tests.forge_standin import ForgeStandIn
 from tests.task_helpers import bare_remote, init_repo
 
 ROOT = Path(__file__).resolve().parent.parent
-CLAUDE = ROOT / "node_modules" / ".bin" / "claude"
+# The Claude Code CLI bundled with the pinned Agent SDK: what the app runs by default.
+CLAUDE = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from django.utils import timezone
 from chat.models import Turn
 from chat.services import recovery, turns
 from chat.services.tokens import issue_token
-from drivers import claude as cli
 from tasks import services
 from tasks.models import Task
 from tasks.services import scheduling as scheduler_module
@@ -105,7 +104,7 @@ async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes
     task = await Task.objects.aget(pk=task.pk)
     await Task.objects.filter(pk=task.pk).aupdate(status=Task.Status.RUNNING)
     turn = await Turn.objects.acreate(session_id=task.session_id, prompt="slow 30", status=Turn.Status.RUNNING)
-    argv = cli.build_argv(settings.CLAUDE_CLI, session_id=str(task.session_id), resume=True)
+    argv = [settings.CLAUDE_CLI, "--print", "--output-format", "stream-json", "--verbose", f"--resume={task.session_id}"]
     orphan = subprocess.Popen(argv, cwd=task.worktree_path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     orphan.stdin.write(b"slow 30")

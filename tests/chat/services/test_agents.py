@@ -101,12 +101,15 @@ async def test_without_the_sandbox_the_same_attack_reads_the_server_secret(claud
     assert SERVER_SECRET in requests_since(stub_api, start)
 
 
-async def test_a_setsid_child_ends_with_the_turn(claude_env, secrets_around, tmp_path):
-    """A process the agent detaches (setsid, double fork) does not outlive its sandbox."""
+async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_around, rt):
+    """A process the agent detaches (setsid, double fork) does not outlive its sandbox: it lives while
+    the chat's process is warm, and ends with it."""
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     marker = "sleep 321"
     await say(session=chat, user=ada, text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started")
+    rt.warm.drop(str(chat.id))
+    await rt.warm.idle()
     assert not any(marker in cmdline for cmdline in _cmdlines())
 
 
