@@ -96,6 +96,10 @@ class Session(models.Model):
     def display_title(self) -> str:
         return self.title or "New chat"
 
+    def answerable_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+        """Who answers this session's permission prompts: its owner; a task's also staff."""
+        return self.owner_id == user.pk or (self.kind == self.Kind.TASK and bool(getattr(user, "is_staff", False)))
+
 
 class TurnQuerySet(models.QuerySet["Turn"]):
     def pending(self) -> TurnQuerySet:

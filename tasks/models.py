@@ -44,6 +44,11 @@ class Action(enum.StrEnum):
 
 
 class Task(models.Model):
+    # Not columns: set by the selectors that read the board and a task's page. ``asking``: its run
+    # waits for an answer to a permission prompt; ``needs_you``: one the person looking may give.
+    asking: bool = False
+    needs_you: bool = False
+
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         QUEUED = "queued", "Queued"

@@ -18,13 +18,19 @@ def turn_appended(turn: Turn, session: Session) -> str:
     return f'<div hx-swap-oob="beforeend:#turns">{html}</div>'
 
 
-def event_appended(event: Event) -> str:
-    html = render_to_string(f"{PAGE}#event", {"event": event})
+def event_appended(event: Event, *, may_answer: bool = False) -> str:
+    html = render_to_string(f"{PAGE}#event", {"event": event, "may_answer": may_answer})
     return f'<div hx-swap-oob="beforeend:#turn-{event.turn_id}-events">{html}</div>'
 
 
-def event_replaced(event: Event) -> str:
-    return render_to_string(f"{PAGE}#event", {"event": event, "oob": True})
+def event_replaced(event: Event, *, may_answer: bool = False) -> str:
+    return render_to_string(f"{PAGE}#event", {"event": event, "oob": True, "may_answer": may_answer})
+
+
+def prompt(event_id: int, *, added: bool, may_answer: bool) -> str:
+    """A permission prompt as one viewer sees it: with the answer buttons only if they may answer."""
+    event = Event.objects.get(pk=event_id)
+    return (event_appended if added else event_replaced)(event, may_answer=may_answer)
 
 
 def turn_status(turn: Turn, session: Session) -> str:
@@ -37,9 +43,9 @@ def session_state(session: Session) -> str:
     return render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#session-title", context)
 
 
-def turns_refreshed(session: Session, page: TurnPage) -> str:
+def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool) -> str:
     return render_to_string(f"{PAGE}#turns", {"session": session, "turns": page.turns, "has_older": page.has_older,
-                                              "oob": True})
+                                              "oob": True, "may_answer": may_answer})
 
 
 def flash(text: str, *, level: str = "error", refused: bool = False) -> str:

@@ -15,6 +15,8 @@ from ..models import Event, Session, Turn
 from . import fragments
 
 MESSAGE_TYPE = "live.fragment"
+# A permission prompt differs per viewer (only who may answer gets the buttons): each socket renders it.
+PROMPT_TYPE = "prompt.shown"
 
 
 def chat_group(session_id: uuid.UUID | str) -> str:
@@ -50,10 +52,16 @@ async def turn_changed(turn: Turn, session: Session) -> None:
 
 
 async def event_added(event: Event, session_id: uuid.UUID | str) -> None:
+    if event.kind == Event.Kind.PERMISSION:
+        await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="1")
+        return
     await to_chat(session_id, await sync_to_async(fragments.event_appended)(event))
 
 
 async def event_changed(event: Event, session_id: uuid.UUID | str) -> None:
+    if event.kind == Event.Kind.PERMISSION:
+        await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="")
+        return
     await to_chat(session_id, await sync_to_async(fragments.event_replaced)(event))
 
 

@@ -53,6 +53,8 @@ class TurnOptions:
     interactive: bool = True
     file_guard: Callable[[str, dict[str, Any]], Awaitable[str | None]] | None = None
     on_event: Callable[[claude.Event], Awaitable[None]] | None = None
+    # Called when a permission prompt opens and again when it is answered (a task's board shows "needs you").
+    on_prompt: Callable[[], Awaitable[None]] | None = None
     timeout: float | None = None  # None: settings.CLAUDE_TURN_TIMEOUT
     # A chat keeps its process warm for the next message; a task's run ends with its process (and
     # everything the agent started in it).
@@ -79,10 +81,20 @@ class _Handler:
         if not self.options.interactive:
             answer = Permission(allow=False, message=API_NO_PROMPTS)
         else:
-            answer = await permissions.ask(recorder=self.recorder, tool=tool, tool_input=tool_input, suggestions=suggestions)
+            answer = await self._ask(tool, tool_input, suggestions)
         if not answer.allow and tool_use_id in self.file_slots:
             self._release(tool_use_id)  # it will not run: no hook after it gives the slot back
         return answer
+
+    async def _ask(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]]) -> Permission:
+        on_prompt = self.options.on_prompt
+        opened = permissions.ask(recorder=self.recorder, tool=tool, tool_input=tool_input, suggestions=suggestions,
+                                 on_open=on_prompt)
+        try:
+            return await opened
+        finally:
+            if on_prompt is not None:
+                await asyncio.shield(on_prompt())
 
     async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
         if self.options.file_guard is not None and (refusal := await self.options.file_guard(tool, tool_input)):

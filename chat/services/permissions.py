@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,7 +43,8 @@ class PromptRefused(Exception):
     """An answer that cannot be taken; the text says why."""
 
 
-async def ask(*, recorder: Recorder, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]]) -> Permission:
+async def ask(*, recorder: Recorder, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
+              on_open: Callable[[], Awaitable[None]] | None = None) -> Permission:
     """Show the prompt on the chat's pages and wait for a person's answer (or the timeout)."""
     layer = get_channel_layer()
     if layer is None:
@@ -50,6 +52,8 @@ async def ask(*, recorder: Recorder, tool: str, tool_input: dict[str, Any], sugg
     reply = await layer.new_channel()
     event = await recorder.ask(name=tool, data={"tool": tool, "input": tool_input, "suggestions": suggestions,
                                                 "status": "pending", "reply": reply})
+    if on_open is not None:
+        await on_open()
     seconds = settings.CLAUDE_PERMISSION_TIMEOUT
     try:
         message = await asyncio.wait_for(layer.receive(reply), seconds)
@@ -83,7 +87,7 @@ async def answer(*, event_id: int, answer: Answer, user: User) -> None:
 @sync_to_async
 def _answer(event_id: int, answer: Answer, user: User) -> str:
     event = Event.objects.select_related("turn__session").filter(pk=event_id, kind=Event.Kind.PERMISSION).first()
-    if event is None or not _may_answer(user, event.turn.session):
+    if event is None or not may_answer(user=user, session=event.turn.session):
         raise PromptRefused("That permission prompt is not yours to answer.")
     status = {Answer.ALLOW: "allowed", Answer.ALWAYS: "allowed", Answer.DENY: "denied"}[answer]
     if not _settle_sync(event_id, status=status, by=user.get_username(), always=answer == Answer.ALWAYS):
@@ -98,9 +102,8 @@ def _answer(event_id: int, answer: Answer, user: User) -> str:
     return str(event.data.get("reply", ""))
 
 
-def _may_answer(user: User, session: Session) -> bool:
-    """The chat's owner answers; a task's prompts also its staff (the board's "needs you")."""
-    return session.owner_id == user.pk or (session.kind == Session.Kind.TASK and user.is_staff)
+def may_answer(*, user: AbstractBaseUser | AnonymousUser, session: Session) -> bool:
+    return session.answerable_by(user)
 
 
 def _settle_sync(event_id: int, *, status: str, by: str | None, always: bool = False) -> bool:
@@ -125,5 +128,7 @@ async def _show(event_id: int) -> None:
     await notify.event_changed(event, event.turn.session_id)
 
 
-def pending_in(turn: Turn) -> bool:
-    return Event.objects.filter(turn=turn, kind=Event.Kind.PERMISSION, data__status="pending").exists()
+def cancel_open(turn: Turn) -> None:
+    """The turn ended without its process (a restart): its open prompts are no longer asked."""
+    for event in Event.objects.filter(turn=turn, kind=Event.Kind.PERMISSION, data__status="pending"):
+        _settle_sync(event.pk, status="cancelled", by=None)

@@ -7,6 +7,7 @@ from django.utils import timezone
 from drivers import claude
 
 from ..models import Event, Session, Turn
+from . import permissions
 
 INTERRUPTED_BY_RESTART = ("The server restarted before this turn finished; what came so far is kept. "
                           "Send the message again to continue.")
@@ -22,6 +23,7 @@ def recover_interrupted() -> int:
         turn.error = INTERRUPTED_BY_RESTART
         turn.finished_at = timezone.now()
         turn.save()
+        permissions.cancel_open(turn)
         Event.objects.filter(turn=turn, complete=False).update(complete=True)
         count += 1
     Session.objects.filter(status__in=[Session.Status.RUNNING, Session.Status.QUEUED]).update(status=Session.Status.IDLE)

@@ -23,12 +23,16 @@ def _owned_session(user: Any, session_id: uuid.UUID) -> Session | None:
 @database_sync_to_async
 def _refresh(session_id: uuid.UUID) -> str:
     session = Session.objects.get(pk=session_id)
-    return fragments.turns_refreshed(session, selectors.latest_turns(session=session)) + fragments.session_state(session)
+    page = selectors.latest_turns(session=session)
+    return fragments.turns_refreshed(session, page, may_answer=True) + fragments.session_state(session)
 
 
 class ChatConsumer(MemberSocket):
+    """A chat's page: only its owner connects, and answers its prompts."""
+
     session_id: uuid.UUID
     group: str
+    may_answer = True
 
     async def connect(self) -> None:
         if not await self.admit():
@@ -57,6 +61,8 @@ class ChatConsumer(MemberSocket):
                 await self.stop()
             case "cancel":
                 await self.cancel(data.get("turn"))
+            case "permission":
+                await self.answer_prompt(data)
             case None:
                 await self.message(data.get("message"))
             case _:

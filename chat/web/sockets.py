@@ -14,11 +14,14 @@ from collections import Counter
 from importlib import import_module
 from typing import Any
 
+import pydantic
+from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat.live import fragments
+from chat.services import permissions
 
 # Close codes in the 4000 range are ours to define; the page shows why it disconnected.
 CLOSE_LOGIN_REQUIRED = 4401
@@ -28,6 +31,13 @@ ACCOUNT_CLOSED = "account.closed"
 MAX_NESTING_NOTICE = "The server could not read that request; reload the page."
 
 _open: Counter[int] = Counter()
+
+
+class PromptAnswer(pydantic.BaseModel):
+    """A press of Allow, Deny or "Always allow" on a permission prompt."""
+
+    event: int
+    answer: permissions.Answer
 
 
 def member_group(user_id: int) -> str:
@@ -42,6 +52,8 @@ class MemberSocket(AsyncWebsocketConsumer):
     """A websocket of one member; subclasses add their groups and their actions."""
 
     member_id: int | None = None
+    # Whether this socket's person may answer the permission prompts it shows (set on connect).
+    may_answer: bool = False
 
     async def admit(self) -> bool:
         """Accept nothing yet: check the member and the cap, join the member's group."""
@@ -95,3 +107,20 @@ class MemberSocket(AsyncWebsocketConsumer):
 
     async def account_closed(self, event: dict[str, Any]) -> None:
         await self.close(code=CLOSE_LOGIN_REQUIRED)
+
+    async def answer_prompt(self, data: dict[str, Any]) -> None:
+        try:
+            frame = PromptAnswer.model_validate(data)
+        except pydantic.ValidationError:
+            await self.send(text_data=fragments.flash(MAX_NESTING_NOTICE))
+            return
+        try:
+            await permissions.answer(event_id=frame.event, answer=frame.answer, user=self.scope["user"])
+        except permissions.PromptRefused as exc:
+            await self.send(text_data=fragments.flash(str(exc), level="info"))
+
+    async def prompt_shown(self, message: dict[str, str]) -> None:
+        """A permission prompt opened or was answered: rendered for this socket's person."""
+        html = await sync_to_async(fragments.prompt)(int(message["event"]), added=bool(message["added"]),
+                                                     may_answer=self.may_answer)
+        await self.send(text_data=html)

@@ -78,4 +78,33 @@
   });
 
   window.addEventListener("load", function () { window.scrollTo(0, document.body.scrollHeight); });
+
+  // Permission prompts: a browser notification when one arrives while the tab is hidden (if the
+  // person allowed notifications; the "Notify me of prompts" button asks for that).
+  const notified = new Set();
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    document.querySelectorAll("[data-prompt]").forEach(function (el) {
+      if (notified.has(el.id)) return;
+      notified.add(el.id);
+      if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
+      const note = new Notification("Claude Code asks for permission", {
+        body: "It wants to use " + el.dataset.prompt + ". Open the tab to allow or deny.", tag: el.id,
+      });
+      note.onclick = function () { window.focus(); note.close(); };
+    });
+  });
+  function offerNotifications() {
+    document.querySelectorAll("button.notify-prompts").forEach(function (button) {
+      button.hidden = !("Notification" in window) || Notification.permission !== "default";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-prompt]").forEach(function (el) { notified.add(el.id); });
+    offerNotifications();
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("button.notify-prompts")) return;
+    Notification.requestPermission().then(offerNotifications);
+  });
+
 })();

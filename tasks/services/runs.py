@@ -84,6 +84,7 @@ def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) ->
         file_guard=claims_guard,
         keep_warm=False,
         on_event=on_event,
+        on_prompt=lambda: changed(task.pk),
         timeout=settings.CLAUDE_TASK_TIMEOUT,
     )
 

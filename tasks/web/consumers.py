@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 
 import runtime
 from chat.live import notify
+from chat.services import permissions
 from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket
 
 from .. import live, selectors
@@ -19,7 +20,7 @@ from ..models import Task
 
 @database_sync_to_async
 def _visible_task(user: object, task_id: int) -> Task | None:
-    return selectors.visible_tasks(user).filter(pk=task_id).first()  # type: ignore[arg-type]
+    return selectors.visible_tasks(user).filter(pk=task_id).select_related("session").first()  # type: ignore[arg-type]
 
 
 class TasksConsumer(MemberSocket):
@@ -37,6 +38,8 @@ class TasksConsumer(MemberSocket):
             if task is None:
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
+        if task is not None and task.session is not None:
+            self.may_answer = permissions.may_answer(user=user, session=task.session)
         if task is None:
             groups = [live.BOARD_GROUP]
         else:
@@ -48,7 +51,7 @@ class TasksConsumer(MemberSocket):
         # The page may have missed fragments (a run that started before it connected, a
         # reconnect): send the current state whole.
         if task is not None:
-            await self.send(text_data=await database_sync_to_async(live.task_page_html)(task.pk))
+            await self.send(text_data=await database_sync_to_async(live.task_page_html)(task.pk, may_answer=self.may_answer))
         else:
             await self.board_changed({"note": runtime.current().tasks.note})
 
@@ -58,7 +61,12 @@ class TasksConsumer(MemberSocket):
         await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        pass  # actions go through HTTP (buttons) and the API
+        """Answers to the task's permission prompts; its other actions go through HTTP (buttons) and the API."""
+        data = await self.read_frame(text_data)
+        if data is None or not await self.still_member():
+            return
+        if data.get("action") == "permission":
+            await self.answer_prompt(data)
 
     async def live_fragment(self, event: dict[str, str]) -> None:
         await self.send(text_data=event["html"])

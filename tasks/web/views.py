@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 import runtime
 from chat import projects
 from chat.live import fragments
+from chat.services import permissions
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors, services
@@ -44,7 +45,7 @@ def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
     if status not in Task.Status.values:
         status = ""
     visible = selectors.visible_tasks(request.user)
-    context = {**selectors.board_context(tasks=visible, note=note), **_form_context(request.user), "status_filter": status,
+    context = {**selectors.board_context(tasks=visible, note=note, user=request.user), **_form_context(request.user), "status_filter": status,
                "statuses": Task.Status.choices, "max_tasks": settings.CLAUDE_MAX_TASKS}
     if status:
         context["filtered"] = selectors.with_status(visible, status)
@@ -88,8 +89,9 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
         if not selectors.visible_tasks(request.user).filter(pk=task_id).exists():
             raise Http404("No such task.")
         task = selectors.task_for_page(task_id)
+        may_answer = task.session is not None and permissions.may_answer(user=request.user, session=task.session)
         return render(request, "tasks/detail.html", {"task": task, "turns": selectors.log_page(task).turns,
-                                                     "text": "", "level": ""})
+                                                     "text": "", "level": "", "may_answer": may_answer})
 
     return await sync_to_async(page)()
 

@@ -58,7 +58,8 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     if task is not None:
         return redirect(task)  # a task's session lives on its task's page
     page = selectors.latest_turns(session=session)
-    return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older})
+    return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older,
+                                  "may_answer": True})
 
 
 def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str = "", redact: str = "") -> HttpResponse:
@@ -70,7 +71,7 @@ def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str 
     page = selectors.latest_turns(session=session, before=anchor)
     return render(request, f"{PAGE}#older-turns", {
         "session": session, "turns": page.turns, "before": page.first, "has_older": page.has_older,
-        "share_token": share_token, "redact": redact,
+        "share_token": share_token, "redact": redact, "may_answer": not share_token,
     })
 
 
