@@ -15,7 +15,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
+from .markup import render_markdown
 from .models import ApiToken, Event, ProjectAccess, Session, SessionQuerySet, ShareLink, ShareLinkQuerySet, Turn
 from .services import chats, sharing, turns
 from .services.archive import ArchiveError, archive_session
@@ -191,9 +193,19 @@ class SessionAdmin(admin.ModelAdmin[Session]):
 
 class EventInline(admin.TabularInline[Event, Turn]):
     model = Event
-    fields = readonly_fields = ("kind", "name", "text", "data", "is_error", "created_at")
+    fields = readonly_fields = ("kind", "name", "shown", "data", "is_error", "created_at")
     extra = 0
     can_delete = False
+
+    class Media:
+        css = {"all": ("app/content.css",)}
+
+    @admin.display(description="text")
+    def shown(self, event: Event) -> str | SafeString:
+        """An answer as the chat shows it (rendered Markdown, sanitised); other text as it is."""
+        if event.kind == Event.Kind.TEXT:
+            return mark_safe(f'<div class="markdown">{render_markdown(event.text, streaming=not event.complete)}</div>')
+        return event.text
 
     def has_add_permission(self, request: HttpRequest, obj: Turn | None = None) -> bool:
         return False

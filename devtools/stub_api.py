@@ -12,6 +12,10 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - ``write PATH: CONTENT`` answers with a ``Write`` tool call, ``run: COMMAND`` with a
   ``Bash`` tool call (relative paths are resolved against the session's working directory).
 - ``slow SECONDS`` streams a long answer word by word over that many seconds.
+- ``markdown SECONDS`` streams :data:`MARKDOWN_ANSWER` (a heading, bold text, a list, a Python
+  code fence and raw HTML) in small pieces over that many seconds.
+- ``edit PATH: OLD => NEW`` answers with a ``Read`` of PATH and, once it was read (the CLI edits only
+  files it read), an ``Edit`` that replaces OLD with NEW.
 - ``echo: TEXT`` answers TEXT; ``tokens N`` reports N output tokens of usage.
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
   answered as if only the text after the last such line had been sent.
@@ -98,12 +102,50 @@ def _resolve(path: str, cwd: str | None) -> str:
     return f"{cwd.rstrip('/')}/{path}"
 
 
+MARKDOWN_ANSWER = (
+    "## A plan\n\nHere is **bold text** and `inline code`:\n\n- first item\n- second item\n\n"
+    "```python\ndef greet(name):\n    return f\"Hello, {name}!\"\n```\n\n"
+    "Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done."
+)
+_EDIT_RE = re.compile(r"edit\s+(.+?):\s*(.*?)\s*=>\s*(.*)", re.IGNORECASE | re.DOTALL)
+
+
+def _last_tool(messages: list[dict[str, Any]]) -> str:
+    """The name of the tool the last assistant message called, if it called one."""
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            content = message.get("content")
+            for block in content if isinstance(content, list) else []:
+                if isinstance(block, dict) and block.get("type") == "tool_use":
+                    return str(block.get("name", ""))
+            return ""
+    return ""
+
+
+def _edit_step(said: str, messages: list[dict[str, Any]], cwd: str | None) -> Plan | None:
+    """``edit PATH: OLD => NEW``: a Read first, then (after the Read's result) the Edit."""
+    match = _EDIT_RE.fullmatch(said)
+    if match is None:
+        return None
+    path = _resolve(match.group(1), cwd)
+    done = _last_tool(messages) if _tool_results(messages[-1]) else ""
+    if done == "Edit":
+        return None
+    if done == "Read":
+        return Plan(tool=("Edit", {"file_path": path, "old_string": match.group(2), "new_string": match.group(3)}))
+    return Plan(tool=("Read", {"file_path": path}))
+
+
 def _plan(body: dict[str, Any]) -> Plan:
     messages = [m for m in body.get("messages", []) if m.get("role") in ("user", "assistant")]
     users = [m for m in messages if m.get("role") == "user"]
     if not users:
         return Plan(text="Hello from the offline stand-in.")
     last = users[-1]
+    asked = next((text for text in map(_user_text, reversed(users)) if text), "")
+    step = _edit_step(asked, messages, _cwd(body))
+    if step is not None:
+        return step
     results = _tool_results(last)
     if results:
         summary = results[0].strip().replace("\n", " ")[:200]
@@ -124,6 +166,9 @@ def _plan(body: dict[str, Any]) -> Plan:
         seconds = float(match.group(1)) if match else 3.0
         words = [f"word{i}" for i in range(1, max(2, int(seconds * 10)) + 1)]
         return Plan(text="Slow answer: " + " ".join(words) + " (end of slow answer)", seconds=seconds)
+    if lowered.startswith("markdown"):
+        match = re.match(r"markdown\s+([\d.]+)", lowered)
+        return Plan(text=MARKDOWN_ANSWER, seconds=float(match.group(1)) if match else 2.0, extra={"pieces": 3})
     if lowered.startswith("echo:"):
         return Plan(text=said[len("echo:") :].strip())
     match = re.match(r"tokens\s+(\d+)", lowered)
@@ -174,6 +219,9 @@ def _stream(plan: Plan, input_tokens: int) -> list[tuple[bytes, float]]:
         frames.append((_sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
             "type": "text", "text": ""}}), 0.0))
         pieces = re.findall(r"\S+\s*|\s+", plan.text) or [plan.text]
+        if plan.extra.get("pieces"):  # smaller pieces: markers and fences arrive split, as from a model
+            size = int(plan.extra["pieces"])
+            pieces = [plan.text[i:i + size] for i in range(0, len(plan.text), size)]
         pause = plan.seconds / len(pieces) if plan.seconds else 0.0
         for piece in pieces:
             frames.append((_sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {

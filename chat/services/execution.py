@@ -245,11 +245,13 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
         case claude.Text(text=text):
             await recorder.text(text)
         case claude.ToolUse(id=tool_id, name=name, input=tool_input):
+            recorder.tool_names[tool_id] = name
             await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data={"id": tool_id, "input": tool_input})
         case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error):
             kept = content if len(content) <= TOOL_RESULT_KEEP_CHARS else content[:TOOL_RESULT_KEEP_CHARS] + "\n… (cut)"
             await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error,
-                               data={"tool_use_id": tool_id, "size": len(content)})
+                               data={"tool_use_id": tool_id, "size": len(content),
+                                     "tool": recorder.tool_names.get(tool_id, "")})
         case claude.Notice(subtype="permission_denied", data=data):
             await recorder.add(kind=Event.Kind.NOTICE, name="permission_denied", is_error=True,
                                text=str(data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."))

@@ -62,6 +62,9 @@ class Recorder:
         self.session_id: uuid.UUID = turn.session_id
         self.streaming: Event | None = None
         self.last_flush = 0.0
+        # The tool of each call id: a result is saved with its tool's name, so the page shows it
+        # as that tool's output (a command's lines, a read's line count).
+        self.tool_names: dict[str, str] = {}
 
     # -- the turn's status ------------------------------------------------------------
     async def waiting(self) -> None:

@@ -79,6 +79,28 @@
 
   window.addEventListener("load", function () { window.scrollTo(0, document.body.scrollHeight); });
 
+  // The Copy button of a code block in an answer (chat/markup.py renders it): copies the code.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("button.copy-code");
+    if (!button) return;
+    const code = button.closest(".code-block").querySelector("pre code");
+    const said = function (text) {
+      button.textContent = text;
+      setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(code.textContent).then(function () { said("Copied"); },
+        function () { said("Press Ctrl+C to copy"); });
+      return;
+    }
+    // Plain-HTTP pages have no clipboard API: select the code and copy the selection.
+    const range = document.createRange();
+    range.selectNodeContents(code);
+    window.getSelection().removeAllRanges();
+    window.getSelection().addRange(range);
+    said(document.execCommand && document.execCommand("copy") ? "Copied" : "Press Ctrl+C to copy");
+  });
+
   // Permission prompts: a browser notification when one arrives while the tab is hidden (if the
   // person allowed notifications; the "Notify me of prompts" button asks for that).
   const notified = new Set();

@@ -131,3 +131,88 @@ def test_a_prompt_notifies_a_hidden_tab_and_an_answer_in_one_tab_shows_in_the_ot
     expect(prompt).to_contain_text("Denied by dee.")
     expect(prompt.get_by_role("button")).to_have_count(0)
     expect(other.locator("article.turn .turn-status .stats")).to_be_visible()
+
+
+# Records, on every change of the page, what each streaming answer shows: its text and whether
+# it already holds a rendered code block.
+WATCH_ANSWERS = """
+window.answerSamples = [];
+new MutationObserver(function () {
+  document.querySelectorAll("#turns .event.text").forEach(function (el) {
+    window.answerSamples.push({text: el.textContent, streaming: el.classList.contains("streaming"),
+                               code: el.querySelector(".code-block") !== null});
+  });
+}).observe(document.body, {childList: true, subtree: true, characterData: true});
+"""
+
+
+def test_a_markdown_answer_streams_rendered_never_raw_and_its_html_stays_inert(live_app, page):
+    live_app.create_user(username="mo", password="pw-mo-123")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_app.base_url)
+    log_in(page, live_app.base_url, "mo", "pw-mo-123")
+    open_new_chat(page)
+    page.evaluate(WATCH_ANSWERS)
+    page.get_by_label("Message").fill("markdown 3")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator("article.turn .event.text")
+    # Poll the page too while the answer streams in, beside the observer's samples.
+    polled: list[str] = []
+    while not page.locator("article.turn .turn-status .stats").is_visible():
+        polled += answer.all_text_contents()
+        page.wait_for_timeout(50)
+
+    samples = page.evaluate("window.answerSamples")
+    streaming = [s for s in samples if s["streaming"]]
+    assert len({s["text"] for s in streaming}) > 3, "the answer came in several renders"
+    assert any(s["code"] for s in streaming), "the code block rendered while the answer streamed"
+    for text in [s["text"] for s in samples] + polled:
+        assert "```" not in text and "**" not in text, text
+
+    expect(answer.get_by_role("heading", name="A plan")).to_be_visible()
+    expect(answer.locator("strong")).to_have_text("bold text")
+    expect(answer.locator("li")).to_have_text(["first item", "second item"])
+    code = answer.locator(".code-block")
+    expect(code.locator(".code-lang")).to_have_text("python")
+    expect(code.locator("pre code .k").first).to_have_text("def")  # coloured by Pygments
+    expect(answer).to_contain_text("Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done.")
+    expect(answer.locator("script, img, [onerror]")).to_have_count(0)
+
+    rendered = answer.inner_html()
+    code.get_by_role("button", name="Copy this code").click()
+    expect(code.get_by_role("button", name="Copy this code")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == 'def greet(name):\n    return f"Hello, {name}!"\n'
+
+    # A reload renders the saved answer with the same function: the same page.
+    page.reload()
+    assert answer.inner_html() == rendered
+
+
+def test_an_edit_is_shown_as_a_diff_when_asked_and_once_done(live_app, page):
+    user_id = live_app.create_user(username="eve", password="pw-eve-123")
+    log_in(page, live_app.base_url, "eve", "pw-eve-123")
+    open_new_chat(page)
+    greeting = live_app.own_folder(user_id) / "greeting.txt"
+    greeting.write_text("hello world\n")
+    page.get_by_label("Message").fill("edit greeting.txt: hello => goodbye")
+    page.get_by_role("button", name="Send").click()
+
+    turn = page.locator("article.turn").first
+    read = turn.locator(".event.tool_use .tool-read")
+    expect(read).to_contain_text("Read")
+    expect(read.locator(".tool-subject")).to_contain_text("greeting.txt")
+    expect(turn.locator(".event.tool_result").first.locator(".result-summary")).to_have_text("1 line")
+
+    prompt = turn.locator(".event.permission")
+    expect(prompt).to_contain_text("Claude Code asks to use Edit")
+    expect(prompt.locator("del.line")).to_have_text("hello")
+    expect(prompt.locator("ins.line")).to_have_text("goodbye")
+    prompt.get_by_role("button", name="Allow", exact=True).click()
+    expect(prompt).to_contain_text("Allowed by eve.")
+
+    edit = turn.locator(".event.tool_use .tool-edit")
+    expect(edit.locator(".tool-subject")).to_contain_text("greeting.txt")
+    expect(edit.locator("del.line")).to_have_text("hello")
+    expect(edit.locator("ins.line")).to_have_text("goodbye")
+    expect(edit.locator(".diffstat")).to_have_text("+1 −1")
+    expect(turn.locator(".turn-status .stats")).to_be_visible()
+    assert greeting.read_text() == "goodbye world\n"
