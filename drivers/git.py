@@ -224,8 +224,29 @@ async def changed_files(repo: str | os.PathLike[str], base: str, branch: str) ->
 
 
 async def diff(repo: str | os.PathLike[str], base: str, branch: str, *, max_bytes: int = 2_000_000) -> str:
-    text = (await run(repo, "diff", "--no-color", "--stat", "--patch", f"{base}...{branch}", "--")).out
+    """The branch's own changes since it left ``base`` (three-dot), as a patch."""
+    return await _patch(repo, f"{base}...{branch}", max_bytes=max_bytes)
+
+
+async def merge_diff(repo: str | os.PathLike[str], commit: str, *, max_bytes: int = 2_000_000) -> str:
+    """What the merge ``commit`` brought into the branch it was made on (against its first parent)."""
+    return await _patch(repo, f"{commit}^1", commit, max_bytes=max_bytes)
+
+
+async def _patch(repo: str | os.PathLike[str], *revisions: str, max_bytes: int) -> str:
+    text = (await run(repo, "diff", "--no-color", "--stat", "--patch", *revisions, "--")).out
     return text if len(text) <= max_bytes else text[:max_bytes] + "\n… (diff cut)\n"
+
+
+async def find_merge(repo: str | os.PathLike[str], branch: str, subject_start: str) -> str | None:
+    """The newest merge commit on ``branch`` whose message starts with ``subject_start``, if any."""
+    done = await run(repo, "log", "--merges", "--format=%H %s", "--fixed-strings", f"--grep={subject_start}", branch, "--",
+                     check=False)
+    for line in done.out.splitlines():
+        commit, _, subject = line.partition(" ")
+        if subject.startswith(subject_start):
+            return commit
+    return None
 
 
 async def log(repo: str | os.PathLike[str], base: str, branch: str) -> list[str]:

@@ -106,6 +106,8 @@ class Task(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     merged_at = models.DateTimeField(null=True, blank=True)
+    # The merge commit on the base branch: once the branch is gone, the task's diff is this commit's.
+    merge_commit = models.CharField(max_length=64, blank=True)
     # The task's pull request (GitLab: merge request), once one was opened: where it lives, its
     # number there (GitLab's iid), the commit last pushed, and its state when last asked.
     pr_forge = models.CharField("forge", max_length=16, blank=True)

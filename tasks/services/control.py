@@ -83,7 +83,7 @@ async def merge(*, task_id: int) -> Task:
     if Path(task.worktree_path).is_dir():
         await git.commit_all(task.worktree_path, f"{task.title} (last changes)\n\nTask #{task.pk}")
     try:
-        await git.merge_into(task.repo_path, task.base_branch, task.branch, f"Merge task #{task.pk}: {task.title}")
+        commit = await git.merge_into(task.repo_path, task.base_branch, task.branch, _merge_subject(task) + task.title)
     except git.MergeConflict as exc:
         await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.ATTENTION, conflict_files=exc.files,
                    error=(f"{task.base_branch} changed since this task started, and merging conflicts in "
@@ -96,7 +96,7 @@ async def merge(*, task_id: int) -> Task:
     await git.worktree_remove(task.repo_path, task.worktree_path)
     await git.branch_delete(task.repo_path, task.branch, force=True)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
-    await save(task.pk, status=Task.Status.MERGED, reason="", merged_at=timezone.now(), error="")
+    await save(task.pk, status=Task.Status.MERGED, reason="", merged_at=timezone.now(), error="", merge_commit=commit)
     await changed(task.pk)
     await unblock(task)
     return await get_task(task.pk)
@@ -122,8 +122,20 @@ async def discard(*, task_id: int) -> Task:
     return await get_task(task.pk)
 
 
+def _merge_subject(task: Task) -> str:
+    return f"Merge task #{task.pk}: "
+
+
 async def diff(*, task_id: int) -> str:
+    """The task's changes as a patch: its branch against the base, or once merged its merge commit's."""
     task = await get_task(task_id)
+    if task.status == Task.Status.MERGED:
+        # Tasks merged before merge commits were kept are found by the merge's message.
+        commit = task.merge_commit or await git.find_merge(task.repo_path, task.base_branch, _merge_subject(task))
+        try:
+            return await git.merge_diff(task.repo_path, commit) if commit else ""
+        except git.GitError:
+            return ""  # the commit is gone (history rewritten): the page says so
     if not task.has_worktree or not await git.branch_exists(task.repo_path, task.branch):
         return ""
     if Path(task.worktree_path).is_dir():

@@ -24,6 +24,7 @@ from chat.services import permissions
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors, services
+from ..diffs import parse_patch
 from ..models import Action, Task
 from .forms import TaskForm
 
@@ -100,12 +101,11 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
 @require_GET
 async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
     try:
-        text = await services.diff(task_id=(await services.get_task(task_id, user=await _user(request))).pk)
+        task = await services.get_task(task_id, user=await _user(request))
     except services.TaskNotFound:
         raise Http404("No such task.") from None
-    if not text:
-        return HttpResponse('<p class="hint">No changes against the base branch (or the branch is gone).</p>')
-    return HttpResponse(render_to_string("tasks/diff.html", {"diff": text}))
+    text = await services.diff(task_id=task.pk)
+    return HttpResponse(render_to_string("tasks/diff.html", {"patch": parse_patch(text), "task": task}))
 
 
 @login_required

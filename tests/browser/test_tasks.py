@@ -100,6 +100,9 @@ def test_a_task_runs_shows_its_log_and_diff_and_is_merged(live_app, page):
     diff = page.get_by_label("Diff")
     expect(diff).to_contain_text("hello.txt")
     expect(diff).to_contain_text("+hello from a task")
+    added = diff.locator(".diff-file ins.line.add")
+    expect(added).to_have_text("+hello from a task")
+    assert added.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(230, 255, 236)"  # green
 
     asked = accept_confirmations(page)
     page.get_by_role("button", name="Merge").click()
@@ -109,6 +112,10 @@ def test_a_task_runs_shows_its_log_and_diff_and_is_merged(live_app, page):
     expect(page.get_by_role("button", name="Merge")).to_have_count(0)
     merged = board.get_by_role("region", name="Merged / cancelled")
     expect(merged.get_by_role("link", name=card, exact=True)).to_be_visible()
+    # The merged work can still be reviewed: the diff is now the merge commit's.
+    expect(diff).to_contain_text("Merged: 1 file changed")
+    expect(diff.locator(".diff-file summary")).to_contain_text("hello.txt")
+    expect(added).to_have_text("+hello from a task")
 
     assert git(repo, "show", "main:hello.txt") == "hello from a task\n"
     assert git(repo, "log", "-1", "--format=%s", "main") == f"Merge task #{task_id}: {title}\n"

@@ -325,6 +325,23 @@ async def test_merge_into_a_checked_out_base_merges_there_with_a_merge_commit(re
     assert await g.status(repo) == []
 
 
+async def test_merge_diff_is_what_the_merge_brought_and_find_merge_finds_it_by_its_message(repo: Path, tmp_path: Path) -> None:
+    wt = await task_worktree(repo, tmp_path)
+    commit_file(wt, "a.txt", "from the task\n")
+    commit_file(repo, "main-only.txt", "main\n", "main moves on")
+    sha = await g.merge_into(repo, "main", "task-1", "Merge task #1: add a")
+    await g.worktree_remove(repo, wt)
+    await g.branch_delete(repo, "task-1", force=True)
+    commit_file(repo, "later.txt", "later\n", "after the merge")
+
+    text = await g.diff(repo, "main", "main") + await g.merge_diff(repo, sha)
+    assert "+++ b/a.txt" in text and "+from the task" in text
+    assert "main-only.txt" not in text and "later.txt" not in text
+    assert await g.find_merge(repo, "main", "Merge task #1: ") == sha
+    assert await g.find_merge(repo, "main", "Merge task #12: ") is None
+    assert await g.find_merge(repo, "main", "Merge task #") == sha
+
+
 async def test_merge_into_is_a_merge_commit_even_when_it_could_fast_forward(repo: Path, tmp_path: Path) -> None:
     wt = await task_worktree(repo, tmp_path)
     task_tip = commit_file(wt, "a.txt", "a\n")

@@ -39,7 +39,7 @@ def test_the_chat_page_shows_markdown_answers_and_tool_cards(claude_env):
     page = logged_in_client(user=ada).get(f"/chat/{chat.id}/").content.decode()
     assert f"<strong>{claude_env.workdir}/app.py</strong> &lt;script&gt;" in page and "<script>alert" not in page
     assert '<del class="line del">y = 2</del><ins class="line add">y = 3</ins>' in page
-    assert 'aria-label="1 lines added, 1 removed"' in page
+    assert 'aria-label="1 line added, 1 removed"' in page
     assert '<span class="prompt" aria-hidden="true">$ </span>pytest -q</pre>' in page and "Run the tests" in page
     assert "<summary>Show all 60 lines</summary>" in page
     assert re.search(r'<li class="todo-completed"><span class="check" aria-hidden="true">☑</span> Fix the bug', page)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.models import Turn
+from chat.models import Event, Turn
 from tasks import services
 from tasks.models import Task
 from tests.task_helpers import git, init_repo, settled, status_of, texts, wait_for
@@ -34,6 +34,23 @@ async def test_a_task_runs_in_its_worktree_commits_and_merges(repo, scheduler, u
     assert "Merge task #" in git(repo, "log", "-1", "--format=%s", "main")
     assert not worktree.exists()
     assert git(repo, "branch", "--list", task.branch) == ""
+    # Merged work can still be reviewed: the diff is the merge commit's.
+    assert task.merge_commit == git(repo, "rev-parse", "main").strip()
+    assert "+hi from the task" in await services.diff(task_id=task.pk)
+    # A task merged before merge commits were kept is found by the merge's message.
+    await Task.objects.filter(pk=task.pk).aupdate(merge_commit="")
+    assert "+hi from the task" in await services.diff(task_id=task.pk)
+
+
+async def test_an_edit_task_reads_then_edits_and_its_results_name_their_tools(repo, scheduler, user):
+    task = await services.create_task(user=user, prompt="edit README.md: # demo => # A better title", title="Retitle")
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    events = [(e.kind, e.name or e.data.get("tool")) async for e in Event.objects.filter(turn__session=task.session_id)
+              if e.kind in (Event.Kind.TOOL_USE, Event.Kind.TOOL_RESULT)]
+    assert events == [("tool_use", "Read"), ("tool_result", "Read"), ("tool_use", "Edit"), ("tool_result", "Edit")]
+    diff = await services.diff(task_id=task.pk)
+    assert "-# demo" in diff and "+# A better title" in diff
 
 
 async def test_tasks_run_in_parallel_under_the_limit(repo, scheduler, user):

@@ -47,12 +47,15 @@ async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, sched
     page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
     assert "Completed" in page and "page.txt" in page and 'id="turn-' in page and "Write" in page
     diff = (await client.get(f"/tasks/{task.pk}/diff/")).content.decode()
-    assert "+from the form" in diff
+    assert "1 file changed" in diff and "<code>page.txt</code>" in diff and '<span class="badge">added</span>' in diff
+    assert '<ins class="line add">+from the form</ins>' in diff
     bad = await client.post("/tasks/new/", {"prompt": "", "priority": "x"})
     assert bad.status_code == 400 and "Say what the task should do." in bad.content.decode()
 
     merged = await client.post(f"/tasks/{task.pk}/merge/", headers={"HX-Request": "true"})
     assert merged.status_code == 200 and "merged" in merged.content.decode()
+    kept = (await client.get(f"/tasks/{task.pk}/diff/")).content.decode()
+    assert "Merged: 1 file changed" in kept and '<ins class="line add">+from the form</ins>' in kept
     again = await client.post(f"/tasks/{task.pk}/merge/", headers={"HX-Request": "true"})
     assert "only a completed task can be merged" in again.content.decode()
     assert (await client.get("/tasks/999999/")).status_code == 404
