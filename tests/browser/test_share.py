@@ -106,3 +106,34 @@ def test_long_chat_loads_older_messages_for_owner_and_reader(live_app, page: Pag
     expect(read).to_have_count(100)
     expect(read.first).to_contain_text("question 20")
     reader.context.close()
+
+
+def test_a_shared_answer_shows_rendered_markdown_and_its_html_stays_inert(live_app, page: Page, browser):
+    live_app.create_user(username="marta", password="pw-marta-123")
+    log_in(page, live_app.base_url, "marta", "pw-marta-123")
+    open_new_chat(page)
+    page.get_by_label("Message").fill("markdown 0.5")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("article.turn .turn-status .stats")).to_be_visible(timeout=20_000)
+    page.get_by_role("link", name="Share").click()
+    page.get_by_role("button", name="Create link").click()
+    link = page.get_by_label(re.compile("Your new link")).input_value()
+
+    reader_context = browser.new_context()
+    reader_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_app.base_url)
+    violations: list[str] = []
+    reader_context.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    reader = reader_context.new_page()
+    reader.goto(link)
+    answer = reader.locator("article.turn .event.text")
+    expect(answer.get_by_role("heading", name="A plan")).to_be_visible()
+    expect(answer.locator("strong")).to_have_text("bold text")
+    expect(answer).to_contain_text("Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done.")
+    expect(answer.locator("script, img, [onerror]")).to_have_count(0)
+    code = answer.locator(".code-block")
+    expect(code.locator(".code-lang")).to_have_text("python")
+    code.get_by_role("button", name="Copy this code").click()
+    expect(code.get_by_role("button", name="Copy this code")).to_have_text("Copied")
+    assert reader.evaluate("navigator.clipboard.readText()").startswith("def greet(name):")
+    reader_context.close()
+    assert violations == []
