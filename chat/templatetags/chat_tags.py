@@ -1,4 +1,3 @@
-import json
 from pathlib import PurePath
 
 from django import template
@@ -19,17 +18,6 @@ def tool_summary(event: Event) -> str:
             value = str(tool_input[name])
             return value if len(value) <= 200 else value[:199] + "…"
     return ""
-
-
-@register.filter
-def pretty_json(value: object) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-@register.filter
-def first_line(value: str) -> str:
-    line = (value or "").strip().split("\n", 1)[0]
-    return line if len(line) <= 160 else line[:159] + "…"
 
 
 @register.filter

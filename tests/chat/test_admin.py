@@ -123,6 +123,10 @@ def test_change_page_shows_share_links_and_leads_to_read_only_turns(claude_env):
     assert "Inspect me 100" in listed and "Not this" not in listed and str(other.pk) not in listed
     detail = client.get(f"/admin/chat/turn/{turn.pk}/change/").content.decode()
     assert "an answer" in detail and 'name="_save"' not in detail
+    Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text="**bold** <script>alert(1)</script>")
+    detail = client.get(f"/admin/chat/turn/{turn.pk}/change/").content.decode()
+    # Answers show as the chat shows them: rendered Markdown, their HTML inert.
+    assert "<p><strong>bold</strong> &lt;script&gt;alert(1)&lt;/script&gt;</p>" in detail and "<script>alert" not in detail
     assert client.post(f"/admin/chat/turn/{turn.pk}/delete/").status_code == 403
     assert client.get("/admin/chat/session/add/").status_code == 403
 
