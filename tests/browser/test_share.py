@@ -85,6 +85,9 @@ def test_long_chat_loads_older_messages_for_owner_and_reader(live_app, page: Pag
     page.get_by_role("link", name="Marathon", exact=True).click()
     shown = page.locator("article.turn")
     expect(shown).to_have_count(50)
+    # The turns are in the HTML before the page's scripts run; a click before then does nothing.
+    # The live connection opening is the sign that they have.
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
     expect(shown.first).to_contain_text("question 70")
 
     page.get_by_role("button", name="Load older messages").click()
