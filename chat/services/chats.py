@@ -13,6 +13,7 @@ from pathlib import Path
 from django.contrib.auth.models import User
 from django.db import transaction
 
+import runtime
 from drivers import claude, git
 
 from .. import projects
@@ -87,6 +88,16 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _close_warm_process(key: str) -> None:
+    # A deleted chat's process has no next turn to wait for. Outside the server (a management
+    # command) there is no runtime and so no warm process.
+    try:
+        rt = runtime.current()
+    except runtime.RuntimeNotRunning:
+        return
+    rt.warm.drop(key)
+
+
 def delete_session(*, session: Session) -> None:
     """Delete a chat with its messages, share links and CLI transcript.
 
@@ -100,6 +111,7 @@ def delete_session(*, session: Session) -> None:
                             "for queued messages to finish, then delete the chat.")
         files = cli_files(locked)
         locked.delete()
+        _close_warm_process(str(session.pk))
         for path in files:
             try:
                 _remove(path)

@@ -143,7 +143,11 @@ class LiveSession:
 
     @property
     def alive(self) -> bool:
-        return self._owner is not None and not self._owner.done() and not self._closing
+        """Whether the process can serve a turn. A process that died between turns (killed, out of
+        memory) is seen here at once, from /proc, before its parent has reaped it."""
+        if self._owner is None or self._owner.done() or self._closing:
+            return False
+        return self.pid is None or proctree.running(self.pid)
 
     def _options(self) -> ClaudeAgentOptions:
         spec = self.spec

@@ -43,6 +43,12 @@ def _stat(pid: int) -> tuple[int, int, int, bool] | None:
         return None
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a killed child not yet reaped by its parent does not)."""
+    stat = _stat(pid)
+    return stat is not None and stat[3]
+
+
 def process_start_time(pid: int) -> int | None:
     """When ``pid`` started, in clock ticks after boot (None if it does not run): with the pid,
     it tells a process from a later one that was given the same pid."""
