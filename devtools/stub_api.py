@@ -105,10 +105,12 @@ def _plan(body: dict[str, Any]) -> Plan:
         return Plan(text="Hello from the offline stand-in.")
     last = users[-1]
     results = _tool_results(last)
-    if results:
+    said = _user_text(last)
+    # After a stopped tool call the CLI sends its refusal and the next message together: the
+    # person's words are what to answer then.
+    if results and not said:
         summary = results[0].strip().replace("\n", " ")[:200]
         return Plan(text=f"Done. The tool said: {summary}")
-    said = _user_text(last)
     if "\nContinue with:\n" in said:
         said = said.rsplit("\nContinue with:\n", 1)[1].strip()
     lowered = said.lower()

@@ -33,6 +33,7 @@ TOOL_RESULT_KEEP_CHARS = 20_000
 # How long an interrupted turn may take to end by itself before its process is ended.
 STOP_GRACE_SECONDS = 5.0
 INTERRUPTED = "The server shut down during this turn; what came so far is kept. Send the message again to continue."
+TURN_ENDED = "The turn was stopped before this call could run."
 API_NO_PROMPTS = ("This turn came through the HTTP API, which cannot answer permission prompts, so the call was "
                   "refused. Ask in the browser, or let the project's permission mode allow it.")
 
@@ -68,6 +69,10 @@ class _Handler:
         self.recorder = recorder
         self.options = options
         self.file_slots: set[str] = set()
+        # Hook callbacks waiting for a file slot: ended with the turn, so that a slot granted after
+        # a Stop is never held by a turn that is over (which would block every later edit).
+        self._slot_waits: set[asyncio.Task[Any]] = set()
+        self._ended = False
 
     @property
     def _owner(self) -> int | None:
@@ -78,12 +83,19 @@ class _Handler:
         session = await Session.objects.aget(pk=self.recorder.session_id)
         if tool in session.always_allowed:
             return Permission(allow=True)
+        key = tool_use_id or ""
         if not self.options.interactive:
             answer = Permission(allow=False, message=API_NO_PROMPTS)
         else:
+            # The file slot its PreToolUse hook took is not held while a person thinks: the call
+            # is not running, and other chats' edits should not wait for this answer.
+            holding = key in self.file_slots
+            self._release(key)
             answer = await self._ask(tool, tool_input, suggestions)
-        if not answer.allow and tool_use_id in self.file_slots:
-            self._release(tool_use_id)  # it will not run: no hook after it gives the slot back
+            if holding and answer.allow and not await self._take_file_slot(key):
+                return Permission(allow=False, message=TURN_ENDED)
+        if not answer.allow:
+            self._release(key)  # it will not run: no hook after it gives the slot back
         return answer
 
     async def _ask(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]]) -> Permission:
@@ -99,11 +111,31 @@ class _Handler:
     async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
         if self.options.file_guard is not None and (refusal := await self.options.file_guard(tool, tool_input)):
             return refusal
-        file_ops = runtime.current().file_ops
-        await file_ops.acquire(owner=self._owner, on_wait=self._waiting_for_file_slot)
-        self.file_slots.add(tool_use_id or "")
-        await self.recorder.resume()
+        if not await self._take_file_slot(tool_use_id or ""):
+            return TURN_ENDED
         return None
+
+    async def _take_file_slot(self, key: str) -> bool:
+        """Wait for a file slot; False (and no slot held) if the turn ended meanwhile."""
+        file_ops = runtime.current().file_ops
+        waiter = asyncio.current_task()
+        if self._ended or waiter is None:
+            return False
+        self._slot_waits.add(waiter)
+        try:
+            await file_ops.acquire(owner=self._owner, on_wait=self._waiting_for_file_slot)
+        except asyncio.CancelledError:
+            if self._ended:
+                return False  # cancelled by release_all: the turn is over, the CLI is told no
+            raise
+        finally:
+            self._slot_waits.discard(waiter)
+        if self._ended:
+            file_ops.release(owner=self._owner)
+            return False
+        self.file_slots.add(key)
+        await self.recorder.resume()
+        return True
 
     async def after_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> None:
         self._release(tool_use_id or "")
@@ -119,6 +151,10 @@ class _Handler:
             runtime.current().file_ops.release(owner=self._owner)
 
     def release_all(self) -> None:
+        """The turn is over: give back its file slots and stop waiting for more."""
+        self._ended = True
+        for waiter in list(self._slot_waits):
+            waiter.cancel()
         for tool_use_id in list(self.file_slots):
             self._release(tool_use_id)
 
