@@ -53,14 +53,17 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
     title_text = title.strip() or title_from(prompt)
     task = await Task.objects.acreate(
         created_by=user, title=title_text[:TITLE_LENGTH], prompt=prompt, project=project, repo_path=str(repo),
-        base_branch=base, priority=priority, skip_permissions=skip_permissions, status=Task.Status.QUEUED,
+        base_branch=base, priority=priority, skip_permissions=skip_permissions, status=Task.Status.PENDING,
         queued_at=timezone.now(), next_prompt=prompt)
     # Names from the id only.
     task.worktree_path = str(worktree_for(repo, task.pk))
     task.branch = branch_for(task.pk)
     # The session exists from the start (its folder not yet), so a task's page follows its log at once.
     task.session = await sync_to_async(new_session)(task)
-    await task.asave(update_fields=["worktree_path", "branch", "session"])
+    # Queued only now: a scheduler kicked by another request meanwhile must not claim a task
+    # whose worktree and session are not saved yet (its run would start in no worktree at all).
+    task.status = Task.Status.QUEUED
+    await task.asave(update_fields=["worktree_path", "branch", "session", "status"])
     await sync_to_async(claims.register)(store_for(task), task=task.pk, title=task.title)
     await changed(task.pk)
     runtime.current().tasks.kick()
