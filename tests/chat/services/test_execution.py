@@ -228,3 +228,20 @@ async def test_a_write_waiting_for_a_persons_answer_holds_no_file_slot(claude_en
     assert turn.status == Turn.Status.DONE, turn.error
     assert (Path(chat.workdir) / "notes.txt").read_text() == "hello\n"
     assert rt.file_ops.status().active == 0
+
+
+@pytest.mark.usefixtures("rt")
+async def test_each_turn_stores_its_own_cost_not_the_sessions_running_total(claude_env, rt):
+    user, chat = await new_chat()
+    done = [await settled(await send(chat, user, "echo: same words")) for _ in range(3)]
+    totals = [t.cli_total_cost_usd for t in done]
+    # The CLI reports the session's running total; each turn keeps the difference.
+    assert totals[0] < totals[1] < totals[2]
+    assert [t.cost_usd for t in done] == pytest.approx([totals[0], totals[1] - totals[0], totals[2] - totals[1]])
+    assert all(t.cost_usd > 0 for t in done)
+    # After a restart of the process the totals go on from the transcript: still one turn's cost.
+    rt.warm.drop(str(chat.id))
+    await rt.warm.idle()
+    fourth = await settled(await send(chat, user, "echo: same words"))
+    assert fourth.cost_usd == pytest.approx(fourth.cli_total_cost_usd - totals[2])
+    assert 0 < fourth.cost_usd < totals[2]
