@@ -1,8 +1,8 @@
 """One run of a task: its worktree, its turn (through the session's queue), and what follows.
 
 A task's run is a chat turn with the task's own CLI flags: the permission mode or
-``--dangerously-skip-permissions``, and a PreToolUse hook (:mod:`drivers.hook`) that refuses
-edits of files another unmerged task holds.
+``--dangerously-skip-permissions``, and a PreToolUse callback on its live session (the file
+guard, over :mod:`drivers.claims`) that refuses edits of files another unmerged task holds.
 """
 
 from __future__ import annotations
