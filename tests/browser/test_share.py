@@ -15,10 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page, browser):
     live_app.create_user(username="sharer", password="pw-sharer-123")
     log_in(page, live_app.base_url, "sharer", "pw-sharer-123")
-    open_new_chat(page)
-    box = page.get_by_label("Message")
-    box.fill("write shared-notes.txt: <b>shared</b> hello")
-    box.press("Enter")
+    open_new_chat(page, "write shared-notes.txt: <b>shared</b> hello")
     turn = page.locator("article.turn").first
     turn.get_by_role("button", name="Allow", exact=True).click()
     expect(turn).to_contain_text("File created successfully")
