@@ -27,7 +27,7 @@ def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page,
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Release notes")).to_be_visible()
 
-    page.get_by_role("link", name="Share").click()
+    page.get_by_role("link", name="Share", exact=True).click()
     expect(page.get_by_role("heading", name="Share “Release notes”")).to_be_visible()
     page.get_by_label("Link expires after").select_option(label="1 day")
     page.get_by_role("button", name="Create link").click()
@@ -79,10 +79,12 @@ def test_long_chat_loads_older_messages_for_owner_and_reader(live_app, page: Pag
             "print(sharing.create_share_link(session=s, user=u, expires_in=None)[1])")
     token = live_app.manage("shell", "-c", code).strip().splitlines()[-1]
     log_in(page, live_app.base_url, "longtalker", "pw-long-123")
-    page.get_by_role("link", name="Marathon", exact=True).click()
+    page.locator("#chat-list").get_by_role("link", name="Marathon", exact=True).click()
     shown = page.locator("article.turn")
     expect(shown).to_have_count(50)
     expect(shown.first).to_contain_text("question 70")
+    # The socket's first message puts the latest turns in again: load older ones after it.
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
 
     page.get_by_role("button", name="Load older messages").click()
     expect(shown).to_have_count(100)
