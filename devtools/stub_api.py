@@ -13,6 +13,8 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
   ``Bash`` tool call (relative paths are resolved against the session's working directory).
 - ``slow SECONDS`` streams a long answer word by word over that many seconds.
 - ``echo: TEXT`` answers TEXT; ``tokens N`` reports N output tokens of usage.
+- ``read PATH`` answers with a ``Read`` tool call; ``which model`` names the model the request asked for.
+- a message that carries images answers what it saw of them (their count, types and sizes).
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
   answered as if only the text after the last such line had been sent.
 - anything else gets a short demo answer that says it is the stand-in.
@@ -23,6 +25,7 @@ No Django import: it runs as ``python -m devtools.stub_api --port N``.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import threading
@@ -81,6 +84,18 @@ def _tool_results(message: dict[str, Any]) -> list[str]:
     return out
 
 
+def _images(message: dict[str, Any]) -> list[str]:
+    """The images of a user message, each as "media type, N bytes"."""
+    content = message.get("content")
+    out = []
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, dict) and block.get("type") == "image":
+            source = block.get("source") or {}
+            size = len(base64.b64decode(source.get("data") or "", validate=False)) if source.get("type") == "base64" else 0
+            out.append(f"{source.get('media_type', 'an image')}, {size} bytes")
+    return out
+
+
 def _cwd(body: dict[str, Any]) -> str | None:
     sources = [body.get("system")] + [m.get("content") for m in body.get("messages", []) if m.get("role") == "system"]
     for src in sources:
@@ -115,6 +130,14 @@ def _plan(body: dict[str, Any]) -> Plan:
         said = said.rsplit("\nContinue with:\n", 1)[1].strip()
     lowered = said.lower()
     cwd = _cwd(body)
+    images = _images(last)
+    if images:
+        return Plan(text=f"I see {len(images)} image{'s' if len(images) > 1 else ''}: {'; '.join(images)}.")
+    if lowered.startswith("which model"):
+        return Plan(text=f"This answer comes from the model {body.get('model')}.")
+    if lowered.startswith("read "):
+        path = said[len("read ") :].strip().split()[0] if said[len("read ") :].strip() else ""
+        return Plan(tool=("Read", {"file_path": _resolve(path, cwd)}))
     if lowered.startswith("write ") and ":" in said:
         path, content = said[len("write ") :].split(":", 1)
         return Plan(tool=("Write", {"file_path": _resolve(path, cwd), "content": content.strip() + "\n"}))

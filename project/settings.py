@@ -309,6 +309,13 @@ CLAUDE_MAX_FILE_OPERATIONS = envint("CLAUDE_MAX_FILE_OPERATIONS", "10", minimum=
 # the CLI does not allow by itself (Allow / Deny / Always allow in this chat).
 CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "default")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
+# The models a member may pick per chat ("sonnet,opus,haiku" or full model names; the first is the
+# default of a new chat). Empty: no picker, the CLI's own default model.
+CLAUDE_MODELS = envlist("CLAUDE_MODELS", "")
+# Files attached to a message are saved in the chat's working directory (its "attachments" folder),
+# each at most this many MB; images among them (PNG, JPEG, GIF, WebP, at most 5 MB as the API takes)
+# also reach the model as images.
+CLAUDE_MAX_ATTACHMENT_MB = envfloat("CLAUDE_MAX_ATTACHMENT_MB", "10", minimum=0.001)
 # Fairness between members: at most this many of a member's messages wait to run at once (more are
 # refused with "too many waiting"), and at most this many websockets of a member are open at once.
 CLAUDE_MAX_QUEUED_PER_MEMBER = envint("CLAUDE_MAX_QUEUED_PER_MEMBER", "5", minimum=1)

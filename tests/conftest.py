@@ -237,6 +237,8 @@ def live_app(stub_api, tmp_path_factory):
         "CLAUDE_CLI": str(CLAUDE),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_DEBUG": "false",
+        # The stand-in answers "which model" with the model a request asked for.
+        "CLAUDE_MODELS": "claude-stand-in-small,claude-stand-in-large",
     }
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")

@@ -24,7 +24,7 @@ from drivers import claude
 from drivers.claude.live import LiveSession, LiveSpec, Permission, SessionFailed
 
 from ..models import Event, Session, Turn
-from . import agents, permissions
+from . import agents, attachments, permissions
 from .recording import Recorder, Usage
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,8 @@ def _spec(session: Session, options: TurnOptions) -> LiveSpec:
     return LiveSpec(cli=agents.cli_program(), cwd=session.workdir, session_id=str(session.id), resume=resume,
                     env=agents.environment(session=session, extra=options.env), sandbox=agents.sandbox(session=session),
                     permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
-                    skip_permissions=options.skip_permissions, allowed_tools=options.allowed_tools)
+                    skip_permissions=options.skip_permissions, allowed_tools=options.allowed_tools,
+                    model=session.model or None)
 
 
 async def _started(spec: LiveSpec) -> LiveSession:
@@ -193,7 +194,7 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
         live = await warm.take(key, fingerprint=spec.fingerprint(), start=lambda: _started(spec))
         await _remember_process(turn, live.pid)
         outcome = claude.Outcome()
-        pump = asyncio.create_task(_pump(live, turn.prompt, handler, recorder, outcome, options))
+        pump = asyncio.create_task(_pump(live, message_of(turn), handler, recorder, outcome, options))
         try:
             await asyncio.wait_for(asyncio.shield(pump), timeout)
         except TimeoutError:
@@ -243,10 +244,10 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
         await warm.give_back(key, keep=keep and options.keep_warm)
 
 
-async def _pump(live: LiveSession, prompt: str, handler: _Handler, recorder: Recorder, outcome: claude.Outcome,
+async def _pump(live: LiveSession, prompt: claude.Prompt, handler: _Handler, recorder: Recorder, outcome: claude.Outcome,
                 options: TurnOptions) -> None:
     """Record the turn's events as they come, to its result."""
-    async for event in live.turn(as_plain_text(prompt), handler):
+    async for event in live.turn(prompt, handler):
         await record(event, recorder)
         outcome.see(event)
         if options.on_event is not None:
@@ -263,6 +264,14 @@ async def _interrupt(live: LiveSession, pump: asyncio.Task[None]) -> bool:
     pump.cancel()
     await asyncio.gather(pump, return_exceptions=True)
     return False  # it did not stop: the warm pool ends the process and its tree
+
+
+def message_of(turn: Turn) -> claude.Prompt:
+    """What the CLI gets of a turn: its text (never a command), the attached files named after it, and
+    the attached images as image content."""
+    text = as_plain_text(turn.prompt) + attachments.note(turn.attachments)
+    images = attachments.image_blocks(session=turn.session, paths=turn.attachments) if turn.attachments else []
+    return [{"type": "text", "text": text}, *images] if images else text
 
 
 def as_plain_text(text: str) -> str:

@@ -64,7 +64,7 @@ class ChatConsumer(MemberSocket):
             case "permission":
                 await self.answer_prompt(data)
             case None:
-                await self.message(data.get("message"))
+                await self.message(data.get("message"), data.get("attachments"))
             case _:
                 await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
 
@@ -79,9 +79,10 @@ class ChatConsumer(MemberSocket):
         if not await turns.cancel_turn(session_id=self.session_id, turn_id=int(turn_id)):
             await self.send(text_data=fragments.flash("That message has started or ended already.", level="info"))
 
-    async def message(self, text: object) -> None:
+    async def message(self, text: object, files: object = None) -> None:
         try:
-            await turns.submit_message(session_id=self.session_id, user=self.scope["user"], text=turns.validate_message(text))
+            await turns.submit_message(session_id=self.session_id, user=self.scope["user"], text=turns.validate_message(text),
+                                       files=files)
         except turns.TurnRefused as exc:
             await self.send(text_data=fragments.flash(str(exc), refused=True))
         except Session.DoesNotExist:

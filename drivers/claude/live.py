@@ -247,8 +247,10 @@ class LiveSession:
         await asyncio.gather(self._owner, return_exceptions=True)
 
     # -- turns ---------------------------------------------------------------------------
-    async def turn(self, prompt: str, handler: TurnHandler) -> AsyncIterator[Event]:
-        """Run one turn; yields its events, the last a Result (or an Exit if the process ended)."""
+    async def turn(self, prompt: Prompt, handler: TurnHandler) -> AsyncIterator[Event]:
+        """Run one turn; yields its events, the last a Result (or an Exit if the process ended).
+
+        ``prompt`` is the message's text, or its content blocks (text and base64 images)."""
         if not self.alive:
             raise SessionFailed(Exit(returncode=1, stderr="the Claude Code process is not running"))
         request = _Turn(prompt)
@@ -342,15 +344,19 @@ class SessionFailed(Exception):
         self.exit = exit
 
 
+# A user message: its text, or Messages-API content blocks (``text``, ``image`` with a base64 source).
+Prompt = str | list[dict[str, Any]]
+
+
 @dataclass(eq=False)
 class _Turn:
-    prompt: str
+    prompt: Prompt
     events: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
 
     async def serve(self, client: ClaudeSDKClient) -> None:
         """In the owner task: send the prompt, pass on what comes back until the turn's result."""
         try:
-            await client.query(self.prompt)
+            await client.query(self.prompt if isinstance(self.prompt, str) else _one_message(self.prompt))
             async for message in client.receive_response():
                 for event in convert(message):
                     self.events.put_nowait(event)
@@ -384,6 +390,10 @@ def _as_dict(value: Any) -> dict[str, Any]:
         result = to_dict()
         return result if isinstance(result, dict) else {}
     return dict(value.__dict__) if hasattr(value, "__dict__") else {}
+
+
+async def _one_message(content: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    yield {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
 
 
 async def _no_prompt() -> AsyncIterator[dict[str, Any]]:
