@@ -65,7 +65,9 @@ class TurnPage:
 
 
 def _before(turn: Turn) -> Q:
-    return Q(created_at__lt=turn.created_at) | Q(created_at=turn.created_at, id__lt=turn.id)
+    # The bound on created_at alone lets the index seek straight to the anchor; the OR that
+    # breaks ties on id then only looks at turns of that same instant.
+    return Q(created_at__lte=turn.created_at) & (Q(created_at__lt=turn.created_at) | Q(id__lt=turn.id))
 
 
 def latest_turns(*, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS) -> TurnPage:
