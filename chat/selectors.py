@@ -1,4 +1,4 @@
-"""The read side of chats: a person's list and its search, and a chat's turns in pages.
+"""The read side of chats: a person's list, and a chat's turns in pages.
 
 Views, the websocket and fragments read through these; nothing here writes.
 """
@@ -22,8 +22,9 @@ PREVIEW_CHARS = 300
 # The list
 
 
-def chat_list(*, user: AbstractBaseUser | AnonymousUser, query: str = "") -> SessionQuerySet:
-    """The person's chats, newest activity first, with what a row of the list shows."""
+def chat_list(*, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
+    """The person's chats, newest activity first, with what a row of the list shows (searching
+    them is :mod:`chat.search`'s)."""
     latest_turn = Turn.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-id")
     latest_text = Event.objects.filter(turn=OuterRef("last_turn_id"), kind=Event.Kind.TEXT).order_by("-id")
     chats = (
@@ -36,15 +37,6 @@ def chat_list(*, user: AbstractBaseUser | AnonymousUser, query: str = "") -> Ses
         .annotate(last_text=Subquery(latest_text.annotate(cut=Substr("text", 1, PREVIEW_CHARS)).values("cut")[:1]))
         .order_by("-last_activity_at", "-created_at")
     )
-    return search(chats, query=query)
-
-
-def search(chats: SessionQuerySet, *, query: str) -> SessionQuerySet:
-    """Chats whose title, prompts or assistant text contain every word of the query."""
-    for word in query.split():
-        in_prompts = Turn.objects.filter(session=OuterRef("pk"), prompt__icontains=word)
-        in_answers = Event.objects.filter(turn__session=OuterRef("pk"), kind=Event.Kind.TEXT, text__icontains=word)
-        chats = chats.filter(Q(title__icontains=word) | Exists(in_prompts) | Exists(in_answers))
     return chats
 
 

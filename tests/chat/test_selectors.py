@@ -48,9 +48,10 @@ def long_chat(count: int = 200) -> tuple[Session, list[Turn]]:
 
 
 @pytest.fixture(autouse=True)
-def sqlite_only():
+def sqlite_only(settings, tmp_path):
     if connection.vendor != "sqlite":
         pytest.skip("reads SQLite's EXPLAIN QUERY PLAN")
+    settings.CLAUDE_WORKDIR = tmp_path / "work"
 
 
 def test_the_latest_turns_of_a_chat_come_from_the_index_without_sorting_the_chat():

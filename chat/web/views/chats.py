@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chat import selectors
+from chat import search, selectors
 from chat.live import notify
 from chat.models import Session
 from chat.services import chats, turns
@@ -29,7 +29,12 @@ PAGE = "chat/session.html"
 @login_required
 def index(request: AuthedRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    page = Paginator(selectors.chat_list(user=request.user, query=query), PER_PAGE).get_page(request.GET.get("page"))
+    chats = selectors.chat_list(user=request.user)
+    if query:
+        page = search.search_page(user=request.user, query=query, base=chats, number=request.GET.get("page"),
+                                  per_page=PER_PAGE)
+    else:
+        page = Paginator(chats, PER_PAGE).get_page(request.GET.get("page"))
     # The search box asks for the list alone, as the person types.
     template = "chat/index.html#chat-list" if request.htmx.target == "chat-list" else "chat/index.html"
     return render(request, template, {"page": page, "query": query})
