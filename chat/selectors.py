@@ -79,3 +79,27 @@ def turn_of(*, session: Session, turn_id: int) -> Turn | None:
 
 def has_pending_turn(*, session: Session) -> bool:
     return Turn.objects.filter(session=session).pending().exists()
+
+
+# ---------------------------------------------------------------------------------------
+# What a reconnecting page lacks (see chat.live.catchup)
+
+
+def latest_turn_ids(*, session: Session, limit: int) -> list[int]:
+    """Ids of the chat's latest ``limit`` turns, newest first (read from the index alone)."""
+    return list(Turn.objects.filter(session=session).order_by("-created_at", "-id").values_list("id", flat=True)[:limit])
+
+
+def turns_with_events(*, session: Session, ids: list[int]) -> list[Turn]:
+    """These turns of the chat, oldest first, with their events."""
+    if not ids:
+        return []
+    return list(Turn.objects.filter(session=session, pk__in=ids).select_related("author").prefetch_related("events")
+                .order_by("created_at", "id"))
+
+
+def events_after(*, turn_ids: list[int], after: int, limit: int) -> list[Event]:
+    """Events of these turns newer than event ``after``, oldest first, at most ``limit``."""
+    if not turn_ids:
+        return []
+    return list(Event.objects.filter(turn_id__in=turn_ids, id__gt=after).order_by("id")[:limit])

@@ -18,6 +18,11 @@ def turn_appended(turn: Turn) -> str:
     return f'<div hx-swap-oob="beforeend:#turns">{html}</div>'
 
 
+def turn_replaced(turn: Turn) -> str:
+    """The whole turn in place of the one on the page (its status and streamed text may have moved on)."""
+    return render_to_string(f"{PAGE}#turn", {"turn": turn, "replace": True})
+
+
 def event_appended(event: Event) -> str:
     html = render_to_string(f"{PAGE}#event", {"event": event})
     return f'<div hx-swap-oob="beforeend:#turn-{event.turn_id}-events">{html}</div>'

@@ -6,33 +6,32 @@ import json
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
-
-from chat import selectors
-from chat.live import fragments, notify
+from chat.live import catchup, fragments, notify
 from chat.models import Session
 from chat.services import turns
+
+from .sockets import LiveConsumer, in_pool
 
 # Close codes in the 4000 range are ours to define; the page shows why it disconnected.
 CLOSE_LOGIN_REQUIRED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-@database_sync_to_async
+@in_pool
 def _owned_session(user: Any, session_id: uuid.UUID) -> Session | None:
     return Session.objects.filter(pk=session_id, owner=user).first()
 
 
-@database_sync_to_async
-def _refresh(session_id: uuid.UUID) -> str:
-    session = Session.objects.get(pk=session_id)
-    return fragments.turns_refreshed(session, selectors.latest_turns(session=session)) + fragments.session_state(session)
+@in_pool
+def _catch_up(session_id: uuid.UUID, since: catchup.Since | None) -> catchup.CatchUp:
+    return catchup.catch_up(session=Session.objects.get(pk=session_id), since=since)
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(LiveConsumer):
     session_id: uuid.UUID
     group: str
+    # The last turn and event the page shows: a fragment appending one of these again is dropped.
+    shown_turn = shown_event = 0
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -46,8 +45,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.group = notify.chat_group(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        # A reconnect may have missed fragments: resend the recent turns whole.
-        await self.send(text_data=await _refresh(self.session_id))
+        # The page says what it shows; it gets what it missed, often nothing but the chat's state.
+        caught_up = await _catch_up(self.session_id, catchup.Since.parse(self.scope.get("query_string", b"")))
+        self.shown_turn, self.shown_event = caught_up.turn, caught_up.event
+        await self.send(text_data=caught_up.html)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -78,5 +79,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Session.DoesNotExist:
             await self.close(code=CLOSE_NOT_FOUND)
 
-    async def live_fragment(self, event: dict[str, str]) -> None:
-        await self.send(text_data=event["html"])
+    async def live_fragment(self, event: dict[str, Any]) -> None:
+        # Saved before it was sent, so the catch-up on connect may have shown it already.
+        if event.get("turn", self.shown_turn + 1) > self.shown_turn and event.get("event", self.shown_event + 1) > self.shown_event:
+            await self.send(text_data=event["html"])
