@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Substr
 
 from .models import Event, Session, SessionQuerySet, ShareLink, Turn
@@ -62,13 +62,19 @@ def _before(turn: Turn) -> Q:
     return Q(created_at__lte=turn.created_at) & (Q(created_at__lt=turn.created_at) | Q(id__lt=turn.id))
 
 
-def latest_turns(*, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS) -> TurnPage:
-    """Up to ``limit`` turns (before ``before`` if given), oldest first, with their events."""
+def latest_turns(*, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS,
+                 events: bool = True) -> TurnPage:
+    """Up to ``limit`` turns (before ``before`` if given), oldest first, with their authors and
+    events (unless ``events`` is false: :func:`chat.live.rendered.prerender` reads them only for
+    the turns it must render)."""
     turns: QuerySet[Turn] = Turn.objects.filter(session=session)
     if before is not None:
         turns = turns.filter(_before(before))
+    turns = turns.order_by("-created_at", "-id")
+    if events:
+        turns = turns.select_related("author").prefetch_related("events")
     # One more than shown tells whether older ones exist, without a second query.
-    recent = list(turns.order_by("-created_at", "-id").select_related("author").prefetch_related("events")[:limit + 1])
+    recent = list(turns[:limit + 1])
     shown = recent[:limit][::-1]
     return TurnPage(turns=shown, has_older=len(recent) > limit)
 
@@ -98,8 +104,7 @@ def turns_with_events(*, session: Session, ids: list[int]) -> list[Turn]:
                 .order_by("created_at", "id"))
 
 
-def events_after(*, turn_ids: list[int], after: int, limit: int) -> list[Event]:
-    """Events of these turns newer than event ``after``, oldest first, at most ``limit``."""
-    if not turn_ids:
-        return []
-    return list(Event.objects.filter(turn_id__in=turn_ids, id__gt=after).order_by("id")[:limit])
+def last_event_id(*, turn_ids: list[int]) -> int:
+    """The newest event of these turns (0: none)."""
+    last = Event.objects.filter(turn_id__in=turn_ids).aggregate(last=Max("id"))["last"] if turn_ids else None
+    return last or 0

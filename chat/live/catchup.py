@@ -2,9 +2,10 @@
 
 The page names, in the socket's URL, the last turn and the last event it shows and the turns it
 shows unfinished (``?turn=12&event=345&unfinished=12``). The server then sends only the turns
-and events added since, and the unfinished turns whole (their status and streamed text may have
-moved on; a finished turn never changes again). A page that says nothing usable, or lacks more
-than a page's worth, gets the latest turns whole instead.
+added since, and the unfinished turns whole (their status and streamed text may have moved on).
+A turn the page shows finished never changes again: its events are all saved before its status
+is, and sent in that order. A page that says nothing usable, or lacks more than a page's worth
+(or events beyond ``MAX_EVENTS``), gets the latest turns whole instead.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from urllib.parse import parse_qs
 
 from .. import selectors
 from ..models import Session, Turn
-from . import fragments
+from . import fragments, rendered
 
-# Beyond this many events to append, one whole refresh is cheaper for both sides.
+# Beyond this many events to send, one whole refresh is cheaper for both sides.
 MAX_EVENTS = 200
 MAX_UNFINISHED = 20
 _IDS = re.compile(r"\d{1,18}(?:,\d{1,18})*")
@@ -64,9 +65,11 @@ def _last_event(turns: list[Turn]) -> int:
 
 def refresh(session: Session) -> CatchUp:
     """The latest turns whole, as the page shows them when it loads."""
-    page = selectors.latest_turns(session=session)
+    page = selectors.latest_turns(session=session, events=False)
+    rendered.prerender(page.turns)
     html = fragments.turns_refreshed(session, page) + fragments.session_state(session)
-    return CatchUp(html=html, turn=max((t.pk for t in page.turns), default=0), event=_last_event(page.turns), whole=True)
+    return CatchUp(html=html, turn=max((t.pk for t in page.turns), default=0),
+                   event=selectors.last_event_id(turn_ids=[t.pk for t in page.turns]), whole=True)
 
 
 def catch_up(*, session: Session, since: Since | None) -> CatchUp:
@@ -78,16 +81,11 @@ def catch_up(*, session: Session, since: Since | None) -> CatchUp:
     unfinished = [pk for pk in since.unfinished if pk <= since.turn]
     if len(new) > selectors.RECENT_TURNS or any(pk not in recent for pk in unfinished):
         return refresh(session)
-    # Newer turns and the unfinished ones come whole; the finished ones on the page only get
-    # the events added to them since (a turn's last events can land after it is shown).
     whole = selectors.turns_with_events(session=session, ids=new + unfinished)
-    others = [pk for pk in recent if pk <= since.turn and pk not in unfinished]
-    added = selectors.events_after(turn_ids=others, after=since.event, limit=MAX_EVENTS + 1)
-    if len(added) > MAX_EVENTS:
+    if sum(len(turn.events.all()) for turn in whole) > MAX_EVENTS:
         return refresh(session)
     parts = [fragments.turn_replaced(turn) for turn in whole if turn.pk in unfinished]
-    parts += [fragments.event_appended(event) for event in added]
     parts += [fragments.turn_appended(turn) for turn in whole if turn.pk not in unfinished]
     parts.append(fragments.session_state(session))
-    return CatchUp(html="".join(parts), turn=max([since.turn, *new]),
-                   event=max([since.event, _last_event(whole), *(e.pk for e in added)]), whole=False)
+    return CatchUp(html="".join(parts), turn=max([since.turn, *new]), event=max(since.event, _last_event(whole)),
+                   whole=False)

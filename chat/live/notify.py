@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from ..models import Event, Session, Turn
-from . import fragments
+from . import fragments, rendered
 
 MESSAGE_TYPE = "live.fragment"
 
@@ -49,6 +49,9 @@ async def turn_added(turn: Turn, session: Session) -> None:
 async def turn_changed(turn: Turn, session: Session) -> None:
     html = await sync_to_async(lambda: fragments.turn_status(turn) + fragments.session_state(session))()
     await to_chat(session.pk, html)
+    if not turn.is_pending:
+        # Rendered now, off any request: the next page that shows the finished turn reuses it.
+        await sync_to_async(rendered.remember)(turn)
 
 
 async def event_added(event: Event, session_id: uuid.UUID | str) -> None:

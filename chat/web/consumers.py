@@ -22,9 +22,7 @@ def _owned_session(user: Any, session_id: uuid.UUID) -> Session | None:
     return Session.objects.filter(pk=session_id, owner=user).first()
 
 
-@in_pool
-def _catch_up(session_id: uuid.UUID, since: catchup.Since | None) -> catchup.CatchUp:
-    return catchup.catch_up(session=Session.objects.get(pk=session_id), since=since)
+_catch_up = in_pool(catchup.catch_up)
 
 
 class ChatConsumer(LiveConsumer):
@@ -39,14 +37,15 @@ class ChatConsumer(LiveConsumer):
             await self.close(code=CLOSE_LOGIN_REQUIRED)
             return
         self.session_id = uuid.UUID(self.scope["url_route"]["kwargs"]["session_id"])
-        if await _owned_session(user, self.session_id) is None:
+        session = await _owned_session(user, self.session_id)
+        if session is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = notify.chat_group(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         # The page says what it shows; it gets what it missed, often nothing but the chat's state.
-        caught_up = await _catch_up(self.session_id, catchup.Since.parse(self.scope.get("query_string", b"")))
+        caught_up = await _catch_up(session=session, since=catchup.Since.parse(self.scope.get("query_string", b"")))
         self.shown_turn, self.shown_event = caught_up.turn, caught_up.event
         await self.send(text_data=caught_up.html)
 

@@ -5,29 +5,49 @@ Channels runs ``database_sync_to_async`` and its auth middleware on asgiref's si
 thread-sensitive thread, which every socket of the process shares (pages do not: Django gives
 each request a thread of its own). A reconnect storm of a thousand sockets then queued there one
 by one, and so did every turn's writes. Here socket work runs in a small pool of its own threads
-instead; each call closes what Django would close at the end of a request.
+instead, each keeping its database connection for a while: opening one (SQLite registers
+Django's functions on it, PostgreSQL logs in) costs more than most of what a socket asks.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import SyncToAsync
 from channels.auth import AuthMiddleware, get_user
-from channels.db import DatabaseSyncToAsync
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.db import close_old_connections, connections
 
 # SQLite serves readers side by side (WAL); a few threads are enough to keep connects flowing.
 SOCKET_DB_THREADS = 4
+# However short CONN_MAX_AGE makes a request's connection, a socket thread keeps its own this long.
+KEEP_CONNECTION_SECONDS = 300.0
 _pool = ThreadPoolExecutor(max_workers=SOCKET_DB_THREADS, thread_name_prefix="socket-db")
 
 
+class _InPool(SyncToAsync):  # type: ignore[type-arg]
+    def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        # As around a request: a connection that failed, was left in a transaction or is too old goes.
+        close_old_connections()
+        try:
+            return super().thread_handler(loop, *args, **kwargs)  # type: ignore[no-untyped-call]
+        finally:
+            for conn in connections.all(initialized_only=True):
+                if conn.connection is not None and conn.close_at is not None and \
+                        getattr(conn, "kept_for_sockets", None) is not conn.connection:
+                    conn.close_at = max(conn.close_at, time.monotonic() + KEEP_CONNECTION_SECONDS)
+                    conn.kept_for_sockets = conn.connection  # type: ignore[attr-defined]
+            close_old_connections()
+
+
 def in_pool[**P, R](func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """``func`` as a coroutine run in the sockets' own threads, its database connections tidied like a request's."""
-    wrapped: Callable[P, Coroutine[Any, Any, R]] = DatabaseSyncToAsync(func, thread_sensitive=False, executor=_pool)
-    return wrapped
+    """``func`` as a coroutine run in the sockets' own threads."""
+    return _InPool(func, thread_sensitive=False, executor=_pool)
 
 
 class PooledAuthMiddleware(AuthMiddleware):
@@ -43,15 +63,16 @@ def auth_stack(inner: Any) -> Any:
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
-    """A consumer whose forwarded fragments skip Channels' per-message database clean-up: they
-    touch no database, and with a thousand sockets each fragment would otherwise cost a thousand
-    trips to the shared sync thread."""
+    """A consumer without Channels' database clean-up before every message: its own database work
+    goes through :func:`in_pool`, which tidies its connections itself, and the fragments it
+    forwards touch no database (with a thousand sockets, each fragment would otherwise cost a
+    thousand trips to the shared sync thread)."""
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] == "live.fragment":
-            await self.live_fragment(message)
-        else:
-            await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def live_fragment(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])

@@ -16,7 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chat import search, selectors
-from chat.live import notify
+from chat.live import notify, rendered
 from chat.models import Session
 from chat.services import chats, turns
 
@@ -54,7 +54,8 @@ def own_session(request: AuthedRequest, session_id: uuid.UUID) -> Session:
 @login_required
 def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = own_session(request, session_id)
-    page = selectors.latest_turns(session=session)
+    page = selectors.latest_turns(session=session, events=False)
+    rendered.prerender(page.turns)
     return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older})
 
 
@@ -64,7 +65,9 @@ def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str 
     anchor = selectors.turn_of(session=session, turn_id=int(before)) if before.isdigit() else None
     if anchor is None:
         raise Http404("no such turn")
-    page = selectors.latest_turns(session=session, before=anchor)
+    page = selectors.latest_turns(session=session, before=anchor, events=bool(redact))
+    if not redact:  # a shared page hides paths: its turns render differently
+        rendered.prerender(page.turns)
     return render(request, f"{PAGE}#older-turns", {
         "session": session, "turns": page.turns, "before": page.first, "has_older": page.has_older,
         "share_token": share_token, "redact": redact,

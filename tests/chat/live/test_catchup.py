@@ -58,19 +58,18 @@ async def test_an_up_to_date_page_gets_only_the_chat_state_on_connect(claude_env
     await communicator.disconnect()
 
 
-async def test_a_reconnecting_page_gets_the_turns_and_events_added_while_it_was_away(claude_env):
+async def test_a_reconnecting_page_gets_the_turns_added_while_it_was_away(claude_env):
     chat, client = await long_chat(60)
     since = await sync_to_async(shown)(chat)
-    last = await Turn.objects.filter(session=chat).alast()
-    late_event = await Event.objects.acreate(turn=last, kind=Event.Kind.NOTICE, text="a late notice")
-    new = await Turn.objects.acreate(session=chat, prompt="sent from another tab", status=Turn.Status.DONE)
-    await Event.objects.acreate(turn=new, kind=Event.Kind.TEXT, text="its answer")
+    for text in ("sent from another tab", "and another"):
+        new = await Turn.objects.acreate(session=chat, prompt=text, status=Turn.Status.DONE)
+        await Event.objects.acreate(turn=new, kind=Event.Kind.TEXT, text=f"answer to {text}")
 
     communicator, first = await connect(chat, client, since)
 
-    assert first.count("<article") == 1 and "sent from another tab" in first and "its answer" in first
-    assert f'hx-swap-oob="beforeend:#turn-{last.pk}-events"' in first and f'id="event-{late_event.pk}"' in first
-    assert "question 58" not in first and 'id="turns"' not in first
+    assert first.count('<div hx-swap-oob="beforeend:#turns">') == 2 and first.count("<article") == 2
+    assert first.index("answer to sent from another tab") < first.index("answer to and another")
+    assert "question 59" not in first and 'id="turns"' not in first
     await communicator.disconnect()
 
 
@@ -103,15 +102,17 @@ async def test_a_page_that_lacks_too_much_or_says_nothing_usable_gets_the_latest
 async def test_what_the_connect_already_sent_is_not_appended_twice(claude_env):
     chat, client = await long_chat(2)
     since = await sync_to_async(shown)(chat)
-    missed = await Event.objects.acreate(turn=await Turn.objects.filter(session=chat).alast(), kind=Event.Kind.NOTICE,
-                                         text="missed while away")
+    session = await Session.objects.aget(pk=chat.pk)
+    turn = await Turn.objects.acreate(session=chat, prompt="missed while away", status=Turn.Status.RUNNING)
+    missed = await Event.objects.acreate(turn=turn, kind=Event.Kind.TEXT, text="its first words")
     communicator, first = await connect(chat, client, since)
-    assert "missed while away" in first
+    assert "missed while away" in first and "its first words" in first
 
-    # Its notification, still in flight when the socket joined, arrives after the catch-up.
+    # Their notifications, still in flight when the socket joined, arrive after the catch-up.
+    await notify.turn_added(turn, session)
     await notify.event_added(missed, chat.id)
     assert await communicator.receive_nothing(timeout=0.3)
-    later = await Event.objects.acreate(turn=missed.turn, kind=Event.Kind.NOTICE, text="said later")
+    later = await Event.objects.acreate(turn=turn, kind=Event.Kind.TEXT, text="said later")
     await notify.event_added(later, chat.id)
     assert "said later" in await communicator.receive_from(timeout=5)
     await communicator.disconnect()
