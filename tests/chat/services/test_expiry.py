@@ -86,3 +86,17 @@ def test_each_chat_is_reported_before_the_next_batch_is_read(folders):
     oldest_first = [what.session_id for kind, what in trail if kind == "report"]
     assert oldest_first == [c.id for c in reversed(chats)]  # the later the number, the longer idle
     assert all(what.outcome == Outcome.ARCHIVED for kind, what in trail if kind == "report")
+
+
+def test_large_and_small_transcripts_come_back_whole_from_their_archives(folders):
+    small, large = idle_chats(2, tmp_path=folders)
+    big = b"".join(b'{"type": "assistant", "n": %d, "text": "%s"}\n' % (n, b"words " * (n % 50)) for n in range(20_000))
+    Path(large.transcript_path).write_bytes(big)
+    before = {chat.pk: Path(chat.transcript_path).read_bytes() for chat in (small, large)}
+
+    totals, _trail = run()
+
+    assert totals.archived == 2 and len(before[large.pk]) > 1024 * 1024
+    for chat in (small, large):
+        chat.refresh_from_db()
+        assert gzip.decompress(Path(chat.archive_path).read_bytes()) == before[chat.pk]
