@@ -175,13 +175,13 @@ def pack(*, source: Path, target: Path, session_id: str, sync: bool = True) -> P
         raise
 
 
-def sync_folder(folder: Path) -> None:
-    """Make what was written and renamed into ``folder`` durable, before the originals it
-    replaces are deleted: on Linux the whole file system at once (syncfs), which costs one flush
-    for a batch of files where an fsync each cost more than packing them."""
+def sync_folder(folder: Path, *, files_too: bool = True) -> None:
+    """Make what was renamed into ``folder`` durable (and, with ``files_too``, what was written
+    into it), before the originals it replaces are deleted. Files too: on Linux the whole file
+    system at once (syncfs), one flush for a batch where an fsync each cost more than packing."""
     fd = os.open(folder, os.O_RDONLY)
     try:
-        if _syncfs is None or _syncfs(fd) != 0:
+        if files_too and (_syncfs is None or _syncfs(fd) != 0):
             os.sync()
         os.fsync(fd)
     finally:
@@ -257,7 +257,7 @@ def archive_session(*, session: Session) -> ArchiveResult:
     if moved:
         try:
             packed = pack(source=source, target=target, session_id=sid)
-            sync_folder(target.parent)
+            sync_folder(target.parent, files_too=False)  # the copy itself was fsync'd
         except PACK_ERRORS as exc:
             raise ArchiveError(f"could not write the archive copy: {problem(exc)}") from exc
     removed = False
