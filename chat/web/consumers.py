@@ -42,7 +42,7 @@ class ChatConsumer(LiveConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = notify.chat_group(self.session_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join(self.group)
         await self.accept()
         # The page says what it shows; it gets what it missed, often nothing but the chat's state.
         caught_up = await _catch_up(session=session, since=catchup.Since.parse(self.scope.get("query_string", b"")))
@@ -51,7 +51,7 @@ class ChatConsumer(LiveConsumer):
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.leave(self.group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

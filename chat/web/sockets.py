@@ -11,7 +11,9 @@ Django's functions on it, PostgreSQL logs in) costs more than most of what a soc
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +26,7 @@ from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.db import close_old_connections, connections
 
 # SQLite serves readers side by side (WAL); a few threads are enough to keep connects flowing.
-SOCKET_DB_THREADS = 4
+SOCKET_DB_THREADS = 2
 # However short CONN_MAX_AGE makes a request's connection, a socket thread keeps its own this long.
 KEEP_CONNECTION_SECONDS = 300.0
 _pool = ThreadPoolExecutor(max_workers=SOCKET_DB_THREADS, thread_name_prefix="socket-db")
@@ -62,6 +64,19 @@ def auth_stack(inner: Any) -> Any:
     return CookieMiddleware(SessionMiddleware(PooledAuthMiddleware(inner)))
 
 
+# Group joins and leaves in flight at once: a reconnect storm otherwise opens a connection to
+# Redis for each socket at the same moment (and redis-py refuses past its pool's size).
+LAYER_CALLS = 32
+_layer_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _layer_slots:
+        _layer_slots[loop] = asyncio.Semaphore(LAYER_CALLS)
+    return _layer_slots[loop]
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     """A consumer without Channels' database clean-up before every message: its own database work
     goes through :func:`in_pool`, which tidies its connections itself, and the fragments it
@@ -73,6 +88,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def join(self, group: str) -> None:
+        async with _slots():
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def leave(self, group: str) -> None:
+        async with _slots():
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def live_fragment(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])

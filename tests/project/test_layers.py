@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 
 from project.layers import CLEAN_EVERY, InMemoryChannelLayer
+from project.settings import redis_channel_layer
 
 
 def test_it_is_the_layer_the_settings_choose_without_redis():
@@ -41,3 +43,20 @@ async def test_a_socket_that_stopped_reading_is_dropped_from_its_groups_once_its
 
     assert gone not in layer.groups["chat-1"] and alive in layer.groups["chat-1"]
     assert (await layer.receive(alive))["html"] == "two"
+
+
+async def test_the_redis_layer_as_configured_keeps_a_socket_waiting_through_a_quiet_spell(redis_url):
+    # channels-redis waits with blocking pops of 5 s; redis-py's default read timeout is 5 s too.
+    layer = RedisChannelLayer(**redis_channel_layer(redis_url)["CONFIG"])
+    channel = await layer.new_channel()
+
+    async def after_a_while() -> None:
+        await asyncio.sleep(6.5)
+        await layer.send(channel, {"type": "live.fragment", "html": "still there"})
+
+    sender = asyncio.ensure_future(after_a_while())
+    try:
+        assert (await asyncio.wait_for(layer.receive(channel), 15))["html"] == "still there"
+    finally:
+        sender.cancel()
+        await layer.flush()
