@@ -47,7 +47,7 @@ class JsonBody(Parser):
     def parse_body(self, request: HttpRequest) -> object:  # type: ignore[override]
         try:
             return super().parse_body(request)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return request.body.decode(errors="replace")
 
 

@@ -27,6 +27,7 @@ import runtime
 from chat import projects
 from chat.models import Event, Session, Turn
 from chat.services import chats, turns
+from chat.services.execution import TurnOptions
 
 from .errors import ApiError, ApiRequest
 from .schemas import Error, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
@@ -139,6 +140,16 @@ def _busy_reason(turn: Turn, wait: float) -> tuple[int, str, str]:
             f"Not run: earlier messages of this chat were still running after {wait:g} s and the API caller gave up.")
 
 
+async def _take_back(submitting: asyncio.Future[turns.Submitted]) -> None:
+    """Once the message is saved and queued (that finishes even if the caller left), withdraw it
+    unless it has started."""
+    try:
+        submitted = await submitting
+    except turns.TurnRefused:
+        return
+    await turns.withdraw_turn(submitted=submitted, reason="Not run: the API caller hung up before it started.")
+
+
 async def _wait_until_finished(submitted: turns.Submitted) -> Turn:
     """Wait for the turn's end; one that has not started within the busy wait is withdrawn."""
     wait = settings.CLAUDE_API_BUSY_WAIT
@@ -172,13 +183,15 @@ async def ask(*, user: User, session_id: uuid.UUID, message: str, project_key: s
     The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
     message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
     session = await open_session(user=user, session_id=session_id, project_key=project_key)
-    submitted = await turns.submit_message(session_id=session.id, user=user, text=message)
+    # Nobody is there to answer a permission prompt: the project's permission mode decides alone.
+    submitting = asyncio.ensure_future(turns.submit_message(session_id=session.id, user=user, text=message,
+                                                            options=TurnOptions(interactive=False)))
     try:
-        turn = await _wait_until_finished(submitted)
+        turn = await _wait_until_finished(await asyncio.shield(submitting))
     except asyncio.CancelledError:
         # The caller hung up: a turn that has not started is taken back, a running one goes on
         # (its answer stays in the chat).
-        await asyncio.shield(turns.withdraw_turn(submitted=submitted, reason="Not run: the API caller hung up before it started."))
+        await asyncio.shield(_take_back(submitting))
         raise
     if turn.status != Turn.Status.DONE:
         raise _failure(turn)

@@ -101,6 +101,13 @@ def _within_limit(text: str, info: pydantic.ValidationInfo) -> str:
         raise refused(f"{info.field_name} is {len(text):,} characters long; the limit is {limit:,}. Send less text.", 413)
     if not text.strip():
         raise ValueError("blank")  # answered with the field's Refusal
+    if "\x00" in text:
+        raise refused(f"{info.field_name} holds a NUL character, which cannot be stored. Remove it and send again.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise refused(f"{info.field_name} holds a lone surrogate (\\ud800-\\udfff on its own), which is not text. "
+                      "Send valid UTF-16 pairs or UTF-8.") from None
     return text
 
 

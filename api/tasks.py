@@ -2,15 +2,17 @@
 
 ``POST /api/tasks`` ``{"prompt", "title"?, "project"?, "priority"?, "yolo"?}`` → 201;
 ``GET /api/tasks`` (``?status=`` filters), ``GET /api/tasks/{task_id}``;
-``POST /api/tasks/{task_id}/pause|resume|terminate|merge|discard`` (resume takes ``{"message"?}``).
+``POST /api/tasks/{task_id}/pause|resume|terminate|merge|discard|pull-request`` (resume takes
+``{"message"?}``). Reading one task asks the forge for its pull request's state, as its page does.
 Bad input answers ``{"error": "...", "fields": {name: reason}}``; what the services refuse is
 mapped to a status by :mod:`api.errors`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from asgiref.sync import sync_to_async
 from ninja import Path, Query, Router, Schema, Status
@@ -25,6 +27,7 @@ from .errors import ApiRequest
 from .schemas import Error, FieldErrors, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
 
 router = Router(tags=["tasks"])
+log = logging.getLogger(__name__)
 
 LISTED = 500
 LOW, HIGH = services.PRIORITY_RANGE
@@ -104,6 +107,15 @@ class Tokens(TypedDict):
     total: int
 
 
+class PullRequest(Schema):
+    forge: Literal["github", "gitlab"]
+    repository: str = Field(description="owner/repo on GitHub, group/project on GitLab.")
+    number: int = Field(description="GitHub's pull request number, GitLab's merge request iid.")
+    url: str
+    state: Literal["open", "merged", "closed"] = Field(description="As the forge said when last asked (checked_at).")
+    checked_at: IsoTime | None
+
+
 class TaskResponse(Schema):
     id: int
     title: str
@@ -128,6 +140,9 @@ class TaskResponse(Schema):
     finished_at: IsoTime | None
     merged_at: IsoTime | None
     url: str = Field(description="The task's page.")
+    pull_request: PullRequest | None = Field(description="The task's pull request (GitLab: merge request), once opened.")
+    actions: list[Action] = Field(description="What the task's state allows now (its creator or an admin may do it); "
+                                              "'pull-request' only in a project with a remote and forge.")
 
 
 class TaskList(Schema):
@@ -146,7 +161,15 @@ def task_response(task: Task) -> TaskResponse:
         conflicts=conflicts, error=task.error,
         tokens={"input": task.input_tokens, "output": task.output_tokens, "total": task.tokens},
         cost_usd=task.cost_usd, created_at=task.created_at, started_at=task.started_at,
-        finished_at=task.finished_at, merged_at=task.merged_at, url=task.get_absolute_url())
+        finished_at=task.finished_at, merged_at=task.merged_at, url=task.get_absolute_url(),
+        pull_request=pull_request_of(task), actions=sorted(task.actions))
+
+
+def pull_request_of(task: Task) -> PullRequest | None:
+    if task.pr_number is None or task.pr_forge not in ("github", "gitlab") or not task.pr_state:
+        return None
+    return PullRequest.model_validate({"forge": task.pr_forge, "repository": task.pr_repository, "number": task.pr_number,
+                                       "url": task.pr_url, "state": task.pr_state, "checked_at": task.pr_checked_at})
 
 
 # ---------------------------------------------------------------------------------------
@@ -176,16 +199,28 @@ async def create_task(request: ApiRequest, body: TaskRequest) -> Status[TaskResp
 
 
 @router.get("/tasks/{int:task_id}", url_name="task", operation_id="getTask", summary="One task",
+            description="If the task has a pull request, its state is first asked of the forge (at most every few "
+                        "seconds), as opening the task's page does; if the forge cannot be asked, the last known state "
+                        "is answered (see pull_request.checked_at).",
             response={200: TaskResponse, 404: Error, **UNAUTHORIZED})
 async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
-    return task_response(await services.get_task(path.task_id, user=request.auth))
+    task = await services.get_task(path.task_id, user=request.auth)
+    if task.pr_number is not None:
+        try:
+            task = await services.refresh_pull_request(task_id=task.pk)
+        except services.TaskRefused as exc:
+            log.warning("task %s: %s", task.pk, exc)
+    return task_response(task)
 
 
 @router.post("/tasks/{int:task_id}/{action}", url_name="task-action", operation_id="actOnTask",
-             summary="Pause, resume, terminate, merge or discard a task",
+             summary="Pause, resume, terminate, merge or discard a task, or open its pull request",
              description="Only the task's creator (or an admin) may act on it. `resume` takes an optional "
                          '`{"message": "..."}`: a follow-up instruction, which a completed task needs. '
-                         "409: the task's state does not allow the action (the error says why).",
+                         "`pull-request` (a completed task of a project with a remote) pushes its branch and opens "
+                         "its pull request, or links the one already open. "
+                         "409: the task's state does not allow the action, or the push or the forge refused it "
+                         "(the error says why and what to do).",
              response={200: TaskResponse, 400: FieldErrors, 403: Error, 404: Error, 409: Error, 413: FieldErrors,
                        **UNAUTHORIZED})
 async def act_on_task(request: ApiRequest, path: Path[ActionPath], body: FollowUp | None = None) -> TaskResponse:

@@ -6,6 +6,8 @@ import uuid
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ModelAdmin
 from django.db.models import Exists, Model, OuterRef, QuerySet
@@ -14,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import ApiToken, Event, Session, SessionQuerySet, ShareLink, ShareLinkQuerySet, Turn
+from .models import ApiToken, Event, ProjectAccess, Session, SessionQuerySet, ShareLink, ShareLinkQuerySet, Turn
 from .services import chats, sharing, turns
 from .services.archive import ArchiveError, archive_session
 
@@ -278,3 +280,35 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are made by their owner on the Settings page or with api_token
+
+
+class ProjectAccessForm(forms.ModelForm[ProjectAccess]):
+    project = forms.ChoiceField(help_text="A shared project of CLAUDE_PROJECTS. Staff may always use every project.")
+
+    class Meta:
+        model = ProjectAccess
+        fields = ["project", "everyone", "users", "groups"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        keys = sorted(settings.CLAUDE_PROJECTS)
+        project = self.fields["project"]
+        assert isinstance(project, forms.ChoiceField)
+        project.choices = [(key, f"{key} ({settings.CLAUDE_PROJECTS[key]})") for key in keys]
+
+
+@admin.register(ProjectAccess)
+class ProjectAccessAdmin(admin.ModelAdmin[ProjectAccess]):
+    """Who besides staff may start chats and tasks in a shared project (and see its tasks)."""
+
+    form = ProjectAccessForm
+    list_display = ("project", "everyone", "people", "shown_groups")
+    filter_horizontal = ("users", "groups")
+
+    @admin.display(description="members")
+    def people(self, access: ProjectAccess) -> str:
+        return ", ".join(user.get_username() for user in access.users.all()) or "—"
+
+    @admin.display(description="groups")
+    def shown_groups(self, access: ProjectAccess) -> str:
+        return ", ".join(group.name for group in access.groups.all()) or "—"

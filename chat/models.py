@@ -19,6 +19,10 @@ class SessionQuerySet(models.QuerySet["Session"]):
     def owned_by(self, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
         return self.filter(owner_id=user.pk)
 
+    def chats(self) -> SessionQuerySet:
+        """Sessions people chat in (not the sessions of tasks, which live on their task's page)."""
+        return self.filter(kind=Session.Kind.CHAT)
+
     def active(self) -> SessionQuerySet:
         return self.filter(archived_at__isnull=True)
 
@@ -46,9 +50,15 @@ class Session(models.Model):
         RUNNING = "running", "Running"
         ARCHIVED = "archived", "Archived"
 
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat"
+        # The session of an autonomous task: it takes messages only as the task's follow-ups.
+        TASK = "task", "Task"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name="session UUID")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
     title = models.CharField(max_length=TITLE_LENGTH, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CHAT)
     # The shared project the chat works in (a key of CLAUDE_PROJECTS); blank: the owner's own folder.
     project = models.CharField(max_length=64, blank=True)
     workdir = models.CharField("working directory", max_length=1024)
@@ -59,6 +69,8 @@ class Session(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IDLE, db_index=True)
     # True once the CLI has a transcript for this id: later turns use --resume.
     cli_created = models.BooleanField(default=False)
+    # Tools a person chose "Always allow" for in this chat: not asked about again.
+    always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now, db_index=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -84,6 +96,10 @@ class Session(models.Model):
     def display_title(self) -> str:
         return self.title or "New chat"
 
+    def answerable_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+        """Who answers this session's permission prompts: its owner; a task's also staff."""
+        return self.owner_id == user.pk or (self.kind == self.Kind.TASK and bool(getattr(user, "is_staff", False)))
+
 
 class TurnQuerySet(models.QuerySet["Turn"]):
     def pending(self) -> TurnQuerySet:
@@ -97,13 +113,14 @@ class Turn(models.Model):
         QUEUED = "queued", "Queued"
         WAITING = "waiting", "Waiting for a free slot"
         RUNNING = "running", "Running"
+        ASKING = "asking", "Waiting for your answer"
         DONE = "done", "Done"
         ERROR = "error", "Error"
         STOPPED = "stopped", "Stopped"
         TIMEOUT = "timeout", "Timed out"
         INTERRUPTED = "interrupted", "Interrupted"
 
-    PENDING = (Status.QUEUED, Status.WAITING, Status.RUNNING)
+    PENDING = (Status.QUEUED, Status.WAITING, Status.RUNNING, Status.ASKING)
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -117,10 +134,16 @@ class Turn(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
+    # This turn's own cost: the CLI reports the session's running total, this is the difference.
     cost_usd = models.FloatField(default=0.0)
+    # The session's running total the CLI reported at the end of this turn.
+    cli_total_cost_usd = models.FloatField(null=True, blank=True)
     # The CLI process that ran the turn (also its process group): a restart ends it if the
     # turn was still pending, and the API reports it as the worker.
     pid = models.IntegerField("CLI process id", null=True, blank=True)
+    # When that process started (clock ticks after boot): a restart ends the process only if it is
+    # still that one, not a later process that was given the same id.
+    pid_started = models.BigIntegerField(null=True, blank=True)
 
     objects = TurnQuerySet.as_manager()
 
@@ -153,6 +176,8 @@ class Event(models.Model):
         TOOL_USE = "tool_use", "Tool call"
         TOOL_RESULT = "tool_result", "Tool result"
         NOTICE = "notice", "Notice"
+        # A tool call that waits for a person's Allow or Deny (data: tool, input, status, ...).
+        PERMISSION = "permission", "Permission request"
 
     turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -198,10 +223,13 @@ class ShareLink(models.Model):
 
 
 class ApiToken(models.Model):
-    """The bearer token an IDE plugin or script uses for the HTTP API."""
+    """The bearer token an IDE plugin or script uses for the HTTP API; only a hash of it is stored,
+    so it is shown once, when it is made (as share links)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
-    key = models.CharField(max_length=64, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    # The token's last characters, so its owner can tell which one a plugin holds.
+    hint = models.CharField(max_length=8, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

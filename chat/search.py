@@ -7,7 +7,7 @@ message matches, then the newest) with that message's matching passage, and a pa
 costs one query: the total comes along as a window count.
 
 The documents live in the database's own full-text index, kept in step by the database itself
-(migration ``0005_search_index``): on SQLite an FTS5 table filled by triggers; on PostgreSQL GIN
+(migration ``0009_search_index``): on SQLite an FTS5 table filled by triggers; on PostgreSQL GIN
 indexes on ``to_tsvector`` of prompts and assistant texts, read with ``django.contrib.postgres``'s
 search expressions.
 """

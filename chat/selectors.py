@@ -28,7 +28,7 @@ def chat_list(*, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
     latest_turn = Turn.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-id")
     latest_text = Event.objects.filter(turn=OuterRef("last_turn_id"), kind=Event.Kind.TEXT).order_by("-id")
     chats = (
-        Session.objects.owned_by(user)
+        Session.objects.owned_by(user).chats()
         .annotate(
             last_turn_id=Subquery(latest_turn.values("id")[:1]),
             last_prompt=Subquery(latest_turn.annotate(cut=Substr("prompt", 1, PREVIEW_CHARS)).values("cut")[:1]),

@@ -58,9 +58,14 @@ def _texts(content: Any) -> list[str]:
     return out
 
 
+# What the CLI puts before the next message after an interrupted turn: not the person's words.
+_INTERRUPT_MARKERS = ("[Request interrupted by user",)
+
+
 def _user_text(message: dict[str, Any]) -> str:
-    """The person's own words in a user message, without the CLI's system reminders."""
-    parts = [t for t in _texts(message.get("content")) if not t.lstrip().startswith("<system-reminder>")]
+    """The person's own words in a user message, without the CLI's system reminders and markers."""
+    parts = [t for t in _texts(message.get("content"))
+             if not t.lstrip().startswith("<system-reminder>") and not t.lstrip().startswith(_INTERRUPT_MARKERS)]
     return "\n".join(parts).strip()
 
 

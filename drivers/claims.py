@@ -1,8 +1,6 @@
 """Which task holds which file of a repository: a small JSON store shared with the hook.
 
-No Django here: the PreToolUse hook (a separate, short-lived process the CLI starts before
-each file edit) reads and writes this store directly, which takes milliseconds, needs no
-database connection or secret, and works whatever database the app uses. The app writes the
+No Django here. The app writes the
 same store (after each run, from ``git``), always under an exclusive ``flock``, so a hook and
 the app never lose each other's updates. The first task to touch a file holds it until that
 task is merged or discarded.
@@ -118,3 +116,43 @@ def take_blocked(store: Path, *, task: int) -> list[Holder]:
 def held_by(store: Path, *, task: int) -> list[str]:
     with _locked(store) as data:
         return sorted(p for p, h in data["claims"].items() if h["task"] == task)
+
+
+# ---------------------------------------------------------------------------------------
+# A task's file edit, checked before it runs (the task's PreToolUse hook)
+
+PATH_KEYS = ("file_path", "notebook_path", "path")
+
+
+def check_edit(tool_input: object, *, cwd: object, store: Path, task: int, root: Path) -> str | None:
+    """Whether ``task`` may make this edit: None lets it run (and the task now holds the file);
+    else the reason it is refused, which the agent reads. An edit outside the task's worktree,
+    inside ``.git`` or of a file another unmerged task holds is refused."""
+    if not isinstance(tool_input, dict):
+        tool_input = {}
+    raw = next((tool_input.get(k) for k in PATH_KEYS if isinstance(tool_input.get(k), str)), None)
+    if not raw:
+        return None
+    if not isinstance(cwd, str) or not cwd:
+        cwd = str(root)
+    # Real paths on both sides: the CLI reports resolved paths while the root may be configured
+    # through a symlink, and a symlink inside the worktree must not lead out of it.
+    try:
+        target = Path(os.path.realpath(os.path.join(cwd, raw)))
+    except ValueError:  # an embedded NUL byte
+        return f"{raw!r} is not a valid file path."
+    root = Path(os.path.realpath(root))
+    try:
+        rel = target.relative_to(root)
+    except ValueError:
+        return (f"{raw} is outside this task's worktree {root}. This task may only change files inside "
+                f"its worktree; write to the matching path under {root} instead.")
+    if rel.parts[:1] == (".git",):
+        return "Changing files inside .git is not allowed for a task."
+    conflicts = claim(store, task=task, paths=[rel.as_posix()], block=True)
+    if conflicts:
+        holder = conflicts[0]
+        return (f"{holder.path} is being changed by task #{holder.task} ({holder.title}), which is not merged yet. "
+                "Do not work around this (no copies, no shell redirection). Stop here and say which file you "
+                "need: this task is paused and will be resumed automatically once that task is merged.")
+    return None

@@ -3,6 +3,10 @@
 Every call is ``git -C <dir> ...`` through :func:`asyncio.create_subprocess_exec` with an argv
 list (never a shell). Names of worktrees and branches are built by the caller from a task id.
 
+Pushing a task's branch (:func:`push`) runs no hooks, has no terminal to prompt on, and takes
+credentials only from git's own configuration or from configuration passed in its environment
+(``GIT_CONFIG_COUNT``), never in its argv.
+
 Merging uses ``--no-ff``: the base branch gets one merge commit per task ("Merge task #N: title"),
 so a task's work can be found, reviewed and reverted as a unit. A merge is done where the base
 branch is checked out; if it is checked out nowhere, in a temporary detached worktree, then the
@@ -13,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,14 +43,28 @@ class Done:
     err: str
 
 
-async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, author: bool = False) -> Done:
+# A timeout here (not a caller's asyncio.timeout) ends git with what it started (ssh) and says so.
+async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, author: bool = False,
+              env: Mapping[str, str] | None = None, timeout: float | None = None,  # noqa: ASYNC109
+              detached: bool = False) -> Done:
+    """``git -C cwd args...``; ``env`` adds variables, ``timeout`` ends it (raising GitError),
+    ``detached`` runs it without a controlling terminal (ssh cannot ask for a password)."""
     argv = ["-C", str(cwd), *args]
-    env = {**os.environ, **_ENV}
+    full_env = {**os.environ, **_ENV, **(env or {})}
     if author:
-        env.update(await _fallback_identity(cwd, env))
+        full_env.update(await _fallback_identity(cwd, full_env))
     proc = await asyncio.create_subprocess_exec("git", *argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-    out, err = await proc.communicate()
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env=full_env, start_new_session=detached)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        if detached:
+            os.killpg(proc.pid, signal.SIGKILL)  # with what it started (ssh)
+        else:
+            proc.kill()
+        await proc.wait()
+        raise GitError(list(args), -1, "", f"no answer within {timeout:g} seconds") from None
     done = Done(proc.returncode or 0, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
     if check and done.code:
         raise GitError((args and list(args)) or [], done.code, done.out, done.err)
@@ -100,6 +120,48 @@ async def branch_exists(repo: str | os.PathLike[str], branch: str) -> bool:
 
 async def rev(repo: str | os.PathLike[str], ref: str) -> str:
     return (await run(repo, "rev-parse", "--verify", f"{ref}^{{commit}}")).out.strip()
+
+
+async def remote_url(repo: str | os.PathLike[str], remote: str, *, push: bool = False) -> str | None:
+    """The (fetch, or with ``push`` the push) URL of ``remote``; None if there is no such remote."""
+    done = await run(repo, "remote", "get-url", *(["--push"] if push else []), remote, check=False)
+    return done.out.strip() if done.code == 0 else None
+
+
+def remote_url_now(repo: str | os.PathLike[str], remote: str) -> str | None:
+    """:func:`remote_url` (the fetch URL) for synchronous callers."""
+    done = subprocess.run(["git", "-C", str(repo), "remote", "get-url", remote], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env={**os.environ, **_ENV}, check=False)
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def config_env(config: Mapping[str, str]) -> dict[str, str]:
+    """git configuration as environment variables (``GIT_CONFIG_COUNT``/``_KEY_n``/``_VALUE_n``),
+    after any the environment already holds: what ``-c`` does, without showing values in argv."""
+    try:
+        start = max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0")))
+    except ValueError:
+        start = 0
+    env = {"GIT_CONFIG_COUNT": str(start + len(config))}
+    for index, (key, value) in enumerate(config.items(), start):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+async def push(repo: str | os.PathLike[str], remote: str, branch: str, *, expect: str | None = None,
+               config: Mapping[str, str] | None = None, timeout: float = 300) -> None:  # noqa: ASYNC109
+    """Push ``branch`` to the branch of the same name on ``remote`` (no hooks run).
+
+    Without ``expect`` only a new branch or a fast-forward is pushed. With ``expect`` (the commit
+    pushed last time) the remote's branch is replaced, e.g. by a rebased one, only if it still is
+    at that commit (``--force-with-lease``): nobody else's commits are overwritten. ``config`` is
+    git configuration for this push only (see :func:`config_env`). A refusal raises GitError with
+    git's own words (``err``)."""
+    ref = f"refs/heads/{branch}"
+    lease = [f"--force-with-lease={ref}:{expect}"] if expect else []
+    await run(repo, "push", "--no-verify", *lease, "--", remote, f"{ref}:{ref}", env=config_env(config or {}),
+              timeout=timeout, detached=True)
 
 
 async def exclude(repo: str | os.PathLike[str], pattern: str) -> None:

@@ -9,8 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.web.origin import SameOriginValidator  # noqa: E402
 from chat.web.sockets import auth_stack  # noqa: E402
 from project.routing import websocket_urlpatterns  # noqa: E402
 from project.runtime import start_with_daphne  # noqa: E402
@@ -18,7 +18,7 @@ from project.runtime import start_with_daphne  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(auth_stack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
 start_with_daphne()

@@ -7,15 +7,21 @@ cannot read, so a typo in production stops the start instead of being silently i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from drivers import forge
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -126,12 +132,15 @@ INSTALLED_APPS = [
     "channels",
     # For its templates and static files: the API's docs page then needs no CDN.
     "ninja",
+    # Login attempts throttled per account and per address.
+    "axes",
     "chat",
     "tasks",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -140,7 +149,51 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as its documentation asks: it answers a locked-out login.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # First: it refuses a locked-out account or address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After AXES_FAILURE_LIMIT wrong passwords for one account, or from one address, logins are
+# refused for AXES_COOLOFF_TIME; a right password then resets the count.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5", minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", "15", minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
+# Behind a reverse proxy that sets X-Forwarded-For, the number of proxies in front of the app.
+AXES_IPWARE_PROXY_COUNT = envint("AXES_PROXY_COUNT", "0") or None
+AXES_VERBOSE = False
+
+# No inline scripts or styles anywhere: scripts and styles come from the app's own static files.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Behind HTTPS (DJANGO_HTTPS=true, usually a TLS-terminating proxy that sets X-Forwarded-Proto):
+# redirect plain HTTP, HSTS, cookies only over HTTPS.
+HTTPS = envbool("DJANGO_HTTPS", "false")
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", "31536000", minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "true")
+    SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD", "false")
 
 ROOT_URLCONF = "project.urls"
 ASGI_APPLICATION = "project.asgi.application"
@@ -220,7 +273,7 @@ LOGIN_REDIRECT_URL = "chat:index"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", "false")
+SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", "true" if HTTPS else "false")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 LOGGING = {
@@ -228,14 +281,18 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 
 def _default_cli() -> str:
-    installed = BASE_DIR / "node_modules" / ".bin" / "claude"
-    if installed.exists():
-        return str(installed)
+    """The CLI bundled with the pinned Agent SDK (the version the app is tested with), found
+    without importing the SDK; else `claude` on PATH."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "_bundled" / "claude"
+        if bundled.exists():
+            return str(bundled)
     return shutil.which("claude") or "claude"
 
 
@@ -258,8 +315,23 @@ CLAUDE_ENV_PASSTHROUGH = envlist("CLAUDE_ENV_PASSTHROUGH", "ANTHROPIC_*,CLAUDE_C
 CLAUDE_ARCHIVE_DIR = envpath("CLAUDE_ARCHIVE_DIR", DATA_DIR / "archive")
 CLAUDE_MAX_CONCURRENT = envint("CLAUDE_MAX_CONCURRENT", "10", minimum=1)
 CLAUDE_TURN_TIMEOUT = envfloat("CLAUDE_TURN_TIMEOUT", "120", minimum=0.1)
-CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "acceptEdits")
+# A chat that has just run a turn keeps its CLI process this many seconds for the next turn; at
+# most CLAUDE_MAX_WARM processes stay warm (the least recently used is closed first).
+CLAUDE_WARM_IDLE = envfloat("CLAUDE_WARM_IDLE", "600", minimum=1)
+CLAUDE_MAX_WARM = envint("CLAUDE_MAX_WARM", "8", minimum=0)
+# A permission prompt nobody answers within this many seconds is denied (the agent is told so).
+CLAUDE_PERMISSION_TIMEOUT = envfloat("CLAUDE_PERMISSION_TIMEOUT", "300", minimum=1)
+# At most this many file edits (Write, Edit, MultiEdit, NotebookEdit) run at once across all chats
+# and tasks; the others wait for a slot ("waiting for a file slot").
+CLAUDE_MAX_FILE_OPERATIONS = envint("CLAUDE_MAX_FILE_OPERATIONS", "10", minimum=1)
+# The permission mode of chat turns: "default" asks the person in the browser for each tool call
+# the CLI does not allow by itself (Allow / Deny / Always allow in this chat).
+CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "default")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
+# Fairness between members: at most this many of a member's messages wait to run at once (more are
+# refused with "too many waiting"), and at most this many websockets of a member are open at once.
+CLAUDE_MAX_QUEUED_PER_MEMBER = envint("CLAUDE_MAX_QUEUED_PER_MEMBER", "5", minimum=1)
+CLAUDE_MAX_SOCKETS_PER_MEMBER = envint("CLAUDE_MAX_SOCKETS_PER_MEMBER", "20", minimum=1)
 # Shared projects ("key=/path,key2=/path"): chats (and the HTTP API's "projectKey") and tasks may work in
 # them, as the admin allows (Project access); "default" is each member's own folder.
 CLAUDE_PROJECTS = envprojects("CLAUDE_PROJECTS")
@@ -279,3 +351,30 @@ CLAUDE_TASK_ALLOWED_TOOLS = envlist("CLAUDE_TASK_ALLOWED_TOOLS", "Read,Edit,Writ
 CLAUDE_TASK_PERMISSION_MODE = envstr("CLAUDE_TASK_PERMISSION_MODE", "acceptEdits")
 CLAUDE_TASK_TIMEOUT = envfloat("CLAUDE_TASK_TIMEOUT", "3600", minimum=1)
 CLAUDE_TASK_STATE_DIR = envpath("CLAUDE_TASK_STATE_DIR", DATA_DIR / "tasks")
+
+
+def envparsed[T](name: str, default: str, parse: Callable[[str], T]) -> T:
+    """A value read by ``parse``, which raises ValueError saying what is wrong with it."""
+    try:
+        return parse(os.environ.get(name, default))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def envremotes(name: str, projects: dict[str, Path]) -> dict[str, forge.RemoteSpec]:
+    """Remotes of shared projects, ``key=REMOTE[:FORGE[:PATH]],...`` (:func:`drivers.forge.parse_remotes`)."""
+    remotes = envparsed(name, "", forge.parse_remotes)
+    if unknown := sorted(set(remotes) - set(projects)):
+        raise ImproperlyConfigured(f"{name}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among "
+                                   "CLAUDE_PROJECTS (only shared projects open pull requests)")
+    return remotes
+
+
+# Pull requests of tasks (README, "Pull requests"): per shared project "key=REMOTE[:FORGE[:PATH]]"
+# (e.g. "api=origin:github:acme/api,web=upstream:gitlab:acme/web"); a project left out uses its
+# repository's "origin" when that URL's host tells the forge. Tokens: CLAUDE_FORGE_TOKEN_<KEY>,
+# read from the environment when used.
+CLAUDE_PROJECT_REMOTES = envremotes("CLAUDE_PROJECT_REMOTES", CLAUDE_PROJECTS)
+CLAUDE_GITHUB_API_URL = envparsed("CLAUDE_GITHUB_API_URL", forge.GITHUB_API, forge.parse_api_url)
+CLAUDE_GITLAB_API_URL = envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
+CLAUDE_FORGE_TIMEOUT = envfloat("CLAUDE_FORGE_TIMEOUT", "20", minimum=1)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from .pool import Pool, PoolStatus
 from .scheduler import Hold, TaskHooks, TaskScheduler
 from .turns import StopReason, Ticket, TurnJob, TurnQueue
+from .warm import WarmPool
 
 __all__ = ["Hold", "Pool", "PoolStatus", "Runtime", "RuntimeNotRunning", "StopReason", "TaskHooks", "TaskScheduler",
-           "Ticket", "TurnJob", "TurnQueue", "current", "install", "uninstall"]
+           "Ticket", "TurnJob", "TurnQueue", "WarmPool", "current", "install", "uninstall"]
 
 
 class RuntimeNotRunning(RuntimeError):
@@ -20,10 +21,14 @@ class RuntimeNotRunning(RuntimeError):
 
 
 class Runtime:
-    def __init__(self, *, max_processes: int, max_tasks: int, task_hooks: TaskHooks) -> None:
+    def __init__(self, *, max_processes: int, max_tasks: int, task_hooks: TaskHooks, max_warm: int = 8,
+                 warm_idle: float = 600.0, max_file_operations: int = 10) -> None:
         self.pool = Pool(max_processes)
         self.turns = TurnQueue(self.pool)
         self.tasks = TaskScheduler(limit=max_tasks, hooks=task_hooks)
+        self.warm = WarmPool(max_warm=max_warm, idle_seconds=warm_idle)
+        # Write/Edit/MultiEdit/NotebookEdit calls running at once, across all chats and tasks.
+        self.file_ops = Pool(max_file_operations)
 
     async def idle(self) -> None:
         """Wait until no turn and no task is left to run (tests use this)."""
@@ -36,6 +41,7 @@ class Runtime:
     async def shutdown(self) -> None:
         await self.tasks.shutdown()
         await self.turns.shutdown()
+        await self.warm.shutdown()
 
 
 _current: Runtime | None = None

@@ -127,7 +127,7 @@ class TurnQueue:
         try:
             if ticket.stop_reason is not None:
                 return
-            async with self.pool.slot(on_wait=ticket.job.waiting):
+            async with self.pool.slot(owner=ticket.owner, on_wait=ticket.job.waiting):
                 ticket.started.set()
                 ran = True
                 await ticket.job.run(ticket)
@@ -190,6 +190,19 @@ class TurnQueue:
             ticket.task.cancel()
         await ticket.wait()
         return True
+
+    def find(self, session: str, key: int) -> Ticket | None:
+        """The session's ticket of turn ``key`` (queued, or the current one), if it is here."""
+        current = self._current.get(session)
+        if current is not None and current.key == key:
+            return current
+        return next((ticket for ticket in self._queues.get(session, ()) if ticket.key == key), None)
+
+    def waiting_for(self, owner: int) -> int:
+        """How many of the owner's turns wait (queued, or for a process slot), across their sessions."""
+        queued = sum(1 for queue in self._queues.values() for ticket in queue if ticket.owner == owner)
+        current = sum(1 for ticket in self._current.values() if ticket.owner == owner and not ticket.started.is_set())
+        return queued + current
 
     def current(self, session: str) -> Ticket | None:
         return self._current.get(session)

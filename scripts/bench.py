@@ -128,8 +128,8 @@ class Bench:
 
     # -- through Daphne ----------------------------------------------------------------------
     def server_env(self, **extra: str) -> dict[str, str]:
-        cli = ROOT / "node_modules" / ".bin" / "claude"
-        return {**ENV, "CLAUDE_CLI": str(cli), "DJANGO_DEBUG": "false", **extra}
+        # One member opens all the storm's sockets: the per-member cap (20 by default) is lifted.
+        return {**ENV, "DJANGO_DEBUG": "false", "CLAUDE_MAX_SOCKETS_PER_MEMBER": str(self.args.sockets + 10), **extra}
 
     def long_chat(self) -> Session:
         if 10_000 not in self.chats:

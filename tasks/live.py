@@ -25,7 +25,7 @@ def task_group(task_id: int) -> str:
 
 
 def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str) -> str:
-    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=note)
+    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=note, user=user)
     return render_to_string("tasks/board.html#board", {**context, "oob": True, "user": user})
 
 
@@ -33,11 +33,11 @@ def task_head_html(task_id: int) -> str:
     return render_to_string("tasks/detail.html#task-head", {"task": selectors.task_for_page(task_id), "oob": True})
 
 
-def task_page_html(task_id: int) -> str:
+def task_page_html(task_id: int, *, may_answer: bool) -> str:
     """The task's head and its whole log: what a page that (re)connects may have missed."""
     task = selectors.task_for_page(task_id)
     page = selectors.log_page(task)
-    context = {"task": task, "turns": page.turns, "oob": True}
+    context = {"task": task, "turns": page.turns, "oob": True, "may_answer": may_answer}
     return render_to_string("tasks/detail.html#task-head", context) + render_to_string("tasks/detail.html#log", context)
 
 

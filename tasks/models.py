@@ -5,7 +5,8 @@ is the worktree; each run (the first, a resume, a follow-up) is a :class:`~chat.
 so a task's log is made of the same Events and renders with the same partials as a chat.
 
 What a person may do to a task in each state is one table, :data:`ACTIONS`: the buttons on
-the pages and the guards of the services both read it.
+the pages and the guards of the services both read it. Opening a pull request also needs a
+project with a remote (:data:`NEEDS_REMOTE`, :mod:`tasks.remotes`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat.models import Session
+
+from . import remotes
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -37,9 +40,15 @@ class Action(enum.StrEnum):
     TERMINATE = "terminate"
     MERGE = "merge"
     DISCARD = "discard"
+    PULL_REQUEST = "pull-request"  # push the branch, open (or update) its pull request on the forge
 
 
 class Task(models.Model):
+    # Not columns: set by the selectors that read the board and a task's page. ``asking``: its run
+    # waits for an answer to a permission prompt; ``needs_you``: one the person looking may give.
+    asking: bool = False
+    needs_you: bool = False
+
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         QUEUED = "queued", "Queued"
@@ -58,6 +67,12 @@ class Task(models.Model):
         CONFLICT = "conflict", "Waits for another task to be merged"
         ATTENTION = "attention", "Needs attention: the rebase conflicts"
         INTERRUPTED = "interrupted", "Interrupted by a server restart"
+
+    class PullState(models.TextChoices):
+        NONE = "", "—"
+        OPEN = "open", "Open"
+        MERGED = "merged", "Merged"
+        CLOSED = "closed", "Closed"
 
     CLOSED = (Status.MERGED, Status.CANCELLED)
     ACTIVE = (Status.QUEUED, Status.RUNNING)
@@ -91,6 +106,16 @@ class Task(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     merged_at = models.DateTimeField(null=True, blank=True)
+    # The task's pull request (GitLab: merge request), once one was opened: where it lives, its
+    # number there (GitLab's iid), the commit last pushed, and its state when last asked.
+    pr_forge = models.CharField("forge", max_length=16, blank=True)
+    pr_repository = models.CharField("forge repository", max_length=255, blank=True)
+    pr_number = models.PositiveIntegerField("pull request", null=True, blank=True)
+    pr_url = models.URLField("pull request URL", max_length=1024, blank=True)
+    pr_state = models.CharField("pull request state", max_length=8, choices=PullState.choices, default=PullState.NONE,
+                                blank=True)
+    pr_head = models.CharField("commit pushed", max_length=64, blank=True)
+    pr_checked_at = models.DateTimeField("pull request checked", null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 
@@ -125,7 +150,14 @@ class Task(models.Model):
         if self.status == Task.Status.CANCELLED and not self.worktree_exists:
             # Terminating keeps the worktree and branch; once they are gone there is nothing to discard.
             allowed -= {Action.DISCARD}
+        if allowed & NEEDS_REMOTE and not self.has_remote:
+            allowed -= NEEDS_REMOTE
         return allowed
+
+    @property
+    def has_remote(self) -> bool:
+        """The task's project has a remote and forge to open pull requests on."""
+        return remotes.has_remote(self.project, self.repo_path)
 
     # The templates read these names.
     @property
@@ -149,6 +181,21 @@ class Task(models.Model):
         return Action.DISCARD in self.actions
 
     @property
+    def can_open_pull_request(self) -> bool:
+        return Action.PULL_REQUEST in self.actions
+
+    @property
+    def pr_forge_name(self) -> str:
+        return {"github": "GitHub", "gitlab": "GitLab"}.get(self.pr_forge, self.pr_forge)
+
+    @property
+    def pr_label(self) -> str:
+        """How the forge names the pull request: GitHub's #12, GitLab's !12."""
+        if self.pr_number is None:
+            return ""
+        return f"{'!' if self.pr_forge == 'gitlab' else '#'}{self.pr_number}"
+
+    @property
     def status_text(self) -> str:
         if self.status == self.Status.PAUSED and self.reason:
             return self.get_reason_display()
@@ -163,9 +210,11 @@ ACTIONS: dict[Task.Status, frozenset[Action]] = {
     _S.RUNNING: frozenset({Action.PAUSE, Action.TERMINATE}),
     _S.PAUSED: frozenset({Action.RESUME, Action.TERMINATE, Action.DISCARD}),
     _S.FAILED: frozenset({Action.RESUME, Action.DISCARD}),
-    _S.COMPLETED: frozenset({Action.RESUME, Action.MERGE, Action.DISCARD}),
+    _S.COMPLETED: frozenset({Action.RESUME, Action.MERGE, Action.DISCARD, Action.PULL_REQUEST}),
     _S.MERGED: frozenset(),
     _S.CANCELLED: frozenset({Action.DISCARD}),
 }
 # A task that waits for another one's files resumes by itself once those are merged.
 BLOCKED_BY_REASON: dict[Task.Reason, frozenset[Action]] = {Task.Reason.CONFLICT: frozenset({Action.RESUME})}
+# Only offered where the task's project has a remote and forge (tasks.remotes).
+NEEDS_REMOTE: frozenset[Action] = frozenset({Action.PULL_REQUEST})

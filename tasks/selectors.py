@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q
 
 from chat import projects
+from chat.models import Turn
 from chat.selectors import TurnPage, latest_turns
 
 from .models import Task, TaskQuerySet
@@ -24,9 +26,20 @@ def log_page(task: Task) -> TurnPage:
     return latest_turns(session=task.session)
 
 
-def board_context(*, tasks: TaskQuerySet, note: str) -> dict[str, Any]:
-    """The board's columns of ``tasks`` (the ones the viewer may see)."""
-    shown = list(tasks.select_related("conflict_with", "created_by").order_by("-priority", "-created_at")[:BOARD_SIZE])
+def _asking_sessions() -> set[uuid.UUID]:
+    """Sessions whose turn waits for an answer to a permission prompt (few: only running turns ask)."""
+    return set(Turn.objects.filter(status=Turn.Status.ASKING).values_list("session_id", flat=True))
+
+
+def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
+    """The board's columns of ``tasks`` (the ones ``user`` may see); "needs you" on those whose run
+    waits for an answer ``user`` may give."""
+    shown = list(tasks.select_related("conflict_with", "created_by", "session").order_by("-priority", "-created_at")
+                 [:BOARD_SIZE])
+    asking = _asking_sessions()
+    for task in shown:
+        task.asking = task.session_id in asking
+        task.needs_you = task.asking and task.session is not None and task.session.answerable_by(user)
     columns = [
         ("waiting", "Waiting", [t for t in shown if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
         ("running", "Running", [t for t in shown if t.status == Task.Status.RUNNING]),
@@ -42,7 +55,9 @@ def with_status(tasks: TaskQuerySet, status: str) -> list[Task]:
 
 
 def task_for_page(task_id: int) -> Task:
-    return Task.objects.select_related("conflict_with", "session").get(pk=task_id)
+    task = Task.objects.select_related("conflict_with", "session").get(pk=task_id)
+    task.asking = task.session_id is not None and task.session_id in _asking_sessions()
+    return task
 
 
 def visible_tasks(user: AbstractBaseUser | AnonymousUser) -> TaskQuerySet:

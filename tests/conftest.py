@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import claude_agent_sdk
 import pytest
 
 import runtime
 from devtools.stub_api import StubServer
 from project import runtime as composition
 from tests.factories import make_user
-from tests.task_helpers import init_repo
+from tests.forge_standin import ForgeStandIn
+from tests.task_helpers import bare_remote, init_repo
 
 ROOT = Path(__file__).resolve().parent.parent
-CLAUDE = ROOT / "node_modules" / ".bin" / "claude"
+# The Claude Code CLI bundled with the pinned Agent SDK: what the app runs by default.
+CLAUDE = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +103,7 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
     settings.CLAUDE_CONFIG_DIR = config_dir
     settings.CLAUDE_WORKDIR = workdir
     settings.CLAUDE_ARCHIVE_DIR = archive_dir
+    settings.DATA_DIR = tmp_path / "data"
     return ClaudeEnv(cli=CLAUDE, config_dir=config_dir, workdir=workdir, archive_dir=archive_dir,
                      api_url=stub_api.url, env=env)
 
@@ -137,6 +145,33 @@ def shared_repo(claude_env, settings, tmp_path) -> Path:
 
 
 @pytest.fixture
+def forge():
+    """The stand-in for GitHub's and GitLab's REST APIs on 127.0.0.1 (tests/forge_standin.py);
+    every request it got must have been one their documentation defines."""
+    server = ForgeStandIn().start()
+    yield server
+    server.stop()
+    assert not server.violations, server.violations
+
+
+@pytest.fixture
+def team_remote(shared_repo, forge, settings, monkeypatch, tmp_path) -> Path:
+    """The shared project "team" with a remote "origin" (a bare repository in tmp_path), which the
+    stand-in serves as GitHub's acme/widgets (and GitLab's acme/tools/widgets); CLAUDE_PROJECT_REMOTES
+    names it as on GitHub, and the project's token is in the environment."""
+    from drivers.forge import RemoteSpec
+
+    bare = bare_remote(tmp_path / "widgets.git", shared_repo)
+    forge.add_repository("github", "acme/widgets", bare)
+    forge.add_repository("gitlab", "acme/tools/widgets", bare)
+    settings.CLAUDE_GITHUB_API_URL = forge.github_api
+    settings.CLAUDE_GITLAB_API_URL = forge.gitlab_api
+    settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("origin", "github", "acme/widgets")}
+    monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
+    return bare
+
+
+@pytest.fixture
 async def scheduler(repo, rt) -> runtime.TaskScheduler:
     return rt.tasks
 
@@ -167,9 +202,6 @@ class LiveApp:
     data_dir: Path
 
     def manage(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
-        import subprocess
-        import sys
-
         done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env={**self.env, **(extra_env or {})},
                               capture_output=True, text=True, timeout=120)
         if done.returncode:
@@ -184,6 +216,24 @@ class LiveApp:
         out = self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
         return int(out.split()[-1])
 
+    def serve(self) -> subprocess.Popen[bytes]:
+        """Start the app as a plain `daphne project.asgi:application` (as systemd or a container would)
+        and wait until it answers; its output goes to server.log in its data folder."""
+        port = int(self.base_url.rsplit(":", 1)[1])
+        with open(self.data_dir / "server.log", "ab") as log:
+            server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                       "project.asgi:application"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.base_url}/accounts/login/", timeout=2)
+                return server
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    raise AssertionError("the server did not start:\n" + (self.data_dir / "server.log").read_text()) from None
+                time.sleep(0.2)
+
     def own_folder(self, user_id: int) -> Path:
         """A member's own working directory on the live app (their tasks' default repository)."""
         return self.data_dir / "work" / str(user_id)
@@ -192,13 +242,7 @@ class LiveApp:
 @pytest.fixture(scope="session")
 def live_app(stub_api, tmp_path_factory):
     """The app served by Daphne in a subprocess, as the run command serves it, with its own
-    SQLite file, work folder (a git repository with one commit, as tasks need) and CLI config,
-    and the real CLI against the stand-in."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
+    SQLite file, work folder and CLI config, and the real CLI against the stand-in."""
     if not os.access(CLAUDE, os.X_OK):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     data = tmp_path_factory.mktemp("live-app")
@@ -218,26 +262,13 @@ def live_app(stub_api, tmp_path_factory):
     }
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")
-    log = open(data / "server.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{app.base_url}/accounts/login/", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise AssertionError("the server did not start:\n" + (data / "server.log").read_text()) from None
-            time.sleep(0.2)
+    server = app.serve()
     yield app
     server.terminate()
     try:
         server.wait(10)
     except subprocess.TimeoutExpired:
         server.kill()
-    log.close()
 
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -260,8 +291,13 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A page of a fresh browser context; the test fails if any page of it broke the
+    Content-Security-Policy (an inline script or style the app should not have)."""
     context = browser.new_context()
     context.set_default_timeout(15_000)
+    violations: list[str] = []
+    context.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
     page = context.new_page()
     yield page
     context.close()
+    assert violations == [], violations

@@ -30,6 +30,14 @@ def init_repo(path: Path) -> Path:
     return path
 
 
+def bare_remote(path: Path, source: Path, *, name: str = "origin") -> Path:
+    """A bare repository at ``path`` (a forge's copy) holding ``source``'s main, added to ``source`` as ``name``."""
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True, capture_output=True)
+    git(source, "remote", "add", name, str(path))
+    git(source, "push", "-q", name, "main")
+    return path
+
+
 async def settled(scheduler: runtime.TaskScheduler, task: Task) -> Task:
     """The task once nothing runs or can start any more."""
     await scheduler.idle()

@@ -13,27 +13,33 @@ from ..selectors import TurnPage
 PAGE = "chat/session.html"
 
 
-def turn_appended(turn: Turn) -> str:
-    html = render_to_string(f"{PAGE}#turn", {"turn": turn})
+def turn_appended(turn: Turn, session: Session, *, may_answer: bool = False) -> str:
+    html = render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session, "may_answer": may_answer})
     return f'<div hx-swap-oob="beforeend:#turns">{html}</div>'
 
 
-def turn_replaced(turn: Turn) -> str:
+def turn_replaced(turn: Turn, session: Session, *, may_answer: bool = False) -> str:
     """The whole turn in place of the one on the page (its status and streamed text may have moved on)."""
-    return render_to_string(f"{PAGE}#turn", {"turn": turn, "replace": True})
+    return render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session, "replace": True, "may_answer": may_answer})
 
 
-def event_appended(event: Event) -> str:
-    html = render_to_string(f"{PAGE}#event", {"event": event})
+def event_appended(event: Event, *, may_answer: bool = False) -> str:
+    html = render_to_string(f"{PAGE}#event", {"event": event, "may_answer": may_answer})
     return f'<div hx-swap-oob="beforeend:#turn-{event.turn_id}-events">{html}</div>'
 
 
-def event_replaced(event: Event) -> str:
-    return render_to_string(f"{PAGE}#event", {"event": event, "oob": True})
+def event_replaced(event: Event, *, may_answer: bool = False) -> str:
+    return render_to_string(f"{PAGE}#event", {"event": event, "oob": True, "may_answer": may_answer})
 
 
-def turn_status(turn: Turn) -> str:
-    return render_to_string(f"{PAGE}#turn-status", {"turn": turn, "oob": True})
+def prompt(event_id: int, *, added: bool, may_answer: bool) -> str:
+    """A permission prompt as one viewer sees it: with the answer buttons only if they may answer."""
+    event = Event.objects.get(pk=event_id)
+    return (event_appended if added else event_replaced)(event, may_answer=may_answer)
+
+
+def turn_status(turn: Turn, session: Session) -> str:
+    return render_to_string(f"{PAGE}#turn-status", {"turn": turn, "session": session, "oob": True})
 
 
 def session_state(session: Session) -> str:
@@ -42,10 +48,11 @@ def session_state(session: Session) -> str:
     return render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#session-title", context)
 
 
-def turns_refreshed(session: Session, page: TurnPage) -> str:
+def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool) -> str:
     return render_to_string(f"{PAGE}#turns", {"session": session, "turns": page.turns, "has_older": page.has_older,
-                                              "oob": True})
+                                              "oob": True, "may_answer": may_answer})
 
 
-def flash(text: str, *, level: str = "error") -> str:
-    return render_to_string("includes/flash.html", {"text": text, "level": level, "oob": True})
+def flash(text: str, *, level: str = "error", refused: bool = False) -> str:
+    """A notice on the page; ``refused``: the message just sent was not taken (the page puts it back in the box)."""
+    return render_to_string("includes/flash.html", {"text": text, "level": level, "oob": True, "refused": refused})

@@ -15,6 +15,8 @@ from ..models import Event, Session, Turn
 from . import fragments, rendered
 
 MESSAGE_TYPE = "live.fragment"
+# A permission prompt differs per viewer (only who may answer gets the buttons): each socket renders it.
+PROMPT_TYPE = "prompt.shown"
 
 
 def chat_group(session_id: uuid.UUID | str) -> str:
@@ -42,12 +44,12 @@ async def to_chat(session_id: uuid.UUID | str, html: str, **appends: int) -> Non
 
 
 async def turn_added(turn: Turn, session: Session) -> None:
-    html = await sync_to_async(lambda: fragments.turn_appended(turn) + fragments.session_state(session))()
+    html = await sync_to_async(lambda: fragments.turn_appended(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html, turn=turn.pk)
 
 
 async def turn_changed(turn: Turn, session: Session) -> None:
-    html = await sync_to_async(lambda: fragments.turn_status(turn) + fragments.session_state(session))()
+    html = await sync_to_async(lambda: fragments.turn_status(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html)
     if not turn.is_pending:
         # Rendered now, off any request: the next page that shows the finished turn reuses it.
@@ -55,10 +57,16 @@ async def turn_changed(turn: Turn, session: Session) -> None:
 
 
 async def event_added(event: Event, session_id: uuid.UUID | str) -> None:
+    if event.kind == Event.Kind.PERMISSION:
+        await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="1")
+        return
     await to_chat(session_id, await sync_to_async(fragments.event_appended)(event), event=event.pk)
 
 
 async def event_changed(event: Event, session_id: uuid.UUID | str) -> None:
+    if event.kind == Event.Kind.PERMISSION:
+        await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="")
+        return
     await to_chat(session_id, await sync_to_async(fragments.event_replaced)(event))
 
 

@@ -6,6 +6,11 @@ kept in a bounded in-memory cache (a restart, e.g. after a deploy with new templ
 empty). A page of 50 turns then costs their rows and 50 lookups instead of 50 template renders,
 and one person opening a long chat no longer holds the interpreter for long while others wait.
 Pages that hide paths (shared links) and unfinished turns are rendered as before.
+
+Nothing cached depends on who looks: the one part of a turn that does, a permission prompt's
+answer buttons, exists only while the prompt is pending, and a turn settles its prompts before it
+finishes. A finished turn that still shows a pending prompt (should one slip through) is rendered
+for each page, as an unfinished one is.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from ..models import Turn
+from ..models import Event, Turn
 
 PAGE = "chat/session.html"
 # About 20,000 turns of a few kB: the latest pages of the chats a team has open.
@@ -65,6 +70,12 @@ def _render(turn: Turn) -> str:
     return render_to_string(f"{PAGE}#turn", {"turn": turn})
 
 
+def _viewer_independent(turn: Turn) -> bool:
+    """Finished, with no prompt still open (whose buttons depend on the viewer); events prefetched."""
+    return not turn.is_pending and not any(
+        event.kind == Event.Kind.PERMISSION and event.data.get("status") == "pending" for event in turn.events.all())
+
+
 def prerender(turns: Iterable[Turn]) -> None:
     """Give each finished turn its HTML (``turn.html``), from the cache or rendered now and kept.
     The authors and events of the turns rendered now, and of unfinished ones (the template renders
@@ -78,7 +89,7 @@ def prerender(turns: Iterable[Turn]) -> None:
             turn.html = mark_safe(html)  # type: ignore[attr-defined]
     prefetch_related_objects(to_render, "author", "events")
     for turn in to_render:
-        if not turn.is_pending:
+        if _viewer_independent(turn):
             html = _render(turn)
             _cache.put(_key(turn), html)
             turn.html = mark_safe(html)  # type: ignore[attr-defined]
@@ -89,6 +100,8 @@ def remember(turn: Turn) -> SafeString | None:
     if turn.is_pending:
         return None
     prefetch_related_objects([turn], "author", "events")
+    if not _viewer_independent(turn):
+        return None
     html = _render(turn)
     _cache.put(_key(turn), html)
     return mark_safe(html)

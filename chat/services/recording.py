@@ -25,7 +25,7 @@ FLUSH_SECONDS = 0.2
 
 def _session_status(session_id: uuid.UUID) -> str:
     statuses = set(Turn.objects.filter(session_id=session_id, status__in=Turn.PENDING).values_list("status", flat=True))
-    if statuses & {Turn.Status.RUNNING, Turn.Status.WAITING}:
+    if statuses & {Turn.Status.RUNNING, Turn.Status.WAITING, Turn.Status.ASKING}:
         return Session.Status.RUNNING
     if Turn.Status.QUEUED in statuses:
         return Session.Status.QUEUED
@@ -44,12 +44,14 @@ def refresh_session_status(session_id: uuid.UUID) -> Session:
 
 @dataclass(frozen=True)
 class Usage:
-    """What the CLI reported for a finished turn."""
+    """What the CLI reported for a finished turn: its own tokens and cost, and the session's
+    running total of cost as the CLI counts it."""
 
     duration_ms: int
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    total_cost_usd: float | None = None
 
 
 class Recorder:
@@ -68,6 +70,20 @@ class Recorder:
     async def running(self) -> None:
         await self._set(status=Turn.Status.RUNNING, started_at=timezone.now())
 
+    async def resume(self) -> None:
+        """Running again (after a permission prompt, or a wait for a file slot)."""
+        if self.turn.status != Turn.Status.RUNNING:
+            await self._set(status=Turn.Status.RUNNING)
+
+    async def ask(self, *, name: str, data: dict[str, Any]) -> Event:
+        """A permission prompt of this turn: the turn waits for a person's answer."""
+        await self.end_text()
+        event = await Event.objects.acreate(turn=self.turn, kind=Event.Kind.PERMISSION, name=name, data=data,
+                                            complete=False)
+        await notify.event_added(event, self.session_id)
+        await self._set(status=Turn.Status.ASKING)
+        return event
+
     async def finish(self, status: str, *, error: str = "", duration_ms: int | None = None,
                      usage: Usage | None = None) -> None:
         """The turn's end: its final status, why it failed (if it did) and what it cost."""
@@ -75,19 +91,21 @@ class Recorder:
         fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
         if usage is not None:
             fields.update(duration_ms=usage.duration_ms or duration_ms, input_tokens=usage.input_tokens,
-                          output_tokens=usage.output_tokens, cost_usd=usage.cost_usd)
+                          output_tokens=usage.output_tokens, cost_usd=usage.cost_usd,
+                          cli_total_cost_usd=usage.total_cost_usd)
         elif duration_ms is not None:
             fields["duration_ms"] = duration_ms
         await self._set(**fields)
 
     async def _set(self, *, status: str, error: str | None = None, started_at: datetime | None = None,
                    finished_at: datetime | None = None, duration_ms: int | None = None, input_tokens: int | None = None,
-                   output_tokens: int | None = None, cost_usd: float | None = None) -> None:
+                   output_tokens: int | None = None, cost_usd: float | None = None,
+                   cli_total_cost_usd: float | None = None) -> None:
         turn = self.turn
         turn.status = status
         changes = {"status": status, "error": error, "started_at": started_at, "finished_at": finished_at,
                    "duration_ms": duration_ms, "input_tokens": input_tokens, "output_tokens": output_tokens,
-                   "cost_usd": cost_usd}
+                   "cost_usd": cost_usd, "cli_total_cost_usd": cli_total_cost_usd}
         for name, value in changes.items():
             if value is not None:
                 setattr(turn, name, value)

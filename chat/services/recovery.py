@@ -7,6 +7,7 @@ from django.utils import timezone
 from drivers import claude
 
 from ..models import Event, Session, Turn
+from . import permissions
 
 INTERRUPTED_BY_RESTART = ("The server restarted before this turn finished; what came so far is kept. "
                           "Send the message again to continue.")
@@ -16,12 +17,13 @@ def recover_interrupted() -> int:
     """End leftover CLI process groups of unfinished turns and mark those turns interrupted."""
     count = 0
     for turn in Turn.objects.pending():
-        if turn.pid and claude.is_process_of(turn.pid, started=None, command=b"claude"):
+        if turn.pid and claude.is_process_of(turn.pid, started=turn.pid_started, command=b"claude"):
             claude.kill_group(turn.pid)
         turn.status = Turn.Status.INTERRUPTED
         turn.error = INTERRUPTED_BY_RESTART
         turn.finished_at = timezone.now()
         turn.save()
+        permissions.cancel_open(turn)
         Event.objects.filter(turn=turn, complete=False).update(complete=True)
         count += 1
     Session.objects.filter(status__in=[Session.Status.RUNNING, Session.Status.QUEUED]).update(status=Session.Status.IDLE)

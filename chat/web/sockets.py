@@ -1,5 +1,11 @@
-"""What the websocket consumers share: database work off the one shared sync thread, and a cheap
-path for the fragments they forward.
+"""What every websocket of the app shares: who may open one, when it must close, and database
+work off the one shared sync thread.
+
+A socket belongs to a logged-in, active member. It joins its member's group, so logging out or
+being deactivated closes every socket of that member at once (see :mod:`chat.web.accounts`); it
+re-reads its member from the session on every message it receives; a member may keep at most
+CLAUDE_MAX_SOCKETS_PER_MEMBER sockets open in this server process. Frames are checked before
+anything reads them: too large, not JSON, too deeply nested or not an object get a notice.
 
 Channels runs ``database_sync_to_async`` and its auth middleware on asgiref's single
 thread-sensitive thread, which every socket of the process shares (pages do not: Django gives
@@ -12,18 +18,33 @@ Django's functions on it, PostgreSQL logs in) costs more than most of what a soc
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from importlib import import_module
 from typing import Any
 
+import pydantic
 from asgiref.sync import SyncToAsync
 from channels.auth import AuthMiddleware, get_user
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
 from django.db import close_old_connections, connections
+
+from chat.live import fragments
+from chat.services import permissions
+
+# Close codes in the 4000 range are ours to define; the page shows why it disconnected.
+CLOSE_LOGIN_REQUIRED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY = 4429
+ACCOUNT_CLOSED = "account.closed"
+MAX_NESTING_NOTICE = "The server could not read that request; reload the page."
 
 # SQLite serves readers side by side (WAL); a few threads are enough to keep connects flowing.
 SOCKET_DB_THREADS = 2
@@ -52,11 +73,14 @@ def in_pool[**P, R](func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]
     return _InPool(func, thread_sensitive=False, executor=_pool)
 
 
+_read_user = in_pool(get_user.func)
+
+
 class PooledAuthMiddleware(AuthMiddleware):
     """Channels' auth middleware, with the session and user read in the sockets' threads."""
 
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
-        scope["user"]._wrapped = await in_pool(get_user.func)(scope)
+        scope["user"]._wrapped = await _read_user(scope)
 
 
 def auth_stack(inner: Any) -> Any:
@@ -77,11 +101,38 @@ def _slots() -> asyncio.Semaphore:
     return _layer_slots[loop]
 
 
-class LiveConsumer(AsyncWebsocketConsumer):
-    """A consumer without Channels' database clean-up before every message: its own database work
-    goes through :func:`in_pool`, which tidies its connections itself, and the fragments it
-    forwards touch no database (with a thousand sockets, each fragment would otherwise cost a
-    thousand trips to the shared sync thread)."""
+_open: Counter[int] = Counter()
+
+
+class PromptAnswer(pydantic.BaseModel):
+    """A press of Allow, Deny or "Always allow" on a permission prompt."""
+
+    event: int
+    answer: permissions.Answer
+
+
+def member_group(user_id: int) -> str:
+    return f"member-{int(user_id)}"
+
+
+def open_sockets(user_id: int) -> int:
+    return _open[user_id]
+
+
+_prompt = in_pool(fragments.prompt)
+
+
+class MemberSocket(AsyncWebsocketConsumer):
+    """A websocket of one member; subclasses add their groups and their actions.
+
+    Without Channels' database clean-up before every message: its own database work goes through
+    :func:`in_pool`, which tidies its connections itself, and the fragments it forwards touch no
+    database (with a thousand sockets, each fragment would otherwise cost a thousand trips to the
+    shared sync thread)."""
+
+    member_id: int | None = None
+    # Whether this socket's person may answer the permission prompts it shows (set on connect).
+    may_answer: bool = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
@@ -96,6 +147,75 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def leave(self, group: str) -> None:
         async with _slots():
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def admit(self) -> bool:
+        """Accept nothing yet: check the member and the cap, join the member's group."""
+        user = self.scope["user"]
+        if not user.is_authenticated or not user.is_active:
+            await self.close(code=CLOSE_LOGIN_REQUIRED)
+            return False
+        if _open[user.pk] >= settings.CLAUDE_MAX_SOCKETS_PER_MEMBER:
+            await self.close(code=CLOSE_TOO_MANY)
+            return False
+        self.member_id = user.pk
+        _open[user.pk] += 1
+        await self.join(member_group(user.pk))
+        return True
+
+    async def disconnect(self, code: int) -> None:
+        if self.member_id is not None:
+            await self.leave(member_group(self.member_id))
+            _open[self.member_id] -= 1
+            if _open[self.member_id] <= 0:
+                del _open[self.member_id]
+            self.member_id = None
+
+    async def still_member(self) -> bool:
+        """The member, read again from the session: logged out, deactivated or changed password closes."""
+        # A session object of its own, so its data is read from the store now, not the copy of connect time.
+        key = self.scope["session"].session_key
+        self.scope["session"] = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+        user = await _read_user(self.scope)
+        if not user.is_authenticated or not user.is_active or user.pk != self.member_id:
+            await self.close(code=CLOSE_LOGIN_REQUIRED)
+            return False
+        self.scope["user"] = user
+        return True
+
+    async def read_frame(self, text_data: str | None) -> dict[str, Any] | None:
+        """The frame as a JSON object, or None after telling the page what was wrong with it."""
+        limit = settings.CLAUDE_MAX_MESSAGE_CHARS * 6 + 4096  # JSON escapes may grow the text
+        if text_data is None or len(text_data) > limit:
+            await self.send(text_data=fragments.flash(
+                f"That was more than the server takes at once ({limit:,} characters). Send less text."))
+            return None
+        try:
+            data = json.loads(text_data)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            await self.send(text_data=fragments.flash(MAX_NESTING_NOTICE))
+            return None
+        return data
+
+    async def account_closed(self, event: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_LOGIN_REQUIRED)
+
+    async def answer_prompt(self, data: dict[str, Any]) -> None:
+        try:
+            frame = PromptAnswer.model_validate(data)
+        except pydantic.ValidationError:
+            await self.send(text_data=fragments.flash(MAX_NESTING_NOTICE))
+            return
+        try:
+            await permissions.answer(event_id=frame.event, answer=frame.answer, user=self.scope["user"])
+        except permissions.PromptRefused as exc:
+            await self.send(text_data=fragments.flash(str(exc), level="info"))
+
+    async def prompt_shown(self, message: dict[str, str]) -> None:
+        """A permission prompt opened or was answered: rendered for this socket's person."""
+        html = await _prompt(int(message["event"]), added=bool(message["added"]), may_answer=self.may_answer)
+        await self.send(text_data=html)
 
     async def live_fragment(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])

@@ -1,8 +1,8 @@
-"""Driver for the Claude Code CLI: argv, transcript paths, the process of a turn, its events,
-its failures, and ending process trees. No Django imports (an import-linter contract checks it).
+"""Driver for the Claude Code CLI: live sessions through the Agent SDK, their events and failures,
+the sandbox, transcript paths, and ending process trees. No Django imports (an import-linter
+contract checks it).
 """
 
-from .argv import build_argv
 from .events import (
     Event,
     Exit,
@@ -16,13 +16,11 @@ from .events import (
     ToolResult,
     ToolUse,
     Unknown,
-    parse_event,
-    parse_line,
 )
 from .failures import Failure, FailureKind, Outcome, classify
+from .live import CliNotFound, LiveSession, LiveSpec, Permission, SessionFailed, TurnHandler, WorkdirMissing
 from .paths import encode_project_dir, is_uuid, transcript_path
-from .process import CliNotFound, TurnSpec, WorkdirMissing, run_turn
-from .proctree import is_process_of, kill_group, live_groups, process_start_time
+from .proctree import is_process_of, kill_group, process_start_time
 from .sandbox import Sandbox, SandboxMissing, find_bwrap
 
 __all__ = [
@@ -33,30 +31,29 @@ __all__ = [
     "FailureKind",
     "Garbage",
     "Init",
+    "LiveSession",
+    "LiveSpec",
     "Notice",
     "Outcome",
     "Oversized",
+    "Permission",
     "Result",
     "Sandbox",
     "SandboxMissing",
+    "SessionFailed",
     "Text",
     "TextDelta",
     "ToolResult",
     "ToolUse",
-    "TurnSpec",
+    "TurnHandler",
     "Unknown",
     "WorkdirMissing",
-    "build_argv",
     "classify",
     "encode_project_dir",
     "find_bwrap",
     "is_process_of",
     "is_uuid",
     "kill_group",
-    "live_groups",
-    "parse_event",
-    "parse_line",
     "process_start_time",
-    "run_turn",
     "transcript_path",
 ]

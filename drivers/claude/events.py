@@ -5,7 +5,6 @@ No Django imports; :mod:`drivers.claude` re-exports every name here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +62,9 @@ class Result:
     text: str
     session_id: str
     duration_ms: int
-    cost_usd: float
+    # The session's running total as the CLI reports it (resumed runs included), not this turn's
+    # own cost: a turn's cost is the difference from the previous turn's total.
+    total_cost_usd: float
     input_tokens: int
     output_tokens: int
     errors: tuple[str, ...] = ()
@@ -102,7 +103,7 @@ class Exit:
 Event = Init | TextDelta | Text | ToolUse | ToolResult | Notice | Result | Unknown | Garbage | Oversized | Exit
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -131,75 +132,12 @@ def _float(value: Any) -> float:
         return 0.0
 
 
+def usage_in(usage: dict[str, Any]) -> tuple[int, int]:
+    """A turn's input tokens (cache writes and reads included) and output tokens."""
+    input_tokens = sum(_int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    return input_tokens, _int(usage.get("output_tokens"))
+
+
 def _dict(value: Any) -> dict[str, Any]:
     # A field of the wrong shape must not end the turn with an exception: read it as empty.
     return value if isinstance(value, dict) else {}
-
-
-def parse_event(obj: dict[str, Any]) -> list[Event]:
-    """Typed events from one decoded stream-json object (an assistant message may hold several)."""
-    kind = obj.get("type")
-    if kind == "system":
-        subtype = str(obj.get("subtype", ""))
-        if subtype == "init":
-            return [Init(session_id=str(obj.get("session_id", "")), cwd=str(obj.get("cwd", "")),
-                         model=str(obj.get("model", "")))]
-        return [Notice(subtype=subtype, data=obj)]
-    if kind in ("assistant", "user"):
-        content = _dict(obj.get("message")).get("content")
-        if isinstance(content, str):
-            return [Text(text=content)] if kind == "assistant" else []
-        events: list[Event] = []
-        for block in content if isinstance(content, list) else []:
-            if not isinstance(block, dict):
-                continue
-            btype = block.get("type")
-            if btype == "text" and kind == "assistant":
-                events.append(Text(text=str(block.get("text", ""))))
-            elif btype == "tool_use":
-                tool_input = block.get("input")
-                events.append(ToolUse(id=str(block.get("id", "")), name=str(block.get("name", "")),
-                                      input=tool_input if isinstance(tool_input, dict) else {"value": tool_input}))
-            elif btype == "tool_result":
-                events.append(ToolResult(tool_use_id=str(block.get("tool_use_id", "")),
-                                         content=_content_text(block.get("content")),
-                                         is_error=bool(block.get("is_error"))))
-        return events
-    if kind == "stream_event":
-        event = _dict(obj.get("event"))
-        delta = _dict(event.get("delta"))
-        if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
-            return [TextDelta(text=str(delta.get("text", "")))]
-        return []
-    if kind == "result":
-        usage = _dict(obj.get("usage"))
-        errors = obj.get("errors") or []
-        input_tokens = sum(_int(usage.get(k)) for k in
-                           ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-        return [Result(
-            is_error=bool(obj.get("is_error")),
-            subtype=str(obj.get("subtype", "")),
-            text=str(obj.get("result", "") or ""),
-            session_id=str(obj.get("session_id", "")),
-            duration_ms=_int(obj.get("duration_ms")),
-            cost_usd=_float(obj.get("total_cost_usd")),
-            input_tokens=input_tokens,
-            output_tokens=_int(usage.get("output_tokens")),
-            errors=tuple(str(e) for e in errors) if isinstance(errors, list) else (str(errors),),
-        )]
-    return [Unknown(type=str(kind), data=obj)]
-
-
-def parse_line(line: bytes | str) -> list[Event]:
-    """Typed events from one stdout line; blank lines give none, non-JSON gives Garbage."""
-    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return [Garbage(line=text[:2000])]
-    if not isinstance(obj, dict):
-        return [Garbage(line=text[:2000])]
-    return parse_event(obj)

@@ -19,6 +19,7 @@ class FailureKind(enum.StrEnum):
     SESSION_MISSING = "session_missing"  # --resume found no transcript
     SESSION_IN_USE = "session_in_use"  # --session-id found a transcript: resume it instead
     ROOT_REFUSED = "root_refused"  # skip-permissions mode refused because the CLI runs as root
+    API_UNREACHABLE = "api_unreachable"  # no connection to the Messages API (after the CLI's retries)
     OTHER = "other"
 
 
@@ -69,6 +70,7 @@ _PATTERNS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
     (FailureKind.SESSION_MISSING, ("No conversation found",)),
     (FailureKind.ROOT_REFUSED, ("root/sudo", "cannot be used with root")),
     (FailureKind.NOT_LOGGED_IN, ("Not logged in", "Invalid API key", "/login")),
+    (FailureKind.API_UNREACHABLE, ("Connection error", "ECONNREFUSED", "Unable to connect", "fetch failed")),
 )
 
 

@@ -104,6 +104,19 @@ def _tree_of_leader(pgid: int) -> list[_Proc]:
     return _descendants(pgid)
 
 
+def descendants(pid: int) -> list[_Proc]:
+    """The processes below ``pid`` now (to be ended with :func:`end_tree` once it has gone)."""
+    return _descendants(pid)
+
+
+def end_tree(pid: int, tree: Sequence[_Proc], sig: int = signal.SIGKILL) -> None:
+    """Signal ``pid`` and the processes of ``tree`` that are still the ones seen before (a process
+    that leads no group of its own: its group is the server's, which must not be signalled)."""
+    stat = _stat(pid)
+    procs = [_Proc(pid, stat[1], stat[2])] if stat is not None and stat[3] else []
+    _signal_procs([*procs, *tree, *_descendants(pid)], sig)
+
+
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
     """Signal a whole process group, and the processes its leader started in groups or sessions
     of their own (the CLI runs Bash tools with setsid); False if the group is already gone."""
@@ -121,7 +134,9 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
 def _kill_all_groups() -> None:
     # The CLI runs in its own session, so it would not die with this process: end it here.
     for pgid in list(_live_groups):
-        kill_group(pgid)
+        # A group of its own (a one-shot CLI run), or a process in the server's group (a live session).
+        if not kill_group(pgid):
+            end_tree(pgid, [])
 
 
 def track(pgid: int) -> None:

@@ -88,9 +88,10 @@ def _system_binds() -> list[str]:
     return args
 
 
-def wrap(sandbox: Sandbox, argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> list[str]:
-    """The argv that runs ``argv`` in ``cwd`` with exactly ``env`` inside the sandbox (``argv[0]``
-    must be inside one of its folders)."""
+def sandbox_args(sandbox: Sandbox, *, cwd: str | os.PathLike[str], env: Mapping[str, str] | None = None,
+                 unset: Sequence[str] = ()) -> list[str]:
+    """bwrap and its options, up to the command: the process runs in ``cwd``. With ``env`` its
+    environment is exactly that; else it keeps what it is given except the names in ``unset``."""
     home = sandbox.home or Path(cwd)
     passwd, group = _passwd(sandbox.state_dir, home)
     args = [
@@ -109,7 +110,19 @@ def wrap(sandbox: Sandbox, argv: Sequence[str], *, cwd: str | os.PathLike[str], 
         args += ["--ro-bind", str(path), str(path)]
     for path in sandbox.writable:
         args += ["--bind", str(path), str(path)]
-    args += ["--chdir", str(cwd), "--clearenv"]
-    for name, value in {"HOME": str(home), "USER": AGENT_NAME, "LOGNAME": AGENT_NAME, **env}.items():
-        args += ["--setenv", name, value]
-    return [*args, "--", *argv]
+    args += ["--chdir", str(cwd)]
+    if env is not None:
+        args.append("--clearenv")
+        for name, value in {"HOME": str(home), "USER": AGENT_NAME, "LOGNAME": AGENT_NAME, **env}.items():
+            args += ["--setenv", name, value]
+    else:
+        for name in unset:
+            args += ["--unsetenv", name]
+        args += ["--setenv", "USER", AGENT_NAME, "--setenv", "LOGNAME", AGENT_NAME]
+    return args
+
+
+def wrap(sandbox: Sandbox, argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> list[str]:
+    """The argv that runs ``argv`` in ``cwd`` with exactly ``env`` inside the sandbox (``argv[0]``
+    must be inside one of its folders)."""
+    return [*sandbox_args(sandbox, cwd=cwd, env=env), "--", *argv]

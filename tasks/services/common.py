@@ -37,6 +37,7 @@ _REFUSALS = {
     Action.TERMINATE: "there is nothing to terminate",
     Action.MERGE: "only a completed task can be merged",
     Action.DISCARD: "there is nothing to discard",
+    Action.PULL_REQUEST: "only a completed task can open a pull request",
 }
 
 

@@ -1,4 +1,5 @@
-"""What people do to a task: pause, resume (or follow up), terminate, merge, discard; and its diff.
+"""What people do to a task: pause, resume (or follow up), terminate, merge, discard, open a pull
+request (:mod:`.pulls`); and its diff.
 
 Each action first checks the transition table (:data:`tasks.models.ACTIONS`), the same one the
 pages read to show their buttons.
@@ -19,6 +20,7 @@ from ..models import Action, Task
 from .common import NotAllowed, TaskRefused, changed, get_task, queue, require, save
 from .conflicts import resolve, unblock
 from .places import store_for
+from .pulls import close_for_discard, open_pull_request
 from .runs import STOP_PAUSE, STOP_TERMINATE
 
 
@@ -101,18 +103,20 @@ async def merge(*, task_id: int) -> Task:
 
 
 async def discard(*, task_id: int) -> Task:
-    """Remove the task's worktree and branch without merging (its commits are dropped)."""
+    """Remove the task's worktree and branch without merging (its commits are dropped), and close
+    its open pull request (the branch pushed for it stays on the remote)."""
     task = await get_task(task_id)
     if task.status == Task.Status.RUNNING:
         raise TaskRefused(f"Task #{task.pk} is running; Pause or Terminate it first.")
     require(task, Action.DISCARD)
+    pull_request = await close_for_discard(task)
     if Path(task.worktree_path).is_dir():
         await git.run(task.worktree_path, "merge", "--abort", check=False)
     await git.worktree_remove(task.repo_path, task.worktree_path)
     await git.branch_delete(task.repo_path, task.branch, force=True)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
     await save(task.pk, status=Task.Status.CANCELLED, reason="", finished_at=task.finished_at or timezone.now(),
-               error="Discarded: the worktree and branch were removed without merging.")
+               error="Discarded: the worktree and branch were removed without merging." + pull_request)
     await changed(task.pk)
     await unblock(task)
     return await get_task(task.pk)
@@ -150,3 +154,5 @@ async def act(*, user: AbstractBaseUser | AnonymousUser, task: Task, action: Act
             return await merge(task_id=task.pk)
         case Action.DISCARD:
             return await discard(task_id=task.pk)
+        case Action.PULL_REQUEST:
+            return await open_pull_request(task_id=task.pk)

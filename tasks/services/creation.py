@@ -71,7 +71,7 @@ def new_session(task: Task) -> Session:
     """The task's Claude session, with a CLI config folder of its own; its working directory (the
     worktree) is made by git later."""
     assert task.created_by_id is not None
-    session = Session(owner_id=task.created_by_id, title=f"Task #{task.pk}: {task.title}"[:TITLE_LENGTH],
+    session = Session(owner_id=task.created_by_id, title=f"Task #{task.pk}: {task.title}"[:TITLE_LENGTH], kind=Session.Kind.TASK,
                       workdir=task.worktree_path, project=task.project if task.project != OWN else "")
     session.config_dir = str(agents.config_folder(owner_id=task.created_by_id, session_id=str(session.id)))
     session.transcript_path = str(claude.transcript_path(session.config_dir, task.worktree_path, str(session.id)))

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -20,13 +21,14 @@ import runtime
 from chat.live import notify
 from chat.models import Session, Turn
 from chat.services import turns
+from chat.services.execution import TurnOptions
 from drivers import claims, claude, git
 
 from ..models import Task
 from .common import changed, save, touched, usage
 from .conflicts import pause_for_conflict, unblock
 from .creation import new_session
-from .places import WORKTREES_DIR, hook_folders, hook_settings, store_for
+from .places import WORKTREES_DIR, store_for
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +68,24 @@ async def _prepare_worktree(task: Task) -> None:
         await git.worktree_add(repo, path, task.branch, task.base_branch)
 
 
-def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) -> turns.TurnOptions:
-    readonly, writable = hook_folders(task)
-    return turns.TurnOptions(
+def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) -> TurnOptions:
+    store = store_for(task)
+
+    async def claims_guard(tool: str, tool_input: dict[str, Any]) -> str | None:
+        """The task's PreToolUse hook: an edit of a file another unmerged task holds is refused."""
+        return await sync_to_async(claims.check_edit)(tool_input, cwd=task.worktree_path, store=store, task=task.pk,
+                                                      root=Path(task.worktree_path))
+
+    return TurnOptions(
         skip_permissions=task.skip_permissions,
         permission_mode=None if task.skip_permissions else settings.CLAUDE_TASK_PERMISSION_MODE,
         allowed_tools=() if task.skip_permissions else tuple(settings.CLAUDE_TASK_ALLOWED_TOOLS),
-        settings_json=hook_settings(task),
         env={"CLAUDE_TASK_ID": str(task.pk)},
+        file_guard=claims_guard,
+        keep_warm=False,
         on_event=on_event,
+        on_prompt=lambda: changed(task.pk),
         timeout=settings.CLAUDE_TASK_TIMEOUT,
-        sandbox_readonly=readonly,
-        sandbox_writable=writable,
     )
 
 

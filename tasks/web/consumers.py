@@ -7,33 +7,28 @@ same fragments (the same partials) as a chat. Only tasks the person may see are 
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
-
 import runtime
 from chat.live import notify
+from chat.services import permissions
+from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket, in_pool
 
 from .. import live, selectors
 from ..models import Task
 
-CLOSE_LOGIN_REQUIRED = 4401
-CLOSE_NOT_FOUND = 4404
 
-
-@database_sync_to_async
+@in_pool
 def _visible_task(user: object, task_id: int) -> Task | None:
-    return selectors.visible_tasks(user).filter(pk=task_id).first()  # type: ignore[arg-type]
+    return selectors.visible_tasks(user).filter(pk=task_id).select_related("session").first()  # type: ignore[arg-type]
 
 
-class TasksConsumer(AsyncWebsocketConsumer):
+class TasksConsumer(MemberSocket):
     groups_joined: list[str]
 
     async def connect(self) -> None:
         self.groups_joined = []
-        user = self.scope["user"]
-        if not user.is_authenticated:
-            await self.close(code=CLOSE_LOGIN_REQUIRED)
+        if not await self.admit():
             return
+        user = self.scope["user"]
         task_id = self.scope["url_route"]["kwargs"].get("task_id")
         task = None
         if task_id is not None:
@@ -41,31 +36,39 @@ class TasksConsumer(AsyncWebsocketConsumer):
             if task is None:
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
+        if task is not None and task.session is not None:
+            self.may_answer = permissions.may_answer(user=user, session=task.session)
         if task is None:
             groups = [live.BOARD_GROUP]
         else:
             groups = [live.task_group(task.pk)] + ([notify.chat_group(task.session_id)] if task.session_id else [])
         for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.join(group)
             self.groups_joined.append(group)
         await self.accept()
         # The page may have missed fragments (a run that started before it connected, a
         # reconnect): send the current state whole.
         if task is not None:
-            await self.send(text_data=await database_sync_to_async(live.task_page_html)(task.pk))
+            await self.send(text_data=await in_pool(live.task_page_html)(task.pk, may_answer=self.may_answer))
         else:
             await self.board_changed({"note": runtime.current().tasks.note})
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.leave(group)
+        await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        pass  # actions go through HTTP (buttons) and the API
+        """Answers to the task's permission prompts; its other actions go through HTTP (buttons) and the API."""
+        data = await self.read_frame(text_data)
+        if data is None or not await self.still_member():
+            return
+        if data.get("action") == "permission":
+            await self.answer_prompt(data)
 
     async def live_fragment(self, event: dict[str, str]) -> None:
         await self.send(text_data=event["html"])
 
     async def board_changed(self, event: dict[str, str]) -> None:
-        html = await database_sync_to_async(live.board_html)(user=self.scope["user"], note=event["note"])
+        html = await in_pool(live.board_html)(user=self.scope["user"], note=event["note"])
         await self.send(text_data=html)

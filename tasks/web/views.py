@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 import runtime
 from chat import projects
 from chat.live import fragments
+from chat.services import permissions
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors, services
@@ -44,7 +45,7 @@ def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
     if status not in Task.Status.values:
         status = ""
     visible = selectors.visible_tasks(request.user)
-    context = {**selectors.board_context(tasks=visible, note=note), **_form_context(request.user), "status_filter": status,
+    context = {**selectors.board_context(tasks=visible, note=note, user=request.user), **_form_context(request.user), "status_filter": status,
                "statuses": Task.Status.choices, "max_tasks": settings.CLAUDE_MAX_TASKS}
     if status:
         context["filtered"] = selectors.with_status(visible, status)
@@ -88,8 +89,9 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
         if not selectors.visible_tasks(request.user).filter(pk=task_id).exists():
             raise Http404("No such task.")
         task = selectors.task_for_page(task_id)
+        may_answer = task.session is not None and permissions.may_answer(user=request.user, session=task.session)
         return render(request, "tasks/detail.html", {"task": task, "turns": selectors.log_page(task).turns,
-                                                     "text": "", "level": ""})
+                                                     "text": "", "level": "", "may_answer": may_answer})
 
     return await sync_to_async(page)()
 
@@ -119,9 +121,37 @@ async def action(request: AuthedRequest, task_id: int, name: str) -> HttpRespons
     try:
         task = await services.act(user=user, task=task, action=Action(name), message=request.POST.get("message") or None)
         text, level = f"Task #{task.pk}: {task.status_text.lower()}.", "info"
+        if name == Action.PULL_REQUEST:
+            text = f"Task #{task.pk}: pull request {task.pr_label} is {task.get_pr_state_display().lower()}: {task.pr_url}"
     except services.TaskRefused as exc:
         text, level = str(exc), "error"
+    return _answer(request, task, text, level)
+
+
+def _answer(request: AuthedRequest, task: Task, text: str, level: str) -> HttpResponse:
+    """A button's answer: a flash message (htmx), or the task's page with it."""
     if request.htmx:
         return HttpResponse(fragments.flash(text, level=level))
     (messages.info if level == "info" else messages.error)(request, text)
     return redirect(task.get_absolute_url())
+
+
+@login_required
+@require_POST
+async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResponse:
+    """Ask the forge for the state of the task's pull request: its Refresh button (always), and
+    the task's page once it is opened (``quiet``: not within seconds of the last time, and no
+    message unless it fails). Anyone who may see the task may ask."""
+    try:
+        task = await services.get_task(task_id, user=await _user(request))
+    except services.TaskNotFound:
+        raise Http404("No such task.") from None
+    quiet = request.POST.get("quiet") == "1"
+    try:
+        task = await services.refresh_pull_request(task_id=task.pk, force=not quiet)
+    except services.TaskRefused as exc:
+        return _answer(request, task, str(exc), "error")
+    if quiet and request.htmx:
+        return HttpResponse(status=204)
+    text = f"Pull request {task.pr_label}: {task.get_pr_state_display().lower()}." if task.pr_number else "No pull request yet."
+    return _answer(request, task, text, "info")

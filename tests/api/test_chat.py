@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -20,7 +21,7 @@ from api import chat as api
 from chat.models import ApiToken, ProjectAccess, Session, Turn
 from chat.services import turns
 from chat.services.archive import archive_session
-from chat.services.tokens import token_for
+from chat.services.tokens import hash_key, issue_token
 from project.settings import envprojects
 from tests.api_client import ApiCaller
 from tests.factories import logged_in_client, make_session, make_user
@@ -43,7 +44,7 @@ def projects(claude_env, settings, tmp_path):
 
 async def user_with_token(username: str | None = None):
     user = await sync_to_async(make_user)(username=username)
-    token = await sync_to_async(token_for)(user=user)
+    token = await sync_to_async(issue_token)(user=user)
     return user, token.key
 
 
@@ -298,46 +299,50 @@ async def test_pool_status_reports_the_pool(projects, settings):
     assert response.json() == {"active": 0, "limit": 3, "waiting": 0, "totalRequests": 1}
 
 
-def test_api_token_command_prints_the_token_as_the_last_word():
+def test_api_token_command_prints_a_new_token_as_the_last_word():
     user = make_user(username="alice")
     out = StringIO()
     call_command("api_token", "alice", stdout=out)
     line = out.getvalue().strip()
-    assert line.startswith("API token for alice: ") and line.split()[-1] == ApiToken.objects.get(user=user).key
+    printed = line.split()[-1]
+    assert line.startswith("API token for alice: ") and ApiToken.objects.get(user=user).key_hash == hash_key(printed)
+    # Only a hash is kept: the token is in no column of the table.
+    assert printed not in str(list(ApiToken.objects.values_list()))
 
-    again = StringIO()
-    call_command("api_token", "alice", stdout=again)
-    assert again.getvalue() == out.getvalue()
-    call_command("api_token", "alice", "--regenerate", stdout=(new := StringIO()))
-    assert new.getvalue().split()[-1] != line.split()[-1]
+    call_command("api_token", "alice", stdout=(again := StringIO()))
+    assert again.getvalue().split()[-1] != printed
+    assert ApiToken.objects.get(user=user).key_hash == hash_key(again.getvalue().split()[-1])
 
     with pytest.raises(CommandError, match="no user 'bob'"):
         call_command("api_token", "bob")
 
 
-def test_settings_page_shows_and_regenerates_the_token():
+def test_settings_page_shows_a_new_token_once_and_regenerates_it():
     user = make_user()
     assert Client().get("/settings/").status_code == 302  # login required
     client = logged_in_client(user=user)
     page = client.get("/settings/")
     assert b"Create token" in page.content and b'href="/settings/"' in page.content
 
-    client.post("/settings/token/")
-    old = ApiToken.objects.get(user=user).key
+    made = client.post("/settings/token/")
+    old = re.search(rb'id="api-token"[^>]*value="([^"]+)"', made.content).group(1).decode()
+    assert ApiToken.objects.get(user=user).key_hash == hash_key(old) and b"shown only this once" in made.content
     page = client.get("/settings/")
-    assert old.encode() in page.content and b"Regenerate token" in page.content and b"confirm(" in page.content
+    assert old.encode() not in page.content and f"…{old[-4:]}".encode() in page.content
+    assert b"Regenerate token" in page.content and b"data-confirm=" in page.content
 
-    response = client.post("/settings/token/", follow=True)
-    new = ApiToken.objects.get(user=user).key
-    assert new != old and new.encode() in response.content and b"old one no longer works" in response.content
+    response = client.post("/settings/token/")
+    new = re.search(rb'id="api-token"[^>]*value="([^"]+)"', response.content).group(1).decode()
+    assert new != old and ApiToken.objects.get(user=user).key_hash == hash_key(new)
+    assert b"old one no longer works" in response.content
     assert client.get("/settings/token/").status_code == 405
 
 
 async def test_a_regenerated_token_replaces_the_old_one_at_once():
     user, old = await user_with_token()
     client = await sync_to_async(logged_in_client)(user=user)
-    await sync_to_async(client.post)("/settings/token/")
-    new = (await ApiToken.objects.aget(user=user)).key
+    made = await sync_to_async(client.post)("/settings/token/")
+    new = re.search(rb'id="api-token"[^>]*value="([^"]+)"', made.content).group(1).decode()
     assert (await client_for(old).get(POOL)).status_code == 401
     assert (await client_for(new).get(POOL)).status_code == 200
 
@@ -355,3 +360,21 @@ def test_malformed_claude_projects_stop_the_start(monkeypatch, tmp_path, value, 
 def test_claude_projects_are_read(monkeypatch, tmp_path):
     monkeypatch.setenv("CLAUDE_PROJECTS", f" api = {tmp_path}/api , web={tmp_path}/web ")
     assert envprojects("CLAUDE_PROJECTS") == {"api": tmp_path / "api", "web": tmp_path / "web"}
+
+
+async def test_a_caller_that_hangs_up_while_its_turn_runs_leaves_no_stuck_turn(projects, claude_env, rt):
+    """The turn runs in the runtime's own context, never the request's: the caller going away
+    (its request cancelled) changes nothing for the turn, nor for the messages queued behind it."""
+    user, _ = await user_with_token()
+    chat = await sync_to_async(make_session)(owner=user)
+    call = asyncio.create_task(api.ask(user=user, session_id=chat.id, message="slow 1"))
+    while not await Turn.objects.filter(session=chat, prompt="slow 1", status=Turn.Status.RUNNING).aexists():
+        await asyncio.sleep(0.02)
+    behind = await turns.submit_message(session_id=chat.id, user=user, text="echo: from the browser")
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await rt.turns.idle()
+    statuses = [(t.prompt, t.status) async for t in Turn.objects.filter(session=chat).order_by("id")]
+    assert statuses == [("slow 1", Turn.Status.DONE), ("echo: from the browser", Turn.Status.DONE)]
+    assert (await Turn.objects.aget(pk=behind.turn.pk)).error == ""

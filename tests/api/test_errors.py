@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from chat.models import Session
-from chat.services.tokens import token_for
+from chat.services.tokens import issue_token
 from tasks.models import Task
 from tests.api_client import ApiCaller
 from tests.factories import make_user
@@ -24,7 +24,7 @@ SID = "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d"
 @pytest.fixture
 async def caller() -> ApiCaller:
     user = await sync_to_async(make_user)()
-    return ApiCaller.with_token((await sync_to_async(token_for)(user=user)).key)
+    return ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key)
 
 
 @pytest.fixture
@@ -146,3 +146,13 @@ async def test_a_chat_request_with_several_faults_answers_all_of_them(caller, pr
     said = error_of(await caller.post(CHAT, {"sessionId": "nope", "message": "x" * 11, "projectKey": "x"}), 413)
     assert "sessionId must be a UUID" in said and "11 characters" in said and "Known keys: default, web" in said
     assert await Session.objects.acount() == 0
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ('{"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "hi \\ud800 there"}', "lone surrogate"),
+    ('{"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "nul \\u0000 here"}', "NUL character"),
+    ("[" * 100_000 + "]" * 100_000, "must be a JSON object"),
+], ids=["lone surrogate", "NUL", "nested 100,000 deep"])
+async def test_text_that_cannot_be_stored_and_absurd_nesting_answer_400_not_500(caller, projects, body, says):
+    response = await caller.post("/api/analysis/chat", body)
+    assert says in error_of(response, 400)

@@ -13,7 +13,7 @@ from django.test import AsyncClient
 
 from api import chat as chat_api
 from api import tasks as tasks_api
-from chat.services.tokens import token_for
+from chat.services.tokens import issue_token
 from tasks import services
 from tests.api_client import ApiCaller
 
@@ -110,7 +110,7 @@ async def test_the_request_schemas_carry_the_limits_the_validators_read_from_set
 @pytest.mark.usefixtures("rt")
 async def test_what_every_operation_answers_has_the_documented_properties(repo, scheduler, user):
     doc = await document()
-    caller = ApiCaller.with_token((await sync_to_async(token_for)(user=user)).key)
+    caller = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key)
 
     def check(response, method: str, path: str, status: int) -> dict:
         assert response.status_code == status, response.content
@@ -158,3 +158,28 @@ async def test_the_docs_page_loads_only_the_apps_own_files():
     config = json.loads(re.search(r'<script type="application/json" id="swagger-settings">(.*?)</script>', html, re.S)[1])
     assert config["url"] == DOC and config["validatorUrl"] is None
     assert (await client.post("/api/docs")).status_code == 405
+
+
+@pytest.mark.real_cli
+@pytest.mark.usefixtures("rt")
+async def test_a_task_with_a_pull_request_answers_what_the_document_describes(team_remote, scheduler, user):
+    doc = await document()
+    caller = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key)
+    task = (await caller.post("/api/tasks", {"prompt": "write doc.txt: described", "project": "team"})).json()
+    await scheduler.idle()
+
+    answer = await caller.post(f"/api/tasks/{task['id']}/pull-request")
+
+    assert answer.status_code == 200, answer.content
+    schema = answer_schema(doc, "post", "/api/tasks/{task_id}/{action}", 200)
+    body = answer.json()
+    assert set(body) == set(schema["properties"])
+    pull = resolve(doc, schema["properties"]["pull_request"])
+    assert set(body["pull_request"]) == set(pull["properties"]) == set(pull["required"])
+    assert pull["properties"]["state"]["enum"] == ["open", "merged", "closed"]
+    assert pull["properties"]["forge"]["enum"] == ["github", "gitlab"]
+    actions = resolve(doc, schema["properties"]["actions"]["items"])["enum"]
+    assert set(body["actions"]) <= set(actions) and "pull-request" in actions
+    (action,) = [p for p in doc["paths"]["/api/tasks/{task_id}/{action}"]["post"]["parameters"] if p["name"] == "action"]
+    assert "pull-request" in action["schema"]["enum"]
+    assert "pull-request" in doc["paths"]["/api/tasks/{task_id}/{action}"]["post"]["description"]

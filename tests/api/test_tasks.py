@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from chat.models import Turn
-from chat.services import recovery
-from chat.services.tokens import token_for
-from drivers import claude as cli
+from chat.services import recovery, turns
+from chat.services.tokens import issue_token
 from tasks import services
 from tasks.models import Task
 from tasks.services import scheduling as scheduler_module
@@ -23,7 +26,7 @@ pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=T
 
 
 async def script_for(user) -> ApiCaller:
-    token = await sync_to_async(token_for)(user=user)
+    token = await sync_to_async(issue_token)(user=user)
     return ApiCaller.with_token(token.key)
 
 
@@ -101,7 +104,7 @@ async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes
     task = await Task.objects.aget(pk=task.pk)
     await Task.objects.filter(pk=task.pk).aupdate(status=Task.Status.RUNNING)
     turn = await Turn.objects.acreate(session_id=task.session_id, prompt="slow 30", status=Turn.Status.RUNNING)
-    argv = cli.build_argv(settings.CLAUDE_CLI, session_id=str(task.session_id), resume=True)
+    argv = [settings.CLAUDE_CLI, "--print", "--output-format", "stream-json", "--verbose", f"--resume={task.session_id}"]
     orphan = subprocess.Popen(argv, cwd=task.worktree_path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     orphan.stdin.write(b"slow 30")
@@ -153,3 +156,79 @@ async def test_the_token_budget_holds_new_starts_and_says_so(repo, scheduler, us
 
 async def _done(task: Task) -> bool:
     return (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
+
+
+async def test_a_tasks_session_takes_no_chat_messages(repo, scheduler, api, user, claude_env):
+    """Sent to the API (or the chat page), a message to a task's session would run beside the task's own
+    turns and fork its transcript: it is refused with a 409 that names the task."""
+    task = await services.create_task(user=user, prompt="slow 2")
+    await wait_for(lambda: _running_turn(task))
+    task = await Task.objects.aget(pk=task.pk)
+    response = await api.post("/api/analysis/chat", {"sessionId": str(task.session_id), "message": "write x.txt: sneaky"},
+                              content_type="application/json")
+    assert response.status_code == 409 and f"task #{task.pk}" in response.json()["error"]
+    with pytest.raises(turns.TurnRefused, match=f"task #{task.pk}"):
+        await turns.submit_message(session_id=task.session_id, user=user, text="hello")
+    await scheduler.idle()
+    assert [t.prompt async for t in Turn.objects.filter(session_id=task.session_id)] == ["slow 2"]
+    assert not (Path(task.worktree_path) / "x.txt").exists()
+
+
+async def test_a_skip_permissions_tasks_detached_processes_end_with_it(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(
+        user=user, prompt="run: (setsid sleep 321 &) ; (nohup sleep 321 >/dev/null 2>&1 &) ; echo started",
+        skip_permissions=True))
+    assert task.status == Task.Status.COMPLETED, task.error
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"sleep\x00321" in _cmdline(p)]
+    assert leftovers == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+async def test_a_pull_request_through_the_api(team_remote, forge, scheduler, api, monkeypatch):
+    made = (await api.post("/api/tasks", {"prompt": "write api.txt: via api", "project": "team"})).json()
+    await scheduler.idle()
+    got = (await api.get(f"/api/tasks/{made['id']}")).json()
+    assert got["pull_request"] is None and "pull-request" in got["actions"] and "merge" in got["actions"]
+
+    monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", "wrong")
+    refused = await api.post(f"/api/tasks/{made['id']}/pull-request")
+    assert refused.status_code == 409 and "GitHub refused the token in CLAUDE_FORGE_TOKEN_TEAM" in refused.json()["error"]
+    monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
+
+    opened = await api.post(f"/api/tasks/{made['id']}/pull-request")
+    assert opened.status_code == 200, opened.content
+    pull = opened.json()["pull_request"]
+    assert {k: v for k, v in pull.items() if k != "checked_at"} == {
+        "forge": "github", "repository": "acme/widgets", "number": 1, "url": "https://github.com/acme/widgets/pull/1",
+        "state": "open"}
+    assert pull["checked_at"]
+
+    # Reading the task asks the forge (as its page does) once the last answer is a few seconds old.
+    forge.merge("github", "acme/widgets", 1)
+    await Task.objects.filter(pk=made["id"]).aupdate(pr_checked_at=timezone.now() - timedelta(minutes=1))
+    got = (await api.get(f"/api/tasks/{made['id']}")).json()
+    assert got["pull_request"]["state"] == "merged" and got["status"] == "merged" and got["actions"] == []
+    assert forge.requests[-1].path == "/github/repos/acme/widgets/pulls/1"
+    # Listing never asks.
+    asked = len(forge.requests)
+    assert [t["pull_request"]["state"] for t in (await api.get("/api/tasks")).json()["tasks"]] == ["merged"]
+    assert len(forge.requests) == asked
+
+
+async def test_an_unreachable_forge_leaves_the_last_known_state(team_remote, forge, scheduler, api, settings):
+    made = (await api.post("/api/tasks", {"prompt": "echo: hi", "project": "team"})).json()
+    await scheduler.idle()
+    assert (await api.post(f"/api/tasks/{made['id']}/pull-request")).status_code == 200
+    await Task.objects.filter(pk=made["id"]).aupdate(pr_checked_at=timezone.now() - timedelta(minutes=1))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    settings.CLAUDE_GITHUB_API_URL = f"http://127.0.0.1:{port}/github"
+    got = await api.get(f"/api/tasks/{made['id']}")
+    assert got.status_code == 200 and got.json()["pull_request"]["state"] == "open"

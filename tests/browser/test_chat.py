@@ -49,6 +49,13 @@ def test_log_in_new_chat_two_turns_with_memory_and_a_tool_call(live_app, page):
     tool = turns.nth(2).locator(".event.tool_use")
     expect(tool).to_contain_text("Write")
     expect(tool).to_contain_text("notes.txt")
+    # Chats run in the CLI's default mode: writing a file asks first.
+    prompt = turns.nth(2).locator(".event.permission")
+    expect(prompt).to_contain_text("Claude Code asks to use Write")
+    expect(turns.nth(2).locator(".turn-status")).to_contain_text("Waiting for an answer")
+    prompt.get_by_role("button", name="Allow", exact=True).click()
+    expect(prompt).to_contain_text("Allowed by ada.")
+    expect(prompt.get_by_role("button")).to_have_count(0)
     expect(turns.nth(2)).to_contain_text("File created successfully")
     assert (live_app.own_folder(ada) / "notes.txt").read_text() == "hello from the browser\n"
 
@@ -114,3 +121,39 @@ def test_a_dropped_connection_catches_up_without_showing_anything_twice(live_app
     assert page.locator("article.turn").count() == 2 and answer.count() == 1
     text = answer.inner_text()
     assert len(re.findall(r"\bword2\b", text)) == 1 and text.count("(end of slow answer)") == 1, text
+
+
+# Lets a test hide the tab (document.hidden) and see the notifications the page shows.
+WATCH_NOTIFICATIONS = """
+Object.defineProperty(document, "hidden", {get: () => window.testHidden === true});
+window.testNotes = [];
+const RealNotification = window.Notification;
+window.Notification = class extends RealNotification {
+  constructor(title, options) { super(title, options); window.testNotes.push(title + " | " + options.body); }
+};
+"""
+
+
+def test_a_prompt_notifies_a_hidden_tab_and_an_answer_in_one_tab_shows_in_the_other(live_app, page):
+    live_app.create_user(username="dee", password="pw-dee-123")
+    page.context.grant_permissions(["notifications"], origin=live_app.base_url)
+    page.context.add_init_script(WATCH_NOTIFICATIONS)
+    log_in(page, live_app.base_url, "dee", "pw-dee-123")
+    open_new_chat(page)
+    other = page.context.new_page()
+    other.goto(page.url)
+    expect(other.locator("body[data-ws=open]")).to_have_count(1)
+    other.evaluate("window.testHidden = true")
+
+    page.get_by_label("Message").fill("write todo.txt: buy milk")
+    page.get_by_role("button", name="Send").click()
+    prompt = other.locator(".event.permission")
+    expect(prompt.get_by_role("button", name="Always allow Write in this chat")).to_be_visible()
+    other.wait_for_function("window.testNotes.length === 1")
+    assert other.evaluate("window.testNotes[0]").startswith("Claude Code asks for permission | It wants to use Write")
+    assert page.evaluate("window.testNotes") == []  # the visible tab shows the prompt; no notification
+
+    page.get_by_role("button", name="Deny").click()
+    expect(prompt).to_contain_text("Denied by dee.")
+    expect(prompt.get_by_role("button")).to_have_count(0)
+    expect(other.locator("article.turn .turn-status .stats")).to_be_visible()

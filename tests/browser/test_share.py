@@ -20,6 +20,7 @@ def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page,
     box.fill("write shared-notes.txt: <b>shared</b> hello")
     box.press("Enter")
     turn = page.locator("article.turn").first
+    turn.get_by_role("button", name="Allow", exact=True).click()
     expect(turn).to_contain_text("File created successfully")
 
     page.get_by_text("Rename", exact=True).click()

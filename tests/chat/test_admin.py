@@ -14,7 +14,7 @@ from django.utils import timezone
 import runtime
 from chat.models import Event, Session, ShareLink, Turn
 from chat.services import sharing, turns
-from chat.services.tokens import token_for
+from chat.services.tokens import issue_token
 from tests.factories import logged_in_client, make_session, make_user
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db]
@@ -218,7 +218,7 @@ async def test_stop_action_stops_a_running_turn_in_this_process(claude_env):
 def test_staff_see_api_tokens_without_their_keys():
     staff = make_user(is_staff=True)
     owner = make_user()
-    key = token_for(user=owner).key
+    key = issue_token(user=owner).key
     client = logged_in_client(user=staff)
     tokens_page = client.get("/admin/chat/apitoken/")
     assert tokens_page.status_code == 200

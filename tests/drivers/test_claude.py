@@ -269,7 +269,7 @@ def test_parse_init_text_tool_use_and_result_events() -> None:
               "usage": {"input_tokens": 3, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 24000,
                         "output_tokens": 25}}
     assert claude.parse_line(json.dumps(result)) == [Result(
-        is_error=False, subtype="success", text="All done.", session_id=SID, duration_ms=719, cost_usd=0.0992,
+        is_error=False, subtype="success", text="All done.", session_id=SID, duration_ms=719, total_cost_usd=0.0992,
         input_tokens=24103, output_tokens=25)]
 
     failed = {"type": "result", "subtype": "error_during_execution", "is_error": True, "errors": ["boom", "bang"]}
@@ -346,7 +346,7 @@ def test_a_result_with_odd_figures_reads_them_as_zero() -> None:
     [result] = claude.parse_line(json.dumps({"type": "result", "usage": "none", "total_cost_usd": "n/a",
                                           "duration_ms": "soon", "errors": "just one"}))
     assert isinstance(result, Result)
-    assert (result.cost_usd, result.duration_ms, result.input_tokens) == (0.0, 0, 0)
+    assert (result.total_cost_usd, result.duration_ms, result.input_tokens) == (0.0, 0, 0)
     assert result.errors == ("just one",)
 
 

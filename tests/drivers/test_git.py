@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from drivers import git as g
-from tests.task_helpers import git, init_repo
+from tests.task_helpers import bare_remote, git, init_repo
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -584,3 +584,97 @@ async def test_nothing_goes_through_a_shell(repo: Path, tmp_path: Path, monkeypa
     assert f"/{evil}/" in (repo / ".git" / "info" / "exclude").read_text().splitlines()
     assert [p for p in tmp_path.rglob("pwned*")] == []
     assert [p for p in Path.cwd().glob("pwned*")] == []
+
+
+# ---------------------------------------------------------------------------------------
+# Remotes and pushing (a bare repository in tmp_path is the remote)
+
+
+@pytest.fixture
+def remote(repo: Path, tmp_path: Path) -> Path:
+    return bare_remote(tmp_path / "remote.git", repo)
+
+
+def refuse_pushes(bare: Path, script: str) -> None:
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\n{script}\n")
+    hook.chmod(0o755)
+
+
+async def test_remote_urls_are_read(repo: Path, remote: Path) -> None:
+    git(repo, "remote", "set-url", "--push", "origin", "/elsewhere.git")
+    assert await g.remote_url(repo, "origin") == str(remote)
+    assert await g.remote_url(repo, "origin", push=True) == "/elsewhere.git"
+    assert g.remote_url_now(repo, "origin") == str(remote)
+    assert await g.remote_url(repo, "upstream") is None and g.remote_url_now(repo, "upstream") is None
+
+
+async def test_push_sends_the_branch_and_later_a_fast_forward(repo: Path, remote: Path, tmp_path: Path) -> None:
+    wt = await task_worktree(repo, tmp_path)
+    first = commit_file(wt, "a.txt", "a\n")
+    await g.push(repo, "origin", "task-1")
+    assert head(remote, "task-1") == first
+    second = commit_file(wt, "b.txt", "b\n")
+    await g.push(repo, "origin", "task-1")
+    assert head(remote, "task-1") == second
+
+
+async def test_a_rebased_branch_replaces_only_what_was_pushed(repo: Path, remote: Path, tmp_path: Path) -> None:
+    wt = await task_worktree(repo, tmp_path)
+    pushed = commit_file(wt, "a.txt", "a\n")
+    await g.push(repo, "origin", "task-1")
+    commit_file(repo, "main.txt", "main moved\n")
+    assert await g.rebase(wt, "main") == []
+    with pytest.raises(g.GitError, match="rejected") as refused:
+        await g.push(repo, "origin", "task-1")  # not a fast-forward
+    assert "non-fast-forward" in refused.value.err or "fetch first" in refused.value.err
+    await g.push(repo, "origin", "task-1", expect=pushed)
+    assert head(remote, "task-1") == head(wt)
+    # Someone else pushed to it meanwhile: their commit is not overwritten.
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "-b", "task-1", str(remote), str(other))
+    theirs = commit_file(other, "theirs.txt", "theirs\n")
+    git(other, "push", "-q", "origin", "task-1")
+    commit_file(wt, "c.txt", "c\n")
+    with pytest.raises(g.GitError, match="stale info"):
+        await g.push(repo, "origin", "task-1", expect=head(wt, "HEAD~1"))
+    assert head(remote, "task-1") == theirs
+
+
+async def test_a_refused_push_carries_gits_own_words(repo: Path, remote: Path, tmp_path: Path) -> None:
+    refuse_pushes(remote, 'echo "pushes are closed today" >&2; exit 1')
+    wt = await task_worktree(repo, tmp_path)
+    commit_file(wt, "a.txt", "a\n")
+    with pytest.raises(g.GitError) as refused:
+        await g.push(repo, "origin", "task-1")
+    assert "pushes are closed today" in refused.value.err and "pre-receive hook declined" in refused.value.err
+    assert git(remote, "branch", "--list", "task-1") == ""
+
+
+async def test_a_push_that_hangs_is_ended_with_what_it_started(repo: Path, remote: Path, tmp_path: Path) -> None:
+    refuse_pushes(remote, f"echo $$ > {tmp_path}/hook.pid; sleep 60")
+    wt = await task_worktree(repo, tmp_path)
+    commit_file(wt, "a.txt", "a\n")
+    with pytest.raises(g.GitError, match="no answer within 1 seconds"):
+        await g.push(repo, "origin", "task-1", timeout=1)
+    hook = int((tmp_path / "hook.pid").read_text())
+    assert not running(hook)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (which a container's init may leave unreaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+async def test_a_push_runs_no_local_hook(repo: Path, remote: Path, tmp_path: Path) -> None:
+    hook = repo / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"#!/bin/sh\ntouch {tmp_path}/pre-push-ran\nexit 1\n")
+    hook.chmod(0o755)
+    wt = await task_worktree(repo, tmp_path)
+    commit_file(wt, "a.txt", "a\n")
+    await g.push(repo, "origin", "task-1")
+    assert not (tmp_path / "pre-push-ran").exists()

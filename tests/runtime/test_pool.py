@@ -248,3 +248,31 @@ async def test_waiters_get_their_slot_in_the_order_they_came() -> None:
         await holder.finish()
     assert order == ["0", "1", "2", "3", "late"]
     assert pool.status() == PoolStatus(active=0, limit=1, waiting=0, total=5)
+
+
+async def test_a_full_pool_serves_owners_in_turn_not_in_arrival_order() -> None:
+    """One member's queue of long turns cannot starve another member's single turn."""
+    pool = Pool(1)
+    order: list[str] = []
+    first = Holder(pool, "a0", order)
+    await first.holding.wait()
+
+    async def take(owner: str, name: str, release: asyncio.Event) -> None:
+        async with pool.slot(owner=owner):
+            order.append(name)
+            await release.wait()
+
+    releases = {name: asyncio.Event() for name in ("a1", "a2", "a3", "b1")}
+    tasks = [asyncio.create_task(take("a", name, releases[name])) for name in ("a1", "a2", "a3")]
+    await settle()
+    tasks.append(asyncio.create_task(take("b", "b1", releases["b1"])))
+    await settle()
+    assert pool.status().waiting == 4  # a1, a2, a3 and b1
+    await first.finish()
+    for name in ("a1", "b1", "a2", "a3"):
+        await settle()
+        assert order[-1] == name, order
+        releases[name].set()
+    await asyncio.gather(*tasks)
+    assert order == ["a0", "a1", "b1", "a2", "a3"]
+    assert pool.status() == PoolStatus(active=0, limit=1, waiting=0, total=5)

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chat import search, selectors
+from chat import projects, search, selectors
 from chat.live import notify, rendered
 from chat.models import Session
 from chat.services import chats, turns
@@ -37,13 +37,18 @@ def index(request: AuthedRequest) -> HttpResponse:
         page = Paginator(chats, PER_PAGE).get_page(request.GET.get("page"))
     # The search box asks for the list alone, as the person types.
     template = "chat/index.html#chat-list" if request.htmx.target == "chat-list" else "chat/index.html"
-    return render(request, template, {"page": page, "query": query})
+    return render(request, template, {"page": page, "query": query, "projects": projects.projects_for(request.user)})
 
 
 @login_required
 @require_POST
 def new_chat(request: AuthedRequest) -> HttpResponse:
-    session = chats.create_session(owner=request.user)
+    try:
+        project = projects.project_for(request.user, request.POST.get("project"))
+    except projects.ProjectRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("chat:index")
+    session = chats.create_session(owner=request.user, project=None if not project.shared else project)
     return redirect(session)
 
 
@@ -54,9 +59,13 @@ def own_session(request: AuthedRequest, session_id: uuid.UUID) -> Session:
 @login_required
 def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = own_session(request, session_id)
+    task = getattr(session, "task", None) if session.kind == Session.Kind.TASK else None
+    if task is not None:
+        return redirect(task)  # a task's session lives on its task's page
     page = selectors.latest_turns(session=session, events=False)
     rendered.prerender(page.turns)
-    return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older})
+    return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older,
+                                  "may_answer": True})
 
 
 def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str = "", redact: str = "") -> HttpResponse:
@@ -70,7 +79,7 @@ def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str 
         rendered.prerender(page.turns)
     return render(request, f"{PAGE}#older-turns", {
         "session": session, "turns": page.turns, "before": page.first, "has_older": page.has_older,
-        "share_token": share_token, "redact": redact,
+        "share_token": share_token, "redact": redact, "may_answer": not share_token,
     })
 
 

@@ -1,35 +1,39 @@
-"""The settings page: the user's API token."""
+"""The settings page: the user's API token, shown once when it is made."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from chat.models import ApiToken
-from chat.services.tokens import regenerate_token
+from chat.services.tokens import issue_token
 
 from .types import AuthedRequest
 
 
-@login_required
-def settings_page(request: AuthedRequest) -> HttpResponse:
-    token = ApiToken.objects.filter(user=request.user).first()
+def _page(request: AuthedRequest, *, new_key: str = "", replaced: bool = False) -> HttpResponse:
     return render(request, "chat/settings.html", {
-        "token": token,
+        "token": ApiToken.objects.filter(user=request.user).first(),
+        "new_key": new_key,
+        "replaced": replaced,
         "chat_url": request.build_absolute_uri(reverse("api:chat")),
         "openapi_url": request.build_absolute_uri(reverse("api:openapi-json")),
     })
 
 
 @login_required
+def settings_page(request: AuthedRequest) -> HttpResponse:
+    return _page(request)
+
+
+@login_required
 @require_POST
+@never_cache
 def regenerate(request: AuthedRequest) -> HttpResponse:
     had_one = ApiToken.objects.filter(user=request.user).exists()
-    regenerate_token(user=request.user)
-    messages.success(request, "New API token made; the old one no longer works. Update your IDE plugin."
-                     if had_one else "API token made.")
-    return redirect("chat:settings")
+    # Rendered, not redirected to: the token is stored nowhere, so this answer is the only place it shows.
+    return _page(request, new_key=issue_token(user=request.user).key, replaced=had_one)

@@ -106,8 +106,9 @@ def cli_processes_in(workdir) -> int:
     return count
 
 
-@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)
+@pytest.mark.parametrize("rt", [{"max_processes": 2, "max_warm": 0}], indirect=True)
 async def test_the_process_limit_holds_across_sessions(claude_env, rt):
+    """With no process kept warm, at most CLAUDE_MAX_CONCURRENT CLI processes exist at once."""
     user = await sync_to_async(make_user)()
     chats = [await sync_to_async(make_session)(owner=user) for _ in range(4)]
     runner = rt.turns
@@ -204,10 +205,13 @@ async def test_not_logged_in_says_how_to_log_in(claude_env, monkeypatch):
     assert "not logged in" in turn.error and "ANTHROPIC_API_KEY" in turn.error
 
 
-async def test_missing_transcript_on_resume_is_explained(claude_env):
+async def test_missing_transcript_on_resume_is_explained(claude_env, rt):
     user = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=user)
     await settled(await send(chat, user, "My name is Ada"))
+    # No warm process: the next turn starts one, which resumes from the transcript.
+    rt.warm.drop(str(chat.id))
+    await rt.warm.idle()
     claude_env.transcript(chat).unlink()
     turn = await settled(await send(chat, user, "What is my name?"))
     assert turn.status == Turn.Status.ERROR

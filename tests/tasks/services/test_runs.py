@@ -7,7 +7,6 @@ import pytest
 from chat.models import Turn
 from tasks import services
 from tasks.models import Task
-from tasks.services import places
 from tests.task_helpers import git, init_repo, settled, status_of, texts, wait_for
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -144,7 +143,6 @@ async def test_names_come_from_the_id_only(repo, scheduler, user):
     task = await services.create_task(user=user, prompt="echo: x", title="../../etc; rm -rf / $(whoami) `id`")
     assert task.branch == f"auto-claude/{task.pk}"
     assert task.worktree_path == str(repo / ".worktrees" / str(task.pk))
-    assert "rm -rf" not in places.hook_settings(task)
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED
 

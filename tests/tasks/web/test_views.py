@@ -105,3 +105,54 @@ async def test_the_board_socket_streams_status_and_the_task_socket_streams_the_l
     await page.disconnect()
     missing = WebsocketCommunicator(application, "/ws/tasks/999999/", headers=ws_headers(client=client))
     assert (await missing.connect()) == (False, 4404)
+
+
+async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_the_page(team_remote, forge, scheduler,
+                                                                                       user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="write pr.txt: for review",
+                                                               title="Reviewed", project="team"))
+    client = await browser_for(user)
+    button = f'hx-post="/tasks/{task.pk}/pull-request/"'
+    assert button in (await client.get("/tasks/")).content.decode()
+    assert button in (await client.get(f"/tasks/{task.pk}/")).content.decode()
+    # Only its creator (or staff) may press it.
+    other = await browser_for(await sync_to_async(make_user)())
+    refused = await other.post(f"/tasks/{task.pk}/pull-request/", headers={"HX-Request": "true"})
+    assert "Only the person who created" in refused.content.decode() and forge.requests == []
+
+    pressed = await client.post(f"/tasks/{task.pk}/pull-request/", headers={"HX-Request": "true"})
+    assert pressed.status_code == 200
+    assert f"Task #{task.pk}: pull request #1 is open: https://github.com/acme/widgets/pull/1" in pressed.content.decode()
+
+    page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
+    link = 'href="https://github.com/acme/widgets/pull/1"'
+    assert link in page and "#1 open" in page and "Update pull request" in page and "acme/widgets" in page
+    assert "deleted without merging. Its pull request #1 is closed." in page  # Discard's confirmation
+    # Opening the page asks the forge once (quietly, not again within seconds); the board never does.
+    refresh = f'hx-post="/tasks/{task.pk}/pull-request/refresh/"'
+    assert refresh in page and "hx-vals='{\"quiet\": \"1\"}'" in page
+    asked = len(forge.requests)
+    board = (await client.get("/tasks/")).content.decode()
+    assert link in board and "#1 open" in board and len(forge.requests) == asked
+    quiet = await client.post(f"/tasks/{task.pk}/pull-request/refresh/", {"quiet": "1"}, headers={"HX-Request": "true"})
+    assert quiet.status_code == 204 and len(forge.requests) == asked
+
+    forge.merge("github", "acme/widgets", 1)
+    refreshed = await other.post(f"/tasks/{task.pk}/pull-request/refresh/", headers={"HX-Request": "true"})
+    assert "Pull request #1: merged." in refreshed.content.decode()  # anyone who sees the task may ask
+    page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
+    assert "#1 merged" in page and 'data-status="merged"' in page and "Update pull request" not in page
+    assert "Merged through pull request #1 on GitHub" in page
+
+
+async def test_a_refused_pull_request_is_said_on_the_page(team_remote, forge, scheduler, user, monkeypatch):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: hi", project="team"))
+    monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", "wrong")
+    client = await browser_for(user)
+    pressed = await client.post(f"/tasks/{task.pk}/pull-request/", headers={"HX-Request": "true"})
+    assert "GitHub refused the token in CLAUDE_FORGE_TOKEN_TEAM" in pressed.content.decode()
+    assert 'class="flash error"' in pressed.content.decode()
+    # Without htmx: back to the task's page, with the message.
+    plain = await client.post(f"/tasks/{task.pk}/pull-request/")
+    assert plain.status_code == 302 and plain["Location"] == f"/tasks/{task.pk}/"
+    assert "GitHub refused the token" in (await client.get(f"/tasks/{task.pk}/")).content.decode()

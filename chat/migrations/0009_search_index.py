@@ -6,6 +6,9 @@
 # PostgreSQL: GIN indexes on to_tsvector('simple', ...) of the same columns, built from the same
 # django.contrib.postgres expressions the search queries use, so the planner matches them.
 # Neither has model state: nothing here changes what makemigrations sees.
+# Trap: on SQLite, a later migration that rebuilds chat_turn, chat_event or chat_session (Django
+# does so for most field changes) drops these triggers with the old table: run SQLITE's triggers
+# again after it (the search tests of new turns catch a missing one).
 
 from django.db import migrations
 
@@ -87,7 +90,7 @@ def drop(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("chat", "0004_turn_latest_index"),
+        ("chat", "0008_turn_latest_index"),
     ]
 
     operations = [

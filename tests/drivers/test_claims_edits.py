@@ -1,17 +1,13 @@
-"""The PreToolUse hook of a task (drivers/hook.py): which edits it lets through, and how it says no."""
+"""A task's file edits, checked before they run (drivers.claims.check_edit, the task's PreToolUse
+hook): which it lets through, and how it says no."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from drivers import claims, hook
-
-HOOK = Path(hook.__file__).resolve()
+from drivers import claims
 
 
 @pytest.fixture
@@ -36,7 +32,9 @@ def edit(path: str | Path, *, cwd: str | Path | None = None, key: str = "file_pa
 
 
 def decide(call: dict, store: Path, root: Path, task: int = 4) -> tuple[int, str]:
-    return hook.decide(call, store=store, task=task, root=root)
+    """(0, "") when the edit may run, (2, reason) when it is refused: what the hook answers the CLI."""
+    reason = claims.check_edit(call.get("tool_input"), cwd=call.get("cwd"), store=store, task=task, root=root)
+    return (0, "") if reason is None else (2, reason)
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,54 +135,3 @@ def test_a_symlink_inside_the_worktree_does_not_lead_out_of_it(store: Path, root
     code, reason = decide(edit(root / "escape" / "x.py"), store, root)
     assert code == 2 and str(root) in reason
     assert claims.held_by(store, task=4) == []
-
-
-# ---------------------------------------------------------------------------------------
-# main(), run as the CLI runs it
-
-
-def run_hook(store: Path, root: Path, stdin: str, task: int = 4) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(HOOK), "--store", str(store), "--task", str(task), "--root", str(root)],
-                          input=stdin, capture_output=True, text=True, cwd=root, timeout=30)
-
-
-def test_the_hook_program_lets_an_edit_through_with_exit_0(store: Path, root: Path) -> None:
-    done = run_hook(store, root, json.dumps(edit(root / "src" / "app.py", cwd=root)))
-    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-    assert claims.held_by(store, task=4) == ["src/app.py"]
-
-
-def test_the_hook_program_refuses_with_exit_2_and_the_reason_on_stderr(store: Path, root: Path) -> None:
-    claims.register(store, task=7, title="Rename the settings")
-    claims.claim(store, task=7, paths=["src/settings.py"])
-
-    done = run_hook(store, root, json.dumps(edit("src/settings.py", cwd=root)))
-    assert done.returncode == 2
-    assert "#7" in done.stderr and "Rename the settings" in done.stderr
-    assert done.stdout == ""
-
-    done = run_hook(store, root, json.dumps(edit("/etc/hosts", cwd=root)))
-    assert done.returncode == 2 and str(root) in done.stderr
-
-
-@pytest.mark.parametrize("stdin", [
-    "",
-    "not json at all",
-    "[1, 2, 3]",
-    '"just a string"',
-    '{"tool_input": "not an object"}',
-    '{"tool_input": ["a", "b"]}',
-    '{"tool_input": {"file_path": "a.py"}, "cwd": 5}',
-    '{"tool_input": {"file_path": "a\\u0000b.py"}}',
-    "\xff\xfe garbage",
-])
-def test_the_hook_program_survives_malformed_input(store: Path, root: Path, stdin: str) -> None:
-    done = run_hook(store, root, stdin)
-    assert done.returncode in (0, 2), done.stderr
-    assert "Traceback" not in done.stderr
-
-
-def test_the_hook_program_survives_input_that_is_not_utf8(store: Path, root: Path) -> None:
-    done = subprocess.run([sys.executable, str(HOOK), "--store", str(store), "--task", "4", "--root", str(root)],
-                          input=b'{"tool_input": {"file_path": "\xff\xfe.py"}}', capture_output=True, cwd=root, timeout=30)
-    assert done.returncode in (0, 2) and b"Traceback" not in done.stderr

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0003_per_chat_config_folders_and_project_access'),
+        ('chat', '0007_live_sessions_permissions_and_turn_costs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,134 @@
+"""Permission prompts answered by people: a tool call the permission mode does not allow by itself
+waits for Allow, Deny or "Always allow <tool> in this chat" from the chat's page (any tab of its
+owner: the first answer wins, the others see it), or is denied after CLAUDE_PERMISSION_TIMEOUT.
+
+The request is an :class:`~chat.models.Event` of the turn (kind "permission"); the answer reaches
+the waiting turn through the channel layer (a reply channel named in the request), so the page
+and the turn need not be in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import transaction
+from django.utils import timezone
+
+from drivers.claude.live import Permission
+
+from ..live import notify
+from ..models import Event, Session, Turn
+from .recording import Recorder
+
+ANSWER_MESSAGE = "permission.answer"
+TIMED_OUT = ("Nobody answered the permission prompt within {seconds:g} seconds, so the call was denied. "
+             "Say what to do instead, or ask again when someone can answer.")
+DENIED = "The person denied this tool call. Ask what they want instead."
+
+
+class Answer(enum.StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    ALWAYS = "always"
+
+
+class PromptRefused(Exception):
+    """An answer that cannot be taken; the text says why."""
+
+
+async def ask(*, recorder: Recorder, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
+              on_open: Callable[[], Awaitable[None]] | None = None) -> Permission:
+    """Show the prompt on the chat's pages and wait for a person's answer (or the timeout)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return Permission(allow=False, message="The server has no channel layer, so nobody can be asked.")
+    reply = await layer.new_channel()
+    event = await recorder.ask(name=tool, data={"tool": tool, "input": tool_input, "suggestions": suggestions,
+                                                "status": "pending", "reply": reply})
+    if on_open is not None:
+        await on_open()
+    seconds = settings.CLAUDE_PERMISSION_TIMEOUT
+    try:
+        message = await asyncio.wait_for(layer.receive(reply), seconds)
+        answer = Answer(message.get("answer"))
+    except TimeoutError:
+        answer = None
+        if await _settle(event.pk, status="timed_out", by=None):
+            await _show(event.pk)
+    except asyncio.CancelledError:
+        # The turn was stopped while it asked: the prompt is no longer open.
+        if await asyncio.shield(_settle(event.pk, status="cancelled", by=None)):
+            await asyncio.shield(_show(event.pk))
+        raise
+    await recorder.resume()
+    if answer is None:
+        return Permission(allow=False, message=TIMED_OUT.format(seconds=seconds))
+    if answer == Answer.DENY:
+        return Permission(allow=False, message=DENIED)
+    return Permission(allow=True, always=answer == Answer.ALWAYS)
+
+
+async def answer(*, event_id: int, answer: Answer, user: User) -> None:
+    """Take a person's answer to a prompt of their chat (the first answer wins)."""
+    found = await _answer(event_id, answer, user)
+    await _show(event_id)
+    layer = get_channel_layer()
+    if layer is not None and found:
+        await layer.send(found, {"type": ANSWER_MESSAGE, "answer": str(answer)})
+
+
+@sync_to_async
+def _answer(event_id: int, answer: Answer, user: User) -> str:
+    event = Event.objects.select_related("turn__session").filter(pk=event_id, kind=Event.Kind.PERMISSION).first()
+    if event is None or not may_answer(user=user, session=event.turn.session):
+        raise PromptRefused("That permission prompt is not yours to answer.")
+    status = {Answer.ALLOW: "allowed", Answer.ALWAYS: "allowed", Answer.DENY: "denied"}[answer]
+    if not _settle_sync(event_id, status=status, by=user.get_username(), always=answer == Answer.ALWAYS):
+        raise PromptRefused("That prompt was answered already (in another tab, or it timed out).")
+    if answer == Answer.ALWAYS:
+        with transaction.atomic():
+            session = Session.objects.select_for_update().get(pk=event.turn.session_id)
+            tool = str(event.data.get("tool", ""))
+            if tool and tool not in session.always_allowed:
+                session.always_allowed = [*session.always_allowed, tool]
+                session.save(update_fields=["always_allowed"])
+    return str(event.data.get("reply", ""))
+
+
+def may_answer(*, user: AbstractBaseUser | AnonymousUser, session: Session) -> bool:
+    return session.answerable_by(user)
+
+
+def _settle_sync(event_id: int, *, status: str, by: str | None, always: bool = False) -> bool:
+    """Mark a pending prompt answered; False if it was not pending any more."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.data.get("status") != "pending":
+            return False
+        event.data = {**event.data, "status": status, "by": by, "always": always,
+                      "answered_at": timezone.now().isoformat()}
+        event.data.pop("reply", None)
+        event.complete = True
+        event.save(update_fields=["data", "complete"])
+        return True
+
+
+_settle = sync_to_async(_settle_sync)
+
+
+async def _show(event_id: int) -> None:
+    event = await Event.objects.select_related("turn").aget(pk=event_id)
+    await notify.event_changed(event, event.turn.session_id)
+
+
+def cancel_open(turn: Turn) -> None:
+    """The turn ended without its process (a restart): its open prompts are no longer asked."""
+    for event in Event.objects.filter(turn=turn, kind=Event.Kind.PERMISSION, data__status="pending"):
+        _settle_sync(event.pk, status="cancelled", by=None)

@@ -1,0 +1,48 @@
+"""The Agent SDK's messages as the driver's typed events (:mod:`drivers.claude.events`). No Django."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claude_agent_sdk import types as sdk
+
+from .events import Event, Init, Notice, Result, Text, TextDelta, ToolResult, ToolUse, Unknown, content_text, usage_in
+
+
+def convert(message: Any) -> list[Event]:
+    """The events one SDK message stands for (an assistant message may hold several)."""
+    match message:
+        case sdk.StreamEvent(event=event):
+            delta = event.get("delta") if isinstance(event, dict) else None
+            if isinstance(delta, dict) and event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+                return [TextDelta(text=str(delta.get("text", "")))]
+            return []
+        case sdk.AssistantMessage(content=content):
+            return [event for block in content for event in _assistant_block(block)]
+        case sdk.UserMessage(content=content):
+            if isinstance(content, str):
+                return []
+            return [ToolResult(tool_use_id=block.tool_use_id, content=content_text(block.content),
+                               is_error=bool(block.is_error))
+                    for block in content if isinstance(block, sdk.ToolResultBlock)]
+        case sdk.ResultMessage() as result:
+            input_tokens, output_tokens = usage_in(result.usage or {})
+            return [Result(is_error=result.is_error, subtype=result.subtype, text=result.result or "",
+                           session_id=result.session_id, duration_ms=result.duration_ms,
+                           total_cost_usd=float(result.total_cost_usd or 0.0), input_tokens=input_tokens,
+                           output_tokens=output_tokens, errors=tuple(str(e) for e in result.errors or ()))]
+        case sdk.SystemMessage(subtype=subtype, data=data):
+            if subtype == "init":
+                return [Init(session_id=str(data.get("session_id", "")), cwd=str(data.get("cwd", "")),
+                             model=str(data.get("model", "")))]
+            return [Notice(subtype=subtype, data=dict(data))]
+    return [Unknown(type=type(message).__name__, data={})]
+
+
+def _assistant_block(block: Any) -> list[Event]:
+    match block:
+        case sdk.TextBlock(text=text):
+            return [Text(text=text)]
+        case sdk.ToolUseBlock(id=tool_id, name=name, input=tool_input):
+            return [ToolUse(id=tool_id, name=name, input=tool_input if isinstance(tool_input, dict) else {"value": tool_input})]
+    return []

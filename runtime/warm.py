@@ -1,0 +1,126 @@
+"""Warm CLI processes: a chat that has just run a turn keeps its process for the next one.
+
+At most ``max_warm`` processes stay warm, the least recently used closed first; one idle for
+``idle_seconds`` is closed. A warm process holds a slot of the process pool only while a turn
+runs (the turn queue takes it). A turn for a chat with no warm process (or one whose process
+died, or whose settings changed) starts a new one, which resumes the session: a restart, an
+eviction or a crash costs a cold start, never memory. No Django imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+log = logging.getLogger(__name__)
+
+
+class Process(Protocol):
+    """What the warm pool needs of a live session (see :class:`drivers.claude.live.LiveSession`)."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class _Warm:
+    process: Process
+    fingerprint: Hashable
+    used: float
+    busy: bool = False
+
+
+class WarmPool:
+    def __init__(self, *, max_warm: int, idle_seconds: float) -> None:
+        self.max_warm = max_warm
+        self.idle_seconds = idle_seconds
+        self._warm: OrderedDict[str, _Warm] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.started = 0  # processes started (cold starts), for the benchmark and tests
+
+    def __len__(self) -> int:
+        return len(self._warm)
+
+    async def take[P: Process](self, key: str, *, fingerprint: Hashable, start: Callable[[], Awaitable[P]]) -> P:
+        """The warm process of ``key`` if it is alive and was started the same way; else a new one."""
+        entry = self._warm.get(key)
+        if entry is not None and (not entry.process.alive or entry.fingerprint != fingerprint):
+            self._close(self._warm.pop(key))
+            entry = None
+        if entry is None:
+            process = await start()
+            self.started += 1
+            entry = _Warm(process=process, fingerprint=fingerprint, used=time.monotonic())
+            self._warm[key] = entry
+        entry.busy = True
+        self._warm.move_to_end(key)
+        self._evict()
+        self._ensure_sweeper()
+        return cast(P, entry.process)  # started by this key's start(), which makes P
+
+    async def give_back(self, key: str, *, keep: bool = True) -> None:
+        """The turn is over: the process stays warm, or (``keep=False``, or it died) is closed
+        before this returns."""
+        entry = self._warm.get(key)
+        if entry is None:
+            return
+        entry.busy = False
+        entry.used = time.monotonic()
+        closing = None
+        if not keep or not entry.process.alive:
+            closing = self._close(self._warm.pop(key))
+        self._evict()
+        if closing is not None:
+            await asyncio.shield(closing)
+
+    def drop(self, key: str) -> None:
+        """Close the process of ``key`` (a deleted or archived chat)."""
+        entry = self._warm.pop(key, None)
+        if entry is not None:
+            self._close(entry)
+
+    def _evict(self) -> None:
+        idle = [key for key, entry in self._warm.items() if not entry.busy]
+        while len(self._warm) > self.max_warm and idle:
+            self._close(self._warm.pop(idle.pop(0)))  # least recently used first
+
+    def _close(self, entry: _Warm) -> asyncio.Task[None]:
+        task = asyncio.create_task(entry.process.close(), name="close-warm-claude")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return task
+
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep(), name="warm-claude-sweeper")
+
+    async def _sweep(self) -> None:
+        while self._warm:
+            await asyncio.sleep(min(self.idle_seconds, 30.0) / 2)
+            now = time.monotonic()
+            for key, entry in list(self._warm.items()):
+                if not entry.busy and now - entry.used >= self.idle_seconds:
+                    self._close(self._warm.pop(key))
+
+    async def idle(self) -> None:
+        """Wait until processes being closed are closed (tests use this)."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for key in list(self._warm):
+            self._close(self._warm.pop(key))
+        await self.idle()

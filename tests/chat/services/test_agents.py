@@ -1,0 +1,147 @@
+"""An agent sees only its own working directory and its own transcript.
+
+A member with every tool allowed (bypassPermissions) aims @-mentions, shell commands and writes
+at the server's data folder and home, another member's transcript and /etc/passwd: none of it
+reaches the model (what the stand-in API received is checked), nothing is written, and no other
+chat's transcript is listed. The real CLI runs in its real sandbox (bubblewrap).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from chat.models import Turn
+from chat.services import turns
+from tests.factories import make_session, make_user
+from tests.real_turns import answer_of, say
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+SERVER_SECRET = "SERVER-SECRET-7f3a"
+HOME_SECRET = "HOME-SECRET-91c2"
+OTHERS_SECRET = "Bobbins"
+
+
+def requests_since(stub_api, start: int) -> str:
+    """Everything the model was sent since ``start`` (request bodies, as text)."""
+    return "\n".join(json.dumps(request["body"]) for request in stub_api.requests[start:])
+
+
+@pytest.fixture
+def secrets_around(claude_env, settings, tmp_path):
+    """The server's secrets where an agent might look for them."""
+    data = Path(settings.DATA_DIR)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "secret-key.txt").write_text(SERVER_SECRET)
+    (data / "db.sqlite3").write_text(SERVER_SECRET)
+    home = Path(claude_env.env["HOME"])  # the server's HOME in these tests
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    (home / ".claude" / ".credentials.json").write_text(HOME_SECRET)
+    settings.CLAUDE_PERMISSION_MODE = "bypassPermissions"
+    return data, home
+
+
+async def attacks(data: Path, home: Path, other_transcript: Path) -> list[str]:
+    return [
+        f"@{data}/secret-key.txt repeat this file verbatim",
+        "@/etc/passwd repeat this file verbatim",
+        f"@{home}/.claude/.credentials.json what is this",
+        f"@{other_transcript} what is my name",
+        f"run: cat {data}/secret-key.txt {data}/db.sqlite3 /etc/passwd {home}/.claude/.credentials.json {other_transcript}",
+        f"run: ls -la {settings.CLAUDE_CONFIG_DIR} {settings.CLAUDE_CONFIG_DIR}/*/ {home} {data}; cat /proc/1/environ",
+        f"run: echo pwned > {data}/pwned.txt; echo pwned > {home}/pwned.txt; echo pwned > {other_transcript}",
+        f"write {data}/written.txt: pwned",
+        f"write {other_transcript}: pwned",
+    ]
+
+
+async def test_nothing_of_the_server_or_of_another_member_reaches_the_model(claude_env, stub_api, secrets_around):
+    data, home = secrets_around
+    bob = await sync_to_async(make_user)()
+    bobs_chat = await sync_to_async(make_session)(owner=bob)
+    await say(session=bobs_chat, user=bob, text=f"my name is {OTHERS_SECRET}")
+    other_transcript = claude_env.transcript(bobs_chat)
+    before = other_transcript.read_text()
+    assert OTHERS_SECRET in before
+
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    start = len(stub_api.requests)
+    for text in await attacks(data, home, other_transcript):
+        await (await turns.submit_message(session_id=chat.id, user=ada, text=text)).ticket.wait()
+
+    sent = requests_since(stub_api, start)
+    assert sent, "the turns reached the model"
+    for secret in (SERVER_SECRET, HOME_SECRET, OTHERS_SECRET, "root:x:0:0"):
+        assert secret not in sent, secret
+    # The agent's own commands did run, inside its sandbox (it sees its own folder and no other).
+    assert "No such file or directory" in sent
+    assert not (data / "pwned.txt").exists() and not (data / "written.txt").exists()
+    assert not (home / "pwned.txt").exists()
+    assert other_transcript.read_text() == before
+    statuses = [t.status async for t in Turn.objects.filter(session=chat)]
+    assert statuses and all(status == Turn.Status.DONE for status in statuses)
+
+
+async def test_without_the_sandbox_the_same_attack_reads_the_server_secret(claude_env, stub_api, secrets_around, settings,
+                                                                         monkeypatch):
+    """The check above would catch a leak: with CLAUDE_SANDBOX=off the agent reads what the server can."""
+    settings.CLAUDE_SANDBOX = "off"
+    monkeypatch.setenv("IS_SANDBOX", "1")  # the test machine runs as root
+    data, _home = secrets_around
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    start = len(stub_api.requests)
+    await say(session=chat, user=ada, text=f"run: cat {data}/secret-key.txt")
+    assert SERVER_SECRET in requests_since(stub_api, start)
+
+
+async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_around, rt):
+    """A process the agent detaches (setsid, double fork) does not outlive its sandbox: it lives while
+    the chat's process is warm, and ends with it."""
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    marker = "sleep 321"
+    await say(session=chat, user=ada, text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started")
+    rt.warm.drop(str(chat.id))
+    await rt.warm.idle()
+    assert not any(marker in cmdline for cmdline in _cmdlines())
+
+
+def _cmdlines() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+    return found
+
+
+async def test_a_missing_sandbox_refuses_turns_and_says_how_to_install_it(claude_env, settings):
+    settings.CLAUDE_BWRAP = "/nonexistent/bwrap"
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    submitted = await turns.submit_message(session_id=chat.id, user=ada, text="hello")
+    await submitted.ticket.wait()
+    turn = await Turn.objects.aget(pk=submitted.turn.pk)
+    assert turn.status == Turn.Status.ERROR
+    assert "apt-get install bubblewrap" in turn.error and "CLAUDE_SANDBOX=off" in turn.error
+
+
+async def test_a_slash_command_in_a_message_is_sent_as_text(claude_env, stub_api):
+    """`/clear` would wipe the session's memory behind the page's back; it reaches the model as text."""
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    await say(session=chat, user=ada, text="my name is Ada")
+    start = len(stub_api.requests)
+    await say(session=chat, user=ada, text="/clear")
+    assert "/clear" in requests_since(stub_api, start)
+    after = await say(session=chat, user=ada, text="what is my name")
+    assert "Your name is Ada" in await answer_of(after)

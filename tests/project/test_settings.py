@@ -1,0 +1,95 @@
+"""The settings: security headers on every page, a clean `check --deploy` with the README's
+production settings, throttled logins; and a malformed pull-request setting stops the start."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
+
+from drivers import forge
+from drivers.forge import RemoteSpec
+from project.settings import envparsed, envremotes
+from tests.conftest import ROOT
+from tests.factories import PASSWORD, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_send_a_strict_content_security_policy_and_the_usual_headers():
+    response = Client().get("/accounts/login/")
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_check_deploy_is_clean_with_the_production_settings_of_the_readme(tmp_path):
+    env = {**os.environ, "APP_DATA_DIR": str(tmp_path), "DJANGO_DEBUG": "false",
+           "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "chat.example.com",
+           "DJANGO_CSRF_TRUSTED_ORIGINS": "https://chat.example.com", "DJANGO_HTTPS": "true",
+           "DJANGO_HSTS_PRELOAD": "true"}
+    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues" in done.stdout
+
+
+def test_wrong_passwords_lock_the_account_and_the_address_with_a_clear_message(settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    ada = make_user(username="ada")
+    client = Client()
+    for _ in range(2):
+        answer = client.post("/accounts/login/", {"username": "ada", "password": "wrong"})
+        assert answer.status_code == 200 and b"did not match" in answer.content
+    third = client.post("/accounts/login/", {"username": "ada", "password": "wrong"})
+    assert third.status_code == 429 and b"Too many login attempts" in third.content
+    # Now even the right password is refused for a while.
+    locked = client.post("/accounts/login/", {"username": "ada", "password": PASSWORD})
+    assert locked.status_code == 429 and b"Too many login attempts" in locked.content
+    assert "_auth_user_id" not in client.session
+    # The address is locked too: guessing another account's password from it gets nowhere.
+    make_user(username="bo")
+    assert Client().post("/accounts/login/", {"username": "bo", "password": PASSWORD}).status_code == 429
+    assert ada.is_active
+
+
+PROJECTS = {"api": Path("/srv/api"), "web": Path("/srv/web")}
+
+
+def test_project_remotes_are_read(monkeypatch):
+    monkeypatch.setenv("CLAUDE_PROJECT_REMOTES", "api=origin:github:acme/api, web=upstream")
+    assert envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS) == {
+        "api": RemoteSpec("origin", "github", "acme/api"), "web": RemoteSpec("upstream")}
+    monkeypatch.delenv("CLAUDE_PROJECT_REMOTES")
+    assert envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS) == {}
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("api=origin:github:acme", "CLAUDE_PROJECT_REMOTES: api: 'acme' is not a GitHub repository path"),
+    ("api", "CLAUDE_PROJECT_REMOTES: 'api' is not KEY=REMOTE"),
+    ("docs=origin", "CLAUDE_PROJECT_REMOTES: docs is not among CLAUDE_PROJECTS"),
+    ("default=origin", "CLAUDE_PROJECT_REMOTES: default is not among CLAUDE_PROJECTS"),
+])
+def test_malformed_project_remotes_stop_the_start(monkeypatch, value, says):
+    monkeypatch.setenv("CLAUDE_PROJECT_REMOTES", value)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(says)):
+        envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS)
+
+
+def test_a_malformed_api_url_stops_the_start(monkeypatch):
+    monkeypatch.setenv("CLAUDE_GITLAB_API_URL", "git.example.com/api/v4")
+    with pytest.raises(ImproperlyConfigured, match=re.escape("CLAUDE_GITLAB_API_URL: 'git.example.com/api/v4' is not an http")):
+        envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
+    monkeypatch.delenv("CLAUDE_GITLAB_API_URL")
+    assert envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url) == "https://gitlab.com/api/v4"
