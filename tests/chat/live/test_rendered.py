@@ -69,3 +69,20 @@ def test_a_shared_page_hides_paths_though_the_owner_saw_them():
     _link, token = sharing.create_share_link(session=chat, user=ada, expires_in=None)
     shared = logged_in_client(user=make_user()).get(f"/share/{token}/").content.decode()
     assert "Wrote notes.txt for you." in shared and chat.workdir not in shared
+
+
+def test_a_prompt_still_open_is_never_kept_so_its_answer_buttons_follow_the_prompt():
+    ada = make_user(username="ada")
+    chat = make_session(owner=ada)
+    turn = Turn.objects.create(session=chat, author=ada, prompt="write it", status=Turn.Status.ERROR)
+    prompt = Event.objects.create(turn=turn, kind=Event.Kind.PERMISSION, name="Write",
+                                  data={"tool": "Write", "input": {"file_path": "a.txt"}, "status": "pending"})
+    client = logged_in_client(user=ada)
+    assert "Always allow Write in this chat" in page_of(client, chat)[0]
+
+    prompt.data = {**prompt.data, "status": "denied", "by": "ada"}
+    prompt.save()
+
+    page = page_of(client, chat)[0]
+    assert "Denied by ada." in page and "Always allow Write in this chat" not in page
+    assert page_of(client, chat)[0] == page  # settled now: kept, and shown the same
