@@ -128,8 +128,9 @@ class Bench:
 
     # -- through Daphne ----------------------------------------------------------------------
     def server_env(self, **extra: str) -> dict[str, str]:
-        # One member opens all the storm's sockets: the per-member cap (20 by default) is lifted.
-        return {**ENV, "DJANGO_DEBUG": "false", "CLAUDE_MAX_SOCKETS_PER_MEMBER": str(self.args.sockets + 10), **extra}
+        # One member opens all the storm's sockets (and reopens those whose handshake timed out): the
+        # per-member cap (20 by default) is lifted.
+        return {**ENV, "DJANGO_DEBUG": "false", "CLAUDE_MAX_SOCKETS_PER_MEMBER": str(self.args.sockets * 10), **extra}
 
     def long_chat(self) -> Session:
         if 10_000 not in self.chats:
