@@ -154,7 +154,12 @@ class Turn(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["session", "status"])]
+        indexes = [
+            models.Index(fields=["session", "status"]),
+            # A chat page, its websocket and "Load older" read the latest turns of one chat in this
+            # order: with the index they stop after a page instead of sorting the whole chat.
+            models.Index(fields=["session", "created_at", "id"], name="chat_turn_session_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"Turn {self.pk} of {self.session_id}"

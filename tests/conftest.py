@@ -67,6 +67,28 @@ def claude_process_env(stub_url: str, config_dir: Path) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 for the whole run; its URL."""
+    from devtools import servers
+
+    if reason := servers.postgres_available():
+        pytest.skip(f"PostgreSQL is not installed: {reason}")
+    with servers.postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A throw-away Redis on 127.0.0.1 for the whole run; its URL."""
+    from devtools import servers
+
+    if reason := servers.redis_available():
+        pytest.skip(f"Redis is not installed: {reason}")
+    with servers.redis() as url:
+        yield url
+
+
 @pytest.fixture
 def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
     """The REAL pinned CLI, pointed at the stand-in, with its own config and work folders."""

@@ -86,6 +86,36 @@
 
   window.addEventListener("load", function () { window.scrollTo(0, document.body.scrollHeight); });
 
+  // A chat's socket (also when it reconnects) tells the server what the page shows: its last
+  // turn and event, and the turns it shows unfinished. The server then sends only what is
+  // missing instead of every recent turn again.
+  function lastId(selector, prefix) {
+    let last = 0;
+    document.querySelectorAll(selector).forEach(function (el) {
+      const id = parseInt(el.id.slice(prefix.length), 10);
+      if (id > last) last = id;
+    });
+    return last;
+  }
+  function shown() {
+    const unfinished = [];
+    document.querySelectorAll("#turns .turn-status.status-queued, #turns .turn-status.status-waiting, #turns .turn-status.status-running, #turns .turn-status.status-asking")
+      .forEach(function (el) { unfinished.push(parseInt(el.id.slice("turn-".length), 10)); });
+    return "turn=" + lastId("#turns article.turn", "turn-") + "&event=" + lastId("#turns .event", "event-") +
+      "&unfinished=" + unfinished.join(",");
+  }
+  if (window.htmx) {
+    htmx.createWebSocket = function (url) {
+      if (url.indexOf("/ws/chat/") >= 0 && document.getElementById("turns")) {
+        url += (url.indexOf("?") < 0 ? "?" : "&") + shown();
+      }
+      const socket = new WebSocket(url, []);
+      socket.binaryType = htmx.config.wsBinaryType;
+      return socket;
+    };
+  }
+
+
   // Browser notifications while the tab is hidden, if the person allowed them (the one "Notify me"
   // button asks): a permission prompt arrived, or the running turn ended.
   function notify(title, body, tag) {

@@ -97,6 +97,32 @@ def test_stop_ends_the_turn_and_keeps_what_came(live_app, page):
     expect(page.get_by_role("button", name="Stop")).to_be_disabled()
 
 
+def test_a_dropped_connection_catches_up_without_showing_anything_twice(live_app, page):
+    live_app.create_user(username="dora", password="pw-dora-123")
+    log_in(page, live_app.base_url, "dora", "pw-dora-123")
+    open_new_chat(page)
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    box = page.get_by_label("Message")
+    box.fill("My name is Dee")
+    box.press("Enter")
+    expect(page.locator("article.turn").nth(0)).to_contain_text("Nice to meet you, Dee.")
+    box.fill("slow 5")
+    box.press("Enter")
+    answer = page.locator("article.turn").nth(1).locator(".event.text")
+    expect(answer).to_contain_text("word2")
+
+    # The socket drops and comes back mid-answer (htmx's own reconnect).
+    page.evaluate("document.querySelector('[ws-connect]')['htmx-internal-data'].webSocket.publicInterface.reconnect()")
+
+    expect(answer).to_contain_text("(end of slow answer)", timeout=20_000)
+    expect(page.locator("article.turn .turn-status .stats")).to_have_count(2)
+    assert re.search(r"\?turn=\d+&event=\d+&unfinished=\d+$", sockets[-1]), sockets
+    assert page.locator("article.turn").count() == 2 and answer.count() == 1
+    text = answer.inner_text()
+    assert len(re.findall(r"\bword2\b", text)) == 1 and text.count("(end of slow answer)") == 1, text
+
+
 # Lets a test hide the tab (document.hidden) and see the notifications the page shows.
 WATCH_NOTIFICATIONS = """
 Object.defineProperty(document, "hidden", {get: () => window.testHidden === true});

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chat import projects, selectors
-from chat.live import fragments, notify
+from chat import projects, search, selectors
+from chat.live import fragments, notify, rendered
 from chat.models import Session
 from chat.services import attachments, chats, turns
 
@@ -29,7 +29,12 @@ PAGE = "chat/session.html"
 @login_required
 def index(request: AuthedRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    page = Paginator(selectors.chat_list(user=request.user, query=query), PER_PAGE).get_page(request.GET.get("page"))
+    chats = selectors.chat_list(user=request.user)
+    if query:
+        page = search.search_page(user=request.user, query=query, base=chats, number=request.GET.get("page"),
+                                  per_page=PER_PAGE)
+    else:
+        page = Paginator(chats, PER_PAGE).get_page(request.GET.get("page"))
     # The search box asks for the list alone, as the person types.
     template = "chat/index.html#chat-list" if request.htmx.target == "chat-list" else "chat/index.html"
     return render(request, template, {"page": page, "query": query, "projects": projects.projects_for(request.user)})
@@ -68,7 +73,8 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     task = getattr(session, "task", None) if session.kind == Session.Kind.TASK else None
     if task is not None:
         return redirect(task)  # a task's session lives on its task's page
-    page = selectors.latest_turns(session=session)
+    page = selectors.latest_turns(session=session, events=False)
+    rendered.prerender(page.turns)
     return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older,
                                   "may_answer": True})
 
@@ -79,7 +85,9 @@ def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str 
     anchor = selectors.turn_of(session=session, turn_id=int(before)) if before.isdigit() else None
     if anchor is None:
         raise Http404("no such turn")
-    page = selectors.latest_turns(session=session, before=anchor)
+    page = selectors.latest_turns(session=session, before=anchor, events=bool(redact))
+    if not redact:  # a shared page hides paths: its turns render differently
+        rendered.prerender(page.turns)
     return render(request, f"{PAGE}#older-turns", {
         "session": session, "turns": page.turns, "before": page.first, "has_older": page.has_older,
         "share_token": share_token, "redact": redact, "may_answer": not share_token,
