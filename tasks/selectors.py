@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -70,3 +71,12 @@ def visible_tasks(user: AbstractBaseUser | AnonymousUser) -> TaskQuerySet:
         return tasks.none()
     shared = [key for key in settings.CLAUDE_PROJECTS if projects.may_use(user, key)]
     return tasks.filter(Q(project__in=shared) | Q(project=projects.OWN, created_by_id=user.pk))
+
+
+def open_task_sessions(session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The sessions among ``session_ids`` whose task is not merged or discarded yet, each with why
+    it must not be archived: a run, a follow-up or the merge of that task needs its transcript."""
+    found = Task.objects.open().filter(session_id__in=list(session_ids)).values_list("session_id", "pk", "status")
+    return {session_id: (f"its task #{task_id} is {Task.Status(status).label.lower()}, not merged or discarded yet: "
+                         "it needs its session until then")
+            for session_id, task_id, status in found}

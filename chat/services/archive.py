@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,28 @@ class _Reader(Protocol):
 
 class _Writer(Protocol):
     def write(self, data: bytes, /) -> object: ...
+
+
+# Sessions another app holds back from archiving, with why: the tasks app keeps the session of a task
+# whose work is not merged or discarded yet (it would lose its transcript, and with it its Merge).
+# A keeper gets session ids and returns those it keeps, each with a sentence saying why.
+Keeper = Callable[[Collection[uuid.UUID]], dict[uuid.UUID, str]]
+_keepers: list[Keeper] = []
+
+
+def keep_sessions(keeper: Keeper) -> None:
+    """Register ``keeper`` (once, when its app is ready): :func:`archive_session` and
+    :func:`expire_sessions` leave the sessions it keeps alone."""
+    if keeper not in _keepers:
+        _keepers.append(keeper)
+
+
+def kept(session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The sessions among ``session_ids`` that must not be archived, each with why."""
+    found: dict[uuid.UUID, str] = {}
+    for keeper in _keepers:
+        found.update(keeper(session_ids))
+    return found
 
 
 class ArchiveError(Exception):
@@ -62,7 +84,8 @@ class ExpireReport:
     cutoff: datetime
     archived: list[tuple[Session, ArchiveResult]] = field(default_factory=list)
     would_archive: list[tuple[Session, int]] = field(default_factory=list)  # (session, transcript bytes)
-    skipped: list[tuple[Session, str]] = field(default_factory=list)
+    skipped: list[tuple[Session, str]] = field(default_factory=list)  # busy: a turn is running or queued
+    kept: list[tuple[Session, str]] = field(default_factory=list)  # held back by another app (a task's session)
     failed: list[tuple[Session, str]] = field(default_factory=list)
 
 
@@ -163,6 +186,8 @@ def archive_session(*, session: Session) -> ArchiveResult:
         return ArchiveResult(session_id=sid, archive_path=None, already=True)
     if _has_pending_turn(session.pk):
         raise ArchiveError("a turn is running or queued in it; try again once it has finished")
+    if reason := kept([session.pk]).get(session.pk):
+        raise ArchiveError(reason)
     source = transcript_of(session)
     target = archive_file_for(session)
     moved = source.is_file()
@@ -263,15 +288,20 @@ def restore_session(*, session: Session) -> RestoreResult:
 
 def expire_sessions(*, older_than: timedelta, dry_run: bool, now: datetime | None = None) -> ExpireReport:
     """Archive every unarchived chat idle for longer than ``older_than``; chats with a running
-    or queued turn are skipped. One chat failing does not stop the others."""
+    or queued turn are skipped, and so are those a keeper holds back (an open task's). One chat
+    failing does not stop the others."""
     now = now or timezone.now()
     cutoff = now - older_than
     report = ExpireReport(dry_run=dry_run, cutoff=cutoff)
     idle = Session.objects.active().filter(last_activity_at__lt=cutoff).select_related("owner")
     stale_ids = set(Session.objects.stale(older_than=older_than, now=now).values_list("pk", flat=True))
-    for session in idle.order_by("last_activity_at"):
+    sessions = list(idle.order_by("last_activity_at"))
+    keep = kept([session.pk for session in sessions])
+    for session in sessions:
         if session.pk not in stale_ids:
             report.skipped.append((session, "a turn is running or queued"))
+        elif session.pk in keep:
+            report.kept.append((session, keep[session.pk]))
         elif dry_run:
             source = transcript_of(session)
             report.would_archive.append((session, source.stat().st_size if source.is_file() else 0))

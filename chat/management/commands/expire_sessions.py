@@ -29,6 +29,10 @@ def _label(session: Session) -> str:
     return f"{session.id} “{session.display_title}” of {session.owner.get_username()}, idle {idle.days} d {idle.seconds // 3600} h"
 
 
+def _kept(report: ExpireReport) -> str:
+    return f", kept {len(report.kept)} of tasks not yet merged or discarded" if report.kept else ""
+
+
 class Command(BaseCommand):
     help = ("Archive chats idle for longer than --older-than hours: their Claude Code transcript is "
             "gzipped into CLAUDE_ARCHIVE_DIR, their messages stay readable. Exits with status 1 if any "
@@ -56,11 +60,14 @@ class Command(BaseCommand):
         for session, reason in report.skipped:
             if verbose:
                 self.stdout.write(f"Skipped {_label(session)}: {reason}")
+        for session, reason in report.kept:
+            if verbose:
+                self.stdout.write(f"Kept {_label(session)}: {reason}")
         for session, error in report.failed:
             self.stderr.write(f"Could not archive {_label(session)}: {error}")
         if report.dry_run:
             self.stdout.write(f"Dry run: {len(report.would_archive)} chat(s) would be archived, "
-                              f"{len(report.skipped)} skipped as busy; nothing was changed.")
+                              f"{len(report.skipped)} skipped as busy{_kept(report)}; nothing was changed.")
         elif verbose or report.failed:
-            self.stdout.write(f"Archived {len(report.archived)} chat(s), skipped {len(report.skipped)} busy, "
-                              f"{len(report.failed)} failed.")
+            self.stdout.write(f"Archived {len(report.archived)} chat(s), skipped {len(report.skipped)} busy"
+                              f"{_kept(report)}, {len(report.failed)} failed.")
