@@ -14,7 +14,7 @@ from chat import projects
 from chat.models import Turn
 from chat.selectors import TurnPage, latest_turns
 
-from .models import Task, TaskQuerySet
+from .models import Task, TaskQuerySet, may_act
 
 BOARD_SIZE = 300
 CLOSED_SHOWN = 50
@@ -41,6 +41,7 @@ def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | An
     for task in shown:
         task.asking = task.session_id in asking
         task.needs_you = task.asking and task.session is not None and task.session.answerable_by(user)
+        task.viewer_may_act = may_act(user, task)
     columns = [
         ("waiting", "Waiting", [t for t in shown if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
         ("running", "Running", [t for t in shown if t.status == Task.Status.RUNNING]),
@@ -51,13 +52,18 @@ def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | An
     return {"columns": columns, "note": note}
 
 
-def with_status(tasks: TaskQuerySet, status: str) -> list[Task]:
-    return list(tasks.filter(status=status).order_by("-priority", "-created_at")[:BOARD_SIZE])
+def with_status(tasks: TaskQuerySet, status: str, *, user: AbstractBaseUser | AnonymousUser) -> list[Task]:
+    shown = list(tasks.filter(status=status).order_by("-priority", "-created_at")[:BOARD_SIZE])
+    for task in shown:
+        task.viewer_may_act = may_act(user, task)
+    return shown
 
 
-def task_for_page(task_id: int) -> Task:
-    task = Task.objects.select_related("conflict_with", "session").get(pk=task_id)
+def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Task:
+    """The task as ``user`` sees it on its page (its buttons only if they may act on it)."""
+    task = Task.objects.select_related("conflict_with", "session", "created_by").get(pk=task_id)
     task.asking = task.session_id is not None and task.session_id in _asking_sessions()
+    task.viewer_may_act = may_act(user, task)
     return task
 
 

@@ -38,6 +38,15 @@ API_NO_PROMPTS = ("This turn came through the HTTP API, which cannot answer perm
 
 
 @dataclass(frozen=True)
+class FileRefusal:
+    """A ``file_guard``'s refusal of an edit: ``reason`` goes to the agent (the CLI hands it over as
+    "PreToolUse:<tool> hook error: <reason>"); the log shows ``shown`` in place of that tool result."""
+
+    reason: str
+    shown: str
+
+
+@dataclass(frozen=True)
 class TurnOptions:
     """How to run the CLI for a turn; the defaults are what a chat turn from the page uses.
 
@@ -51,7 +60,7 @@ class TurnOptions:
     allowed_tools: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     interactive: bool = True
-    file_guard: Callable[[str, dict[str, Any]], Awaitable[str | None]] | None = None
+    file_guard: Callable[[str, dict[str, Any]], Awaitable[FileRefusal | None]] | None = None
     on_event: Callable[[claude.Event], Awaitable[None]] | None = None
     # Called when a permission prompt opens and again when it is answered (a task's board shows "needs you").
     on_prompt: Callable[[], Awaitable[None]] | None = None
@@ -68,6 +77,8 @@ class _Handler:
         self.recorder = recorder
         self.options = options
         self.file_slots: set[str] = set()
+        # Edits the file guard refused, by tool call id: what the log shows for their tool result.
+        self.refused: dict[str, str] = {}
 
     @property
     def _owner(self) -> int | None:
@@ -98,7 +109,8 @@ class _Handler:
 
     async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
         if self.options.file_guard is not None and (refusal := await self.options.file_guard(tool, tool_input)):
-            return refusal
+            self.refused[tool_use_id or ""] = refusal.shown
+            return refusal.reason
         file_ops = runtime.current().file_ops
         await file_ops.acquire(owner=self._owner, on_wait=self._waiting_for_file_slot)
         self.file_slots.add(tool_use_id or "")
@@ -211,7 +223,13 @@ async def _pump(live: LiveSession, prompt: str, handler: _Handler, recorder: Rec
                 options: TurnOptions) -> None:
     """Record the turn's events as they come, to its result."""
     async for event in live.turn(as_plain_text(prompt), handler):
-        await record(event, recorder)
+        if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
+            # Not a tool failing: the app refused the edit on purpose. Said in people's words,
+            # without the CLI's "PreToolUse:... hook error" wrapping.
+            await recorder.add(kind=Event.Kind.NOTICE, name="file_refused", text=handler.refused[event.tool_use_id],
+                               data={"tool_use_id": event.tool_use_id})
+        else:
+            await record(event, recorder)
         outcome.see(event)
         if options.on_event is not None:
             await options.on_event(event)
