@@ -175,9 +175,13 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
         except TimeoutError:
             keep = await _interrupt(live, pump)
             await _mark_created(session)
-            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=(
-                f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
-                "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."))
+            if outcome.no_connection:
+                # Not a long answer: the CLI was still retrying a request that never connected.
+                error = unreachable(f"no connection within {timeout:g} seconds, so the turn was stopped")
+            else:
+                error = (f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
+                         "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT.")
+            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error)
             return
         except asyncio.CancelledError:
             if not stopped():
@@ -271,9 +275,13 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
         case claude.Notice(subtype="permission_denied", data=data):
             await recorder.add(kind=Event.Kind.NOTICE, name="permission_denied", is_error=True,
                                text=str(data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."))
-        case claude.Notice(subtype="api_retry", data=data):
-            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry",
-                               text=f"The API answered {data.get('error_status') or data.get('error')}; retrying (attempt {data.get('attempt')}).")
+        case claude.Notice(subtype="api_retry", data=data) if data.get("attempt") in (1, None):
+            # Said once, when the CLI starts retrying (it may retry ten times): the turn's outcome says the rest.
+            status = data.get("error_status")
+            what = f"The API at {agents.api_url()} answered {status}" if status else \
+                f"Cannot reach the API at {agents.api_url()}"
+            tries = f"up to {data['max_retries']} times" if data.get("max_retries") else "a few times"
+            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
 
 
 async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome, elapsed_ms: int) -> None:
@@ -311,12 +319,21 @@ def explain(failure: claude.Failure, *, session: Session) -> str:
                     "Turn the sandbox on (CLAUDE_SANDBOX, in which the agent is not root), or run the server as an "
                     "ordinary user, or run it with skip-permissions off.")
         case claude.FailureKind.API_UNREACHABLE:
-            return (f"Claude Code cannot reach the API ({failure.detail}). Check that the server reaches it (network, "
-                    "proxy, ANTHROPIC_BASE_URL) and send the message again.")
+            return unreachable(failure.detail)
     detail = failure.detail or "no message"
     if failure.reported:
         return f"Claude Code reported an error: {detail}"
     return f"Claude Code ended without an answer (exit code {failure.returncode}): {detail}"
+
+
+def unreachable(detail: str) -> str:
+    """A turn that could not reach the Messages API: where it tried, and what to do."""
+    what = f"Cannot reach the API at {agents.api_url()}" + (f" ({detail})" if detail else "") + "."
+    if settings.DEMO_MODE:
+        return (f"{what} The demo's stand-in for the API is not answering: stop the app and start it again with "
+                "scripts/run, then send the message again.")
+    return (f"{what} Check that it is up and that the server reaches it (network, proxy, ANTHROPIC_BASE_URL), then "
+            "send the message again.")
 
 
 @sync_to_async
