@@ -28,11 +28,13 @@ import argparse
 import base64
 import json
 import re
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 MODEL = "claude-stand-in"
@@ -324,9 +326,18 @@ class StubServer(ThreadingHTTPServer):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Offline Messages-API stand-in with scripted answers")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="0 (the default): any free port")
+    parser.add_argument("--url-file", help="write the URL it listens on to this file once it listens")
     args = parser.parse_args(argv)
-    server = StubServer(port=args.port, host=args.host, keep_requests=0)
+    try:
+        server = StubServer(port=args.port, host=args.host, keep_requests=0)
+    except OSError as exc:
+        # Never fall back to whatever holds the port: that may be another checkout's stand-in.
+        sys.exit(f"The demo's API stand-in cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+                 "Another program (another checkout's demo?) uses that port: unset DEMO_API_PORT to take any free "
+                 "port, or set it to a free one.")
+    if args.url_file:
+        Path(args.url_file).write_text(server.url + "\n")
     print(f"stand-in listening on {server.url}", flush=True)
     try:
         server.serve_forever()

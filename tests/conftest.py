@@ -247,6 +247,8 @@ def live_app(stub_api, tmp_path_factory):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     data = tmp_path_factory.mktemp("live-app")
     (data / "work").mkdir()
+    # A shared project, open only to whom a test lets in (Project access).
+    init_repo(data / "team")
     (data / "staticfiles").mkdir()
     port = _free_port()
     env = {
@@ -255,6 +257,7 @@ def live_app(stub_api, tmp_path_factory):
         "APP_DATA_DIR": str(data),
         "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
         "CLAUDE_WORKDIR": str(data / "work"),
+        "CLAUDE_PROJECTS": f"team={data / 'team'}",
         "CLAUDE_ARCHIVE_DIR": str(data / "archive"),
         "CLAUDE_CLI": str(CLAUDE),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",

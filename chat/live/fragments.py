@@ -44,6 +44,8 @@ def turn_status(turn: Turn, session: Session) -> str:
 
 def session_state(session: Session) -> str:
     """Status, Stop button and title: what changes on the page when a turn starts or ends."""
+    if session.kind == Session.Kind.TASK:
+        return ""  # a task's page has neither: its head (the task's own fragment) says its state
     context = {"session": session, "oob": True}
     return render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#session-title", context)
 

@@ -15,7 +15,7 @@ import os
 import tempfile
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -38,6 +38,28 @@ class _Reader(Protocol):
 
 class _Writer(Protocol):
     def write(self, data: bytes, /) -> object: ...
+
+
+# Sessions another app holds back from archiving, with why: the tasks app keeps the session of a task
+# whose work is not merged or discarded yet (it would lose its transcript, and with it its Merge).
+# A keeper gets session ids and returns those it keeps, each with a sentence saying why.
+Keeper = Callable[[Collection[uuid.UUID]], dict[uuid.UUID, str]]
+_keepers: list[Keeper] = []
+
+
+def keep_sessions(keeper: Keeper) -> None:
+    """Register ``keeper`` (once, when its app is ready): :func:`archive_session` and
+    ``expire_sessions`` leave the sessions it keeps alone."""
+    if keeper not in _keepers:
+        _keepers.append(keeper)
+
+
+def kept(session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The sessions among ``session_ids`` that must not be archived, each with why."""
+    found: dict[uuid.UUID, str] = {}
+    for keeper in _keepers:
+        found.update(keeper(session_ids))
+    return found
 
 
 class ArchiveError(Exception):
@@ -250,6 +272,8 @@ def archive_session(*, session: Session) -> ArchiveResult:
         return ArchiveResult(session_id=sid, archive_path=None, already=True)
     if _has_pending_turn(session.pk):
         raise ArchiveError("a turn is running or queued in it; try again once it has finished")
+    if reason := kept([session.pk]).get(session.pk):
+        raise ArchiveError(reason)
     source = transcript_of(session)
     target = archive_file_for(session)
     moved = source.is_file()

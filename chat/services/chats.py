@@ -84,6 +84,10 @@ def own_folder_of(user: User) -> Path:
     folder = projects.own_folder(user)
     if not folder.exists():
         git.start_repository(folder, message="Your own folder")
+    elif settings.DEMO_MODE and not git.is_toplevel_now(folder):
+        # A demo's folder made before own folders started as repositories: tasks would refuse it
+        # (or, without that check, use the repository around it). The demo makes it one of its own.
+        git.start_repository(folder, message="Your own folder")
     return folder
 
 

@@ -39,6 +39,15 @@ API_NO_PROMPTS = ("This turn came through the HTTP API, which cannot answer perm
 
 
 @dataclass(frozen=True)
+class FileRefusal:
+    """A ``file_guard``'s refusal of an edit: ``reason`` goes to the agent (the CLI hands it over as
+    "PreToolUse:<tool> hook error: <reason>"); the log shows ``shown`` in place of that tool result."""
+
+    reason: str
+    shown: str
+
+
+@dataclass(frozen=True)
 class TurnOptions:
     """How to run the CLI for a turn; the defaults are what a chat turn from the page uses.
 
@@ -52,7 +61,7 @@ class TurnOptions:
     allowed_tools: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     interactive: bool = True
-    file_guard: Callable[[str, dict[str, Any]], Awaitable[str | None]] | None = None
+    file_guard: Callable[[str, dict[str, Any]], Awaitable[FileRefusal | None]] | None = None
     on_event: Callable[[claude.Event], Awaitable[None]] | None = None
     # Called when a permission prompt opens and again when it is answered (a task's board shows "needs you").
     on_prompt: Callable[[], Awaitable[None]] | None = None
@@ -73,6 +82,8 @@ class _Handler:
         # a Stop is never held by a turn that is over (which would block every later edit).
         self._slot_waits: set[asyncio.Task[Any]] = set()
         self._ended = False
+        # Edits the file guard refused, by tool call id: what the log shows for their tool result.
+        self.refused: dict[str, str] = {}
 
     @property
     def _owner(self) -> int | None:
@@ -110,7 +121,8 @@ class _Handler:
 
     async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
         if self.options.file_guard is not None and (refusal := await self.options.file_guard(tool, tool_input)):
-            return refusal
+            self.refused[tool_use_id or ""] = refusal.shown
+            return refusal.reason
         if not await self._take_file_slot(tool_use_id or ""):
             return TURN_ENDED
         return None
@@ -200,9 +212,13 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
         except TimeoutError:
             keep = await _interrupt(live, pump)
             await _mark_created(session)
-            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=(
-                f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
-                "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."))
+            if outcome.no_connection:
+                # Not a long answer: the CLI was still retrying a request that never connected.
+                error = unreachable(f"no connection within {timeout:g} seconds, so the turn was stopped")
+            else:
+                error = (f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
+                         "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT.")
+            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error)
             return
         except asyncio.CancelledError:
             if not stopped():
@@ -248,7 +264,13 @@ async def _pump(live: LiveSession, prompt: claude.Prompt, handler: _Handler, rec
                 options: TurnOptions) -> None:
     """Record the turn's events as they come, to its result."""
     async for event in live.turn(prompt, handler):
-        await record(event, recorder)
+        if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
+            # Not a tool failing: the app refused the edit on purpose. Said in people's words,
+            # without the CLI's "PreToolUse:... hook error" wrapping.
+            await recorder.add(kind=Event.Kind.NOTICE, name="file_refused", text=handler.refused[event.tool_use_id],
+                               data={"tool_use_id": event.tool_use_id})
+        else:
+            await record(event, recorder)
         outcome.see(event)
         if options.on_event is not None:
             await options.on_event(event)
@@ -298,9 +320,13 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
         case claude.Notice(subtype="permission_denied", data=data):
             await recorder.add(kind=Event.Kind.NOTICE, name="permission_denied", is_error=True,
                                text=str(data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."))
-        case claude.Notice(subtype="api_retry", data=data):
-            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry",
-                               text=f"The API answered {data.get('error_status') or data.get('error')}; retrying (attempt {data.get('attempt')}).")
+        case claude.Notice(subtype="api_retry", data=data) if data.get("attempt") in (1, None):
+            # Said once, when the CLI starts retrying (it may retry ten times): the turn's outcome says the rest.
+            status = data.get("error_status")
+            what = f"The API at {agents.api_url()} answered {status}" if status else \
+                f"Cannot reach the API at {agents.api_url()}"
+            tries = f"up to {data['max_retries']} times" if data.get("max_retries") else "a few times"
+            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
 
 
 async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome, elapsed_ms: int) -> None:
@@ -338,12 +364,21 @@ def explain(failure: claude.Failure, *, session: Session) -> str:
                     "Turn the sandbox on (CLAUDE_SANDBOX, in which the agent is not root), or run the server as an "
                     "ordinary user, or run it with skip-permissions off.")
         case claude.FailureKind.API_UNREACHABLE:
-            return (f"Claude Code cannot reach the API ({failure.detail}). Check that the server reaches it (network, "
-                    "proxy, ANTHROPIC_BASE_URL) and send the message again.")
+            return unreachable(failure.detail)
     detail = failure.detail or "no message"
     if failure.reported:
         return f"Claude Code reported an error: {detail}"
     return f"Claude Code ended without an answer (exit code {failure.returncode}): {detail}"
+
+
+def unreachable(detail: str) -> str:
+    """A turn that could not reach the Messages API: where it tried, and what to do."""
+    what = f"Cannot reach the API at {agents.api_url()}" + (f" ({detail})" if detail else "") + "."
+    if settings.DEMO_MODE:
+        return (f"{what} The demo's stand-in for the API is not answering: stop the app and start it again with "
+                "scripts/run, then send the message again.")
+    return (f"{what} Check that it is up and that the server reaches it (network, proxy, ANTHROPIC_BASE_URL), then "
+            "send the message again.")
 
 
 @sync_to_async

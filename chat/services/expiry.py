@@ -23,7 +23,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from ..models import Session, Turn
-from .archive import PACK_ERRORS, ArchiveError, Packed, archive_file_of, pack, problem, sync_folder, undo_archive
+from .archive import PACK_ERRORS, ArchiveError, Packed, archive_file_of, kept, pack, problem, sync_folder, undo_archive
 
 BATCH = 500
 # Threads for packing large transcripts: compression releases the interpreter's lock.
@@ -35,6 +35,7 @@ class Outcome(enum.StrEnum):
     ARCHIVED = "archived"
     WOULD_ARCHIVE = "would archive"
     SKIPPED = "skipped"
+    KEPT = "kept"  # held back by another app (an open task's session)
     FAILED = "failed"
 
 
@@ -57,6 +58,7 @@ class ExpireTotals:
     archived: int = 0
     would_archive: int = 0
     skipped: int = 0
+    kept: int = 0
     failed: int = 0
 
 
@@ -122,7 +124,8 @@ def _pack(chat: _Chat) -> Packed | Exception | None:
 def expire_sessions(*, older_than: timedelta, dry_run: bool, now: datetime | None = None,
                     report: Callable[[Expired], None] = lambda expired: None, batch_size: int = BATCH) -> ExpireTotals:
     """Archive every unarchived chat idle for longer than ``older_than`` (with ``dry_run``, only
-    say which); chats with a running or queued turn are skipped."""
+    say which); chats with a running or queued turn are skipped, and those a keeper holds back
+    (an open task's) are kept."""
     totals = ExpireTotals()
 
     def tell(expired: Expired) -> None:
@@ -132,13 +135,16 @@ def expire_sessions(*, older_than: timedelta, dry_run: bool, now: datetime | Non
     cutoff = (now or timezone.now()) - older_than
     with ThreadPoolExecutor(max_workers=WORKERS) as packers:
         for batch in _batches(cutoff=cutoff, size=batch_size):
+            keep = kept([chat.id for chat in batch if not chat.busy])  # one query a batch
             for chat in batch:
                 if chat.busy:
                     tell(chat.said(Outcome.SKIPPED, reason="a turn is running or queued"))
+                elif chat.id in keep:
+                    tell(chat.said(Outcome.KEPT, reason=keep[chat.id]))
                 elif dry_run:
                     tell(chat.said(Outcome.WOULD_ARCHIVE, size=_size_of(chat.transcript)))
             if not dry_run:
-                idle = [chat for chat in batch if not chat.busy]
+                idle = [chat for chat in batch if not chat.busy and chat.id not in keep]
                 _archive_batch(list(zip(idle, _pack_all(idle, packers), strict=True)), tell=tell)
     return totals
 

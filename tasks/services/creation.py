@@ -40,11 +40,9 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
         await sync_to_async(own_folder_of)(user)
     repo = place.path
     # The folder itself must be the top of a repository: never the repository around it.
-    if not await git.is_repo(repo) or Path(await git.toplevel(repo)) != repo.resolve():
-        where = "your own folder" if not place.shared else f"the project {project!r}"
-        raise TaskRefused(f"Tasks need a git repository, and {where} ({repo}) is not the top of one. Run `git init` "
-                          "there and make a first commit (a chat in it can do that), or ask an admin for a shared "
-                          "project (CLAUDE_PROJECTS).")
+    if not await git.is_toplevel(repo):
+        raise TaskRefused(await _not_a_repository(repo.resolve(), "your own folder" if not place.shared
+                                                  else f"the project {project!r}"))
     repo = repo.resolve()
     base = await git.current_branch(repo)
     if not base or not await git.branch_exists(repo, base):
@@ -68,6 +66,15 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
     await changed(task.pk)
     runtime.current().tasks.kick()
     return task
+
+
+async def _not_a_repository(repo: Path, where: str) -> str:
+    around = await git.toplevel_of(repo)
+    inside = (f" It lies inside the repository {around}, which tasks never use: they would branch and merge "
+              "there.") if around else ""
+    return (f"Tasks need a git repository, and {where} ({repo}) is not the top of one.{inside} Run `git init` in "
+            f"{repo} and make a first commit (a chat in it can do that), or ask an admin to set CLAUDE_PROJECTS to a "
+            "repository for the team's tasks.")
 
 
 def new_session(task: Task) -> Session:

@@ -49,7 +49,8 @@ class TasksConsumer(MemberSocket):
         # The page may have missed fragments (a run that started before it connected, a
         # reconnect): send the current state whole.
         if task is not None:
-            await self.send(text_data=await in_pool(live.task_page_html)(task.pk, may_answer=self.may_answer))
+            await self.send(text_data=await in_pool(live.task_page_html)(task.pk, user=self.scope["user"],
+                                                                         may_answer=self.may_answer))
         else:
             await self.board_changed({"note": runtime.current().tasks.note})
 
@@ -68,6 +69,14 @@ class TasksConsumer(MemberSocket):
 
     async def live_fragment(self, event: dict[str, str]) -> None:
         await self.send(text_data=event["html"])
+
+    async def task_changed(self, event: dict[str, str]) -> None:
+        """Its task changed: its head as this socket's person sees it (their buttons only)."""
+        try:
+            html = await in_pool(live.task_head_html)(int(event["task"]), user=self.scope["user"])
+        except Task.DoesNotExist:
+            return  # deleted meanwhile (the admin)
+        await self.send(text_data=html)
 
     async def board_changed(self, event: dict[str, str]) -> None:
         html = await in_pool(live.board_html)(user=self.scope["user"], note=event["note"])

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from chat.services.expiry import Expired, Outcome, expire_sessions
+from chat.services.expiry import Expired, ExpireTotals, Outcome, expire_sessions
 
 
 def hours(value: str) -> float:
@@ -26,6 +26,10 @@ def _size(n: int) -> str:
 def _label(chat: Expired) -> str:
     idle = timezone.now() - chat.last_activity_at
     return f"{chat.session_id} “{chat.title}” of {chat.owner}, idle {idle.days} d {idle.seconds // 3600} h"
+
+
+def _kept(totals: ExpireTotals) -> str:
+    return f", kept {totals.kept} of tasks not yet merged or discarded" if totals.kept else ""
 
 
 class Command(BaseCommand):
@@ -51,16 +55,18 @@ class Command(BaseCommand):
                     self.stdout.write(f"Archived {_label(chat)}{where}")
                 case Outcome.SKIPPED if verbose:
                     self.stdout.write(f"Skipped {_label(chat)}: {chat.reason}")
+                case Outcome.KEPT if verbose:
+                    self.stdout.write(f"Kept {_label(chat)}: {chat.reason}")
                 case Outcome.FAILED:
                     self.stderr.write(f"Could not archive {_label(chat)}: {chat.reason}")
 
         totals = expire_sessions(older_than=timedelta(hours=older_than), dry_run=dry_run, report=report)
         if dry_run:
             self.stdout.write(f"Dry run: {totals.would_archive} chat(s) would be archived, "
-                              f"{totals.skipped} skipped as busy; nothing was changed.")
+                              f"{totals.skipped} skipped as busy{_kept(totals)}; nothing was changed.")
         elif verbose or totals.failed:
-            self.stdout.write(f"Archived {totals.archived} chat(s), skipped {totals.skipped} busy, "
-                              f"{totals.failed} failed.")
+            self.stdout.write(f"Archived {totals.archived} chat(s), skipped {totals.skipped} busy"
+                              f"{_kept(totals)}, {totals.failed} failed.")
         if totals.failed:
             raise CommandError(f"{totals.failed} chat(s) could not be archived and were left unchanged; "
                                "fix the cause shown above and run the command again.")

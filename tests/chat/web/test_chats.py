@@ -70,6 +70,10 @@ def test_list_shows_own_chats_newest_activity_first_with_preview_status_and_shar
     assert 'status-queued">Queued' in page and 'status-archived">Archived' in page and 'status-idle">Idle' in page
     assert page.count('class="badge shared"') == 1
     assert "30\xa0minutes ago" in page
+    # Under a minute is "just now", never "0 minutes ago".
+    active(new, minutes_ago=0.2)
+    page = logged_in_client(user=ada).get("/").content.decode()
+    assert "just now" in page and ">0\xa0minutes" not in page
 
 
 def test_expired_or_revoked_links_do_not_mark_a_chat_shared(claude_env):
@@ -122,6 +126,7 @@ def test_search_finds_titles_prompts_and_answers_of_own_chats_only(claude_env):
     # Every word must match somewhere; the list asked for by the search box comes alone.
     partial = client.get("/", {"q": "kubernetes certificates"}, **HX, HTTP_HX_TARGET="chat-list").content.decode()
     assert "Misc" in partial and "Kubernetes upgrade" not in partial
+    assert "1 chat matches" in partial
     assert "<html" not in partial and 'id="chat-list"' in partial
 
     nothing = client.get("/", {"q": "zebra"}).content.decode()
