@@ -4,6 +4,7 @@ Bash tool does)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -25,6 +26,13 @@ wait
 """
 
 
+def _leads_a_session(pid: int) -> bool:
+    try:
+        return os.getsid(pid) == pid
+    except OSError:
+        return False
+
+
 class Tree:
     def __init__(self, folder: Path, *, new_session: bool) -> None:
         self.folder = folder
@@ -33,6 +41,10 @@ class Tree:
         deadline = time.monotonic() + 10
         while not all((folder / name).is_file() and (folder / name).read_text().strip() for name in self.names):
             assert time.monotonic() < deadline, "the shell did not start its children"
+            time.sleep(0.01)
+        # $! is known before the child has run setsid: until then it is still in the shell's group.
+        while not _leads_a_session(self.children[1]):
+            assert time.monotonic() < deadline, "the child did not start a session of its own"
             time.sleep(0.01)
 
     names = ("in-group", "own-session")
@@ -147,3 +159,27 @@ def test_tracked_groups_are_remembered_until_untracked() -> None:
     assert 123456 in proctree.live_groups()
     proctree.untrack(123456)
     assert 123456 not in proctree.live_groups()
+
+
+async def test_exited_returns_once_the_process_has_exited(trees: list[Tree], tmp_path: Path) -> None:
+    tree = make(trees, tmp_path / "t", new_session=True)
+    waiting = asyncio.create_task(proctree.exited(tree.shell.pid))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    tree.shell.kill()
+    async with asyncio.timeout(5):
+        await waiting
+    await proctree.exited(tree.shell.pid)  # already gone: at once
+    await proctree.exited(2**22 + 1)
+
+
+async def test_kill_leftovers_ends_the_group_once_its_leader_exits(trees: list[Tree], tmp_path: Path) -> None:
+    tree = make(trees, tmp_path / "t", new_session=True)
+    in_group, _own_session = tree.children
+    cleaning = asyncio.create_task(proctree.kill_leftovers(tree.shell.pid))
+    await asyncio.sleep(0.1)
+    assert running(in_group)
+    tree.shell.kill()
+    async with asyncio.timeout(5):
+        await cleaning
+    assert_all_gone([in_group])
