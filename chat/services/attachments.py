@@ -48,7 +48,12 @@ class Saved:
 
     @property
     def is_image(self) -> bool:
-        return image_type(self.path) is not None
+        """An image the model will see (a larger one is only saved and named)."""
+        return image_type(self.path) is not None and self.size <= MAX_IMAGE_BYTES
+
+    @property
+    def image_too_large(self) -> bool:
+        return image_type(self.path) is not None and self.size > MAX_IMAGE_BYTES
 
 
 def max_bytes() -> int:

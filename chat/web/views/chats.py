@@ -164,7 +164,7 @@ def attach(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
             saved = attachments.save(session=session, name=upload.name or "file", data=upload)
         except attachments.AttachmentRefused as exc:
             return HttpResponse(str(exc), status=400, content_type="text/plain")
-        chips.append(render_to_string(f"{PAGE}#attachment", {"saved": saved}))
+        chips.append(render_to_string(f"{PAGE}#attachment", {"saved": saved, "max_image_mb": attachments.MAX_IMAGE_BYTES // (1024 * 1024)}))
     return HttpResponse("".join(chips))
 
 

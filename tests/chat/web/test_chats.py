@@ -358,3 +358,20 @@ def test_the_model_of_a_chat_is_picked_from_the_offered_ones(claude_env, setting
     assert Session.objects.get(pk=chat.pk).model == "opus"
     assert "is not a model this server offers" in client.post(f"/chat/{chat.id}/model/", {"model": "x"}).content.decode()
     assert Session.objects.get(pk=chat.pk).model == "opus"
+
+
+def test_an_image_too_large_for_the_model_is_attached_as_a_file_and_the_chip_says_so(claude_env, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from chat.services.attachments import MAX_IMAGE_BYTES
+
+    settings.CLAUDE_MAX_ATTACHMENT_MB = 20
+    ada = make_user()
+    chat = make_session(owner=ada)
+    client = logged_in_client(user=ada)
+    small = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("dot.png", b"\x89PNG small")]})
+    assert "Image: <code>dot.png</code>" in small.content.decode() and "not the picture" not in small.content.decode()
+    big = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("huge.png", b"x" * (MAX_IMAGE_BYTES + 1))]})
+    html = big.content.decode()
+    assert big.status_code == 200 and "File: <code>huge.png</code>" in html
+    assert "(over 5 MB: the model gets its name, not the picture; send a smaller image to have it looked at)" in html
