@@ -179,6 +179,9 @@ UNAUTHORIZED = {401: Error, 405: Error, 500: Error}
 
 
 @router.get("/tasks", url_name="tasks", operation_id="listTasks", summary="List tasks, newest first",
+            description="One snapshot of one instant: to count running tasks, read this list (`?status=running`), "
+                        "not several `GET /api/tasks/{id}`, which are read at different instants (a task that "
+                        "just finished and the one that took its place can then both show `running`).",
             response={200: TaskList, 400: FieldErrors, **UNAUTHORIZED})
 async def list_tasks(request: ApiRequest, filters: Query[TaskFilter]) -> TaskList:
     visible = await sync_to_async(visible_tasks)(request.auth)

@@ -69,6 +69,8 @@ class Session(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IDLE, db_index=True)
     # True once the CLI has a transcript for this id: later turns use --resume.
     cli_created = models.BooleanField(default=False)
+    # The model this chat's CLI runs with (one of CLAUDE_MODELS); blank: the CLI's own default.
+    model = models.CharField(max_length=100, blank=True)
     # Tools a person chose "Always allow" for in this chat: not asked about again.
     always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -126,6 +128,9 @@ class Turn(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="+")
     prompt = models.TextField()
+    # Files sent with the message: paths relative to the session's working directory, where they were
+    # saved; images among them also reach the model as image content.
+    attachments = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -149,7 +154,12 @@ class Turn(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["session", "status"])]
+        indexes = [
+            models.Index(fields=["session", "status"]),
+            # A chat page, its websocket and "Load older" read the latest turns of one chat in this
+            # order: with the index they stop after a page instead of sorting the whole chat.
+            models.Index(fields=["session", "created_at", "id"], name="chat_turn_session_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"Turn {self.pk} of {self.session_id}"

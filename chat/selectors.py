@@ -1,4 +1,4 @@
-"""The read side of chats: a person's list and its search, and a chat's turns in pages.
+"""The read side of chats: a person's list, and a chat's turns in pages.
 
 Views, the websocket and fragments read through these; nothing here writes.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Substr
 
 from .models import Event, Session, SessionQuerySet, ShareLink, Turn
@@ -22,8 +22,9 @@ PREVIEW_CHARS = 300
 # The list
 
 
-def chat_list(*, user: AbstractBaseUser | AnonymousUser, query: str = "") -> SessionQuerySet:
-    """The person's chats, newest activity first, with what a row of the list shows."""
+def chat_list(*, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
+    """The person's chats, newest activity first, with what a row of the list shows (searching
+    them is :mod:`chat.search`'s)."""
     latest_turn = Turn.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-id")
     latest_text = Event.objects.filter(turn=OuterRef("last_turn_id"), kind=Event.Kind.TEXT).order_by("-id")
     chats = (
@@ -36,15 +37,6 @@ def chat_list(*, user: AbstractBaseUser | AnonymousUser, query: str = "") -> Ses
         .annotate(last_text=Subquery(latest_text.annotate(cut=Substr("text", 1, PREVIEW_CHARS)).values("cut")[:1]))
         .order_by("-last_activity_at", "-created_at")
     )
-    return search(chats, query=query)
-
-
-def search(chats: SessionQuerySet, *, query: str) -> SessionQuerySet:
-    """Chats whose title, prompts or assistant text contain every word of the query."""
-    for word in query.split():
-        in_prompts = Turn.objects.filter(session=OuterRef("pk"), prompt__icontains=word)
-        in_answers = Event.objects.filter(turn__session=OuterRef("pk"), kind=Event.Kind.TEXT, text__icontains=word)
-        chats = chats.filter(Q(title__icontains=word) | Exists(in_prompts) | Exists(in_answers))
     return chats
 
 
@@ -65,16 +57,24 @@ class TurnPage:
 
 
 def _before(turn: Turn) -> Q:
-    return Q(created_at__lt=turn.created_at) | Q(created_at=turn.created_at, id__lt=turn.id)
+    # The bound on created_at alone lets the index seek straight to the anchor; the OR that
+    # breaks ties on id then only looks at turns of that same instant.
+    return Q(created_at__lte=turn.created_at) & (Q(created_at__lt=turn.created_at) | Q(id__lt=turn.id))
 
 
-def latest_turns(*, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS) -> TurnPage:
-    """Up to ``limit`` turns (before ``before`` if given), oldest first, with their events."""
+def latest_turns(*, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS,
+                 events: bool = True) -> TurnPage:
+    """Up to ``limit`` turns (before ``before`` if given), oldest first, with their authors and
+    events (unless ``events`` is false: :func:`chat.live.rendered.prerender` reads them only for
+    the turns it must render)."""
     turns: QuerySet[Turn] = Turn.objects.filter(session=session)
     if before is not None:
         turns = turns.filter(_before(before))
+    turns = turns.order_by("-created_at", "-id")
+    if events:
+        turns = turns.select_related("author").prefetch_related("events")
     # One more than shown tells whether older ones exist, without a second query.
-    recent = list(turns.order_by("-created_at", "-id").select_related("author").prefetch_related("events")[:limit + 1])
+    recent = list(turns[:limit + 1])
     shown = recent[:limit][::-1]
     return TurnPage(turns=shown, has_older=len(recent) > limit)
 
@@ -85,3 +85,26 @@ def turn_of(*, session: Session, turn_id: int) -> Turn | None:
 
 def has_pending_turn(*, session: Session) -> bool:
     return Turn.objects.filter(session=session).pending().exists()
+
+
+# ---------------------------------------------------------------------------------------
+# What a reconnecting page lacks (see chat.live.catchup)
+
+
+def latest_turn_ids(*, session: Session, limit: int) -> list[int]:
+    """Ids of the chat's latest ``limit`` turns, newest first (read from the index alone)."""
+    return list(Turn.objects.filter(session=session).order_by("-created_at", "-id").values_list("id", flat=True)[:limit])
+
+
+def turns_with_events(*, session: Session, ids: list[int]) -> list[Turn]:
+    """These turns of the chat, oldest first, with their events."""
+    if not ids:
+        return []
+    return list(Turn.objects.filter(session=session, pk__in=ids).select_related("author").prefetch_related("events")
+                .order_by("created_at", "id"))
+
+
+def last_event_id(*, turn_ids: list[int]) -> int:
+    """The newest event of these turns (0: none)."""
+    last = Event.objects.filter(turn_id__in=turn_ids).aggregate(last=Max("id"))["last"] if turn_ids else None
+    return last or 0

@@ -17,6 +17,8 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - ``edit PATH: OLD => NEW`` answers with a ``Read`` of PATH and, once it was read (the CLI edits only
   files it read), an ``Edit`` that replaces OLD with NEW.
 - ``echo: TEXT`` answers TEXT; ``tokens N`` reports N output tokens of usage.
+- ``read PATH`` answers with a ``Read`` tool call; ``which model`` names the model the request asked for.
+- a message that carries images answers what it saw of them (their count, types and sizes).
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
   answered as if only the text after the last such line had been sent.
 - anything else gets a short demo answer that says it is the stand-in.
@@ -27,13 +29,16 @@ No Django import: it runs as ``python -m devtools.stub_api --port N``.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 MODEL = "claude-stand-in"
@@ -82,6 +87,18 @@ def _tool_results(message: dict[str, Any]) -> list[str]:
         if isinstance(block, dict) and block.get("type") == "tool_result":
             inner = block.get("content")
             out.append(" ".join(_texts(inner)) if isinstance(inner, list) else str(inner or ""))
+    return out
+
+
+def _images(message: dict[str, Any]) -> list[str]:
+    """The images of a user message, each as "media type, N bytes"."""
+    content = message.get("content")
+    out = []
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, dict) and block.get("type") == "image":
+            source = block.get("source") or {}
+            size = len(base64.b64decode(source.get("data") or "", validate=False)) if source.get("type") == "base64" else 0
+            out.append(f"{source.get('media_type', 'an image')}, {size} bytes")
     return out
 
 
@@ -147,14 +164,24 @@ def _plan(body: dict[str, Any]) -> Plan:
     if step is not None:
         return step
     results = _tool_results(last)
-    if results:
+    said = _user_text(last)
+    # After a stopped tool call the CLI sends its refusal and the next message together: the
+    # person's words are what to answer then.
+    if results and not said:
         summary = results[0].strip().replace("\n", " ")[:200]
         return Plan(text=f"Done. The tool said: {summary}")
-    said = _user_text(last)
     if "\nContinue with:\n" in said:
         said = said.rsplit("\nContinue with:\n", 1)[1].strip()
     lowered = said.lower()
     cwd = _cwd(body)
+    images = _images(last)
+    if images:
+        return Plan(text=f"I see {len(images)} image{'s' if len(images) > 1 else ''}: {'; '.join(images)}.")
+    if lowered.startswith("which model"):
+        return Plan(text=f"This answer comes from the model {body.get('model')}.")
+    if lowered.startswith("read "):
+        path = said[len("read ") :].strip().split()[0] if said[len("read ") :].strip() else ""
+        return Plan(tool=("Read", {"file_path": _resolve(path, cwd)}))
     if lowered.startswith("write ") and ":" in said:
         path, content = said[len("write ") :].split(":", 1)
         return Plan(tool=("Write", {"file_path": _resolve(path, cwd), "content": content.strip() + "\n"}))
@@ -347,9 +374,18 @@ class StubServer(ThreadingHTTPServer):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Offline Messages-API stand-in with scripted answers")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="0 (the default): any free port")
+    parser.add_argument("--url-file", help="write the URL it listens on to this file once it listens")
     args = parser.parse_args(argv)
-    server = StubServer(port=args.port, host=args.host, keep_requests=0)
+    try:
+        server = StubServer(port=args.port, host=args.host, keep_requests=0)
+    except OSError as exc:
+        # Never fall back to whatever holds the port: that may be another checkout's stand-in.
+        sys.exit(f"The demo's API stand-in cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+                 "Another program (another checkout's demo?) uses that port: unset DEMO_API_PORT to take any free "
+                 "port, or set it to a free one.")
+    if args.url_file:
+        Path(args.url_file).write_text(server.url + "\n")
     print(f"stand-in listening on {server.url}", flush=True)
     try:
         server.serve_forever()

@@ -29,6 +29,21 @@ class Holder:
     title: str
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why an edit is refused: ``reason`` is what the agent reads; ``holder`` the task holding the file, if that is why."""
+
+    reason: str
+    holder: Holder | None = None
+
+    @property
+    def shown(self) -> str:
+        """What a person reads in the task's log, in the board's words."""
+        if self.holder is not None:
+            return f"Paused: conflicts with #{self.holder.task} ({self.holder.path})"
+        return f"Edit refused: {self.reason}"
+
+
 def store_path(state_dir: str | os.PathLike[str], repo: str | os.PathLike[str]) -> Path:
     """The store of one repository, in a folder of its own: a task's sandbox is shown only that folder."""
     digest = hashlib.sha256(str(Path(repo).resolve()).encode()).hexdigest()[:16]
@@ -124,9 +139,9 @@ def held_by(store: Path, *, task: int) -> list[str]:
 PATH_KEYS = ("file_path", "notebook_path", "path")
 
 
-def check_edit(tool_input: object, *, cwd: object, store: Path, task: int, root: Path) -> str | None:
+def check_edit(tool_input: object, *, cwd: object, store: Path, task: int, root: Path) -> Refusal | None:
     """Whether ``task`` may make this edit: None lets it run (and the task now holds the file);
-    else the reason it is refused, which the agent reads. An edit outside the task's worktree,
+    else why it is refused (:class:`Refusal`). An edit outside the task's worktree,
     inside ``.git`` or of a file another unmerged task holds is refused."""
     if not isinstance(tool_input, dict):
         tool_input = {}
@@ -140,19 +155,20 @@ def check_edit(tool_input: object, *, cwd: object, store: Path, task: int, root:
     try:
         target = Path(os.path.realpath(os.path.join(cwd, raw)))
     except ValueError:  # an embedded NUL byte
-        return f"{raw!r} is not a valid file path."
+        return Refusal(f"{raw!r} is not a valid file path.")
     root = Path(os.path.realpath(root))
     try:
         rel = target.relative_to(root)
     except ValueError:
-        return (f"{raw} is outside this task's worktree {root}. This task may only change files inside "
-                f"its worktree; write to the matching path under {root} instead.")
+        return Refusal(f"{raw} is outside this task's worktree {root}. This task may only change files inside "
+                       f"its worktree; write to the matching path under {root} instead.")
     if rel.parts[:1] == (".git",):
-        return "Changing files inside .git is not allowed for a task."
+        return Refusal("Changing files inside .git is not allowed for a task.")
     conflicts = claim(store, task=task, paths=[rel.as_posix()], block=True)
     if conflicts:
         holder = conflicts[0]
-        return (f"{holder.path} is being changed by task #{holder.task} ({holder.title}), which is not merged yet. "
-                "Do not work around this (no copies, no shell redirection). Stop here and say which file you "
-                "need: this task is paused and will be resumed automatically once that task is merged.")
+        return Refusal(f"{holder.path} is being changed by task #{holder.task} ({holder.title}), which is not merged "
+                       "yet. Do not work around this (no copies, no shell redirection). Stop here and say which file "
+                       "you need: this task is paused and will be resumed automatically once that task is merged.",
+                       holder=holder)
     return None

@@ -97,15 +97,28 @@ def start_repository(path: str | os.PathLike[str], *, branch: str = "main", mess
             raise GitError(args, done.returncode, done.stdout, done.stderr)
 
 
-async def is_repo(path: str | os.PathLike[str]) -> bool:
+async def toplevel_of(path: str | os.PathLike[str]) -> str | None:
+    """The top of the repository ``path`` is in (itself, or one around it); None if none."""
+    if not Path(path).is_dir():
+        return None
+    done = await run(path, "rev-parse", "--show-toplevel", check=False)
+    return done.out.strip() if done.code == 0 and done.out.strip() else None
+
+
+async def is_toplevel(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is itself the top of a git work tree. A folder inside a repository is not:
+    git would find the repository around it and work there (on its branches, in its files)."""
+    top = await toplevel_of(path)
+    return top is not None and Path(top).resolve() == Path(path).resolve()
+
+
+def is_toplevel_now(path: str | os.PathLike[str]) -> bool:
+    """:func:`is_toplevel` for synchronous callers."""
     if not Path(path).is_dir():
         return False
-    done = await run(path, "rev-parse", "--is-inside-work-tree", check=False)
-    return done.code == 0 and done.out.strip() == "true"
-
-
-async def toplevel(path: str | os.PathLike[str]) -> str:
-    return (await run(path, "rev-parse", "--show-toplevel")).out.strip()
+    done = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env={**os.environ, **_ENV}, check=False)
+    return done.returncode == 0 and Path(done.stdout.strip()).resolve() == Path(path).resolve()
 
 
 async def current_branch(repo: str | os.PathLike[str]) -> str:

@@ -8,17 +8,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Initialise Django (app registry, models) before anything imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat.web.origin import SameOriginValidator  # noqa: E402
+from chat.web.sockets import auth_stack  # noqa: E402
 from project.routing import websocket_urlpatterns  # noqa: E402
 from project.runtime import start_with_daphne  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
 start_with_daphne()

@@ -231,11 +231,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("TEST", {})["NAME"] = (
         os.environ.get("APP_TEST_DB") or str(Path(tempfile.gettempdir()) / f"claude-chat-test-{os.getpid()}.sqlite3"))
 
+
+def redis_channel_layer(url: str, *, max_connections: int = 2000) -> dict[str, object]:
+    """Channels' Redis layer on ``url``, set up for many sockets."""
+    host = {
+        "address": url,
+        # redis-py gives up reading after socket_timeout (5 s by default), and channels-redis
+        # waits for messages with blocking pops of 5 s: at that default every socket of the
+        # process failed after five quiet seconds. Reads may take longer than a pop; connecting may not.
+        "socket_timeout": 15,
+        "socket_connect_timeout": 5,
+        # redis-py refuses a call once its pool has this many connections in use (100 by
+        # default): a reconnect storm joins many sockets to their groups at once.
+        "max_connections": max_connections,
+    }
+    return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
+
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL, max_connections=envint("REDIS_MAX_CONNECTIONS", "2000",
+                                                                                          minimum=1))}
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' own, minus a walk over every socket on every message (see project/layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "project.layers.InMemoryChannelLayer"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
@@ -309,6 +328,13 @@ CLAUDE_MAX_FILE_OPERATIONS = envint("CLAUDE_MAX_FILE_OPERATIONS", "10", minimum=
 # the CLI does not allow by itself (Allow / Deny / Always allow in this chat).
 CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "default")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
+# The models a member may pick per chat ("sonnet,opus,haiku" or full model names; the first is the
+# default of a new chat). Empty: no picker, the CLI's own default model.
+CLAUDE_MODELS = envlist("CLAUDE_MODELS", "")
+# Files attached to a message are saved in the chat's working directory (its "attachments" folder),
+# each at most this many MB; images among them (PNG, JPEG, GIF, WebP, at most 5 MB as the API takes)
+# also reach the model as images.
+CLAUDE_MAX_ATTACHMENT_MB = envfloat("CLAUDE_MAX_ATTACHMENT_MB", "10", minimum=0.001)
 # Fairness between members: at most this many of a member's messages wait to run at once (more are
 # refused with "too many waiting"), and at most this many websockets of a member are open at once.
 CLAUDE_MAX_QUEUED_PER_MEMBER = envint("CLAUDE_MAX_QUEUED_PER_MEMBER", "5", minimum=1)

@@ -45,6 +45,7 @@ class WarmPool:
         self._warm: OrderedDict[str, _Warm] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.started = 0  # processes started (cold starts), for the benchmark and tests
 
     def __len__(self) -> int:
@@ -52,6 +53,7 @@ class WarmPool:
 
     async def take[P: Process](self, key: str, *, fingerprint: Hashable, start: Callable[[], Awaitable[P]]) -> P:
         """The warm process of ``key`` if it is alive and was started the same way; else a new one."""
+        self._loop = asyncio.get_running_loop()
         entry = self._warm.get(key)
         if entry is not None and (not entry.process.alive or entry.fingerprint != fingerprint):
             self._close(self._warm.pop(key))
@@ -83,10 +85,26 @@ class WarmPool:
             await asyncio.shield(closing)
 
     def drop(self, key: str) -> None:
-        """Close the process of ``key`` (a deleted or archived chat)."""
-        entry = self._warm.pop(key, None)
-        if entry is not None:
-            self._close(entry)
+        """Close the process of ``key`` (a deleted or archived chat), if it is warm and idle.
+
+        Safe from any thread: a sync view deleting a chat runs outside the runtime's loop, where
+        the pool's state must not be touched, so the work is handed to that loop."""
+        loop = self._loop
+        if loop is None:
+            return  # nothing was ever started
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            self._drop(key)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._drop, key)
+
+    def _drop(self, key: str) -> None:
+        entry = self._warm.get(key)
+        if entry is not None and not entry.busy:  # a running turn gives it back itself
+            self._close(self._warm.pop(key))
 
     def _evict(self) -> None:
         idle = [key for key, entry in self._warm.items() if not entry.busy]

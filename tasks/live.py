@@ -1,13 +1,13 @@
 """Live fragments of the tasks board and of a task's page (sent through :mod:`chat.live.notify`).
 
-A task's page group gets its head as HTML: only sockets allowed to see that task join it. The
-board differs per person (each sees the tasks of the projects open to them), so the board group
-gets a signal, and each socket renders the board for its own person.
+Both differ per person: the board shows each the tasks of the projects open to them, a task's
+head shows its buttons only to who may use them. So the board group and a task's page group get
+a signal, and each socket renders the fragment for its own person (only sockets allowed to see a
+task join its group).
 """
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.template.loader import render_to_string
 
@@ -17,6 +17,7 @@ from . import selectors
 
 BOARD_GROUP = "tasks"
 BOARD_CHANGED = "board.changed"
+TASK_CHANGED = "task.changed"
 
 
 def task_group(task_id: int) -> str:
@@ -29,13 +30,14 @@ def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str) -> str:
     return render_to_string("tasks/board.html#board", {**context, "oob": True, "user": user})
 
 
-def task_head_html(task_id: int) -> str:
-    return render_to_string("tasks/detail.html#task-head", {"task": selectors.task_for_page(task_id), "oob": True})
+def task_head_html(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> str:
+    return render_to_string("tasks/detail.html#task-head", {"task": selectors.task_for_page(task_id, user=user),
+                                                            "oob": True})
 
 
-def task_page_html(task_id: int, *, may_answer: bool) -> str:
+def task_page_html(task_id: int, *, user: AbstractBaseUser | AnonymousUser, may_answer: bool) -> str:
     """The task's head and its whole log: what a page that (re)connects may have missed."""
-    task = selectors.task_for_page(task_id)
+    task = selectors.task_for_page(task_id, user=user)
     page = selectors.log_page(task)
     context = {"task": task, "turns": page.turns, "oob": True, "may_answer": may_answer}
     return render_to_string("tasks/detail.html#task-head", context) + render_to_string("tasks/detail.html#log", context)
@@ -46,5 +48,5 @@ async def board_changed(*, note: str) -> None:
 
 
 async def task_changed(task_id: int, *, note: str) -> None:
-    await notify.send(task_group(task_id), await sync_to_async(task_head_html)(task_id))
+    await notify.signal(task_group(task_id), TASK_CHANGED, task=str(int(task_id)))
     await board_changed(note=note)

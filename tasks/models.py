@@ -4,9 +4,9 @@ Its Claude session is an ordinary chat :class:`~chat.models.Session` whose worki
 is the worktree; each run (the first, a resume, a follow-up) is a :class:`~chat.models.Turn`,
 so a task's log is made of the same Events and renders with the same partials as a chat.
 
-What a person may do to a task in each state is one table, :data:`ACTIONS`: the buttons on
-the pages and the guards of the services both read it. Opening a pull request also needs a
-project with a remote (:data:`NEEDS_REMOTE`, :mod:`tasks.remotes`).
+What may be done to a task in each state is one table, :data:`ACTIONS`, and who may do it one
+rule, :func:`may_act`: the buttons on the pages and the guards of the services both read them.
+Opening a pull request also needs a project with a remote (:data:`NEEDS_REMOTE`, :mod:`tasks.remotes`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import enum
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -48,6 +49,9 @@ class Task(models.Model):
     # waits for an answer to a permission prompt; ``needs_you``: one the person looking may give.
     asking: bool = False
     needs_you: bool = False
+    # Not a column either: whether the person looking may act on the task (:func:`may_act`); the
+    # pages show its buttons only then. Set by the selectors; False until one did.
+    viewer_may_act: bool = False
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -199,6 +203,9 @@ class Task(models.Model):
 
     @property
     def status_text(self) -> str:
+        if self.status == self.Status.PAUSED and self.reason == self.Reason.CONFLICT and self.conflict_files:
+            holder = f"#{self.conflict_with_id}" if self.conflict_with_id else "another task"
+            return f"Paused: conflicts with {holder} ({', '.join(self.conflict_files)})"
         if self.status == self.Status.PAUSED and self.reason:
             return self.get_reason_display()
         return self.get_status_display()
@@ -216,6 +223,15 @@ ACTIONS: dict[Task.Status, frozenset[Action]] = {
     _S.MERGED: frozenset(),
     _S.CANCELLED: frozenset({Action.DISCARD}),
 }
+
+
+def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
+    """Who may act on a task: everyone who may see it sees it; its creator and staff act on it."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return bool(getattr(user, "is_staff", False)) or task.created_by_id == user.pk
+
+
 # A task that waits for another one's files resumes by itself once those are merged.
 BLOCKED_BY_REASON: dict[Task.Reason, frozenset[Action]] = {Task.Reason.CONFLICT: frozenset({Action.RESUME})}
 # Only offered where the task's project has a remote and forge (tasks.remotes).

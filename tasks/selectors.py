@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +14,7 @@ from chat import projects
 from chat.models import Turn
 from chat.selectors import TurnPage, latest_turns
 
-from .models import Task, TaskQuerySet
+from .models import Task, TaskQuerySet, may_act
 
 BOARD_SIZE = 300
 CLOSED_SHOWN = 50
@@ -40,6 +41,7 @@ def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | An
     for task in shown:
         task.asking = task.session_id in asking
         task.needs_you = task.asking and task.session is not None and task.session.answerable_by(user)
+        task.viewer_may_act = may_act(user, task)
     columns = [
         ("waiting", "Waiting", [t for t in shown if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
         ("running", "Running", [t for t in shown if t.status == Task.Status.RUNNING]),
@@ -50,13 +52,18 @@ def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | An
     return {"columns": columns, "note": note}
 
 
-def with_status(tasks: TaskQuerySet, status: str) -> list[Task]:
-    return list(tasks.filter(status=status).order_by("-priority", "-created_at")[:BOARD_SIZE])
+def with_status(tasks: TaskQuerySet, status: str, *, user: AbstractBaseUser | AnonymousUser) -> list[Task]:
+    shown = list(tasks.filter(status=status).order_by("-priority", "-created_at")[:BOARD_SIZE])
+    for task in shown:
+        task.viewer_may_act = may_act(user, task)
+    return shown
 
 
-def task_for_page(task_id: int) -> Task:
-    task = Task.objects.select_related("conflict_with", "session").get(pk=task_id)
+def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Task:
+    """The task as ``user`` sees it on its page (its buttons only if they may act on it)."""
+    task = Task.objects.select_related("conflict_with", "session", "created_by").get(pk=task_id)
     task.asking = task.session_id is not None and task.session_id in _asking_sessions()
+    task.viewer_may_act = may_act(user, task)
     return task
 
 
@@ -70,3 +77,12 @@ def visible_tasks(user: AbstractBaseUser | AnonymousUser) -> TaskQuerySet:
         return tasks.none()
     shared = [key for key in settings.CLAUDE_PROJECTS if projects.may_use(user, key)]
     return tasks.filter(Q(project__in=shared) | Q(project=projects.OWN, created_by_id=user.pk))
+
+
+def open_task_sessions(session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The sessions among ``session_ids`` whose task is not merged or discarded yet, each with why
+    it must not be archived: a run, a follow-up or the merge of that task needs its transcript."""
+    found = Task.objects.open().filter(session_id__in=list(session_ids)).values_list("session_id", "pk", "status")
+    return {session_id: (f"its task #{task_id} is {Task.Status(status).label.lower()}, not merged or discarded yet: "
+                         "it needs its session until then")
+            for session_id, task_id, status in found}

@@ -67,6 +67,28 @@ def claude_process_env(stub_url: str, config_dir: Path) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 for the whole run; its URL."""
+    from devtools import servers
+
+    if reason := servers.postgres_available():
+        pytest.skip(f"PostgreSQL is not installed: {reason}")
+    with servers.postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A throw-away Redis on 127.0.0.1 for the whole run; its URL."""
+    from devtools import servers
+
+    if reason := servers.redis_available():
+        pytest.skip(f"Redis is not installed: {reason}")
+    with servers.redis() as url:
+        yield url
+
+
 @pytest.fixture
 def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
     """The REAL pinned CLI, pointed at the stand-in, with its own config and work folders."""
@@ -225,6 +247,8 @@ def live_app(stub_api, tmp_path_factory):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     data = tmp_path_factory.mktemp("live-app")
     (data / "work").mkdir()
+    # A shared project, open only to whom a test lets in (Project access).
+    init_repo(data / "team")
     (data / "staticfiles").mkdir()
     port = _free_port()
     env = {
@@ -233,10 +257,13 @@ def live_app(stub_api, tmp_path_factory):
         "APP_DATA_DIR": str(data),
         "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
         "CLAUDE_WORKDIR": str(data / "work"),
+        "CLAUDE_PROJECTS": f"team={data / 'team'}",
         "CLAUDE_ARCHIVE_DIR": str(data / "archive"),
         "CLAUDE_CLI": str(CLAUDE),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_DEBUG": "false",
+        # The stand-in answers "which model" with the model a request asked for.
+        "CLAUDE_MODELS": "claude-stand-in-small,claude-stand-in-large",
     }
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")

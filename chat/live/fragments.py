@@ -13,9 +13,14 @@ from ..selectors import TurnPage
 PAGE = "chat/session.html"
 
 
-def turn_appended(turn: Turn, session: Session) -> str:
-    html = render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session})
+def turn_appended(turn: Turn, session: Session, *, may_answer: bool = False) -> str:
+    html = render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session, "may_answer": may_answer})
     return f'<div hx-swap-oob="beforeend:#turns">{html}</div>'
+
+
+def turn_replaced(turn: Turn, session: Session, *, may_answer: bool = False) -> str:
+    """The whole turn in place of the one on the page (its status and streamed text may have moved on)."""
+    return render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session, "replace": True, "may_answer": may_answer})
 
 
 def event_appended(event: Event, *, may_answer: bool = False) -> str:
@@ -39,6 +44,8 @@ def turn_status(turn: Turn, session: Session) -> str:
 
 def session_state(session: Session) -> str:
     """Status, Stop button and title: what changes on the page when a turn starts or ends."""
+    if session.kind == Session.Kind.TASK:
+        return ""  # a task's page has neither: its head (the task's own fragment) says its state
     context = {"session": session, "oob": True}
     return render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#session-title", context)
 

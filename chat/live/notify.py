@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from ..models import Event, Session, Turn
-from . import fragments
+from . import fragments, rendered
 
 MESSAGE_TYPE = "live.fragment"
 # A permission prompt differs per viewer (only who may answer gets the buttons): each socket renders it.
@@ -23,11 +23,13 @@ def chat_group(session_id: uuid.UUID | str) -> str:
     return f"chat-{session_id}"
 
 
-async def send(group: str, html: str) -> None:
-    """Send ``html`` to every socket in ``group``."""
+async def send(group: str, html: str, **appends: int) -> None:
+    """Send ``html`` to every socket in ``group``. ``appends`` names the turn or event the html
+    appends to the page (``turn=``, ``event=``): a socket whose page already got it when it
+    connected drops it rather than show it twice."""
     layer = get_channel_layer()
     if layer is not None and html:
-        await layer.group_send(group, {"type": MESSAGE_TYPE, "html": html})
+        await layer.group_send(group, {"type": MESSAGE_TYPE, "html": html, **appends})
 
 
 async def signal(group: str, message_type: str, **payload: str) -> None:
@@ -37,25 +39,28 @@ async def signal(group: str, message_type: str, **payload: str) -> None:
         await layer.group_send(group, {"type": message_type, **payload})
 
 
-async def to_chat(session_id: uuid.UUID | str, html: str) -> None:
-    await send(chat_group(session_id), html)
+async def to_chat(session_id: uuid.UUID | str, html: str, **appends: int) -> None:
+    await send(chat_group(session_id), html, **appends)
 
 
 async def turn_added(turn: Turn, session: Session) -> None:
     html = await sync_to_async(lambda: fragments.turn_appended(turn, session) + fragments.session_state(session))()
-    await to_chat(session.pk, html)
+    await to_chat(session.pk, html, turn=turn.pk)
 
 
 async def turn_changed(turn: Turn, session: Session) -> None:
     html = await sync_to_async(lambda: fragments.turn_status(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html)
+    if not turn.is_pending:
+        # Rendered now, off any request: the next page that shows the finished turn reuses it.
+        await sync_to_async(rendered.remember)(turn)
 
 
 async def event_added(event: Event, session_id: uuid.UUID | str) -> None:
     if event.kind == Event.Kind.PERMISSION:
         await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="1")
         return
-    await to_chat(session_id, await sync_to_async(fragments.event_appended)(event))
+    await to_chat(session_id, await sync_to_async(fragments.event_appended)(event), event=event.pk)
 
 
 async def event_changed(event: Event, session_id: uuid.UUID | str) -> None:

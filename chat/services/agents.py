@@ -56,6 +56,11 @@ def _passes(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
+def api_url() -> str:
+    """Where the agents' CLI sends its Messages API requests (it gets ANTHROPIC_BASE_URL from here)."""
+    return os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+
+
 def environment(*, session: Session, extra: Mapping[str, str] = {}) -> dict[str, str]:
     """The CLI's whole environment for a turn of ``session``."""
     env = {name: value for name, value in os.environ.items() if _passes(name)}

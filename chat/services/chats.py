@@ -8,17 +8,22 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
+import runtime
 from drivers import claude, git
 
 from .. import projects
 from ..models import TITLE_LENGTH, Session, Turn
 from ..projects import Project
-from . import agents
+from . import agents, attachments, turns
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +33,15 @@ class ChatError(Exception):
 
 
 def create_session(*, owner: User, title: str = "", project: Project | None = None,
-                   session_id: uuid.UUID | None = None) -> Session:
+                   session_id: uuid.UUID | None = None, model: str | None = None) -> Session:
     """A new chat in the owner's own folder (or a shared project they may use), with a CLI config
-    folder of its own and the transcript path the CLI will use there."""
+    folder of its own and the transcript path the CLI will use there. ``model``: one of
+    CLAUDE_MODELS (None: the first of them)."""
+    model = default_model() if model is None else clean_model(model)
     project = project or Project(key=projects.OWN, path=own_folder_of(owner))
     project.path.mkdir(parents=True, exist_ok=True)
-    session = Session(owner=owner, title=title[:TITLE_LENGTH], workdir=str(project.path), project=project.stored_key)
+    session = Session(owner=owner, title=title[:TITLE_LENGTH], workdir=str(project.path), project=project.stored_key,
+                      model=model)
     if session_id is not None:
         session.id = session_id
     session.config_dir = str(agents.config_folder(owner_id=owner.pk, session_id=str(session.id)))
@@ -42,11 +50,43 @@ def create_session(*, owner: User, title: str = "", project: Project | None = No
     return session
 
 
+async def start_chat(*, owner: User, project: Project | None, model: str | None, text: object,
+                     uploads: Sequence[tuple[str, IO[bytes]]] = ()) -> turns.Submitted:
+    """A chat made by its first message (New chat leaves no empty chats behind): the chat, the
+    uploaded files in its working directory, and the message queued with them. If the message is
+    refused, no chat is left and the files are removed."""
+    try:
+        message = turns.validate_message(text)  # before anything is made
+    except turns.TurnRefused as exc:
+        raise ChatError(str(exc)) from None
+    chosen = default_model() if model is None else clean_model(model)
+    session = await sync_to_async(create_session)(owner=owner, project=project, model=chosen)
+    saved: list[attachments.Saved] = []
+    try:
+        for name, data in uploads:
+            saved.append(await sync_to_async(attachments.save)(session=session, name=name, data=data))
+        return await turns.submit_message(session_id=session.id, user=owner, text=message,
+                                          files=[item.path for item in saved])
+    except (turns.TurnRefused, attachments.AttachmentRefused) as exc:
+        await sync_to_async(_discard)(session, saved)
+        raise ChatError(str(exc)) from None
+
+
+def _discard(session: Session, saved: list[attachments.Saved]) -> None:
+    for item in saved:
+        attachments.remove(session=session, path=item.path)
+    delete_session(session=session)
+
+
 def own_folder_of(user: User) -> Path:
     """The member's own folder, made on first use as a git repository of its own (one empty
     commit), so that their tasks can branch off it; never the repository around it."""
     folder = projects.own_folder(user)
     if not folder.exists():
+        git.start_repository(folder, message="Your own folder")
+    elif settings.DEMO_MODE and not git.is_toplevel_now(folder):
+        # A demo's folder made before own folders started as repositories: tasks would refuse it
+        # (or, without that check, use the repository around it). The demo makes it one of its own.
         git.start_repository(folder, message="Your own folder")
     return folder
 
@@ -63,6 +103,37 @@ def clean_title(title: str | None) -> str:
 def rename_session(*, session: Session, title: str | None) -> Session:
     session.title = clean_title(title)
     session.save(update_fields=["title"])
+    return session
+
+
+def model_choices() -> list[str]:
+    """The models a member may pick for a chat (CLAUDE_MODELS); empty: the CLI's default only."""
+    return list(settings.CLAUDE_MODELS)
+
+
+def default_model() -> str:
+    choices = model_choices()
+    return choices[0] if choices else ""
+
+
+def clean_model(model: str | None) -> str:
+    choices = model_choices()
+    value = (model or "").strip()
+    if not value and not choices:
+        return ""
+    if value not in choices:
+        offered = ", ".join(choices) if choices else "none (CLAUDE_MODELS is empty: the CLI's default model)"
+        raise ChatError(f"“{value}” is not a model this server offers. Pick one of: {offered}.")
+    return value
+
+
+def set_model(*, session: Session, model: str | None) -> Session:
+    """The model the chat's next turns run with (its warm process restarts with it; the chat keeps
+    its memory)."""
+    if session.is_archived:
+        raise ChatError("This chat is archived and read-only. Press Restore to continue it.")
+    session.model = clean_model(model)
+    session.save(update_fields=["model"])
     return session
 
 
@@ -87,6 +158,16 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _close_warm_process(key: str) -> None:
+    # A deleted chat's process has no next turn to wait for. Outside the server (a management
+    # command) there is no runtime and so no warm process.
+    try:
+        rt = runtime.current()
+    except runtime.RuntimeNotRunning:
+        return
+    rt.warm.drop(key)
+
+
 def delete_session(*, session: Session) -> None:
     """Delete a chat with its messages, share links and CLI transcript.
 
@@ -100,6 +181,7 @@ def delete_session(*, session: Session) -> None:
                             "for queued messages to finish, then delete the chat.")
         files = cli_files(locked)
         locked.delete()
+        _close_warm_process(str(session.pk))
         for path in files:
             try:
                 _remove(path)

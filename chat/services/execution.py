@@ -24,7 +24,7 @@ from drivers import claude
 from drivers.claude.live import LiveSession, LiveSpec, Permission, SessionFailed
 
 from ..models import Event, Session, Turn
-from . import agents, permissions
+from . import agents, attachments, permissions
 from .recording import Recorder, Usage
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,18 @@ TOOL_RESULT_KEEP_CHARS = 20_000
 # How long an interrupted turn may take to end by itself before its process is ended.
 STOP_GRACE_SECONDS = 5.0
 INTERRUPTED = "The server shut down during this turn; what came so far is kept. Send the message again to continue."
+TURN_ENDED = "The turn was stopped before this call could run."
 API_NO_PROMPTS = ("This turn came through the HTTP API, which cannot answer permission prompts, so the call was "
                   "refused. Ask in the browser, or let the project's permission mode allow it.")
+
+
+@dataclass(frozen=True)
+class FileRefusal:
+    """A ``file_guard``'s refusal of an edit: ``reason`` goes to the agent (the CLI hands it over as
+    "PreToolUse:<tool> hook error: <reason>"); the log shows ``shown`` in place of that tool result."""
+
+    reason: str
+    shown: str
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class TurnOptions:
     allowed_tools: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     interactive: bool = True
-    file_guard: Callable[[str, dict[str, Any]], Awaitable[str | None]] | None = None
+    file_guard: Callable[[str, dict[str, Any]], Awaitable[FileRefusal | None]] | None = None
     on_event: Callable[[claude.Event], Awaitable[None]] | None = None
     # Called when a permission prompt opens and again when it is answered (a task's board shows "needs you").
     on_prompt: Callable[[], Awaitable[None]] | None = None
@@ -68,6 +78,12 @@ class _Handler:
         self.recorder = recorder
         self.options = options
         self.file_slots: set[str] = set()
+        # Hook callbacks waiting for a file slot: ended with the turn, so that a slot granted after
+        # a Stop is never held by a turn that is over (which would block every later edit).
+        self._slot_waits: set[asyncio.Task[Any]] = set()
+        self._ended = False
+        # Edits the file guard refused, by tool call id: what the log shows for their tool result.
+        self.refused: dict[str, str] = {}
 
     @property
     def _owner(self) -> int | None:
@@ -78,12 +94,19 @@ class _Handler:
         session = await Session.objects.aget(pk=self.recorder.session_id)
         if tool in session.always_allowed:
             return Permission(allow=True)
+        key = tool_use_id or ""
         if not self.options.interactive:
             answer = Permission(allow=False, message=API_NO_PROMPTS)
         else:
+            # The file slot its PreToolUse hook took is not held while a person thinks: the call
+            # is not running, and other chats' edits should not wait for this answer.
+            holding = key in self.file_slots
+            self._release(key)
             answer = await self._ask(tool, tool_input, suggestions)
-        if not answer.allow and tool_use_id in self.file_slots:
-            self._release(tool_use_id)  # it will not run: no hook after it gives the slot back
+            if holding and answer.allow and not await self._take_file_slot(key):
+                return Permission(allow=False, message=TURN_ENDED)
+        if not answer.allow:
+            self._release(key)  # it will not run: no hook after it gives the slot back
         return answer
 
     async def _ask(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]]) -> Permission:
@@ -98,12 +121,33 @@ class _Handler:
 
     async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
         if self.options.file_guard is not None and (refusal := await self.options.file_guard(tool, tool_input)):
-            return refusal
-        file_ops = runtime.current().file_ops
-        await file_ops.acquire(owner=self._owner, on_wait=self._waiting_for_file_slot)
-        self.file_slots.add(tool_use_id or "")
-        await self.recorder.resume()
+            self.refused[tool_use_id or ""] = refusal.shown
+            return refusal.reason
+        if not await self._take_file_slot(tool_use_id or ""):
+            return TURN_ENDED
         return None
+
+    async def _take_file_slot(self, key: str) -> bool:
+        """Wait for a file slot; False (and no slot held) if the turn ended meanwhile."""
+        file_ops = runtime.current().file_ops
+        waiter = asyncio.current_task()
+        if self._ended or waiter is None:
+            return False
+        self._slot_waits.add(waiter)
+        try:
+            await file_ops.acquire(owner=self._owner, on_wait=self._waiting_for_file_slot)
+        except asyncio.CancelledError:
+            if self._ended:
+                return False  # cancelled by release_all: the turn is over, the CLI is told no
+            raise
+        finally:
+            self._slot_waits.discard(waiter)
+        if self._ended:
+            file_ops.release(owner=self._owner)
+            return False
+        self.file_slots.add(key)
+        await self.recorder.resume()
+        return True
 
     async def after_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> None:
         self._release(tool_use_id or "")
@@ -119,6 +163,10 @@ class _Handler:
             runtime.current().file_ops.release(owner=self._owner)
 
     def release_all(self) -> None:
+        """The turn is over: give back its file slots and stop waiting for more."""
+        self._ended = True
+        for waiter in list(self._slot_waits):
+            waiter.cancel()
         for tool_use_id in list(self.file_slots):
             self._release(tool_use_id)
 
@@ -128,7 +176,8 @@ def _spec(session: Session, options: TurnOptions) -> LiveSpec:
     return LiveSpec(cli=agents.cli_program(), cwd=session.workdir, session_id=str(session.id), resume=resume,
                     env=agents.environment(session=session, extra=options.env), sandbox=agents.sandbox(session=session),
                     permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
-                    skip_permissions=options.skip_permissions, allowed_tools=options.allowed_tools)
+                    skip_permissions=options.skip_permissions, allowed_tools=options.allowed_tools,
+                    model=session.model or None)
 
 
 async def _started(spec: LiveSpec) -> LiveSession:
@@ -157,15 +206,19 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
         live = await warm.take(key, fingerprint=spec.fingerprint(), start=lambda: _started(spec))
         await _remember_process(turn, live.pid)
         outcome = claude.Outcome()
-        pump = asyncio.create_task(_pump(live, turn.prompt, handler, recorder, outcome, options))
+        pump = asyncio.create_task(_pump(live, message_of(turn), handler, recorder, outcome, options))
         try:
             await asyncio.wait_for(asyncio.shield(pump), timeout)
         except TimeoutError:
             keep = await _interrupt(live, pump)
             await _mark_created(session)
-            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=(
-                f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
-                "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."))
+            if outcome.no_connection:
+                # Not a long answer: the CLI was still retrying a request that never connected.
+                error = unreachable(f"no connection within {timeout:g} seconds, so the turn was stopped")
+            else:
+                error = (f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
+                         "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT.")
+            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error)
             return
         except asyncio.CancelledError:
             if not stopped():
@@ -207,11 +260,17 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
         await warm.give_back(key, keep=keep and options.keep_warm)
 
 
-async def _pump(live: LiveSession, prompt: str, handler: _Handler, recorder: Recorder, outcome: claude.Outcome,
+async def _pump(live: LiveSession, prompt: claude.Prompt, handler: _Handler, recorder: Recorder, outcome: claude.Outcome,
                 options: TurnOptions) -> None:
     """Record the turn's events as they come, to its result."""
-    async for event in live.turn(as_plain_text(prompt), handler):
-        await record(event, recorder)
+    async for event in live.turn(prompt, handler):
+        if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
+            # Not a tool failing: the app refused the edit on purpose. Said in people's words,
+            # without the CLI's "PreToolUse:... hook error" wrapping.
+            await recorder.add(kind=Event.Kind.NOTICE, name="file_refused", text=handler.refused[event.tool_use_id],
+                               data={"tool_use_id": event.tool_use_id})
+        else:
+            await record(event, recorder)
         outcome.see(event)
         if options.on_event is not None:
             await options.on_event(event)
@@ -227,6 +286,14 @@ async def _interrupt(live: LiveSession, pump: asyncio.Task[None]) -> bool:
     pump.cancel()
     await asyncio.gather(pump, return_exceptions=True)
     return False  # it did not stop: the warm pool ends the process and its tree
+
+
+def message_of(turn: Turn) -> claude.Prompt:
+    """What the CLI gets of a turn: its text (never a command), the attached files named after it, and
+    the attached images as image content."""
+    text = as_plain_text(turn.prompt) + attachments.note(turn.attachments)
+    images = attachments.image_blocks(session=turn.session, paths=turn.attachments) if turn.attachments else []
+    return [{"type": "text", "text": text}, *images] if images else text
 
 
 def as_plain_text(text: str) -> str:
@@ -255,9 +322,13 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
         case claude.Notice(subtype="permission_denied", data=data):
             await recorder.add(kind=Event.Kind.NOTICE, name="permission_denied", is_error=True,
                                text=str(data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."))
-        case claude.Notice(subtype="api_retry", data=data):
-            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry",
-                               text=f"The API answered {data.get('error_status') or data.get('error')}; retrying (attempt {data.get('attempt')}).")
+        case claude.Notice(subtype="api_retry", data=data) if data.get("attempt") in (1, None):
+            # Said once, when the CLI starts retrying (it may retry ten times): the turn's outcome says the rest.
+            status = data.get("error_status")
+            what = f"The API at {agents.api_url()} answered {status}" if status else \
+                f"Cannot reach the API at {agents.api_url()}"
+            tries = f"up to {data['max_retries']} times" if data.get("max_retries") else "a few times"
+            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
 
 
 async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome, elapsed_ms: int) -> None:
@@ -295,12 +366,21 @@ def explain(failure: claude.Failure, *, session: Session) -> str:
                     "Turn the sandbox on (CLAUDE_SANDBOX, in which the agent is not root), or run the server as an "
                     "ordinary user, or run it with skip-permissions off.")
         case claude.FailureKind.API_UNREACHABLE:
-            return (f"Claude Code cannot reach the API ({failure.detail}). Check that the server reaches it (network, "
-                    "proxy, ANTHROPIC_BASE_URL) and send the message again.")
+            return unreachable(failure.detail)
     detail = failure.detail or "no message"
     if failure.reported:
         return f"Claude Code reported an error: {detail}"
     return f"Claude Code ended without an answer (exit code {failure.returncode}): {detail}"
+
+
+def unreachable(detail: str) -> str:
+    """A turn that could not reach the Messages API: where it tried, and what to do."""
+    what = f"Cannot reach the API at {agents.api_url()}" + (f" ({detail})" if detail else "") + "."
+    if settings.DEMO_MODE:
+        return (f"{what} The demo's stand-in for the API is not answering: stop the app and start it again with "
+                "scripts/run, then send the message again.")
+    return (f"{what} Check that it is up and that the server reaches it (network, proxy, ANTHROPIC_BASE_URL), then "
+            "send the message again.")
 
 
 @sync_to_async

@@ -21,7 +21,7 @@ import runtime
 
 from ..live import notify
 from ..models import Session, Turn
-from . import execution
+from . import attachments, execution
 from .execution import TurnOptions
 from .recording import Recorder, refresh_session_status
 
@@ -70,14 +70,18 @@ def validate_message(text: object) -> str:
 
 
 @sync_to_async
-def _save_message(session_id: uuid.UUID, user: User | None, text: str) -> tuple[Turn, Session]:
+def _save_message(session_id: uuid.UUID, user: User | None, text: str, files: object) -> tuple[Turn, Session]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
         if session.kind == Session.Kind.TASK:
             raise TurnRefused(task_session_refusal(session))
         if session.is_archived:
             raise TurnRefused("This chat is archived and read-only. Press Restore to continue it.")
-        turn = Turn.objects.create(session=session, author=user, prompt=text)
+        try:
+            attached = attachments.validate(session=session, paths=files)
+        except attachments.AttachmentRefused as exc:
+            raise TurnRefused(str(exc)) from None
+        turn = Turn.objects.create(session=session, author=user, prompt=text, attachments=attached)
         if not session.title:
             session.title = title_from(text)
             session.save(update_fields=["title"])
@@ -94,8 +98,10 @@ class Submitted:
 
 
 async def submit_message(*, session_id: uuid.UUID, user: User | None, text: str,
-                         options: TurnOptions | None = None) -> Submitted:
+                         options: TurnOptions | None = None, files: object = None) -> Submitted:
     """Save the message as a queued turn (before any CLI runs), queue it, and show it.
+
+    ``files``: the attachments it names (paths :func:`attachments.save` returned), checked here.
 
     Saving and queueing finish even if the caller goes away meanwhile: a turn that is saved is
     always queued (never left "queued" with nothing to run it)."""
@@ -106,11 +112,12 @@ async def submit_message(*, session_id: uuid.UUID, user: User | None, text: str,
         if waiting >= limit:
             raise TurnRefused(f"You have {waiting} messages waiting to run (the limit is {limit}), so this one was not "
                               "sent. Wait for one to finish, or cancel one, then send it again.")
-    return await asyncio.shield(_save_queue_show(session_id, user, text, options))
+    return await asyncio.shield(_save_queue_show(session_id, user, text, options, files))
 
 
-async def _save_queue_show(session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None) -> Submitted:
-    turn, session = await _save_message(session_id, user, text)
+async def _save_queue_show(session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None,
+                           files: object) -> Submitted:
+    turn, session = await _save_message(session_id, user, text, files)
     submitted = queue_turn(turn=turn, owner_id=session.owner_id, options=options)
     await notify.turn_added(turn, session)
     return submitted

@@ -1,7 +1,19 @@
 from django.conf import settings
 from django.http import HttpRequest
 
+from chat.models import Session
+
+# The sidebar's recent chats on every page.
+RECENT_CHATS = 12
+
 
 def app(request: HttpRequest) -> dict[str, object]:
-    return {"demo_mode": settings.DEMO_MODE, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
-            "sandbox_off": settings.CLAUDE_SANDBOX == "off"}
+    context: dict[str, object] = {
+        "demo_mode": settings.DEMO_MODE, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
+        "sandbox_off": settings.CLAUDE_SANDBOX == "off", "models": settings.CLAUDE_MODELS}
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        # Lazy: a page that shows no sidebar (a fragment) runs no query. Tasks' sessions are not chats.
+        context["recent_chats"] = Session.objects.owned_by(user).chats().only(
+            "id", "title", "status", "last_activity_at")[:RECENT_CHATS]
+    return context

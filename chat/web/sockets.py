@@ -1,24 +1,40 @@
-"""What every websocket of the app shares: who may open one, and when it must close.
+"""What every websocket of the app shares: who may open one, when it must close, and database
+work off the one shared sync thread.
 
 A socket belongs to a logged-in, active member. It joins its member's group, so logging out or
 being deactivated closes every socket of that member at once (see :mod:`chat.web.accounts`); it
 re-reads its member from the session on every message it receives; a member may keep at most
 CLAUDE_MAX_SOCKETS_PER_MEMBER sockets open in this server process. Frames are checked before
 anything reads them: too large, not JSON, too deeply nested or not an object get a notice.
+
+Channels runs ``database_sync_to_async`` and its auth middleware on asgiref's single
+thread-sensitive thread, which every socket of the process shares (pages do not: Django gives
+each request a thread of its own). A reconnect storm of a thousand sockets then queued there one
+by one, and so did every turn's writes. Here socket work runs in a small pool of its own threads
+instead, each keeping its database connection for a while: opening one (SQLite registers
+Django's functions on it, PostgreSQL logs in) costs more than most of what a socket asks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+import weakref
 from collections import Counter
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import Any
 
 import pydantic
-from asgiref.sync import sync_to_async
-from channels.auth import get_user
+from asgiref.sync import SyncToAsync
+from channels.auth import AuthMiddleware, get_user
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
+from django.db import close_old_connections, connections
 
 from chat.live import fragments
 from chat.services import permissions
@@ -29,6 +45,61 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY = 4429
 ACCOUNT_CLOSED = "account.closed"
 MAX_NESTING_NOTICE = "The server could not read that request; reload the page."
+
+# SQLite serves readers side by side (WAL); a few threads are enough to keep connects flowing.
+SOCKET_DB_THREADS = 2
+# However short CONN_MAX_AGE makes a request's connection, a socket thread keeps its own this long.
+KEEP_CONNECTION_SECONDS = 300.0
+_pool = ThreadPoolExecutor(max_workers=SOCKET_DB_THREADS, thread_name_prefix="socket-db")
+
+
+class _InPool(SyncToAsync):  # type: ignore[type-arg]
+    def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        # As around a request: a connection that failed, was left in a transaction or is too old goes.
+        close_old_connections()
+        try:
+            return super().thread_handler(loop, *args, **kwargs)  # type: ignore[no-untyped-call]
+        finally:
+            for conn in connections.all(initialized_only=True):
+                if conn.connection is not None and conn.close_at is not None and \
+                        getattr(conn, "kept_for_sockets", None) is not conn.connection:
+                    conn.close_at = max(conn.close_at, time.monotonic() + KEEP_CONNECTION_SECONDS)
+                    conn.kept_for_sockets = conn.connection  # type: ignore[attr-defined]
+            close_old_connections()
+
+
+def in_pool[**P, R](func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``func`` as a coroutine run in the sockets' own threads."""
+    return _InPool(func, thread_sensitive=False, executor=_pool)
+
+
+_read_user = in_pool(get_user.func)
+
+
+class PooledAuthMiddleware(AuthMiddleware):
+    """Channels' auth middleware, with the session and user read in the sockets' threads."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        scope["user"]._wrapped = await _read_user(scope)
+
+
+def auth_stack(inner: Any) -> Any:
+    """Like channels' ``AuthMiddlewareStack``."""
+    return CookieMiddleware(SessionMiddleware(PooledAuthMiddleware(inner)))
+
+
+# Group joins and leaves in flight at once: a reconnect storm otherwise opens a connection to
+# Redis for each socket at the same moment (and redis-py refuses past its pool's size).
+LAYER_CALLS = 32
+_layer_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _layer_slots:
+        _layer_slots[loop] = asyncio.Semaphore(LAYER_CALLS)
+    return _layer_slots[loop]
+
 
 _open: Counter[int] = Counter()
 
@@ -48,12 +119,34 @@ def open_sockets(user_id: int) -> int:
     return _open[user_id]
 
 
+_prompt = in_pool(fragments.prompt)
+
+
 class MemberSocket(AsyncWebsocketConsumer):
-    """A websocket of one member; subclasses add their groups and their actions."""
+    """A websocket of one member; subclasses add their groups and their actions.
+
+    Without Channels' database clean-up before every message: its own database work goes through
+    :func:`in_pool`, which tidies its connections itself, and the fragments it forwards touch no
+    database (with a thousand sockets, each fragment would otherwise cost a thousand trips to the
+    shared sync thread)."""
 
     member_id: int | None = None
     # Whether this socket's person may answer the permission prompts it shows (set on connect).
     may_answer: bool = False
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def join(self, group: str) -> None:
+        async with _slots():
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def leave(self, group: str) -> None:
+        async with _slots():
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def admit(self) -> bool:
         """Accept nothing yet: check the member and the cap, join the member's group."""
@@ -66,12 +159,12 @@ class MemberSocket(AsyncWebsocketConsumer):
             return False
         self.member_id = user.pk
         _open[user.pk] += 1
-        await self.channel_layer.group_add(member_group(user.pk), self.channel_name)
+        await self.join(member_group(user.pk))
         return True
 
     async def disconnect(self, code: int) -> None:
         if self.member_id is not None:
-            await self.channel_layer.group_discard(member_group(self.member_id), self.channel_name)
+            await self.leave(member_group(self.member_id))
             _open[self.member_id] -= 1
             if _open[self.member_id] <= 0:
                 del _open[self.member_id]
@@ -82,7 +175,7 @@ class MemberSocket(AsyncWebsocketConsumer):
         # A session object of its own, so its data is read from the store now, not the copy of connect time.
         key = self.scope["session"].session_key
         self.scope["session"] = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
-        user = await get_user(self.scope)
+        user = await _read_user(self.scope)
         if not user.is_authenticated or not user.is_active or user.pk != self.member_id:
             await self.close(code=CLOSE_LOGIN_REQUIRED)
             return False
@@ -121,6 +214,8 @@ class MemberSocket(AsyncWebsocketConsumer):
 
     async def prompt_shown(self, message: dict[str, str]) -> None:
         """A permission prompt opened or was answered: rendered for this socket's person."""
-        html = await sync_to_async(fragments.prompt)(int(message["event"]), added=bool(message["added"]),
-                                                     may_answer=self.may_answer)
+        html = await _prompt(int(message["event"]), added=bool(message["added"]), may_answer=self.may_answer)
         await self.send(text_data=html)
+
+    async def live_fragment(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["html"])

@@ -18,7 +18,7 @@ from .events import (
     Unknown,
 )
 from .failures import Failure, FailureKind, Outcome, classify
-from .live import CliNotFound, LiveSession, LiveSpec, Permission, SessionFailed, TurnHandler, WorkdirMissing
+from .live import CliNotFound, LiveSession, LiveSpec, Permission, Prompt, SessionFailed, TurnHandler, WorkdirMissing
 from .paths import encode_project_dir, is_uuid, transcript_path
 from .proctree import is_process_of, kill_group, process_start_time
 from .sandbox import Sandbox, SandboxMissing, find_bwrap
@@ -37,6 +37,7 @@ __all__ = [
     "Outcome",
     "Oversized",
     "Permission",
+    "Prompt",
     "Result",
     "Sandbox",
     "SandboxMissing",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
-from .events import Event, Exit, Garbage, Result
+from .events import Event, Exit, Garbage, Notice, Result, Text, TextDelta, ToolUse
 
 DETAIL_KEEP_CHARS = 2000
 
@@ -39,15 +40,26 @@ class Outcome:
     returncode: int | None = None
     stderr: str = ""
     garbage: list[str] = field(default_factory=list)
+    # The last ``api_retry`` notice, until the API answers: the CLI is retrying a failed request.
+    retrying: dict[str, Any] | None = None
 
     def see(self, event: Event) -> None:
         match event:
+            case Notice(subtype="api_retry", data=data):
+                self.retrying = data
+            case Text() | TextDelta() | ToolUse():
+                self.retrying = None
             case Result():
                 self.result = event
             case Garbage(line=line):
                 self.garbage.append(line)
             case Exit(returncode=code, stderr=stderr):
                 self.returncode, self.stderr = code, stderr
+
+    @property
+    def no_connection(self) -> bool:
+        """The CLI is retrying a request that got no HTTP answer at all (refused, unreachable, no DNS)."""
+        return self.retrying is not None and self.retrying.get("error_status") is None
 
     @property
     def said(self) -> str:

@@ -4,11 +4,14 @@ No Django imports. The SDK (``claude-agent-sdk``) speaks the CLI's control proto
 (``--input-format stream-json``): turns, interrupts, permission prompts and hooks as Python
 callbacks. What it does not do is kept here, around it:
 
-- the sandbox: its subprocess transport is subclassed so the CLI starts inside bubblewrap,
-  with the server's own environment variables unset (only the caller's and the SDK's reach it);
+- the environment: its subprocess transport is subclassed so that the server's own variables are
+  unset (only the caller's and the SDK's reach the CLI), and the CLI starts inside bubblewrap
+  when there is a sandbox;
 - one owner task per client, which connects it, serves its turns and disconnects it (the SDK
   requires a client to stay in the task that connected it);
-- ending the whole process tree on close, and a bounded close (stdin closed, then signals);
+- ending the whole process tree on close, and a bounded close (stdin closed, then signals), also
+  while a turn runs; a bounded interrupt;
+- how a process that ended mid-turn ended (its exit code and the tail of its stderr);
 - typed events (:mod:`drivers.claude.events`) instead of the SDK's messages.
 """
 
@@ -19,6 +22,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
+import signal
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +31,11 @@ from typing import Any, Protocol, cast
 
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, HookMatcher
 from claude_agent_sdk import types as sdk
-from claude_agent_sdk._errors import ClaudeSDKError, CLIConnectionError, CLINotFoundError
+from claude_agent_sdk._errors import ClaudeSDKError, CLINotFoundError, MessageParseError, ProcessError
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from . import proctree
-from .events import Event, Exit, Result
+from .events import Event, Exit, Result, Unknown
 from .messages import convert
 from .sandbox import Sandbox, sandbox_args
 
@@ -42,7 +47,12 @@ warnings.filterwarnings("ignore", category=sdk.CanUseToolShadowedWarning)
 # One tool result can be several MB (a file read, an image): the SDK's 1 MiB default would end the session.
 MAX_LINE_BYTES = 32 * 1024 * 1024
 CLOSE_GRACE_SECONDS = 3.0
+# How long the tail of stderr may take to arrive once the process has exited.
+STDERR_DRAIN_SECONDS = 0.5
 FILE_TOOLS = "Write|Edit|MultiEdit|NotebookEdit"
+# What the SDK sets in the CLI's environment itself: its entry point and version, the session-state
+# frames it reads, PWD. Kept even where the server has a value of its own (the SDK's wins).
+SDK_ENV = ("PWD", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION", "CLAUDE_CODE_SDK_READS_SESSION_STATE")
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,9 @@ class LiveSpec:
     allowed_tools: tuple[str, ...] = ()
     model: str | None = None
     max_line_bytes: int = MAX_LINE_BYTES
+    # How long the CLI may take to exit once its stdin is closed (then SIGTERM; as long again, then
+    # SIGKILL), and to acknowledge an interrupt.
+    close_grace: float = CLOSE_GRACE_SECONDS
 
     def fingerprint(self) -> tuple[object, ...]:
         """What must be equal for a warm process to serve a turn (else it is restarted)."""
@@ -90,10 +103,17 @@ class LiveSpec:
                 self.model, tuple(sorted(self.env.items())), self.sandbox)
 
 
-class _SandboxedTransport(SubprocessCLITransport):
-    """The SDK's subprocess transport, starting the CLI inside the sandbox."""
+class _Transport(SubprocessCLITransport):
+    """The SDK's subprocess transport, starting the CLI with only the caller's environment (and the
+    SDK's own variables), inside the sandbox if there is one.
 
-    def __init__(self, *, sandbox: Sandbox, cwd: str, keep_env: Sequence[str], **kwargs: Any) -> None:
+    The SDK starts the CLI with the server's whole environment plus its own variables and ours:
+    every name of the server's the caller did not ask for is unset on the way, by bubblewrap or
+    by env(1). setsid(1) first makes the process lead a group of its own, so that what it leaves
+    behind when it exits can still be found and ended. Both exec: the pid stays the CLI's.
+    """
+
+    def __init__(self, *, sandbox: Sandbox | None, cwd: str, keep_env: Sequence[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sandbox = sandbox
         self._sandbox_cwd = cwd
@@ -101,10 +121,16 @@ class _SandboxedTransport(SubprocessCLITransport):
 
     def _build_command(self) -> list[str]:
         command = super()._build_command()
-        # The process gets the server's environment plus the SDK's and ours: everything of the
-        # server's the caller did not ask for is unset inside the sandbox.
         unset = sorted(name for name in os.environ if name not in self._keep_env)
-        return [*sandbox_args(self._sandbox, cwd=self._sandbox_cwd, unset=unset), "--", *command]
+        if self._sandbox is not None:
+            command = [*sandbox_args(self._sandbox, cwd=self._sandbox_cwd, unset=unset), "--", *command]
+        else:
+            if "=" in command[0]:
+                # env(1) would read such a path as one more variable to set.
+                command = ["/bin/sh", "-c", 'exec "$0" "$@"', *command]
+            command = [shutil.which("env") or "/usr/bin/env", *(f"--unset={name}" for name in unset), "--", *command]
+        setsid = shutil.which("setsid")
+        return [setsid, "--wait", *command] if setsid else command
 
 
 class LiveSession:
@@ -123,9 +149,11 @@ class LiveSession:
         self._owner: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._requests: asyncio.Queue[_Turn | None] = asyncio.Queue()
+        self._serving: _Turn | None = None
         self._closing = False
         self._stderr: list[str] = []
         self.pid: int | None = None
+        self._leads_group = False
         self.turns = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -134,8 +162,9 @@ class LiveSession:
         or an Exit-bearing :class:`SessionFailed`."""
         if not os.path.isdir(self.spec.cwd):
             raise WorkdirMissing(self.spec.cwd)
-        if not os.access(self.spec.cli, os.X_OK):
-            raise CliNotFound(self.spec.cli if not os.path.exists(self.spec.cli) else f"{self.spec.cli} (not executable)")
+        if not os.path.isfile(self.spec.cli) or not os.access(self.spec.cli, os.X_OK):
+            raise CliNotFound(self.spec.cli if not os.path.exists(self.spec.cli)
+                              else f"{self.spec.cli} (not an executable file)")
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self._owner = asyncio.create_task(self._own(), name=f"claude-{self.spec.session_id}")
@@ -143,7 +172,11 @@ class LiveSession:
 
     @property
     def alive(self) -> bool:
-        return self._owner is not None and not self._owner.done() and not self._closing
+        """Whether the process can serve a turn. A process that died between turns (killed, out of
+        memory) is seen here at once, from /proc, before its parent has reaped it."""
+        if self._owner is None or self._owner.done() or self._closing:
+            return False
+        return self.pid is None or proctree.running(self.pid)
 
     def _options(self) -> ClaudeAgentOptions:
         spec = self.spec
@@ -172,34 +205,43 @@ class LiveSession:
         )
 
     def _client_for(self, options: ClaudeAgentOptions) -> ClaudeSDKClient:
-        if self.spec.sandbox is None:
-            return ClaudeSDKClient(options)
-        keep = [*self.spec.env, "PATH"]
+        keep = [*self.spec.env, "PATH", *SDK_ENV]
         # The SDK routes permission prompts over the control protocol (its "stdio" prompt tool) in
         # the options it gives the transport it makes itself; ours gets the same.
         prepared = dataclasses.replace(options, permission_prompt_tool_name="stdio") if options.can_use_tool else options
-        transport = _SandboxedTransport(sandbox=self.spec.sandbox, cwd=self.spec.cwd, keep_env=keep,
-                                        prompt=_no_prompt(), options=prepared)
+        transport = _Transport(sandbox=self.spec.sandbox, cwd=self.spec.cwd, keep_env=keep, prompt=_no_prompt(),
+                               options=prepared)
         return ClaudeSDKClient(options, transport=transport)
 
     async def _own(self) -> None:
         """The one task that connects the client, serves its turns and disconnects it."""
         assert self._ready is not None
         client = self._client_for(self._options())
+        leftovers: asyncio.Task[None] | None = None
         try:
             try:
                 await client.connect()
             except CLINotFoundError as exc:
                 raise CliNotFound(self.spec.cli) from exc
             except (ClaudeSDKError, OSError) as exc:
-                raise SessionFailed(Exit(returncode=1, stderr=self._stderr_text() or str(exc))) from exc
+                raise SessionFailed(await self._exit(client, exc)) from exc
             self._client = client
             self.pid = _pid_of(client)
             if self.pid is not None:
                 proctree.track(self.pid)
+                with contextlib.suppress(OSError):
+                    self._leads_group = os.getpgid(self.pid) == self.pid
+                if self._leads_group:
+                    # If it exits mid-turn, what it left holding its stdout must not keep the turn open.
+                    leftovers = asyncio.create_task(proctree.kill_leftovers(self.pid))
             self._ready.set_result(None)
             while (request := await self._requests.get()) is not None:
-                await request.serve(client)
+                self._serving = request
+                try:
+                    if not await self._serve(client, request):
+                        break
+                finally:
+                    self._serving = None
         except BaseException as exc:
             if not self._ready.done():
                 self._ready.set_exception(exc if isinstance(exc, Exception) else SessionFailed(Exit(1, "cancelled")))
@@ -210,18 +252,79 @@ class LiveSession:
             log.warning("claude session %s ended: %s", self.spec.session_id, exc)
         finally:
             self._closing = True
-            await asyncio.shield(self._disconnect(client))
+            try:
+                await asyncio.shield(self._disconnect(client))
+            finally:
+                if leftovers is not None:
+                    leftovers.cancel()
+
+    async def _serve(self, client: ClaudeSDKClient, request: _Turn) -> bool:
+        """Send the prompt, pass on what comes back until the turn's result; False if the process ended."""
+        try:
+            prompt = request.prompt
+            await client.query(prompt if isinstance(prompt, str) else _one_message(prompt))
+            while True:
+                try:
+                    async for message in client.receive_response():
+                        for event in convert(message):
+                            request.events.put_nowait(event)
+                        if isinstance(message, sdk.ResultMessage):
+                            return True
+                    break
+                except MessageParseError as exc:
+                    # A message of a shape the SDK does not know: kept, never fatal; the stream goes on.
+                    data = exc.data if isinstance(exc.data, dict) else {}
+                    request.events.put_nowait(Unknown(type=str(data.get("type", "")), data=data))
+            # The stream ended before the turn's result: the process has exited.
+            request.events.put_nowait(await self._exit(client, None))
+        except ClaudeSDKError as exc:
+            # The process died, a line over the limit, output the SDK cannot read: the session is over.
+            request.events.put_nowait(await self._exit(client, exc))
+        finally:
+            request.events.put_nowait(None)
+        return False
+
+    async def _exit(self, client: ClaudeSDKClient, error: BaseException | None) -> Exit:
+        """How the process ended or failed: its exit code (1 if it still runs) and the tail of its
+        stderr, with the SDK's words unless they only point at stderr."""
+        code = getattr(error, "exit_code", None)
+        if code is None:
+            code = _returncode_of(client)
+        if code is not None:
+            await _stderr_drained(client)
+        said = "" if error is None or type(error) is ProcessError else str(error)
+        detail = "\n".join(part for part in (self._stderr_text(), said) if part)
+        return Exit(returncode=1 if code is None else code, stderr=detail or "the Claude Code process ended")
 
     async def _disconnect(self, client: ClaudeSDKClient) -> None:
-        """Close stdin (the CLI flushes its transcript), then signals; then the rest of the tree."""
+        """Close stdin (the CLI flushes its transcript and exits); what still runs after the grace is
+        sent SIGTERM, after as long again SIGKILL; then the rest of the tree."""
         pid = self.pid
         tree = proctree.descendants(pid) if pid else []
         pipes = _asyncio_transport_of(client)
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_GRACE_SECONDS * 3):
-                await client.disconnect()
+        grace = self.spec.close_grace
+
+        def end(pid: int, sig: int) -> None:
+            proctree.end_tree(pid, tree, sig)
+            if self._leads_group:
+                # What it started in its group, even once it has exited itself.
+                proctree.kill_group(pid, sig)
+
+        async def escalate(pid: int) -> None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                await asyncio.sleep(grace)
+                end(pid, sig)
+
+        escalation = asyncio.create_task(escalate(pid)) if pid is not None else None
+        try:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(grace * 3):
+                    await client.disconnect()
+        finally:
+            if escalation is not None:
+                escalation.cancel()
         if pid is not None:
-            proctree.end_tree(pid, tree)
+            end(pid, signal.SIGKILL)
             proctree.untrack(pid)
         if pipes is not None and not pipes.is_closing():
             # Close the pipes while the loop runs; left to the garbage collector, they would be
@@ -230,21 +333,27 @@ class LiveSession:
             await asyncio.sleep(0)
 
     async def close(self) -> None:
-        """End the process (letting it flush its transcript) and everything it started."""
-        if self._owner is None or self._owner.done():
+        """End the process (letting it flush its transcript) and everything it started. A turn still
+        running is abandoned (it ends with an Exit) and its process ended the same way."""
+        owner = self._owner
+        if owner is None or owner.done():
             return
         self._closing = True
         self._requests.put_nowait(None)
+        if self._serving is not None:
+            owner.cancel()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_GRACE_SECONDS * 4):
-                await asyncio.shield(self._owner)
+            async with asyncio.timeout(self.spec.close_grace * 4):
+                await asyncio.gather(asyncio.shield(owner), return_exceptions=True)
                 return
-        self._owner.cancel()
-        await asyncio.gather(self._owner, return_exceptions=True)
+        owner.cancel()
+        await asyncio.gather(owner, return_exceptions=True)
 
     # -- turns ---------------------------------------------------------------------------
-    async def turn(self, prompt: str, handler: TurnHandler) -> AsyncIterator[Event]:
-        """Run one turn; yields its events, the last a Result (or an Exit if the process ended)."""
+    async def turn(self, prompt: Prompt, handler: TurnHandler) -> AsyncIterator[Event]:
+        """Run one turn; yields its events, the last a Result (or an Exit if the process ended).
+
+        ``prompt`` is the message's text, or its content blocks (text and base64 images)."""
         if not self.alive:
             raise SessionFailed(Exit(returncode=1, stderr="the Claude Code process is not running"))
         request = _Turn(prompt)
@@ -253,30 +362,42 @@ class LiveSession:
         self._requests.put_nowait(request)
         owner = self._owner
         assert owner is not None
+        ended = False  # a Result or an Exit was passed on
         try:
             while True:
+                if owner.done() and request.events.empty():
+                    break  # the owner ended before serving this turn
                 getter = asyncio.ensure_future(request.events.get())
-                done, _ = await asyncio.wait({getter, owner}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
+                try:
+                    await asyncio.wait({getter, owner}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
                     getter.cancel()
-                    # The process ended under the turn: drain what it still said, then say how it ended.
-                    while not request.events.empty():
-                        event = request.events.get_nowait()
-                        if event is not None:
-                            yield event
-                    yield Exit(returncode=1, stderr=self._stderr_text() or "the Claude Code process ended")
-                    return
+                if getter.cancelled():
+                    continue  # the owner ended: what the turn still said is drained above
                 event = getter.result()
                 if event is None:
-                    return
+                    break
+                ended = ended or isinstance(event, Result | Exit)
                 yield event
+            if not ended:
+                # The session was closed under the turn.
+                yield Exit(returncode=1, stderr=self._stderr_text() or "the Claude Code process ended")
         finally:
             self._handler = None
 
-    async def interrupt(self) -> None:
-        """Stop the running turn through the protocol; the process stays for the next one."""
-        if self._client is not None and self.alive:
-            await self._client.interrupt()
+    async def interrupt(self) -> bool:
+        """Stop the running turn through the protocol; the process stays for the next one. False if
+        the CLI did not acknowledge it within the grace (or is gone): then only closing ends the turn."""
+        client = self._client
+        if client is None or not self.alive:
+            return False
+        try:
+            async with asyncio.timeout(self.spec.close_grace):
+                await client.interrupt()
+        except Exception as exc:
+            log.warning("claude session %s did not take the interrupt: %r", self.spec.session_id, exc)
+            return False
+        return True
 
     # -- callbacks (called by the SDK while a turn runs) ---------------------------------
     async def _can_use_tool(self, tool: str, tool_input: dict[str, Any],
@@ -338,26 +459,15 @@ class SessionFailed(Exception):
         self.exit = exit
 
 
+# A user message: its text, or Messages-API content blocks (``text``, ``image`` with a base64 source).
+Prompt = str | list[dict[str, Any]]
+
+
 @dataclass(eq=False)
 class _Turn:
-    prompt: str
+    prompt: Prompt
+    # Filled by the owner task, read by turn(); None ends it.
     events: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
-
-    async def serve(self, client: ClaudeSDKClient) -> None:
-        """In the owner task: send the prompt, pass on what comes back until the turn's result."""
-        try:
-            await client.query(self.prompt)
-            async for message in client.receive_response():
-                for event in convert(message):
-                    self.events.put_nowait(event)
-        except CLIConnectionError as exc:
-            self.events.put_nowait(Exit(returncode=1, stderr=str(exc)))
-        except ClaudeSDKError as exc:
-            # A line over the buffer limit, a message the SDK cannot read: the session is ended.
-            self.events.put_nowait(Exit(returncode=1, stderr=str(exc)))
-            raise
-        finally:
-            self.events.put_nowait(None)
 
 
 def _asyncio_transport_of(client: ClaudeSDKClient) -> asyncio.SubprocessTransport | None:
@@ -374,12 +484,34 @@ def _pid_of(client: ClaudeSDKClient) -> int | None:
     return pid if isinstance(pid, int) else None
 
 
+def _returncode_of(client: ClaudeSDKClient) -> int | None:
+    """The exit code of the client's process; None while it runs (or if it is not known)."""
+    process = getattr(getattr(client, "_transport", None), "_process", None)
+    code = getattr(process, "returncode", None)
+    return code if isinstance(code, int) else None
+
+
+async def _stderr_drained(client: ClaudeSDKClient) -> None:
+    """Give the SDK's stderr reader a moment to pass on the last lines of an exited process."""
+    reader = getattr(getattr(client, "_transport", None), "_stderr_task", None)
+    if reader is None or reader.done():
+        return
+    drained = asyncio.Event()
+    reader.add_done_callback(lambda _reader: drained.set())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(drained.wait(), STDERR_DRAIN_SECONDS)
+
+
 def _as_dict(value: Any) -> dict[str, Any]:
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
         result = to_dict()
         return result if isinstance(result, dict) else {}
     return dict(value.__dict__) if hasattr(value, "__dict__") else {}
+
+
+async def _one_message(content: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    yield {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
 
 
 async def _no_prompt() -> AsyncIterator[dict[str, Any]]:

@@ -20,7 +20,6 @@ from pathlib import Path
 # Process handling
 
 EXIT_POLL_SECONDS = 0.05
-PIPES_CLOSE_SECONDS = 1.0
 
 _live_groups: set[int] = set()
 
@@ -41,6 +40,12 @@ def _stat(pid: int) -> tuple[int, int, int, bool] | None:
         return int(fields[1]), int(fields[2]), int(fields[19]), fields[0] not in (b"Z", b"X")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a killed child not yet reaped by its parent does not)."""
+    stat = _stat(pid)
+    return stat is not None and stat[3]
 
 
 def process_start_time(pid: int) -> int | None:
@@ -152,34 +157,45 @@ def live_groups() -> frozenset[int]:
     return frozenset(_live_groups)
 
 
-async def _exited(proc: asyncio.subprocess.Process) -> None:
-    """Return once the CLI itself has exited."""
-    # Not proc.wait(): that also waits for stdout and stderr to close, which never happens while
-    # a process the CLI left behind still holds them; asyncio offers no other exit signal.
-    while proc.returncode is None:  # noqa: ASYNC110
+async def exited(pid: int) -> None:
+    """Return once ``pid`` has exited, whoever reaps it.
+
+    Not the asyncio process's wait(): that also waits for its stdout and stderr to close, which
+    never happens while a process it left behind still holds them. A pidfd tells at once where
+    the kernel and the loop have them; else /proc is polled.
+    """
+    started = process_start_time(pid)
+    if started is None:
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone since, or a kernel without pidfds
+        fd = None
+    if fd is not None:
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        try:
+            loop.add_reader(fd, readable)
+        except NotImplementedError:
+            os.close(fd)
+        else:
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+            return
+    while process_start_time(pid) == started:  # noqa: ASYNC110
         await asyncio.sleep(EXIT_POLL_SECONDS)
 
 
-async def kill_leftovers(proc: asyncio.subprocess.Process) -> None:
-    """Once the CLI exits, end what it left in its group, so that its pipes close and the turn ends."""
-    await _exited(proc)
-    kill_group(proc.pid, signal.SIGKILL)
-
-
-async def end_process(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """TERM the group and the CLI's tools, then KILL what is left after ``grace`` seconds."""
-    tree: list[_Proc] = []
-    if proc.returncode is None:
-        # Seen now, while the CLI lives: once it is gone its tools are orphans nothing leads back from.
-        tree = _descendants(proc.pid)
-        kill_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await _exited(proc)
-    # Tools the CLI started may still run in the group even after the CLI itself exited.
-    kill_group(proc.pid, signal.SIGKILL)
-    _signal_procs(tree, signal.SIGKILL)
-    # Let the transport see its pipes close while the loop runs (else it is closed at garbage
-    # collection, possibly after the loop). Bounded: a process outside the group may hold them.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), PIPES_CLOSE_SECONDS)
+async def kill_leftovers(pid: int) -> None:
+    """Once ``pid`` (the leader of a group) exits, end what it left in its group: such a process may
+    hold its stdout open, and whoever reads that would wait for ever."""
+    await exited(pid)
+    kill_group(pid, signal.SIGKILL)

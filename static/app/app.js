@@ -17,10 +17,14 @@
   // The box is emptied once a message is sent; if the server did not take it (too many
   // waiting, archived, ...), its notice says so and the text comes back into the box.
   let lastSent = "";
+  let lastAttached = [];
   document.addEventListener("htmx:wsAfterSend", function (event) {
     const form = document.getElementById("message-form");
-    if (form && form.contains(event.target)) {
+    if (form && form.contains(event.target) && event.target.id === "message-form") {
       lastSent = document.getElementById("message").value;
+      const attached = document.getElementById("attached");
+      lastAttached = attached ? Array.from(attached.children) : [];
+      if (attached) attached.replaceChildren();
       form.reset();
       document.getElementById("message").focus();
     }
@@ -31,6 +35,9 @@
     if (flash && box && lastSent && !box.value) {
       box.value = lastSent;
       lastSent = "";
+      const attached = document.getElementById("attached");
+      if (attached) attached.replaceChildren.apply(attached, lastAttached);
+      lastAttached = [];
       flash.removeAttribute("data-refused");
     }
   });
@@ -101,22 +108,53 @@
     said(document.execCommand && document.execCommand("copy") ? "Copied" : "Press Ctrl+C to copy");
   });
 
-  // Permission prompts: a browser notification when one arrives while the tab is hidden (if the
-  // person allowed notifications; the "Notify me of prompts" button asks for that).
+  // A chat's socket (also when it reconnects) tells the server what the page shows: its last
+  // turn and event, and the turns it shows unfinished. The server then sends only what is
+  // missing instead of every recent turn again.
+  function lastId(selector, prefix) {
+    let last = 0;
+    document.querySelectorAll(selector).forEach(function (el) {
+      const id = parseInt(el.id.slice(prefix.length), 10);
+      if (id > last) last = id;
+    });
+    return last;
+  }
+  function shown() {
+    const unfinished = [];
+    document.querySelectorAll("#turns .turn-status.status-queued, #turns .turn-status.status-waiting, #turns .turn-status.status-running, #turns .turn-status.status-asking")
+      .forEach(function (el) { unfinished.push(parseInt(el.id.slice("turn-".length), 10)); });
+    return "turn=" + lastId("#turns article.turn", "turn-") + "&event=" + lastId("#turns .event", "event-") +
+      "&unfinished=" + unfinished.join(",");
+  }
+  if (window.htmx) {
+    htmx.createWebSocket = function (url) {
+      if (url.indexOf("/ws/chat/") >= 0 && document.getElementById("turns")) {
+        url += (url.indexOf("?") < 0 ? "?" : "&") + shown();
+      }
+      const socket = new WebSocket(url, []);
+      socket.binaryType = htmx.config.wsBinaryType;
+      return socket;
+    };
+  }
+
+
+  // Browser notifications while the tab is hidden, if the person allowed them (the one "Notify me"
+  // button asks): a permission prompt arrived, or the running turn ended.
+  function notify(title, body, tag) {
+    if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
+    const note = new Notification(title, { body: body, tag: tag });
+    note.onclick = function () { window.focus(); note.close(); };
+  }
   const notified = new Set();
   document.addEventListener("htmx:wsAfterMessage", function () {
     document.querySelectorAll("[data-prompt]").forEach(function (el) {
       if (notified.has(el.id)) return;
       notified.add(el.id);
-      if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
-      const note = new Notification("Claude Code asks for permission", {
-        body: "It wants to use " + el.dataset.prompt + ". Open the tab to allow or deny.", tag: el.id,
-      });
-      note.onclick = function () { window.focus(); note.close(); };
+      notify("Claude Code asks for permission", "It wants to use " + el.dataset.prompt + ". Open the tab to allow or deny.", el.id);
     });
   });
   function offerNotifications() {
-    document.querySelectorAll("button.notify-prompts").forEach(function (button) {
+    document.querySelectorAll("button.notify-me, button.notify-prompts").forEach(function (button) {
       button.hidden = !("Notification" in window) || Notification.permission !== "default";
     });
   }
@@ -125,8 +163,81 @@
     offerNotifications();
   });
   document.addEventListener("click", function (event) {
-    if (!event.target.closest("button.notify-prompts")) return;
+    if (!event.target.closest("button.notify-me, button.notify-prompts")) return;
     Notification.requestPermission().then(offerNotifications);
+  });
+
+  // The tab's title follows the chat's (a rename, here or in another tab, too), with a dot while a
+  // turn runs or waits; a turn that ends while the tab is hidden notifies.
+  const BUSY = ["running", "queued"];
+  let wasBusy = null;
+  function chatState() {
+    const heading = document.getElementById("session-title");
+    const state = document.getElementById("session-state");
+    if (!heading) return;
+    const title = heading.dataset.title || heading.textContent.trim() || "New chat";
+    const busy = !!state && BUSY.indexOf(state.dataset.status) >= 0;
+    document.title = (busy ? "● " : "") + title + " · Claude Code chat";
+    if (wasBusy && !busy) notify("Claude Code finished", title, "turn-ended");
+    wasBusy = busy;
+  }
+  document.addEventListener("DOMContentLoaded", chatState);
+  document.addEventListener("htmx:wsAfterMessage", chatState);
+  document.addEventListener("htmx:afterSettle", chatState);
+
+  // Esc stops the running turn (from anywhere on the chat's page).
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || event.defaultPrevented || event.isComposing) return;
+    if (event.target.closest && event.target.closest("details[open]")) return;  // Esc closes a menu first
+    const stop = document.querySelector("#session-state button.stop:not([disabled])");
+    if (stop) {
+      event.preventDefault();
+      stop.click();
+    }
+  });
+
+  // Attachments. On a chat's page a chosen file is uploaded at once into the chat's working
+  // directory, and the box lists it (with a hidden field naming it for the message); on the New
+  // chat page the files go with the first message, and the box lists their names.
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
+  }
+  function showError(text) {
+    const flash = document.getElementById("flash");
+    if (flash) { flash.className = "flash error"; flash.textContent = text; }
+    else window.alert(text);
+  }
+  document.addEventListener("change", function (event) {
+    const input = event.target;
+    if (input.id !== "attach-files" || !input.files.length) return;
+    const list = document.getElementById("attached");
+    if (!input.dataset.upload) {
+      list.replaceChildren();
+      Array.from(input.files).forEach(function (file) {
+        const item = document.createElement("li");
+        item.className = "chip";
+        item.textContent = file.name;
+        list.appendChild(item);
+      });
+      return;
+    }
+    const body = new FormData();
+    Array.from(input.files).forEach(function (file) { body.append("files", file); });
+    input.disabled = true;
+    fetch(input.dataset.upload, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() } })
+      .then(function (response) {
+        return response.text().then(function (text) {
+          if (!response.ok) throw new Error(text || "The files could not be attached (" + response.status + "). Try again.");
+          list.insertAdjacentHTML("beforeend", text);
+          showError("");
+        });
+      })
+      .catch(function (error) { showError(error.message); })
+      .finally(function () { input.value = ""; input.disabled = false; });
+  });
+  document.addEventListener("click", function (event) {
+    const remove = event.target.closest("button.unattach");
+    if (remove) remove.closest("li").remove();
   });
 
 })();

@@ -1,8 +1,9 @@
 """Services for tasks: keyword-only async functions over the database, git, the runtime and the pages."""
 
+from ..models import may_act
 from ..selectors import visible_tasks
 from .common import NotAllowed, TaskNotFound, TaskRefused, get_task
-from .control import act, diff, discard, may_act, merge, pause, resume, terminate
+from .control import act, diff, discard, merge, pause, resume, terminate
 from .creation import PRIORITY_RANGE, TITLE_LENGTH, create_task
 from .places import is_root_without_sandbox, store_for
 from .pulls import open_pull_request, refresh_pull_request

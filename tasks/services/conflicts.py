@@ -41,22 +41,33 @@ async def unblock(holder: Task) -> None:
         await rebase_and_resume(task.pk, holder)
 
 
+async def _what_became_of(holder: Task | None, base: str) -> str:
+    """What happened to the task that held the files, as the waiting agent is told it."""
+    # Read again: callers pass the task as it was before it was merged or discarded.
+    holder = await Task.objects.filter(pk=holder.pk).afirst() if holder is not None else None
+    if holder is None:
+        return "The task that held these files is gone"
+    if holder.status == Task.Status.MERGED:
+        return f"Task #{holder.pk} ({holder.title}) was merged into {base}"
+    how = "terminated" if holder.worktree_exists else "discarded"  # Terminate keeps the worktree, Discard removes it
+    return f"Task #{holder.pk} ({holder.title}) was {how} without merging (its changes are not in {base})"
+
+
 async def rebase_and_resume(task_id: int, holder: Task | None) -> None:
     task = await get_task(task_id)
-    what = f"Task #{holder.pk} ({holder.title}) was {'merged into' if holder.status == Task.Status.MERGED else 'discarded from'} " \
-        f"{task.base_branch}" if holder else "The task that held these files is gone"
+    what = await _what_became_of(holder, task.base_branch)
     await git.commit_all(task.worktree_path, f"WIP: {task.title} (before rebase onto {task.base_branch})\n\nTask #{task.pk}")
     files = await git.rebase(task.worktree_path, task.base_branch)
     if files:
         await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.ATTENTION, conflict_files=files,
-                   error=(f"{what}, and rebasing this task onto it conflicts in {', '.join(files)}. The branch is unchanged "
+                   error=(f"{what}, and rebasing this task onto {task.base_branch} conflicts in {', '.join(files)}. The branch is unchanged "
                           "(the rebase was aborted). Press Resume to let the agent resolve the conflict in its worktree, "
                           "or Discard the task."))
         await changed(task.pk)
         return
     await sync_to_async(claims.claim)(store_for(task), task=task.pk, paths=await touched(task))
     freed = ", ".join(task.conflict_files) or "the files it needed"
-    prompt = (f"{what}, and this branch was rebased onto it, so {freed} can be changed now "
+    prompt = (f"{what}, and this branch was rebased onto {task.base_branch}, so {freed} can be changed now "
               f"(re-read {'it' if len(task.conflict_files) == 1 else 'them'} first: the content may have changed). "
               f"Finish your task.\n\n{CONTINUE_MARKER}\n{task.prompt}")
     await save(task.pk, conflict_with=None, conflict_files=[])

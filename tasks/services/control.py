@@ -16,7 +16,7 @@ from django.utils import timezone
 import runtime
 from drivers import claims, git
 
-from ..models import Action, Task
+from ..models import Action, Task, may_act
 from .common import NotAllowed, TaskRefused, changed, get_task, queue, require, save
 from .conflicts import resolve, unblock
 from .places import store_for
@@ -144,11 +144,6 @@ async def diff(*, task_id: int) -> str:
             text = await git.diff(task.repo_path, task.base_branch, task.branch)
             return text + f"\n(and not yet committed: {', '.join(pending)})\n"
     return await git.diff(task.repo_path, task.base_branch, task.branch)
-
-
-def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
-    """Everyone on the team sees every task; its creator and staff act on it."""
-    return bool(getattr(user, "is_staff", False)) or (user.is_authenticated and task.created_by_id == user.pk)
 
 
 async def act(*, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None) -> Task:

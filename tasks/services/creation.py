@@ -40,11 +40,9 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
         await sync_to_async(own_folder_of)(user)
     repo = place.path
     # The folder itself must be the top of a repository: never the repository around it.
-    if not await git.is_repo(repo) or Path(await git.toplevel(repo)) != repo.resolve():
-        where = "your own folder" if not place.shared else f"the project {project!r}"
-        raise TaskRefused(f"Tasks need a git repository, and {where} ({repo}) is not the top of one. Run `git init` "
-                          "there and make a first commit (a chat in it can do that), or ask an admin for a shared "
-                          "project (CLAUDE_PROJECTS).")
+    if not await git.is_toplevel(repo):
+        raise TaskRefused(await _not_a_repository(repo.resolve(), "your own folder" if not place.shared
+                                                  else f"the project {project!r}"))
     repo = repo.resolve()
     base = await git.current_branch(repo)
     if not base or not await git.branch_exists(repo, base):
@@ -53,18 +51,30 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
     title_text = title.strip() or title_from(prompt)
     task = await Task.objects.acreate(
         created_by=user, title=title_text[:TITLE_LENGTH], prompt=prompt, project=project, repo_path=str(repo),
-        base_branch=base, priority=priority, skip_permissions=skip_permissions, status=Task.Status.QUEUED,
+        base_branch=base, priority=priority, skip_permissions=skip_permissions, status=Task.Status.PENDING,
         queued_at=timezone.now(), next_prompt=prompt)
     # Names from the id only.
     task.worktree_path = str(worktree_for(repo, task.pk))
     task.branch = branch_for(task.pk)
     # The session exists from the start (its folder not yet), so a task's page follows its log at once.
     task.session = await sync_to_async(new_session)(task)
-    await task.asave(update_fields=["worktree_path", "branch", "session"])
+    # Queued only now: a scheduler kicked by another request meanwhile must not claim a task
+    # whose worktree and session are not saved yet (its run would start in no worktree at all).
+    task.status = Task.Status.QUEUED
+    await task.asave(update_fields=["worktree_path", "branch", "session", "status"])
     await sync_to_async(claims.register)(store_for(task), task=task.pk, title=task.title)
     await changed(task.pk)
     runtime.current().tasks.kick()
     return task
+
+
+async def _not_a_repository(repo: Path, where: str) -> str:
+    around = await git.toplevel_of(repo)
+    inside = (f" It lies inside the repository {around}, which tasks never use: they would branch and merge "
+              "there.") if around else ""
+    return (f"Tasks need a git repository, and {where} ({repo}) is not the top of one.{inside} Run `git init` in "
+            f"{repo} and make a first commit (a chat in it can do that), or ask an admin to set CLAUDE_PROJECTS to a "
+            "repository for the team's tasks.")
 
 
 def new_session(task: Task) -> Session:

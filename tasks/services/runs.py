@@ -1,8 +1,8 @@
 """One run of a task: its worktree, its turn (through the session's queue), and what follows.
 
 A task's run is a chat turn with the task's own CLI flags: the permission mode or
-``--dangerously-skip-permissions``, and a PreToolUse hook (:mod:`drivers.hook`) that refuses
-edits of files another unmerged task holds.
+``--dangerously-skip-permissions``, and a PreToolUse callback on its live session (the file
+guard, over :mod:`drivers.claims`) that refuses edits of files another unmerged task holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import runtime
 from chat.live import notify
 from chat.models import Session, Turn
 from chat.services import turns
-from chat.services.execution import TurnOptions
+from chat.services.execution import FileRefusal, TurnOptions
 from drivers import claims, claude, git
 
 from ..models import Task
@@ -71,10 +71,11 @@ async def _prepare_worktree(task: Task) -> None:
 def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) -> TurnOptions:
     store = store_for(task)
 
-    async def claims_guard(tool: str, tool_input: dict[str, Any]) -> str | None:
+    async def claims_guard(tool: str, tool_input: dict[str, Any]) -> FileRefusal | None:
         """The task's PreToolUse hook: an edit of a file another unmerged task holds is refused."""
-        return await sync_to_async(claims.check_edit)(tool_input, cwd=task.worktree_path, store=store, task=task.pk,
-                                                      root=Path(task.worktree_path))
+        refusal = await sync_to_async(claims.check_edit)(tool_input, cwd=task.worktree_path, store=store, task=task.pk,
+                                                         root=Path(task.worktree_path))
+        return None if refusal is None else FileRefusal(reason=refusal.reason, shown=refusal.shown)
 
     return TurnOptions(
         skip_permissions=task.skip_permissions,

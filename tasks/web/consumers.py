@@ -7,18 +7,16 @@ same fragments (the same partials) as a chat. Only tasks the person may see are 
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-
 import runtime
 from chat.live import notify
 from chat.services import permissions
-from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket
+from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket, in_pool
 
 from .. import live, selectors
 from ..models import Task
 
 
-@database_sync_to_async
+@in_pool
 def _visible_task(user: object, task_id: int) -> Task | None:
     return selectors.visible_tasks(user).filter(pk=task_id).select_related("session").first()  # type: ignore[arg-type]
 
@@ -45,19 +43,20 @@ class TasksConsumer(MemberSocket):
         else:
             groups = [live.task_group(task.pk)] + ([notify.chat_group(task.session_id)] if task.session_id else [])
         for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.join(group)
             self.groups_joined.append(group)
         await self.accept()
         # The page may have missed fragments (a run that started before it connected, a
         # reconnect): send the current state whole.
         if task is not None:
-            await self.send(text_data=await database_sync_to_async(live.task_page_html)(task.pk, may_answer=self.may_answer))
+            await self.send(text_data=await in_pool(live.task_page_html)(task.pk, user=self.scope["user"],
+                                                                         may_answer=self.may_answer))
         else:
             await self.board_changed({"note": runtime.current().tasks.note})
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.leave(group)
         await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -71,6 +70,14 @@ class TasksConsumer(MemberSocket):
     async def live_fragment(self, event: dict[str, str]) -> None:
         await self.send(text_data=event["html"])
 
+    async def task_changed(self, event: dict[str, str]) -> None:
+        """Its task changed: its head as this socket's person sees it (their buttons only)."""
+        try:
+            html = await in_pool(live.task_head_html)(int(event["task"]), user=self.scope["user"])
+        except Task.DoesNotExist:
+            return  # deleted meanwhile (the admin)
+        await self.send(text_data=html)
+
     async def board_changed(self, event: dict[str, str]) -> None:
-        html = await database_sync_to_async(live.board_html)(user=self.scope["user"], note=event["note"])
+        html = await in_pool(live.board_html)(user=self.scope["user"], note=event["note"])
         await self.send(text_data=html)

@@ -36,7 +36,8 @@ def _user(request: AuthedRequest) -> User:
 
 def _form_context(user: User, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> dict[str, Any]:
     return {"values": values or {}, "errors": errors or {},
-            "projects": [(p.key, p.path) for p in projects.projects_for(user)],
+            # The folder as the task will name it (resolved, as its repository is saved).
+            "projects": [(p.key, p.path.resolve()) for p in projects.projects_for(user)],
             "allowed_tools": settings.CLAUDE_TASK_ALLOWED_TOOLS, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
             "root_without_sandbox": services.is_root_without_sandbox()}
 
@@ -49,7 +50,7 @@ def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
     context = {**selectors.board_context(tasks=visible, note=note, user=request.user), **_form_context(request.user), "status_filter": status,
                "statuses": Task.Status.choices, "max_tasks": settings.CLAUDE_MAX_TASKS}
     if status:
-        context["filtered"] = selectors.with_status(visible, status)
+        context["filtered"] = selectors.with_status(visible, status, user=request.user)
     return render(request, "tasks/board.html", context)
 
 
@@ -89,7 +90,7 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
     def page() -> HttpResponse:
         if not selectors.visible_tasks(request.user).filter(pk=task_id).exists():
             raise Http404("No such task.")
-        task = selectors.task_for_page(task_id)
+        task = selectors.task_for_page(task_id, user=request.user)
         may_answer = task.session is not None and permissions.may_answer(user=request.user, session=task.session)
         return render(request, "tasks/detail.html", {"task": task, "turns": selectors.log_page(task).turns,
                                                      "text": "", "level": "", "may_answer": may_answer})

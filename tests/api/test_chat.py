@@ -329,7 +329,7 @@ def test_settings_page_shows_a_new_token_once_and_regenerates_it():
     assert ApiToken.objects.get(user=user).key_hash == hash_key(old) and b"shown only this once" in made.content
     page = client.get("/settings/")
     assert old.encode() not in page.content and f"…{old[-4:]}".encode() in page.content
-    assert b"Regenerate token" in page.content and b"data-confirm=" in page.content
+    assert b"New token" in page.content and b"data-confirm=" in page.content
 
     response = client.post("/settings/token/")
     new = re.search(rb'id="api-token"[^>]*value="([^"]+)"', response.content).group(1).decode()

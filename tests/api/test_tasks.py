@@ -232,3 +232,27 @@ async def test_an_unreachable_forge_leaves_the_last_known_state(team_remote, for
     settings.CLAUDE_GITHUB_API_URL = f"http://127.0.0.1:{port}/github"
     got = await api.get(f"/api/tasks/{made['id']}")
     assert got.status_code == 200 and got.json()["pull_request"]["state"] == "open"
+
+
+@pytest.mark.parametrize("rt", [{"max_tasks": 2}], indirect=True)
+async def test_never_more_tasks_show_running_than_the_limit(repo, scheduler, api):
+    """Three one-write tasks posted at once, polled as a script would: at most two are ever
+    "running" (several rounds, since an overlap would come from timing).
+
+    Each poll is one list request, a snapshot of one instant. Three GETs of single tasks are read
+    at three instants and can show a finished task and the one that took its place both running."""
+    most = 0
+    for round_ in range(4):
+        made = [await api.post("/api/tasks", {"prompt": f"write r{round_}-{p}.txt: {p}", "priority": p, "yolo": True})
+                for p in (0, 1, 2)]
+        ids = {m.json()["id"] for m in made}
+        while True:
+            tasks = (await api.get("/api/tasks")).json()["tasks"]
+            statuses = [t["status"] for t in tasks if t["id"] in ids]
+            most = max(most, statuses.count("running"))
+            if not any(s in ("queued", "running", "pending") for s in statuses):
+                break
+            await asyncio.sleep(0.02)
+        assert statuses == ["completed"] * 3, statuses
+    assert most == 2
+    assert scheduler.max_seen == 2

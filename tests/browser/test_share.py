@@ -15,10 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page, browser):
     live_app.create_user(username="sharer", password="pw-sharer-123")
     log_in(page, live_app.base_url, "sharer", "pw-sharer-123")
-    open_new_chat(page)
-    box = page.get_by_label("Message")
-    box.fill("write shared-notes.txt: <b>shared</b> hello")
-    box.press("Enter")
+    open_new_chat(page, "write shared-notes.txt: <b>shared</b> hello")
     turn = page.locator("article.turn").first
     turn.get_by_role("button", name="Allow", exact=True).click()
     expect(turn).to_contain_text("File created successfully")
@@ -30,7 +27,7 @@ def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page,
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Release notes")).to_be_visible()
 
-    page.get_by_role("link", name="Share").click()
+    page.get_by_role("link", name="Share", exact=True).click()
     expect(page.get_by_role("heading", name="Share “Release notes”")).to_be_visible()
     page.get_by_label("Link expires after").select_option(label="1 day")
     page.get_by_role("button", name="Create link").click()
@@ -82,10 +79,15 @@ def test_long_chat_loads_older_messages_for_owner_and_reader(live_app, page: Pag
             "print(sharing.create_share_link(session=s, user=u, expires_in=None)[1])")
     token = live_app.manage("shell", "-c", code).strip().splitlines()[-1]
     log_in(page, live_app.base_url, "longtalker", "pw-long-123")
-    page.get_by_role("link", name="Marathon", exact=True).click()
+    page.locator("#chat-list").get_by_role("link", name="Marathon", exact=True).click()
     shown = page.locator("article.turn")
     expect(shown).to_have_count(50)
+    # The turns are in the HTML before the page's scripts run; a click before then does nothing.
+    # The live connection opening is the sign that they have.
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
     expect(shown.first).to_contain_text("question 70")
+    # The socket's first message puts the latest turns in again: load older ones after it.
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
 
     page.get_by_role("button", name="Load older messages").click()
     expect(shown).to_have_count(100)
@@ -111,9 +113,7 @@ def test_long_chat_loads_older_messages_for_owner_and_reader(live_app, page: Pag
 def test_a_shared_answer_shows_rendered_markdown_and_its_html_stays_inert(live_app, page: Page, browser):
     live_app.create_user(username="marta", password="pw-marta-123")
     log_in(page, live_app.base_url, "marta", "pw-marta-123")
-    open_new_chat(page)
-    page.get_by_label("Message").fill("markdown 0.5")
-    page.get_by_role("button", name="Send").click()
+    open_new_chat(page, "markdown 0.5")
     expect(page.locator("article.turn .turn-status .stats")).to_be_visible(timeout=20_000)
     page.get_by_role("link", name="Share").click()
     page.get_by_role("button", name="Create link").click()

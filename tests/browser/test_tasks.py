@@ -191,3 +191,47 @@ def test_the_new_task_form_states_the_skip_permissions_risk(live_app, page):
     risk = page.get_by_text("with skip permissions the agent runs any shell command and edits any file")
     expect(risk).to_be_visible()
     expect(risk).to_contain_text("Use it only on a machine or container you can throw away.")
+
+
+def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, browser):
+    """In a shared project everyone sees the task; only its creator (and staff) see its buttons."""
+    live_app.manage("shell", "-c", "from chat.models import ProjectAccess; "
+                    "ProjectAccess.objects.get_or_create(project='team', everyone=True)")
+    open_board(live_app, page, "cora")
+    page.get_by_role("link", name="New task").click()
+    page.get_by_label("What should Claude Code do?").fill("slow 5 write team.txt: from cora")
+    page.get_by_label("Title").fill("Cora's change")
+    page.get_by_label("Project").select_option("team")
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.get_by_role("button", name="Start task").click()
+    expect(page).to_have_url(re.compile(r"/tasks/\d+/$"))
+    task_url = page.url
+
+    other = browser.new_context().new_page()
+    other.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    password = "pw-otto-123"
+    live_app.create_user(username="otto", password=password)
+    log_in(other, live_app.base_url, "otto", password)
+    other.goto(task_url)
+    expect(other.locator("body[data-ws=open]")).to_have_count(1)
+    # Otto's page follows the task live (its head is rendered for him) and never offers him a button.
+    expect(other.locator("#task-status")).to_have_text("Completed", timeout=RUN_TIMEOUT)
+    head = other.locator("#task-head")
+    for name in ("Merge", "Discard", "Pause", "Terminate", "Send follow-up", "Open pull request"):
+        expect(head.get_by_role("button", name=name)).to_have_count(0)
+    expect(other.get_by_label("Follow-up instruction (runs in the task's worktree, same session)")).to_have_count(0)
+    expect(head).to_contain_text("Only cora (or an admin) can act on this task.")
+    card = other.context.new_page()
+    card.goto(live_app.base_url + "/tasks/")
+    completed = card.get_by_role("region", name="Completed: review and merge")
+    expect(completed.get_by_role("link", name="Cora's change")).to_be_visible()
+    expect(completed.get_by_role("button")).to_have_count(0)
+
+    # Cora, who created it, has them, on her page and on the board.
+    expect(page.locator("#task-status")).to_have_text("Completed", timeout=RUN_TIMEOUT)
+    expect(page.locator("#task-head").get_by_role("button", name="Merge")).to_be_visible()
+    expect(page.locator("#task-head").get_by_role("button", name="Discard")).to_be_visible()
+    # Every fragment the run sent to the task's pages found its place there.
+    assert not [e for e in errors if "oobErrorNoTarget" in e], errors
+    other.context.close()

@@ -1,16 +1,17 @@
-"""The offline Messages-API stand-in (chat/stub_api.py), mostly through the REAL Claude Code CLI
-driven by chat.cli.run_turn, plus what the driver must agree on with the real CLI."""
+"""The offline Messages-API stand-in (devtools/stub_api.py), mostly through the REAL Claude Code CLI
+driven by a LiveSession (drivers/claude/live.py) as the chats drive it, plus what the driver must
+agree on with the real CLI: its words when it fails, where it writes its transcripts."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,56 @@ import pytest
 
 from devtools.stub_api import StubServer
 from drivers import claude as cli
-from drivers.claude import Exit, Garbage, Init, Notice, Result, Text, TextDelta, ToolResult, ToolUse, TurnSpec
+from drivers.claude import (
+    Exit,
+    Garbage,
+    Init,
+    LiveSession,
+    LiveSpec,
+    Permission,
+    Result,
+    SessionFailed,
+    Text,
+    TextDelta,
+    ToolResult,
+    ToolUse,
+)
 from tests.conftest import ClaudeEnv
+from tests.drivers.claude.fakes import Handler
 from tests.processes import assert_all_gone
+
+Start = Callable[..., Awaitable[LiveSession]]
 
 
 @pytest.fixture
 def cli_env(claude_env: ClaudeEnv) -> dict[str, str]:
-    """The CLI's whole environment (with the empty HOME the fixture gives every real-CLI test)."""
+    """All the CLI gets of the server's environment (with the empty HOME every real-CLI test gets)."""
     return {"PATH": os.environ["PATH"], **claude_env.env}
 
 
-async def run(claude_env: ClaudeEnv, prompt: str, *, env: dict[str, str], session_id: str | None = None,
-              resume: bool = False, cwd: Path | None = None, **flags: Any) -> list[cli.Event]:
-    flags.setdefault("partial_messages", False)
-    argv = cli.build_argv(str(claude_env.cli), session_id=session_id or str(uuid.uuid4()), resume=resume, **flags)
-    spec = TurnSpec(argv=argv, prompt=prompt, cwd=str(cwd or claude_env.workdir), env=env)
+@pytest.fixture
+async def start(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> AsyncIterator[Start]:
+    """Start a session of the real CLI (a new one unless ``resume``); all are closed at the end."""
+    sessions: list[LiveSession] = []
+
+    async def started(*, session_id: str | None = None, resume: bool = False, cwd: Path | None = None,
+                      env: dict[str, str] | None = None, **options: Any) -> LiveSession:
+        session = LiveSession(LiveSpec(cli=str(claude_env.cli), cwd=str(cwd or claude_env.workdir),
+                                       session_id=session_id or str(uuid.uuid4()), resume=resume,
+                                       env=cli_env if env is None else env, **options))
+        sessions.append(session)
+        async with asyncio.timeout(60):
+            await session.start()
+        return session
+
+    yield started
+    for session in sessions:
+        await session.close()
+
+
+async def run(session: LiveSession, prompt: str, handler: Handler | None = None) -> list[cli.Event]:
     async with asyncio.timeout(60):
-        return [event async for event in cli.run_turn(spec)]
+        return [event async for event in session.turn(prompt, handler or Handler())]
 
 
 def of(events: list[cli.Event], kind: type) -> list[Any]:
@@ -44,12 +77,8 @@ def of(events: list[cli.Event], kind: type) -> list[Any]:
 
 def result_of(events: list[cli.Event]) -> Result:
     [result] = of(events, Result)
+    assert events[-1] is result, events
     return result
-
-
-def exit_of(events: list[cli.Event]) -> Exit:
-    assert isinstance(events[-1], Exit), events
-    return events[-1]
 
 
 # ---------------------------------------------------------------------------------------
@@ -111,34 +140,45 @@ real_cli = pytest.mark.real_cli
 
 
 @real_cli
-async def test_a_plain_turn(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    session_id = str(uuid.uuid4())
-    events = await run(claude_env, "echo: hello there", session_id=session_id, env=cli_env)
+async def test_a_plain_turn(start: Start, claude_env: ClaudeEnv) -> None:
+    session = await start()
+    session_id = session.spec.session_id
+    events = await run(session, "echo: hello there")
     assert isinstance(events[0], Init) and events[0].session_id == session_id
     assert events[0].cwd == str(claude_env.workdir)
     assert of(events, Text) == [Text(text="hello there")]
+    assert "".join(delta.text for delta in of(events, TextDelta)) == "hello there"
     result = result_of(events)
     assert not result.is_error and result.text == "hello there" and result.session_id == session_id
     assert result.input_tokens > 0 and result.output_tokens > 0
-    assert exit_of(events) == Exit(returncode=0, stderr="")
+    assert not of(events, Garbage) and not of(events, Exit)
+    assert session.alive
+    await session.close()
     assert claude_env.transcript(session_id).is_file()
-    assert not of(events, Garbage)
 
 
 @real_cli
-async def test_a_resumed_session_remembers_the_earlier_turn(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    session_id = str(uuid.uuid4())
-    first = await run(claude_env, "My name is Ada", session_id=session_id, env=cli_env)
-    assert result_of(first).text == "Nice to meet you, Ada."
-    second = await run(claude_env, "What is my name?", session_id=session_id, resume=True, env=cli_env)
-    assert result_of(second).text == "Your name is Ada."
-    other = await run(claude_env, "What is my name?", env=cli_env)
-    assert result_of(other).text == "I don't know your name yet."
+async def test_a_session_remembers_earlier_turns_warm_and_resumed(start: Start) -> None:
+    session = await start()
+    pid = session.pid
+    assert result_of(await run(session, "My name is Ada")).text == "Nice to meet you, Ada."
+    assert result_of(await run(session, "What is my name?")).text == "Your name is Ada."
+    assert session.pid == pid and session.turns == 2  # one process served both
+    await session.close()
+    assert_all_gone([pid])
+
+    resumed = await start(session_id=session.spec.session_id, resume=True)
+    assert resumed.pid != pid
+    assert result_of(await run(resumed, "What is my name?")).text == "Your name is Ada."
+    other = await start()
+    assert result_of(await run(other, "What is my name?")).text == "I don't know your name yet."
 
 
 @real_cli
-async def test_write_with_accept_edits_creates_the_file(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    events = await run(claude_env, "write notes.txt: hello from the test", permission_mode="acceptEdits", env=cli_env)
+async def test_write_with_accept_edits_creates_the_file_without_asking(start: Start, claude_env: ClaudeEnv) -> None:
+    session = await start(permission_mode="acceptEdits")
+    handler = Handler()
+    events = await run(session, "write notes.txt: hello from the test", handler)
     target = claude_env.workdir / "notes.txt"
     assert target.read_text() == "hello from the test\n"
 
@@ -146,100 +186,143 @@ async def test_write_with_accept_edits_creates_the_file(claude_env: ClaudeEnv, c
     assert use.name == "Write" and use.input["file_path"] == str(target)
     [done] = of(events, ToolResult)
     assert done.tool_use_id == use.id and not done.is_error
-    kinds = [type(e) for e in events if isinstance(e, ToolUse | ToolResult | Result | Exit)]
-    assert kinds == [ToolUse, ToolResult, Result, Exit]
+    kinds = [type(e) for e in events if isinstance(e, ToolUse | ToolResult | Result)]
+    assert kinds == [ToolUse, ToolResult, Result]
     assert not result_of(events).is_error
-    assert "permission_denied" not in [n.subtype for n in of(events, Notice)]
-    assert exit_of(events).returncode == 0
+    # Not asked; the file hooks ran around the call.
+    assert [(kind, args[0], args[-1]) for kind, args in handler.asked] == [("before", "Write", use.id),
+                                                                           ("after", "Write", use.id)]
 
 
 @real_cli
-async def test_write_in_default_mode_is_refused(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    events = await run(claude_env, "write notes.txt: should not exist", env=cli_env)
+async def test_the_hook_before_a_file_tool_refuses_it_and_the_model_reads_why(start: Start,
+                                                                               claude_env: ClaudeEnv) -> None:
+    session = await start(permission_mode="acceptEdits")
+    events = await run(session, "write notes.txt: not now", Handler(refuse="Another task is editing notes.txt."))
     assert not (claude_env.workdir / "notes.txt").exists()
-
-    [use] = of(events, ToolUse)
-    [denied] = [n for n in of(events, Notice) if n.subtype == "permission_denied"]
-    assert denied.data["tool_name"] == "Write" and denied.data["tool_use_id"] == use.id
     [refused] = of(events, ToolResult)
-    assert refused.tool_use_id == use.id and refused.is_error
+    assert refused.is_error and "Another task is editing notes.txt." in refused.content
+    assert not result_of(events).is_error
+
+
+@real_cli
+async def test_in_default_mode_a_write_asks_and_the_answer_decides(start: Start, claude_env: ClaudeEnv) -> None:
+    session = await start()
+    target = claude_env.workdir / "notes.txt"
+    denying = Handler(Permission(allow=False, message="Not this file."))
+    events = await run(session, "write notes.txt: should not exist", denying)
+    assert not target.exists()
+    [use] = of(events, ToolUse)
+    # The hook before a file tool runs first, then the person is asked.
+    assert [kind for kind, _args in denying.asked] == ["before", "permission"]
+    tool, tool_input, _suggestions, tool_use_id = denying.asked[1][1]
+    assert (tool, tool_input["file_path"], tool_use_id) == ("Write", str(target), use.id)
+    [refused] = of(events, ToolResult)
+    assert refused.tool_use_id == use.id and refused.is_error and "Not this file." in refused.content
     # The model is told and answers; the turn itself succeeds.
     assert not result_of(events).is_error
-    assert exit_of(events).returncode == 0
+
+    allowing = Handler(Permission(allow=True))
+    await run(session, "write notes.txt: now it may", allowing)
+    assert target.read_text() == "now it may\n"
+    assert [kind for kind, _args in allowing.asked] == ["before", "permission", "after"]
 
 
 @real_cli
-async def test_bash_with_accept_edits(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    # A read-only command runs; so does one that creates a file in the work dir (acceptEdits
-    # counts that as an edit).
-    echo = await run(claude_env, "run: echo hi", permission_mode="acceptEdits", env=cli_env)
+async def test_bash_with_accept_edits(start: Start, claude_env: ClaudeEnv) -> None:
+    # A read-only command runs without asking; so does one that creates a file in the work dir
+    # (acceptEdits counts that as an edit).
+    session = await start(permission_mode="acceptEdits")
+    handler = Handler(Permission(allow=False))
+    echo = await run(session, "run: echo hi", handler)
     [use] = of(echo, ToolUse)
     assert use.name == "Bash" and use.input["command"] == "echo hi"
     assert of(echo, ToolResult) == [ToolResult(tool_use_id=use.id, content="hi", is_error=False)]
     assert result_of(echo).text == "Done. The tool said: hi"
 
-    touch = await run(claude_env, "run: touch made.txt", permission_mode="acceptEdits", env=cli_env)
+    touch = await run(session, "run: touch made.txt", handler)
     assert (claude_env.workdir / "made.txt").exists()
     assert not of(touch, ToolResult)[0].is_error
+    assert handler.asked == []
 
 
 @real_cli
-async def test_bash_that_changes_files_is_refused_in_default_mode(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    events = await run(claude_env, "run: touch made.txt", env=cli_env)
+async def test_bash_that_changes_files_asks_in_default_mode(start: Start, claude_env: ClaudeEnv) -> None:
+    session = await start()
+    handler = Handler(Permission(allow=False))
+    events = await run(session, "run: touch made.txt", handler)
     assert not (claude_env.workdir / "made.txt").exists()
-    assert [n.data["tool_name"] for n in of(events, Notice) if n.subtype == "permission_denied"] == ["Bash"]
+    assert [(kind, args[0]) for kind, args in handler.asked] == [("permission", "Bash")]  # no file tool: no hook
     assert of(events, ToolResult)[0].is_error
 
 
 @real_cli
-async def test_the_same_session_id_twice_is_already_in_use(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    session_id = str(uuid.uuid4())
-    assert exit_of(await run(claude_env, "echo: one", session_id=session_id, env=cli_env)).returncode == 0
-    again = await run(claude_env, "echo: two", session_id=session_id, env=cli_env)
-    end = exit_of(again)
+async def test_an_interrupt_stops_the_turn_and_the_process_serves_the_next(start: Start) -> None:
+    session = await start()
+    pid = session.pid
+    seen: list[cli.Event] = []
+    async with asyncio.timeout(60):
+        async for event in session.turn("slow 20", Handler()):
+            seen.append(event)
+            if isinstance(event, TextDelta) and len(of(seen, TextDelta)) == 1:
+                assert await session.interrupt()
+    result_of(seen)  # the turn ended with its result, long before the 20 s answer was through
+    assert "(end of slow answer)" not in "".join(delta.text for delta in of(seen, TextDelta))
+    assert session.alive and session.pid == pid
+    assert result_of(await run(session, "echo: still here")).text == "still here"
+
+
+@real_cli
+async def test_the_same_session_id_twice_is_already_in_use(start: Start) -> None:
+    first = await start()
+    assert result_of(await run(first, "echo: one")).text == "one"
+    await first.close()
+    session_id = first.spec.session_id
+    with pytest.raises(SessionFailed) as failed:  # when it starts, before any turn
+        await start(session_id=session_id)
+    end = failed.value.exit
     assert end.returncode != 0
     assert "already in use" in end.stderr and session_id in end.stderr
-    assert not of(again, Result)
+    assert cli.Outcome(returncode=end.returncode, stderr=end.stderr).failure().kind == cli.FailureKind.SESSION_IN_USE
 
 
 @real_cli
-async def test_resuming_an_unknown_session_finds_no_conversation(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
+async def test_resuming_an_unknown_session_finds_no_conversation(start: Start) -> None:
     session_id = str(uuid.uuid4())
-    events = await run(claude_env, "echo: hi", session_id=session_id, resume=True, env=cli_env)
-    end = exit_of(events)
-    assert end.returncode != 0
+    with pytest.raises(SessionFailed) as failed:
+        await start(session_id=session_id, resume=True)
+    end = failed.value.exit
     assert f"No conversation found with session ID: {session_id}" in end.stderr
-    result = result_of(events)
-    assert result.is_error and any("No conversation found" in e for e in result.errors)
+    assert cli.Outcome(returncode=end.returncode, stderr=end.stderr).failure().kind == cli.FailureKind.SESSION_MISSING
 
 
 @real_cli
-async def test_without_an_api_key_the_cli_is_not_logged_in(claude_env: ClaudeEnv, cli_env: dict[str, str],
-                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # run_turn adds TurnSpec.env to the server's environment, so the key must leave that too.
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+async def test_without_an_api_key_in_its_spec_the_cli_is_not_logged_in(start: Start, cli_env: dict[str, str],
+                                                                        tmp_path: Path) -> None:
+    # The server's own environment has the key (the fixture set it): it must not leak to the CLI.
+    assert os.environ["ANTHROPIC_API_KEY"]
     env = {k: v for k, v in cli_env.items() if k != "ANTHROPIC_API_KEY"}
     env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "empty-config")
-    events = await run(claude_env, "echo: hi", env=env)
-    assert exit_of(events).returncode != 0
+    session = await start(env=env)
+    events = await run(session, "echo: hi")
     # In stream-json the message comes as the answer's text, not as a plain line or on stderr.
     assert any("Not logged in" in t.text for t in of(events, Text))
     result = result_of(events)
     assert result.is_error and "Not logged in" in result.text
+    assert cli.Outcome(result=result).failure().kind == cli.FailureKind.NOT_LOGGED_IN
 
 
 @real_cli
-async def test_reported_output_tokens_come_from_the_stand_in(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    assert result_of(await run(claude_env, "tokens 4321", env=cli_env)).output_tokens == 4321
+async def test_reported_output_tokens_come_from_the_stand_in(start: Start) -> None:
+    assert result_of(await run(await start(), "tokens 4321")).output_tokens == 4321
 
 
 @real_cli
-async def test_a_slow_answer_streams_as_text_deltas(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
+async def test_a_slow_answer_streams_as_text_deltas(start: Start) -> None:
+    session = await start()
     arrivals: list[tuple[float, cli.Event]] = []
-    argv = cli.build_argv(str(claude_env.cli), session_id=str(uuid.uuid4()), resume=False)
     async with asyncio.timeout(60):
-        async for event in cli.run_turn(TurnSpec(argv=argv, prompt="slow 1", cwd=str(claude_env.workdir),
-                                                 env=cli_env)):
+        async for event in session.turn("slow 1", Handler()):
             arrivals.append((time.monotonic(), event))
     deltas = [(at, e) for at, e in arrivals if isinstance(e, TextDelta)]
     [whole] = [e for _, e in arrivals if isinstance(e, Text)]
@@ -250,24 +333,27 @@ async def test_a_slow_answer_streams_as_text_deltas(claude_env: ClaudeEnv, cli_e
 
 
 @real_cli
-async def test_leaving_a_real_turn_early_ends_the_cli(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> None:
-    pids: list[int] = []
-    argv = cli.build_argv(str(claude_env.cli), session_id=str(uuid.uuid4()), resume=False)
-    spec = TurnSpec(argv=argv, prompt="slow 20", cwd=str(claude_env.workdir), env=cli_env)
-    async with asyncio.timeout(30):
-        async with contextlib.aclosing(cli.run_turn(spec, on_spawn=pids.append)) as events:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    break
-    [pid] = pids
-    assert_all_gone([pid], pid)
+async def test_closing_during_a_turn_ends_the_cli_and_what_it_started(start: Start, claude_env: ClaudeEnv) -> None:
+    session = await start(permission_mode="acceptEdits")
+    # (The CLI refuses a long `sleep`: tail waits as long.)
+    command = "tail -f /dev/null & echo $! > a.pid; setsid tail -f /dev/null & echo $! > b.pid; wait"
+    turn = asyncio.create_task(run(session, f"run: {command}"))
+    pid_files = [claude_env.workdir / "a.pid", claude_env.workdir / "b.pid"]
+    async with asyncio.timeout(60):
+        while not all(path.is_file() and path.read_text().strip() for path in pid_files):
+            await asyncio.sleep(0.05)
+        processes = [session.pid, *(int(path.read_text()) for path in pid_files)]
+        await session.close()
+        events = await turn
+    assert isinstance(events[-1], Exit) and not of(events, Result)
+    assert_all_gone(processes)
     # The stand-in shrugs off the dropped connection and goes on answering.
-    assert result_of(await run(claude_env, "echo: still here", env=cli_env)).text == "still here"
+    assert result_of(await run(await start(), "echo: still here")).text == "still here"
 
 
 @real_cli
 @pytest.mark.parametrize("name", ["emoji 🎉 dir", "symlink", "cut at 200", "exactly 200"])
-async def test_transcript_path_is_where_the_cli_writes(claude_env: ClaudeEnv, cli_env: dict[str, str], tmp_path: Path,
+async def test_transcript_path_is_where_the_cli_writes(start: Start, claude_env: ClaudeEnv, tmp_path: Path,
                                                        name: str) -> None:
     base = tmp_path / "dirs"
     base.mkdir()
@@ -284,9 +370,9 @@ async def test_transcript_path_is_where_the_cli_writes(claude_env: ClaudeEnv, cl
         cwd = base / name
     if not cwd.exists():
         cwd.mkdir()
-    session_id = str(uuid.uuid4())
-    events = await run(claude_env, "echo: hi", session_id=session_id, cwd=cwd, env=cli_env)
-    assert exit_of(events).returncode == 0
-    expected = cli.transcript_path(claude_env.config_dir, cwd, session_id)
-    written = list((claude_env.config_dir / "projects").glob(f"*/{session_id}.jsonl"))
+    session = await start(cwd=cwd)
+    assert result_of(await run(session, "echo: hi")).text == "hi"
+    await session.close()
+    expected = cli.transcript_path(claude_env.config_dir, cwd, session.spec.session_id)
+    written = list((claude_env.config_dir / "projects").glob(f"*/{session.spec.session_id}.jsonl"))
     assert written == [expected]

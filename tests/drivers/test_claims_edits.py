@@ -33,8 +33,8 @@ def edit(path: str | Path, *, cwd: str | Path | None = None, key: str = "file_pa
 
 def decide(call: dict, store: Path, root: Path, task: int = 4) -> tuple[int, str]:
     """(0, "") when the edit may run, (2, reason) when it is refused: what the hook answers the CLI."""
-    reason = claims.check_edit(call.get("tool_input"), cwd=call.get("cwd"), store=store, task=task, root=root)
-    return (0, "") if reason is None else (2, reason)
+    refusal = claims.check_edit(call.get("tool_input"), cwd=call.get("cwd"), store=store, task=task, root=root)
+    return (0, "") if refusal is None else (2, refusal.reason)
 
 
 # ---------------------------------------------------------------------------------------

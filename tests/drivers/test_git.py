@@ -70,15 +70,18 @@ async def conflicting(repo: Path, tmp_path: Path) -> Path:
 # Repositories, worktrees and branches
 
 
-async def test_is_repo_toplevel_and_current_branch(repo: Path, tmp_path: Path) -> None:
-    """A repository is told from a plain folder; a detached HEAD has no current branch."""
+async def test_only_the_top_of_a_repository_is_a_toplevel_and_a_detached_head_has_no_branch(repo: Path,
+                                                                                              tmp_path: Path) -> None:
+    """A folder inside a repository is not one of its own: git would find the repository around it."""
     plain = tmp_path / "plain"
     plain.mkdir()
     (repo / "sub").mkdir()
-    assert await g.is_repo(repo) and await g.is_repo(repo / "sub")
-    assert not await g.is_repo(plain)
-    assert not await g.is_repo(tmp_path / "missing")
-    assert Path(await g.toplevel(repo / "sub")) == repo.resolve()
+    assert await g.is_toplevel(repo) and g.is_toplevel_now(repo)
+    assert not await g.is_toplevel(repo / "sub") and not g.is_toplevel_now(repo / "sub")
+    assert Path(await g.toplevel_of(repo / "sub")) == repo.resolve()
+    for folder in (plain, tmp_path / "missing"):
+        assert not await g.is_toplevel(folder) and not g.is_toplevel_now(folder)
+        assert await g.toplevel_of(folder) is None
     assert await g.current_branch(repo) == "main"
     git(repo, "checkout", "-q", "--detach")
     assert await g.current_branch(repo) == ""

@@ -6,8 +6,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from chat.models import Session
-from chat.services.archive import ExpireReport, expire_sessions
+from chat.services.expiry import Expired, ExpireTotals, Outcome, expire_sessions
 
 
 def hours(value: str) -> float:
@@ -24,9 +23,13 @@ def _size(n: int) -> str:
     return f"{n / 1024:,.1f} kB" if n else "no transcript"
 
 
-def _label(session: Session) -> str:
-    idle = timezone.now() - session.last_activity_at
-    return f"{session.id} “{session.display_title}” of {session.owner.get_username()}, idle {idle.days} d {idle.seconds // 3600} h"
+def _label(chat: Expired) -> str:
+    idle = timezone.now() - chat.last_activity_at
+    return f"{chat.session_id} “{chat.title}” of {chat.owner}, idle {idle.days} d {idle.seconds // 3600} h"
+
+
+def _kept(totals: ExpireTotals) -> str:
+    return f", kept {totals.kept} of tasks not yet merged or discarded" if totals.kept else ""
 
 
 class Command(BaseCommand):
@@ -40,27 +43,30 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list what would be archived and change nothing")
 
     def handle(self, *args: object, older_than: float, dry_run: bool, verbosity: int = 1, **options: object) -> None:
-        report = expire_sessions(older_than=timedelta(hours=older_than), dry_run=dry_run)
-        self._print(report, verbose=verbosity >= 1)
-        if report.failed:
-            raise CommandError(f"{len(report.failed)} chat(s) could not be archived and were left unchanged; "
-                               "fix the cause shown above and run the command again.")
+        verbose = verbosity >= 1
 
-    def _print(self, report: ExpireReport, *, verbose: bool) -> None:
-        for session, size in report.would_archive:
-            self.stdout.write(f"Would archive {_label(session)} ({_size(size)})")
-        for session, result in report.archived:
-            if verbose:
-                where = f" → {result.archive_path} ({_size(result.size)})" if result.archive_path else " (no transcript)"
-                self.stdout.write(f"Archived {_label(session)}{where}")
-        for session, reason in report.skipped:
-            if verbose:
-                self.stdout.write(f"Skipped {_label(session)}: {reason}")
-        for session, error in report.failed:
-            self.stderr.write(f"Could not archive {_label(session)}: {error}")
-        if report.dry_run:
-            self.stdout.write(f"Dry run: {len(report.would_archive)} chat(s) would be archived, "
-                              f"{len(report.skipped)} skipped as busy; nothing was changed.")
-        elif verbose or report.failed:
-            self.stdout.write(f"Archived {len(report.archived)} chat(s), skipped {len(report.skipped)} busy, "
-                              f"{len(report.failed)} failed.")
+        # Each chat is printed as it is done: a run over many chats shows progress and holds none of them.
+        def report(chat: Expired) -> None:
+            match chat.outcome:
+                case Outcome.WOULD_ARCHIVE:
+                    self.stdout.write(f"Would archive {_label(chat)} ({_size(chat.size)})")
+                case Outcome.ARCHIVED if verbose:
+                    where = f" → {chat.archive_path} ({_size(chat.size)})" if chat.archive_path else " (no transcript)"
+                    self.stdout.write(f"Archived {_label(chat)}{where}")
+                case Outcome.SKIPPED if verbose:
+                    self.stdout.write(f"Skipped {_label(chat)}: {chat.reason}")
+                case Outcome.KEPT if verbose:
+                    self.stdout.write(f"Kept {_label(chat)}: {chat.reason}")
+                case Outcome.FAILED:
+                    self.stderr.write(f"Could not archive {_label(chat)}: {chat.reason}")
+
+        totals = expire_sessions(older_than=timedelta(hours=older_than), dry_run=dry_run, report=report)
+        if dry_run:
+            self.stdout.write(f"Dry run: {totals.would_archive} chat(s) would be archived, "
+                              f"{totals.skipped} skipped as busy{_kept(totals)}; nothing was changed.")
+        elif verbose or totals.failed:
+            self.stdout.write(f"Archived {totals.archived} chat(s), skipped {totals.skipped} busy"
+                              f"{_kept(totals)}, {totals.failed} failed.")
+        if totals.failed:
+            raise CommandError(f"{totals.failed} chat(s) could not be archived and were left unchanged; "
+                               "fix the cause shown above and run the command again.")

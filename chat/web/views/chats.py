@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chat import projects, selectors
-from chat.live import notify
+from chat import projects, search, selectors
+from chat.live import fragments, notify, rendered
 from chat.models import Session
-from chat.services import chats, turns
+from chat.services import attachments, chats, turns
 
 from .types import AuthedRequest, HtmxHttpRequest
 
@@ -29,22 +29,38 @@ PAGE = "chat/session.html"
 @login_required
 def index(request: AuthedRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    page = Paginator(selectors.chat_list(user=request.user, query=query), PER_PAGE).get_page(request.GET.get("page"))
+    chats = selectors.chat_list(user=request.user)
+    if query:
+        page = search.search_page(user=request.user, query=query, base=chats, number=request.GET.get("page"),
+                                  per_page=PER_PAGE)
+    else:
+        page = Paginator(chats, PER_PAGE).get_page(request.GET.get("page"))
     # The search box asks for the list alone, as the person types.
     template = "chat/index.html#chat-list" if request.htmx.target == "chat-list" else "chat/index.html"
     return render(request, template, {"page": page, "query": query, "projects": projects.projects_for(request.user)})
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def new_chat(request: AuthedRequest) -> HttpResponse:
+    """A page with a message box; the chat is made when its first message is sent (then the page
+    moves to the chat), so New chat leaves no empty chats behind."""
+    context = {"projects": projects.projects_for(request.user), "text": "", "chosen_project": "",
+               "chosen_model": chats.default_model()}
+    if request.method == "GET":
+        return render(request, "chat/new.html", context)
+    context.update(text=request.POST.get("message", ""), chosen_project=request.POST.get("project", ""),
+                   chosen_model=request.POST.get("model", context["chosen_model"]))
     try:
         project = projects.project_for(request.user, request.POST.get("project"))
-    except projects.ProjectRefused as exc:
-        messages.error(request, str(exc))
-        return redirect("chat:index")
-    session = chats.create_session(owner=request.user, project=None if not project.shared else project)
-    return redirect(session)
+        uploads = [(upload.name or "file", upload) for upload in request.FILES.getlist("files")]
+        submitted = async_to_sync(chats.start_chat)(
+            owner=request.user, project=project if project.shared else None,
+            model=request.POST.get("model") if chats.model_choices() else None,
+            text=request.POST.get("message"), uploads=uploads)
+    except (projects.ProjectRefused, chats.ChatError) as exc:
+        return render(request, "chat/new.html", {**context, "error": str(exc)}, status=400)
+    return redirect(submitted.turn.session)
 
 
 def own_session(request: AuthedRequest, session_id: uuid.UUID) -> Session:
@@ -57,7 +73,8 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     task = getattr(session, "task", None) if session.kind == Session.Kind.TASK else None
     if task is not None:
         return redirect(task)  # a task's session lives on its task's page
-    page = selectors.latest_turns(session=session)
+    page = selectors.latest_turns(session=session, events=False)
+    rendered.prerender(page.turns)
     return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older,
                                   "may_answer": True})
 
@@ -68,7 +85,9 @@ def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str 
     anchor = selectors.turn_of(session=session, turn_id=int(before)) if before.isdigit() else None
     if anchor is None:
         raise Http404("no such turn")
-    page = selectors.latest_turns(session=session, before=anchor)
+    page = selectors.latest_turns(session=session, before=anchor, events=bool(redact))
+    if not redact:  # a shared page hides paths: its turns render differently
+        rendered.prerender(page.turns)
     return render(request, f"{PAGE}#older-turns", {
         "session": session, "turns": page.turns, "before": page.first, "has_older": page.has_older,
         "share_token": share_token, "redact": redact, "may_answer": not share_token,
@@ -125,6 +144,39 @@ def delete(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
         messages.success(request, f"Deleted “{title}”.")
         return redirect("chat:index")
     return render(request, "chat/delete.html", {"session": session, "busy": selectors.has_pending_turn(session=session)})
+
+
+@login_required
+@require_POST
+def attach(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
+    """Save the uploaded files in the chat's working directory; answers the chips the message box
+    shows (each names its file for the message), or what went wrong."""
+    session = own_session(request, session_id)
+    files = request.FILES.getlist("files")
+    if not files:
+        return HttpResponse("Choose a file to attach first.", status=400, content_type="text/plain")
+    if len(files) > attachments.MAX_FILES:
+        return HttpResponse(f"At most {attachments.MAX_FILES} files can be attached to a message.", status=400,
+                            content_type="text/plain")
+    chips = []
+    for upload in files:
+        try:
+            saved = attachments.save(session=session, name=upload.name or "file", data=upload)
+        except attachments.AttachmentRefused as exc:
+            return HttpResponse(str(exc), status=400, content_type="text/plain")
+        chips.append(render_to_string(f"{PAGE}#attachment", {"saved": saved, "max_image_mb": attachments.MAX_IMAGE_BYTES // (1024 * 1024)}))
+    return HttpResponse("".join(chips))
+
+
+@login_required
+@require_POST
+def choose_model(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = own_session(request, session_id)
+    try:
+        chats.set_model(session=session, model=request.POST.get("model"))
+    except chats.ChatError as exc:
+        return HttpResponse(fragments.flash(str(exc)))
+    return HttpResponse(fragments.flash(f"The next messages use {session.model}.", level="info"))
 
 
 @login_required

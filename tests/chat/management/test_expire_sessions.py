@@ -14,8 +14,11 @@ from django.core.management import CommandError, call_command
 import runtime
 from chat.models import Session, Turn
 from chat.services import turns
+from tasks import services as tasks
+from tasks.models import Task
 from tests.factories import make_session, make_user
 from tests.real_turns import age, new_chat
+from tests.task_helpers import git, settled
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -165,3 +168,33 @@ async def test_an_unwritable_archive_folder_leaves_the_chat_as_it_was_and_fails_
     assert not unchanged.is_archived and unchanged.status == Session.Status.IDLE and unchanged.archive_path == ""
     assert transcript_bytes(session) == original
     assert blocker.read_text().startswith("a regular file")
+
+
+async def test_the_session_of_a_task_waiting_for_review_is_kept_and_the_task_stays_mergeable(repo, scheduler, user):
+    task = await tasks.create_task(user=user, prompt="write review.txt: please review", title="Needs review")
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    session = await Session.objects.aget(pk=task.session_id)
+    await sync_to_async(age)(session, hours=48)
+
+    out, err = await expire()
+
+    session = await Session.objects.aget(pk=session.pk)
+    assert not session.is_archived and Path(session.transcript_path).is_file()
+    assert f"Kept {session.id}" in out and f"its task #{task.pk} is completed, not merged or discarded yet" in out
+    assert "kept 1 of tasks not yet merged or discarded" in out and err == ""
+    task = await Task.objects.aget(pk=task.pk)
+    assert task.can_merge
+    # A follow-up still finds the session's memory, and Merge then works.
+    task = await tasks.resume(task_id=task.pk, message="write more.txt: and more")
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    task = await tasks.merge(task_id=task.pk)
+    assert task.status == Task.Status.MERGED
+    assert (repo / "review.txt").is_file() and (repo / "more.txt").is_file()
+    assert "Merge task #" in git(repo, "log", "-1", "--format=%s", "main")
+
+    # Once merged, its session is archived like any idle chat.
+    await sync_to_async(age)(session, hours=48)
+    out, _ = await expire()
+    assert f"Archived {session.id}" in out

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from chat.models import Event, Session, Turn
 from chat.services import recovery, turns
 from tests.conftest import CLAUDE
 from tests.factories import make_session, make_user
+from tests.processes import running
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -144,7 +146,7 @@ async def test_already_in_use_is_retried_with_resume(claude_env):
     assert second.error == ""
 
 
-async def test_timeout_ends_the_process_group_and_keeps_the_partial_answer(claude_env, settings):
+async def test_a_timeout_stops_the_turn_keeps_the_partial_answer_and_the_chat_goes_on(claude_env, settings):
     settings.CLAUDE_TURN_TIMEOUT = 2.5
     user = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=user)
@@ -164,9 +166,13 @@ async def test_timeout_ends_the_process_group_and_keeps_the_partial_answer(claud
     assert "No answer within 2.5 seconds" in turn.error
     assert "Slow answer: word1" in await answer(turn)
     assert not await Event.objects.filter(turn=turn, complete=False).aexists()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pids[0], 0)
     assert (await Session.objects.aget(pk=chat.id)).status == Session.Status.IDLE
+    settings.CLAUDE_TURN_TIMEOUT = 60
+    after = await settled(await send(chat, user, "echo: after the timeout"))
+    assert after.status == Turn.Status.DONE and await answer(after) == "after the timeout"
+    # The interrupted process is kept warm for the chat's next turn, or (if it did not stop in
+    # time) ended: nothing else of it runs.
+    assert after.pid == pids[0] or not running(pids[0])
 
 
 async def test_stop_ends_the_turn_and_the_next_message_still_works(claude_env):
@@ -249,3 +255,32 @@ def test_restart_marks_unfinished_turns_interrupted_and_ends_their_processes(tmp
     assert Event.objects.get(turn=running).text == "partial"
     chat.refresh_from_db()
     assert chat.status == Session.Status.IDLE
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("retries", ["default", "1"])
+async def test_an_api_that_cannot_be_reached_is_said_once_with_its_address(claude_env, settings, monkeypatch, retries):
+    """The real CLI pointed at a closed port: one notice while it retries, then where it could not connect
+    (whether the CLI gives up by itself or the turn's time runs out first), never "ask for less"."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
+    if retries != "default":
+        monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", retries)
+    settings.CLAUDE_TURN_TIMEOUT = 6
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    turn = await settled(await send(chat, user, "hello"))
+    assert turn.error.startswith(f"Cannot reach the API at {url} ("), turn.error
+    assert "ANTHROPIC_BASE_URL" in turn.error and "Ask for less" not in turn.error
+    if retries == "default":
+        assert turn.status == Turn.Status.TIMEOUT and "no connection within 6 seconds" in turn.error
+    else:
+        assert turn.status == Turn.Status.ERROR and "ECONNREFUSED" in turn.error
+    notices = [e.text async for e in Event.objects.filter(turn=turn, kind=Event.Kind.NOTICE)]
+    assert len(notices) == 1 and notices[0].startswith(f"Cannot reach the API at {url}; Claude Code retries up to "), notices

@@ -70,6 +70,10 @@ def test_list_shows_own_chats_newest_activity_first_with_preview_status_and_shar
     assert 'status-queued">Queued' in page and 'status-archived">Archived' in page and 'status-idle">Idle' in page
     assert page.count('class="badge shared"') == 1
     assert "30\xa0minutes ago" in page
+    # Under a minute is "just now", never "0 minutes ago".
+    active(new, minutes_ago=0.2)
+    page = logged_in_client(user=ada).get("/").content.decode()
+    assert "just now" in page and ">0\xa0minutes" not in page
 
 
 def test_expired_or_revoked_links_do_not_mark_a_chat_shared(claude_env):
@@ -113,14 +117,16 @@ def test_search_finds_titles_prompts_and_answers_of_own_chats_only(claude_env):
     add_turn(make_session(owner=bob, title="Bob on Kubernetes"), prompt="kubernetes")
     client = logged_in_client(user=ada)
 
-    page = client.get("/", {"q": "kubernetes"}).content.decode()
+    whole = client.get("/", {"q": "kubernetes"}).content.decode()
+    page = whole[whole.index('id="chat-list"'):]  # the sidebar lists every recent chat
     assert "Kubernetes upgrade" in page and "Misc" in page and "Other" in page
-    assert "Unrelated" not in page and "Bob on" not in page
+    assert "Unrelated" not in page and "Bob on" not in whole
     assert "3 chats match" in page
 
     # Every word must match somewhere; the list asked for by the search box comes alone.
     partial = client.get("/", {"q": "kubernetes certificates"}, **HX, HTTP_HX_TARGET="chat-list").content.decode()
     assert "Misc" in partial and "Kubernetes upgrade" not in partial
+    assert "1 chat matches" in partial
     assert "<html" not in partial and 'id="chat-list"' in partial
 
     nothing = client.get("/", {"q": "zebra"}).content.decode()
@@ -302,3 +308,70 @@ def test_a_missing_or_foreign_chat_answers_a_404_page_that_says_what_to_do():
     page = logged_in_client(user=other).get(chat.get_absolute_url())
     assert page.status_code == 404
     assert "Back to your chats" in page.content.decode()
+
+
+def test_new_chat_is_a_page_with_a_box_and_makes_no_chat_until_a_message_is_sent(claude_env):
+    ada = make_user()
+    client = logged_in_client(user=ada)
+    page = client.get("/chat/new/").content.decode()
+    assert 'id="message"' in page and 'enctype="multipart/form-data"' in page
+    assert not Session.objects.filter(owner=ada).exists()
+    refused = client.post("/chat/new/", {"message": "   "})
+    assert refused.status_code == 400 and "Type a message first." in refused.content.decode()
+    assert not Session.objects.filter(owner=ada).exists()
+
+
+def test_the_sidebar_lists_own_chats_but_not_task_sessions(claude_env):
+    ada = make_user()
+    make_session(owner=ada, title="Visible chat")
+    task_session = make_session(owner=ada, title="A task's session")
+    Session.objects.filter(pk=task_session.pk).update(kind=Session.Kind.TASK)
+    make_session(owner=make_user(), title="Someone else's")
+    page = logged_in_client(user=ada).get("/settings/").content.decode()
+    assert "Visible chat" in page and "A task's session" not in page and "Someone else" not in page
+
+
+def test_attach_saves_files_in_the_chats_folder_and_answers_chips_naming_them(claude_env, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    ada = make_user()
+    chat = make_session(owner=ada)
+    client = logged_in_client(user=ada)
+    answer = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("../../x y.txt", b"hello")]})
+    assert answer.status_code == 200
+    assert 'name="attachments" value="attachments/x-y.txt"' in answer.content.decode()
+    assert (claude_env.workdir / str(ada.pk) / "attachments" / "x-y.txt").read_bytes() == b"hello"
+    settings.CLAUDE_MAX_ATTACHMENT_MB = 0.001
+    big = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("big.bin", b"x" * 5000)]})
+    assert big.status_code == 400 and "limit for an attachment" in big.content.decode()
+    other = logged_in_client(user=make_user())
+    assert other.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("a.txt", b"x")]}).status_code == 404
+
+
+def test_the_model_of_a_chat_is_picked_from_the_offered_ones(claude_env, settings):
+    settings.CLAUDE_MODELS = ["sonnet", "opus"]
+    ada = make_user()
+    chat = make_session(owner=ada)
+    assert chat.model == "sonnet"
+    client = logged_in_client(user=ada)
+    assert "The next messages use opus." in client.post(f"/chat/{chat.id}/model/", {"model": "opus"}).content.decode()
+    assert Session.objects.get(pk=chat.pk).model == "opus"
+    assert "is not a model this server offers" in client.post(f"/chat/{chat.id}/model/", {"model": "x"}).content.decode()
+    assert Session.objects.get(pk=chat.pk).model == "opus"
+
+
+def test_an_image_too_large_for_the_model_is_attached_as_a_file_and_the_chip_says_so(claude_env, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from chat.services.attachments import MAX_IMAGE_BYTES
+
+    settings.CLAUDE_MAX_ATTACHMENT_MB = 20
+    ada = make_user()
+    chat = make_session(owner=ada)
+    client = logged_in_client(user=ada)
+    small = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("dot.png", b"\x89PNG small")]})
+    assert "Image: <code>dot.png</code>" in small.content.decode() and "not the picture" not in small.content.decode()
+    big = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("huge.png", b"x" * (MAX_IMAGE_BYTES + 1))]})
+    html = big.content.decode()
+    assert big.status_code == 200 and "File: <code>huge.png</code>" in html
+    assert "(over 5 MB: the model gets its name, not the picture; send a smaller image to have it looked at)" in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chat.models import Event, Turn
 from drivers import claims
 from tasks import services
 from tasks.models import Task
@@ -32,6 +33,11 @@ async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the
     assert second.conflict_with_id == first.pk and second.conflict_files == ["shared.txt"]
     # The CLI handed the hook's reason to the model as the tool result.
     assert any(f"shared.txt is being changed by task #{first.pk} (A)" in r for r in tool_results(stub_api))
+    # The log says so in the board's words: no "hook error", nothing shown as a failing tool.
+    log = [e async for e in Event.objects.filter(turn__session_id=second.session_id).order_by("id")]
+    assert [e.text for e in log if e.kind == Event.Kind.NOTICE] == [f"Paused: conflicts with #{first.pk} (shared.txt)"]
+    assert not [e for e in log if e.kind == Event.Kind.TOOL_RESULT or ("hook error" in e.text.lower() and e.is_error)]
+    assert second.status_text == f"Paused: conflicts with #{first.pk} (shared.txt)"
     # The refused write never happened.
     assert (repo / ".worktrees" / str(second.pk) / "shared.txt").read_text() == "original\n"
     with pytest.raises(services.TaskRefused, match="waits for task"):
@@ -41,6 +47,9 @@ async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the
     second = await settled(scheduler, second)
     assert second.status == Task.Status.COMPLETED, second.error
     assert second.conflict_files == [] and second.conflict_with_id is None
+    # The agent is told what really happened to the other task.
+    told = (await Turn.objects.filter(session_id=second.session_id).alast()).prompt
+    assert told.startswith(f"Task #{first.pk} (A) was merged into main, and this branch was rebased onto main"), told
     worktree = repo / ".worktrees" / str(second.pk)
     assert (worktree / "shared.txt").read_text() == "from B\n"
     # Rebased onto the merge of A: A's commit is in its history.
@@ -83,6 +92,8 @@ async def test_discarding_the_holder_frees_the_waiting_task(repo, scheduler, use
     await services.discard(task_id=first.pk)
     second = await settled(scheduler, second)
     assert second.status == Task.Status.COMPLETED, second.error
+    told = (await Turn.objects.filter(session_id=second.session_id).alast()).prompt
+    assert told.startswith(f"Task #{first.pk} (A) was discarded without merging (its changes are not in main)"), told
     assert claims.held_by(services.store_for(second), task=second.pk) == ["shared.txt"]
 
 

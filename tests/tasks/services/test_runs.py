@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from chat.models import Event, Turn
@@ -109,7 +111,7 @@ async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_e
     assert claude_env.transcript(session_id).exists()
 
     resumed = await services.resume(task_id=task.pk, message="what is my name")
-    assert resumed.status == Task.Status.QUEUED
+    assert resumed.status in (Task.Status.QUEUED, Task.Status.RUNNING)  # the scheduler may have started it already
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
     assert task.session_id == session_id
@@ -168,11 +170,30 @@ async def test_a_folder_that_is_not_a_repository_is_refused(repo, scheduler, use
     settings.CLAUDE_WORKDIR = tmp_path / "not-a-repo"
     # An own folder that exists but is no repository (made before folders started as repositories).
     (tmp_path / "not-a-repo" / str(user.pk)).mkdir(parents=True)
-    with pytest.raises(services.TaskRefused, match=r"is not the top of one\. Run `git init` there"):
+    with pytest.raises(services.TaskRefused, match=r"is not the top of one\. Run `git init` in .*CLAUDE_PROJECTS"):
         await services.create_task(user=user, prompt="x")
     with pytest.raises(services.TaskRefused, match="There is no project 'nope'"):
         await services.create_task(user=user, prompt="x", project="nope")
     assert await Task.objects.acount() == 0
+
+
+async def test_in_the_demo_an_own_folder_that_is_no_repository_becomes_one_of_its_own(
+        repo, scheduler, user, tmp_path, settings):
+    settings.DEMO_MODE = True
+    around = init_repo(tmp_path / "app-checkout")
+    settings.CLAUDE_WORKDIR = around / "data" / "workdir"
+    own = around / "data" / "workdir" / str(user.pk)
+    own.mkdir(parents=True)
+    (own / "notes.txt").write_text("from a chat\n")
+    before = git(around, "log", "--format=%H", "main"), git(around, "branch", "--list")
+    task = await settled(scheduler, await services.create_task(user=user, prompt="write demo.txt: in the demo"))
+    assert task.status == Task.Status.COMPLETED, task.error
+    assert task.repo_path == str(own.resolve())
+    await services.merge(task_id=task.pk)
+    assert (own / "demo.txt").read_text() == "in the demo\n" and (own / "notes.txt").exists()
+    # The app's checkout around it got nothing: no commit, no branch, no file.
+    assert (git(around, "log", "--format=%H", "main"), git(around, "branch", "--list")) == before
+    assert not (around / "demo.txt").exists()
 
 
 async def test_a_folder_inside_a_repository_is_refused_and_the_repository_around_it_is_left_alone(
@@ -181,7 +202,7 @@ async def test_a_folder_inside_a_repository_is_refused_and_the_repository_around
     settings.CLAUDE_WORKDIR = around / "members"
     (around / "members" / str(user.pk)).mkdir(parents=True)
     before = git(around, "branch", "--list"), git(around, "worktree", "list"), git(around, "status", "--porcelain")
-    with pytest.raises(services.TaskRefused, match="is not the top of one"):
+    with pytest.raises(services.TaskRefused, match=f"is not the top of one. It lies inside the repository {re.escape(str(around))}"):
         await services.create_task(user=user, prompt="write x.txt: no")
     assert (git(around, "branch", "--list"), git(around, "worktree", "list"), git(around, "status", "--porcelain")) == before
     assert await Task.objects.acount() == 0

@@ -39,12 +39,15 @@ async def test_the_board_needs_a_login_and_states_the_skip_permissions_risk(repo
 
 async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, scheduler, user):
     client = await browser_for(user)
+    # The form names the folder the task will work in, as the task's page will name it.
+    assert f"default ({repo.resolve()})" in (await client.get("/tasks/new/")).content.decode()
     response = await client.post("/tasks/new/", {"prompt": "write page.txt: from the form", "title": "Form task", "priority": "1"})
     assert response.status_code == 302
     task = await Task.objects.aget(title="Form task")
     assert response["Location"] == f"/tasks/{task.pk}/"
     await settled(scheduler, task)
     page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
+    assert f"<code>{repo.resolve()}</code>" in page
     assert "Completed" in page and "page.txt" in page and 'id="turn-' in page and "Write" in page
     diff = (await client.get(f"/tasks/{task.pk}/diff/")).content.decode()
     assert "1 file changed" in diff and "<code>page.txt</code>" in diff and '<span class="badge">added</span>' in diff

@@ -1,0 +1,89 @@
+"""Files attached to messages: where they land, what they are named, what the model gets."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+
+import pytest
+
+from chat.services import attachments
+from tests.factories import make_session, make_user
+
+pytestmark = pytest.mark.django_db
+
+# A 1x1 PNG.
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+
+
+@pytest.fixture
+def chat(claude_env):
+    return make_session(owner=make_user())
+
+
+@pytest.mark.parametrize(("uploaded", "saved"), [
+    ("report.txt", "report.txt"),
+    ("../../etc/passwd", "passwd"),
+    ("..\\..\\secret.ini", "secret.ini"),
+    (".bashrc", "bashrc"),
+    ("my résumé (final).PDF", "my-r-sum-final.PDF"),
+    ("@notes.md", "notes.md"),
+    ("..", "file"),
+    ("", "file"),
+    ("/", "file"),
+])
+def test_a_saved_name_is_one_plain_name_in_the_attachments_folder(chat, uploaded, saved):
+    result = attachments.save(session=chat, name=uploaded, data=io.BytesIO(b"x"))
+    assert result.path == f"attachments/{saved}"
+    with open(os.path.join(chat.workdir, result.path), "rb") as file:
+        assert file.read() == b"x"
+
+
+def test_a_second_file_of_the_same_name_does_not_overwrite_the_first(chat):
+    first = attachments.save(session=chat, name="a.txt", data=io.BytesIO(b"one"))
+    second = attachments.save(session=chat, name="a.txt", data=io.BytesIO(b"two"))
+    assert (first.path, second.path) == ("attachments/a.txt", "attachments/a-2.txt")
+    assert open(os.path.join(chat.workdir, first.path)).read() == "one"
+
+
+def test_a_file_over_the_limit_is_refused_and_not_kept(chat, settings):
+    settings.CLAUDE_MAX_ATTACHMENT_MB = 0.001  # about 1 KB
+    with pytest.raises(attachments.AttachmentRefused, match=r"larger than 1 KB.*CLAUDE_MAX_ATTACHMENT_MB"):
+        attachments.save(session=chat, name="big.bin", data=io.BytesIO(b"x" * 5000))
+    assert os.listdir(os.path.join(chat.workdir, "attachments")) == []
+
+
+def test_a_link_the_agent_put_in_place_of_the_folder_is_not_followed(chat, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, os.path.join(chat.workdir, "attachments"))
+    with pytest.raises(attachments.AttachmentRefused, match="not a plain folder"):
+        attachments.save(session=chat, name="a.txt", data=io.BytesIO(b"x"))
+    assert list(outside.iterdir()) == []
+
+
+def test_a_message_may_name_only_files_of_its_chats_attachments_folder(chat, tmp_path):
+    saved = attachments.save(session=chat, name="a.txt", data=io.BytesIO(b"x"))
+    assert attachments.validate(session=chat, paths=saved.path) == ["attachments/a.txt"]
+    assert attachments.validate(session=chat, paths=[saved.path, saved.path]) == ["attachments/a.txt"]
+    assert attachments.validate(session=chat, paths=None) == []
+    (tmp_path / "secret").write_text("s")
+    os.symlink(tmp_path / "secret", os.path.join(chat.workdir, "attachments", "link.txt"))
+    for bad in ["attachments/../../secret", "/etc/passwd", "attachments/missing.txt", "attachments/link.txt"]:
+        with pytest.raises(attachments.AttachmentRefused, match="no longer in the chat's working directory"):
+            attachments.validate(session=chat, paths=[bad])
+    with pytest.raises(attachments.AttachmentRefused, match="could not read"):
+        attachments.validate(session=chat, paths={"a": 1})
+
+
+def test_images_become_image_blocks_and_other_files_are_only_named(chat, tmp_path):
+    image = attachments.save(session=chat, name="dot.png", data=io.BytesIO(PNG))
+    text = attachments.save(session=chat, name="notes.txt", data=io.BytesIO(b"hi"))
+    (tmp_path / "secret.png").write_bytes(PNG)
+    os.symlink(tmp_path / "secret.png", os.path.join(chat.workdir, "attachments", "swapped.png"))
+    blocks = attachments.image_blocks(session=chat, paths=[image.path, text.path, "attachments/swapped.png"])
+    assert blocks == [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                   "data": base64.b64encode(PNG).decode()}}]
+    assert attachments.note([image.path, text.path]) == (
+        "\n\n(Attached files, saved in the working directory: attachments/dot.png, attachments/notes.txt)")
