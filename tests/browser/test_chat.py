@@ -166,9 +166,9 @@ PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAW
 
 
 def test_stop_stays_by_the_message_box_while_an_answer_streams_and_esc_stops(live_app, page):
-    live_app.create_user(username="eve", password="pw-eve-123")
+    live_app.create_user(username="edith", password="pw-edith-123")
     page.set_viewport_size({"width": 375, "height": 640})
-    log_in(page, live_app.base_url, "eve", "pw-eve-123")
+    log_in(page, live_app.base_url, "edith", "pw-edith-123")
     open_new_chat(page, "slow 20")
     answer = page.locator("article.turn .event.text")
     expect(answer).to_contain_text("word60", timeout=20_000)  # longer than the view by now
@@ -342,8 +342,8 @@ def test_a_markdown_answer_streams_rendered_never_raw_and_its_html_stays_inert(l
 
 
 def test_an_edit_is_shown_as_a_diff_when_asked_and_once_done(live_app, page):
-    user_id = live_app.create_user(username="eve", password="pw-eve-123")
-    log_in(page, live_app.base_url, "eve", "pw-eve-123")
+    user_id = live_app.create_user(username="edgar", password="pw-edgar-123")
+    log_in(page, live_app.base_url, "edgar", "pw-edgar-123")
     open_new_chat(page, "echo: ready")
     expect(page.locator("article.turn .turn-status .stats")).to_be_visible()
     greeting = live_app.own_folder(user_id) / "greeting.txt"
@@ -362,7 +362,7 @@ def test_an_edit_is_shown_as_a_diff_when_asked_and_once_done(live_app, page):
     expect(prompt.locator("del.line")).to_have_text("hello")
     expect(prompt.locator("ins.line")).to_have_text("goodbye")
     prompt.get_by_role("button", name="Allow", exact=True).click()
-    expect(prompt).to_contain_text("Allowed by eve.")
+    expect(prompt).to_contain_text("Allowed by edgar.")
 
     edit = turn.locator(".event.tool_use .tool-edit")
     expect(edit.locator(".tool-subject")).to_contain_text("greeting.txt")
