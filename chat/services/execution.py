@@ -21,7 +21,7 @@ from django.conf import settings
 
 import runtime
 from drivers import claude
-from drivers.claude.live import LiveSession, LiveSpec, Permission, SessionFailed
+from drivers.claude import LiveSession, LiveSpec, Permission, SessionFailed
 
 from ..models import Event, Session, Turn
 from . import agents, attachments, permissions

@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
-from drivers.claude.live import Permission
+from drivers.claude import Permission
 
 from ..live import notify
 from ..models import Event, Session, Turn

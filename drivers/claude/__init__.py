@@ -18,10 +18,11 @@ from .events import (
     Unknown,
 )
 from .failures import Failure, FailureKind, Outcome, classify
-from .live import CliNotFound, LiveSession, LiveSpec, Permission, Prompt, SessionFailed, TurnHandler, WorkdirMissing
+from .live import LiveSession
 from .paths import encode_project_dir, is_uuid, transcript_path
 from .proctree import is_process_of, kill_group, process_start_time
 from .sandbox import Sandbox, SandboxMissing, find_bwrap
+from .spec import CliNotFound, LiveSpec, Permission, Prompt, SessionFailed, TurnHandler, WorkdirMissing
 
 __all__ = [
     "CliNotFound",

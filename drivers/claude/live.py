@@ -22,115 +22,35 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 import signal
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, HookMatcher
 from claude_agent_sdk import types as sdk
 from claude_agent_sdk._errors import ClaudeSDKError, CLINotFoundError, MessageParseError, ProcessError
-from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from . import proctree
 from .events import Event, Exit, Result, Unknown
 from .messages import convert
-from .sandbox import Sandbox, sandbox_args
+from .spec import (
+    CliNotFound,
+    LiveSpec,
+    Prompt,
+    SessionFailed,
+    TurnHandler,
+    WorkdirMissing,
+)
+from .transport import SDK_ENV, Transport, asyncio_transport_of, no_prompt, pid_of, returncode_of, stderr_drained
 
 log = logging.getLogger(__name__)
 # A task's allowed tools run without asking, by design: the SDK's warning that they bypass the
 # permission callback says what is meant.
 warnings.filterwarnings("ignore", category=sdk.CanUseToolShadowedWarning)
 
-# One tool result can be several MB (a file read, an image): the SDK's 1 MiB default would end the session.
-MAX_LINE_BYTES = 32 * 1024 * 1024
-CLOSE_GRACE_SECONDS = 3.0
-# How long the tail of stderr may take to arrive once the process has exited.
-STDERR_DRAIN_SECONDS = 0.5
 FILE_TOOLS = "Write|Edit|MultiEdit|NotebookEdit"
-# What the SDK sets in the CLI's environment itself: its entry point and version, the session-state
-# frames it reads, PWD. Kept even where the server has a value of its own (the SDK's wins).
-SDK_ENV = ("PWD", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION", "CLAUDE_CODE_SDK_READS_SESSION_STATE")
-
-
-@dataclass(frozen=True)
-class Permission:
-    """The answer to a permission prompt."""
-
-    allow: bool
-    message: str = ""  # read by the agent when the call is denied
-    always: bool = False  # the person allowed this tool for the rest of the session
-
-
-class TurnHandler(Protocol):
-    """What a turn does when the CLI asks: permission prompts and hooks around file tools."""
-
-    async def permission(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
-                         tool_use_id: str | None) -> Permission:
-        """Answer a prompt (a tool call the permission mode does not allow by itself)."""
-
-    async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
-        """Before Write/Edit/MultiEdit/NotebookEdit: None lets it run, a text refuses it (the agent reads it)."""
-
-    async def after_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> None:
-        """After such a tool ran (or failed)."""
-
-
-@dataclass(frozen=True)
-class LiveSpec:
-    """How to start a session's CLI process. ``env`` is all the CLI gets of the server's environment."""
-
-    cli: str
-    cwd: str
-    session_id: str
-    resume: bool
-    env: Mapping[str, str]
-    sandbox: Sandbox | None = None
-    permission_mode: str | None = None
-    skip_permissions: bool = False
-    allowed_tools: tuple[str, ...] = ()
-    model: str | None = None
-    max_line_bytes: int = MAX_LINE_BYTES
-    # How long the CLI may take to exit once its stdin is closed (then SIGTERM; as long again, then
-    # SIGKILL), and to acknowledge an interrupt.
-    close_grace: float = CLOSE_GRACE_SECONDS
-
-    def fingerprint(self) -> tuple[object, ...]:
-        """What must be equal for a warm process to serve a turn (else it is restarted)."""
-        return (self.cli, self.cwd, self.session_id, self.permission_mode, self.skip_permissions, self.allowed_tools,
-                self.model, tuple(sorted(self.env.items())), self.sandbox)
-
-
-class _Transport(SubprocessCLITransport):
-    """The SDK's subprocess transport, starting the CLI with only the caller's environment (and the
-    SDK's own variables), inside the sandbox if there is one.
-
-    The SDK starts the CLI with the server's whole environment plus its own variables and ours:
-    every name of the server's the caller did not ask for is unset on the way, by bubblewrap or
-    by env(1). setsid(1) first makes the process lead a group of its own, so that what it leaves
-    behind when it exits can still be found and ended. Both exec: the pid stays the CLI's.
-    """
-
-    def __init__(self, *, sandbox: Sandbox | None, cwd: str, keep_env: Sequence[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._sandbox = sandbox
-        self._sandbox_cwd = cwd
-        self._keep_env = frozenset(keep_env)
-
-    def _build_command(self) -> list[str]:
-        command = super()._build_command()
-        unset = sorted(name for name in os.environ if name not in self._keep_env)
-        if self._sandbox is not None:
-            command = [*sandbox_args(self._sandbox, cwd=self._sandbox_cwd, unset=unset), "--", *command]
-        else:
-            if "=" in command[0]:
-                # env(1) would read such a path as one more variable to set.
-                command = ["/bin/sh", "-c", 'exec "$0" "$@"', *command]
-            command = [shutil.which("env") or "/usr/bin/env", *(f"--unset={name}" for name in unset), "--", *command]
-        setsid = shutil.which("setsid")
-        return [setsid, "--wait", *command] if setsid else command
 
 
 class LiveSession:
@@ -209,7 +129,7 @@ class LiveSession:
         # The SDK routes permission prompts over the control protocol (its "stdio" prompt tool) in
         # the options it gives the transport it makes itself; ours gets the same.
         prepared = dataclasses.replace(options, permission_prompt_tool_name="stdio") if options.can_use_tool else options
-        transport = _Transport(sandbox=self.spec.sandbox, cwd=self.spec.cwd, keep_env=keep, prompt=_no_prompt(),
+        transport = Transport(sandbox=self.spec.sandbox, cwd=self.spec.cwd, keep_env=keep, prompt=no_prompt(),
                                options=prepared)
         return ClaudeSDKClient(options, transport=transport)
 
@@ -226,7 +146,7 @@ class LiveSession:
             except (ClaudeSDKError, OSError) as exc:
                 raise SessionFailed(await self._exit(client, exc)) from exc
             self._client = client
-            self.pid = _pid_of(client)
+            self.pid = pid_of(client)
             if self.pid is not None:
                 proctree.track(self.pid)
                 with contextlib.suppress(OSError):
@@ -289,9 +209,9 @@ class LiveSession:
         stderr, with the SDK's words unless they only point at stderr."""
         code = getattr(error, "exit_code", None)
         if code is None:
-            code = _returncode_of(client)
+            code = returncode_of(client)
         if code is not None:
-            await _stderr_drained(client)
+            await stderr_drained(client)
         said = "" if error is None or type(error) is ProcessError else str(error)
         detail = "\n".join(part for part in (self._stderr_text(), said) if part)
         return Exit(returncode=1 if code is None else code, stderr=detail or "the Claude Code process ended")
@@ -301,7 +221,7 @@ class LiveSession:
         sent SIGTERM, after as long again SIGKILL; then the rest of the tree."""
         pid = self.pid
         tree = proctree.descendants(pid) if pid else []
-        pipes = _asyncio_transport_of(client)
+        pipes = asyncio_transport_of(client)
         grace = self.spec.close_grace
 
         def end(pid: int, sig: int) -> None:
@@ -443,63 +363,11 @@ class LiveSession:
         return "\n".join(self._stderr)
 
 
-class CliNotFound(Exception):
-    """The ``claude`` executable is not where the settings say."""
-
-
-class WorkdirMissing(Exception):
-    """The working directory of the session does not exist."""
-
-
-class SessionFailed(Exception):
-    """The CLI process could not start or ended; ``exit`` says how (its stderr included)."""
-
-    def __init__(self, exit: Exit) -> None:
-        super().__init__(exit.stderr)
-        self.exit = exit
-
-
-# A user message: its text, or Messages-API content blocks (``text``, ``image`` with a base64 source).
-Prompt = str | list[dict[str, Any]]
-
-
 @dataclass(eq=False)
 class _Turn:
     prompt: Prompt
     # Filled by the owner task, read by turn(); None ends it.
     events: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
-
-
-def _asyncio_transport_of(client: ClaudeSDKClient) -> asyncio.SubprocessTransport | None:
-    """The asyncio transport under the SDK's (anyio) process, if there is one."""
-    process = getattr(getattr(client, "_transport", None), "_process", None)
-    inner = getattr(process, "_process", None)
-    transport = getattr(inner, "_transport", None)
-    return transport if isinstance(transport, asyncio.SubprocessTransport) else None
-
-
-def _pid_of(client: ClaudeSDKClient) -> int | None:
-    process = getattr(getattr(client, "_transport", None), "_process", None)
-    pid = getattr(process, "pid", None)
-    return pid if isinstance(pid, int) else None
-
-
-def _returncode_of(client: ClaudeSDKClient) -> int | None:
-    """The exit code of the client's process; None while it runs (or if it is not known)."""
-    process = getattr(getattr(client, "_transport", None), "_process", None)
-    code = getattr(process, "returncode", None)
-    return code if isinstance(code, int) else None
-
-
-async def _stderr_drained(client: ClaudeSDKClient) -> None:
-    """Give the SDK's stderr reader a moment to pass on the last lines of an exited process."""
-    reader = getattr(getattr(client, "_transport", None), "_stderr_task", None)
-    if reader is None or reader.done():
-        return
-    drained = asyncio.Event()
-    reader.add_done_callback(lambda _reader: drained.set())
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(drained.wait(), STDERR_DRAIN_SECONDS)
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -512,11 +380,6 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 async def _one_message(content: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     yield {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
-
-
-async def _no_prompt() -> AsyncIterator[dict[str, Any]]:
-    return
-    yield  # an async generator that yields nothing: turns are sent with query()
 
 
 def result_of(events: Sequence[Event]) -> Result | None:

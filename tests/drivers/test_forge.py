@@ -1,4 +1,4 @@
-"""drivers/forge.py: the configuration it reads, git URLs, and its REST calls against the local
+"""drivers/forge/ (remotes.py, api.py): the configuration it reads, git URLs, and its REST calls against the local
 stand-in for GitHub and GitLab (tests/forge_standin.py), backed by real bare repositories."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from drivers import forge as f
+from drivers.forge import api as forge_api
 from tests.task_helpers import bare_remote, git, init_repo
 
 GH, GL = "https://api.github.com", "https://gitlab.com/api/v4"
@@ -207,6 +208,6 @@ def test_the_git_configuration_reaches_git_through_its_environment(tmp_path):
 def test_an_answer_that_is_no_pull_request_is_refused_not_a_crash(widgets, forge):
     # The stand-in's GitHub answers the list of a repository's pull requests where a pull request is expected.
     repo = f.Repository("github", "acme/widgets", forge.github_api)
-    client = f._client(repo, forge.token, 5)
+    client = forge_api._client(repo, forge.token, 5)
     with pytest.raises(f.Refused, match="answered something that is not a pull request"):
         client.pull(client.call("GET", client.base))

@@ -1,0 +1,85 @@
+"""What a live session is started with, what a turn's handler answers, and how starting fails.
+
+No Django imports; re-exported by :mod:`drivers.claude`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .events import Exit
+from .sandbox import Sandbox
+
+# One tool result can be several MB (a file read, an image): the SDK's 1 MiB default would end the session.
+MAX_LINE_BYTES = 32 * 1024 * 1024
+CLOSE_GRACE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Permission:
+    """The answer to a permission prompt."""
+
+    allow: bool
+    message: str = ""  # read by the agent when the call is denied
+    always: bool = False  # the person allowed this tool for the rest of the session
+
+
+class TurnHandler(Protocol):
+    """What a turn does when the CLI asks: permission prompts and hooks around file tools."""
+
+    async def permission(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
+                         tool_use_id: str | None) -> Permission:
+        """Answer a prompt (a tool call the permission mode does not allow by itself)."""
+
+    async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
+        """Before Write/Edit/MultiEdit/NotebookEdit: None lets it run, a text refuses it (the agent reads it)."""
+
+    async def after_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> None:
+        """After such a tool ran (or failed)."""
+
+
+@dataclass(frozen=True)
+class LiveSpec:
+    """How to start a session's CLI process. ``env`` is all the CLI gets of the server's environment."""
+
+    cli: str
+    cwd: str
+    session_id: str
+    resume: bool
+    env: Mapping[str, str]
+    sandbox: Sandbox | None = None
+    permission_mode: str | None = None
+    skip_permissions: bool = False
+    allowed_tools: tuple[str, ...] = ()
+    model: str | None = None
+    max_line_bytes: int = MAX_LINE_BYTES
+    # How long the CLI may take to exit once its stdin is closed (then SIGTERM; as long again, then
+    # SIGKILL), and to acknowledge an interrupt.
+    close_grace: float = CLOSE_GRACE_SECONDS
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """What must be equal for a warm process to serve a turn (else it is restarted)."""
+        return (self.cli, self.cwd, self.session_id, self.permission_mode, self.skip_permissions, self.allowed_tools,
+                self.model, tuple(sorted(self.env.items())), self.sandbox)
+
+
+class CliNotFound(Exception):
+    """The ``claude`` executable is not where the settings say."""
+
+
+class WorkdirMissing(Exception):
+    """The working directory of the session does not exist."""
+
+
+class SessionFailed(Exception):
+    """The CLI process could not start or ended; ``exit`` says how (its stderr included)."""
+
+    def __init__(self, exit: Exit) -> None:
+        super().__init__(exit.stderr)
+        self.exit = exit
+
+
+# A user message: its text, or Messages-API content blocks (``text``, ``image`` with a base64 source).
+Prompt = str | list[dict[str, Any]]
