@@ -100,12 +100,10 @@ def test_stop_ends_the_turn_and_keeps_what_came(live_app, page):
 def test_a_dropped_connection_catches_up_without_showing_anything_twice(live_app, page):
     live_app.create_user(username="dora", password="pw-dora-123")
     log_in(page, live_app.base_url, "dora", "pw-dora-123")
-    open_new_chat(page)
     sockets: list[str] = []
     page.on("websocket", lambda socket: sockets.append(socket.url))
+    open_new_chat(page, "My name is Dee")
     box = page.get_by_label("Message")
-    box.fill("My name is Dee")
-    box.press("Enter")
     expect(page.locator("article.turn").nth(0)).to_contain_text("Nice to meet you, Dee.")
     box.fill("slow 5")
     box.press("Enter")
