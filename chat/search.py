@@ -6,6 +6,11 @@ start with it. Matches come ranked (the words in the title first, then how well 
 message matches, then the newest) with that message's matching passage, and a page of them
 costs one query: the total comes along as a window count.
 
+A word counts in its newest ``settings.CLAUDE_SEARCH_NEWEST`` matching messages of the person (and
+in titles; on PostgreSQL that many prompts and as many answers): a word in nearly every message
+(ranking all of them took seconds over 300,000 messages) costs as much as one in a thousand, and a
+rarer word is searched in full.
+
 The documents live in the database's own full-text index, kept in step by the database itself
 (migration ``0010_search_index``): on SQLite an FTS5 table filled by triggers; on PostgreSQL GIN
 indexes on ``to_tsvector`` of prompts and assistant texts, read with ``django.contrib.postgres``'s
@@ -18,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.paginator import Page, Paginator
 from django.db import connection
@@ -152,17 +158,29 @@ class _Sqlite:
         terms = [t for t in map(self.term, words) if t]
         return " OR ".join(terms) or '""'
 
+    @staticmethod
+    def newest(term: str, *, owner_id: int) -> tuple[str, tuple[Any, ...]]:
+        """The person's newest documents holding ``term``, with the bm25 score of each (FTS5 walks
+        its index newest first and stops there; bm25 is lower for better matches)."""
+        return ("SELECT * FROM (SELECT session_id, rowid AS ref, -bm25(chat_search) AS score FROM chat_search "
+                "WHERE chat_search MATCH %s AND owner_id = %s ORDER BY rowid DESC LIMIT %s)",
+                (term, owner_id, settings.CLAUDE_SEARCH_NEWEST))
+
     def sessions_matching(self, word: str, *, owner_id: int) -> Q | None:
         term = self.term(word)
         if term is None:
             return None
-        return Q(pk__in=RawSQL("SELECT session_id FROM chat_search WHERE chat_search MATCH %s AND owner_id = %s",
-                               (term, owner_id)))
+        sql, params = self.newest(term, owner_id=owner_id)
+        return Q(pk__in=RawSQL(f"SELECT session_id FROM ({sql})", params))
 
     def hits(self, words: list[str], *, owner_id: int) -> tuple[str, tuple[Any, ...]]:
-        # bm25 is lower for better matches.
-        return ("SELECT session_id, rowid AS ref, -bm25(chat_search) AS score FROM chat_search "
-                "WHERE chat_search MATCH %s AND owner_id = %s", (self.any_of(words), owner_id))
+        # Each word's newest documents; bm25 of several words is the sum of each word's.
+        parts = [self.newest(term, owner_id=owner_id) for term in map(self.term, words) if term]
+        if not parts:
+            return "SELECT NULL AS session_id, NULL AS ref, NULL AS score WHERE 0", ()
+        union = " UNION ALL ".join(sql for sql, _params in parts)
+        return (f"SELECT MAX(session_id) AS session_id, ref, SUM(score) AS score FROM ({union}) GROUP BY ref",
+                tuple(value for _sql, params in parts for value in params))
 
     def snippet(self, words: list[str], *, ref: str) -> tuple[str, tuple[Any, ...]]:
         return (f"SELECT snippet(chat_search, 0, %s, %s, '…', {SNIPPET_WORDS}) FROM chat_search "
@@ -195,10 +213,13 @@ class _Postgres:
         return self.pg.SearchQuery(" | ".join(terms) or "''", search_type="raw", config=PG_CONFIG)
 
     def _documents(self, query: Any, *, owner_id: int) -> tuple[QuerySet[Turn], QuerySet[Event]]:
+        """The person's newest prompts and assistant texts matching ``query`` (at most
+        CLAUDE_SEARCH_NEWEST of each)."""
+        newest = settings.CLAUDE_SEARCH_NEWEST
         prompts = Turn.objects.filter(session__owner_id=owner_id).annotate(document=self.prompt).filter(document=query)
         texts = Event.objects.filter(turn__session__owner_id=owner_id, kind=Event.Kind.TEXT) \
             .annotate(document=self.text).filter(document=query)
-        return prompts, texts
+        return prompts.order_by("-id")[:newest], texts.order_by("-id")[:newest]
 
     def sessions_matching(self, word: str, *, owner_id: int) -> Q | None:
         term = self.term(word)
@@ -210,12 +231,21 @@ class _Postgres:
 
     def hits(self, words: list[str], *, owner_id: int) -> tuple[str, tuple[Any, ...]]:
         query = self.query(words)
-        prompts, texts = self._documents(query, owner_id=owner_id)
+        # Each word's newest documents, ranked for all the words.
+        prompt_ids: list[QuerySet[Any]] = []
+        text_ids: list[QuerySet[Any]] = []
+        for term in filter(None, map(self.term, words)):
+            prompts, texts = self._documents(self.pg.SearchQuery(term, search_type="raw", config=PG_CONFIG),
+                                             owner_id=owner_id)
+            prompt_ids.append(prompts.values("id"))
+            text_ids.append(texts.values("id"))
+        if not prompt_ids:
+            return "SELECT NULL AS session_id, NULL AS ref, NULL AS score WHERE false", ()
         rank = self.pg.SearchRank
-        ranked_prompts = prompts.annotate(ref=F("id") * 2, score=rank(self.prompt, query)) \
-            .values("session_id", "ref", "score").order_by()
-        ranked_texts = texts.annotate(session_ref=F("turn__session_id"), ref=F("id") * 2 + 1,
-                                      score=rank(self.text, query)) \
+        ranked_prompts = Turn.objects.filter(id__in=prompt_ids[0].union(*prompt_ids[1:], all=True)) \
+            .annotate(ref=F("id") * 2, score=rank(self.prompt, query)).values("session_id", "ref", "score").order_by()
+        ranked_texts = Event.objects.filter(id__in=text_ids[0].union(*text_ids[1:], all=True)) \
+            .annotate(session_ref=F("turn__session_id"), ref=F("id") * 2 + 1, score=rank(self.text, query)) \
             .values("session_ref", "ref", "score").order_by()
         # Turns are ordered by default: the union is not, or its ORDER BY would name columns it lacks.
         sql, params = ranked_prompts.union(ranked_texts, all=True).order_by().query.sql_with_params()

@@ -339,6 +339,9 @@ CLAUDE_MAX_ATTACHMENT_MB = envfloat("CLAUDE_MAX_ATTACHMENT_MB", "10", minimum=0.
 # refused with "too many waiting"), and at most this many websockets of a member are open at once.
 CLAUDE_MAX_QUEUED_PER_MEMBER = envint("CLAUDE_MAX_QUEUED_PER_MEMBER", "5", minimum=1)
 CLAUDE_MAX_SOCKETS_PER_MEMBER = envint("CLAUDE_MAX_SOCKETS_PER_MEMBER", "20", minimum=1)
+# Search: a word counts in at most this many of a person's newest messages that hold it (and in titles),
+# so that a word in nearly every message costs no more than a rarer one (see chat/search.py).
+CLAUDE_SEARCH_NEWEST = envint("CLAUDE_SEARCH_NEWEST", "1000", minimum=1)
 # Shared projects ("key=/path,key2=/path"): chats (and the HTTP API's "projectKey") and tasks may work in
 # them, as the admin allows (Project access); "default" is each member's own folder.
 CLAUDE_PROJECTS = envprojects("CLAUDE_PROJECTS")

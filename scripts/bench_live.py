@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# As scripts/run and the README's production command start it.
+DAPHNE_OPTIONS = ("--websocket_connect_timeout", "30")
 
 
 @dataclass
@@ -71,7 +73,7 @@ def daphne(*, env: dict[str, str], cookie: str, log: Path) -> Iterator[Server]:
 
     port = free_port()
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+        process = subprocess.Popen([sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(port),
                                     "project.asgi:application"], cwd=ROOT, env={**os.environ, **env},
                                    stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -26,8 +26,9 @@ from ..models import Session, Turn
 from .archive import PACK_ERRORS, ArchiveError, Packed, archive_file_of, kept, pack, problem, sync_folder, undo_archive
 
 BATCH = 500
-# Threads for packing large transcripts: compression releases the interpreter's lock.
-WORKERS = 4
+# Threads for packing large transcripts (compression releases the interpreter's lock) and for
+# removing originals.
+WORKERS = 8
 LARGE = 256 * 1024
 
 
@@ -145,12 +146,15 @@ def expire_sessions(*, older_than: timedelta, dry_run: bool, now: datetime | Non
                     tell(chat.said(Outcome.WOULD_ARCHIVE, size=_size_of(chat.transcript)))
             if not dry_run:
                 idle = [chat for chat in batch if not chat.busy and chat.id not in keep]
-                _archive_batch(list(zip(idle, _pack_all(idle, packers), strict=True)), tell=tell)
+                _archive_batch(list(zip(idle, _pack_all(idle, packers), strict=True)), tell=tell, removers=packers)
     return totals
 
 
-def _archive_batch(packed: list[tuple[_Chat, Packed | Exception | None]], *, tell: Callable[[Expired], None]) -> None:
-    """Mark the packed chats archived and remove their originals, all in one transaction."""
+def _archive_batch(packed: list[tuple[_Chat, Packed | Exception | None]], *, tell: Callable[[Expired], None],
+                   removers: ThreadPoolExecutor) -> None:
+    """Mark the packed chats archived and remove their originals, all in one transaction. The
+    originals are removed by several threads at once: removing a file that is on disk waits for
+    the file system's journal, and one after the other those waits added up to most of the run."""
     ready: list[tuple[_Chat, Packed | None]] = []
     for chat, result in packed:
         if isinstance(result, Exception):
@@ -169,6 +173,7 @@ def _archive_batch(packed: list[tuple[_Chat, Packed | Exception | None]], *, tel
             # Another run may have archived some meanwhile: their archive files are the ones just written.
             elsewhere = set(Session.objects.filter(pk__in=ids - still, archived_at__isnull=False)
                             .values_list("pk", flat=True)) if ids - still else set()
+            to_remove = []
             for chat, p in ready:
                 if chat.id in elsewhere:
                     continue
@@ -176,7 +181,11 @@ def _archive_batch(packed: list[tuple[_Chat, Packed | Exception | None]], *, tel
                     _take_back(p)
                     tell(chat.said(Outcome.FAILED, reason="a message was sent to it while it was being archived; "
                                                           "try again later"))
-                elif (why := _remove_original(p)) is not None:
+                else:
+                    to_remove.append((chat, p))
+            for (chat, p), why in zip(to_remove, removers.map(_remove_original, [p for _c, p in to_remove]),
+                                      strict=True):
+                if why is not None:
                     tell(chat.said(Outcome.FAILED, reason=why))
                 else:
                     removed.append((chat, p))

@@ -13,6 +13,16 @@ each request a thread of its own). A reconnect storm of a thousand sockets then 
 by one, and so did every turn's writes. Here socket work runs in a small pool of its own threads
 instead, each keeping its database connection for a while: opening one (SQLite registers
 Django's functions on it, PostgreSQL logs in) costs more than most of what a socket asks.
+
+Connects take turns, in the order they came, a few at a time, from reading the member to sending
+the page what it lacks. When a thousand pages reconnect at once, each connect's steps (member,
+chat, catch-up) otherwise queued behind the same step of all the others: no socket was done
+before nearly all had read their member, every handshake outlasted the server's handshake timeout
+(Daphne's ``--websocket_connect_timeout``, 5 s unless set) and was refused with HTTP 403, and the
+refused pages' retries queued behind the work still being done for them, so that from then on
+every socket served was one already refused. In turns, the first sockets are done in milliseconds,
+and a socket whose page left (or whose handshake the server gave up on) while it waited for its
+turn leaves the queue then, costing nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import json
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import Any
@@ -31,6 +41,7 @@ import pydantic
 from asgiref.sync import SyncToAsync
 from channels.auth import AuthMiddleware, get_user
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
@@ -77,10 +88,11 @@ _read_user = in_pool(get_user.func)
 
 
 class PooledAuthMiddleware(AuthMiddleware):
-    """Channels' auth middleware, with the session and user read in the sockets' threads."""
+    """Channels' auth middleware, leaving the user unread: :class:`MemberSocket` reads it (in the
+    sockets' threads) once its connect's turn has come."""
 
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
-        scope["user"]._wrapped = await _read_user(scope)
+        pass
 
 
 def auth_stack(inner: Any) -> Any:
@@ -91,14 +103,27 @@ def auth_stack(inner: Any) -> Any:
 # Group joins and leaves in flight at once: a reconnect storm otherwise opens a connection to
 # Redis for each socket at the same moment (and redis-py refuses past its pool's size).
 LAYER_CALLS = 32
-_layer_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+# Connects under way at once: enough to keep the socket threads and the channel layer busy.
+CONNECTS_AT_ONCE = 2 * SOCKET_DB_THREADS
 
 
-def _slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    if loop not in _layer_slots:
-        _layer_slots[loop] = asyncio.Semaphore(LAYER_CALLS)
-    return _layer_slots[loop]
+class _PerLoop:
+    """An asyncio.Semaphore (first come, first served) for each event loop (tests run several)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+            weakref.WeakKeyDictionary()
+
+    def __call__(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop not in self.semaphores:
+            self.semaphores[loop] = asyncio.Semaphore(self.size)
+        return self.semaphores[loop]
+
+
+_slots = _PerLoop(LAYER_CALLS)
+_connect_turn = _PerLoop(CONNECTS_AT_ONCE)
 
 
 _open: Counter[int] = Counter()
@@ -139,6 +164,38 @@ class MemberSocket(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.receive_next = receive
+        await super().__call__(scope, receive, send)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        # In turns (see the module's doc): the member is read here, not in the middleware, as the
+        # middleware runs as soon as the handshake arrives.
+        turns = _connect_turn()
+        if not await self._wait_for(turns):
+            raise StopConsumer
+        try:
+            self.scope["user"]._wrapped = await _read_user(self.scope)
+            await super().websocket_connect(message)
+        finally:
+            turns.release()
+
+    async def _wait_for(self, turns: asyncio.Semaphore) -> bool:
+        """Wait for a connect's turn; False if the handshake ended first (nothing else comes
+        before the socket is accepted: what comes is its end)."""
+        turn = asyncio.ensure_future(turns.acquire())
+        gone = asyncio.ensure_future(self.receive_next())
+        await asyncio.wait((turn, gone), return_when=asyncio.FIRST_COMPLETED)
+        if not gone.done():
+            gone.cancel()  # a queue's get: cancelled, it takes nothing from the queue
+            return True
+        if turn.done() and not turn.cancelled():
+            turns.release()
+        else:
+            turn.cancel()
+        return False
 
     async def join(self, group: str) -> None:
         async with _slots():

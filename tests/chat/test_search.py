@@ -182,3 +182,21 @@ def test_the_search_tests_pass_on_postgresql_too(postgres_url):
         cwd=ROOT, env={**os.environ, "DATABASE_URL": postgres_url}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert "PASSED tests/chat/test_search.py::test_postgresql_reads_the_gin_indexes" in done.stdout, done.stdout[-3000:]
+
+
+def test_a_word_counts_in_the_persons_newest_messages_that_hold_it(settings):
+    """However many messages hold a word, the search reads only the newest few of the person's."""
+    settings.CLAUDE_SEARCH_NEWEST = 3
+    ada, bob = make_user(), make_user()
+    chat(ada, "Older", messages=[("a common word, and a rare kumquat", "")], minutes_ago=10)
+    chat(ada, "Newer", messages=[("common", "common again")] * 3, minutes_ago=5)
+    # Someone else's newer messages take none of ada's places.
+    chat(bob, "Bob's", messages=[("common", "common")] * 5)
+    assert titles(found(ada, "common")) == ["Newer"]
+    # A word in few messages is searched in full; titles always are.
+    assert titles(found(ada, "kumquat")) == ["Older"]
+    assert titles(found(ada, "older")) == ["Older"]
+    settings.CLAUDE_SEARCH_NEWEST = 1000
+    assert titles(found(ada, "common")) == ["Newer", "Older"]
+    (older,) = found(ada, "kumquat")
+    assert "and a rare <mark>kumquat</mark>" in older.search_snippet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import os
 import pathlib
 from pathlib import Path
 
@@ -74,17 +75,45 @@ async def test_archiving_refuses_a_chat_with_a_pending_turn(claude_env):
     assert claude_env.transcript(chat).exists() and files_in(claude_env.archive_dir) == []
 
 
-async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch):
-    user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
-    original = claude_env.transcript(chat).read_bytes()
-    real_write = gzip.GzipFile.write
+class _FillingUp:
+    """A file on a disk that fills up: half of the first write lands, then ENOSPC."""
 
-    def full_after_a_while(self, data):
-        real_write(self, data[: len(data) // 2])
+    def __init__(self, file) -> None:
+        self.file = file
+
+    def write(self, data) -> int:
+        self.file.write(bytes(data)[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(gzip.GzipFile, "write", full_after_a_while)
+    def __getattr__(self, name: str):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch, size):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="hello")
+    if size == "large":  # packed in chunks rather than at once
+        with claude_env.transcript(chat).open("ab") as transcript:
+            transcript.write(b'{"type": "padding"}\n' * 100_000)
+    original = claude_env.transcript(chat).read_bytes()
+    if size == "small":
+        real_fdopen = os.fdopen
+        monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: _FillingUp(real_fdopen(*args, **kwargs)))
+    else:
+        real_write = gzip.GzipFile.write
+
+        def full_after_a_while(self, data):
+            real_write(self, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(gzip.GzipFile, "write", full_after_a_while)
 
     with pytest.raises(ArchiveError, match="No space left on device"):
         await sync_to_async(archive_session)(session=chat)

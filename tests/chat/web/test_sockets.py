@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
 from chat.models import Turn
+from chat.web import sockets
 from project.asgi import application
 from tests.factories import logged_in_client, make_session, make_user, ws_headers
 
@@ -139,3 +140,23 @@ async def test_a_frame_over_the_limit_gets_a_notice(claude_env, settings):
     await socket.send_to(text_data=json.dumps({"message": "x" * 200_000}))
     assert "more than the server takes at once" in await socket.receive_from(timeout=5)
     await socket.disconnect()
+
+
+async def test_pages_connecting_at_once_take_turns_and_a_page_that_left_meanwhile_costs_nothing(claude_env, settings):
+    settings.CLAUDE_MAX_SOCKETS_PER_MEMBER = 50
+    user, chat, client = await member_with_chat()
+    pages = [WebsocketCommunicator(application, f"/ws/chat/{chat.id}/", headers=headers(client)) for _ in range(10)]
+    connecting = [asyncio.ensure_future(page.connect(timeout=30)) for page in pages]
+    await asyncio.sleep(0.05)
+    # A page that opened its socket behind them and was closed before its turn came.
+    left = WebsocketCommunicator(application, f"/ws/chat/{chat.id}/", headers=headers(client))
+    await left.send_input({"type": "websocket.connect"})
+    await left.send_input({"type": "websocket.disconnect", "code": 1001})
+    assert all(connected for connected, _code in await asyncio.gather(*connecting))
+    for page in pages:
+        assert "session-state" in await page.receive_from(timeout=10)
+    assert await left.receive_nothing(timeout=0.5)  # never accepted: its member and chat were never read
+    await left.wait(timeout=5)
+    assert sockets.open_sockets(user.pk) == 10
+    for page in pages:
+        await page.disconnect()
