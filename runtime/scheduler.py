@@ -77,7 +77,7 @@ class TaskScheduler:
         self._again = True
         if self._filler is None or self._filler.done():
             # A fresh context: a task outlives the request that kicked it.
-            self._filler = asyncio.create_task(_own_thread(self._fill), name="task-scheduler", context=contextvars.Context())
+            self._filler = asyncio.create_task(self._fill(), name="task-scheduler", context=contextvars.Context())
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """A tracked background job (merge follow-ups), awaited by :meth:`idle` and :meth:`shutdown`."""
@@ -87,6 +87,12 @@ class TaskScheduler:
         return job
 
     async def _fill(self) -> None:
+        while self._again:
+            # A kick while the previous round's thread context closes finds this filler still
+            # running: _own_thread's exit awaits, so the kick's flag is read again here.
+            await _own_thread(self._fill_round)
+
+    async def _fill_round(self) -> None:
         while self._again:
             self._again = False
             while len(self.running) < self.limit:

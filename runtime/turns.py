@@ -91,8 +91,14 @@ class TurnQueue:
     async def _work(self, session: str) -> None:
         # Its own thread for the synchronous calls (database) of its turns: never the thread of
         # the request that submitted them, which may be gone, nor one a request may be holding.
-        async with ThreadSensitiveContext():
-            await self._work_through(session)
+        while True:
+            async with ThreadSensitiveContext():
+                await self._work_through(session)
+            # Closing the context waits for its thread to end: a turn submitted meanwhile found
+            # this worker still running and started none. Serve it here (no await between this
+            # check and the end of the task, so nothing can slip in after it).
+            if not self._queues.get(session):
+                return
 
     async def _work_through(self, session: str) -> None:
         queue = self._queues[session]

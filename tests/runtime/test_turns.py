@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from runtime.pool import Pool
 from runtime.turns import StopReason, Ticket, TurnQueue
@@ -387,3 +388,27 @@ async def test_shutdown_with_nothing_submitted() -> None:
         await turns.queue.shutdown()
         await turns.queue.idle()
     assert leftover_tasks() == []
+
+
+class SyncJob(Job):
+    """A turn that makes a synchronous (thread) call and ends: its worker's thread context then has
+    a thread to join when it closes."""
+
+    async def run(self, ticket: Ticket) -> None:
+        self.started.set()
+        await sync_to_async(lambda: None)()
+        self.log.append(f"{self.name} ends")
+
+
+async def test_a_turn_submitted_while_the_worker_closes_its_thread_still_runs(turns: Turns) -> None:
+    # The worker of a session whose queue just emptied waits for its thread to end: a turn
+    # submitted in that moment must not be left without a worker (it hung for ever once).
+    for round_ in range(40):
+        session = f"s{round_}"
+        first = turns.queue.submit(key=2 * round_ + 1, session=session, owner=None, job=SyncJob("a", turns.log))
+        await first.wait()
+        for _ in range(round_ % 10):  # land at different steps of the worker's ending
+            await asyncio.sleep(0)
+        second = turns.queue.submit(key=2 * round_ + 2, session=session, owner=None, job=SyncJob("b", turns.log))
+        await done(second)
+    assert turns.log.count("b ends") == 40
