@@ -27,7 +27,7 @@ def ensure_admin(*, data_dir: Path, login_url: str) -> str:
         lines.append(f"Created an admin account. Log in at {login_url}\n"
                      f"    username: {ADMIN_NAME}\n    password: {password}\n"
                      "This password is shown only now and stored nowhere: note it, and change it in the admin once "
-                     "logged in. (Lost it? `.venv/bin/python manage.py changepassword admin`.)")
+                     "logged in. (Lost it? `scripts/manage changepassword admin`.)")
     else:
         lines.append(f"Log in at {login_url}.")
     return "\n".join(lines)
