@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -44,3 +45,11 @@ def ws_headers(*, client: Client | None = None, origin: str = "http://localhost"
         cookie = "; ".join(f"{k}={v.value}" for k, v in client.cookies.items())
         headers.append((b"cookie", cookie.encode()))
     return headers
+
+
+async def receive_until(communicator: WebsocketCommunicator, needle: str, *, timeout: float = 30) -> str:
+    """What a websocket sent, frame after frame, up to the first frame holding ``needle``."""
+    seen = ""
+    while needle not in seen:
+        seen += await communicator.receive_from(timeout=timeout)
+    return seen

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 import runtime
 from chat.models import Event, Session, Turn
 from project.asgi import application
-from tests.factories import logged_in_client, make_session, make_user, ws_headers
+from tests.factories import logged_in_client, make_session, make_user, receive_until, ws_headers
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -32,12 +32,6 @@ async def chat_page(user=None, session: Session | None = None):
     await receive_until(tab, 'id="turns"')
     return user, session, tab
 
-
-async def receive_until(tab: WebsocketCommunicator, needle: str, *, timeout: float = 30) -> str:
-    seen = ""
-    while needle not in seen:
-        seen += await tab.receive_from(timeout=timeout)
-    return seen
 
 
 async def send(tab: WebsocketCommunicator, **frame: object) -> None:

@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 import runtime
 from chat.models import Turn
 from project.asgi import application
-from tests.factories import logged_in_client, make_session, make_user, ws_headers
+from tests.factories import logged_in_client, make_session, make_user, receive_until, ws_headers
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
 
@@ -28,12 +28,6 @@ async def owner_and_chat():
     client = await sync_to_async(logged_in_client)(user=user)
     return user, chat, client
 
-
-async def receive_until(communicator: WebsocketCommunicator, needle: str, *, timeout: float = 20) -> str:
-    seen = ""
-    while needle not in seen:
-        seen += await communicator.receive_from(timeout=timeout)
-    return seen
 
 
 async def test_anonymous_connection_is_refused(claude_env):

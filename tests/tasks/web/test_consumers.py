@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from project.asgi import application
 from tasks import services
 from tasks.models import Task
-from tests.factories import logged_in_client, make_user, ws_headers
+from tests.factories import logged_in_client, make_user, receive_until, ws_headers
 from tests.task_helpers import settled
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -37,12 +37,6 @@ async def socket(user, path: str) -> WebsocketCommunicator:
     assert connected
     return tab
 
-
-async def receive_until(tab: WebsocketCommunicator, needle: str, *, timeout: float = 30) -> str:
-    seen = ""
-    while needle not in seen:
-        seen += await tab.receive_from(timeout=timeout)
-    return seen
 
 
 async def test_a_task_that_asks_is_answered_on_its_page_and_the_board_says_needs_you(asking, rt):

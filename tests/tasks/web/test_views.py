@@ -10,7 +10,7 @@ from django.test import AsyncClient
 from project.asgi import application
 from tasks import services
 from tasks.models import Task
-from tests.factories import logged_in_client, make_user, ws_headers
+from tests.factories import logged_in_client, make_user, receive_until, ws_headers
 from tests.task_helpers import settled
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -21,12 +21,6 @@ async def browser_for(user) -> AsyncClient:
     await client.aforce_login(user)
     return client
 
-
-async def receive_until(communicator: WebsocketCommunicator, needle: str, *, timeout: float = 20) -> str:
-    seen = ""
-    while needle not in seen:
-        seen += await communicator.receive_from(timeout=timeout)
-    return seen
 
 
 async def test_the_board_needs_a_login_and_states_the_skip_permissions_risk(repo, scheduler, user):
