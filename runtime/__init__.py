@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from .pool import Pool, PoolStatus
 from .scheduler import Hold, TaskHooks, TaskScheduler
 from .turns import StopReason, Ticket, TurnJob, TurnQueue
@@ -37,6 +39,9 @@ class Runtime:
             await self.turns.idle()
             if not self.tasks.running and not self.turns.has_work():
                 return
+            # A finished task stays in ``running`` until its done callback runs; both waits above
+            # return without yielding when nothing is unfinished, so yield here or spin for ever.
+            await asyncio.sleep(0)
 
     async def shutdown(self) -> None:
         await self.tasks.shutdown()

@@ -131,8 +131,10 @@ class WarmPool:
 
     async def idle(self) -> None:
         """Wait until processes being closed are closed (tests use this)."""
-        while self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        # Only unfinished ones: a finished close stays listed until its done callback runs, and
+        # awaiting only finished tasks never yields to the loop, so that callback would never run.
+        while pending := [task for task in self._closing if not task.done()]:
+            await asyncio.wait(pending)
 
     async def shutdown(self) -> None:
         if self._sweeper is not None:

@@ -1,0 +1,55 @@
+"""The warm pool (runtime/warm.py): its waits end, whatever the order of the loop's callbacks.
+
+The pool's work with the real CLI is shown in tests/chat/services/test_execution.py; these cases
+need a close that ends at a chosen step, which a real process cannot give."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from runtime.warm import WarmPool
+
+
+class QuickProcess:
+    """A process whose close ends at its first step."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    @property
+    def alive(self) -> bool:
+        return not self.closed
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def started(pool: WarmPool, key: str) -> QuickProcess:
+    async def start() -> QuickProcess:
+        return QuickProcess()
+
+    process = await pool.take(key, fingerprint="same", start=start)
+    await pool.give_back(key)
+    return process
+
+
+@pytest.mark.timeout(20)
+async def test_waiting_for_closes_just_finished_returns():
+    # A close that finishes in the step before idle() is called leaves its done callback queued
+    # behind the caller: idle() must yield to it, not spin on the finished task for ever.
+    pool = WarmPool(max_warm=4, idle_seconds=600)
+    process = await started(pool, "a")
+    pool.drop("a")
+    await asyncio.sleep(0)  # the close runs and finishes; its done callback comes after this step
+    await pool.idle()
+    assert process.closed and len(pool) == 0
+
+
+@pytest.mark.timeout(20)
+async def test_shutdown_closes_every_warm_process():
+    pool = WarmPool(max_warm=4, idle_seconds=600)
+    processes = [await started(pool, key) for key in "abc"]
+    await pool.shutdown()
+    assert all(p.closed for p in processes) and len(pool) == 0
