@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -48,3 +49,17 @@ def assert_all_gone(pids: list[int], pgid: int | None = None, within: float = 3.
         if time.monotonic() > deadline:
             raise AssertionError(f"still running: {alive} and in group {pgid}: {members}")
         time.sleep(0.02)
+
+
+def spawn_named(name: str) -> subprocess.Popen[bytes]:
+    """A long sleep in a session of its own whose command line starts with ``name``, returned once
+    it shows that name. Until its exec is done the process reads as ``bash`` (and for a moment as
+    an empty command line), which no process recorded by a real turn ever does."""
+    process = subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 600"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not Path(f"/proc/{process.pid}/cmdline").read_bytes().startswith(name.encode()):
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{name} did not start")
+        time.sleep(0.01)
+    return process

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from chat.models import Turn
 from chat.services import recovery
 from drivers import claude
 from tests.factories import make_session, make_user
-from tests.processes import running
+from tests.processes import running, spawn_named
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_a_process_that_only_has_the_recorded_id_is_left_alone(tmp_path):
     """A pid is reused after a reboot or a long time: the start time tells the processes apart."""
     chat = make_session(owner=make_user(), workdir=tmp_path)
-    bystander = subprocess.Popen(["bash", "-c", "exec -a claude-lookalike sleep 600"], start_new_session=True)
+    bystander = spawn_named("claude-lookalike")
     try:
         started = claude.process_start_time(bystander.pid)
         assert started is not None
@@ -34,7 +32,7 @@ def test_a_process_that_only_has_the_recorded_id_is_left_alone(tmp_path):
 
 def test_the_recorded_process_is_ended(tmp_path):
     chat = make_session(owner=make_user(), workdir=tmp_path)
-    orphan = subprocess.Popen(["bash", "-c", "exec -a claude-orphan sleep 600"], start_new_session=True)
+    orphan = spawn_named("claude-orphan")
     Turn.objects.create(session=chat, prompt="a", status=Turn.Status.RUNNING, pid=orphan.pid,
                         pid_started=claude.process_start_time(orphan.pid))
     assert recovery.recover_interrupted() == 1

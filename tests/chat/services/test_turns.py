@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from chat.models import Event, Session, Turn
 from chat.services import recovery, turns
 from tests.conftest import CLAUDE
 from tests.factories import make_session, make_user
-from tests.processes import running
+from tests.processes import running, spawn_named
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -236,11 +235,8 @@ async def test_archived_chat_refuses_messages(claude_env):
 def test_restart_marks_unfinished_turns_interrupted_and_ends_their_processes(tmp_path):
     user = make_user()
     chat = make_session(owner=user, workdir=tmp_path)
-    orphan = subprocess.Popen(["sleep", "600"], start_new_session=True)
     # The recovery only kills what looks like the CLI; name the orphan so via its argv.
-    orphan.kill()
-    orphan.wait()
-    orphan = subprocess.Popen(["bash", "-c", "exec -a claude-orphan sleep 600"], start_new_session=True)
+    orphan = spawn_named("claude-orphan")
     running = Turn.objects.create(session=chat, prompt="a", status=Turn.Status.RUNNING, pid=orphan.pid)
     Event.objects.create(turn=running, kind=Event.Kind.TEXT, text="partial", complete=False)
     queued = Turn.objects.create(session=chat, prompt="b", status=Turn.Status.QUEUED)
