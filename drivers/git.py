@@ -16,6 +16,7 @@ branch ref is moved with a compare-and-swap ``update-ref``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,16 +60,25 @@ async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, autho
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        if detached:
-            os.killpg(proc.pid, signal.SIGKILL)  # with what it started (ssh)
-        else:
-            proc.kill()
-        await proc.wait()
+        await _end(proc, detached)
         raise GitError(list(args), -1, "", f"no answer within {timeout:g} seconds") from None
+    except BaseException:
+        # Cancelled (a task stopped, the server stopping): git must not outlive its caller.
+        await asyncio.shield(_end(proc, detached))
+        raise
     done = Done(proc.returncode or 0, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
     if check and done.code:
         raise GitError((args and list(args)) or [], done.code, done.out, done.err)
     return done
+
+
+async def _end(proc: asyncio.subprocess.Process, detached: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if detached:
+            os.killpg(proc.pid, signal.SIGKILL)  # with what it started (ssh)
+        else:
+            proc.kill()
+    await proc.wait()
 
 
 async def _fallback_identity(cwd: str | os.PathLike[str], env: dict[str, str]) -> dict[str, str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
 from drivers import git as g
+from tests.processes import running
 from tests.task_helpers import bare_remote, git, init_repo
 
 # ---------------------------------------------------------------------------------------
@@ -681,13 +683,22 @@ async def test_a_push_that_hangs_is_ended_with_what_it_started(repo: Path, remot
     assert not running(hook)
 
 
-def running(pid: int) -> bool:
-    """Alive and not a zombie (which a container's init may leave unreaped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+async def test_a_push_whose_caller_gives_up_is_ended_with_what_it_started(repo: Path, remote: Path,
+                                                                          tmp_path: Path) -> None:
+    # A task stopped, or the server stopping, while its branch is pushed: nothing of git stays.
+    refuse_pushes(remote, f"echo $$ > {tmp_path}/hook.pid; sleep 60")
+    wt = await task_worktree(repo, tmp_path)
+    commit_file(wt, "a.txt", "a\n")
+    push = asyncio.create_task(g.push(repo, "origin", "task-1"))
+    for _ in range(500):
+        if (tmp_path / "hook.pid").exists() and (tmp_path / "hook.pid").read_text().strip():
+            break
+        await asyncio.sleep(0.02)
+    push.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await push
+    hook = int((tmp_path / "hook.pid").read_text())
+    assert not running(hook)
 
 
 async def test_a_push_runs_no_local_hook(repo: Path, remote: Path, tmp_path: Path) -> None:
