@@ -35,6 +35,7 @@ from drivers.claude import (
 )
 from tests.conftest import ClaudeEnv
 from tests.drivers.claude.fakes import Handler
+from tests.drivers.claude.sessions import Sessions
 from tests.processes import assert_all_gone
 
 Start = Callable[..., Awaitable[LiveSession]]
@@ -49,21 +50,16 @@ def cli_env(claude_env: ClaudeEnv) -> dict[str, str]:
 @pytest.fixture
 async def start(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> AsyncIterator[Start]:
     """Start a session of the real CLI (a new one unless ``resume``); all are closed at the end."""
-    sessions: list[LiveSession] = []
+    sessions = Sessions()
 
     async def started(*, session_id: str | None = None, resume: bool = False, cwd: Path | None = None,
                       env: dict[str, str] | None = None, **options: Any) -> LiveSession:
-        session = LiveSession(LiveSpec(cli=str(claude_env.cli), cwd=str(cwd or claude_env.workdir),
-                                       session_id=session_id or str(uuid.uuid4()), resume=resume,
-                                       env=cli_env if env is None else env, **options))
-        sessions.append(session)
-        async with asyncio.timeout(60):
-            await session.start()
-        return session
+        return await sessions.start(LiveSpec(cli=str(claude_env.cli), cwd=str(cwd or claude_env.workdir),
+                                             session_id=session_id or str(uuid.uuid4()), resume=resume,
+                                             env=cli_env if env is None else env, **options), within=60)
 
     yield started
-    for session in sessions:
-        await session.close()
+    await sessions.close_all()
 
 
 async def run(session: LiveSession, prompt: str, handler: Handler | None = None) -> list[cli.Event]:
