@@ -43,8 +43,10 @@ router = Router(tags=["chat"])
 
 def _unknown_project(key: Any) -> str:
     shown = repr(key[:64]) if isinstance(key, str) else f"of type {type(key).__name__}"
-    return (f"Unknown projectKey {shown}. Known keys: {', '.join(projects.known_keys())} "
-            "(leave projectKey out for your own folder).")
+    return (
+        f"Unknown projectKey {shown}. Known keys: {', '.join(projects.known_keys())} "
+        "(leave projectKey out for your own folder)."
+    )
 
 
 def _known_project(key: str) -> str:
@@ -59,23 +61,37 @@ ProjectKey = Annotated[str, AfterValidator(_known_project), FromSettings(lambda:
 class ChatRequest(Request):
     not_an_object = 'The body must be a JSON object: {"sessionId": "<uuid>", "message": "...", "projectKey": "..."}.'
 
-    sessionId: Annotated[uuid.UUID, Field(description="Chosen by the client; any case, answered in lower case."),
-                         Refusal("sessionId must be a UUID such as 0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d: pick a new "
-                                 "random one for a new chat, and send the same one to continue it.")]
-    message: Annotated[LimitedText, Field(description="The text to ask (at most CLAUDE_MAX_MESSAGE_CHARS characters)."),
-                       Refusal("message is missing or empty: send the text to ask as a JSON string.")]
-    projectKey: Annotated[ProjectKey | None, Refusal(_unknown_project), Field(
-        description="Where a new chat works: 'default' (left out) is your own folder, other keys are shared "
-                    "projects (CLAUDE_PROJECTS) an admin opened to you (403 otherwise). A chat keeps the one it "
-                    "was created in: another key answers 409, leaving it out continues.")] = None
+    sessionId: Annotated[
+        uuid.UUID,
+        Field(description="Chosen by the client; any case, answered in lower case."),
+        Refusal(
+            "sessionId must be a UUID such as 0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d: pick a new "
+            "random one for a new chat, and send the same one to continue it."
+        ),
+    ]
+    message: Annotated[
+        LimitedText,
+        Field(description="The text to ask (at most CLAUDE_MAX_MESSAGE_CHARS characters)."),
+        Refusal("message is missing or empty: send the text to ask as a JSON string."),
+    ]
+    projectKey: Annotated[
+        ProjectKey | None,
+        Refusal(_unknown_project),
+        Field(
+            description="Where a new chat works: 'default' (left out) is your own folder, other keys are shared "
+            "projects (CLAUDE_PROJECTS) an admin opened to you (403 otherwise). A chat keeps the one it "
+            "was created in: another key answers 409, leaving it out continues."
+        ),
+    ] = None
 
 
 class ChatResponse(Schema):
     sessionId: uuid.UUID
     answer: str = Field(description="The assistant's text blocks of this turn, joined by blank lines.")
     workerId: str = Field(description="host:pid of the Claude Code process that ran the turn.")
-    timestamp: int = Field(description="When the turn finished, in milliseconds since the Unix epoch (UTC).",
-                           examples=[1767602894231])
+    timestamp: int = Field(
+        description="When the turn finished, in milliseconds since the Unix epoch (UTC).", examples=[1767602894231]
+    )
     finishedAt: IsoTime = Field(description="The same moment in ISO 8601, with its UTC offset.")
 
 
@@ -94,8 +110,13 @@ class Answer:
     finished_at: datetime
 
     def response(self) -> ChatResponse:
-        return ChatResponse(sessionId=self.session_id, answer=self.answer, workerId=self.worker_id,
-                            timestamp=int(self.finished_at.timestamp() * 1000), finishedAt=self.finished_at)
+        return ChatResponse(
+            sessionId=self.session_id,
+            answer=self.answer,
+            workerId=self.worker_id,
+            timestamp=int(self.finished_at.timestamp() * 1000),
+            finishedAt=self.finished_at,
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,24 +141,34 @@ async def open_session(*, user: User, session_id: uuid.UUID, project_key: str | 
         # The same answer as for an id nobody has: whose chats exist is nobody else's business.
         raise ApiError(404, f"Session {session_id} was not found for this token. Use a new random UUID for a new chat.")
     if project_key is not None and session.project != project.stored_key:
-        raise ApiError(409, f"Session {session_id} was started in {_project_named(session.project)}, and its working "
-                            f"directory cannot change (Claude Code keys a session's memory by it). Send projectKey "
-                            "of that project (or leave it out), or use a new sessionId for this project.")
+        raise ApiError(
+            409,
+            f"Session {session_id} was started in {_project_named(session.project)}, and its working "
+            f"directory cannot change (Claude Code keys a session's memory by it). Send projectKey "
+            "of that project (or leave it out), or use a new sessionId for this project.",
+        )
     if session.is_archived:
-        raise ApiError(409, f"Session {session_id} is archived. Open it in the browser and press Restore, "
-                            "or use a new sessionId.")
+        raise ApiError(
+            409, f"Session {session_id} is archived. Open it in the browser and press Restore, or use a new sessionId."
+        )
     return session
 
 
 def _busy_reason(turn: Turn, wait: float) -> tuple[int, str, str]:
     """HTTP status, API error and the note kept on the withdrawn turn in the chat."""
     if turn.status == Turn.Status.WAITING:
-        return (503, f"All {runtime.current().pool.limit} Claude Code processes stayed busy for {wait:g} s, so the message "
-                     "was not run. Send it again in a minute.",
-                f"Not run: every Claude Code process was busy for {wait:g} s and the API caller gave up.")
-    return (409, f"Session {turn.session_id} was still busy with earlier messages after {wait:g} s, so this message "
-                 "was not run. Send it again when they have finished.",
-            f"Not run: earlier messages of this chat were still running after {wait:g} s and the API caller gave up.")
+        return (
+            503,
+            f"All {runtime.current().pool.limit} Claude Code processes stayed busy for {wait:g} s, so the message "
+            "was not run. Send it again in a minute.",
+            f"Not run: every Claude Code process was busy for {wait:g} s and the API caller gave up.",
+        )
+    return (
+        409,
+        f"Session {turn.session_id} was still busy with earlier messages after {wait:g} s, so this message "
+        "was not run. Send it again when they have finished.",
+        f"Not run: earlier messages of this chat were still running after {wait:g} s and the API caller gave up.",
+    )
 
 
 async def _take_back(submitting: asyncio.Future[turns.Submitted]) -> None:
@@ -170,7 +201,9 @@ def _failure(turn: Turn) -> ApiError:
         case Turn.Status.TIMEOUT:
             return ApiError(504, turn.error)
         case Turn.Status.STOPPED:
-            return ApiError(409, "The turn was stopped from the chat page before it finished; what came so far is in the chat.")
+            return ApiError(
+                409, "The turn was stopped from the chat page before it finished; what came so far is in the chat."
+            )
         case Turn.Status.INTERRUPTED:
             return ApiError(503, turn.error)
         case _:
@@ -184,8 +217,9 @@ async def ask(*, user: User, session_id: uuid.UUID, message: str, project_key: s
     message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
     session = await open_session(user=user, session_id=session_id, project_key=project_key)
     # Nobody is there to answer a permission prompt: the project's permission mode decides alone.
-    submitting = asyncio.ensure_future(turns.submit_message(session_id=session.id, user=user, text=message,
-                                                            options=TurnOptions(interactive=False)))
+    submitting = asyncio.ensure_future(
+        turns.submit_message(session_id=session.id, user=user, text=message, options=TurnOptions(interactive=False))
+    )
     try:
         turn = await _wait_until_finished(await asyncio.shield(submitting))
     except asyncio.CancelledError:
@@ -196,8 +230,12 @@ async def ask(*, user: User, session_id: uuid.UUID, message: str, project_key: s
     if turn.status != Turn.Status.DONE:
         raise _failure(turn)
     texts = [e.text async for e in Event.objects.filter(turn=turn, kind=Event.Kind.TEXT).order_by("id")]
-    return Answer(session_id=session.id, answer="\n\n".join(texts), worker_id=f"{HOST}:{turn.pid}",
-                  finished_at=turn.finished_at or turn.created_at)
+    return Answer(
+        session_id=session.id,
+        answer="\n\n".join(texts),
+        worker_id=f"{HOST}:{turn.pid}",
+        finished_at=turn.finished_at or turn.created_at,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -218,19 +256,38 @@ not allow is refused, not asked about.
 """
 
 
-@router.post("/analysis/chat", url_name="chat", operation_id="chat", summary="Send one message to a chat and wait for the answer",
-             description=CHAT_DESCRIPTION, response={
-                 200: ChatResponse,
-                 400: Error, 401: Error, 404: Error, 405: Error, 409: Error, 413: Error, 500: Error, 502: Error,
-                 503: Error, 504: Error})
+@router.post(
+    "/analysis/chat",
+    url_name="chat",
+    operation_id="chat",
+    summary="Send one message to a chat and wait for the answer",
+    description=CHAT_DESCRIPTION,
+    response={
+        200: ChatResponse,
+        400: Error,
+        401: Error,
+        404: Error,
+        405: Error,
+        409: Error,
+        413: Error,
+        500: Error,
+        502: Error,
+        503: Error,
+        504: Error,
+    },
+)
 async def chat(request: ApiRequest, body: ChatRequest) -> ChatResponse:
     answer = await ask(user=request.auth, session_id=body.sessionId, message=body.message, project_key=body.projectKey)
     return answer.response()
 
 
-@router.get("/claude-code/pool/status", url_name="pool-status", operation_id="poolStatus",
-            summary="How busy the Claude Code processes of this server are",
-            response={200: PoolStatus, 401: Error, 405: Error, 500: Error})
+@router.get(
+    "/claude-code/pool/status",
+    url_name="pool-status",
+    operation_id="poolStatus",
+    summary="How busy the Claude Code processes of this server are",
+    response={200: PoolStatus, 401: Error, 405: Error, 500: Error},
+)
 async def pool_status(request: HttpRequest) -> PoolStatus:
     status = runtime.current().pool.status()
     return PoolStatus(active=status.active, limit=status.limit, waiting=status.waiting, totalRequests=status.total)

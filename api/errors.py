@@ -98,8 +98,11 @@ def invalid(request: HttpRequest, exc: Any) -> JsonResponse:
 
 def unexpected(request: HttpRequest, exc: Any) -> JsonResponse:
     log.error("API call %s %s failed", request.method, request.path, exc_info=exc)
-    return error(500, f"The server failed ({type(exc).__name__}); the details are in its log. Try again; if it "
-                      "repeats, tell an admin.")
+    return error(
+        500,
+        f"The server failed ({type(exc).__name__}); the details are in its log. Try again; if it "
+        "repeats, tell an admin.",
+    )
 
 
 def install(api: NinjaAPI) -> None:
@@ -107,8 +110,12 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(AuthenticationError, lambda request, exc: error(401, NO_TOKEN, Unauthorized().headers))
     api.add_exception_handler(ValidationError, invalid)
-    api.add_exception_handler(RequestDataTooBig, lambda request, exc: error(
-        413, f"The request body is too large; a message may hold {settings.CLAUDE_MAX_MESSAGE_CHARS:,} characters."))
+    api.add_exception_handler(
+        RequestDataTooBig,
+        lambda request, exc: error(
+            413, f"The request body is too large; a message may hold {settings.CLAUDE_MAX_MESSAGE_CHARS:,} characters."
+        ),
+    )
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(Http404, lambda request, exc: error(404, f"Not found. {DESCRIBED}"))
     for exc_class, status, text in DOMAIN_ERRORS:
@@ -131,7 +138,9 @@ def _domain_error(request: HttpRequest, exc: Any, *, status: int, text: Callable
 def _as_json(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     if isinstance(response, HttpResponseNotAllowed):
         allowed = sorted(method.strip() for method in response["Allow"].split(","))
-        return error(405, f"Use {' or '.join(allowed)} for this endpoint, not {request.method}.", {"Allow": ", ".join(allowed)})
+        return error(
+            405, f"Use {' or '.join(allowed)} for this endpoint, not {request.method}.", {"Allow": ", ".join(allowed)}
+        )
     return response
 
 
@@ -139,6 +148,7 @@ def json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     """The view, with ninja's plain-text 405 and its root's Http404 answered as JSON errors.
     Exempt from CSRF like the API's operations: calls carry a bearer token, not cookies."""
     if iscoroutinefunction(view):
+
         @functools.wraps(view)
         async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
@@ -146,6 +156,7 @@ def json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             except Http404:
                 return not_found(request)
     else:
+
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:

@@ -22,8 +22,11 @@ from pydantic_core import PydanticCustomError
 REFUSED = "refused"
 
 # Times are answered as ISO 8601 with the offset (what datetime.isoformat gives), as before.
-IsoTime = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str),
-                    WithJsonSchema({"type": "string", "format": "date-time"})]
+IsoTime = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 def refused(text: str, status: int = 400, **context: Any) -> PydanticCustomError:
@@ -79,8 +82,11 @@ class Request(BaseModel):
     def _explained(cls, error: Any) -> Any:
         loc, value = error["loc"], error.get("input")
         name = loc[0] if loc and isinstance(loc[0], str) else None
-        refusal = next((m for m in cls.model_fields[name].metadata if isinstance(m, Refusal)), None) \
-            if name in cls.model_fields else None
+        refusal = (
+            next((m for m in cls.model_fields[name].metadata if isinstance(m, Refusal)), None)
+            if name in cls.model_fields
+            else None
+        )
         if error["type"] == REFUSED:
             status, text = error["ctx"]["status"], error["ctx"]["text"]
         elif not loc:
@@ -98,7 +104,9 @@ class Request(BaseModel):
 def _within_limit(text: str, info: pydantic.ValidationInfo) -> str:
     limit = settings.CLAUDE_MAX_MESSAGE_CHARS
     if len(text) > limit:
-        raise refused(f"{info.field_name} is {len(text):,} characters long; the limit is {limit:,}. Send less text.", 413)
+        raise refused(
+            f"{info.field_name} is {len(text):,} characters long; the limit is {limit:,}. Send less text.", 413
+        )
     if not text.strip():
         raise ValueError("blank")  # answered with the field's Refusal
     if "\x00" in text:
@@ -106,14 +114,19 @@ def _within_limit(text: str, info: pydantic.ValidationInfo) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise refused(f"{info.field_name} holds a lone surrogate (\\ud800-\\udfff on its own), which is not text. "
-                      "Send valid UTF-16 pairs or UTF-8.") from None
+        raise refused(
+            f"{info.field_name} holds a lone surrogate (\\ud800-\\udfff on its own), which is not text. "
+            "Send valid UTF-16 pairs or UTF-8."
+        ) from None
     return text
 
 
 # Text that is not blank and not longer than CLAUDE_MAX_MESSAGE_CHARS (read when it is checked).
-LimitedText = Annotated[str, AfterValidator(_within_limit),
-                        FromSettings(lambda: {"minLength": 1, "maxLength": settings.CLAUDE_MAX_MESSAGE_CHARS})]
+LimitedText = Annotated[
+    str,
+    AfterValidator(_within_limit),
+    FromSettings(lambda: {"minLength": 1, "maxLength": settings.CLAUDE_MAX_MESSAGE_CHARS}),
+]
 
 
 class Error(BaseModel):

@@ -57,36 +57,56 @@ class TaskRequest(Request):
     model_config = ConfigDict(extra="forbid")
     fields_in_errors = True
 
-    prompt: Annotated[LimitedText, Refusal("Say what the task should do."),
-                      Field(description="What the task should do (at most CLAUDE_MAX_MESSAGE_CHARS characters).")]
-    title: Annotated[Annotated[str, StringConstraints(max_length=services.TITLE_LENGTH)] | None,
-                     Refusal(f"The title must be text of at most {services.TITLE_LENGTH} characters."),
-                     Field(description="Left out: the prompt's first words.")] = None
-    project: Annotated[Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": projects.known_keys()})] | None,
-                       Refusal(_unknown_project),
-                       Field(description="One of CLAUDE_PROJECTS; left out: 'default' (CLAUDE_WORKDIR).")] = None
-    priority: Annotated[int, Field(strict=True, ge=LOW, le=HIGH,
-                                   description="Higher runs first; a number in a string (\"2\") is taken too."),
-                        BeforeValidator(_numeric_text),
-                        Refusal(f"The priority must be a whole number from {LOW} to {HIGH} (higher runs first).")] = 0
-    yolo: Annotated[bool, Refusal("yolo must be true or false."),
-                    Field(strict=True, description="Skip-permissions mode (--dangerously-skip-permissions): the agent runs any "
-                                      "command without asking. Only where that is acceptable.")] = False
+    prompt: Annotated[
+        LimitedText,
+        Refusal("Say what the task should do."),
+        Field(description="What the task should do (at most CLAUDE_MAX_MESSAGE_CHARS characters)."),
+    ]
+    title: Annotated[
+        Annotated[str, StringConstraints(max_length=services.TITLE_LENGTH)] | None,
+        Refusal(f"The title must be text of at most {services.TITLE_LENGTH} characters."),
+        Field(description="Left out: the prompt's first words."),
+    ] = None
+    project: Annotated[
+        Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": projects.known_keys()})] | None,
+        Refusal(_unknown_project),
+        Field(description="One of CLAUDE_PROJECTS; left out: 'default' (CLAUDE_WORKDIR)."),
+    ] = None
+    priority: Annotated[
+        int,
+        Field(strict=True, ge=LOW, le=HIGH, description='Higher runs first; a number in a string ("2") is taken too.'),
+        BeforeValidator(_numeric_text),
+        Refusal(f"The priority must be a whole number from {LOW} to {HIGH} (higher runs first)."),
+    ] = 0
+    yolo: Annotated[
+        bool,
+        Refusal("yolo must be true or false."),
+        Field(
+            strict=True,
+            description="Skip-permissions mode (--dangerously-skip-permissions): the agent runs any "
+            "command without asking. Only where that is acceptable.",
+        ),
+    ] = False
 
 
 class FollowUp(Request):
     model_config = ConfigDict(extra="forbid")
     fields_in_errors = True
 
-    message: Annotated[LimitedText | None, Refusal("message must be text: what the task should do next."),
-                       Field(description="Resume only: a follow-up instruction (a completed task needs one).")] = None
+    message: Annotated[
+        LimitedText | None,
+        Refusal("message must be text: what the task should do next."),
+        Field(description="Resume only: a follow-up instruction (a completed task needs one)."),
+    ] = None
 
 
 class TaskFilter(Request):
     fields_in_errors = True
 
-    status: Annotated[Task.Status | None, Refusal(
-        lambda value: f"Unknown status {str(value)[:32]!r}; one of {', '.join(Task.Status.values)}.")] = None
+    status: Annotated[
+        Task.Status | None,
+        Refusal(lambda value: f"Unknown status {str(value)[:32]!r}; one of {', '.join(Task.Status.values)}."),
+    ] = None
 
 
 class TaskPath(Request):
@@ -94,8 +114,9 @@ class TaskPath(Request):
 
 
 class ActionPath(TaskPath):
-    action: Annotated[Action, Refusal(lambda value: f"Unknown action {str(value)[:32]!r}; one of {', '.join(Action)}.",
-                                      status=404)]
+    action: Annotated[
+        Action, Refusal(lambda value: f"Unknown action {str(value)[:32]!r}; one of {', '.join(Action)}.", status=404)
+    ]
 
 
 Conflicts = TypedDict("Conflicts", {"with": int | None, "files": list[str]})
@@ -140,9 +161,13 @@ class TaskResponse(Schema):
     finished_at: IsoTime | None
     merged_at: IsoTime | None
     url: str = Field(description="The task's page.")
-    pull_request: PullRequest | None = Field(description="The task's pull request (GitLab: merge request), once opened.")
-    actions: list[Action] = Field(description="What the task's state allows now (its creator or an admin may do it); "
-                                              "'pull-request' only in a project with a remote and forge.")
+    pull_request: PullRequest | None = Field(
+        description="The task's pull request (GitLab: merge request), once opened."
+    )
+    actions: list[Action] = Field(
+        description="What the task's state allows now (its creator or an admin may do it); "
+        "'pull-request' only in a project with a remote and forge."
+    )
 
 
 class TaskList(Schema):
@@ -154,22 +179,47 @@ def task_response(task: Task) -> TaskResponse:
     if task.conflict_files or task.conflict_with_id:
         conflicts = {"with": task.conflict_with_id, "files": task.conflict_files}
     return TaskResponse(
-        id=task.pk, title=task.title, prompt=task.prompt, status=Task.Status(task.status), reason=task.reason,
-        status_text=task.status_text, project=task.project, base_branch=task.base_branch, priority=task.priority,
-        yolo=task.skip_permissions, branch=task.branch, worktree=task.worktree_path,
-        session_id=str(task.session_id) if task.session_id else None, files_changed=task.files_changed,
-        conflicts=conflicts, error=task.error,
+        id=task.pk,
+        title=task.title,
+        prompt=task.prompt,
+        status=Task.Status(task.status),
+        reason=task.reason,
+        status_text=task.status_text,
+        project=task.project,
+        base_branch=task.base_branch,
+        priority=task.priority,
+        yolo=task.skip_permissions,
+        branch=task.branch,
+        worktree=task.worktree_path,
+        session_id=str(task.session_id) if task.session_id else None,
+        files_changed=task.files_changed,
+        conflicts=conflicts,
+        error=task.error,
         tokens={"input": task.input_tokens, "output": task.output_tokens, "total": task.tokens},
-        cost_usd=task.cost_usd, created_at=task.created_at, started_at=task.started_at,
-        finished_at=task.finished_at, merged_at=task.merged_at, url=task.get_absolute_url(),
-        pull_request=pull_request_of(task), actions=sorted(task.actions))
+        cost_usd=task.cost_usd,
+        created_at=task.created_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        merged_at=task.merged_at,
+        url=task.get_absolute_url(),
+        pull_request=pull_request_of(task),
+        actions=sorted(task.actions),
+    )
 
 
 def pull_request_of(task: Task) -> PullRequest | None:
     if task.pr_number is None or task.pr_forge not in ("github", "gitlab") or not task.pr_state:
         return None
-    return PullRequest.model_validate({"forge": task.pr_forge, "repository": task.pr_repository, "number": task.pr_number,
-                                       "url": task.pr_url, "state": task.pr_state, "checked_at": task.pr_checked_at})
+    return PullRequest.model_validate(
+        {
+            "forge": task.pr_forge,
+            "repository": task.pr_repository,
+            "number": task.pr_number,
+            "url": task.pr_url,
+            "state": task.pr_state,
+            "checked_at": task.pr_checked_at,
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -178,11 +228,16 @@ def pull_request_of(task: Task) -> PullRequest | None:
 UNAUTHORIZED = {401: Error, 405: Error, 500: Error}
 
 
-@router.get("/tasks", url_name="tasks", operation_id="listTasks", summary="List tasks, newest first",
-            description="One snapshot of one instant: to count running tasks, read this list (`?status=running`), "
-                        "not several `GET /api/tasks/{id}`, which are read at different instants (a task that "
-                        "just finished and the one that took its place can then both show `running`).",
-            response={200: TaskList, 400: FieldErrors, **UNAUTHORIZED})
+@router.get(
+    "/tasks",
+    url_name="tasks",
+    operation_id="listTasks",
+    summary="List tasks, newest first",
+    description="One snapshot of one instant: to count running tasks, read this list (`?status=running`), "
+    "not several `GET /api/tasks/{id}`, which are read at different instants (a task that "
+    "just finished and the one that took its place can then both show `running`).",
+    response={200: TaskList, 400: FieldErrors, **UNAUTHORIZED},
+)
 async def list_tasks(request: ApiRequest, filters: Query[TaskFilter]) -> TaskList:
     visible = await sync_to_async(visible_tasks)(request.auth)
     query = visible if filters.status is None else visible.filter(status=filters.status)
@@ -190,22 +245,37 @@ async def list_tasks(request: ApiRequest, filters: Query[TaskFilter]) -> TaskLis
     return TaskList(tasks=[task_response(task) for task in found])
 
 
-@router.post("/tasks", url_name="create-task", operation_id="createTask", summary="Start a task",
-             description="Queues a task in its own git worktree and branch; it starts when there is room. "
-                         "Unknown fields are refused.",
-             response={201: TaskResponse, 400: FieldErrors, 409: Error, 413: FieldErrors, **UNAUTHORIZED})
+@router.post(
+    "/tasks",
+    url_name="create-task",
+    operation_id="createTask",
+    summary="Start a task",
+    description="Queues a task in its own git worktree and branch; it starts when there is room. "
+    "Unknown fields are refused.",
+    response={201: TaskResponse, 400: FieldErrors, 409: Error, 413: FieldErrors, **UNAUTHORIZED},
+)
 async def create_task(request: ApiRequest, body: TaskRequest) -> Status[TaskResponse]:
-    task = await services.create_task(user=request.auth, prompt=body.prompt, title=body.title or "",
-                                      project=body.project or "default", priority=body.priority,
-                                      skip_permissions=body.yolo)
+    task = await services.create_task(
+        user=request.auth,
+        prompt=body.prompt,
+        title=body.title or "",
+        project=body.project or "default",
+        priority=body.priority,
+        skip_permissions=body.yolo,
+    )
     return Status(201, task_response(task))
 
 
-@router.get("/tasks/{int:task_id}", url_name="task", operation_id="getTask", summary="One task",
-            description="If the task has a pull request, its state is first asked of the forge (at most every few "
-                        "seconds), as opening the task's page does; if the forge cannot be asked, the last known state "
-                        "is answered (see pull_request.checked_at).",
-            response={200: TaskResponse, 404: Error, **UNAUTHORIZED})
+@router.get(
+    "/tasks/{int:task_id}",
+    url_name="task",
+    operation_id="getTask",
+    summary="One task",
+    description="If the task has a pull request, its state is first asked of the forge (at most every few "
+    "seconds), as opening the task's page does; if the forge cannot be asked, the last known state "
+    "is answered (see pull_request.checked_at).",
+    response={200: TaskResponse, 404: Error, **UNAUTHORIZED},
+)
 async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
     task = await services.get_task(path.task_id, user=request.auth)
     if task.pr_number is not None:
@@ -216,16 +286,27 @@ async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
     return task_response(task)
 
 
-@router.post("/tasks/{int:task_id}/{action}", url_name="task-action", operation_id="actOnTask",
-             summary="Pause, resume, terminate, merge or discard a task, or open its pull request",
-             description="Only the task's creator (or an admin) may act on it. `resume` takes an optional "
-                         '`{"message": "..."}`: a follow-up instruction, which a completed task needs. '
-                         "`pull-request` (a completed task of a project with a remote) pushes its branch and opens "
-                         "its pull request, or links the one already open. "
-                         "409: the task's state does not allow the action, or the push or the forge refused it "
-                         "(the error says why and what to do).",
-             response={200: TaskResponse, 400: FieldErrors, 403: Error, 404: Error, 409: Error, 413: FieldErrors,
-                       **UNAUTHORIZED})
+@router.post(
+    "/tasks/{int:task_id}/{action}",
+    url_name="task-action",
+    operation_id="actOnTask",
+    summary="Pause, resume, terminate, merge or discard a task, or open its pull request",
+    description="Only the task's creator (or an admin) may act on it. `resume` takes an optional "
+    '`{"message": "..."}`: a follow-up instruction, which a completed task needs. '
+    "`pull-request` (a completed task of a project with a remote) pushes its branch and opens "
+    "its pull request, or links the one already open. "
+    "409: the task's state does not allow the action, or the push or the forge refused it "
+    "(the error says why and what to do).",
+    response={
+        200: TaskResponse,
+        400: FieldErrors,
+        403: Error,
+        404: Error,
+        409: Error,
+        413: FieldErrors,
+        **UNAUTHORIZED,
+    },
+)
 async def act_on_task(request: ApiRequest, path: Path[ActionPath], body: FollowUp | None = None) -> TaskResponse:
     task = await services.get_task(path.task_id, user=request.auth)
     done = await services.act(user=request.auth, task=task, action=path.action, message=body.message if body else None)

@@ -8,6 +8,10 @@ from .errors import json_errors, not_found
 patterns, _, app_name = api.urls
 
 urlpatterns = [
-    *(URLPattern(p.pattern, json_errors(p.callback), p.default_args, p.name) for p in patterns if isinstance(p, URLPattern)),
+    *(
+        URLPattern(p.pattern, json_errors(p.callback), p.default_args, p.name)
+        for p in patterns
+        if isinstance(p, URLPattern)
+    ),
     re_path(r"", not_found, name="not-found"),
 ]

@@ -78,14 +78,37 @@ class ShareLinkInline(admin.TabularInline[ShareLink, Session]):
 
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin[Session]):
-    list_display = ("display_title", "owner", "shown_status", "turns_link", "shown_tokens", "shown_cost", "shared_mark",
-                    "created_at", "last_activity_at")
+    list_display = (
+        "display_title",
+        "owner",
+        "shown_status",
+        "turns_link",
+        "shown_tokens",
+        "shown_cost",
+        "shared_mark",
+        "created_at",
+        "last_activity_at",
+    )
     list_filter = ("status", "owner", ArchivedFilter, SharedFilter)
     list_select_related = ("owner",)
     search_fields = ("title", "owner__username")
     search_help_text = "Title, owner's username, or a whole session UUID."
-    fields = ("title", "id", "owner", "shown_status", "turns_link", "shown_tokens", "shown_cost", "workdir",
-              "transcript_path", "cli_created", "created_at", "last_activity_at", "archived_at", "archive_path")
+    fields = (
+        "title",
+        "id",
+        "owner",
+        "shown_status",
+        "turns_link",
+        "shown_tokens",
+        "shown_cost",
+        "workdir",
+        "transcript_path",
+        "cli_created",
+        "created_at",
+        "last_activity_at",
+        "archived_at",
+        "archive_path",
+    )
     readonly_fields = tuple(name for name in fields if name != "title")
     inlines = (ShareLinkInline,)
     actions = ("archive_now", "stop_running_turn", "revoke_share_links", "delete_selected")
@@ -94,7 +117,9 @@ class SessionAdmin(admin.ModelAdmin[Session]):
         live = ShareLink.objects.live().filter(session=OuterRef("pk"))
         return cast(SessionQuerySet, super().get_queryset(request)).with_stats().annotate(shared=Exists(live))
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Session], search_term: str) -> tuple[QuerySet[Session], bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Session], search_term: str
+    ) -> tuple[QuerySet[Session], bool]:
         found = _by_uuid(queryset, search_term, "pk")
         if found is not None:
             return found, False
@@ -151,23 +176,32 @@ class SessionAdmin(admin.ModelAdmin[Session]):
         # Turns run in the server process that started them; the admin is served by that process.
         stopped = sum(async_to_sync(turns.stop_turn)(session_id=session.pk) for session in queryset)
         if stopped:
-            self.message_user(request, f"Stopped the running turn of {stopped} chat{'s' if stopped != 1 else ''}.",
-                              messages.SUCCESS)
+            self.message_user(
+                request, f"Stopped the running turn of {stopped} chat{'s' if stopped != 1 else ''}.", messages.SUCCESS
+            )
         else:
-            self.message_user(request, "No turn was running in the selected chats, so nothing was stopped.", messages.INFO)
+            self.message_user(
+                request, "No turn was running in the selected chats, so nothing was stopped.", messages.INFO
+            )
 
     @admin.action(description="Revoke share links")
     def revoke_share_links(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
         revoked = sharing.revoke_share_links(links=ShareLink.objects.filter(session__in=queryset.values("pk")))
-        self.message_user(request, f"Revoked {revoked} share link{'s' if revoked != 1 else ''}: they now answer “not found”.",
-                          messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Revoked {revoked} share link{'s' if revoked != 1 else ''}: they now answer “not found”.",
+            messages.SUCCESS,
+        )
 
     # -- delete: through the service, so the CLI transcript goes too ------------------------
-    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[Any], dict[str, int], set[str], list[str]]:
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[str]]:
         """A summary instead of Django's list of every turn and event (thousands in a long chat)."""
         ids = [obj.pk for obj in objs]
-        deletable = [format_html('<a href="{}">{}</a>', reverse("admin:chat_session_change", args=[obj.pk]), obj)
-                     for obj in objs]
+        deletable = [
+            format_html('<a href="{}">{}</a>', reverse("admin:chat_session_change", args=[obj.pk]), obj) for obj in objs
+        ]
         counts = {
             "chats": len(ids),
             "messages": Turn.objects.filter(session__in=ids).count(),
@@ -176,8 +210,10 @@ class SessionAdmin(admin.ModelAdmin[Session]):
         }
         perms_needed = set() if self.has_delete_permission(request) else {"chats"}
         busy = Session.objects.filter(pk__in=ids, turns__status__in=Turn.PENDING).distinct()
-        protected = [f"“{session}”: a message is running or queued. Stop it, let the queue finish, then delete."
-                     for session in busy]
+        protected = [
+            f"“{session}”: a message is running or queued. Stop it, let the queue finish, then delete."
+            for session in busy
+        ]
         return deletable, counts, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: Session) -> None:
@@ -221,14 +257,26 @@ class ReadOnlyAdmin[M: Model](admin.ModelAdmin[M]):
 
 @admin.register(Turn)
 class TurnAdmin(ReadOnlyAdmin[Turn]):
-    list_display = ("id", "short_prompt", "session", "author", "status", "tokens", "cost_usd", "created_at", "duration_ms")
+    list_display = (
+        "id",
+        "short_prompt",
+        "session",
+        "author",
+        "status",
+        "tokens",
+        "cost_usd",
+        "created_at",
+        "duration_ms",
+    )
     list_filter = ("status",)
     list_select_related = ("session", "author")
     search_fields = ("prompt", "session__title", "author__username")
     search_help_text = "Message text, chat title, author, or a whole session UUID."
     inlines = (EventInline,)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Turn], search_term: str) -> tuple[QuerySet[Turn], bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Turn], search_term: str
+    ) -> tuple[QuerySet[Turn], bool]:
         found = _by_uuid(queryset, search_term, "session_id")
         if found is not None:
             return found, False

@@ -34,8 +34,37 @@ _FORMATTER = HtmlFormatter(nowrap=True)
 # What a rendered answer may contain; everything else is dropped by nh3 (attributes such as
 # hx-get or ws-send included, which htmx would otherwise act on).
 _CLEANER = nh3.Cleaner(
-    tags={"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",
-          "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td", "span", "div", "button"},
+    tags={
+        "p",
+        "br",
+        "hr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "strong",
+        "em",
+        "del",
+        "s",
+        "code",
+        "pre",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "a",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "span",
+        "div",
+        "button",
+    },
     attributes={"a": {"href", "title"}, "ol": {"start"}, "button": {"type", "aria-label"}},
     allowed_classes={
         "span": _PYGMENTS_CLASSES | {"code-lang"},
@@ -61,9 +90,11 @@ def _code_block(code: str, lang: str) -> str:
         except ClassNotFound:
             pass  # an unknown language: plain text
     label = f'<span class="code-lang">{escape(lang)}</span>' if lang else ""
-    return (f'<div class="code-block"><div class="code-head">{label}'
-            '<button type="button" class="copy-code" aria-label="Copy this code">Copy</button></div>'
-            f'<pre class="highlight"><code>{body}</code></pre></div>\n')
+    return (
+        f'<div class="code-block"><div class="code-head">{label}'
+        '<button type="button" class="copy-code" aria-label="Copy this code">Copy</button></div>'
+        f'<pre class="highlight"><code>{body}</code></pre></div>\n'
+    )
 
 
 def _fence(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -136,8 +167,13 @@ def close_open_blocks(text: str) -> str:
         match = _FENCE_RE.match(line)
         if fence is None and match and not (match.group(2)[0] == "`" and "`" in match.group(3)):
             fence, fence_start = (match.group(1), match.group(2)), offset
-        elif fence is not None and match and match.group(2)[0] == fence[1][0] \
-                and len(match.group(2)) >= len(fence[1]) and not match.group(3).strip():
+        elif (
+            fence is not None
+            and match
+            and match.group(2)[0] == fence[1][0]
+            and len(match.group(2)) >= len(fence[1])
+            and not match.group(3).strip()
+        ):
             fence = None
             block_start = offset + len(line) + 1
         elif fence is None and not line.strip():

@@ -125,8 +125,9 @@ class Turn(models.Model):
     PENDING = (Status.QUEUED, Status.WAITING, Status.RUNNING, Status.ASKING)
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     prompt = models.TextField()
     # Files sent with the message: paths relative to the session's working directory, where they were
     # saved; images among them also reach the model as image content.
@@ -201,11 +202,12 @@ class Event(models.Model):
         return f"{self.kind} {self.name}".strip()
 
 
-
 class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
     def live(self, *, now: datetime | None = None) -> ShareLinkQuerySet:
         now = now or timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
 
 
 class ShareLink(models.Model):

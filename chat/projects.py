@@ -80,8 +80,9 @@ def project_for(user: User, key: str | None) -> Project:
     if key not in shared:
         raise ProjectRefused(f"There is no project {key[:64]!r}. Yours: {known}.")
     if not may_use(user, key):
-        raise ProjectRefused(f"You may not use the project {key!r}; an admin can open it to you (Project access). "
-                             f"Yours: {known}.")
+        raise ProjectRefused(
+            f"You may not use the project {key!r}; an admin can open it to you (Project access). Yours: {known}."
+        )
     return Project(key=key, path=shared[key])
 
 

@@ -78,16 +78,19 @@ def _matching(backend: _Sqlite | _Postgres, *, owner_id: int, words: list[str]) 
     return matching
 
 
-def search_chats(*, user: AbstractBaseUser, query: str, base: QuerySet[Session],
-                 offset: int, limit: int) -> Found:
+def search_chats(*, user: AbstractBaseUser, query: str, base: QuerySet[Session], offset: int, limit: int) -> Found:
     """The chats of ``base`` (the person's list, with what a row shows) that match ``query``, best first."""
     words = words_of(query)
     backend = _backend()
     title_hits: Any = Value(0.0)
     for word in words:
         title_hits += Case(When(title__icontains=word, then=Value(1.0)), default=Value(0.0))
-    found = _matching(backend, owner_id=user.pk, words=words).annotate(title_hits=title_hits) \
-        .values("id", "title_hits", "last_activity_at").order_by()
+    found = (
+        _matching(backend, owner_id=user.pk, words=words)
+        .annotate(title_hits=title_hits)
+        .values("id", "title_hits", "last_activity_at")
+        .order_by()
+    )
     found_sql, found_params = found.query.sql_with_params()
     hits_sql, hits_params = backend.hits(words, owner_id=user.pk)
     rows_sql, rows_params = base.order_by().query.sql_with_params()
@@ -121,8 +124,9 @@ def count_matching(*, user: AbstractBaseUser, query: str) -> int:
     return _matching(_backend(), owner_id=user.pk, words=words_of(query)).count()
 
 
-def search_page(*, user: AbstractBaseUser, query: str, base: QuerySet[Session], number: str | None,
-                per_page: int) -> Page[Session]:
+def search_page(
+    *, user: AbstractBaseUser, query: str, base: QuerySet[Session], number: str | None, per_page: int
+) -> Page[Session]:
     """A page of matches as the list shows it; like ``Paginator.get_page``, a page number that is
     not one gives the first page, one past the end the last."""
     try:
@@ -162,9 +166,11 @@ class _Sqlite:
     def newest(term: str, *, owner_id: int) -> tuple[str, tuple[Any, ...]]:
         """The person's newest documents holding ``term``, with the bm25 score of each (FTS5 walks
         its index newest first and stops there; bm25 is lower for better matches)."""
-        return ("SELECT * FROM (SELECT session_id, rowid AS ref, -bm25(chat_search) AS score FROM chat_search "
-                "WHERE chat_search MATCH %s AND owner_id = %s ORDER BY rowid DESC LIMIT %s)",
-                (term, owner_id, settings.CLAUDE_SEARCH_NEWEST))
+        return (
+            "SELECT * FROM (SELECT session_id, rowid AS ref, -bm25(chat_search) AS score FROM chat_search "
+            "WHERE chat_search MATCH %s AND owner_id = %s ORDER BY rowid DESC LIMIT %s)",
+            (term, owner_id, settings.CLAUDE_SEARCH_NEWEST),
+        )
 
     def sessions_matching(self, word: str, *, owner_id: int) -> Q | None:
         term = self.term(word)
@@ -179,12 +185,17 @@ class _Sqlite:
         if not parts:
             return "SELECT NULL AS session_id, NULL AS ref, NULL AS score WHERE 0", ()
         union = " UNION ALL ".join(sql for sql, _params in parts)
-        return (f"SELECT MAX(session_id) AS session_id, ref, SUM(score) AS score FROM ({union}) GROUP BY ref",
-                tuple(value for _sql, params in parts for value in params))
+        return (
+            f"SELECT MAX(session_id) AS session_id, ref, SUM(score) AS score FROM ({union}) GROUP BY ref",
+            tuple(value for _sql, params in parts for value in params),
+        )
 
     def snippet(self, words: list[str], *, ref: str) -> tuple[str, tuple[Any, ...]]:
-        return (f"SELECT snippet(chat_search, 0, %s, %s, '…', {SNIPPET_WORDS}) FROM chat_search "
-                f"WHERE chat_search MATCH %s AND rowid = {ref}", (_OPEN, _CLOSE, self.any_of(words)))
+        return (
+            f"SELECT snippet(chat_search, 0, %s, %s, '…', {SNIPPET_WORDS}) FROM chat_search "
+            f"WHERE chat_search MATCH %s AND rowid = {ref}",
+            (_OPEN, _CLOSE, self.any_of(words)),
+        )
 
 
 class _Postgres:
@@ -217,8 +228,11 @@ class _Postgres:
         CLAUDE_SEARCH_NEWEST of each)."""
         newest = settings.CLAUDE_SEARCH_NEWEST
         prompts = Turn.objects.filter(session__owner_id=owner_id).annotate(document=self.prompt).filter(document=query)
-        texts = Event.objects.filter(turn__session__owner_id=owner_id, kind=Event.Kind.TEXT) \
-            .annotate(document=self.text).filter(document=query)
+        texts = (
+            Event.objects.filter(turn__session__owner_id=owner_id, kind=Event.Kind.TEXT)
+            .annotate(document=self.text)
+            .filter(document=query)
+        )
         return prompts.order_by("-id")[:newest], texts.order_by("-id")[:newest]
 
     def sessions_matching(self, word: str, *, owner_id: int) -> Q | None:
@@ -235,18 +249,26 @@ class _Postgres:
         prompt_ids: list[QuerySet[Any]] = []
         text_ids: list[QuerySet[Any]] = []
         for term in filter(None, map(self.term, words)):
-            prompts, texts = self._documents(self.pg.SearchQuery(term, search_type="raw", config=PG_CONFIG),
-                                             owner_id=owner_id)
+            prompts, texts = self._documents(
+                self.pg.SearchQuery(term, search_type="raw", config=PG_CONFIG), owner_id=owner_id
+            )
             prompt_ids.append(prompts.values("id"))
             text_ids.append(texts.values("id"))
         if not prompt_ids:
             return "SELECT NULL AS session_id, NULL AS ref, NULL AS score WHERE false", ()
         rank = self.pg.SearchRank
-        ranked_prompts = Turn.objects.filter(id__in=prompt_ids[0].union(*prompt_ids[1:], all=True)) \
-            .annotate(ref=F("id") * 2, score=rank(self.prompt, query)).values("session_id", "ref", "score").order_by()
-        ranked_texts = Event.objects.filter(id__in=text_ids[0].union(*text_ids[1:], all=True)) \
-            .annotate(session_ref=F("turn__session_id"), ref=F("id") * 2 + 1, score=rank(self.text, query)) \
-            .values("session_ref", "ref", "score").order_by()
+        ranked_prompts = (
+            Turn.objects.filter(id__in=prompt_ids[0].union(*prompt_ids[1:], all=True))
+            .annotate(ref=F("id") * 2, score=rank(self.prompt, query))
+            .values("session_id", "ref", "score")
+            .order_by()
+        )
+        ranked_texts = (
+            Event.objects.filter(id__in=text_ids[0].union(*text_ids[1:], all=True))
+            .annotate(session_ref=F("turn__session_id"), ref=F("id") * 2 + 1, score=rank(self.text, query))
+            .values("session_ref", "ref", "score")
+            .order_by()
+        )
         # Turns are ordered by default: the union is not, or its ORDER BY would name columns it lacks.
         sql, params = ranked_prompts.union(ranked_texts, all=True).order_by().query.sql_with_params()
         return f"SELECT * FROM ({sql}) docs (session_id, ref, score)", params
@@ -255,12 +277,22 @@ class _Postgres:
         query = self.query(words)
 
         def marked(field: str) -> Any:
-            return self.pg.SearchHeadline(field, query, config=PG_CONFIG, start_sel=_OPEN, stop_sel=_CLOSE,
-                                          max_fragments=1, max_words=SNIPPET_WORDS + 8, min_words=SNIPPET_WORDS // 2)
+            return self.pg.SearchHeadline(
+                field,
+                query,
+                config=PG_CONFIG,
+                start_sel=_OPEN,
+                stop_sel=_CLOSE,
+                max_fragments=1,
+                max_words=SNIPPET_WORDS + 8,
+                min_words=SNIPPET_WORDS // 2,
+            )
 
         prompt = Turn.objects.filter(id=RawSQL(f"{ref} / 2", ())).annotate(marked=marked("prompt")).values("marked")
         text = Event.objects.filter(id=RawSQL(f"({ref} - 1) / 2", ())).annotate(marked=marked("text")).values("marked")
         prompt_sql, prompt_params = prompt.order_by().query.sql_with_params()
         text_sql, text_params = text.order_by().query.sql_with_params()
-        return (f"SELECT CASE WHEN {ref} %% 2 = 0 THEN ({prompt_sql}) ELSE ({text_sql}) END",
-                (*prompt_params, *text_params))
+        return (
+            f"SELECT CASE WHEN {ref} %% 2 = 0 THEN ({prompt_sql}) ELSE ({text_sql}) END",
+            (*prompt_params, *text_params),
+        )

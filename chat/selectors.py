@@ -28,7 +28,8 @@ def chat_list(*, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
     latest_turn = Turn.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-id")
     latest_text = Event.objects.filter(turn=OuterRef("last_turn_id"), kind=Event.Kind.TEXT).order_by("-id")
     chats = (
-        Session.objects.owned_by(user).chats()
+        Session.objects.owned_by(user)
+        .chats()
         .annotate(
             last_turn_id=Subquery(latest_turn.values("id")[:1]),
             last_prompt=Subquery(latest_turn.annotate(cut=Substr("prompt", 1, PREVIEW_CHARS)).values("cut")[:1]),
@@ -62,8 +63,9 @@ def _before(turn: Turn) -> Q:
     return Q(created_at__lte=turn.created_at) & (Q(created_at__lt=turn.created_at) | Q(id__lt=turn.id))
 
 
-def latest_turns(*, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS,
-                 events: bool = True) -> TurnPage:
+def latest_turns(
+    *, session: Session, before: Turn | None = None, limit: int = RECENT_TURNS, events: bool = True
+) -> TurnPage:
     """Up to ``limit`` turns (before ``before`` if given), oldest first, with their authors and
     events (unless ``events`` is false: :func:`chat.live.rendered.prerender` reads them only for
     the turns it must render)."""
@@ -74,7 +76,7 @@ def latest_turns(*, session: Session, before: Turn | None = None, limit: int = R
     if events:
         turns = turns.select_related("author").prefetch_related("events")
     # One more than shown tells whether older ones exist, without a second query.
-    recent = list(turns[:limit + 1])
+    recent = list(turns[: limit + 1])
     shown = recent[:limit][::-1]
     return TurnPage(turns=shown, has_older=len(recent) > limit)
 
@@ -93,15 +95,21 @@ def has_pending_turn(*, session: Session) -> bool:
 
 def latest_turn_ids(*, session: Session, limit: int) -> list[int]:
     """Ids of the chat's latest ``limit`` turns, newest first (read from the index alone)."""
-    return list(Turn.objects.filter(session=session).order_by("-created_at", "-id").values_list("id", flat=True)[:limit])
+    return list(
+        Turn.objects.filter(session=session).order_by("-created_at", "-id").values_list("id", flat=True)[:limit]
+    )
 
 
 def turns_with_events(*, session: Session, ids: list[int]) -> list[Turn]:
     """These turns of the chat, oldest first, with their events."""
     if not ids:
         return []
-    return list(Turn.objects.filter(session=session, pk__in=ids).select_related("author").prefetch_related("events")
-                .order_by("created_at", "id"))
+    return list(
+        Turn.objects.filter(session=session, pk__in=ids)
+        .select_related("author")
+        .prefetch_related("events")
+        .order_by("created_at", "id")
+    )
 
 
 def last_event_id(*, turn_ids: list[int]) -> int:

@@ -110,16 +110,27 @@ def _edit_card(tool: str, data: dict[str, Any], hide: Callable[[str], str]) -> T
                 continue
             if number:
                 lines.append(Line("hunk", "⋯"))
-            lines += [Line(line.kind, hide(line.text))
-                      for line in diff_lines(_text(edit.get("old_string")), _text(edit.get("new_string")))]
-    return ToolCard(tool=tool, kind="edit", subject=path, lines=Lines.of(lines),
-                    added=sum(line.kind == "add" for line in lines), removed=sum(line.kind == "del" for line in lines))
+            lines += [
+                Line(line.kind, hide(line.text))
+                for line in diff_lines(_text(edit.get("old_string")), _text(edit.get("new_string")))
+            ]
+    return ToolCard(
+        tool=tool,
+        kind="edit",
+        subject=path,
+        lines=Lines.of(lines),
+        added=sum(line.kind == "add" for line in lines),
+        removed=sum(line.kind == "del" for line in lines),
+    )
 
 
 def _todos(data: dict[str, Any], hide: Callable[[str], str]) -> list[Todo]:
     todos = data.get("todos")
-    return [Todo(text=hide(_text(t.get("content"))), status=_text(t.get("status")) or "pending")
-            for t in (todos if isinstance(todos, list) else []) if isinstance(t, dict)]
+    return [
+        Todo(text=hide(_text(t.get("content"))), status=_text(t.get("status")) or "pending")
+        for t in (todos if isinstance(todos, list) else [])
+        if isinstance(t, dict)
+    ]
 
 
 def tool_card(tool: str, tool_input: object, *, redact: str | None = None) -> ToolCard:
@@ -143,7 +154,9 @@ def tool_card(tool: str, tool_input: object, *, redact: str | None = None) -> To
     if tool == "TodoWrite":
         return ToolCard(tool=tool, kind="todo", todos=_todos(data, hide))
     if tool in SEARCH_TOOLS:
-        where = " ".join(part for part in (hide(_text(data.get("path"))), _text(data.get("glob")), _text(data.get("type"))) if part)
+        where = " ".join(
+            part for part in (hide(_text(data.get("path"))), _text(data.get("glob")), _text(data.get("type"))) if part
+        )
         return ToolCard(tool=tool, kind="search", subject=hide(_text(data.get("pattern"))), detail=where)
     return ToolCard(tool=tool, kind="other", raw=hide(json.dumps(tool_input, indent=2, ensure_ascii=False)))
 
@@ -178,7 +191,9 @@ def result_card(tool: str, text: str, *, is_error: bool = False, redact: str | N
         if found := _FOUND_RE.match(first):
             hits = Lines.of([Line("out", line) for line in raw[1:]])
             return ResultCard(summary=_plural(int(found.group(1)), found.group(2).lower()), lines=hits, fold_all=True)
-        return ResultCard(summary=_plural(len([line for line in raw if line.strip()]), "hit"), lines=lines, fold_all=True)
+        return ResultCard(
+            summary=_plural(len([line for line in raw if line.strip()]), "hit"), lines=lines, fold_all=True
+        )
     if tool == "Bash":
         return ResultCard(summary="Output" if raw else "No output", lines=lines)
     if tool in (*EDIT_TOOLS, "TodoWrite"):

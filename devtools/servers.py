@@ -43,7 +43,9 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], *, log: Path, ti
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"the server on port {port} did not start:\n{log.read_text(errors='replace')}") from None
+                raise RuntimeError(
+                    f"the server on port {port} did not start:\n{log.read_text(errors='replace')}"
+                ) from None
             time.sleep(0.05)
 
 
@@ -61,8 +63,10 @@ def postgres_available() -> str:
     """Why PostgreSQL cannot be started here ("" when it can)."""
     missing = [name for name in ("initdb", "postgres") if not (PG_BIN / name).exists()]
     if missing:
-        return (f"the PostgreSQL server programs ({', '.join(missing)}) are not in {PG_BIN}: "
-                "scripts/setup --dev installs Debian's postgresql, or set PG_BIN")
+        return (
+            f"the PostgreSQL server programs ({', '.join(missing)}) are not in {PG_BIN}: "
+            "scripts/setup --dev installs Debian's postgresql, or set PG_BIN"
+        )
     return ""
 
 
@@ -84,14 +88,36 @@ def postgres() -> Iterator[str]:
     data, log = folder / "data", folder / "server.log"
     port = free_port()
     try:
-        subprocess.run([PG_BIN / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
-                        "--no-sync"], check=True, capture_output=True, user=user)
+        subprocess.run(
+            [PG_BIN / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
         with log.open("wb") as out:
             # Durability is not wanted of a throw-away cluster: no fsync keeps it fast.
-            process = subprocess.Popen([PG_BIN / "postgres", "-D", data, "-p", str(port), "-k", folder,
-                                        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                                        "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-                                       stdout=out, stderr=subprocess.STDOUT, user=user)
+            process = subprocess.Popen(
+                [
+                    PG_BIN / "postgres",
+                    "-D",
+                    data,
+                    "-p",
+                    str(port),
+                    "-k",
+                    folder,
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                user=user,
+            )
         try:
             _wait_for_port(port, process, log=log)
             _wait_until_accepting(port, process, log=log)
@@ -128,9 +154,25 @@ def redis() -> Iterator[str]:
     log = folder / "server.log"
     try:
         with log.open("wb") as out:
-            process = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                                        "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-                                       stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [
+                    REDIS_SERVER,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(folder),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "yes",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
             _wait_for_port(port, process, log=log)
             yield f"redis://127.0.0.1:{port}/0"

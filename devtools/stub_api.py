@@ -73,8 +73,11 @@ _INTERRUPT_MARKERS = ("[Request interrupted by user",)
 
 def _user_text(message: dict[str, Any]) -> str:
     """The person's own words in a user message, without the CLI's system reminders and markers."""
-    parts = [t for t in _texts(message.get("content"))
-             if not t.lstrip().startswith("<system-reminder>") and not t.lstrip().startswith(_INTERRUPT_MARKERS)]
+    parts = [
+        t
+        for t in _texts(message.get("content"))
+        if not t.lstrip().startswith("<system-reminder>") and not t.lstrip().startswith(_INTERRUPT_MARKERS)
+    ]
     return "\n".join(parts).strip()
 
 
@@ -97,7 +100,9 @@ def _images(message: dict[str, Any]) -> list[str]:
     for block in content if isinstance(content, list) else []:
         if isinstance(block, dict) and block.get("type") == "image":
             source = block.get("source") or {}
-            size = len(base64.b64decode(source.get("data") or "", validate=False)) if source.get("type") == "base64" else 0
+            size = (
+                len(base64.b64decode(source.get("data") or "", validate=False)) if source.get("type") == "base64" else 0
+            )
             out.append(f"{source.get('media_type', 'an image')}, {size} bytes")
     return out
 
@@ -121,7 +126,7 @@ def _resolve(path: str, cwd: str | None) -> str:
 
 MARKDOWN_ANSWER = (
     "## A plan\n\nHere is **bold text** and `inline code`:\n\n- first item\n- second item\n\n"
-    "```python\ndef greet(name):\n    return f\"Hello, {name}!\"\n```\n\n"
+    '```python\ndef greet(name):\n    return f"Hello, {name}!"\n```\n\n'
     "Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done."
 )
 _EDIT_RE = re.compile(r"edit\s+(.+?):\s*(.*?)\s*=>\s*(.*)", re.IGNORECASE | re.DOTALL)
@@ -229,37 +234,107 @@ def _stream(plan: Plan, input_tokens: int) -> list[tuple[bytes, float]]:
     msg_id = f"msg_{uuid.uuid4().hex[:24]}"
     frames: list[tuple[bytes, float]] = []
     usage = {"input_tokens": input_tokens, "output_tokens": 1}
-    frames.append((_sse("message_start", {"type": "message_start", "message": {
-        "id": msg_id, "type": "message", "role": "assistant", "model": MODEL, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": usage}}), 0.0))
+    frames.append(
+        (
+            _sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": msg_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": MODEL,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": usage,
+                    },
+                },
+            ),
+            0.0,
+        )
+    )
     output_tokens = 0
     if plan.tool:
         name, tool_input = plan.tool
-        frames.append((_sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
-            "type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": name, "input": {}}}), 0.0))
-        frames.append((_sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
-            "type": "input_json_delta", "partial_json": json.dumps(tool_input)}}), 0.0))
+        frames.append(
+            (
+                _sse(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                            "name": name,
+                            "input": {},
+                        },
+                    },
+                ),
+                0.0,
+            )
+        )
+        frames.append(
+            (
+                _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(tool_input)},
+                    },
+                ),
+                0.0,
+            )
+        )
         frames.append((_sse("content_block_stop", {"type": "content_block_stop", "index": 0}), 0.0))
         stop_reason = "tool_use"
         output_tokens = 20
     else:
-        frames.append((_sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
-            "type": "text", "text": ""}}), 0.0))
+        frames.append(
+            (
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                ),
+                0.0,
+            )
+        )
         pieces = re.findall(r"\S+\s*|\s+", plan.text) or [plan.text]
         if plan.extra.get("pieces"):  # smaller pieces: markers and fences arrive split, as from a model
             size = int(plan.extra["pieces"])
-            pieces = [plan.text[i:i + size] for i in range(0, len(plan.text), size)]
+            pieces = [plan.text[i : i + size] for i in range(0, len(plan.text), size)]
         pause = plan.seconds / len(pieces) if plan.seconds else 0.0
         for piece in pieces:
-            frames.append((_sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
-                "type": "text_delta", "text": piece}}), pause))
+            frames.append(
+                (
+                    _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                    ),
+                    pause,
+                )
+            )
         frames.append((_sse("content_block_stop", {"type": "content_block_stop", "index": 0}), 0.0))
         stop_reason = "end_turn"
         output_tokens = max(1, len(plan.text) // 4)
     if plan.output_tokens is not None:
         output_tokens = plan.output_tokens
-    frames.append((_sse("message_delta", {"type": "message_delta", "delta": {
-        "stop_reason": stop_reason, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}}), 0.0))
+    frames.append(
+        (
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": output_tokens},
+                },
+            ),
+            0.0,
+        )
+    )
     frames.append((_sse("message_stop", {"type": "message_stop"}), 0.0))
     return frames
 
@@ -273,9 +348,16 @@ def _whole(plan: Plan, input_tokens: int) -> dict[str, Any]:
     else:
         content = [{"type": "text", "text": plan.text}]
         stop = "end_turn"
-    return {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": MODEL,
-            "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": plan.output_tokens or 10}}
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": plan.output_tokens or 10},
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -381,9 +463,11 @@ def main(argv: list[str] | None = None) -> None:
         server = StubServer(port=args.port, host=args.host, keep_requests=0)
     except OSError as exc:
         # Never fall back to whatever holds the port: that may be another checkout's stand-in.
-        sys.exit(f"The demo's API stand-in cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
-                 "Another program (another checkout's demo?) uses that port: unset DEMO_API_PORT to take any free "
-                 "port, or set it to a free one.")
+        sys.exit(
+            f"The demo's API stand-in cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+            "Another program (another checkout's demo?) uses that port: unset DEMO_API_PORT to take any free "
+            "port, or set it to a free one."
+        )
     if args.url_file:
         Path(args.url_file).write_text(server.url + "\n")
     print(f"stand-in listening on {server.url}", flush=True)

@@ -160,15 +160,19 @@ def check_edit(tool_input: object, *, cwd: object, store: Path, task: int, root:
     try:
         rel = target.relative_to(root)
     except ValueError:
-        return Refusal(f"{raw} is outside this task's worktree {root}. This task may only change files inside "
-                       f"its worktree; write to the matching path under {root} instead.")
+        return Refusal(
+            f"{raw} is outside this task's worktree {root}. This task may only change files inside "
+            f"its worktree; write to the matching path under {root} instead."
+        )
     if rel.parts[:1] == (".git",):
         return Refusal("Changing files inside .git is not allowed for a task.")
     conflicts = claim(store, task=task, paths=[rel.as_posix()], block=True)
     if conflicts:
         holder = conflicts[0]
-        return Refusal(f"{holder.path} is being changed by task #{holder.task} ({holder.title}), which is not merged "
-                       "yet. Do not work around this (no copies, no shell redirection). Stop here and say which file "
-                       "you need: this task is paused and will be resumed automatically once that task is merged.",
-                       holder=holder)
+        return Refusal(
+            f"{holder.path} is being changed by task #{holder.task} ({holder.title}), which is not merged "
+            "yet. Do not work around this (no copies, no shell redirection). Stop here and say which file "
+            "you need: this task is paused and will be resumed automatically once that task is merged.",
+            holder=holder,
+        )
     return None

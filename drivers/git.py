@@ -27,8 +27,12 @@ from pathlib import Path
 
 # No pager, no prompts, no editor, same messages whatever the locale.
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat", "LC_ALL": "C", "LANG": "C"}
-_AUTHOR = {"GIT_AUTHOR_NAME": "Claude Code tasks", "GIT_AUTHOR_EMAIL": "tasks@localhost",
-           "GIT_COMMITTER_NAME": "Claude Code tasks", "GIT_COMMITTER_EMAIL": "tasks@localhost"}
+_AUTHOR = {
+    "GIT_AUTHOR_NAME": "Claude Code tasks",
+    "GIT_AUTHOR_EMAIL": "tasks@localhost",
+    "GIT_COMMITTER_NAME": "Claude Code tasks",
+    "GIT_COMMITTER_EMAIL": "tasks@localhost",
+}
 
 
 class GitError(Exception):
@@ -45,18 +49,30 @@ class Done:
 
 
 # A timeout here (not a caller's asyncio.timeout) ends git with what it started (ssh) and says so.
-async def run(cwd: str | os.PathLike[str], *args: str, check: bool = True, author: bool = False,
-              env: Mapping[str, str] | None = None, timeout: float | None = None,  # noqa: ASYNC109
-              detached: bool = False) -> Done:
+async def run(
+    cwd: str | os.PathLike[str],
+    *args: str,
+    check: bool = True,
+    author: bool = False,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109
+    detached: bool = False,
+) -> Done:
     """``git -C cwd args...``; ``env`` adds variables, ``timeout`` ends it (raising GitError),
     ``detached`` runs it without a controlling terminal (ssh cannot ask for a password)."""
     argv = ["-C", str(cwd), *args]
     full_env = {**os.environ, **_ENV, **(env or {})}
     if author:
         full_env.update(await _fallback_identity(cwd, full_env))
-    proc = await asyncio.create_subprocess_exec("git", *argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=full_env, start_new_session=detached)
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=full_env,
+        start_new_session=detached,
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -101,8 +117,14 @@ def start_repository(path: str | os.PathLike[str], *, branch: str = "main", mess
     Path(path).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **_ENV, **{name: value for name, value in _AUTHOR.items() if name not in os.environ}}
     for args in (["init", "-q", "-b", branch], ["commit", "-q", "--allow-empty", "--no-verify", "-m", message]):
-        done = subprocess.run(["git", "-C", str(path), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              env=env, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(path), *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         if done.returncode:
             raise GitError(args, done.returncode, done.stdout, done.stderr)
 
@@ -126,8 +148,14 @@ def is_toplevel_now(path: str | os.PathLike[str]) -> bool:
     """:func:`is_toplevel` for synchronous callers."""
     if not Path(path).is_dir():
         return False
-    done = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env={**os.environ, **_ENV}, check=False)
+    done = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_ENV},
+        check=False,
+    )
     return done.returncode == 0 and Path(done.stdout.strip()).resolve() == Path(path).resolve()
 
 
@@ -153,8 +181,14 @@ async def remote_url(repo: str | os.PathLike[str], remote: str, *, push: bool = 
 
 def remote_url_now(repo: str | os.PathLike[str], remote: str) -> str | None:
     """:func:`remote_url` (the fetch URL) for synchronous callers."""
-    done = subprocess.run(["git", "-C", str(repo), "remote", "get-url", remote], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env={**os.environ, **_ENV}, check=False)
+    done = subprocess.run(
+        ["git", "-C", str(repo), "remote", "get-url", remote],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_ENV},
+        check=False,
+    )
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
 
@@ -172,8 +206,15 @@ def config_env(config: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-async def push(repo: str | os.PathLike[str], remote: str, branch: str, *, expect: str | None = None,
-               config: Mapping[str, str] | None = None, timeout: float = 300) -> None:  # noqa: ASYNC109
+async def push(
+    repo: str | os.PathLike[str],
+    remote: str,
+    branch: str,
+    *,
+    expect: str | None = None,
+    config: Mapping[str, str] | None = None,
+    timeout: float = 300,  # noqa: ASYNC109
+) -> None:
     """Push ``branch`` to the branch of the same name on ``remote`` (no hooks run).
 
     Without ``expect`` only a new branch or a fast-forward is pushed. With ``expect`` (the commit
@@ -183,8 +224,18 @@ async def push(repo: str | os.PathLike[str], remote: str, branch: str, *, expect
     git's own words (``err``)."""
     ref = f"refs/heads/{branch}"
     lease = [f"--force-with-lease={ref}:{expect}"] if expect else []
-    await run(repo, "push", "--no-verify", *lease, "--", remote, f"{ref}:{ref}", env=config_env(config or {}),
-              timeout=timeout, detached=True)
+    await run(
+        repo,
+        "push",
+        "--no-verify",
+        *lease,
+        "--",
+        remote,
+        f"{ref}:{ref}",
+        env=config_env(config or {}),
+        timeout=timeout,
+        detached=True,
+    )
 
 
 async def exclude(repo: str | os.PathLike[str], pattern: str) -> None:
@@ -263,8 +314,17 @@ async def _patch(repo: str | os.PathLike[str], *revisions: str, max_bytes: int) 
 
 async def find_merge(repo: str | os.PathLike[str], branch: str, subject_start: str) -> str | None:
     """The newest merge commit on ``branch`` whose message starts with ``subject_start``, if any."""
-    done = await run(repo, "log", "--merges", "--format=%H %s", "--fixed-strings", f"--grep={subject_start}", branch, "--",
-                     check=False)
+    done = await run(
+        repo,
+        "log",
+        "--merges",
+        "--format=%H %s",
+        "--fixed-strings",
+        f"--grep={subject_start}",
+        branch,
+        "--",
+        check=False,
+    )
     for line in done.out.splitlines():
         commit, _, subject = line.partition(" ")
         if subject.startswith(subject_start):
@@ -282,7 +342,7 @@ async def worktree_of(repo: str | os.PathLike[str], branch: str) -> str | None:
     path = None
     for line in done.out.splitlines():
         if line.startswith("worktree "):
-            path = line[len("worktree "):]
+            path = line[len("worktree ") :]
         elif line == f"branch refs/heads/{branch}":
             return path
     return None

@@ -41,4 +41,3 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):  # type: ignore[misc] 
                 queue.put_nowait((expires, deepcopy(message)))
             except asyncio.QueueFull:
                 pass  # as in Channels: a socket that is that far behind misses group messages
-

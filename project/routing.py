@@ -5,7 +5,9 @@ from tasks.web.consumers import TasksConsumer
 
 # Only a canonical lowercase UUID matches, so no other text reaches the consumer as an id.
 websocket_urlpatterns = [
-    re_path(r"^ws/chat/(?P<session_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$",
-            ChatConsumer.as_asgi()),
+    re_path(
+        r"^ws/chat/(?P<session_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$",
+        ChatConsumer.as_asgi(),
+    ),
     re_path(r"^ws/tasks/(?:(?P<task_id>[0-9]{1,12})/)?$", TasksConsumer.as_asgi()),
 ]

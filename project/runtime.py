@@ -21,14 +21,22 @@ from tasks.services import TaskHooks, recover_tasks
 log = logging.getLogger(__name__)
 
 
-def build(*, max_processes: int | None = None, max_tasks: int | None = None, max_warm: int | None = None,
-          max_file_operations: int | None = None) -> runtime.Runtime:
+def build(
+    *,
+    max_processes: int | None = None,
+    max_tasks: int | None = None,
+    max_warm: int | None = None,
+    max_file_operations: int | None = None,
+) -> runtime.Runtime:
     """The runtime with the limits of the settings (or the ones given)."""
-    return runtime.Runtime(max_processes=max_processes or settings.CLAUDE_MAX_CONCURRENT,
-                           max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS, task_hooks=TaskHooks(),
-                           max_warm=settings.CLAUDE_MAX_WARM if max_warm is None else max_warm,
-                           warm_idle=settings.CLAUDE_WARM_IDLE,
-                           max_file_operations=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS)
+    return runtime.Runtime(
+        max_processes=max_processes or settings.CLAUDE_MAX_CONCURRENT,
+        max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS,
+        task_hooks=TaskHooks(),
+        max_warm=settings.CLAUDE_MAX_WARM if max_warm is None else max_warm,
+        warm_idle=settings.CLAUDE_WARM_IDLE,
+        max_file_operations=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS,
+    )
 
 
 def recover() -> list[str]:
@@ -41,11 +49,18 @@ def recover() -> list[str]:
     return lines
 
 
-async def start(*, recover_first: bool = True, max_processes: int | None = None, max_tasks: int | None = None,
-                max_warm: int | None = None, max_file_operations: int | None = None) -> runtime.Runtime:
+async def start(
+    *,
+    recover_first: bool = True,
+    max_processes: int | None = None,
+    max_tasks: int | None = None,
+    max_warm: int | None = None,
+    max_file_operations: int | None = None,
+) -> runtime.Runtime:
     """Build and install the runtime on the running event loop, recover, and start queued tasks."""
-    built = build(max_processes=max_processes, max_tasks=max_tasks, max_warm=max_warm,
-                  max_file_operations=max_file_operations)
+    built = build(
+        max_processes=max_processes, max_tasks=max_tasks, max_warm=max_warm, max_file_operations=max_file_operations
+    )
     runtime.install(built)
     if recover_first:
         for line in await sync_to_async(recover, thread_sensitive=False)():

@@ -91,8 +91,10 @@ def envprojects(name: str) -> dict[str, Path]:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key):
             raise ImproperlyConfigured(f"{name}: the key {key!r} may only hold letters, digits, '.', '_' and '-'")
         if key == "default":
-            raise ImproperlyConfigured(f"{name}: \"default\" is each member's own folder under CLAUDE_WORKDIR; "
-                                       "give the shared project another key")
+            raise ImproperlyConfigured(
+                f'{name}: "default" is each member\'s own folder under CLAUDE_WORKDIR; '
+                "give the shared project another key"
+            )
         if key in projects:
             raise ImproperlyConfigured(f"{name}: the key {key!r} is given twice")
         if not Path(path).expanduser().is_absolute():
@@ -224,12 +226,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Turns write events while pages read them: WAL and a busy timeout keep SQLite from
     # answering "database is locked" under that mix.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "transaction_mode": "IMMEDIATE"}
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
     )
     # Tests use a file too (not SQLite's shared in-memory database, whose table locks ignore the
     # busy timeout): turns write from the runtime's own threads while requests read.
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = (
-        os.environ.get("APP_TEST_DB") or str(Path(tempfile.gettempdir()) / f"claude-chat-test-{os.getpid()}.sqlite3"))
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("APP_TEST_DB") or str(
+        Path(tempfile.gettempdir()) / f"claude-chat-test-{os.getpid()}.sqlite3"
+    )
 
 
 def redis_channel_layer(url: str, *, max_connections: int = 2000) -> dict[str, object]:
@@ -250,8 +257,9 @@ def redis_channel_layer(url: str, *, max_connections: int = 2000) -> dict[str, o
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL, max_connections=envint("REDIS_MAX_CONNECTIONS", "2000",
-                                                                                          minimum=1))}
+    CHANNEL_LAYERS = {
+        "default": redis_channel_layer(REDIS_URL, max_connections=envint("REDIS_MAX_CONNECTIONS", "2000", minimum=1))
+    }
 else:
     # Channels' own, minus a walk over every socket on every message (see project/layers.py).
     CHANNEL_LAYERS = {"default": {"BACKEND": "project.layers.InMemoryChannelLayer"}}
@@ -281,7 +289,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }
 
 
@@ -311,7 +323,9 @@ CLAUDE_SANDBOX = envchoice("CLAUDE_SANDBOX", "bwrap", choices=("bwrap", "off"))
 CLAUDE_BWRAP = envstr("CLAUDE_BWRAP", "bwrap")
 # The only variables of the server's environment the CLI gets (names, or prefixes ending in "*"):
 # its API credentials and settings; the server's own secrets stay out.
-CLAUDE_ENV_PASSTHROUGH = envlist("CLAUDE_ENV_PASSTHROUGH", "ANTHROPIC_*,CLAUDE_CODE_*,DISABLE_*,HTTP_PROXY,HTTPS_PROXY,NO_PROXY,LANG,LC_ALL,TZ")
+CLAUDE_ENV_PASSTHROUGH = envlist(
+    "CLAUDE_ENV_PASSTHROUGH", "ANTHROPIC_*,CLAUDE_CODE_*,DISABLE_*,HTTP_PROXY,HTTPS_PROXY,NO_PROXY,LANG,LC_ALL,TZ"
+)
 CLAUDE_ARCHIVE_DIR = envpath("CLAUDE_ARCHIVE_DIR", DATA_DIR / "archive")
 CLAUDE_MAX_CONCURRENT = envint("CLAUDE_MAX_CONCURRENT", "10", minimum=1)
 CLAUDE_TURN_TIMEOUT = envfloat("CLAUDE_TURN_TIMEOUT", "120", minimum=0.1)
@@ -357,7 +371,9 @@ CLAUDE_MAX_TASKS = envint("CLAUDE_MAX_TASKS", "5", minimum=1)
 # 0: no budget. Otherwise new task starts wait while the last minute's turns used more tokens.
 CLAUDE_MAX_TOKENS_PER_MINUTE = envint("CLAUDE_MAX_TOKENS_PER_MINUTE", "0")
 # Tools a task may use when skip-permissions mode is off (with --permission-mode acceptEdits).
-CLAUDE_TASK_ALLOWED_TOOLS = envlist("CLAUDE_TASK_ALLOWED_TOOLS", "Read,Edit,Write,MultiEdit,NotebookEdit,Glob,Grep,LS,TodoWrite")
+CLAUDE_TASK_ALLOWED_TOOLS = envlist(
+    "CLAUDE_TASK_ALLOWED_TOOLS", "Read,Edit,Write,MultiEdit,NotebookEdit,Glob,Grep,LS,TodoWrite"
+)
 CLAUDE_TASK_PERMISSION_MODE = envstr("CLAUDE_TASK_PERMISSION_MODE", "acceptEdits")
 CLAUDE_TASK_TIMEOUT = envfloat("CLAUDE_TASK_TIMEOUT", "3600", minimum=1)
 CLAUDE_TASK_STATE_DIR = envpath("CLAUDE_TASK_STATE_DIR", DATA_DIR / "tasks")
@@ -375,8 +391,10 @@ def envremotes(name: str, projects: dict[str, Path]) -> dict[str, forge.RemoteSp
     """Remotes of shared projects, ``key=REMOTE[:FORGE[:PATH]],...`` (:func:`drivers.forge.parse_remotes`)."""
     remotes = envparsed(name, "", forge.parse_remotes)
     if unknown := sorted(set(remotes) - set(projects)):
-        raise ImproperlyConfigured(f"{name}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among "
-                                   "CLAUDE_PROJECTS (only shared projects open pull requests)")
+        raise ImproperlyConfigured(
+            f"{name}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among "
+            "CLAUDE_PROJECTS (only shared projects open pull requests)"
+        )
     return remotes
 
 

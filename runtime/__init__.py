@@ -14,8 +14,23 @@ from .scheduler import Hold, TaskHooks, TaskScheduler
 from .turns import StopReason, Ticket, TurnJob, TurnQueue
 from .warm import WarmPool
 
-__all__ = ["Hold", "Pool", "PoolStatus", "Runtime", "RuntimeNotRunning", "StopReason", "TaskHooks", "TaskScheduler",
-           "Ticket", "TurnJob", "TurnQueue", "WarmPool", "current", "install", "uninstall"]
+__all__ = [
+    "Hold",
+    "Pool",
+    "PoolStatus",
+    "Runtime",
+    "RuntimeNotRunning",
+    "StopReason",
+    "TaskHooks",
+    "TaskScheduler",
+    "Ticket",
+    "TurnJob",
+    "TurnQueue",
+    "WarmPool",
+    "current",
+    "install",
+    "uninstall",
+]
 
 
 class RuntimeNotRunning(RuntimeError):
@@ -23,8 +38,16 @@ class RuntimeNotRunning(RuntimeError):
 
 
 class Runtime:
-    def __init__(self, *, max_processes: int, max_tasks: int, task_hooks: TaskHooks, max_warm: int = 8,
-                 warm_idle: float = 600.0, max_file_operations: int = 10) -> None:
+    def __init__(
+        self,
+        *,
+        max_processes: int,
+        max_tasks: int,
+        task_hooks: TaskHooks,
+        max_warm: int = 8,
+        warm_idle: float = 600.0,
+        max_file_operations: int = 10,
+    ) -> None:
         self.pool = Pool(max_processes)
         self.turns = TurnQueue(self.pool)
         self.tasks = TaskScheduler(limit=max_tasks, hooks=task_hooks)
@@ -65,6 +88,7 @@ def uninstall(runtime: Runtime) -> None:
 
 def current() -> Runtime:
     if _current is None:
-        raise RuntimeNotRunning("The turn runtime is not running in this process: turns run inside the server "
-                                "(project.asgi:application).")
+        raise RuntimeNotRunning(
+            "The turn runtime is not running in this process: turns run inside the server (project.asgi:application)."
+        )
     return _current

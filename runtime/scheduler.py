@@ -106,8 +106,11 @@ class TaskScheduler:
                 if task_id is None:
                     break
                 self.started_order.append(task_id)
-                job = asyncio.create_task(_own_thread(functools.partial(self._run, task_id)), name=f"task-{task_id}",
-                                          context=contextvars.Context())
+                job = asyncio.create_task(
+                    _own_thread(functools.partial(self._run, task_id)),
+                    name=f"task-{task_id}",
+                    context=contextvars.Context(),
+                )
                 self.running[task_id] = job
                 self.max_seen = max(self.max_seen, len(self.running))
                 job.add_done_callback(functools.partial(self._done, task_id))
@@ -129,6 +132,7 @@ class TaskScheduler:
 
     def _retry_in(self, seconds: float) -> None:
         if self._timer is None:
+
             def fire() -> None:
                 self._timer = None
                 self.kick()

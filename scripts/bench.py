@@ -31,10 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 _tmp = Path(tempfile.mkdtemp(prefix="chat-bench-"))
 (_tmp / "staticfiles").mkdir()
-ENV = {"APP_DATA_DIR": str(_tmp), "DATABASE_URL": f"sqlite:///{_tmp}/bench.sqlite3",
-       "DJANGO_SETTINGS_MODULE": "project.settings", "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
-       "CLAUDE_WORKDIR": str(_tmp / "work"), "CLAUDE_CONFIG_DIR": str(_tmp / "claude"),
-       "CLAUDE_ARCHIVE_DIR": str(_tmp / "archive"), "LOG_LEVEL": "WARNING"}
+ENV = {
+    "APP_DATA_DIR": str(_tmp),
+    "DATABASE_URL": f"sqlite:///{_tmp}/bench.sqlite3",
+    "DJANGO_SETTINGS_MODULE": "project.settings",
+    "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
+    "CLAUDE_WORKDIR": str(_tmp / "work"),
+    "CLAUDE_CONFIG_DIR": str(_tmp / "claude"),
+    "CLAUDE_ARCHIVE_DIR": str(_tmp / "archive"),
+    "LOG_LEVEL": "WARNING",
+}
 os.environ.update(ENV)
 
 import django  # noqa: E402
@@ -54,7 +60,9 @@ REPEATS = 7
 CASES = ("pages", "search", "concurrent", "sockets", "redis", "layer", "expire")
 
 
-def timed_get(client: Client, url: str, repeats: int = REPEATS, *, first: list[float] | None = None) -> tuple[float, int]:
+def timed_get(
+    client: Client, url: str, repeats: int = REPEATS, *, first: list[float] | None = None
+) -> tuple[float, int]:
     start = time.perf_counter()
     client.get(url)  # warms (templates compiled, finished turns rendered once); timed on its own
     if first is not None:
@@ -100,8 +108,10 @@ class Bench:
                 seconds, size = timed_get(self.client, self.chats[turns].get_absolute_url(), first=first)
                 base = seconds if turns == 1_000 else base
                 ratio = f"{seconds / base:5.2f}x" if base else "     "
-                print(f"  {turns:>7,} turns: {ms(seconds)}, {size / 1024:6.1f} KiB page, {ratio}; "
-                      f"first open {ms(first[0]).strip()}   (made in {made:.0f} s)")
+                print(
+                    f"  {turns:>7,} turns: {ms(seconds)}, {size / 1024:6.1f} KiB page, {ratio}; "
+                    f"first open {ms(first[0]).strip()}   (made in {made:.0f} s)"
+                )
             if search and turns in (10_000, 100_000):
                 self.search(total=sum(self.chats))
         if pages and 100_000 in self.chats:
@@ -146,17 +156,25 @@ class Bench:
             cpu = (server.cpu_seconds() - cpu) / len(alone)
             login_alone = bench_live.timed_gets(server, "/accounts/login/", repeats=REPEATS * 2)
             busy_cpu, started = server.cpu_seconds(), time.perf_counter()
-            four, login = bench_live.concurrent_gets(server, url, people=4, repeats=REPEATS * 2, also="/accounts/login/")
+            four, login = bench_live.concurrent_gets(
+                server, url, people=4, repeats=REPEATS * 2, also="/accounts/login/"
+            )
             busy_cpu, busy_wall = server.cpu_seconds() - busy_cpu, time.perf_counter() - started
         one_ms, four_ms = bench_live.median_ms(alone), bench_live.median_ms(four)
         print("Opening the 10,000-turn chat through Daphne (median of every request):")
-        print(f"  one person: {one_ms:.1f} ms ({cpu * 1000:.1f} ms of server CPU); 4 people at once: {four_ms:.1f} ms "
-              f"each ({four_ms / one_ms:.2f}x)")
+        print(
+            f"  one person: {one_ms:.1f} ms ({cpu * 1000:.1f} ms of server CPU); 4 people at once: {four_ms:.1f} ms "
+            f"each ({four_ms / one_ms:.2f}x)"
+        )
         # One interpreter runs Python one thread at a time: near 1.0 here, the pages wait for that, not for each other.
-        print(f"  meanwhile the server used {busy_cpu / busy_wall:.2f} CPU cores "
-              f"({busy_cpu / (len(four) + len(login)) * 1000:.1f} ms of CPU a request)")
-        print(f"  the login page alone: {bench_live.median_ms(login_alone):.1f} ms; while the 4 open it: "
-              f"{bench_live.median_ms(login):.1f} ms")
+        print(
+            f"  meanwhile the server used {busy_cpu / busy_wall:.2f} CPU cores "
+            f"({busy_cpu / (len(four) + len(login)) * 1000:.1f} ms of CPU a request)"
+        )
+        print(
+            f"  the login page alone: {bench_live.median_ms(login_alone):.1f} ms; while the 4 open it: "
+            f"{bench_live.median_ms(login):.1f} ms"
+        )
 
     def sockets(self, *, layer: str) -> None:
         count = self.args.sockets
@@ -185,10 +203,14 @@ class Bench:
         seconds, first_bytes, during, fanout = result
         name = "Redis (channels-redis)" if layer == "redis" else "the in-memory layer"
         print(f"{count:,} websockets at once on {name} ({count // 10} chats of 50 turns, 10 sockets each):")
-        print(f"  all connected and caught up in {seconds:.2f} s ({count / seconds:,.0f}/s; "
-              f"{self.connect_cpu * 1000:.1f} ms of server CPU each), {first_bytes / count / 1024:.1f} KiB sent to each"
-              + (f"; {self.failed:,} handshakes refused or timed out and retried" if self.failed else ""))
-        print(f"  a page meanwhile: {bench_live.median_ms(during):.1f} ms (quiet: {bench_live.median_ms(quiet):.1f} ms)")
+        print(
+            f"  all connected and caught up in {seconds:.2f} s ({count / seconds:,.0f}/s; "
+            f"{self.connect_cpu * 1000:.1f} ms of server CPU each), {first_bytes / count / 1024:.1f} KiB sent to each"
+            + (f"; {self.failed:,} handshakes refused or timed out and retried" if self.failed else "")
+        )
+        print(
+            f"  a page meanwhile: {bench_live.median_ms(during):.1f} ms (quiet: {bench_live.median_ms(quiet):.1f} ms)"
+        )
         print(f"  a rename of each chat reached all {count:,} sockets in {fanout:.2f} s")
 
     def _socket_chats(self, count: int) -> list[tuple[str, str]]:
@@ -253,7 +275,7 @@ class Bench:
         start = time.perf_counter()
         for n in range(calls):
             await layer.group_send(f"chat-{n % (sockets // 10)}", {"type": "live.fragment", "html": "<p>x</p>"})
-            for channel in channels[(n % (sockets // 10)) * 10:][:10]:
+            for channel in channels[(n % (sockets // 10)) * 10 :][:10]:
                 layer.channels[channel].get_nowait()
         return (time.perf_counter() - start) / calls
 
@@ -267,15 +289,20 @@ class Bench:
             owner = get_user_model().objects.create_user(f"idle-{count}-{size}")
             total = bench_data.idle_chats(owner, count=count, size=size, folder=_tmp / f"transcripts-{count}-{size}")
             start, cpu = time.perf_counter(), time.process_time()
-            queries = self._count_queries(lambda: call_command("expire_sessions", "--older-than", "24", "-v", "0",
-                                                               stdout=io.StringIO(), stderr=io.StringIO()))
+            queries = self._count_queries(
+                lambda: call_command(
+                    "expire_sessions", "--older-than", "24", "-v", "0", stdout=io.StringIO(), stderr=io.StringIO()
+                )
+            )
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             archived = Session.objects.filter(owner=owner, archived_at__isnull=False).count()
             # CPU time (all its threads) next to wall time: on a shared machine the wall time also
             # holds the waits for other people's work.
-            print(f"  {count:,} chats of {size // 1024:,} KiB: {seconds:.1f} s, {cpu:.1f} s of CPU "
-                  f"({seconds / count * 1000:.2f} ms a chat, {total / seconds / 1e6:.0f} MB/s of transcripts, "
-                  f"{queries / count:.2f} queries a chat); {archived:,} archived")
+            print(
+                f"  {count:,} chats of {size // 1024:,} KiB: {seconds:.1f} s, {cpu:.1f} s of CPU "
+                f"({seconds / count * 1000:.2f} ms a chat, {total / seconds / 1e6:.0f} MB/s of transcripts, "
+                f"{queries / count:.2f} queries a chat); {archived:,} archived"
+            )
             Session.objects.filter(owner=owner).update(last_activity_at=timezone.now())
         print(f"  for scale: this disk writes {disk:.0f} MB/s (256 MB, fsync'd)")
 

@@ -29,18 +29,34 @@ def make_chat(owner, turns: int, *, title: str | None = None) -> Session:
     start = timezone.now() - timedelta(seconds=turns)
     for first in range(0, turns, 5000):
         Turn.objects.bulk_create(
-            [Turn(session=session, author=owner, prompt=_prompt(n), status=Turn.Status.DONE, duration_ms=1200,
-                  input_tokens=900, output_tokens=120, cost_usd=0.01, created_at=start + timedelta(seconds=n))
-             for n in range(first, min(turns, first + 5000))], batch_size=1000)
+            [
+                Turn(
+                    session=session,
+                    author=owner,
+                    prompt=_prompt(n),
+                    status=Turn.Status.DONE,
+                    duration_ms=1200,
+                    input_tokens=900,
+                    output_tokens=120,
+                    cost_usd=0.01,
+                    created_at=start + timedelta(seconds=n),
+                )
+                for n in range(first, min(turns, first + 5000))
+            ],
+            batch_size=1000,
+        )
     session_id = Session._meta.pk.get_db_prep_value(session.id, connection)
     with connection.cursor() as cursor:
-        for kind, name, text, data in ((Event.Kind.TOOL_USE, "Write", "", TOOL_INPUT),
-                                       (Event.Kind.TOOL_RESULT, "", "File created successfully", "{}"),
-                                       (Event.Kind.TEXT, "", ANSWER, "{}")):
+        for kind, name, text, data in (
+            (Event.Kind.TOOL_USE, "Write", "", TOOL_INPUT),
+            (Event.Kind.TOOL_RESULT, "", "File created successfully", "{}"),
+            (Event.Kind.TEXT, "", ANSWER, "{}"),
+        ):
             cursor.execute(
                 "INSERT INTO chat_event (turn_id, kind, name, text, data, is_error, complete, created_at) "
                 "SELECT id, %s, %s, %s, %s, %s, %s, created_at FROM chat_turn WHERE session_id = %s ORDER BY id",
-                [kind, name, text, data, False, True, session_id])
+                [kind, name, text, data, False, True, session_id],
+            )
     return session
 
 
@@ -52,14 +68,25 @@ def _prompt(n: int) -> str:
 def _transcript_text(size: int, *, seed: int) -> bytes:
     """JSON lines like a CLI transcript's, of varied words (so they pack like real ones)."""
     rng = random.Random(seed)
-    vocabulary = ("the file function returns value error test python import data class self path line print "
-                  "response request server client config update remove create read write list dict").split()
+    vocabulary = (
+        "the file function returns value error test python import data class self path line print "
+        "response request server client config update remove create read write list dict"
+    ).split()
     lines, total = [], 0
     while total < size:
         text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(20, 120)))
-        line = json.dumps({"type": rng.choice(["user", "assistant"]), "uuid": f"{rng.getrandbits(128):032x}",
-                           "parentUuid": f"{rng.getrandbits(128):032x}", "timestamp": "2026-01-05T08:48:14.231Z",
-                           "message": {"role": "assistant", "content": [{"type": "text", "text": text}]}}) + "\n"
+        line = (
+            json.dumps(
+                {
+                    "type": rng.choice(["user", "assistant"]),
+                    "uuid": f"{rng.getrandbits(128):032x}",
+                    "parentUuid": f"{rng.getrandbits(128):032x}",
+                    "timestamp": "2026-01-05T08:48:14.231Z",
+                    "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+                }
+            )
+            + "\n"
+        )
         lines.append(line)
         total += len(line)
     return "".join(lines).encode()[:size]
@@ -72,8 +99,9 @@ def idle_chats(owner, *, count: int, size: int, folder: Path) -> int:
     idle_since = timezone.now() - timedelta(days=2)
     chats = []
     for n in range(count):
-        chat = Session(owner=owner, title=f"Idle {n}", workdir=str(folder), last_activity_at=idle_since,
-                       created_at=idle_since)
+        chat = Session(
+            owner=owner, title=f"Idle {n}", workdir=str(folder), last_activity_at=idle_since, created_at=idle_since
+        )
         transcript = folder / f"{chat.id}.jsonl"
         transcript.write_bytes(f'{{"n": {n}}}\n'.encode() + body)
         chat.transcript_path = str(transcript)

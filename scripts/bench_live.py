@@ -58,9 +58,18 @@ class Server:
     def post(self, path: str, fields: dict[str, str], *, csrf: str) -> int:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         body = urllib.parse.urlencode(fields)
-        conn.request("POST", path, body=body, headers={
-            "Cookie": self.cookie, "X-CSRFToken": csrf, "Content-Type": "application/x-www-form-urlencoded",
-            "Referer": f"http://{self.host}:{self.port}/", "HX-Request": "true"})
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                "Cookie": self.cookie,
+                "X-CSRFToken": csrf,
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Referer": f"http://{self.host}:{self.port}/",
+                "HX-Request": "true",
+            },
+        )
         status = conn.getresponse().status
         conn.close()
         return status
@@ -73,9 +82,23 @@ def daphne(*, env: dict[str, str], cookie: str, log: Path) -> Iterator[Server]:
 
     port = free_port()
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(port),
-                                    "project.asgi:application"], cwd=ROOT, env={**os.environ, **env},
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                *DAPHNE_OPTIONS,
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "project.asgi:application",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -104,8 +127,9 @@ def timed_gets(server: Server, path: str, *, repeats: int) -> list[float]:
         conn.close()
 
 
-def concurrent_gets(server: Server, path: str, *, people: int, repeats: int,
-                    also: str | None = None) -> tuple[list[float], list[float]]:
+def concurrent_gets(
+    server: Server, path: str, *, people: int, repeats: int, also: str | None = None
+) -> tuple[list[float], list[float]]:
     """``people`` fetching ``path`` ``repeats`` times each, all at once; with ``also``, one more
     fetching that page meanwhile. Every request's seconds, for both."""
     samples: list[float] = []
@@ -149,9 +173,13 @@ class Socket:
     async def open(cls, server: Server, path: str) -> Socket:
         reader, writer = await asyncio.open_connection(server.host, server.port, limit=2**24)
         key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                      f"Origin: http://{server.host}:{server.port}\r\nCookie: {server.cookie}\r\n\r\n").encode())
+        writer.write(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Origin: http://{server.host}:{server.port}\r\nCookie: {server.cookie}\r\n\r\n"
+            ).encode()
+        )
         status = await reader.readuntil(b"\r\n\r\n")
         if b" 101 " not in status.split(b"\r\n", 1)[0]:
             raise RuntimeError(f"websocket refused: {status[:200]!r}")
@@ -178,7 +206,9 @@ class Socket:
     async def close(self) -> None:
         mask = os.urandom(4)
         payload = struct.pack("!H", 1000)
-        self.writer.write(bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        self.writer.write(
+            bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        )
         with contextlib.suppress(OSError):
             await self.writer.drain()
         self.writer.close()
@@ -213,8 +243,9 @@ async def broadcast(server: Server, sockets_by_chat: dict[str, list[Socket]], *,
     start = time.perf_counter()
     waiting = [asyncio.ensure_future(s.receive()) for group in sockets_by_chat.values() for s in group]
     for n, chat in enumerate(sockets_by_chat):
-        status = await loop.run_in_executor(None, lambda c=chat, n=n: server.post(
-            f"/chat/{c}/rename/", {"title": f"Renamed {n}"}, csrf=csrf))
+        status = await loop.run_in_executor(
+            None, lambda c=chat, n=n: server.post(f"/chat/{c}/rename/", {"title": f"Renamed {n}"}, csrf=csrf)
+        )
         assert status == 200, status
     await asyncio.gather(*waiting)
     return time.perf_counter() - start

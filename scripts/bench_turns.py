@@ -42,14 +42,24 @@ CONFIG = TMP / "claude"
 HOME = TMP / "home"
 HOME.mkdir()
 (TMP / "staticfiles").mkdir()
-os.environ.update({
-    "APP_DATA_DIR": str(TMP), "DATABASE_URL": f"sqlite:///{TMP}/bench.sqlite3",
-    "DJANGO_SETTINGS_MODULE": "project.settings", "DJANGO_ALLOWED_HOSTS": "localhost,testserver",
-    "CLAUDE_WORKDIR": str(TMP / "work"), "CLAUDE_CONFIG_DIR": str(CONFIG),
-    "ANTHROPIC_BASE_URL": STUB.url, "ANTHROPIC_API_KEY": "bench-key", "HOME": str(HOME),
-    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-    "CLAUDE_MAX_CONCURRENT": "20", "CLAUDE_MAX_WARM": "20", "CLAUDE_MAX_QUEUED_PER_MEMBER": "50",
-})
+os.environ.update(
+    {
+        "APP_DATA_DIR": str(TMP),
+        "DATABASE_URL": f"sqlite:///{TMP}/bench.sqlite3",
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_ALLOWED_HOSTS": "localhost,testserver",
+        "CLAUDE_WORKDIR": str(TMP / "work"),
+        "CLAUDE_CONFIG_DIR": str(CONFIG),
+        "ANTHROPIC_BASE_URL": STUB.url,
+        "ANTHROPIC_API_KEY": "bench-key",
+        "HOME": str(HOME),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_MAX_CONCURRENT": "20",
+        "CLAUDE_MAX_WARM": "20",
+        "CLAUDE_MAX_QUEUED_PER_MEMBER": "50",
+    }
+)
 
 import django  # noqa: E402
 
@@ -92,9 +102,14 @@ def raw_env(config: Path) -> dict[str, str]:
 def raw_print(args: list[str], cwd: Path, config: Path, needle: str) -> float:
     """Seconds from starting ``claude --print`` to the first line holding ``needle``."""
     start = time.perf_counter()
-    with subprocess.Popen([CLI, "--print", "--output-format", "stream-json", "--verbose", "--include-partial-messages",
-                           *args], cwd=cwd, env=raw_env(config), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True) as proc:
+    with subprocess.Popen(
+        [CLI, "--print", "--output-format", "stream-json", "--verbose", "--include-partial-messages", *args],
+        cwd=cwd,
+        env=raw_env(config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
         assert proc.stdout is not None
         first = None
         for line in proc.stdout:
@@ -124,10 +139,26 @@ class RawWarm:
     def __init__(self, folder: Path) -> None:
         config, cwd = folder / "config", folder / "work"
         cwd.mkdir(parents=True)
-        self.proc = subprocess.Popen([CLI, "--print", "--input-format", "stream-json", "--output-format", "stream-json",
-                                      "--verbose", "--include-partial-messages", "--session-id", str(uuid.uuid4())],
-                                     cwd=cwd, env=raw_env(config), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [
+                CLI,
+                "--print",
+                "--input-format",
+                "stream-json",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--include-partial-messages",
+                "--session-id",
+                str(uuid.uuid4()),
+            ],
+            cwd=cwd,
+            env=raw_env(config),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         self.turn("My name is Ada", GREETING)
 
     def turn(self, text: str, needle: str) -> float:
@@ -159,8 +190,11 @@ class Tab:
 
     def __init__(self, cookie: str, session: Session) -> None:
         self.session = session
-        self.socket = WebsocketCommunicator(application, f"/ws/chat/{session.id}/", headers=[
-            (b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie.encode())])
+        self.socket = WebsocketCommunicator(
+            application,
+            f"/ws/chat/{session.id}/",
+            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie.encode())],
+        )
 
     async def open(self) -> None:
         connected, _ = await self.socket.connect()
@@ -255,8 +289,9 @@ class CpuMeter:
         self._stop.set()
         self._thread.join()
         own = resource.getrusage(resource.RUSAGE_SELF)
-        self.seconds = (own.ru_utime + own.ru_stime - self._own.ru_utime - self._own.ru_stime
-                        + sum(self.seen.values()) / self.TICK)
+        self.seconds = (
+            own.ru_utime + own.ru_stime - self._own.ru_utime - self._own.ru_stime + sum(self.seen.values()) / self.TICK
+        )
 
 
 def memory_of_tree() -> tuple[int, float, float]:
@@ -299,8 +334,10 @@ async def throughput(user, *, max_warm: int) -> tuple[float, float, tuple[int, f
         wall = time.perf_counter() - start
     await composition.stop(built)
     used = meter.seconds - sum(ticks for key, ticks in before.seen.items() if key in meter.seen) / CpuMeter.TICK
-    failed = [(t.status, t.error[:300]) async for t in Turn.objects.filter(session__in=sessions).exclude(
-        status=Turn.Status.DONE)]
+    failed = [
+        (t.status, t.error[:300])
+        async for t in Turn.objects.filter(session__in=sessions).exclude(status=Turn.Status.DONE)
+    ]
     if failed:
         print(f"  ({len(failed)} of {CHATS * (FOLLOW_UPS + 1)} turns did not end well: {failed})")
     count = CHATS * FOLLOW_UPS
@@ -332,15 +369,19 @@ async def app_part(user) -> None:
     print(f"  cold (CLAUDE_MAX_WARM=0)      {cold_rate:6.1f} turns/s   {cold_cpu:5.2f} CPU s a turn")
     print(f"  warm / cold: {warm_rate / cold_rate:.1f}x the turns a second, {cold_cpu / warm_cpu:.1f}x less CPU a turn")
     processes, rss, pss = memory
-    print(f"\nMemory of {CHATS} warm sessions: {processes} processes, RSS {rss:,.0f} MB in all "
-          f"({rss / CHATS:,.0f} MB a session), PSS {pss:,.0f} MB ({pss / CHATS:,.0f} MB a session)")
+    print(
+        f"\nMemory of {CHATS} warm sessions: {processes} processes, RSS {rss:,.0f} MB in all "
+        f"({rss / CHATS:,.0f} MB a session), PSS {pss:,.0f} MB ({pss / CHATS:,.0f} MB a session)"
+    )
 
 
 def main() -> None:
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user(username="bench", password="bench-pass-123")
-    print(f"Claude Code {subprocess.run([CLI, '--version'], capture_output=True, text=True).stdout.strip()}, "
-          f"{os.cpu_count()} cores, sandbox {settings.CLAUDE_SANDBOX}")
+    print(
+        f"Claude Code {subprocess.run([CLI, '--version'], capture_output=True, text=True).stdout.strip()}, "
+        f"{os.cpu_count()} cores, sandbox {settings.CLAUDE_SANDBOX}"
+    )
     try:
         asyncio.run(app_part(user))
     finally:

@@ -11,8 +11,17 @@ from chat.toolcards import Line, Lines
 
 # A file's lines shown before the rest folds away behind "Show all".
 FILE_PREVIEW_LINES = 400
-_HEADER_PREFIXES = ("index ", "old mode ", "new mode ", "similarity index ", "dissimilarity index ", "copy from ",
-                    "copy to ", "--- ", "+++ ")
+_HEADER_PREFIXES = (
+    "index ",
+    "old mode ",
+    "new mode ",
+    "similarity index ",
+    "dissimilarity index ",
+    "copy from ",
+    "copy to ",
+    "--- ",
+    "+++ ",
+)
 
 
 @dataclass
@@ -45,7 +54,7 @@ class Patch:
 
 def _path_of_header(line: str) -> str:
     """``diff --git a/x b/x`` → ``x`` (the new side; paths with " b/" in them are rare)."""
-    rest = line[len("diff --git "):]
+    rest = line[len("diff --git ") :]
     return rest.split(" b/", 1)[1] if " b/" in rest else rest
 
 
@@ -85,9 +94,9 @@ def _header(current: FileDiff, line: str) -> bool:
     elif line.startswith("deleted file mode"):
         current.status = "deleted"
     elif line.startswith("rename from "):
-        current.status, current.old_path = "renamed", line[len("rename from "):]
+        current.status, current.old_path = "renamed", line[len("rename from ") :]
     elif line.startswith("rename to "):
-        current.path = line[len("rename to "):]
+        current.path = line[len("rename to ") :]
     elif line.startswith("Binary files "):
         current.status = "binary" if current.status == "modified" else current.status
         current.raw.append(Line("meta", "Binary file: not shown"))

@@ -31,8 +31,9 @@ def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str) -> str:
 
 
 def task_head_html(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> str:
-    return render_to_string("tasks/detail.html#task-head", {"task": selectors.task_for_page(task_id, user=user),
-                                                            "oob": True})
+    return render_to_string(
+        "tasks/detail.html#task-head", {"task": selectors.task_for_page(task_id, user=user), "oob": True}
+    )
 
 
 def task_page_html(task_id: int, *, user: AbstractBaseUser | AnonymousUser, may_answer: bool) -> str:

@@ -81,8 +81,9 @@ class Task(models.Model):
     CLOSED = (Status.MERGED, Status.CANCELLED)
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="claude_tasks")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claude_tasks"
+    )
     title = models.CharField(max_length=120)
     prompt = models.TextField()
     project = models.CharField(max_length=100)
@@ -118,8 +119,9 @@ class Task(models.Model):
     pr_repository = models.CharField("forge repository", max_length=255, blank=True)
     pr_number = models.PositiveIntegerField("pull request", null=True, blank=True)
     pr_url = models.URLField("pull request URL", max_length=1024, blank=True)
-    pr_state = models.CharField("pull request state", max_length=8, choices=PullState.choices, default=PullState.NONE,
-                                blank=True)
+    pr_state = models.CharField(
+        "pull request state", max_length=8, choices=PullState.choices, default=PullState.NONE, blank=True
+    )
     pr_head = models.CharField("commit pushed", max_length=64, blank=True)
     pr_checked_at = models.DateTimeField("pull request checked", null=True, blank=True)
 

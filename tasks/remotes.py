@@ -66,12 +66,16 @@ def target_for(project: str, repo_path: str | Path) -> Target | None:
     if spec is None:
         return None  # an origin that tells no forge (or none at all): no remote
     if url is None:
-        problem = (f"The repository of project {project!r} has no git remote {remote!r} (CLAUDE_PROJECT_REMOTES names it). "
-                   f"Add it there with `git remote add {remote} <url>`.")
+        problem = (
+            f"The repository of project {project!r} has no git remote {remote!r} (CLAUDE_PROJECT_REMOTES names it). "
+            f"Add it there with `git remote add {remote} <url>`."
+        )
     else:
-        problem = (f"The URL of the remote {remote!r} of project {project!r} ({url}) does not tell its forge and "
-                   f"repository. Name them: CLAUDE_PROJECT_REMOTES=\"{project}={remote}:github:OWNER/REPO\" "
-                   f"(or {remote}:gitlab:GROUP/PROJECT).")
+        problem = (
+            f"The URL of the remote {remote!r} of project {project!r} ({url}) does not tell its forge and "
+            f'repository. Name them: CLAUDE_PROJECT_REMOTES="{project}={remote}:github:OWNER/REPO" '
+            f"(or {remote}:gitlab:GROUP/PROJECT)."
+        )
     return Target(project, remote, None, problem)
 
 

@@ -35,8 +35,9 @@ def _asking_sessions() -> set[uuid.UUID]:
 def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
     """The board's columns of ``tasks`` (the ones ``user`` may see); "needs you" on those whose run
     waits for an answer ``user`` may give."""
-    shown = list(tasks.select_related("conflict_with", "created_by", "session").order_by("-priority", "-created_at")
-                 [:BOARD_SIZE])
+    shown = list(
+        tasks.select_related("conflict_with", "created_by", "session").order_by("-priority", "-created_at")[:BOARD_SIZE]
+    )
     asking = _asking_sessions()
     for task in shown:
         task.asking = task.session_id in asking
@@ -45,7 +46,11 @@ def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | An
     columns = [
         ("waiting", "Waiting", [t for t in shown if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
         ("running", "Running", [t for t in shown if t.status == Task.Status.RUNNING]),
-        ("paused", "Paused / needs attention", [t for t in shown if t.status in (Task.Status.PAUSED, Task.Status.FAILED)]),
+        (
+            "paused",
+            "Paused / needs attention",
+            [t for t in shown if t.status in (Task.Status.PAUSED, Task.Status.FAILED)],
+        ),
         ("completed", "Completed: review and merge", [t for t in shown if t.status == Task.Status.COMPLETED]),
         ("closed", "Merged / cancelled", [t for t in shown if t.status in Task.CLOSED][:CLOSED_SHOWN]),
     ]
@@ -83,6 +88,10 @@ def open_task_sessions(session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, st
     """The sessions among ``session_ids`` whose task is not merged or discarded yet, each with why
     it must not be archived: a run, a follow-up or the merge of that task needs its transcript."""
     found = Task.objects.open().filter(session_id__in=list(session_ids)).values_list("session_id", "pk", "status")
-    return {session_id: (f"its task #{task_id} is {Task.Status(status).label.lower()}, not merged or discarded yet: "
-                         "it needs its session until then")
-            for session_id, task_id, status in found}
+    return {
+        session_id: (
+            f"its task #{task_id} is {Task.Status(status).label.lower()}, not merged or discarded yet: "
+            "it needs its session until then"
+        )
+        for session_id, task_id, status in found
+    }

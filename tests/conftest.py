@@ -106,8 +106,9 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
     settings.CLAUDE_WORKDIR = workdir
     settings.CLAUDE_ARCHIVE_DIR = archive_dir
     settings.DATA_DIR = tmp_path / "data"
-    return ClaudeEnv(cli=CLAUDE, config_dir=config_dir, workdir=workdir, archive_dir=archive_dir,
-                     api_url=stub_api.url, env=env)
+    return ClaudeEnv(
+        cli=CLAUDE, config_dir=config_dir, workdir=workdir, archive_dir=archive_dir, api_url=stub_api.url, env=env
+    )
 
 
 @pytest.fixture
@@ -204,17 +205,25 @@ class LiveApp:
     data_dir: Path
 
     def manage(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
-        done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env={**self.env, **(extra_env or {})},
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if done.returncode:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
     def create_user(self, *, username: str, password: str, staff: bool = False) -> int:
         """A user of the live app; returns its id."""
-        code = ("import os; from django.contrib.auth import get_user_model as g; "
-                "u = g().objects.create_user(os.environ['U'], password=os.environ['P']); "
-                "u.is_staff = u.is_superuser = os.environ['S'] == '1'; u.save(); print(u.pk)")
+        code = (
+            "import os; from django.contrib.auth import get_user_model as g; "
+            "u = g().objects.create_user(os.environ['U'], password=os.environ['P']); "
+            "u.is_staff = u.is_superuser = os.environ['S'] == '1'; u.save(); print(u.pk)"
+        )
         out = self.manage("shell", "-c", code, extra_env={"U": username, "P": password, "S": "1" if staff else "0"})
         return int(out.split()[-1])
 
@@ -223,8 +232,13 @@ class LiveApp:
         and wait until it answers; its output goes to server.log in its data folder."""
         port = int(self.base_url.rsplit(":", 1)[1])
         with open(self.data_dir / "server.log", "ab") as log:
-            server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                       "project.asgi:application"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            server = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -233,7 +247,9 @@ class LiveApp:
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     server.kill()
-                    raise AssertionError("the server did not start:\n" + (self.data_dir / "server.log").read_text()) from None
+                    raise AssertionError(
+                        "the server did not start:\n" + (self.data_dir / "server.log").read_text()
+                    ) from None
                 time.sleep(0.2)
 
     def own_folder(self, user_id: int) -> Path:
@@ -278,8 +294,16 @@ def live_app(stub_api, tmp_path_factory):
         server.kill()
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +327,10 @@ def page(browser):
     context = browser.new_context()
     context.set_default_timeout(15_000)
     violations: list[str] = []
-    context.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    context.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     page = context.new_page()
     yield page
     context.close()

@@ -27,9 +27,24 @@ TOKEN = "forge-test-token-0123456789"
 GITHUB_VERSION = "2022-11-28"
 GITHUB_CREATE_FIELDS = {"title", "head", "head_repo", "base", "body", "maintainer_can_modify", "draft", "issue"}
 GITHUB_UPDATE_FIELDS = {"title", "body", "state", "base", "maintainer_can_modify"}
-GITLAB_CREATE_FIELDS = {"source_branch", "target_branch", "title", "description", "assignee_id", "assignee_ids",
-                        "reviewer_ids", "labels", "milestone_id", "remove_source_branch", "squash", "target_project_id",
-                        "allow_collaboration", "allow_maintainer_to_push", "approvals_before_merge", "merge_after"}
+GITLAB_CREATE_FIELDS = {
+    "source_branch",
+    "target_branch",
+    "title",
+    "description",
+    "assignee_id",
+    "assignee_ids",
+    "reviewer_ids",
+    "labels",
+    "milestone_id",
+    "remove_source_branch",
+    "squash",
+    "target_project_id",
+    "allow_collaboration",
+    "allow_maintainer_to_push",
+    "approvals_before_merge",
+    "merge_after",
+}
 GITLAB_UPDATE_FIELDS = {"state_event", "title", "description", "target_branch", "labels", "assignee_id"}
 
 
@@ -133,8 +148,13 @@ class ForgeStandIn:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode(errors="replace")
-        recorded = Recorded(handler.command, raw_path, urllib.parse.parse_qs(query),
-                            {name.lower(): value for name, value in handler.headers.items()}, body)
+        recorded = Recorded(
+            handler.command,
+            raw_path,
+            urllib.parse.parse_qs(query),
+            {name.lower(): value for name, value in handler.headers.items()},
+            body,
+        )
         with self._lock:
             self.requests.append(recorded)
             try:
@@ -143,9 +163,9 @@ class ForgeStandIn:
                 if raw and handler.headers.get("Content-Type") != "application/json":
                     raise Violation(f"a body sent as {handler.headers.get('Content-Type')!r}, not application/json")
                 if raw_path.startswith("/github/"):
-                    status, answer = self._github(recorded, raw_path[len("/github"):])
+                    status, answer = self._github(recorded, raw_path[len("/github") :])
                 elif raw_path.startswith("/gitlab/api/v4/"):
-                    status, answer = self._gitlab(recorded, raw_path[len("/gitlab/api/v4"):])
+                    status, answer = self._gitlab(recorded, raw_path[len("/gitlab/api/v4") :])
                 else:
                     raise Violation(f"no API at {raw_path}")
             except Violation as exc:
@@ -159,8 +179,9 @@ class ForgeStandIn:
         handler.wfile.write(data)
 
     def _has_branch(self, repo: Repo, branch: str) -> bool:
-        done = subprocess.run(["git", "-C", str(repo.bare), "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"],
-                              check=False)
+        done = subprocess.run(
+            ["git", "-C", str(repo.bare), "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], check=False
+        )
         return done.returncode == 0
 
     @staticmethod
@@ -171,7 +192,11 @@ class ForgeStandIn:
 
     def _github(self, r: Recorded, path: str) -> tuple[int, Any]:
         if r.headers.get("authorization") != f"Bearer {self.token}":
-            return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}
+            return 401, {
+                "message": "Bad credentials",
+                "documentation_url": "https://docs.github.com/rest",
+                "status": "401",
+            }
         if r.headers.get("accept") != "application/vnd.github+json":
             raise Violation(f"Accept is {r.headers.get('accept')!r}, not application/vnd.github+json")
         if r.headers.get("x-github-api-version") != GITHUB_VERSION:
@@ -197,10 +222,15 @@ class ForgeStandIn:
             if not isinstance(r.json, dict) or set(r.json) - GITHUB_UPDATE_FIELDS:
                 raise Violation(f"PATCH fields {r.json!r}")
             if r.json.get("state") not in (None, "open", "closed"):
-                return 422, {"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "state",
-                                                                          "code": "invalid"}]}
+                return 422, {
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "PullRequest", "field": "state", "code": "invalid"}],
+                }
             if pull.merged:
-                return 422, {"message": "Validation Failed", "errors": [{"message": "Cannot change a merged pull request"}]}
+                return 422, {
+                    "message": "Validation Failed",
+                    "errors": [{"message": "Cannot change a merged pull request"}],
+                }
             pull.state = r.json.get("state", pull.state)
             return 200, self._github_pull(repo, pull)
         raise Violation(f"{r.method} on a pull request")
@@ -224,24 +254,43 @@ class ForgeStandIn:
         head = str(body["head"]).split(":", 1)[-1]
         for name, branch in (("head", head), ("base", body["base"])):
             if not self._has_branch(repo, branch):
-                return 422, {"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": name,
-                                                                          "code": "invalid"}],
-                             "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"}
+                return 422, {
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "PullRequest", "field": name, "code": "invalid"}],
+                    "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+                }
         owner = repo.path.split("/")[0]
         if any(p.head == head and p.base == body["base"] and p.state == "open" for p in repo.pulls):
-            return 422, {"message": "Validation Failed", "errors": [{
-                "resource": "PullRequest", "code": "custom", "message": f"A pull request already exists for {owner}:{head}."}],
-                "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request", "status": "422"}
+            return 422, {
+                "message": "Validation Failed",
+                "errors": [
+                    {
+                        "resource": "PullRequest",
+                        "code": "custom",
+                        "message": f"A pull request already exists for {owner}:{head}.",
+                    }
+                ],
+                "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+                "status": "422",
+            }
         pull = Pull(len(repo.pulls) + 1, head, body["base"], body["title"], body.get("body") or "", "open")
         repo.pulls.append(pull)
         return 201, self._github_pull(repo, pull)
 
     def _github_pull(self, repo: Repo, pull: Pull) -> dict[str, Any]:
-        return {"url": f"{self.github_api}/repos/{repo.path}/pulls/{pull.number}", "id": 1000 + pull.number,
-                "html_url": f"https://github.com/{repo.path}/pull/{pull.number}", "number": pull.number,
-                "state": pull.state, "title": pull.title, "body": pull.body, "merged": pull.merged,
-                "merged_at": "2026-01-05T08:48:14Z" if pull.merged else None,
-                "head": {"ref": pull.head, "label": f"{repo.path.split('/')[0]}:{pull.head}"}, "base": {"ref": pull.base}}
+        return {
+            "url": f"{self.github_api}/repos/{repo.path}/pulls/{pull.number}",
+            "id": 1000 + pull.number,
+            "html_url": f"https://github.com/{repo.path}/pull/{pull.number}",
+            "number": pull.number,
+            "state": pull.state,
+            "title": pull.title,
+            "body": pull.body,
+            "merged": pull.merged,
+            "merged_at": "2026-01-05T08:48:14Z" if pull.merged else None,
+            "head": {"ref": pull.head, "label": f"{repo.path.split('/')[0]}:{pull.head}"},
+            "base": {"ref": pull.base},
+        }
 
     # GitLab: https://docs.gitlab.com/api/merge_requests/
 
@@ -260,8 +309,13 @@ class ForgeStandIn:
             return self._gitlab_create(repo, r.json)
         if iid is None and r.method == "GET":
             wanted = {name: values[0] for name, values in r.query.items()}
-            pulls = [p for p in repo.pulls if wanted.get("state", p.state) in (p.state, "all")
-                     and wanted.get("source_branch", p.head) == p.head and wanted.get("target_branch", p.base) == p.base]
+            pulls = [
+                p
+                for p in repo.pulls
+                if wanted.get("state", p.state) in (p.state, "all")
+                and wanted.get("source_branch", p.head) == p.head
+                and wanted.get("target_branch", p.base) == p.base
+            ]
             return 200, [self._gitlab_pull(repo, p) for p in pulls]
         pull = self._find(repo, iid) if iid is not None else None
         if pull is None:
@@ -290,20 +344,41 @@ class ForgeStandIn:
         for branch in (body["source_branch"], body["target_branch"]):
             if not self._has_branch(repo, branch):
                 return 422, {"message": [f"Branch {branch!r} does not exist"]}
-        open_one = next((p for p in repo.pulls if p.head == body["source_branch"] and p.base == body["target_branch"]
-                         and p.state == "opened"), None)
+        open_one = next(
+            (
+                p
+                for p in repo.pulls
+                if p.head == body["source_branch"] and p.base == body["target_branch"] and p.state == "opened"
+            ),
+            None,
+        )
         if open_one is not None:
-            return 409, {"message": [f"Another open merge request already exists for this source branch: !{open_one.number}"]}
-        pull = Pull(len(repo.pulls) + 1, body["source_branch"], body["target_branch"], body["title"],
-                    body.get("description") or "", "opened")
+            return 409, {
+                "message": [f"Another open merge request already exists for this source branch: !{open_one.number}"]
+            }
+        pull = Pull(
+            len(repo.pulls) + 1,
+            body["source_branch"],
+            body["target_branch"],
+            body["title"],
+            body.get("description") or "",
+            "opened",
+        )
         repo.pulls.append(pull)
         return 201, self._gitlab_pull(repo, pull)
 
     def _gitlab_pull(self, repo: Repo, pull: Pull) -> dict[str, Any]:
-        return {"id": 5000 + pull.number, "iid": pull.number, "project_id": 42, "title": pull.title,
-                "description": pull.body, "state": pull.state,
-                "source_branch": pull.head, "target_branch": pull.base,
-                "web_url": f"https://gitlab.com/{repo.path}/-/merge_requests/{pull.number}"}
+        return {
+            "id": 5000 + pull.number,
+            "iid": pull.number,
+            "project_id": 42,
+            "title": pull.title,
+            "description": pull.body,
+            "state": pull.state,
+            "source_branch": pull.head,
+            "target_branch": pull.base,
+            "web_url": f"https://gitlab.com/{repo.path}/-/merge_requests/{pull.number}",
+        }
 
 
 class Violation(Exception):

@@ -36,6 +36,7 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator[None
     result = yield
     inner = signal.getsignal(signal.SIGALRM)
     if callable(inner):
+
         def on_timeout(signum: int, frame: Any) -> None:
             _print_tasks()
             faulthandler.dump_traceback_later(GRACE_SECONDS, exit=True, file=sys.__stderr__)

@@ -21,7 +21,10 @@ def test_existing_chats_get_a_config_folder_of_their_own_and_keep_their_transcri
     from drivers.claude import transcript_path
 
     settings.CLAUDE_CONFIG_DIR = tmp_path / "claude"
-    before, after = [("chat", "0002_task_moved_to_tasks_app")], [("chat", "0003_per_chat_config_folders_and_project_access")]
+    before, after = (
+        [("chat", "0002_task_moved_to_tasks_app")],
+        [("chat", "0003_per_chat_config_folders_and_project_access")],
+    )
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old_apps = executor.loader.project_state(before).apps

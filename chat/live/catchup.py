@@ -68,8 +68,12 @@ def refresh(session: Session, *, may_answer: bool) -> CatchUp:
     page = selectors.latest_turns(session=session, events=False)
     rendered.prerender(page.turns)
     html = fragments.turns_refreshed(session, page, may_answer=may_answer) + fragments.session_state(session)
-    return CatchUp(html=html, turn=max((t.pk for t in page.turns), default=0),
-                   event=selectors.last_event_id(turn_ids=[t.pk for t in page.turns]), whole=True)
+    return CatchUp(
+        html=html,
+        turn=max((t.pk for t in page.turns), default=0),
+        event=selectors.last_event_id(turn_ids=[t.pk for t in page.turns]),
+        whole=True,
+    )
 
 
 def catch_up(*, session: Session, since: Since | None, may_answer: bool) -> CatchUp:
@@ -86,7 +90,10 @@ def catch_up(*, session: Session, since: Since | None, may_answer: bool) -> Catc
     if sum(len(turn.events.all()) for turn in whole) > MAX_EVENTS:
         return refresh(session, may_answer=may_answer)
     parts = [fragments.turn_replaced(turn, session, may_answer=may_answer) for turn in whole if turn.pk in unfinished]
-    parts += [fragments.turn_appended(turn, session, may_answer=may_answer) for turn in whole if turn.pk not in unfinished]
+    parts += [
+        fragments.turn_appended(turn, session, may_answer=may_answer) for turn in whole if turn.pk not in unfinished
+    ]
     parts.append(fragments.session_state(session))
-    return CatchUp(html="".join(parts), turn=max([since.turn, *new]), event=max(since.event, _last_event(whole)),
-                   whole=False)
+    return CatchUp(
+        html="".join(parts), turn=max([since.turn, *new]), event=max(since.event, _last_event(whole)), whole=False
+    )

@@ -20,7 +20,9 @@ def turn_appended(turn: Turn, session: Session, *, may_answer: bool = False) -> 
 
 def turn_replaced(turn: Turn, session: Session, *, may_answer: bool = False) -> str:
     """The whole turn in place of the one on the page (its status and streamed text may have moved on)."""
-    return render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session, "replace": True, "may_answer": may_answer})
+    return render_to_string(
+        f"{PAGE}#turn", {"turn": turn, "session": session, "replace": True, "may_answer": may_answer}
+    )
 
 
 def event_appended(event: Event, *, may_answer: bool = False) -> str:
@@ -51,8 +53,10 @@ def session_state(session: Session) -> str:
 
 
 def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool) -> str:
-    return render_to_string(f"{PAGE}#turns", {"session": session, "turns": page.turns, "has_older": page.has_older,
-                                              "oob": True, "may_answer": may_answer})
+    return render_to_string(
+        f"{PAGE}#turns",
+        {"session": session, "turns": page.turns, "has_older": page.has_older, "oob": True, "may_answer": may_answer},
+    )
 
 
 def flash(text: str, *, level: str = "error", refused: bool = False) -> str:

@@ -73,7 +73,8 @@ def _render(turn: Turn) -> str:
 def _viewer_independent(turn: Turn) -> bool:
     """Finished, with no prompt still open (whose buttons depend on the viewer); events prefetched."""
     return not turn.is_pending and not any(
-        event.kind == Event.Kind.PERMISSION and event.data.get("status") == "pending" for event in turn.events.all())
+        event.kind == Event.Kind.PERMISSION and event.data.get("status") == "pending" for event in turn.events.all()
+    )
 
 
 def prerender(turns: Iterable[Turn]) -> None:

@@ -19,15 +19,19 @@ def ensure_admin(*, data_dir: Path, login_url: str) -> str:
     legacy = data_dir / LEGACY_NOTE
     if legacy.exists():
         legacy.unlink()
-        lines.append(f"Removed {legacy}: passwords are not kept in files. If anyone else could read it, change "
-                     "that account's password in the admin.")
+        lines.append(
+            f"Removed {legacy}: passwords are not kept in files. If anyone else could read it, change "
+            "that account's password in the admin."
+        )
     if not User.objects.exists():
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(ADMIN_NAME, email="", password=password)
-        lines.append(f"Created an admin account. Log in at {login_url}\n"
-                     f"    username: {ADMIN_NAME}\n    password: {password}\n"
-                     "This password is shown only now and stored nowhere: note it, and change it in the admin once "
-                     "logged in. (Lost it? `scripts/manage changepassword admin`.)")
+        lines.append(
+            f"Created an admin account. Log in at {login_url}\n"
+            f"    username: {ADMIN_NAME}\n    password: {password}\n"
+            "This password is shown only now and stored nowhere: note it, and change it in the admin once "
+            "logged in. (Lost it? `scripts/manage changepassword admin`.)"
+        )
     else:
         lines.append(f"Log in at {login_url}.")
     return "\n".join(lines)

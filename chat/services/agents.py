@@ -64,12 +64,14 @@ def api_url() -> str:
 def environment(*, session: Session, extra: Mapping[str, str] = {}) -> dict[str, str]:
     """The CLI's whole environment for a turn of ``session``."""
     env = {name: value for name, value in os.environ.items() if _passes(name)}
-    env.update({
-        "PATH": SANDBOX_PATH if sandboxed() else os.environ.get("PATH", SANDBOX_PATH),
-        "HOME": session.config_dir,
-        "CLAUDE_CONFIG_DIR": session.config_dir,
-        **extra,
-    })
+    env.update(
+        {
+            "PATH": SANDBOX_PATH if sandboxed() else os.environ.get("PATH", SANDBOX_PATH),
+            "HOME": session.config_dir,
+            "CLAUDE_CONFIG_DIR": session.config_dir,
+            **extra,
+        }
+    )
     return env
 
 
@@ -83,7 +85,8 @@ def sandbox(*, session: Session, readonly: Sequence[Path] = (), writable: Sequen
         raise SandboxUnavailable(
             "The server cannot confine Claude Code: bubblewrap is not installed. An admin installs it with "
             "`apt-get install bubblewrap` (the README's set-up command does this) and restarts the server; "
-            "or sets CLAUDE_SANDBOX=off, which lets every agent see everything the server can.") from None
+            "or sets CLAUDE_SANDBOX=off, which lets every agent see everything the server can."
+        ) from None
     Path(session.config_dir).mkdir(parents=True, exist_ok=True)
     return claude.Sandbox(
         bwrap=bwrap,

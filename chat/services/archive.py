@@ -182,8 +182,12 @@ def pack(*, source: Path, target: Path, session_id: str, sync: bool = True) -> P
             if seen.size < CHUNK:
                 copied = _pack_small(source, out)
             else:
-                with source.open("rb") as src, gzip.GzipFile(filename=f"{session_id}.jsonl", mode="wb", fileobj=out,
-                                                             compresslevel=GZIP_LEVEL) as packed:
+                with (
+                    source.open("rb") as src,
+                    gzip.GzipFile(
+                        filename=f"{session_id}.jsonl", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL
+                    ) as packed,
+                ):
                     copied = _copy_crc(src, packed)
             out.flush()
             if sync:
@@ -331,8 +335,9 @@ def archive_session(*, session: Session) -> ArchiveResult:
         raise
     for name in ("archived_at", "archive_path", "status"):
         setattr(session, name, getattr(locked, name))
-    return ArchiveResult(session_id=sid, archive_path=target if moved else None,
-                         size=packed.seen.size if packed is not None else 0)
+    return ArchiveResult(
+        session_id=sid, archive_path=target if moved else None, size=packed.seen.size if packed is not None else 0
+    )
 
 
 def undo_archive(*, source: Path, target: Path, removed: bool) -> None:
@@ -342,8 +347,10 @@ def undo_archive(*, source: Path, target: Path, removed: bool) -> None:
         try:
             _write_verified(target=source, fill=_gunzip_into(target), read_back=_sha256_of)
         except (OSError, EOFError, gzip.BadGzipFile, ArchiveError) as exc:
-            raise ArchiveError(f"the database refused the change and the transcript could not be put back "
-                               f"({problem(exc)}); it is safe in {target}: gunzip it to {source}") from exc
+            raise ArchiveError(
+                f"the database refused the change and the transcript could not be put back "
+                f"({problem(exc)}); it is safe in {target}: gunzip it to {source}"
+            ) from exc
     target.unlink(missing_ok=True)
 
 
@@ -361,8 +368,10 @@ def restore_session(*, session: Session) -> RestoreResult:
     placed = False
     if archive is not None:
         if not archive.is_file():
-            raise ArchiveError(f"its archive file {archive} is missing; restore that file from a backup "
-                               "and try again, or start a new chat")
+            raise ArchiveError(
+                f"its archive file {archive} is missing; restore that file from a backup "
+                "and try again, or start a new chat"
+            )
         try:
             if target.exists():
                 # The same content is already back (an earlier restore stopped half-way): keep it.
@@ -375,7 +384,8 @@ def restore_session(*, session: Session) -> RestoreResult:
             raise ArchiveError(f"could not put the transcript back: {problem(exc)}") from exc
     try:
         updated = Session.objects.filter(pk=session.pk, archived_at__isnull=False).update(
-            archived_at=None, archive_path="", status=Session.Status.IDLE, last_activity_at=timezone.now())
+            archived_at=None, archive_path="", status=Session.Status.IDLE, last_activity_at=timezone.now()
+        )
     except BaseException:
         if placed:
             target.unlink(missing_ok=True)
@@ -387,5 +397,6 @@ def restore_session(*, session: Session) -> RestoreResult:
             archive.unlink()
         except OSError as exc:
             warning = f"the chat is restored, but its archive file could not be deleted: {problem(exc)}"
-    return RestoreResult(session_id=sid, transcript_path=target if archive is not None else None,
-                         already=not updated, warning=warning)
+    return RestoreResult(
+        session_id=sid, transcript_path=target if archive is not None else None, already=not updated, warning=warning
+    )

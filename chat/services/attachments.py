@@ -26,8 +26,13 @@ from ..models import Session
 FOLDER = "attachments"
 NAME_CHARS = 80
 MAX_FILES = 10
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-               ".webp": "image/webp"}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 # The Messages API refuses larger images.
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -90,8 +95,10 @@ def _open_folder(session: Session, *, create: bool) -> int:
         return os.open(os.path.join(workdir, FOLDER), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise AttachmentRefused(f"“{FOLDER}” in the working directory is not a plain folder (the agent may have "
-                                    "replaced it). Remove or rename it, then attach the file again.") from None
+            raise AttachmentRefused(
+                f"“{FOLDER}” in the working directory is not a plain folder (the agent may have "
+                "replaced it). Remove or rename it, then attach the file again."
+            ) from None
         raise
 
 
@@ -110,8 +117,10 @@ def save(*, session: Session, name: str, data: IO[bytes] | Iterable[bytes]) -> S
                 for chunk in _chunks(data):
                     size += len(chunk)
                     if size > limit:
-                        raise AttachmentRefused(f"“{name}” is larger than {_size_text(limit)}, the limit for an "
-                                                "attachment (CLAUDE_MAX_ATTACHMENT_MB). Attach a smaller file.")
+                        raise AttachmentRefused(
+                            f"“{name}” is larger than {_size_text(limit)}, the limit for an "
+                            "attachment (CLAUDE_MAX_ATTACHMENT_MB). Attach a smaller file."
+                        )
                     out.write(chunk)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -143,7 +152,9 @@ def _create_unique(folder: int, base: str) -> tuple[int, str]:
         except FileExistsError:
             continue
         return fd, candidate
-    raise AttachmentRefused(f"Too many files named like “{base}” are attached already. Rename the file and attach it again.")
+    raise AttachmentRefused(
+        f"Too many files named like “{base}” are attached already. Rename the file and attach it again."
+    )
 
 
 def validate(*, session: Session, paths: object) -> list[str]:
@@ -154,13 +165,16 @@ def validate(*, session: Session, paths: object) -> list[str]:
     if not isinstance(items, list) or not all(isinstance(p, str) for p in items):
         raise AttachmentRefused("The server could not read the attached files; reload the page and attach them again.")
     if len(items) > MAX_FILES:
-        raise AttachmentRefused(f"{len(items)} files are attached; the limit is {MAX_FILES} a message. Send them in parts.")
+        raise AttachmentRefused(
+            f"{len(items)} files are attached; the limit is {MAX_FILES} a message. Send them in parts."
+        )
     found: list[str] = []
     for path in dict.fromkeys(items):
         name = path.removeprefix(f"{FOLDER}/")
         if name != safe_name(name) or not _is_file(session, name):
-            raise AttachmentRefused(f"The attached file “{path}” is no longer in the chat's working directory. "
-                                    "Attach it again.")
+            raise AttachmentRefused(
+                f"The attached file “{path}” is no longer in the chat's working directory. Attach it again."
+            )
         found.append(f"{FOLDER}/{name}")
     return found
 
@@ -213,8 +227,12 @@ def image_blocks(*, session: Session, paths: list[str]) -> list[dict[str, Any]]:
             continue
         data = _read_image(session, name)
         if data is not None:
-            blocks.append({"type": "image", "source": {"type": "base64", "media_type": media,
-                                                       "data": base64.b64encode(data).decode("ascii")}})
+            blocks.append(
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": media, "data": base64.b64encode(data).decode("ascii")},
+                }
+            )
     return blocks
 
 

@@ -32,16 +32,23 @@ class ChatError(Exception):
     """A request about a chat that cannot be done; the text says why and what to do."""
 
 
-def create_session(*, owner: User, title: str = "", project: Project | None = None,
-                   session_id: uuid.UUID | None = None, model: str | None = None) -> Session:
+def create_session(
+    *,
+    owner: User,
+    title: str = "",
+    project: Project | None = None,
+    session_id: uuid.UUID | None = None,
+    model: str | None = None,
+) -> Session:
     """A new chat in the owner's own folder (or a shared project they may use), with a CLI config
     folder of its own and the transcript path the CLI will use there. ``model``: one of
     CLAUDE_MODELS (None: the first of them)."""
     model = default_model() if model is None else clean_model(model)
     project = project or Project(key=projects.OWN, path=own_folder_of(owner))
     project.path.mkdir(parents=True, exist_ok=True)
-    session = Session(owner=owner, title=title[:TITLE_LENGTH], workdir=str(project.path), project=project.stored_key,
-                      model=model)
+    session = Session(
+        owner=owner, title=title[:TITLE_LENGTH], workdir=str(project.path), project=project.stored_key, model=model
+    )
     if session_id is not None:
         session.id = session_id
     session.config_dir = str(agents.config_folder(owner_id=owner.pk, session_id=str(session.id)))
@@ -50,8 +57,14 @@ def create_session(*, owner: User, title: str = "", project: Project | None = No
     return session
 
 
-async def start_chat(*, owner: User, project: Project | None, model: str | None, text: object,
-                     uploads: Sequence[tuple[str, IO[bytes]]] = ()) -> turns.Submitted:
+async def start_chat(
+    *,
+    owner: User,
+    project: Project | None,
+    model: str | None,
+    text: object,
+    uploads: Sequence[tuple[str, IO[bytes]]] = (),
+) -> turns.Submitted:
     """A chat made by its first message (New chat leaves no empty chats behind): the chat, the
     uploaded files in its working directory, and the message queued with them. If the message is
     refused, no chat is left and the files are removed."""
@@ -65,8 +78,9 @@ async def start_chat(*, owner: User, project: Project | None, model: str | None,
     try:
         for name, data in uploads:
             saved.append(await sync_to_async(attachments.save)(session=session, name=name, data=data))
-        return await turns.submit_message(session_id=session.id, user=owner, text=message,
-                                          files=[item.path for item in saved])
+        return await turns.submit_message(
+            session_id=session.id, user=owner, text=message, files=[item.path for item in saved]
+        )
     except (turns.TurnRefused, attachments.AttachmentRefused) as exc:
         await sync_to_async(_discard)(session, saved)
         raise ChatError(str(exc)) from None
@@ -177,8 +191,10 @@ def delete_session(*, session: Session) -> None:
     with transaction.atomic():
         locked = Session.objects.select_for_update().get(pk=session.pk)
         if Turn.objects.filter(session=locked).pending().exists():
-            raise ChatError(f"“{locked.display_title}” has a message running or queued. Stop it and wait "
-                            "for queued messages to finish, then delete the chat.")
+            raise ChatError(
+                f"“{locked.display_title}” has a message running or queued. Stop it and wait "
+                "for queued messages to finish, then delete the chat."
+            )
         files = cli_files(locked)
         locked.delete()
         _close_warm_process(str(session.pk))
@@ -187,5 +203,7 @@ def delete_session(*, session: Session) -> None:
                 _remove(path)
             except OSError as exc:
                 log.error("could not remove %s of chat %s: %s", path, session.pk, exc)
-                raise ChatError(f"“{locked.display_title}” was not deleted: the server could not remove its "
-                                f"Claude Code transcript ({exc.strerror or exc}). Tell an admin.") from exc
+                raise ChatError(
+                    f"“{locked.display_title}” was not deleted: the server could not remove its "
+                    f"Claude Code transcript ({exc.strerror or exc}). Tell an admin."
+                ) from exc

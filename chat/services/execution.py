@@ -34,8 +34,10 @@ TOOL_RESULT_KEEP_CHARS = 20_000
 STOP_GRACE_SECONDS = 5.0
 INTERRUPTED = "The server shut down during this turn; what came so far is kept. Send the message again to continue."
 TURN_ENDED = "The turn was stopped before this call could run."
-API_NO_PROMPTS = ("This turn came through the HTTP API, which cannot answer permission prompts, so the call was "
-                  "refused. Ask in the browser, or let the project's permission mode allow it.")
+API_NO_PROMPTS = (
+    "This turn came through the HTTP API, which cannot answer permission prompts, so the call was "
+    "refused. Ask in the browser, or let the project's permission mode allow it."
+)
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,9 @@ class _Handler:
     def _owner(self) -> int | None:
         return self.recorder.turn.session.owner_id
 
-    async def permission(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
-                         tool_use_id: str | None) -> Permission:
+    async def permission(
+        self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str | None
+    ) -> Permission:
         session = await Session.objects.aget(pk=self.recorder.session_id)
         if tool in session.always_allowed:
             return Permission(allow=True)
@@ -111,8 +114,9 @@ class _Handler:
 
     async def _ask(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]]) -> Permission:
         on_prompt = self.options.on_prompt
-        opened = permissions.ask(recorder=self.recorder, tool=tool, tool_input=tool_input, suggestions=suggestions,
-                                 on_open=on_prompt)
+        opened = permissions.ask(
+            recorder=self.recorder, tool=tool, tool_input=tool_input, suggestions=suggestions, on_open=on_prompt
+        )
         try:
             return await opened
         finally:
@@ -153,9 +157,14 @@ class _Handler:
         self._release(tool_use_id or "")
 
     async def _waiting_for_file_slot(self) -> None:
-        await self.recorder.add(kind=Event.Kind.NOTICE, name="file_slot", text=(
-            f"Waiting for a file slot: {settings.CLAUDE_MAX_FILE_OPERATIONS} file edits are running in other chats "
-            "and tasks (CLAUDE_MAX_FILE_OPERATIONS)."))
+        await self.recorder.add(
+            kind=Event.Kind.NOTICE,
+            name="file_slot",
+            text=(
+                f"Waiting for a file slot: {settings.CLAUDE_MAX_FILE_OPERATIONS} file edits are running in other chats "
+                "and tasks (CLAUDE_MAX_FILE_OPERATIONS)."
+            ),
+        )
 
     def _release(self, tool_use_id: str) -> None:
         if tool_use_id in self.file_slots:
@@ -173,11 +182,18 @@ class _Handler:
 
 def _spec(session: Session, options: TurnOptions) -> LiveSpec:
     resume = session.cli_created or Path(session.transcript_path).exists()
-    return LiveSpec(cli=agents.cli_program(), cwd=session.workdir, session_id=str(session.id), resume=resume,
-                    env=agents.environment(session=session, extra=options.env), sandbox=agents.sandbox(session=session),
-                    permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
-                    skip_permissions=options.skip_permissions, allowed_tools=options.allowed_tools,
-                    model=session.model or None)
+    return LiveSpec(
+        cli=agents.cli_program(),
+        cwd=session.workdir,
+        session_id=str(session.id),
+        resume=resume,
+        env=agents.environment(session=session, extra=options.env),
+        sandbox=agents.sandbox(session=session),
+        permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
+        skip_permissions=options.skip_permissions,
+        allowed_tools=options.allowed_tools,
+        model=session.model or None,
+    )
 
 
 async def _started(spec: LiveSpec) -> LiveSession:
@@ -216,8 +232,10 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
                 # Not a long answer: the CLI was still retrying a request that never connected.
                 error = unreachable(f"no connection within {timeout:g} seconds, so the turn was stopped")
             else:
-                error = (f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
-                         "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT.")
+                error = (
+                    f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
+                    "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."
+                )
             await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error)
             return
         except asyncio.CancelledError:
@@ -243,32 +261,52 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
     except agents.SandboxUnavailable as exc:
         await recorder.finish(Turn.Status.ERROR, error=str(exc))
     except claude.CliNotFound as exc:
-        await recorder.finish(Turn.Status.ERROR, error=(
-            f"The Claude Code CLI was not found at {exc}. Run the README's set-up command (it installs the pinned "
-            "CLI), or set CLAUDE_CLI to the path of `claude`."))
+        await recorder.finish(
+            Turn.Status.ERROR,
+            error=(
+                f"The Claude Code CLI was not found at {exc}. Run the README's set-up command (it installs the pinned "
+                "CLI), or set CLAUDE_CLI to the path of `claude`."
+            ),
+        )
     except claude.WorkdirMissing as exc:
-        await recorder.finish(Turn.Status.ERROR, error=(
-            f"The working directory {exc} of this chat does not exist. Create it or set CLAUDE_WORKDIR."))
+        await recorder.finish(
+            Turn.Status.ERROR,
+            error=(f"The working directory {exc} of this chat does not exist. Create it or set CLAUDE_WORKDIR."),
+        )
     except Exception as exc:
         keep = False
         log.exception("turn %s failed", turn.pk)
-        await recorder.finish(Turn.Status.ERROR, error=(
-            f"The server failed while running this turn ({type(exc).__name__}). Send the message again; if it "
-            "repeats, tell an admin."))
+        await recorder.finish(
+            Turn.Status.ERROR,
+            error=(
+                f"The server failed while running this turn ({type(exc).__name__}). Send the message again; if it "
+                "repeats, tell an admin."
+            ),
+        )
     finally:
         handler.release_all()
         await warm.give_back(key, keep=keep and options.keep_warm)
 
 
-async def _pump(live: LiveSession, prompt: claude.Prompt, handler: _Handler, recorder: Recorder, outcome: claude.Outcome,
-                options: TurnOptions) -> None:
+async def _pump(
+    live: LiveSession,
+    prompt: claude.Prompt,
+    handler: _Handler,
+    recorder: Recorder,
+    outcome: claude.Outcome,
+    options: TurnOptions,
+) -> None:
     """Record the turn's events as they come, to its result."""
     async for event in live.turn(prompt, handler):
         if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
             # Not a tool failing: the app refused the edit on purpose. Said in people's words,
             # without the CLI's "PreToolUse:... hook error" wrapping.
-            await recorder.add(kind=Event.Kind.NOTICE, name="file_refused", text=handler.refused[event.tool_use_id],
-                               data={"tool_use_id": event.tool_use_id})
+            await recorder.add(
+                kind=Event.Kind.NOTICE,
+                name="file_refused",
+                text=handler.refused[event.tool_use_id],
+                data={"tool_use_id": event.tool_use_id},
+            )
         else:
             await record(event, recorder)
         outcome.see(event)
@@ -316,17 +354,29 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
             await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data={"id": tool_id, "input": tool_input})
         case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error):
             kept = content if len(content) <= TOOL_RESULT_KEEP_CHARS else content[:TOOL_RESULT_KEEP_CHARS] + "\n… (cut)"
-            await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error,
-                               data={"tool_use_id": tool_id, "size": len(content),
-                                     "tool": recorder.tool_names.get(tool_id, "")})
+            await recorder.add(
+                kind=Event.Kind.TOOL_RESULT,
+                text=kept,
+                is_error=is_error,
+                data={"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")},
+            )
         case claude.Notice(subtype="permission_denied", data=data):
-            await recorder.add(kind=Event.Kind.NOTICE, name="permission_denied", is_error=True,
-                               text=str(data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."))
+            await recorder.add(
+                kind=Event.Kind.NOTICE,
+                name="permission_denied",
+                is_error=True,
+                text=str(
+                    data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."
+                ),
+            )
         case claude.Notice(subtype="api_retry", data=data) if data.get("attempt") in (1, None):
             # Said once, when the CLI starts retrying (it may retry ten times): the turn's outcome says the rest.
             status = data.get("error_status")
-            what = f"The API at {agents.api_url()} answered {status}" if status else \
-                f"Cannot reach the API at {agents.api_url()}"
+            what = (
+                f"The API at {agents.api_url()} answered {status}"
+                if status
+                else f"Cannot reach the API at {agents.api_url()}"
+            )
             tries = f"up to {data['max_retries']} times" if data.get("max_retries") else "a few times"
             await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
 
@@ -337,34 +387,51 @@ async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome,
     usage = None
     if result is not None:
         usage = await sync_to_async(_usage_of)(recorder.turn, result, elapsed_ms)
-    await recorder.finish(Turn.Status.ERROR if failure else Turn.Status.DONE,
-                          error=explain(failure, session=session) if failure else "", usage=usage)
+    await recorder.finish(
+        Turn.Status.ERROR if failure else Turn.Status.DONE,
+        error=explain(failure, session=session) if failure else "",
+        usage=usage,
+    )
 
 
 def _usage_of(turn: Turn, result: claude.Result, elapsed_ms: int) -> Usage:
     """The turn's own figures: the CLI's cost is the session's running total, so this turn's is the
     difference from the last total reported before it."""
-    previous = (Turn.objects.filter(session_id=turn.session_id, cli_total_cost_usd__isnull=False, id__lt=turn.pk)
-                .order_by("-id").values_list("cli_total_cost_usd", flat=True).first()) or 0.0
-    return Usage(duration_ms=result.duration_ms or elapsed_ms, input_tokens=result.input_tokens,
-                 output_tokens=result.output_tokens, cost_usd=max(0.0, result.total_cost_usd - previous),
-                 total_cost_usd=result.total_cost_usd)
+    previous = (
+        Turn.objects.filter(session_id=turn.session_id, cli_total_cost_usd__isnull=False, id__lt=turn.pk)
+        .order_by("-id")
+        .values_list("cli_total_cost_usd", flat=True)
+        .first()
+    ) or 0.0
+    return Usage(
+        duration_ms=result.duration_ms or elapsed_ms,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cost_usd=max(0.0, result.total_cost_usd - previous),
+        total_cost_usd=result.total_cost_usd,
+    )
 
 
 def explain(failure: claude.Failure, *, session: Session) -> str:
     """What a person reads when a run failed, and what to do about it."""
     match failure.kind:
         case claude.FailureKind.NOT_LOGGED_IN:
-            return ("Claude Code is not logged in on the server. Set ANTHROPIC_API_KEY in the server's environment "
-                    "(or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`), restart it, and send the message again.")
+            return (
+                "Claude Code is not logged in on the server. Set ANTHROPIC_API_KEY in the server's environment "
+                "(or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`), restart it, and send the message again."
+            )
         case claude.FailureKind.SESSION_MISSING:
-            return (f"The Claude Code transcript of this chat is missing (looked for {session.transcript_path}). "
-                    "The CLI deletes old transcripts by itself, or the chat was archived elsewhere. "
-                    "Its messages stay readable here; start a new chat to continue.")
+            return (
+                f"The Claude Code transcript of this chat is missing (looked for {session.transcript_path}). "
+                "The CLI deletes old transcripts by itself, or the chat was archived elsewhere. "
+                "Its messages stay readable here; start a new chat to continue."
+            )
         case claude.FailureKind.ROOT_REFUSED:
-            return ("The CLI refuses skip-permissions mode (--dangerously-skip-permissions) when it runs as root. "
-                    "Turn the sandbox on (CLAUDE_SANDBOX, in which the agent is not root), or run the server as an "
-                    "ordinary user, or run it with skip-permissions off.")
+            return (
+                "The CLI refuses skip-permissions mode (--dangerously-skip-permissions) when it runs as root. "
+                "Turn the sandbox on (CLAUDE_SANDBOX, in which the agent is not root), or run the server as an "
+                "ordinary user, or run it with skip-permissions off."
+            )
         case claude.FailureKind.API_UNREACHABLE:
             return unreachable(failure.detail)
     detail = failure.detail or "no message"
@@ -377,10 +444,14 @@ def unreachable(detail: str) -> str:
     """A turn that could not reach the Messages API: where it tried, and what to do."""
     what = f"Cannot reach the API at {agents.api_url()}" + (f" ({detail})" if detail else "") + "."
     if settings.DEMO_MODE:
-        return (f"{what} The demo's stand-in for the API is not answering: stop the app and start it again with "
-                "scripts/run, then send the message again.")
-    return (f"{what} Check that it is up and that the server reaches it (network, proxy, ANTHROPIC_BASE_URL), then "
-            "send the message again.")
+        return (
+            f"{what} The demo's stand-in for the API is not answering: stop the app and start it again with "
+            "scripts/run, then send the message again."
+        )
+    return (
+        f"{what} Check that it is up and that the server reaches it (network, proxy, ANTHROPIC_BASE_URL), then "
+        "send the message again."
+    )
 
 
 @sync_to_async

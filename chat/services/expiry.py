@@ -73,9 +73,16 @@ class _Chat:
     busy: bool
 
     def said(self, outcome: Outcome, *, size: int = 0, archive_path: Path | None = None, reason: str = "") -> Expired:
-        return Expired(session_id=self.id, title=self.title or "New chat", owner=self.owner,
-                       last_activity_at=self.last_activity_at, outcome=outcome, size=size, archive_path=archive_path,
-                       reason=reason)
+        return Expired(
+            session_id=self.id,
+            title=self.title or "New chat",
+            owner=self.owner,
+            last_activity_at=self.last_activity_at,
+            outcome=outcome,
+            size=size,
+            archive_path=archive_path,
+            reason=reason,
+        )
 
 
 def _pending() -> Exists:
@@ -84,16 +91,25 @@ def _pending() -> Exists:
 
 def _batches(*, cutoff: datetime, size: int) -> Iterator[list[_Chat]]:
     """Unarchived chats idle since before ``cutoff``, oldest first, ``size`` at a time (one query each)."""
-    idle = Session.objects.active().filter(last_activity_at__lt=cutoff).annotate(busy=_pending()) \
+    idle = (
+        Session.objects.active()
+        .filter(last_activity_at__lt=cutoff)
+        .annotate(busy=_pending())
         .order_by("last_activity_at", "id")
+    )
     after: Q = Q()
     while True:
-        rows = list(idle.filter(after).values_list("id", "title", "owner__username", "last_activity_at",
-                                                   "transcript_path", "busy")[:size])
+        rows = list(
+            idle.filter(after).values_list(
+                "id", "title", "owner__username", "last_activity_at", "transcript_path", "busy"
+            )[:size]
+        )
         if not rows:
             return
-        yield [_Chat(id=r[0], title=r[1], owner=r[2], last_activity_at=r[3], transcript=Path(r[4]), busy=r[5])
-               for r in rows]
+        yield [
+            _Chat(id=r[0], title=r[1], owner=r[2], last_activity_at=r[3], transcript=Path(r[4]), busy=r[5])
+            for r in rows
+        ]
         last = rows[-1]
         after = Q(last_activity_at__gt=last[3]) | Q(last_activity_at=last[3], id__gt=last[0])
 
@@ -122,8 +138,14 @@ def _pack(chat: _Chat) -> Packed | Exception | None:
         return exc
 
 
-def expire_sessions(*, older_than: timedelta, dry_run: bool, now: datetime | None = None,
-                    report: Callable[[Expired], None] = lambda expired: None, batch_size: int = BATCH) -> ExpireTotals:
+def expire_sessions(
+    *,
+    older_than: timedelta,
+    dry_run: bool,
+    now: datetime | None = None,
+    report: Callable[[Expired], None] = lambda expired: None,
+    batch_size: int = BATCH,
+) -> ExpireTotals:
     """Archive every unarchived chat idle for longer than ``older_than`` (with ``dry_run``, only
     say which); chats with a running or queued turn are skipped, and those a keeper holds back
     (an open task's) are kept."""
@@ -150,8 +172,12 @@ def expire_sessions(*, older_than: timedelta, dry_run: bool, now: datetime | Non
     return totals
 
 
-def _archive_batch(packed: list[tuple[_Chat, Packed | Exception | None]], *, tell: Callable[[Expired], None],
-                   removers: ThreadPoolExecutor) -> None:
+def _archive_batch(
+    packed: list[tuple[_Chat, Packed | Exception | None]],
+    *,
+    tell: Callable[[Expired], None],
+    removers: ThreadPoolExecutor,
+) -> None:
     """Mark the packed chats archived and remove their originals, all in one transaction. The
     originals are removed by several threads at once: removing a file that is on disk waits for
     the file system's journal, and one after the other those waits added up to most of the run."""
@@ -168,31 +194,45 @@ def _archive_batch(packed: list[tuple[_Chat, Packed | Exception | None]], *, tel
         with transaction.atomic():
             ids = {chat.id for chat, _p in ready}
             # Checked again under the lock: a message sent meanwhile must not be lost.
-            still = set(Session.objects.select_for_update().filter(pk__in=ids, archived_at__isnull=True)
-                        .exclude(_pending()).values_list("pk", flat=True))
+            still = set(
+                Session.objects.select_for_update()
+                .filter(pk__in=ids, archived_at__isnull=True)
+                .exclude(_pending())
+                .values_list("pk", flat=True)
+            )
             # Another run may have archived some meanwhile: their archive files are the ones just written.
-            elsewhere = set(Session.objects.filter(pk__in=ids - still, archived_at__isnull=False)
-                            .values_list("pk", flat=True)) if ids - still else set()
+            elsewhere = (
+                set(Session.objects.filter(pk__in=ids - still, archived_at__isnull=False).values_list("pk", flat=True))
+                if ids - still
+                else set()
+            )
             to_remove = []
             for chat, p in ready:
                 if chat.id in elsewhere:
                     continue
                 if chat.id not in still:
                     _take_back(p)
-                    tell(chat.said(Outcome.FAILED, reason="a message was sent to it while it was being archived; "
-                                                          "try again later"))
+                    tell(
+                        chat.said(
+                            Outcome.FAILED,
+                            reason="a message was sent to it while it was being archived; try again later",
+                        )
+                    )
                 else:
                     to_remove.append((chat, p))
-            for (chat, p), why in zip(to_remove, removers.map(_remove_original, [p for _c, p in to_remove]),
-                                      strict=True):
+            for (chat, p), why in zip(
+                to_remove, removers.map(_remove_original, [p for _c, p in to_remove]), strict=True
+            ):
                 if why is not None:
                     tell(chat.said(Outcome.FAILED, reason=why))
                 else:
                     removed.append((chat, p))
             if removed:
                 Session.objects.filter(pk__in=[chat.id for chat, _p in removed]).update(
-                    archived_at=timezone.now(), status=Session.Status.ARCHIVED,
-                    archive_path=_each_path([(chat.id, p.target) for chat, p in removed if p is not None]))
+                    archived_at=timezone.now(),
+                    status=Session.Status.ARCHIVED,
+                    archive_path=_each_path([(chat.id, p.target) for chat, p in removed if p is not None]),
+                )
     except BaseException as exc:
         # The change did not happen: every original removed in this batch goes back.
         for chat, p in removed:

@@ -28,8 +28,10 @@ from ..models import Event, Session, Turn
 from .recording import Recorder
 
 ANSWER_MESSAGE = "permission.answer"
-TIMED_OUT = ("Nobody answered the permission prompt within {seconds:g} seconds, so the call was denied. "
-             "Say what to do instead, or ask again when someone can answer.")
+TIMED_OUT = (
+    "Nobody answered the permission prompt within {seconds:g} seconds, so the call was denied. "
+    "Say what to do instead, or ask again when someone can answer."
+)
 DENIED = "The person denied this tool call. Ask what they want instead."
 
 
@@ -43,15 +45,23 @@ class PromptRefused(Exception):
     """An answer that cannot be taken; the text says why."""
 
 
-async def ask(*, recorder: Recorder, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
-              on_open: Callable[[], Awaitable[None]] | None = None) -> Permission:
+async def ask(
+    *,
+    recorder: Recorder,
+    tool: str,
+    tool_input: dict[str, Any],
+    suggestions: list[dict[str, Any]],
+    on_open: Callable[[], Awaitable[None]] | None = None,
+) -> Permission:
     """Show the prompt on the chat's pages and wait for a person's answer (or the timeout)."""
     layer = get_channel_layer()
     if layer is None:
         return Permission(allow=False, message="The server has no channel layer, so nobody can be asked.")
     reply = await layer.new_channel()
-    event = await recorder.ask(name=tool, data={"tool": tool, "input": tool_input, "suggestions": suggestions,
-                                                "status": "pending", "reply": reply})
+    event = await recorder.ask(
+        name=tool,
+        data={"tool": tool, "input": tool_input, "suggestions": suggestions, "status": "pending", "reply": reply},
+    )
     if on_open is not None:
         await on_open()
     seconds = settings.CLAUDE_PERMISSION_TIMEOUT
@@ -112,8 +122,13 @@ def _settle_sync(event_id: int, *, status: str, by: str | None, always: bool = F
         event = Event.objects.select_for_update().filter(pk=event_id).first()
         if event is None or event.data.get("status") != "pending":
             return False
-        event.data = {**event.data, "status": status, "by": by, "always": always,
-                      "answered_at": timezone.now().isoformat()}
+        event.data = {
+            **event.data,
+            "status": status,
+            "by": by,
+            "always": always,
+            "answered_at": timezone.now().isoformat(),
+        }
         event.data.pop("reply", None)
         event.complete = True
         event.save(update_fields=["data", "complete"])

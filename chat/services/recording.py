@@ -81,34 +81,57 @@ class Recorder:
     async def ask(self, *, name: str, data: dict[str, Any]) -> Event:
         """A permission prompt of this turn: the turn waits for a person's answer."""
         await self.end_text()
-        event = await Event.objects.acreate(turn=self.turn, kind=Event.Kind.PERMISSION, name=name, data=data,
-                                            complete=False)
+        event = await Event.objects.acreate(
+            turn=self.turn, kind=Event.Kind.PERMISSION, name=name, data=data, complete=False
+        )
         await notify.event_added(event, self.session_id)
         await self._set(status=Turn.Status.ASKING)
         return event
 
-    async def finish(self, status: str, *, error: str = "", duration_ms: int | None = None,
-                     usage: Usage | None = None) -> None:
+    async def finish(
+        self, status: str, *, error: str = "", duration_ms: int | None = None, usage: Usage | None = None
+    ) -> None:
         """The turn's end: its final status, why it failed (if it did) and what it cost."""
         await self.end_text()
         fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
         if usage is not None:
-            fields.update(duration_ms=usage.duration_ms or duration_ms, input_tokens=usage.input_tokens,
-                          output_tokens=usage.output_tokens, cost_usd=usage.cost_usd,
-                          cli_total_cost_usd=usage.total_cost_usd)
+            fields.update(
+                duration_ms=usage.duration_ms or duration_ms,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=usage.cost_usd,
+                cli_total_cost_usd=usage.total_cost_usd,
+            )
         elif duration_ms is not None:
             fields["duration_ms"] = duration_ms
         await self._set(**fields)
 
-    async def _set(self, *, status: str, error: str | None = None, started_at: datetime | None = None,
-                   finished_at: datetime | None = None, duration_ms: int | None = None, input_tokens: int | None = None,
-                   output_tokens: int | None = None, cost_usd: float | None = None,
-                   cli_total_cost_usd: float | None = None) -> None:
+    async def _set(
+        self,
+        *,
+        status: str,
+        error: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        duration_ms: int | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        cli_total_cost_usd: float | None = None,
+    ) -> None:
         turn = self.turn
         turn.status = status
-        changes = {"status": status, "error": error, "started_at": started_at, "finished_at": finished_at,
-                   "duration_ms": duration_ms, "input_tokens": input_tokens, "output_tokens": output_tokens,
-                   "cost_usd": cost_usd, "cli_total_cost_usd": cli_total_cost_usd}
+        changes = {
+            "status": status,
+            "error": error,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "duration_ms": duration_ms,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost_usd": cost_usd,
+            "cli_total_cost_usd": cli_total_cost_usd,
+        }
         for name, value in changes.items():
             if value is not None:
                 setattr(turn, name, value)
@@ -121,16 +144,20 @@ class Recorder:
         return refresh_session_status(turn.session_id)
 
     # -- what streams -----------------------------------------------------------------
-    async def add(self, *, kind: str, name: str = "", text: str = "", data: dict[str, Any] | None = None,
-                  is_error: bool = False) -> None:
+    async def add(
+        self, *, kind: str, name: str = "", text: str = "", data: dict[str, Any] | None = None, is_error: bool = False
+    ) -> None:
         await self.end_text()
-        event = await Event.objects.acreate(turn=self.turn, kind=kind, name=name, text=text, data=data or {},
-                                            is_error=is_error)
+        event = await Event.objects.acreate(
+            turn=self.turn, kind=kind, name=name, text=text, data=data or {}, is_error=is_error
+        )
         await notify.event_added(event, self.session_id)
 
     async def delta(self, text: str) -> None:
         if self.streaming is None:
-            self.streaming = await Event.objects.acreate(turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False)
+            self.streaming = await Event.objects.acreate(
+                turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False
+            )
             self.last_flush = time.monotonic()
             await notify.event_added(self.streaming, self.session_id)
             return

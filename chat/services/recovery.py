@@ -9,8 +9,9 @@ from drivers import claude
 from ..models import Event, Session, Turn
 from . import permissions
 
-INTERRUPTED_BY_RESTART = ("The server restarted before this turn finished; what came so far is kept. "
-                          "Send the message again to continue.")
+INTERRUPTED_BY_RESTART = (
+    "The server restarted before this turn finished; what came so far is kept. Send the message again to continue."
+)
 
 
 def recover_interrupted() -> int:
@@ -26,5 +27,7 @@ def recover_interrupted() -> int:
         permissions.cancel_open(turn)
         Event.objects.filter(turn=turn, complete=False).update(complete=True)
         count += 1
-    Session.objects.filter(status__in=[Session.Status.RUNNING, Session.Status.QUEUED]).update(status=Session.Status.IDLE)
+    Session.objects.filter(status__in=[Session.Status.RUNNING, Session.Status.QUEUED]).update(
+        status=Session.Status.IDLE
+    )
     return count

@@ -35,12 +35,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_share_link(*, session: Session, user: User, expires_in: timedelta | None,
-                      now: datetime | None = None) -> tuple[ShareLink, str]:
+def create_share_link(
+    *, session: Session, user: User, expires_in: timedelta | None, now: datetime | None = None
+) -> tuple[ShareLink, str]:
     """A new live link; returns it with its token, which is not stored and cannot be shown again."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     expires_at = (now or timezone.now()) + expires_in if expires_in is not None else None
-    link = ShareLink.objects.create(session=session, token_hash=hash_token(token), created_by=user, expires_at=expires_at)
+    link = ShareLink.objects.create(
+        session=session, token_hash=hash_token(token), created_by=user, expires_at=expires_at
+    )
     return link, token
 
 

@@ -34,8 +34,15 @@ def hash_key(key: str) -> str:
 def issue_token(*, user: User) -> IssuedToken:
     """A new token for the user; one they had stops working at once."""
     key = secrets.token_urlsafe(32)
-    token, _ = ApiToken.objects.update_or_create(user=user, defaults={
-        "key_hash": hash_key(key), "hint": key[-HINT_CHARS:], "created_at": timezone.now(), "last_used_at": None})
+    token, _ = ApiToken.objects.update_or_create(
+        user=user,
+        defaults={
+            "key_hash": hash_key(key),
+            "hint": key[-HINT_CHARS:],
+            "created_at": timezone.now(),
+            "last_used_at": None,
+        },
+    )
     return IssuedToken(token=token, key=key)
 
 

@@ -49,8 +49,10 @@ def task_session_refusal(session: Session) -> str:
     # The task is reached through its reverse relation: the chat app does not import the tasks app.
     task = getattr(session, "task", None)
     name = f"task #{task.pk}" if task is not None else "a task"
-    return (f"This session belongs to {name}: it takes messages only as the task's follow-ups (two senders at once "
-            "would fork its transcript). Send your instruction from the task's page, or start a chat of your own.")
+    return (
+        f"This session belongs to {name}: it takes messages only as the task's follow-ups (two senders at once "
+        "would fork its transcript). Send your instruction from the task's page, or start a chat of your own."
+    )
 
 
 def validate_message(text: object) -> str:
@@ -61,11 +63,15 @@ def validate_message(text: object) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise TurnRefused("The message holds a broken character (a lone surrogate), which cannot be stored. "
-                          "Paste the text again and send it.") from None
+        raise TurnRefused(
+            "The message holds a broken character (a lone surrogate), which cannot be stored. "
+            "Paste the text again and send it."
+        ) from None
     limit = settings.CLAUDE_MAX_MESSAGE_CHARS
     if len(text) > limit:
-        raise TurnRefused(f"The message is {len(text):,} characters long; the limit is {limit:,}. Shorten it or attach less text.")
+        raise TurnRefused(
+            f"The message is {len(text):,} characters long; the limit is {limit:,}. Shorten it or attach less text."
+        )
     return text
 
 
@@ -97,8 +103,9 @@ class Submitted:
     ticket: runtime.Ticket
 
 
-async def submit_message(*, session_id: uuid.UUID, user: User | None, text: str,
-                         options: TurnOptions | None = None, files: object = None) -> Submitted:
+async def submit_message(
+    *, session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None = None, files: object = None
+) -> Submitted:
     """Save the message as a queued turn (before any CLI runs), queue it, and show it.
 
     ``files``: the attachments it names (paths :func:`attachments.save` returned), checked here.
@@ -110,13 +117,16 @@ async def submit_message(*, session_id: uuid.UUID, user: User | None, text: str,
         waiting = runtime.current().turns.waiting_for(user.pk)
         limit = settings.CLAUDE_MAX_QUEUED_PER_MEMBER
         if waiting >= limit:
-            raise TurnRefused(f"You have {waiting} messages waiting to run (the limit is {limit}), so this one was not "
-                              "sent. Wait for one to finish, or cancel one, then send it again.")
+            raise TurnRefused(
+                f"You have {waiting} messages waiting to run (the limit is {limit}), so this one was not "
+                "sent. Wait for one to finish, or cancel one, then send it again."
+            )
     return await asyncio.shield(_save_queue_show(session_id, user, text, options, files))
 
 
-async def _save_queue_show(session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None,
-                           files: object) -> Submitted:
+async def _save_queue_show(
+    session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None, files: object
+) -> Submitted:
     turn, session = await _save_message(session_id, user, text, files)
     submitted = queue_turn(turn=turn, owner_id=session.owner_id, options=options)
     await notify.turn_added(turn, session)
@@ -179,8 +189,11 @@ class ChatTurn:
     async def run(self, ticket: runtime.Ticket) -> None:
         try:
             recorder = await self._recorder_for()
-            await execution.execute(recorder=recorder, options=self.options,
-                                    stopped=lambda: ticket.stop_reason not in (None, runtime.StopReason.SHUTDOWN))
+            await execution.execute(
+                recorder=recorder,
+                options=self.options,
+                stopped=lambda: ticket.stop_reason not in (None, runtime.StopReason.SHUTDOWN),
+            )
         finally:
             # The runtime's thread keeps no database connection between turns.
             await asyncio.shield(sync_to_async(close_old_connections)())
@@ -190,7 +203,9 @@ class ChatTurn:
         if reason == runtime.StopReason.SHUTDOWN:
             await recorder.finish(Turn.Status.INTERRUPTED, error=INTERRUPTED_BEFORE_START)
         else:
-            await recorder.finish(Turn.Status.STOPPED, error=self.withdraw_note if reason == runtime.StopReason.WITHDRAWN else "")
+            await recorder.finish(
+                Turn.Status.STOPPED, error=self.withdraw_note if reason == runtime.StopReason.WITHDRAWN else ""
+            )
 
 
 INTERRUPTED_BEFORE_START = "The server shut down before this turn ran. Send the message again."

@@ -30,5 +30,6 @@ def card_of(context: template.Context, event: Event) -> ToolCard:
 
 @register.simple_tag(takes_context=True)
 def result_of(context: template.Context, event: Event) -> ResultCard:
-    return result_card(str((event.data or {}).get("tool") or ""), event.text, is_error=event.is_error,
-                       redact=context.get("redact"))
+    return result_card(
+        str((event.data or {}).get("tool") or ""), event.text, is_error=event.is_error, redact=context.get("redact")
+    )

@@ -41,8 +41,9 @@ class ChatConsumer(MemberSocket):
         await self.join(self.group)
         await self.accept()
         # The page says what it shows; it gets what it missed, often nothing but the chat's state.
-        caught_up = await _catch_up(session=session, since=catchup.Since.parse(self.scope.get("query_string", b"")),
-                                    may_answer=self.may_answer)
+        caught_up = await _catch_up(
+            session=session, since=catchup.Since.parse(self.scope.get("query_string", b"")), may_answer=self.may_answer
+        )
         self.shown_turn, self.shown_event = caught_up.turn, caught_up.event
         await self.send(text_data=caught_up.html)
 
@@ -80,8 +81,9 @@ class ChatConsumer(MemberSocket):
 
     async def message(self, text: object, files: object = None) -> None:
         try:
-            await turns.submit_message(session_id=self.session_id, user=self.scope["user"], text=turns.validate_message(text),
-                                       files=files)
+            await turns.submit_message(
+                session_id=self.session_id, user=self.scope["user"], text=turns.validate_message(text), files=files
+            )
         except turns.TurnRefused as exc:
             await self.send(text_data=fragments.flash(str(exc), refused=True))
         except Session.DoesNotExist:
@@ -89,7 +91,10 @@ class ChatConsumer(MemberSocket):
 
     async def live_fragment(self, event: dict[str, Any]) -> None:
         # Saved before it was sent, so the catch-up on connect may have shown it already.
-        if event.get("turn", self.shown_turn + 1) > self.shown_turn and event.get("event", self.shown_event + 1) > self.shown_event:
+        if (
+            event.get("turn", self.shown_turn + 1) > self.shown_turn
+            and event.get("event", self.shown_event + 1) > self.shown_event
+        ):
             await self.send(text_data=event["html"])
 
     async def prompt_shown(self, message: dict[str, str]) -> None:

@@ -9,11 +9,15 @@ RECENT_CHATS = 12
 
 def app(request: HttpRequest) -> dict[str, object]:
     context: dict[str, object] = {
-        "demo_mode": settings.DEMO_MODE, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
-        "sandbox_off": settings.CLAUDE_SANDBOX == "off", "models": settings.CLAUDE_MODELS}
+        "demo_mode": settings.DEMO_MODE,
+        "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
+        "sandbox_off": settings.CLAUDE_SANDBOX == "off",
+        "models": settings.CLAUDE_MODELS,
+    }
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         # Lazy: a page that shows no sidebar (a fragment) runs no query. Tasks' sessions are not chats.
-        context["recent_chats"] = Session.objects.owned_by(user).chats().only(
-            "id", "title", "status", "last_activity_at")[:RECENT_CHATS]
+        context["recent_chats"] = (
+            Session.objects.owned_by(user).chats().only("id", "title", "status", "last_activity_at")[:RECENT_CHATS]
+        )
     return context

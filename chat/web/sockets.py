@@ -72,8 +72,11 @@ class _InPool(SyncToAsync):  # type: ignore[type-arg]
             return super().thread_handler(loop, *args, **kwargs)  # type: ignore[no-untyped-call]
         finally:
             for conn in connections.all(initialized_only=True):
-                if conn.connection is not None and conn.close_at is not None and \
-                        getattr(conn, "kept_for_sockets", None) is not conn.connection:
+                if (
+                    conn.connection is not None
+                    and conn.close_at is not None
+                    and getattr(conn, "kept_for_sockets", None) is not conn.connection
+                ):
                     conn.close_at = max(conn.close_at, time.monotonic() + KEEP_CONNECTION_SECONDS)
                     conn.kept_for_sockets = conn.connection  # type: ignore[attr-defined]
             close_old_connections()
@@ -112,8 +115,9 @@ class _PerLoop:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+        self.semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
+        )
 
     def __call__(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -165,8 +169,12 @@ class MemberSocket(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
         self.receive_next = receive
         await super().__call__(scope, receive, send)
 
@@ -243,8 +251,11 @@ class MemberSocket(AsyncWebsocketConsumer):
         """The frame as a JSON object, or None after telling the page what was wrong with it."""
         limit = settings.CLAUDE_MAX_MESSAGE_CHARS * 6 + 4096  # JSON escapes may grow the text
         if text_data is None or len(text_data) > limit:
-            await self.send(text_data=fragments.flash(
-                f"That was more than the server takes at once ({limit:,} characters). Send less text."))
+            await self.send(
+                text_data=fragments.flash(
+                    f"That was more than the server takes at once ({limit:,} characters). Send less text."
+                )
+            )
             return None
         try:
             data = json.loads(text_data)

@@ -134,7 +134,9 @@ def _float(value: Any) -> float:
 
 def usage_in(usage: dict[str, Any]) -> tuple[int, int]:
     """A turn's input tokens (cache writes and reads included) and output tokens."""
-    input_tokens = sum(_int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    input_tokens = sum(
+        _int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
     return input_tokens, _int(usage.get("output_tokens"))
 
 

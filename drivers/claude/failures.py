@@ -72,8 +72,12 @@ class Outcome:
             return None
         said = self.said
         detail = ((self.result.text if self.result and self.result.text else "") or said).strip()
-        return Failure(kind=classify(said), detail=detail[-DETAIL_KEEP_CHARS:], reported=self.result is not None,
-                       returncode=self.returncode)
+        return Failure(
+            kind=classify(said),
+            detail=detail[-DETAIL_KEEP_CHARS:],
+            reported=self.result is not None,
+            returncode=self.returncode,
+        )
 
 
 # Ordered: the first pattern found decides. Each is text the pinned CLI prints.

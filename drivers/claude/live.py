@@ -83,8 +83,9 @@ class LiveSession:
         if not os.path.isdir(self.spec.cwd):
             raise WorkdirMissing(self.spec.cwd)
         if not os.path.isfile(self.spec.cli) or not os.access(self.spec.cli, os.X_OK):
-            raise CliNotFound(self.spec.cli if not os.path.exists(self.spec.cli)
-                              else f"{self.spec.cli} (not an executable file)")
+            raise CliNotFound(
+                self.spec.cli if not os.path.exists(self.spec.cli) else f"{self.spec.cli} (not an executable file)"
+            )
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self._owner = asyncio.create_task(self._own(), name=f"claude-{self.spec.session_id}")
@@ -128,9 +129,12 @@ class LiveSession:
         keep = [*self.spec.env, "PATH", *SDK_ENV]
         # The SDK routes permission prompts over the control protocol (its "stdio" prompt tool) in
         # the options it gives the transport it makes itself; ours gets the same.
-        prepared = dataclasses.replace(options, permission_prompt_tool_name="stdio") if options.can_use_tool else options
-        transport = Transport(sandbox=self.spec.sandbox, cwd=self.spec.cwd, keep_env=keep, prompt=no_prompt(),
-                               options=prepared)
+        prepared = (
+            dataclasses.replace(options, permission_prompt_tool_name="stdio") if options.can_use_tool else options
+        )
+        transport = Transport(
+            sandbox=self.spec.sandbox, cwd=self.spec.cwd, keep_env=keep, prompt=no_prompt(), options=prepared
+        )
         return ClaudeSDKClient(options, transport=transport)
 
     async def _own(self) -> None:
@@ -320,8 +324,9 @@ class LiveSession:
         return True
 
     # -- callbacks (called by the SDK while a turn runs) ---------------------------------
-    async def _can_use_tool(self, tool: str, tool_input: dict[str, Any],
-                            context: sdk.ToolPermissionContext) -> sdk.PermissionResultAllow | sdk.PermissionResultDeny:
+    async def _can_use_tool(
+        self, tool: str, tool_input: dict[str, Any], context: sdk.ToolPermissionContext
+    ) -> sdk.PermissionResultAllow | sdk.PermissionResultDeny:
         handler = self._handler
         if handler is None:
             return sdk.PermissionResultDeny(message="No turn is running to ask about this tool call.")
@@ -331,26 +336,35 @@ class LiveSession:
             return sdk.PermissionResultDeny(message=answer.message or "The person denied this tool call.")
         return sdk.PermissionResultAllow()
 
-    async def _before_file_tool(self, hook_input: sdk.HookInput, tool_use_id: str | None,
-                                context: sdk.HookContext) -> sdk.HookJSONOutput:
+    async def _before_file_tool(
+        self, hook_input: sdk.HookInput, tool_use_id: str | None, context: sdk.HookContext
+    ) -> sdk.HookJSONOutput:
         handler = self._handler
         if handler is None:
             return {}
         fields = cast(dict[str, Any], hook_input)
-        reason = await handler.before_file_tool(str(fields.get("tool_name", "")), dict(fields.get("tool_input") or {}),
-                                                tool_use_id)
+        reason = await handler.before_file_tool(
+            str(fields.get("tool_name", "")), dict(fields.get("tool_input") or {}), tool_use_id
+        )
         if reason is None:
             return {}
-        return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
-                                       "permissionDecisionReason": reason}}
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
+        }
 
-    async def _after_file_tool(self, hook_input: sdk.HookInput, tool_use_id: str | None,
-                               context: sdk.HookContext) -> sdk.HookJSONOutput:
+    async def _after_file_tool(
+        self, hook_input: sdk.HookInput, tool_use_id: str | None, context: sdk.HookContext
+    ) -> sdk.HookJSONOutput:
         handler = self._handler
         if handler is not None:
             fields = cast(dict[str, Any], hook_input)
-            await handler.after_file_tool(str(fields.get("tool_name", "")), dict(fields.get("tool_input") or {}),
-                                          tool_use_id)
+            await handler.after_file_tool(
+                str(fields.get("tool_name", "")), dict(fields.get("tool_input") or {}), tool_use_id
+            )
         return {}
 
     def _stderr_line(self, line: str) -> None:

@@ -14,7 +14,11 @@ def convert(message: Any) -> list[Event]:
     match message:
         case sdk.StreamEvent(event=event):
             delta = event.get("delta") if isinstance(event, dict) else None
-            if isinstance(delta, dict) and event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+            if (
+                isinstance(delta, dict)
+                and event.get("type") == "content_block_delta"
+                and delta.get("type") == "text_delta"
+            ):
                 return [TextDelta(text=str(delta.get("text", "")))]
             return []
         case sdk.AssistantMessage(content=content):
@@ -22,19 +26,37 @@ def convert(message: Any) -> list[Event]:
         case sdk.UserMessage(content=content):
             if isinstance(content, str):
                 return []
-            return [ToolResult(tool_use_id=block.tool_use_id, content=content_text(block.content),
-                               is_error=bool(block.is_error))
-                    for block in content if isinstance(block, sdk.ToolResultBlock)]
+            return [
+                ToolResult(
+                    tool_use_id=block.tool_use_id, content=content_text(block.content), is_error=bool(block.is_error)
+                )
+                for block in content
+                if isinstance(block, sdk.ToolResultBlock)
+            ]
         case sdk.ResultMessage() as result:
             input_tokens, output_tokens = usage_in(result.usage or {})
-            return [Result(is_error=result.is_error, subtype=result.subtype, text=result.result or "",
-                           session_id=result.session_id, duration_ms=result.duration_ms,
-                           total_cost_usd=float(result.total_cost_usd or 0.0), input_tokens=input_tokens,
-                           output_tokens=output_tokens, errors=tuple(str(e) for e in result.errors or ()))]
+            return [
+                Result(
+                    is_error=result.is_error,
+                    subtype=result.subtype,
+                    text=result.result or "",
+                    session_id=result.session_id,
+                    duration_ms=result.duration_ms,
+                    total_cost_usd=float(result.total_cost_usd or 0.0),
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    errors=tuple(str(e) for e in result.errors or ()),
+                )
+            ]
         case sdk.SystemMessage(subtype=subtype, data=data):
             if subtype == "init":
-                return [Init(session_id=str(data.get("session_id", "")), cwd=str(data.get("cwd", "")),
-                             model=str(data.get("model", "")))]
+                return [
+                    Init(
+                        session_id=str(data.get("session_id", "")),
+                        cwd=str(data.get("cwd", "")),
+                        model=str(data.get("model", "")),
+                    )
+                ]
             return [Notice(subtype=subtype, data=dict(data))]
     return [Unknown(type=type(message).__name__, data={})]
 
@@ -44,5 +66,9 @@ def _assistant_block(block: Any) -> list[Event]:
         case sdk.TextBlock(text=text):
             return [Text(text=text)]
         case sdk.ToolUseBlock(id=tool_id, name=name, input=tool_input):
-            return [ToolUse(id=tool_id, name=name, input=tool_input if isinstance(tool_input, dict) else {"value": tool_input})]
+            return [
+                ToolUse(
+                    id=tool_id, name=name, input=tool_input if isinstance(tool_input, dict) else {"value": tool_input}
+                )
+            ]
     return []

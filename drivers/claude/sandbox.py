@@ -23,9 +23,28 @@ AGENT_NAME = "agent"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What of /etc programs need (name lookups, certificates, the dynamic linker, shells, git); the
 # rest of /etc (passwd, shadow, the server's own configuration and env files) stays out.
-ETC_ENTRIES = ("alternatives", "bash.bashrc", "ca-certificates", "ca-certificates.conf", "gai.conf", "gitconfig",
-               "host.conf", "hosts", "inputrc", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "mime.types",
-               "nsswitch.conf", "os-release", "profile", "resolv.conf", "ssl", "timezone")
+ETC_ENTRIES = (
+    "alternatives",
+    "bash.bashrc",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "gai.conf",
+    "gitconfig",
+    "host.conf",
+    "hosts",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "profile",
+    "resolv.conf",
+    "ssl",
+    "timezone",
+)
 
 
 class SandboxMissing(Exception):
@@ -88,23 +107,42 @@ def _system_binds() -> list[str]:
     return args
 
 
-def sandbox_args(sandbox: Sandbox, *, cwd: str | os.PathLike[str], env: Mapping[str, str] | None = None,
-                 unset: Sequence[str] = ()) -> list[str]:
+def sandbox_args(
+    sandbox: Sandbox, *, cwd: str | os.PathLike[str], env: Mapping[str, str] | None = None, unset: Sequence[str] = ()
+) -> list[str]:
     """bwrap and its options, up to the command: the process runs in ``cwd``. With ``env`` its
     environment is exactly that; else it keeps what it is given except the names in ``unset``."""
     home = sandbox.home or Path(cwd)
     passwd, group = _passwd(sandbox.state_dir, home)
     args = [
         sandbox.bwrap,
-        "--unshare-user", "--uid", str(AGENT_UID), "--gid", str(AGENT_UID),
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox",
-        "--die-with-parent", "--new-session",
-        "--proc", "/proc", "--dev", "/dev",
+        "--unshare-user",
+        "--uid",
+        str(AGENT_UID),
+        "--gid",
+        str(AGENT_UID),
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
         # Before the binds: the working directory may itself be under /tmp.
-        "--tmpfs", "/tmp",
+        "--tmpfs",
+        "/tmp",
         *_system_binds(),
-        "--ro-bind", str(passwd), "/etc/passwd",
-        "--ro-bind", str(group), "/etc/group",
+        "--ro-bind",
+        str(passwd),
+        "/etc/passwd",
+        "--ro-bind",
+        str(group),
+        "/etc/group",
     ]
     for path in sandbox.readonly:
         args += ["--ro-bind", str(path), str(path)]

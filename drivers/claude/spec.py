@@ -29,8 +29,9 @@ class Permission:
 class TurnHandler(Protocol):
     """What a turn does when the CLI asks: permission prompts and hooks around file tools."""
 
-    async def permission(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
-                         tool_use_id: str | None) -> Permission:
+    async def permission(
+        self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str | None
+    ) -> Permission:
         """Answer a prompt (a tool call the permission mode does not allow by itself)."""
 
     async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
@@ -61,8 +62,17 @@ class LiveSpec:
 
     def fingerprint(self) -> tuple[object, ...]:
         """What must be equal for a warm process to serve a turn (else it is restarted)."""
-        return (self.cli, self.cwd, self.session_id, self.permission_mode, self.skip_permissions, self.allowed_tools,
-                self.model, tuple(sorted(self.env.items())), self.sandbox)
+        return (
+            self.cli,
+            self.cwd,
+            self.session_id,
+            self.permission_mode,
+            self.skip_permissions,
+            self.allowed_tools,
+            self.model,
+            tuple(sorted(self.env.items())),
+            self.sandbox,
+        )
 
 
 class CliNotFound(Exception):

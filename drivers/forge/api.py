@@ -70,8 +70,9 @@ class Refused(ForgeError):
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A redirect is answered as the error it is, not followed (with the token) elsewhere."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> None:
         return None
 
 
@@ -85,14 +86,18 @@ def _message(answer: Any) -> str:
     parts: list[str] = []
     message = answer.get("message", answer.get("error", ""))
     if isinstance(message, dict):
-        parts += [f"{name} {' '.join(map(str, text if isinstance(text, list) else [text]))}" for name, text in message.items()]
+        parts += [
+            f"{name} {' '.join(map(str, text if isinstance(text, list) else [text]))}" for name, text in message.items()
+        ]
     elif isinstance(message, list):
         parts += [str(text) for text in message]
     elif message:
         parts.append(str(message))
     for error in answer.get("errors") or []:
         if isinstance(error, dict):
-            parts.append(str(error.get("message") or " ".join(str(error.get(k, "")) for k in ("field", "code")).strip()))
+            parts.append(
+                str(error.get("message") or " ".join(str(error.get(k, "")) for k in ("field", "code")).strip())
+            )
         else:
             parts.append(str(error))
     return ": ".join(part for part in parts if part)
@@ -107,8 +112,9 @@ class _Client:
     def headers(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-             query: dict[str, str] | None = None) -> Any:
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, str] | None = None
+    ) -> Any:
         url = self.repository.api.rstrip("/") + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         headers = {**self.headers(), "User-Agent": USER_AGENT}
         data = None
@@ -139,8 +145,11 @@ class _Client:
         text = f"{self.name} answered {exc.code}" + (f" ({said})" if said else "")
         if 300 <= exc.code < 400:
             where = exc.headers.get("Location", "elsewhere") if exc.headers else "elsewhere"
-            return Unreachable(f"{self.name} at {self.repository.api} answered {exc.code}, a redirect to {where}, "
-                               "which is not followed", status=exc.code)
+            return Unreachable(
+                f"{self.name} at {self.repository.api} answered {exc.code}, a redirect to {where}, "
+                "which is not followed",
+                status=exc.code,
+            )
         kind: type[ForgeError] = {401: TokenRejected, 403: TokenRejected, 404: NotFound}.get(exc.code, Refused)
         return kind(text, status=exc.code)
 
@@ -149,8 +158,10 @@ class _Client:
         try:
             return self.read_pull(answer)
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise Refused(f"{self.name} at {self.repository.api} answered something that is not a pull request: "
-                          f"{str(answer)[:200]}") from None
+            raise Refused(
+                f"{self.name} at {self.repository.api} answered something that is not a pull request: "
+                f"{str(answer)[:200]}"
+            ) from None
 
     def read_pull(self, answer: Any) -> PullRequest:
         raise NotImplementedError
@@ -187,8 +198,11 @@ class _GitHub(_Client):
     EXISTS = 422
 
     def headers(self) -> dict[str, str]:
-        return {"Accept": "application/vnd.github+json", "Authorization": f"Bearer {self.token}",
-                "X-GitHub-Api-Version": GITHUB_API_VERSION}
+        return {
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {self.token}",
+            "X-GitHub-Api-Version": GITHUB_API_VERSION,
+        }
 
     @property
     def base(self) -> str:
@@ -230,12 +244,18 @@ class _GitLab(_Client):
         return f"/projects/{urllib.parse.quote(self.repository.path, safe='')}/merge_requests"
 
     def read_pull(self, answer: Any) -> PullRequest:
-        return PullRequest(number=int(answer["iid"]), url=_web_url(answer.get("web_url"), GITLAB),
-                           state=self.STATES.get(str(answer.get("state")), State.OPEN))
+        return PullRequest(
+            number=int(answer["iid"]),
+            url=_web_url(answer.get("web_url"), GITLAB),
+            state=self.STATES.get(str(answer.get("state")), State.OPEN),
+        )
 
     def create(self, *, head: str, base: str, title: str, body: str) -> PullRequest:
-        return self.pull(self.call("POST", self.base, {"source_branch": head, "target_branch": base, "title": title,
-                                                       "description": body}))
+        return self.pull(
+            self.call(
+                "POST", self.base, {"source_branch": head, "target_branch": base, "title": title, "description": body}
+            )
+        )
 
     def find_open(self, *, head: str, base: str) -> PullRequest | None:
         found = self.call("GET", self.base, query={"source_branch": head, "target_branch": base, "state": "opened"})
@@ -264,8 +284,9 @@ def _client(repository: Repository, token: str, timeout: float) -> _Client:
 # in a thread.
 
 
-def open_pull_request(repository: Repository, token: str, *, head: str, base: str, title: str, body: str,
-                      timeout: float) -> Opened:
+def open_pull_request(
+    repository: Repository, token: str, *, head: str, base: str, title: str, body: str, timeout: float
+) -> Opened:
     """Open a pull request of ``head`` into ``base``; if one is already open for the branch, that one."""
     return _client(repository, token, timeout).open(head=head, base=base, title=title, body=body)
 

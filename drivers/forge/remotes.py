@@ -80,7 +80,9 @@ def parse_remotes(text: str) -> dict[str, RemoteSpec]:
             raise ValueError(f"the key {key!r} is given twice")
         remote, forge, path = [*value.split(":", 2), None, None][:3]
         if not remote or not _REMOTE_RE.fullmatch(remote):
-            raise ValueError(f"{key}: the remote {remote!r} is not a git remote's name (letters, digits, '.', '_', '-')")
+            raise ValueError(
+                f"{key}: the remote {remote!r} is not a git remote's name (letters, digits, '.', '_', '-')"
+            )
         if forge is not None and forge not in FORGES:
             raise ValueError(f"{key}: the forge must be {' or '.join(FORGES)}, not {forge!r}")
         if path is not None:
@@ -98,7 +100,9 @@ def parse_api_url(text: str) -> str:
     url = text.strip()
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError(f"{text!r} is not an http(s) URL such as https://api.github.com or https://git.example.com/api/v4")
+        raise ValueError(
+            f"{text!r} is not an http(s) URL such as https://api.github.com or https://git.example.com/api/v4"
+        )
     return url.rstrip("/")
 
 

@@ -10,6 +10,27 @@ from .pulls import open_pull_request, refresh_pull_request
 from .recovery import recover_tasks
 from .scheduling import TaskHooks
 
-__all__ = ["PRIORITY_RANGE", "TITLE_LENGTH", "NotAllowed", "TaskHooks", "TaskNotFound", "TaskRefused", "act",
-           "create_task", "diff", "discard", "get_task", "is_root_without_sandbox", "may_act", "merge", "open_pull_request",
-           "pause", "recover_tasks", "refresh_pull_request", "resume", "store_for", "terminate", "visible_tasks"]
+__all__ = [
+    "PRIORITY_RANGE",
+    "TITLE_LENGTH",
+    "NotAllowed",
+    "TaskHooks",
+    "TaskNotFound",
+    "TaskRefused",
+    "act",
+    "create_task",
+    "diff",
+    "discard",
+    "get_task",
+    "is_root_without_sandbox",
+    "may_act",
+    "merge",
+    "open_pull_request",
+    "pause",
+    "recover_tasks",
+    "refresh_pull_request",
+    "resume",
+    "store_for",
+    "terminate",
+    "visible_tasks",
+]

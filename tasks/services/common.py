@@ -83,7 +83,8 @@ def usage(task: Task) -> dict[str, Any]:
     if task.session_id is None:
         return {}
     totals = Turn.objects.filter(session_id=task.session_id).aggregate(
-        i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost_usd"))
+        i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost_usd")
+    )
     return {"input_tokens": totals["i"] or 0, "output_tokens": totals["o"] or 0, "cost_usd": totals["c"] or 0.0}
 
 

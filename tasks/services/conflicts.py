@@ -21,11 +21,19 @@ async def pause_for_conflict(task: Task, holders: list[claims.Holder], extra: di
     files = sorted({h.path for h in holders if h.task == holder_id})
     exists = holder_id is not None and await Task.objects.filter(pk=holder_id).aexists()
     fields = {"files_changed": await touched(task), **extra}
-    await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.CONFLICT, finished_at=timezone.now(),
-               conflict_with_id=holder_id if exists else None, conflict_files=files,
-               error=(f"Paused: {', '.join(files)} {'is' if len(files) == 1 else 'are'} being changed by task #{holder_id}, "
-                      "which is not merged yet. This task is rebased and resumed once that one is merged or discarded."),
-               **fields)
+    await save(
+        task.pk,
+        status=Task.Status.PAUSED,
+        reason=Task.Reason.CONFLICT,
+        finished_at=timezone.now(),
+        conflict_with_id=holder_id if exists else None,
+        conflict_files=files,
+        error=(
+            f"Paused: {', '.join(files)} {'is' if len(files) == 1 else 'are'} being changed by task #{holder_id}, "
+            "which is not merged yet. This task is rebased and resumed once that one is merged or discarded."
+        ),
+        **fields,
+    )
     await changed(task.pk)
     # The holder may have been merged or discarded meanwhile.
     holder = await Task.objects.filter(pk=holder_id).afirst() if holder_id else None
@@ -35,8 +43,12 @@ async def pause_for_conflict(task: Task, holders: list[claims.Holder], extra: di
 
 async def unblock(holder: Task) -> None:
     """Tasks that waited for ``holder``: rebase each onto the (new) base and resume it."""
-    waiting = [t async for t in Task.objects.filter(conflict_with=holder, status=Task.Status.PAUSED,
-                                                     reason=Task.Reason.CONFLICT).order_by("id")]
+    waiting = [
+        t
+        async for t in Task.objects.filter(
+            conflict_with=holder, status=Task.Status.PAUSED, reason=Task.Reason.CONFLICT
+        ).order_by("id")
+    ]
     for task in waiting:
         await rebase_and_resume(task.pk, holder)
 
@@ -56,20 +68,31 @@ async def _what_became_of(holder: Task | None, base: str) -> str:
 async def rebase_and_resume(task_id: int, holder: Task | None) -> None:
     task = await get_task(task_id)
     what = await _what_became_of(holder, task.base_branch)
-    await git.commit_all(task.worktree_path, f"WIP: {task.title} (before rebase onto {task.base_branch})\n\nTask #{task.pk}")
+    await git.commit_all(
+        task.worktree_path, f"WIP: {task.title} (before rebase onto {task.base_branch})\n\nTask #{task.pk}"
+    )
     files = await git.rebase(task.worktree_path, task.base_branch)
     if files:
-        await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.ATTENTION, conflict_files=files,
-                   error=(f"{what}, and rebasing this task onto {task.base_branch} conflicts in {', '.join(files)}. The branch is unchanged "
-                          "(the rebase was aborted). Press Resume to let the agent resolve the conflict in its worktree, "
-                          "or Discard the task."))
+        await save(
+            task.pk,
+            status=Task.Status.PAUSED,
+            reason=Task.Reason.ATTENTION,
+            conflict_files=files,
+            error=(
+                f"{what}, and rebasing this task onto {task.base_branch} conflicts in {', '.join(files)}. The branch is unchanged "
+                "(the rebase was aborted). Press Resume to let the agent resolve the conflict in its worktree, "
+                "or Discard the task."
+            ),
+        )
         await changed(task.pk)
         return
     await sync_to_async(claims.claim)(store_for(task), task=task.pk, paths=await touched(task))
     freed = ", ".join(task.conflict_files) or "the files it needed"
-    prompt = (f"{what}, and this branch was rebased onto {task.base_branch}, so {freed} can be changed now "
-              f"(re-read {'it' if len(task.conflict_files) == 1 else 'them'} first: the content may have changed). "
-              f"Finish your task.\n\n{CONTINUE_MARKER}\n{task.prompt}")
+    prompt = (
+        f"{what}, and this branch was rebased onto {task.base_branch}, so {freed} can be changed now "
+        f"(re-read {'it' if len(task.conflict_files) == 1 else 'them'} first: the content may have changed). "
+        f"Finish your task.\n\n{CONTINUE_MARKER}\n{task.prompt}"
+    )
     await save(task.pk, conflict_with=None, conflict_files=[])
     await queue(task.pk, prompt)
 
@@ -82,9 +105,11 @@ async def resolve(*, task_id: int, message: str = "") -> Task:
     await git.commit_all(task.worktree_path, f"WIP: {task.title} (before resolving)\n\nTask #{task.pk}")
     files = await git.merge_in(task.worktree_path, task.base_branch)
     if files:
-        prompt = (f"{task.base_branch} changed while you worked. It has been merged into this branch and the merge "
-                  f"conflicts in: {', '.join(files)}. Resolve the conflict markers in those files so that both sides' "
-                  "intent is kept, and do not run git commands: the app commits when you are done.")
+        prompt = (
+            f"{task.base_branch} changed while you worked. It has been merged into this branch and the merge "
+            f"conflicts in: {', '.join(files)}. Resolve the conflict markers in those files so that both sides' "
+            "intent is kept, and do not run git commands: the app commits when you are done."
+        )
     else:
         prompt = f"{task.base_branch} changed while you worked and was merged into this branch without conflicts. Check that your change still fits."
     if message:

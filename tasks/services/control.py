@@ -28,7 +28,9 @@ async def pause(*, task_id: int) -> Task:
     task = await get_task(task_id)
     require(task, Action.PAUSE)
     if task.status in (Task.Status.QUEUED, Task.Status.PENDING):
-        if await Task.objects.filter(pk=task.pk, status=task.status).aupdate(status=Task.Status.PAUSED, reason=Task.Reason.USER):
+        if await Task.objects.filter(pk=task.pk, status=task.status).aupdate(
+            status=Task.Status.PAUSED, reason=Task.Reason.USER
+        ):
             await changed(task.pk)
             return await get_task(task.pk)
         task = await get_task(task_id)  # it started meanwhile
@@ -45,8 +47,10 @@ async def resume(*, task_id: int, message: str | None = None) -> Task:
     message = (message or "").strip()
     if task.status == Task.Status.PAUSED and task.reason == Task.Reason.CONFLICT:
         other = f"task #{task.conflict_with_id}" if task.conflict_with_id else "the other task"
-        raise TaskRefused(f"Task #{task.pk} waits for {other} to be merged (both change {', '.join(task.conflict_files)}); "
-                          f"it resumes by itself then. Merge or discard {other} first, or discard this one.")
+        raise TaskRefused(
+            f"Task #{task.pk} waits for {other} to be merged (both change {', '.join(task.conflict_files)}); "
+            f"it resumes by itself then. Merge or discard {other} first, or discard this one."
+        )
     require(task, Action.RESUME)
     if task.status == Task.Status.PAUSED and task.reason == Task.Reason.ATTENTION:
         return await resolve(task_id=task.pk, message=message)
@@ -85,10 +89,17 @@ async def merge(*, task_id: int) -> Task:
     try:
         commit = await git.merge_into(task.repo_path, task.base_branch, task.branch, _merge_subject(task) + task.title)
     except git.MergeConflict as exc:
-        await save(task.pk, status=Task.Status.PAUSED, reason=Task.Reason.ATTENTION, conflict_files=exc.files,
-                   error=(f"{task.base_branch} changed since this task started, and merging conflicts in "
-                          f"{', '.join(exc.files)}. Nothing was merged. Press Resume to let the agent resolve it in the "
-                          "worktree, or Discard the task."))
+        await save(
+            task.pk,
+            status=Task.Status.PAUSED,
+            reason=Task.Reason.ATTENTION,
+            conflict_files=exc.files,
+            error=(
+                f"{task.base_branch} changed since this task started, and merging conflicts in "
+                f"{', '.join(exc.files)}. Nothing was merged. Press Resume to let the agent resolve it in the "
+                "worktree, or Discard the task."
+            ),
+        )
         await changed(task.pk)
         raise TaskRefused(f"Merging task #{task.pk} conflicts in {', '.join(exc.files)}; nothing was merged.") from exc
     except git.GitError as exc:
@@ -115,8 +126,13 @@ async def discard(*, task_id: int) -> Task:
     await git.worktree_remove(task.repo_path, task.worktree_path)
     await git.branch_delete(task.repo_path, task.branch, force=True)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
-    await save(task.pk, status=Task.Status.CANCELLED, reason="", finished_at=task.finished_at or timezone.now(),
-               error="Discarded: the worktree and branch were removed without merging." + pull_request)
+    await save(
+        task.pk,
+        status=Task.Status.CANCELLED,
+        reason="",
+        finished_at=task.finished_at or timezone.now(),
+        error="Discarded: the worktree and branch were removed without merging." + pull_request,
+    )
     await changed(task.pk)
     await unblock(task)
     return await get_task(task.pk)
@@ -146,7 +162,9 @@ async def diff(*, task_id: int) -> str:
     return await git.diff(task.repo_path, task.base_branch, task.branch)
 
 
-async def act(*, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None) -> Task:
+async def act(
+    *, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None
+) -> Task:
     """Do ``action`` to ``task`` for ``user`` (a button, or the API), if they may."""
     if not await sync_to_async(may_act)(user, task):
         raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can {action} it.")

@@ -24,8 +24,15 @@ TITLE_LENGTH = 120
 PRIORITY_RANGE = (-1000, 1000)
 
 
-async def create_task(*, user: User | None, prompt: str, title: str = "", project: str = "default",
-                      priority: int = 0, skip_permissions: bool = False) -> Task:
+async def create_task(
+    *,
+    user: User | None,
+    prompt: str,
+    title: str = "",
+    project: str = "default",
+    priority: int = 0,
+    skip_permissions: bool = False,
+) -> Task:
     """Check the project's repository, save the task as queued, and schedule it.
 
     The arguments are validated at the boundary (the form, the API schema); an unknown project
@@ -41,18 +48,32 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
     repo = place.path
     # The folder itself must be the top of a repository: never the repository around it.
     if not await git.is_toplevel(repo):
-        raise TaskRefused(await _not_a_repository(repo.resolve(), "your own folder" if not place.shared
-                                                  else f"the project {project!r}"))
+        raise TaskRefused(
+            await _not_a_repository(
+                repo.resolve(), "your own folder" if not place.shared else f"the project {project!r}"
+            )
+        )
     repo = repo.resolve()
     base = await git.current_branch(repo)
     if not base or not await git.branch_exists(repo, base):
-        raise TaskRefused(f"The repository {repo} has no commit on a branch yet (or HEAD is detached). "
-                          "Commit something on a branch first: tasks branch off it.")
+        raise TaskRefused(
+            f"The repository {repo} has no commit on a branch yet (or HEAD is detached). "
+            "Commit something on a branch first: tasks branch off it."
+        )
     title_text = title.strip() or title_from(prompt)
     task = await Task.objects.acreate(
-        created_by=user, title=title_text[:TITLE_LENGTH], prompt=prompt, project=project, repo_path=str(repo),
-        base_branch=base, priority=priority, skip_permissions=skip_permissions, status=Task.Status.PENDING,
-        queued_at=timezone.now(), next_prompt=prompt)
+        created_by=user,
+        title=title_text[:TITLE_LENGTH],
+        prompt=prompt,
+        project=project,
+        repo_path=str(repo),
+        base_branch=base,
+        priority=priority,
+        skip_permissions=skip_permissions,
+        status=Task.Status.PENDING,
+        queued_at=timezone.now(),
+        next_prompt=prompt,
+    )
     # Names from the id only.
     task.worktree_path = str(worktree_for(repo, task.pk))
     task.branch = branch_for(task.pk)
@@ -70,19 +91,29 @@ async def create_task(*, user: User | None, prompt: str, title: str = "", projec
 
 async def _not_a_repository(repo: Path, where: str) -> str:
     around = await git.toplevel_of(repo)
-    inside = (f" It lies inside the repository {around}, which tasks never use: they would branch and merge "
-              "there.") if around else ""
-    return (f"Tasks need a git repository, and {where} ({repo}) is not the top of one.{inside} Run `git init` in "
-            f"{repo} and make a first commit (a chat in it can do that), or ask an admin to set CLAUDE_PROJECTS to a "
-            "repository for the team's tasks.")
+    inside = (
+        (f" It lies inside the repository {around}, which tasks never use: they would branch and merge there.")
+        if around
+        else ""
+    )
+    return (
+        f"Tasks need a git repository, and {where} ({repo}) is not the top of one.{inside} Run `git init` in "
+        f"{repo} and make a first commit (a chat in it can do that), or ask an admin to set CLAUDE_PROJECTS to a "
+        "repository for the team's tasks."
+    )
 
 
 def new_session(task: Task) -> Session:
     """The task's Claude session, with a CLI config folder of its own; its working directory (the
     worktree) is made by git later."""
     assert task.created_by_id is not None
-    session = Session(owner_id=task.created_by_id, title=f"Task #{task.pk}: {task.title}"[:TITLE_LENGTH], kind=Session.Kind.TASK,
-                      workdir=task.worktree_path, project=task.project if task.project != OWN else "")
+    session = Session(
+        owner_id=task.created_by_id,
+        title=f"Task #{task.pk}: {task.title}"[:TITLE_LENGTH],
+        kind=Session.Kind.TASK,
+        workdir=task.worktree_path,
+        project=task.project if task.project != OWN else "",
+    )
     session.config_dir = str(agents.config_folder(owner_id=task.created_by_id, session_id=str(session.id)))
     session.transcript_path = str(claude.transcript_path(session.config_dir, task.worktree_path, str(session.id)))
     session.save(force_insert=True)

@@ -29,5 +29,9 @@ def store_for(task: Task) -> Path:
 
 def is_root_without_sandbox() -> bool:
     """The CLI refuses skip-permissions mode as root; inside the sandbox the agent is not root."""
-    return (settings.CLAUDE_SANDBOX == "off" and hasattr(os, "geteuid") and os.geteuid() == 0
-            and os.environ.get("IS_SANDBOX") != "1")
+    return (
+        settings.CLAUDE_SANDBOX == "off"
+        and hasattr(os, "geteuid")
+        and os.geteuid() == 0
+        and os.environ.get("IS_SANDBOX") != "1"
+    )

@@ -48,7 +48,7 @@ FILES_SHOWN = 50
 API_VARIABLES = {forge.GITHUB: "CLAUDE_GITHUB_API_URL", forge.GITLAB: "CLAUDE_GITLAB_API_URL"}
 TOKEN_NEEDS = {
     forge.GITHUB: "a fine-grained token that may read and write its pull requests and contents, or a classic token "
-                  "with the repo scope",
+    "with the repo scope",
     forge.GITLAB: "a token with the api scope, and write_repository to push over https",
 }
 
@@ -71,45 +71,73 @@ async def open_pull_request(*, task_id: int) -> Task:
     token = _token(task, repository, doing="open a pull request")
     push_url = await git.remote_url(task.repo_path, target.remote, push=True)
     if push_url is None:
-        raise TaskRefused(f"The repository of project {task.project!r} has no git remote {target.remote!r}. "
-                          f"Add it with `git remote add {target.remote} <url>` in {task.repo_path}.")
+        raise TaskRefused(
+            f"The repository of project {task.project!r} has no git remote {target.remote!r}. "
+            f"Add it with `git remote add {target.remote} <url>` in {task.repo_path}."
+        )
     if Path(task.worktree_path).is_dir():
         await git.commit_all(task.worktree_path, f"{task.title} (last changes)\n\nTask #{task.pk}")
     head = await git.rev(task.repo_path, task.branch)
     try:
         # A branch pushed for an open pull request may be replaced (a rebased task) only if the
         # remote's is still what was pushed; anything else only as a new branch or a fast-forward.
-        await git.push(task.repo_path, target.remote, task.branch,
-                       expect=task.pr_head if task.pr_state == Task.PullState.OPEN and task.pr_head else None,
-                       config=forge.git_auth_config(repository, token), timeout=PUSH_TIMEOUT)
+        await git.push(
+            task.repo_path,
+            target.remote,
+            task.branch,
+            expect=task.pr_head if task.pr_state == Task.PullState.OPEN and task.pr_head else None,
+            config=forge.git_auth_config(repository, token),
+            timeout=PUSH_TIMEOUT,
+        )
     except git.GitError as exc:
         raise TaskRefused(_push_refused(task, target.remote, push_url, repository, exc, token)) from exc
     title, body = await describe(task)
     try:
-        opened = await asyncio.to_thread(forge.open_pull_request, repository, token, head=task.branch,
-                                         base=task.base_branch, title=title, body=body,
-                                         timeout=settings.CLAUDE_FORGE_TIMEOUT)
+        opened = await asyncio.to_thread(
+            forge.open_pull_request,
+            repository,
+            token,
+            head=task.branch,
+            base=task.base_branch,
+            title=title,
+            body=body,
+            timeout=settings.CLAUDE_FORGE_TIMEOUT,
+        )
     except forge.ForgeError as exc:
         await save(task.pk, pr_head=head)
-        raise TaskRefused(_forge_failed(task, repository, exc, token) + f" The branch {task.branch} was pushed to "
-                          f"{target.remote}; press Open pull request again once that is fixed.") from exc
+        raise TaskRefused(
+            _forge_failed(task, repository, exc, token) + f" The branch {task.branch} was pushed to "
+            f"{target.remote}; press Open pull request again once that is fixed."
+        ) from exc
     pull = opened.pull_request
     if opened.existed:
         log.info("task %s: %s %s was already open for %s; linked it", task.pk, repository.name, pull.url, task.branch)
-    await save(task.pk, pr_forge=repository.forge, pr_repository=repository.path, pr_number=pull.number,
-               pr_url=pull.url, pr_state=pull.state, pr_head=head, pr_checked_at=timezone.now())
+    await save(
+        task.pk,
+        pr_forge=repository.forge,
+        pr_repository=repository.path,
+        pr_number=pull.number,
+        pr_url=pull.url,
+        pr_state=pull.state,
+        pr_head=head,
+        pr_checked_at=timezone.now(),
+    )
     await changed(task.pk)
     return await get_task(task.pk)
 
 
 def _no_remote(task: Task) -> str:
     if task.project == remotes.OWN:
-        return (f"Task #{task.pk} works in its creator's own folder, which has no remote: only shared projects "
-                "(CLAUDE_PROJECTS) open pull requests. Merge it here instead.")
-    return (f"Project {task.project!r} has no remote to open pull requests on. An admin can name one with "
-            f"CLAUDE_PROJECT_REMOTES=\"{task.project}=origin:github:OWNER/REPO\" (or origin:gitlab:GROUP/PROJECT), or "
-            f"give its repository an origin on GitHub or GitLab, and set {remotes.token_variable(task.project)}. "
-            "Merge works without one.")
+        return (
+            f"Task #{task.pk} works in its creator's own folder, which has no remote: only shared projects "
+            "(CLAUDE_PROJECTS) open pull requests. Merge it here instead."
+        )
+    return (
+        f"Project {task.project!r} has no remote to open pull requests on. An admin can name one with "
+        f'CLAUDE_PROJECT_REMOTES="{task.project}=origin:github:OWNER/REPO" (or origin:gitlab:GROUP/PROJECT), or '
+        f"give its repository an origin on GitHub or GitLab, and set {remotes.token_variable(task.project)}. "
+        "Merge works without one."
+    )
 
 
 def _token(task: Task, repository: forge.Repository, *, doing: str) -> str:
@@ -118,7 +146,8 @@ def _token(task: Task, repository: forge.Repository, *, doing: str) -> str:
         raise TaskRefused(
             f"There is no {repository.name} token for project {task.project!r}, so the app cannot {doing}. Set "
             f"{remotes.token_variable(task.project)} in the server's environment to {TOKEN_NEEDS[repository.forge]} "
-            f"for {repository.path}, and restart the server.")
+            f"for {repository.path}, and restart the server."
+        )
     return token
 
 
@@ -128,34 +157,51 @@ def _redacted(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
-def _push_refused(task: Task, remote: str, url: str, repository: forge.Repository, exc: git.GitError, token: str) -> str:
+def _push_refused(
+    task: Task, remote: str, url: str, repository: forge.Repository, exc: git.GitError, token: str
+) -> str:
     # git's own words, without its "To <url>" line.
     lines = [line.strip() for line in (exc.err or exc.out or str(exc)).splitlines()]
     said = " ".join(line for line in lines if line and not line.startswith("To "))
     if url.startswith(repository.web):
-        how = (f"It sent the token in {remotes.token_variable(task.project)}: check that it may push to "
-               f"{repository.path}; it needs to be {TOKEN_NEEDS[repository.forge]}.")
+        how = (
+            f"It sent the token in {remotes.token_variable(task.project)}: check that it may push to "
+            f"{repository.path}; it needs to be {TOKEN_NEEDS[repository.forge]}."
+        )
     else:
-        how = ("It used the remote's own credentials (the server user's SSH key or git's credential helper): "
-               "check that they may push there.")
-    return _redacted(f"git could not push {task.branch} to {remote} ({url}): {said[-1500:]}. Nothing was opened on "
-                     f"{repository.name}. {how}", token)
+        how = (
+            "It used the remote's own credentials (the server user's SSH key or git's credential helper): "
+            "check that they may push there."
+        )
+    return _redacted(
+        f"git could not push {task.branch} to {remote} ({url}): {said[-1500:]}. Nothing was opened on "
+        f"{repository.name}. {how}",
+        token,
+    )
 
 
 def _forge_failed(task: Task, repository: forge.Repository, exc: forge.ForgeError, token: str) -> str:
     variable = remotes.token_variable(task.project)
     if isinstance(exc, forge.TokenRejected):
-        text = (f"{repository.name} refused the token in {variable}: {exc}. Set it to {TOKEN_NEEDS[repository.forge]} "
-                f"for {repository.path}, and restart the server.")
+        text = (
+            f"{repository.name} refused the token in {variable}: {exc}. Set it to {TOKEN_NEEDS[repository.forge]} "
+            f"for {repository.path}, and restart the server."
+        )
     elif isinstance(exc, forge.NotFound):
-        text = (f"{repository.name} has no repository {repository.path}, or the token in {variable} may not see it: "
-                f"{exc}. Check CLAUDE_PROJECT_REMOTES and the token's access.")
+        text = (
+            f"{repository.name} has no repository {repository.path}, or the token in {variable} may not see it: "
+            f"{exc}. Check CLAUDE_PROJECT_REMOTES and the token's access."
+        )
     elif isinstance(exc, forge.Unreachable):
-        text = (f"{exc}. Check the server's network (behind a proxy: HTTPS_PROXY) and "
-                f"{API_VARIABLES[repository.forge]} ({repository.api}), then try again.")
+        text = (
+            f"{exc}. Check the server's network (behind a proxy: HTTPS_PROXY) and "
+            f"{API_VARIABLES[repository.forge]} ({repository.api}), then try again."
+        )
     else:
-        text = (f"{repository.name} refused: {exc}. Check that {task.base_branch} exists on {repository.path} and "
-                f"that {task.branch} has commits it lacks.")
+        text = (
+            f"{repository.name} refused: {exc}. Check that {task.base_branch} exists on {repository.path} and "
+            f"that {task.branch} has commits it lacks."
+        )
     return _redacted(text, token)
 
 
@@ -187,12 +233,19 @@ def _describe(task: Task, commits: list[str]) -> tuple[str, str]:
     prompt = task.prompt if len(task.prompt) <= PROMPT_SHOWN else task.prompt[:PROMPT_SHOWN] + "\n\n… (prompt cut)"
     files = task.files_changed
     listed = ", ".join(_code(name) for name in files[:FILES_SHOWN]) + (
-        f" and {len(files) - FILES_SHOWN} more" if len(files) > FILES_SHOWN else "")
-    lines = [prompt.strip(), "", "---", "",
-             f"Opened by Claude Code chat from task #{task.pk} ({_code(task.project)}): branch {_code(task.branch)} "
-             f"onto {_code(task.base_branch)}.", "",
-             f"**Files changed ({len(files)}):** {listed or 'none'}  ",
-             f"**Usage:** {task.tokens:,} tokens, ${task.cost_usd:.4f}, {len(turns)} turn{'s' if len(turns) != 1 else ''}"]
+        f" and {len(files) - FILES_SHOWN} more" if len(files) > FILES_SHOWN else ""
+    )
+    lines = [
+        prompt.strip(),
+        "",
+        "---",
+        "",
+        f"Opened by Claude Code chat from task #{task.pk} ({_code(task.project)}): branch {_code(task.branch)} "
+        f"onto {_code(task.base_branch)}.",
+        "",
+        f"**Files changed ({len(files)}):** {listed or 'none'}  ",
+        f"**Usage:** {task.tokens:,} tokens, ${task.cost_usd:.4f}, {len(turns)} turn{'s' if len(turns) != 1 else ''}",
+    ]
     if commits:
         lines += ["", "**Commits:**", *(f"- {_short(line, 200)}" for line in commits[:50])]
     if turns:
@@ -202,8 +255,11 @@ def _describe(task: Task, commits: list[str]) -> tuple[str, str]:
             lines += [f"(the last {len(shown)})", ""]
         for number, turn in enumerate(shown, len(turns) - len(shown) + 1):
             answer = "\n\n".join(answers.get(turn.pk, [])) or f"({turn.get_status_display().lower()}, no answer)"
-            lines += [f"{number}. **Asked:** {_short(turn.prompt, ASKED_SHOWN)}  ",
-                      f"   **Answered:** {_short(answer, ANSWERED_SHOWN)}", ""]
+            lines += [
+                f"{number}. **Asked:** {_short(turn.prompt, ASKED_SHOWN)}  ",
+                f"   **Answered:** {_short(answer, ANSWERED_SHOWN)}",
+                "",
+            ]
         lines += ["</details>"]
     body = "\n".join(lines)
     if len(body) > BODY_LIMIT:
@@ -231,11 +287,13 @@ async def refresh_pull_request(*, task_id: int, force: bool = False) -> Task:
     repository = _repository(task)
     token = _token(task, repository, doing=f"ask {repository.name} about {task.pr_label}")
     try:
-        pull = await asyncio.to_thread(forge.get_pull_request, repository, token, task.pr_number,
-                                       timeout=settings.CLAUDE_FORGE_TIMEOUT)
+        pull = await asyncio.to_thread(
+            forge.get_pull_request, repository, token, task.pr_number, timeout=settings.CLAUDE_FORGE_TIMEOUT
+        )
     except forge.ForgeError as exc:
-        raise TaskRefused(f"Could not refresh pull request {task.pr_label}: {_forge_failed(task, repository, exc, token)}") \
-            from exc
+        raise TaskRefused(
+            f"Could not refresh pull request {task.pr_label}: {_forge_failed(task, repository, exc, token)}"
+        ) from exc
     await save(task.pk, pr_state=pull.state, pr_url=pull.url, pr_checked_at=timezone.now())
     if pull.state != task.pr_state:
         if pull.state == forge.State.MERGED and task.status == Task.Status.COMPLETED:
@@ -250,16 +308,25 @@ async def _merged_on_forge(task: Task) -> None:
     pending = await git.status(task.worktree_path) if Path(task.worktree_path).is_dir() else []
     head = await git.rev(task.repo_path, task.branch) if await git.branch_exists(task.repo_path, task.branch) else ""
     if pending or head != task.pr_head:
-        await save(task.pk, error=(
-            f"Pull request {task.pr_label} was merged on {task.pr_forge_name}, but this task changed after its last push "
-            "(commits or files that are not in it). Open another pull request for them, Merge them here, or Discard "
-            "them."))
+        await save(
+            task.pk,
+            error=(
+                f"Pull request {task.pr_label} was merged on {task.pr_forge_name}, but this task changed after its last push "
+                "(commits or files that are not in it). Open another pull request for them, Merge them here, or Discard "
+                "them."
+            ),
+        )
         return
     # Two pages refreshing at once: only one finishes the task.
     finished = await Task.objects.filter(pk=task.pk, status=Task.Status.COMPLETED).aupdate(
-        status=Task.Status.MERGED, reason="", merged_at=timezone.now(),
-        error=(f"Merged through pull request {task.pr_label} on {task.pr_forge_name} into {task.base_branch} there; "
-               "the worktree and local branch were removed (pull the base branch to have it here)."))
+        status=Task.Status.MERGED,
+        reason="",
+        merged_at=timezone.now(),
+        error=(
+            f"Merged through pull request {task.pr_label} on {task.pr_forge_name} into {task.base_branch} there; "
+            "the worktree and local branch were removed (pull the base branch to have it here)."
+        ),
+    )
     if not finished:
         return
     await git.worktree_remove(task.repo_path, task.worktree_path)
@@ -276,8 +343,10 @@ async def close_for_discard(task: Task) -> str:
     where = f"pull request {task.pr_label} on {repository.name} ({task.pr_url})"
     token = remotes.token_for(task.project)
     if not token:
-        return (f" Its {where} is still open: there is no token in {remotes.token_variable(task.project)} to close "
-                "it with. Close it there.")
+        return (
+            f" Its {where} is still open: there is no token in {remotes.token_variable(task.project)} to close "
+            "it with. Close it there."
+        )
     timeout = settings.CLAUDE_FORGE_TIMEOUT
     try:
         pull = await asyncio.to_thread(forge.get_pull_request, repository, token, task.pr_number, timeout=timeout)

@@ -73,8 +73,9 @@ def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) ->
 
     async def claims_guard(tool: str, tool_input: dict[str, Any]) -> FileRefusal | None:
         """The task's PreToolUse hook: an edit of a file another unmerged task holds is refused."""
-        refusal = await sync_to_async(claims.check_edit)(tool_input, cwd=task.worktree_path, store=store, task=task.pk,
-                                                         root=Path(task.worktree_path))
+        refusal = await sync_to_async(claims.check_edit)(
+            tool_input, cwd=task.worktree_path, store=store, task=task.pk, root=Path(task.worktree_path)
+        )
         return None if refusal is None else FileRefusal(reason=refusal.reason, shown=refusal.shown)
 
     return TurnOptions(
@@ -131,14 +132,23 @@ async def run_task(*, task_id: int) -> None:
     except Exception as exc:
         log.exception("task %s failed", task_id)
         detail = str(exc) if isinstance(exc, git.GitError) else type(exc).__name__
-        await save(task_id, status=Task.Status.FAILED, finished_at=timezone.now(),
-                   error=f"The server failed while running this task ({detail}). Press Resume to try again.")
+        await save(
+            task_id,
+            status=Task.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"The server failed while running this task ({detail}). Press Resume to try again.",
+        )
         await changed(task_id)
 
 
 async def _mark_interrupted(task_id: int) -> None:
-    await save(task_id, status=Task.Status.PAUSED, reason=Task.Reason.INTERRUPTED, finished_at=timezone.now(),
-               error="The server stopped during this run; the worktree and session are kept. Press Resume to continue.")
+    await save(
+        task_id,
+        status=Task.Status.PAUSED,
+        reason=Task.Reason.INTERRUPTED,
+        finished_at=timezone.now(),
+        error="The server stopped during this run; the worktree and session are kept. Press Resume to continue.",
+    )
     await changed(task_id)
 
 
@@ -151,24 +161,39 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
     if stop_reason == STOP_TERMINATE:
         await git.commit_all(task.worktree_path, f"WIP: {task.title} (terminated)\n\nTask #{task_id}")
         await sync_to_async(claims.release)(store, task=task_id)
-        await save(task_id, status=Task.Status.CANCELLED, reason="", finished_at=now,
-                   files_changed=await touched(task), **used)
+        await save(
+            task_id, status=Task.Status.CANCELLED, reason="", finished_at=now, files_changed=await touched(task), **used
+        )
         await changed(task_id)
         await unblock(task)
         return
     if stop_reason == STOP_PAUSE:
-        await save(task_id, status=Task.Status.PAUSED, reason=Task.Reason.USER, finished_at=now,
-                   files_changed=await touched(task), **used)
+        await save(
+            task_id,
+            status=Task.Status.PAUSED,
+            reason=Task.Reason.USER,
+            finished_at=now,
+            files_changed=await touched(task),
+            **used,
+        )
         await changed(task_id)
         return
     if blocked:
         # The hook refused an edit: keep what was done so far as a commit and wait for the holder.
-        await git.commit_all(task.worktree_path, f"WIP: {task.title} (paused: files held by another task)\n\nTask #{task_id}")
+        await git.commit_all(
+            task.worktree_path, f"WIP: {task.title} (paused: files held by another task)\n\nTask #{task_id}"
+        )
         await pause_for_conflict(task, blocked, used)
         return
     if turn is None or turn.status != Turn.Status.DONE:
-        await save(task_id, status=Task.Status.FAILED, finished_at=now, error=(turn.error if turn else "") or
-                   "The run ended without an answer.", files_changed=await touched(task), **used)
+        await save(
+            task_id,
+            status=Task.Status.FAILED,
+            finished_at=now,
+            error=(turn.error if turn else "") or "The run ended without an answer.",
+            files_changed=await touched(task),
+            **used,
+        )
         await changed(task_id)
         return
     await git.commit_all(task.worktree_path, f"{task.title}\n\nTask #{task_id} (Claude Code, branch {task.branch})")

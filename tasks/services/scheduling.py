@@ -59,8 +59,10 @@ class TaskHooks:
             return None
         note = ""
         if await Task.objects.filter(status=Task.Status.QUEUED).aexists():
-            note = (f"Token budget reached: {used:,} tokens in the last minute (limit {budget:,} a minute, "
-                    f"CLAUDE_MAX_TOKENS_PER_MINUTE). Queued tasks start again in about {wait:.0f} s.")
+            note = (
+                f"Token budget reached: {used:,} tokens in the last minute (limit {budget:,} a minute, "
+                f"CLAUDE_MAX_TOKENS_PER_MINUTE). Queued tasks start again in about {wait:.0f} s."
+            )
         return runtime.Hold(note=note, seconds=wait)
 
     async def note_changed(self, note: str) -> None:

@@ -49,8 +49,11 @@ class TasksConsumer(MemberSocket):
         # The page may have missed fragments (a run that started before it connected, a
         # reconnect): send the current state whole.
         if task is not None:
-            await self.send(text_data=await in_pool(live.task_page_html)(task.pk, user=self.scope["user"],
-                                                                         may_answer=self.may_answer))
+            await self.send(
+                text_data=await in_pool(live.task_page_html)(
+                    task.pk, user=self.scope["user"], may_answer=self.may_answer
+                )
+            )
         else:
             await self.board_changed({"note": runtime.current().tasks.note})
 

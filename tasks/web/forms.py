@@ -16,13 +16,22 @@ from ..services import PRIORITY_RANGE, TITLE_LENGTH
 
 class TaskForm(forms.Form):
     prompt = forms.CharField(strip=False, error_messages={"required": "Say what the task should do."})
-    title = forms.CharField(required=False, max_length=TITLE_LENGTH,
-                            error_messages={"max_length": f"The title is longer than {TITLE_LENGTH} characters."})
+    title = forms.CharField(
+        required=False,
+        max_length=TITLE_LENGTH,
+        error_messages={"max_length": f"The title is longer than {TITLE_LENGTH} characters."},
+    )
     project = forms.ChoiceField(required=False)
-    priority = forms.IntegerField(required=False, min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1],
-                                  error_messages={"invalid": "The priority must be a whole number (higher runs first).",
-                                                  "min_value": f"The priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}.",
-                                                  "max_value": f"The priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}."})
+    priority = forms.IntegerField(
+        required=False,
+        min_value=PRIORITY_RANGE[0],
+        max_value=PRIORITY_RANGE[1],
+        error_messages={
+            "invalid": "The priority must be a whole number (higher runs first).",
+            "min_value": f"The priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}.",
+            "max_value": f"The priority must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}.",
+        },
+    )
     yolo = forms.BooleanField(required=False)
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -37,12 +46,14 @@ class TaskForm(forms.Form):
         project.choices = [("", "")] + [(name, name) for name in known]
         project.error_messages["invalid_choice"] = f"Unknown project; yours: {', '.join(known)}."
         limit = settings.CLAUDE_MAX_MESSAGE_CHARS
-        self.fields["prompt"].validators = [MaxLengthValidator(
-            limit, message=f"The prompt is longer than the limit of {limit:,} characters.")]
+        self.fields["prompt"].validators = [
+            MaxLengthValidator(limit, message=f"The prompt is longer than the limit of {limit:,} characters.")
+        ]
         super().full_clean()
         limit = settings.CLAUDE_MAX_MESSAGE_CHARS
-        self.fields["prompt"].validators.append(MaxLengthValidator(
-            limit, message=f"The prompt is longer than the limit of {limit:,} characters."))
+        self.fields["prompt"].validators.append(
+            MaxLengthValidator(limit, message=f"The prompt is longer than the limit of {limit:,} characters.")
+        )
 
     def clean_prompt(self) -> str:
         prompt: str = self.cleaned_data["prompt"]

@@ -34,12 +34,18 @@ def _user(request: AuthedRequest) -> User:
     return request.user
 
 
-def _form_context(user: User, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"values": values or {}, "errors": errors or {},
-            # The folder as the task will name it (resolved, as its repository is saved).
-            "projects": [(p.key, p.path.resolve()) for p in projects.projects_for(user)],
-            "allowed_tools": settings.CLAUDE_TASK_ALLOWED_TOOLS, "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
-            "root_without_sandbox": services.is_root_without_sandbox()}
+def _form_context(
+    user: User, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "values": values or {},
+        "errors": errors or {},
+        # The folder as the task will name it (resolved, as its repository is saved).
+        "projects": [(p.key, p.path.resolve()) for p in projects.projects_for(user)],
+        "allowed_tools": settings.CLAUDE_TASK_ALLOWED_TOOLS,
+        "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
+        "root_without_sandbox": services.is_root_without_sandbox(),
+    }
 
 
 def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
@@ -47,8 +53,13 @@ def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
     if status not in Task.Status.values:
         status = ""
     visible = selectors.visible_tasks(request.user)
-    context = {**selectors.board_context(tasks=visible, note=note, user=request.user), **_form_context(request.user), "status_filter": status,
-               "statuses": Task.Status.choices, "max_tasks": settings.CLAUDE_MAX_TASKS}
+    context = {
+        **selectors.board_context(tasks=visible, note=note, user=request.user),
+        **_form_context(request.user),
+        "status_filter": status,
+        "statuses": Task.Status.choices,
+        "max_tasks": settings.CLAUDE_MAX_TASKS,
+    }
     if status:
         context["filtered"] = selectors.with_status(visible, status, user=request.user)
     return render(request, "tasks/board.html", context)
@@ -66,21 +77,30 @@ async def new_task(request: AuthedRequest) -> HttpResponse:
     if request.method != "POST":
         return await sync_to_async(lambda: render(request, "tasks/new.html", _form_context(user)))()
     form = TaskForm(request.POST, user=user)
-    values: dict[str, object] = {name: request.POST.get(name, "") for name in ("prompt", "title", "project", "priority")}
+    values: dict[str, object] = {
+        name: request.POST.get(name, "") for name in ("prompt", "title", "project", "priority")
+    }
     values["yolo"] = request.POST.get("yolo") == "1"
     # The form reads the projects open to this person from the database.
     if not await sync_to_async(form.is_valid)():
-        return await sync_to_async(lambda: render(request, "tasks/new.html", _form_context(user, values, form.errors_by_field()),
-                                                  status=400))()
+        return await sync_to_async(
+            lambda: render(request, "tasks/new.html", _form_context(user, values, form.errors_by_field()), status=400)
+        )()
     data = form.cleaned_data
     try:
-        task = await services.create_task(user=user, prompt=data["prompt"], title=data["title"],
-                                          project=data["project"] or "default", priority=data["priority"] or 0,
-                                          skip_permissions=data["yolo"])
+        task = await services.create_task(
+            user=user,
+            prompt=data["prompt"],
+            title=data["title"],
+            project=data["project"] or "default",
+            priority=data["priority"] or 0,
+            skip_permissions=data["yolo"],
+        )
     except services.TaskRefused as exc:
         refusal = {"__all__": str(exc)}
-        return await sync_to_async(lambda: render(request, "tasks/new.html", _form_context(user, values, refusal),
-                                                  status=400))()
+        return await sync_to_async(
+            lambda: render(request, "tasks/new.html", _form_context(user, values, refusal), status=400)
+        )()
     return redirect(task.get_absolute_url())
 
 
@@ -92,8 +112,11 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
             raise Http404("No such task.")
         task = selectors.task_for_page(task_id, user=request.user)
         may_answer = task.session is not None and permissions.may_answer(user=request.user, session=task.session)
-        return render(request, "tasks/detail.html", {"task": task, "turns": selectors.log_page(task).turns,
-                                                     "text": "", "level": "", "may_answer": may_answer})
+        return render(
+            request,
+            "tasks/detail.html",
+            {"task": task, "turns": selectors.log_page(task).turns, "text": "", "level": "", "may_answer": may_answer},
+        )
 
     return await sync_to_async(page)()
 
@@ -120,10 +143,14 @@ async def action(request: AuthedRequest, task_id: int, name: str) -> HttpRespons
     except services.TaskNotFound:
         raise Http404("No such task.") from None
     try:
-        task = await services.act(user=user, task=task, action=Action(name), message=request.POST.get("message") or None)
+        task = await services.act(
+            user=user, task=task, action=Action(name), message=request.POST.get("message") or None
+        )
         text, level = f"Task #{task.pk}: {task.status_text.lower()}.", "info"
         if name == Action.PULL_REQUEST:
-            text = f"Task #{task.pk}: pull request {task.pr_label} is {task.get_pr_state_display().lower()}: {task.pr_url}"
+            text = (
+                f"Task #{task.pk}: pull request {task.pr_label} is {task.get_pr_state_display().lower()}: {task.pr_url}"
+            )
     except services.TaskRefused as exc:
         text, level = str(exc), "error"
     return _answer(request, task, text, level)
@@ -154,5 +181,9 @@ async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResp
         return _answer(request, task, str(exc), "error")
     if quiet and request.htmx:
         return HttpResponse(status=204)
-    text = f"Pull request {task.pr_label}: {task.get_pr_state_display().lower()}." if task.pr_number else "No pull request yet."
+    text = (
+        f"Pull request {task.pr_label}: {task.get_pr_state_display().lower()}."
+        if task.pr_number
+        else "No pull request yet."
+    )
     return _answer(request, task, text, "info")

@@ -233,8 +233,15 @@ async def test_an_archived_session_answers_409(projects):
 # Refused requests
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"},
-                                     {"Authorization": "Bearer wrong-token-wrong-token-wrong"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer wrong-token-wrong-token-wrong"},
+    ],
+)
 async def test_requests_without_a_valid_token_get_401(headers):
     await user_with_token()
     for response in (await ApiCaller(headers).post(CHAT, "{}"), await ApiCaller(headers).get(POOL)):
@@ -249,18 +256,25 @@ async def test_an_inactive_users_token_gets_401():
     assert (await client_for(key).get(POOL)).status_code == 401
 
 
-@pytest.mark.parametrize(("body", "status", "says"), [
-    ("{not json", 400, "JSON object"),
-    ([1, 2], 400, "JSON object"),
-    ({"message": "hi"}, 400, "sessionId must be a UUID"),
-    ({"sessionId": "../../etc/passwd", "message": "hi"}, 400, "sessionId must be a UUID"),
-    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d/../x", "message": "hi"}, 400, "sessionId must be a UUID"),
-    ({"sessionId": 12345, "message": "hi"}, 400, "sessionId must be a UUID"),
-    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d"}, 400, "message is missing"),
-    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "   "}, 400, "message is missing"),
-    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": ["hi"]}, 400, "message is missing"),
-    ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "hi", "projectKey": ["x"]}, 400, "Unknown projectKey"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ("{not json", 400, "JSON object"),
+        ([1, 2], 400, "JSON object"),
+        ({"message": "hi"}, 400, "sessionId must be a UUID"),
+        ({"sessionId": "../../etc/passwd", "message": "hi"}, 400, "sessionId must be a UUID"),
+        ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d/../x", "message": "hi"}, 400, "sessionId must be a UUID"),
+        ({"sessionId": 12345, "message": "hi"}, 400, "sessionId must be a UUID"),
+        ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d"}, 400, "message is missing"),
+        ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "   "}, 400, "message is missing"),
+        ({"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": ["hi"]}, 400, "message is missing"),
+        (
+            {"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "hi", "projectKey": ["x"]},
+            400,
+            "Unknown projectKey",
+        ),
+    ],
+)
 async def test_bad_requests_are_refused_before_anything_is_made(projects, body, status, says):
     _, key = await user_with_token()
     response = await post(client_for(key), body)
@@ -347,10 +361,16 @@ async def test_a_regenerated_token_replaces_the_old_one_at_once():
     assert (await client_for(new).get(POOL)).status_code == 200
 
 
-@pytest.mark.parametrize(("value", "says"), [
-    ("alpha", "not KEY=/absolute/path"), ("alpha=relative/dir", "must be absolute"), ("a b=/x", "may only hold"),
-    ("a=/x,a=/y", "given twice"), ("default=/x", "each member's own folder"),
-])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("alpha", "not KEY=/absolute/path"),
+        ("alpha=relative/dir", "must be absolute"),
+        ("a b=/x", "may only hold"),
+        ("a=/x,a=/y", "given twice"),
+        ("default=/x", "each member's own folder"),
+    ],
+)
 def test_malformed_claude_projects_stop_the_start(monkeypatch, tmp_path, value, says):
     monkeypatch.setenv("CLAUDE_PROJECTS", value)
     with pytest.raises(ImproperlyConfigured, match=says):

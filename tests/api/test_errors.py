@@ -55,9 +55,13 @@ async def test_paths_the_api_does_not_have_answer_json_404(caller):
 
 
 async def test_another_method_answers_json_405_with_allow(caller):
-    for method, path, allowed in [("delete", "/api/tasks", "GET, POST"), ("get", "/api/tasks/1/pause", "POST"),
-                                  ("post", "/api/tasks/1", "GET"), ("get", CHAT, "POST"),
-                                  ("post", "/api/openapi.json", "GET, HEAD")]:
+    for method, path, allowed in [
+        ("delete", "/api/tasks", "GET, POST"),
+        ("get", "/api/tasks/1/pause", "POST"),
+        ("post", "/api/tasks/1", "GET"),
+        ("get", CHAT, "POST"),
+        ("post", "/api/openapi.json", "GET, HEAD"),
+    ]:
         response = await getattr(caller, method)(path)
         assert response["Allow"] == allowed, (method, path)
         assert method.upper() in error_of(response, 405) and allowed.split(", ")[0] in error_of(response, 405)
@@ -86,24 +90,28 @@ async def test_an_unexpected_failure_answers_json_500_and_is_logged(caller, capl
     assert any(record.exc_info and "pool/status" in record.getMessage() for record in caplog.records)
 
 
-@pytest.mark.parametrize(("body", "status", "field", "says"), [
-    ({"prompt": "x", "priority": "urgent"}, 400, "priority", "whole number from -1000 to 1000"),
-    ({"prompt": "x", "priority": 1001}, 400, "priority", "whole number"),
-    ({"prompt": "x", "priority": True}, 400, "priority", "whole number"),
-    ({"prompt": "x", "priority": 2.5}, 400, "priority", "whole number"),
-    ({"prompt": "x", "yolo": "yes"}, 400, "yolo", "true or false"),
-    ({"prompt": "x", "yolo": 1}, 400, "yolo", "true or false"),
-    ({"prompt": "x", "title": "t" * 121}, 400, "title", "at most 120 characters"),
-    ({"prompt": "x", "project": "nope"}, 400, "project", "known: default, web"),
-    ({"prompt": "x", "project": ["web"]}, 400, "project", "Unknown project of type list"),
-    ({"prompt": "   "}, 400, "prompt", "Say what the task should do"),
-    ({"prompt": 42}, 400, "prompt", "Say what the task should do"),
-    ({"title": "no prompt"}, 400, "prompt", "Say what the task should do"),
-    ({"prompt": "x", "branch": "../x"}, 400, "branch", "Unknown field 'branch'"),
-    ({"prompt": "x" * 1001}, 413, "prompt", "1,001 characters long; the limit is 1,000"),
-])
-async def test_task_input_is_refused_field_by_field_before_anything_is_made(caller, projects, settings, body, status,
-                                                                             field, says):
+@pytest.mark.parametrize(
+    ("body", "status", "field", "says"),
+    [
+        ({"prompt": "x", "priority": "urgent"}, 400, "priority", "whole number from -1000 to 1000"),
+        ({"prompt": "x", "priority": 1001}, 400, "priority", "whole number"),
+        ({"prompt": "x", "priority": True}, 400, "priority", "whole number"),
+        ({"prompt": "x", "priority": 2.5}, 400, "priority", "whole number"),
+        ({"prompt": "x", "yolo": "yes"}, 400, "yolo", "true or false"),
+        ({"prompt": "x", "yolo": 1}, 400, "yolo", "true or false"),
+        ({"prompt": "x", "title": "t" * 121}, 400, "title", "at most 120 characters"),
+        ({"prompt": "x", "project": "nope"}, 400, "project", "known: default, web"),
+        ({"prompt": "x", "project": ["web"]}, 400, "project", "Unknown project of type list"),
+        ({"prompt": "   "}, 400, "prompt", "Say what the task should do"),
+        ({"prompt": 42}, 400, "prompt", "Say what the task should do"),
+        ({"title": "no prompt"}, 400, "prompt", "Say what the task should do"),
+        ({"prompt": "x", "branch": "../x"}, 400, "branch", "Unknown field 'branch'"),
+        ({"prompt": "x" * 1001}, 413, "prompt", "1,001 characters long; the limit is 1,000"),
+    ],
+)
+async def test_task_input_is_refused_field_by_field_before_anything_is_made(
+    caller, projects, settings, body, status, field, says
+):
     settings.CLAUDE_MAX_MESSAGE_CHARS = 1000
     fields = field_errors_of(await caller.post("/api/tasks", body), status)
     assert set(fields) == {field} and says in fields[field]
@@ -148,11 +156,15 @@ async def test_a_chat_request_with_several_faults_answers_all_of_them(caller, pr
     assert await Session.objects.acount() == 0
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    ('{"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "hi \\ud800 there"}', "lone surrogate"),
-    ('{"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "nul \\u0000 here"}', "NUL character"),
-    ("[" * 100_000 + "]" * 100_000, "must be a JSON object"),
-], ids=["lone surrogate", "NUL", "nested 100,000 deep"])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "hi \\ud800 there"}', "lone surrogate"),
+        ('{"sessionId": "0d3f4a6e-8b1c-4f7a-9e2d-5c6b7a8f9e0d", "message": "nul \\u0000 here"}', "NUL character"),
+        ("[" * 100_000 + "]" * 100_000, "must be a JSON object"),
+    ],
+    ids=["lone surrogate", "NUL", "nested 100,000 deep"],
+)
 async def test_text_that_cannot_be_stored_and_absurd_nesting_answer_400_not_500(caller, projects, body, says):
     response = await caller.post("/api/analysis/chat", body)
     assert says in error_of(response, 400)

@@ -73,7 +73,11 @@ async def test_every_route_of_both_routers_is_documented_with_its_statuses():
         assert operation["security"] == [{"BearerToken": []}]
         for status in statuses - {200, 201}:
             error = answer_schema(doc, method, path, status)
-            assert "error" in error["required"] and error["properties"]["error"]["type"] == "string", (method, path, status)
+            assert "error" in error["required"] and error["properties"]["error"]["type"] == "string", (
+                method,
+                path,
+                status,
+            )
     assert doc["components"]["securitySchemes"]["BearerToken"] == {"type": "http", "scheme": "bearer"}
     assert set(answer_schema(doc, "post", "/api/tasks", 400)["properties"]) == {"error", "fields"}
     answer = answer_schema(doc, "post", "/api/analysis/chat", 200)["properties"]
@@ -119,8 +123,12 @@ async def test_what_every_operation_answers_has_the_documented_properties(repo, 
         assert set(body) == set(schema["properties"]) and set(schema.get("required", ())) <= set(body), (method, path)
         return body
 
-    answer = check(await caller.post("/api/analysis/chat", {"sessionId": str(uuid.uuid4()), "message": "hello"}),
-                   "post", "/api/analysis/chat", 200)
+    answer = check(
+        await caller.post("/api/analysis/chat", {"sessionId": str(uuid.uuid4()), "message": "hello"}),
+        "post",
+        "/api/analysis/chat",
+        200,
+    )
     assert answer["answer"]
     check(await caller.get("/api/claude-code/pool/status"), "get", "/api/claude-code/pool/status", 200)
     task = check(await caller.post("/api/tasks", {"prompt": "echo: described"}), "post", "/api/tasks", 201)
@@ -155,7 +163,9 @@ async def test_the_docs_page_loads_only_the_apps_own_files():
         assert served.status_code == 200, asset
         if asset.endswith("-init.js"):
             assert b"http" not in b"".join(served.streaming_content if served.streaming else [served.content])
-    config = json.loads(re.search(r'<script type="application/json" id="swagger-settings">(.*?)</script>', html, re.S)[1])
+    config = json.loads(
+        re.search(r'<script type="application/json" id="swagger-settings">(.*?)</script>', html, re.S)[1]
+    )
     assert config["url"] == DOC and config["validatorUrl"] is None
     assert (await client.post("/api/docs")).status_code == 405
 
@@ -180,6 +190,8 @@ async def test_a_task_with_a_pull_request_answers_what_the_document_describes(te
     assert pull["properties"]["forge"]["enum"] == ["github", "gitlab"]
     actions = resolve(doc, schema["properties"]["actions"]["items"])["enum"]
     assert set(body["actions"]) <= set(actions) and "pull-request" in actions
-    (action,) = [p for p in doc["paths"]["/api/tasks/{task_id}/{action}"]["post"]["parameters"] if p["name"] == "action"]
+    (action,) = [
+        p for p in doc["paths"]["/api/tasks/{task_id}/{action}"]["post"]["parameters"] if p["name"] == "action"
+    ]
     assert "pull-request" in action["schema"]["enum"]
     assert "pull-request" in doc["paths"]["/api/tasks/{task_id}/{action}"]["post"]["description"]

@@ -36,8 +36,11 @@ async def api(user):
 
 
 async def test_create_follow_and_merge_through_the_api(repo, scheduler, api):
-    made = await api.post("/api/tasks", {"prompt": "write api.txt: via api", "title": "From CI", "priority": 3},
-                          content_type="application/json")
+    made = await api.post(
+        "/api/tasks",
+        {"prompt": "write api.txt: via api", "title": "From CI", "priority": 3},
+        content_type="application/json",
+    )
     assert made.status_code == 201, made.content
     body = made.json()
     assert body["status"] in ("queued", "running") and body["branch"] == f"auto-claude/{body['id']}"
@@ -76,14 +79,18 @@ async def test_bad_requests(repo, shared_repo, scheduler, api, user):
     bad = await api.post("/api/tasks", {"prompt": "x", "priority": "urgent"}, content_type="application/json")
     assert bad.status_code == 400 and "priority" in bad.json()["fields"]
     assert (await api.post("/api/tasks", {"title": "no prompt"}, content_type="application/json")).status_code == 400
-    assert (await api.post("/api/tasks", {"prompt": "x", "branch": "../x"}, content_type="application/json")).status_code == 400
+    assert (
+        await api.post("/api/tasks", {"prompt": "x", "branch": "../x"}, content_type="application/json")
+    ).status_code == 400
     assert (await api.post("/api/tasks", "[1, 2]", content_type="application/json")).status_code == 400
     assert (await api.post("/api/tasks", "{not json", content_type="application/json")).status_code == 400
     assert (await api.get("/api/tasks?status=weird")).status_code == 400
     assert (await api.delete("/api/tasks")).status_code == 405
     assert await Task.objects.acount() == 0
     # Someone else's task in a shared project: visible, but not theirs to act on.
-    made = (await api.post("/api/tasks", {"prompt": "echo: mine", "project": "team"}, content_type="application/json")).json()
+    made = (
+        await api.post("/api/tasks", {"prompt": "echo: mine", "project": "team"}, content_type="application/json")
+    ).json()
     other = await sync_to_async(make_user)()
     other_api = await script_for(other)
     assert (await other_api.get(f"/api/tasks/{made['id']}")).status_code == 200
@@ -104,9 +111,22 @@ async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes
     task = await Task.objects.aget(pk=task.pk)
     await Task.objects.filter(pk=task.pk).aupdate(status=Task.Status.RUNNING)
     turn = await Turn.objects.acreate(session_id=task.session_id, prompt="slow 30", status=Turn.Status.RUNNING)
-    argv = [settings.CLAUDE_CLI, "--print", "--output-format", "stream-json", "--verbose", f"--resume={task.session_id}"]
-    orphan = subprocess.Popen(argv, cwd=task.worktree_path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    argv = [
+        settings.CLAUDE_CLI,
+        "--print",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        f"--resume={task.session_id}",
+    ]
+    orphan = subprocess.Popen(
+        argv,
+        cwd=task.worktree_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     orphan.stdin.write(b"slow 30")
     orphan.stdin.close()
     await Turn.objects.filter(pk=turn.pk).aupdate(pid=orphan.pid)
@@ -138,7 +158,10 @@ async def test_shutdown_marks_running_tasks_interrupted(repo, user, rt):
 
 async def _running_turn(task: Task) -> bool:
     task = await Task.objects.aget(pk=task.pk)
-    return bool(task.session_id) and await Turn.objects.filter(session_id=task.session_id, status=Turn.Status.RUNNING).aexists()
+    return (
+        bool(task.session_id)
+        and await Turn.objects.filter(session_id=task.session_id, status=Turn.Status.RUNNING).aexists()
+    )
 
 
 async def test_the_token_budget_holds_new_starts_and_says_so(repo, scheduler, user, settings, monkeypatch):
@@ -164,8 +187,11 @@ async def test_a_tasks_session_takes_no_chat_messages(repo, scheduler, api, user
     task = await services.create_task(user=user, prompt="slow 2")
     await wait_for(lambda: _running_turn(task))
     task = await Task.objects.aget(pk=task.pk)
-    response = await api.post("/api/analysis/chat", {"sessionId": str(task.session_id), "message": "write x.txt: sneaky"},
-                              content_type="application/json")
+    response = await api.post(
+        "/api/analysis/chat",
+        {"sessionId": str(task.session_id), "message": "write x.txt: sneaky"},
+        content_type="application/json",
+    )
     assert response.status_code == 409 and f"task #{task.pk}" in response.json()["error"]
     with pytest.raises(turns.TurnRefused, match=f"task #{task.pk}"):
         await turns.submit_message(session_id=task.session_id, user=user, text="hello")
@@ -175,9 +201,14 @@ async def test_a_tasks_session_takes_no_chat_messages(repo, scheduler, api, user
 
 
 async def test_a_skip_permissions_tasks_detached_processes_end_with_it(repo, scheduler, user):
-    task = await settled(scheduler, await services.create_task(
-        user=user, prompt="run: (setsid sleep 321 &) ; (nohup sleep 321 >/dev/null 2>&1 &) ; echo started",
-        skip_permissions=True))
+    task = await settled(
+        scheduler,
+        await services.create_task(
+            user=user,
+            prompt="run: (setsid sleep 321 &) ; (nohup sleep 321 >/dev/null 2>&1 &) ; echo started",
+            skip_permissions=True,
+        ),
+    )
     assert task.status == Task.Status.COMPLETED, task.error
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"sleep\x00321" in _cmdline(p)]
     assert leftovers == []
@@ -198,15 +229,21 @@ async def test_a_pull_request_through_the_api(team_remote, forge, scheduler, api
 
     monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", "wrong")
     refused = await api.post(f"/api/tasks/{made['id']}/pull-request")
-    assert refused.status_code == 409 and "GitHub refused the token in CLAUDE_FORGE_TOKEN_TEAM" in refused.json()["error"]
+    assert (
+        refused.status_code == 409 and "GitHub refused the token in CLAUDE_FORGE_TOKEN_TEAM" in refused.json()["error"]
+    )
     monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
 
     opened = await api.post(f"/api/tasks/{made['id']}/pull-request")
     assert opened.status_code == 200, opened.content
     pull = opened.json()["pull_request"]
     assert {k: v for k, v in pull.items() if k != "checked_at"} == {
-        "forge": "github", "repository": "acme/widgets", "number": 1, "url": "https://github.com/acme/widgets/pull/1",
-        "state": "open"}
+        "forge": "github",
+        "repository": "acme/widgets",
+        "number": 1,
+        "url": "https://github.com/acme/widgets/pull/1",
+        "state": "open",
+    }
     assert pull["checked_at"]
 
     # Reading the task asks the forge (as its page does) once the last answer is a few seconds old.
@@ -243,8 +280,10 @@ async def test_never_more_tasks_show_running_than_the_limit(repo, scheduler, api
     at three instants and can show a finished task and the one that took its place both running."""
     most = 0
     for round_ in range(4):
-        made = [await api.post("/api/tasks", {"prompt": f"write r{round_}-{p}.txt: {p}", "priority": p, "yolo": True})
-                for p in (0, 1, 2)]
+        made = [
+            await api.post("/api/tasks", {"prompt": f"write r{round_}-{p}.txt: {p}", "priority": p, "yolo": True})
+            for p in (0, 1, 2)
+        ]
         ids = {m.json()["id"] for m in made}
         while True:
             tasks = (await api.get("/api/tasks")).json()["tasks"]

@@ -25,8 +25,13 @@ def test_the_docs_page_shows_every_operation_without_the_network(live_app, page:
     page.on("requestfailed", lambda request: failed.append(request.url))
     page.goto(live_app.base_url + "/api/docs")
 
-    for path in ("/api/analysis/chat", "/api/claude-code/pool/status", "/api/tasks", "/api/tasks/{task_id}",
-                 "/api/tasks/{task_id}/{action}"):
+    for path in (
+        "/api/analysis/chat",
+        "/api/claude-code/pool/status",
+        "/api/tasks",
+        "/api/tasks/{task_id}",
+        "/api/tasks/{task_id}/{action}",
+    ):
         expect(page.locator(".opblock-summary-path", has_text=path).first).to_be_visible()
     expect(page.get_by_role("button", name="Authorize")).to_be_visible()
     assert refused == [] and failed == []

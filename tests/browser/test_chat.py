@@ -206,8 +206,9 @@ def test_an_attached_file_lands_in_the_chats_folder_and_an_image_reaches_the_mod
     open_new_chat(page, "echo: ready")
     expect(page.locator("article.turn")).to_contain_text("ready")
 
-    page.locator("#attach-files").set_input_files({"name": "../plan notes.txt", "mimeType": "text/plain",
-                                                   "buffer": b"step one: write the tests\n"})
+    page.locator("#attach-files").set_input_files(
+        {"name": "../plan notes.txt", "mimeType": "text/plain", "buffer": b"step one: write the tests\n"}
+    )
     expect(page.locator("#attached")).to_contain_text("plan-notes.txt")
     box = page.get_by_label("Message")
     box.fill("read attachments/plan-notes.txt")
@@ -218,8 +219,9 @@ def test_an_attached_file_lands_in_the_chats_folder_and_an_image_reaches_the_mod
     expect(page.locator("#attached li")).to_have_count(0)
     assert (live_app.own_folder(gus) / "attachments" / "plan-notes.txt").read_text() == "step one: write the tests\n"
 
-    page.locator("#attach-files").set_input_files({"name": "dot.png", "mimeType": "image/png",
-                                                   "buffer": base64.b64decode(PNG)})
+    page.locator("#attach-files").set_input_files(
+        {"name": "dot.png", "mimeType": "image/png", "buffer": base64.b64decode(PNG)}
+    )
     expect(page.locator("#attached")).to_contain_text("Image: dot.png")
     box.fill("What is in this picture?")
     box.press("Enter")
@@ -328,7 +330,9 @@ def test_a_markdown_answer_streams_rendered_never_raw_and_its_html_stays_inert(l
     code = answer.locator(".code-block")
     expect(code.locator(".code-lang")).to_have_text("python")
     expect(code.locator("pre code .k").first).to_have_text("def")  # coloured by Pygments
-    expect(answer).to_contain_text("Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done.")
+    expect(answer).to_contain_text(
+        "Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done."
+    )
     expect(answer.locator("script, img, [onerror]")).to_have_count(0)
 
     rendered = answer.inner_html()

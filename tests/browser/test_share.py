@@ -70,13 +70,15 @@ def test_share_a_chat_read_it_without_login_then_revoke_it(live_app, page: Page,
 
 def test_long_chat_loads_older_messages_for_owner_and_reader(live_app, page: Page, browser):
     live_app.create_user(username="longtalker", password="pw-long-123")
-    code = ("from datetime import timedelta; from django.utils import timezone; "
-            "from django.contrib.auth import get_user_model; from chat.services import chats, sharing; from chat.models import Turn; "
-            "u = get_user_model().objects.get(username='longtalker'); s = chats.create_session(owner=u, title='Marathon'); "
-            "t0 = timezone.now() - timedelta(hours=1); "
-            "Turn.objects.bulk_create(Turn(session=s, author=u, prompt=f'question {n}', status='done', "
-            "created_at=t0 + timedelta(seconds=n)) for n in range(120)); "
-            "print(sharing.create_share_link(session=s, user=u, expires_in=None)[1])")
+    code = (
+        "from datetime import timedelta; from django.utils import timezone; "
+        "from django.contrib.auth import get_user_model; from chat.services import chats, sharing; from chat.models import Turn; "
+        "u = get_user_model().objects.get(username='longtalker'); s = chats.create_session(owner=u, title='Marathon'); "
+        "t0 = timezone.now() - timedelta(hours=1); "
+        "Turn.objects.bulk_create(Turn(session=s, author=u, prompt=f'question {n}', status='done', "
+        "created_at=t0 + timedelta(seconds=n)) for n in range(120)); "
+        "print(sharing.create_share_link(session=s, user=u, expires_in=None)[1])"
+    )
     token = live_app.manage("shell", "-c", code).strip().splitlines()[-1]
     log_in(page, live_app.base_url, "longtalker", "pw-long-123")
     page.locator("#chat-list").get_by_role("link", name="Marathon", exact=True).click()
@@ -128,7 +130,9 @@ def test_a_shared_answer_shows_rendered_markdown_and_its_html_stays_inert(live_a
     answer = reader.locator("article.turn .event.text")
     expect(answer.get_by_role("heading", name="A plan")).to_be_visible()
     expect(answer.locator("strong")).to_have_text("bold text")
-    expect(answer).to_contain_text("Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done.")
+    expect(answer).to_contain_text(
+        "Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done."
+    )
     expect(answer.locator("script, img, [onerror]")).to_have_count(0)
     code = answer.locator(".code-block")
     expect(code.locator(".code-lang")).to_have_text("python")

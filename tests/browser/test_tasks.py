@@ -175,7 +175,9 @@ def test_a_terminated_task_keeps_its_branch_until_it_is_discarded(live_app, page
     assert branches(repo, branch) == [branch]
 
     page.get_by_role("button", name="Discard").click()
-    expect(page.get_by_text("Discarded: the worktree and branch were removed without merging.")).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(page.get_by_text("Discarded: the worktree and branch were removed without merging.")).to_be_visible(
+        timeout=RUN_TIMEOUT
+    )
     expect(status).to_have_text("Cancelled")
     expect(facts).to_contain_text(f".worktrees/{task_id} (removed)")
     expect(page.get_by_role("button", name="Discard")).to_have_count(0)
@@ -195,8 +197,11 @@ def test_the_new_task_form_states_the_skip_permissions_risk(live_app, page):
 
 def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, browser):
     """In a shared project everyone sees the task; only its creator (and staff) see its buttons."""
-    live_app.manage("shell", "-c", "from chat.models import ProjectAccess; "
-                    "ProjectAccess.objects.get_or_create(project='team', everyone=True)")
+    live_app.manage(
+        "shell",
+        "-c",
+        "from chat.models import ProjectAccess; ProjectAccess.objects.get_or_create(project='team', everyone=True)",
+    )
     open_board(live_app, page, "cora")
     page.get_by_role("link", name="New task").click()
     page.get_by_label("What should Claude Code do?").fill("slow 5 write team.txt: from cora")

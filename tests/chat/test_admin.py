@@ -27,8 +27,9 @@ def staff() -> Client:
 
 
 def act(client: Client, action: str, *chats: Session, **extra) -> str:
-    response = client.post(SESSIONS, {"action": action, ACTION_CHECKBOX_NAME: [str(c.pk) for c in chats], **extra},
-                           follow=True)
+    response = client.post(
+        SESSIONS, {"action": action, ACTION_CHECKBOX_NAME: [str(c.pk) for c in chats], **extra}, follow=True
+    )
     assert response.status_code == 200
     return response.content.decode()
 
@@ -43,18 +44,36 @@ def fake_transcript(chat: Session) -> Path:
 def chat_with_usage(*, owner, title: str) -> Session:
     chat = make_session(owner=owner, title=title)
     for tokens in (100, 250):
-        Turn.objects.create(session=chat, author=owner, prompt=f"{title} {tokens}", status=Turn.Status.DONE,
-                            input_tokens=tokens, output_tokens=10, cost_usd=0.125)
+        Turn.objects.create(
+            session=chat,
+            author=owner,
+            prompt=f"{title} {tokens}",
+            status=Turn.Status.DONE,
+            input_tokens=tokens,
+            output_tokens=10,
+            cost_usd=0.125,
+        )
     return chat
 
 
 def test_non_staff_and_anonymous_people_cannot_reach_the_admin(claude_env):
     chat = make_session(owner=make_user())
     for client in (Client(), logged_in_client(user=make_user())):
-        for path in ("/admin/", SESSIONS, f"{SESSIONS}{chat.pk}/change/", "/admin/chat/turn/", "/admin/chat/sharelink/"):
+        for path in (
+            "/admin/",
+            SESSIONS,
+            f"{SESSIONS}{chat.pk}/change/",
+            "/admin/chat/turn/",
+            "/admin/chat/sharelink/",
+        ):
             response = client.get(path)
             assert response.status_code == 302 and response.url.startswith("/admin/login/"), path
-        assert client.post(SESSIONS, {"action": "delete_selected", ACTION_CHECKBOX_NAME: [str(chat.pk)], "post": "yes"}).status_code == 302
+        assert (
+            client.post(
+                SESSIONS, {"action": "delete_selected", ACTION_CHECKBOX_NAME: [str(chat.pk)], "post": "yes"}
+            ).status_code
+            == 302
+        )
     assert Session.objects.filter(pk=chat.pk).exists()
 
 
@@ -126,15 +145,19 @@ def test_change_page_shows_share_links_and_leads_to_read_only_turns(claude_env):
     Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text="**bold** <script>alert(1)</script>")
     detail = client.get(f"/admin/chat/turn/{turn.pk}/change/").content.decode()
     # Answers show as the chat shows them: rendered Markdown, their HTML inert.
-    assert "<p><strong>bold</strong> &lt;script&gt;alert(1)&lt;/script&gt;</p>" in detail and "<script>alert" not in detail
+    assert (
+        "<p><strong>bold</strong> &lt;script&gt;alert(1)&lt;/script&gt;</p>" in detail and "<script>alert" not in detail
+    )
     assert client.post(f"/admin/chat/turn/{turn.pk}/delete/").status_code == 403
     assert client.get("/admin/chat/session/add/").status_code == 403
 
 
 def test_staff_can_retitle_a_chat(claude_env):
     chat = make_session(owner=make_user(), title="typo")
-    response = staff().post(f"{SESSIONS}{chat.pk}/change/", {
-        "title": "Fixed title", "share_links-TOTAL_FORMS": "0", "share_links-INITIAL_FORMS": "0"})
+    response = staff().post(
+        f"{SESSIONS}{chat.pk}/change/",
+        {"title": "Fixed title", "share_links-TOTAL_FORMS": "0", "share_links-INITIAL_FORMS": "0"},
+    )
     assert response.status_code == 302, response.content.decode()
     assert Session.objects.get(pk=chat.pk).title == "Fixed title"
 
@@ -166,7 +189,9 @@ def test_revoke_share_links_action(claude_env):
 
     _link, token = sharing.create_share_link(session=chat, user=ada, expires_in=None)
     assert "live" in client.get("/admin/chat/sharelink/", {"state": "live"}).content.decode()
-    links = client.post("/admin/chat/sharelink/", {"action": "revoke", ACTION_CHECKBOX_NAME: [str(_link.pk)]}, follow=True)
+    links = client.post(
+        "/admin/chat/sharelink/", {"action": "revoke", ACTION_CHECKBOX_NAME: [str(_link.pk)]}, follow=True
+    )
     assert "Revoked 1 share link." in links.content.decode()
     assert Client().get(f"/share/{token}/").status_code == 404
 

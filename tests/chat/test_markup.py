@@ -48,13 +48,16 @@ def test_a_code_block_in_an_unknown_language_or_none_is_plain_escaped_text():
     assert html.count('class="copy-code"') == 2
 
 
-@pytest.mark.parametrize("attack", [
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    '<a href="/" hx-post="/chat/new/">click</a>',
-    "<style>body{display:none}</style>",
-    "<!-- a comment -->",
-])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        '<a href="/" hx-post="/chat/new/">click</a>',
+        "<style>body{display:none}</style>",
+        "<!-- a comment -->",
+    ],
+)
 def test_html_in_an_answer_stays_inert_text(attack):
     html = render_markdown(f"Look: {attack}")
     assert elements(html) == [("p", {})]
@@ -89,26 +92,29 @@ def test_a_share_page_hides_the_servers_paths():
     assert "<code>notes.txt</code>" in html and "…/passwd" in html
 
 
-@pytest.mark.parametrize(("partial", "closed"), [
-    ("Here is **bold", "Here is **bold**"),
-    ("Here is **bold*", "Here is **bold**"),  # the closing marker half arrived
-    ("Here is **", "Here is "),
-    ("run `ls -l", "run `ls -l`"),
-    ("a *b and **c", "a *b and **c***"),
-    ("**b `c", "**b `c`**"),
-    ("snake_case and more", "snake_case and more"),
-    ("see [the docs](https://exa", "see the docs"),
-    ("done **a** and *b*", "done **a** and *b*"),
-    ("* a list item", "* a list item"),
-    ("```python\nprint(1)", "```python\nprint(1)\n```"),
-    ("Code:\n\n```pyt", "Code:"),  # the language is still coming: no block in a wrong language yet
-    ("Code:\n\n```python\n", "Code:\n\n```python\n```"),
-    ("```python\nprint(1)\n``", "```python\nprint(1)\n```"),
-    ("  ~~~\ncode", "  ~~~\ncode\n  ~~~"),
-    ("```\n**not bold", "```\n**not bold\n```"),
-    ("```\nx\n```\n\nafter **b", "```\nx\n```\n\nafter **b**"),
-    ("first **para**\n\nsecond *one", "first **para**\n\nsecond *one*"),
-])
+@pytest.mark.parametrize(
+    ("partial", "closed"),
+    [
+        ("Here is **bold", "Here is **bold**"),
+        ("Here is **bold*", "Here is **bold**"),  # the closing marker half arrived
+        ("Here is **", "Here is "),
+        ("run `ls -l", "run `ls -l`"),
+        ("a *b and **c", "a *b and **c***"),
+        ("**b `c", "**b `c`**"),
+        ("snake_case and more", "snake_case and more"),
+        ("see [the docs](https://exa", "see the docs"),
+        ("done **a** and *b*", "done **a** and *b*"),
+        ("* a list item", "* a list item"),
+        ("```python\nprint(1)", "```python\nprint(1)\n```"),
+        ("Code:\n\n```pyt", "Code:"),  # the language is still coming: no block in a wrong language yet
+        ("Code:\n\n```python\n", "Code:\n\n```python\n```"),
+        ("```python\nprint(1)\n``", "```python\nprint(1)\n```"),
+        ("  ~~~\ncode", "  ~~~\ncode\n  ~~~"),
+        ("```\n**not bold", "```\n**not bold\n```"),
+        ("```\nx\n```\n\nafter **b", "```\nx\n```\n\nafter **b**"),
+        ("first **para**\n\nsecond *one", "first **para**\n\nsecond *one*"),
+    ],
+)
 def test_a_streaming_text_is_closed_before_rendering(partial, closed):
     assert close_open_blocks(partial) == closed
 

@@ -42,8 +42,9 @@ def chat(owner, title: str = "", *, messages: list[tuple[str, str]] = (), minute
 
 
 def found(user, query: str, *, number: str | None = None, per_page: int = 25):
-    return search.search_page(user=user, query=query, base=selectors.chat_list(user=user), number=number,
-                              per_page=per_page)
+    return search.search_page(
+        user=user, query=query, base=selectors.chat_list(user=user), number=number, per_page=per_page
+    )
 
 
 def titles(page) -> list[str]:
@@ -56,8 +57,11 @@ def test_every_word_must_be_in_the_chat_though_in_different_messages():
     chat(ada, "Kubernetes notes", messages=[("certificates expire yearly", "")])
     chat(ada, "Only one word", messages=[("kubernetes alone", "")])
     chat(ada, "Tool output", messages=[("ls", "")])
-    Event.objects.create(turn=Turn.objects.get(session__title="Tool output"), kind=Event.Kind.TOOL_RESULT,
-                         text="kubernetes certificates in a tool's output")
+    Event.objects.create(
+        turn=Turn.objects.get(session__title="Tool output"),
+        kind=Event.Kind.TOOL_RESULT,
+        text="kubernetes certificates in a tool's output",
+    )
     chat(bob, "Bob's", messages=[("kubernetes certificates", "")])
 
     page = found(ada, "kubernetes certificates")
@@ -74,8 +78,18 @@ def test_every_word_must_be_in_the_chat_though_in_different_messages():
 
 def test_titles_first_then_the_best_matching_message_with_its_passage_marked_and_escaped():
     ada = make_user()
-    chat(ada, "Once", messages=[("question", "A long answer that mentions deploy once among very many other "
-                                             "words about the weather, lunch, trains and the garden.")], minutes_ago=1)
+    chat(
+        ada,
+        "Once",
+        messages=[
+            (
+                "question",
+                "A long answer that mentions deploy once among very many other "
+                "words about the weather, lunch, trains and the garden.",
+            )
+        ],
+        minutes_ago=1,
+    )
     chat(ada, "Often", messages=[("second question", "Deploy <b>now</b> & deploy, deploy again.")], minutes_ago=2)
     chat(ada, "Deploy plans", messages=[("hello", "")], minutes_ago=3)
 
@@ -162,7 +176,9 @@ def test_postgresql_reads_the_gin_indexes():
     ada = make_user()
     session = chat(ada, "Long", messages=[("a needle in here", "and a needle there")])
     made = Turn.objects.bulk_create(Turn(session=session, prompt=f"filler question {n}") for n in range(3000))
-    Event.objects.bulk_create(Event(turn=turn, kind=Event.Kind.TEXT, text=f"filler answer {n}") for n, turn in enumerate(made))
+    Event.objects.bulk_create(
+        Event(turn=turn, kind=Event.Kind.TEXT, text=f"filler answer {n}") for n, turn in enumerate(made)
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE chat_session, chat_turn, chat_event")
     (query,) = queries_of(lambda: list(found(ada, "needle")), table="chat_session")
@@ -177,9 +193,25 @@ def test_the_search_tests_pass_on_postgresql_too(postgres_url):
     if connection.vendor == "postgresql":
         pytest.skip("this is the run on PostgreSQL")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-k", "not pass_on_postgresql",
-         __file__, "tests/chat/web/test_chats.py::test_search_finds_titles_prompts_and_answers_of_own_chats_only"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": postgres_url}, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "not pass_on_postgresql",
+            __file__,
+            "tests/chat/web/test_chats.py::test_search_finds_titles_prompts_and_answers_of_own_chats_only",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": postgres_url},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert "PASSED tests/chat/test_search.py::test_postgresql_reads_the_gin_indexes" in done.stdout, done.stdout[-3000:]
 

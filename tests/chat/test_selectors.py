@@ -40,8 +40,12 @@ def long_chat(count: int = 200) -> tuple[Session, list[Turn]]:
     chat = make_session(owner=make_user(), title="Long")
     start = timezone.now() - timedelta(days=1)
     # Some turns share an instant, as turns saved in one burst can.
-    Turn.objects.bulk_create(Turn(session=chat, prompt=f"question {n}", status=Turn.Status.DONE,
-                                  created_at=start + timedelta(seconds=n // 2)) for n in range(count))
+    Turn.objects.bulk_create(
+        Turn(
+            session=chat, prompt=f"question {n}", status=Turn.Status.DONE, created_at=start + timedelta(seconds=n // 2)
+        )
+        for n in range(count)
+    )
     made = list(Turn.objects.filter(session=chat).order_by("created_at", "id"))
     Event.objects.bulk_create(Event(turn=turn, kind=Event.Kind.TEXT, text=f"answer {n}") for n, turn in enumerate(made))
     return chat, made
@@ -62,7 +66,7 @@ def test_the_latest_turns_of_a_chat_come_from_the_index_without_sorting_the_chat
     assert "TEMP B-TREE" not in plan, plan
 
     page = selectors.latest_turns(session=chat)
-    assert [t.pk for t in page.turns] == [t.pk for t in made[-selectors.RECENT_TURNS:]] and page.has_older
+    assert [t.pk for t in page.turns] == [t.pk for t in made[-selectors.RECENT_TURNS :]] and page.has_older
 
 
 def test_load_older_seeks_to_its_anchor_in_the_index_and_keeps_turns_of_the_same_instant():
@@ -74,6 +78,6 @@ def test_load_older_seeks_to_its_anchor_in_the_index_and_keeps_turns_of_the_same
     assert "TEMP B-TREE" not in plan, plan
 
     page = selectors.latest_turns(session=chat, before=anchor)
-    assert [t.pk for t in page.turns] == [t.pk for t in made[101 - selectors.RECENT_TURNS:101]]
+    assert [t.pk for t in page.turns] == [t.pk for t in made[101 - selectors.RECENT_TURNS : 101]]
     oldest = selectors.latest_turns(session=chat, before=made[10])
     assert [t.pk for t in oldest.turns] == [t.pk for t in made[:10]] and not oldest.has_older

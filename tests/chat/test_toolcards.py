@@ -11,17 +11,27 @@ def kinds(lines: list[Line]) -> list[tuple[str, str]]:
 
 
 def test_an_edit_is_a_diff_with_context_removed_and_added_lines():
-    card = tool_card("Edit", {"file_path": "/w/app.py", "old_string": "a = 1\nb = 2\nc = 3",
-                              "new_string": "a = 1\nb = 20\nc = 3"})
+    card = tool_card(
+        "Edit", {"file_path": "/w/app.py", "old_string": "a = 1\nb = 2\nc = 3", "new_string": "a = 1\nb = 20\nc = 3"}
+    )
     assert card.kind == "edit" and card.subject == "/w/app.py"
     assert card.lines is not None and kinds(card.lines.shown) == [
-        ("ctx", "a = 1"), ("del", "b = 2"), ("add", "b = 20"), ("ctx", "c = 3")]
+        ("ctx", "a = 1"),
+        ("del", "b = 2"),
+        ("add", "b = 20"),
+        ("ctx", "c = 3"),
+    ]
     assert (card.added, card.removed) == (1, 1)
 
 
 def test_a_multi_edit_shows_each_edit_apart():
-    card = tool_card("MultiEdit", {"file_path": "x.py", "edits": [
-        {"old_string": "one", "new_string": "uno"}, {"old_string": "two", "new_string": ""}]})
+    card = tool_card(
+        "MultiEdit",
+        {
+            "file_path": "x.py",
+            "edits": [{"old_string": "one", "new_string": "uno"}, {"old_string": "two", "new_string": ""}],
+        },
+    )
     assert card.lines is not None
     assert kinds(card.lines.shown) == [("del", "one"), ("add", "uno"), ("hunk", "⋯"), ("del", "two")]
     assert (card.added, card.removed) == (1, 2)
@@ -53,23 +63,39 @@ def test_bash_is_its_command_and_its_output():
 def test_read_is_its_path_and_a_line_count():
     card = tool_card("Read", {"file_path": "/w/README.md", "offset": 10, "limit": 5})
     assert (card.kind, card.subject, card.detail) == ("read", "/w/README.md", "from line 10, 5 lines")
-    result = result_card("Read", "     1→# Title\n     2→\n     3→Text\n     4→\n\n<system-reminder>x</system-reminder>")
+    result = result_card(
+        "Read", "     1→# Title\n     2→\n     3→Text\n     4→\n\n<system-reminder>x</system-reminder>"
+    )
     assert result.summary == "3 lines" and result.fold_all  # not the empty one after the last newline
 
 
 def test_todo_write_is_a_checklist():
-    card = tool_card("TodoWrite", {"todos": [{"content": "Write tests", "status": "completed", "activeForm": "x"},
-                                             {"content": "Ship", "status": "in_progress"}, {"content": "Rest"}]})
+    card = tool_card(
+        "TodoWrite",
+        {
+            "todos": [
+                {"content": "Write tests", "status": "completed", "activeForm": "x"},
+                {"content": "Ship", "status": "in_progress"},
+                {"content": "Rest"},
+            ]
+        },
+    )
     assert card.kind == "todo"
-    assert [(t.text, t.status) for t in card.todos] == [("Write tests", "completed"), ("Ship", "in_progress"),
-                                                        ("Rest", "pending")]
+    assert [(t.text, t.status) for t in card.todos] == [
+        ("Write tests", "completed"),
+        ("Ship", "in_progress"),
+        ("Rest", "pending"),
+    ]
 
 
 def test_a_search_is_its_pattern_and_its_hit_count():
     card = tool_card("Grep", {"pattern": "def \\w+", "path": "/w/src", "glob": "*.py"})
     assert (card.kind, card.subject, card.detail) == ("search", "def \\w+", "/w/src *.py")
     assert result_card("Grep", "Found 2 files\n/w/a.py\n/w/b.py").summary == "2 files"
-    assert kinds(result_card("Grep", "Found 2 files\n/w/a.py\n/w/b.py").lines.shown) == [("out", "/w/a.py"), ("out", "/w/b.py")]
+    assert kinds(result_card("Grep", "Found 2 files\n/w/a.py\n/w/b.py").lines.shown) == [
+        ("out", "/w/a.py"),
+        ("out", "/w/b.py"),
+    ]
     assert result_card("Grep", "a.py:1:x\nb.py:2:y").summary == "2 hits"
     assert result_card("Glob", "/w/a.py\n/w/b.py\n/w/c.py").summary == "3 hits"
     assert result_card("Glob", "No files found").summary == "No hits"
@@ -86,8 +112,9 @@ def test_other_tools_show_their_input_as_json():
 
 
 def test_a_share_page_hides_the_servers_paths_in_cards():
-    card = tool_card("Edit", {"file_path": "/srv/w/app.py", "old_string": "open('/etc/x')", "new_string": "y"},
-                     redact="/srv/w")
+    card = tool_card(
+        "Edit", {"file_path": "/srv/w/app.py", "old_string": "open('/etc/x')", "new_string": "y"}, redact="/srv/w"
+    )
     assert card.subject == "app.py" and card.lines is not None and card.lines.shown[0].text == "open('…/x')"
     assert tool_card("Bash", {"command": "cat /srv/w/a /root/k"}, redact="/srv/w").subject == "cat a …/k"
     assert result_card("Bash", "/srv/w/a: ok", redact="/srv/w").lines.shown[0].text == "a: ok"

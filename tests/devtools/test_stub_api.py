@@ -52,11 +52,25 @@ async def start(claude_env: ClaudeEnv, cli_env: dict[str, str]) -> AsyncIterator
     """Start a session of the real CLI (a new one unless ``resume``); all are closed at the end."""
     sessions = Sessions()
 
-    async def started(*, session_id: str | None = None, resume: bool = False, cwd: Path | None = None,
-                      env: dict[str, str] | None = None, **options: Any) -> LiveSession:
-        return await sessions.start(LiveSpec(cli=str(claude_env.cli), cwd=str(cwd or claude_env.workdir),
-                                             session_id=session_id or str(uuid.uuid4()), resume=resume,
-                                             env=cli_env if env is None else env, **options), within=60)
+    async def started(
+        *,
+        session_id: str | None = None,
+        resume: bool = False,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        **options: Any,
+    ) -> LiveSession:
+        return await sessions.start(
+            LiveSpec(
+                cli=str(claude_env.cli),
+                cwd=str(cwd or claude_env.workdir),
+                session_id=session_id or str(uuid.uuid4()),
+                resume=resume,
+                env=cli_env if env is None else env,
+                **options,
+            ),
+            within=60,
+        )
 
     yield started
     await sessions.close_all()
@@ -108,10 +122,19 @@ def test_the_stand_in_answers_plain_http(stub_api: StubServer) -> None:
 
 
 def test_a_write_request_resolves_relative_paths_against_the_sessions_cwd(stub_api: StubServer) -> None:
-    body = {"stream": False, "system": [{"type": "text", "text": "Primary working directory: /srv/project\n"}],
-            "messages": [{"role": "user", "content": [
-                {"type": "text", "text": "<system-reminder>ignore me</system-reminder>"},
-                {"type": "text", "text": "write notes/a.txt: some text"}]}]}
+    body = {
+        "stream": False,
+        "system": [{"type": "text", "text": "Primary working directory: /srv/project\n"}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>ignore me</system-reminder>"},
+                    {"type": "text", "text": "write notes/a.txt: some text"},
+                ],
+            }
+        ],
+    }
     _, message = _post(stub_api.url, json.dumps(body).encode())
     [block] = message["content"]
     assert block["type"] == "tool_use" and block["name"] == "Write"
@@ -186,13 +209,16 @@ async def test_write_with_accept_edits_creates_the_file_without_asking(start: St
     assert kinds == [ToolUse, ToolResult, Result]
     assert not result_of(events).is_error
     # Not asked; the file hooks ran around the call.
-    assert [(kind, args[0], args[-1]) for kind, args in handler.asked] == [("before", "Write", use.id),
-                                                                           ("after", "Write", use.id)]
+    assert [(kind, args[0], args[-1]) for kind, args in handler.asked] == [
+        ("before", "Write", use.id),
+        ("after", "Write", use.id),
+    ]
 
 
 @real_cli
-async def test_the_hook_before_a_file_tool_refuses_it_and_the_model_reads_why(start: Start,
-                                                                               claude_env: ClaudeEnv) -> None:
+async def test_the_hook_before_a_file_tool_refuses_it_and_the_model_reads_why(
+    start: Start, claude_env: ClaudeEnv
+) -> None:
     session = await start(permission_mode="acceptEdits")
     events = await run(session, "write notes.txt: not now", Handler(refuse="Another task is editing notes.txt."))
     assert not (claude_env.workdir / "notes.txt").exists()
@@ -293,8 +319,9 @@ async def test_resuming_an_unknown_session_finds_no_conversation(start: Start) -
 
 
 @real_cli
-async def test_without_an_api_key_in_its_spec_the_cli_is_not_logged_in(start: Start, cli_env: dict[str, str],
-                                                                        tmp_path: Path) -> None:
+async def test_without_an_api_key_in_its_spec_the_cli_is_not_logged_in(
+    start: Start, cli_env: dict[str, str], tmp_path: Path
+) -> None:
     # The server's own environment has the key (the fixture set it): it must not leak to the CLI.
     assert os.environ["ANTHROPIC_API_KEY"]
     env = {k: v for k, v in cli_env.items() if k != "ANTHROPIC_API_KEY"}
@@ -349,8 +376,9 @@ async def test_closing_during_a_turn_ends_the_cli_and_what_it_started(start: Sta
 
 @real_cli
 @pytest.mark.parametrize("name", ["emoji 🎉 dir", "symlink", "cut at 200", "exactly 200"])
-async def test_transcript_path_is_where_the_cli_writes(start: Start, claude_env: ClaudeEnv, tmp_path: Path,
-                                                       name: str) -> None:
+async def test_transcript_path_is_where_the_cli_writes(
+    start: Start, claude_env: ClaudeEnv, tmp_path: Path, name: str
+) -> None:
     base = tmp_path / "dirs"
     base.mkdir()
     prefix = len(cli.encode_project_dir(f"{base}/"))

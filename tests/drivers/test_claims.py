@@ -39,7 +39,9 @@ def test_the_first_task_holds_a_file_until_it_is_released(store: Path) -> None:
 def test_a_conflict_names_the_holder_by_its_title(store: Path) -> None:
     claims.register(store, task=1, title="Add the login page")
     claims.claim(store, task=1, paths=["login.py"])
-    assert claims.claim(store, task=2, paths=["login.py"]) == [Holder(path="login.py", task=1, title="Add the login page")]
+    assert claims.claim(store, task=2, paths=["login.py"]) == [
+        Holder(path="login.py", task=1, title="Add the login page")
+    ]
     claims.register(store, task=1, title="Add the login page (renamed)")
     assert claims.claim(store, task=2, paths=["login.py"])[0].title == "Add the login page (renamed)"
 
@@ -161,9 +163,16 @@ def test_concurrent_claims_from_several_processes_lose_no_update(store: Path, tm
     """4 processes x 50 claims of their own paths (and one path they all want) at the same moment."""
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(store), str(task), str(go), "50"], cwd=ROOT, env=env,
-                              stderr=subprocess.PIPE, text=True)
-             for task in range(1, 5)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(store), str(task), str(go), "50"],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for task in range(1, 5)
+    ]
     time.sleep(0.2)  # let them all start, then release them together
     go.touch()
     for proc in procs:

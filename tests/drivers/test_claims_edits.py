@@ -54,11 +54,14 @@ def test_every_path_key_of_the_edit_tools_is_read(store: Path, root: Path, key: 
 
 
 @pytest.mark.parametrize("where", ["main checkout", "other task", "elsewhere"])
-def test_a_path_outside_the_worktree_is_refused_naming_the_worktree(store: Path, root: Path, tmp_path: Path,
-                                                                     where: str) -> None:
-    target = {"main checkout": tmp_path / "repo" / "src" / "app.py",
-              "other task": tmp_path / "repo" / ".worktrees" / "41" / "app.py",  # same prefix as ".../4"
-              "elsewhere": Path("/etc/passwd")}[where]
+def test_a_path_outside_the_worktree_is_refused_naming_the_worktree(
+    store: Path, root: Path, tmp_path: Path, where: str
+) -> None:
+    target = {
+        "main checkout": tmp_path / "repo" / "src" / "app.py",
+        "other task": tmp_path / "repo" / ".worktrees" / "41" / "app.py",  # same prefix as ".../4"
+        "elsewhere": Path("/etc/passwd"),
+    }[where]
     code, reason = decide(edit(target), store, root)
     assert code == 2
     assert str(target) in reason and str(root) in reason
@@ -104,14 +107,17 @@ def test_a_path_held_by_another_task_is_refused_with_its_number_and_title(store:
     assert claims.take_blocked(store, task=4) == [claims.Holder("src/settings.py", 7, "Rename the settings")]
 
 
-@pytest.mark.parametrize("call", [
-    {},
-    {"tool_name": "Bash", "tool_input": {"command": "ls"}},
-    {"tool_input": None},
-    {"tool_input": {"file_path": ""}},
-    {"tool_input": {"file_path": None}},
-    {"tool_input": {"file_path": 12}},
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        {},
+        {"tool_name": "Bash", "tool_input": {"command": "ls"}},
+        {"tool_input": None},
+        {"tool_input": {"file_path": ""}},
+        {"tool_input": {"file_path": None}},
+        {"tool_input": {"file_path": 12}},
+    ],
+)
 def test_a_call_without_a_path_is_allowed(store: Path, root: Path, call: dict) -> None:
     assert decide(call, store, root) == (0, "")
     assert claims.held_by(store, task=4) == []

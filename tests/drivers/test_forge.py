@@ -20,8 +20,9 @@ GH, GL = "https://api.github.com", "https://gitlab.com/api/v4"
 
 
 def test_remotes_are_read_with_what_each_names():
-    assert f.parse_remotes(" api = origin:github:acme/api.git , web=upstream:gitlab:acme/web/site,docs=origin,"
-                           "x=fork:gitlab") == {
+    assert f.parse_remotes(
+        " api = origin:github:acme/api.git , web=upstream:gitlab:acme/web/site,docs=origin,x=fork:gitlab"
+    ) == {
         "api": f.RemoteSpec("origin", "github", "acme/api"),
         "web": f.RemoteSpec("upstream", "gitlab", "acme/web/site"),
         "docs": f.RemoteSpec("origin"),
@@ -31,13 +32,21 @@ def test_remotes_are_read_with_what_each_names():
     assert f.parse_remotes("a=o:gitlab:my.group/sub-group/app.v2")["a"].path == "my.group/sub-group/app.v2"
 
 
-@pytest.mark.parametrize(("value", "says"), [
-    ("api", "is not KEY=REMOTE[:FORGE[:PATH]]"), ("api=", "is not KEY=REMOTE"), ("a b=origin", "may only hold"),
-    ("a=origin,a=origin", "given twice"), ("a=-x", "is not a git remote's name"), ("a=origin:bitbucket:x/y", "github or gitlab"),
-    ("a=origin:github:acme", "is not a GitHub repository path (OWNER/REPO)"),
-    ("a=origin:github:acme/api/extra", "is not a GitHub repository path"),
-    ("a=origin:gitlab:solo", "GROUP[/SUBGROUP...]/PROJECT"), ("a=origin:gitlab:acme/../x", "is not a GitLab"),
-])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("api", "is not KEY=REMOTE[:FORGE[:PATH]]"),
+        ("api=", "is not KEY=REMOTE"),
+        ("a b=origin", "may only hold"),
+        ("a=origin,a=origin", "given twice"),
+        ("a=-x", "is not a git remote's name"),
+        ("a=origin:bitbucket:x/y", "github or gitlab"),
+        ("a=origin:github:acme", "is not a GitHub repository path (OWNER/REPO)"),
+        ("a=origin:github:acme/api/extra", "is not a GitHub repository path"),
+        ("a=origin:gitlab:solo", "GROUP[/SUBGROUP...]/PROJECT"),
+        ("a=origin:gitlab:acme/../x", "is not a GitLab"),
+    ],
+)
 def test_malformed_remotes_say_what_is_wrong(value, says):
     with pytest.raises(ValueError, match=says.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         f.parse_remotes(value)
@@ -56,30 +65,43 @@ def test_api_urls_lose_their_trailing_slash():
 GHE, OWN_GITLAB = "https://ghe.example.com/api/v3", "https://git.example.com/api/v4"
 
 
-@pytest.mark.parametrize(("url", "apis", "expected"), [
-    ("https://github.com/acme/widgets.git", (GH, GL), ("github", "acme/widgets", GH)),
-    ("https://user:secret@github.com/acme/widgets", (GH, GL), ("github", "acme/widgets", GH)),
-    ("git@github.com:acme/widgets.git", (GH, GL), ("github", "acme/widgets", GH)),
-    ("ssh://git@github.com:22/acme/widgets.git", (GH, GL), ("github", "acme/widgets", GH)),
-    ("https://gitlab.com/acme/web/site.git", (GH, GL), ("gitlab", "acme/web/site", GL)),
-    ("git@gitlab.com:acme/site.git", (GH, GL), ("gitlab", "acme/site", GL)),
-    # The hosts of configured API URLs: a GitHub Enterprise server, a self-hosted GitLab.
-    ("https://ghe.example.com/acme/widgets.git", (GHE, OWN_GITLAB), ("github", "acme/widgets", GHE)),
-    ("git@git.example.com:team/app.git", (GHE, OWN_GITLAB), ("gitlab", "team/app", OWN_GITLAB)),
-])
+@pytest.mark.parametrize(
+    ("url", "apis", "expected"),
+    [
+        ("https://github.com/acme/widgets.git", (GH, GL), ("github", "acme/widgets", GH)),
+        ("https://user:secret@github.com/acme/widgets", (GH, GL), ("github", "acme/widgets", GH)),
+        ("git@github.com:acme/widgets.git", (GH, GL), ("github", "acme/widgets", GH)),
+        ("ssh://git@github.com:22/acme/widgets.git", (GH, GL), ("github", "acme/widgets", GH)),
+        ("https://gitlab.com/acme/web/site.git", (GH, GL), ("gitlab", "acme/web/site", GL)),
+        ("git@gitlab.com:acme/site.git", (GH, GL), ("gitlab", "acme/site", GL)),
+        # The hosts of configured API URLs: a GitHub Enterprise server, a self-hosted GitLab.
+        ("https://ghe.example.com/acme/widgets.git", (GHE, OWN_GITLAB), ("github", "acme/widgets", GHE)),
+        ("git@git.example.com:team/app.git", (GHE, OWN_GITLAB), ("gitlab", "team/app", OWN_GITLAB)),
+    ],
+)
 def test_a_remote_url_tells_its_forge_and_repository(url, apis, expected):
     found = f.repository_from_url(url, forge=None, github_api=apis[0], gitlab_api=apis[1])
     assert found is not None and (found.forge, found.path, found.api) == expected
 
 
-@pytest.mark.parametrize("url", ["/srv/git/widgets.git", "file:///srv/git/widgets.git", "https://example.org/acme/widgets.git",
-                                 "https://github.com/acme", "../widgets.git"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/srv/git/widgets.git",
+        "file:///srv/git/widgets.git",
+        "https://example.org/acme/widgets.git",
+        "https://github.com/acme",
+        "../widgets.git",
+    ],
+)
 def test_a_url_that_tells_no_forge_gives_none(url):
     assert f.repository_from_url(url, forge=None, github_api=GH, gitlab_api=GL) is None
 
 
 def test_a_named_forge_reads_only_the_path_from_the_url():
-    found = f.repository_from_url("ssh://git@code.example.org/acme/app.git", forge="gitlab", github_api=GH, gitlab_api=GL)
+    found = f.repository_from_url(
+        "ssh://git@code.example.org/acme/app.git", forge="gitlab", github_api=GH, gitlab_api=GL
+    )
     assert found == f.Repository("gitlab", "acme/app", GL)
 
 
@@ -107,8 +129,10 @@ def widgets(tmp_path, forge):
     git(work, "push", "-q", "origin", "feature")
     forge.add_repository("github", "acme/widgets", bare)
     forge.add_repository("gitlab", "acme/tools/widgets", bare)
-    return {"github": f.Repository("github", "acme/widgets", forge.github_api),
-            "gitlab": f.Repository("gitlab", "acme/tools/widgets", forge.gitlab_api)}
+    return {
+        "github": f.Repository("github", "acme/widgets", forge.github_api),
+        "gitlab": f.Repository("gitlab", "acme/tools/widgets", forge.gitlab_api),
+    }
 
 
 def test_github_pull_request_open_read_close_as_documented(widgets, forge):
@@ -154,7 +178,9 @@ def test_github_422_for_another_reason_is_said(widgets, forge):
 def test_gitlab_merge_request_open_read_close_as_documented(widgets, forge):
     repo = widgets["gitlab"]
     opened = f.open_pull_request(repo, forge.token, head="feature", base="main", title="Add f", body="Why", timeout=5)
-    assert opened.pull_request == f.PullRequest(1, "https://gitlab.com/acme/tools/widgets/-/merge_requests/1", f.State.OPEN)
+    assert opened.pull_request == f.PullRequest(
+        1, "https://gitlab.com/acme/tools/widgets/-/merge_requests/1", f.State.OPEN
+    )
     (post,) = forge.calls("POST")
     assert post.path == "/gitlab/api/v4/projects/acme%2Ftools%2Fwidgets/merge_requests"
     assert post.headers["private-token"] == forge.token and "authorization" not in post.headers
@@ -198,11 +224,15 @@ def test_the_git_configuration_reaches_git_through_its_environment(tmp_path):
     repo = init_repo(tmp_path / "repo")
     config = f.git_auth_config(f.Repository("github", "a/b", GH), "tok")
     env = g.config_env(config)
-    done = subprocess.run(["git", "-C", str(repo), "config", "--get", "http.https://github.com/.extraheader"],
-                          env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "-C", str(repo), "config", "--get", "http.https://github.com/.extraheader"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout.strip() == config["http.https://github.com/.extraHeader"]
     assert "tok" not in " ".join(env)  # values only in GIT_CONFIG_VALUE_n, never in argv
-
 
 
 def test_an_answer_that_is_no_pull_request_is_refused_not_a_crash(widgets, forge):

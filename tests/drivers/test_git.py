@@ -45,7 +45,7 @@ def commit_file(cwd: Path, name: str, text: str, message: str = "change") -> str
 
 def worktrees(repo: Path) -> list[str]:
     out = git(repo, "worktree", "list", "--porcelain")
-    return [line[len("worktree "):] for line in out.splitlines() if line.startswith("worktree ")]
+    return [line[len("worktree ") :] for line in out.splitlines() if line.startswith("worktree ")]
 
 
 def git_path(cwd: Path, name: str) -> Path:
@@ -72,8 +72,9 @@ async def conflicting(repo: Path, tmp_path: Path) -> Path:
 # Repositories, worktrees and branches
 
 
-async def test_only_the_top_of_a_repository_is_a_toplevel_and_a_detached_head_has_no_branch(repo: Path,
-                                                                                              tmp_path: Path) -> None:
+async def test_only_the_top_of_a_repository_is_a_toplevel_and_a_detached_head_has_no_branch(
+    repo: Path, tmp_path: Path
+) -> None:
     """A folder inside a repository is not one of its own: git would find the repository around it."""
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -115,7 +116,9 @@ async def test_worktree_add_refuses_an_existing_branch(repo: Path, tmp_path: Pat
     assert not (tmp_path / "other").exists()
 
 
-async def test_worktree_remove_drops_the_worktree_even_with_changes_and_keeps_the_branch(repo: Path, tmp_path: Path) -> None:
+async def test_worktree_remove_drops_the_worktree_even_with_changes_and_keeps_the_branch(
+    repo: Path, tmp_path: Path
+) -> None:
     wt = await task_worktree(repo, tmp_path)
     tip = commit_file(wt, "a.txt", "a\n")
     (wt / "untracked.txt").write_text("not committed\n")
@@ -194,9 +197,17 @@ async def test_status_lists_modified_deleted_renamed_and_untracked_paths(repo: P
     (repo / "ünïcode ☃.txt").write_text("snow\n")
     (repo / "b").write_text("one letter\n")
 
-    assert sorted(await g.status(repo)) == sorted([
-        "renamed ✓.txt", "shared.txt", "gone.txt", "dir/sub/new file.txt", "a -> b.txt", "ünïcode ☃.txt", "b",
-    ])
+    assert sorted(await g.status(repo)) == sorted(
+        [
+            "renamed ✓.txt",
+            "shared.txt",
+            "gone.txt",
+            "dir/sub/new file.txt",
+            "a -> b.txt",
+            "ünïcode ☃.txt",
+            "b",
+        ]
+    )
 
 
 async def test_commit_all_of_a_clean_worktree_is_none(repo: Path) -> None:
@@ -218,7 +229,10 @@ async def test_commit_all_commits_every_change_including_untracked_and_deleted(r
     assert parents(wt, sha) == [before]
     assert git(wt, "log", "-1", "--format=%B", sha).strip() == "Task work\n\nTask #1"
     assert await g.status(wt) == []
-    assert sorted(git(wt, "ls-tree", "-r", "--name-only", "-z", sha).split("\0")[:-1]) == ["new dir/ü.txt", "shared.txt"]
+    assert sorted(git(wt, "ls-tree", "-r", "--name-only", "-z", sha).split("\0")[:-1]) == [
+        "new dir/ü.txt",
+        "shared.txt",
+    ]
 
 
 async def test_commit_all_uses_the_repository_identity_when_it_has_one(repo: Path, tmp_path: Path, monkeypatch) -> None:
@@ -228,7 +242,10 @@ async def test_commit_all_uses_the_repository_identity_when_it_has_one(repo: Pat
     wt = await task_worktree(repo, tmp_path)
     (wt / "a.txt").write_text("a\n")
     sha = await g.commit_all(wt, "work")
-    assert git(wt, "log", "-1", "--format=%an <%ae>|%cn <%ce>", sha).strip() == "Dev <dev@example.com>|Dev <dev@example.com>"
+    assert (
+        git(wt, "log", "-1", "--format=%an <%ae>|%cn <%ce>", sha).strip()
+        == "Dev <dev@example.com>|Dev <dev@example.com>"
+    )
 
 
 async def test_commit_all_falls_back_to_its_own_identity(tmp_path: Path, monkeypatch) -> None:
@@ -330,7 +347,9 @@ async def test_merge_into_a_checked_out_base_merges_there_with_a_merge_commit(re
     assert await g.status(repo) == []
 
 
-async def test_merge_diff_is_what_the_merge_brought_and_find_merge_finds_it_by_its_message(repo: Path, tmp_path: Path) -> None:
+async def test_merge_diff_is_what_the_merge_brought_and_find_merge_finds_it_by_its_message(
+    repo: Path, tmp_path: Path
+) -> None:
     wt = await task_worktree(repo, tmp_path)
     commit_file(wt, "a.txt", "from the task\n")
     commit_file(repo, "main-only.txt", "main\n", "main moves on")
@@ -403,7 +422,8 @@ async def test_merge_into_fails_rather_than_overwrite_a_base_that_moved_meanwhil
     hook.mkdir(exist_ok=True)
     (hook / "post-merge").write_text(
         "#!/bin/sh\nunset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE\n"
-        f"exec git -C '{repo}' update-ref refs/heads/main {intruder}\n")
+        f"exec git -C '{repo}' update-ref refs/heads/main {intruder}\n"
+    )
     (hook / "post-merge").chmod(0o755)
 
     with pytest.raises(g.GitError):
@@ -683,8 +703,9 @@ async def test_a_push_that_hangs_is_ended_with_what_it_started(repo: Path, remot
     assert not running(hook)
 
 
-async def test_a_push_whose_caller_gives_up_is_ended_with_what_it_started(repo: Path, remote: Path,
-                                                                          tmp_path: Path) -> None:
+async def test_a_push_whose_caller_gives_up_is_ended_with_what_it_started(
+    repo: Path, remote: Path, tmp_path: Path
+) -> None:
     # A task stopped, or the server stopping, while its branch is pushed: nothing of git stays.
     refuse_pushes(remote, f"echo $$ > {tmp_path}/hook.pid; sleep 60")
     wt = await task_worktree(repo, tmp_path)

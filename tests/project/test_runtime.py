@@ -27,7 +27,9 @@ pytestmark = [pytest.mark.real_cli]
 
 def last_commit(repo: Path, branch: str) -> str:
     """The subject of the branch's newest commit; empty while the branch does not exist yet."""
-    done = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%s", branch, "--"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-C", str(repo), "log", "-1", "--format=%s", branch, "--"], capture_output=True, text=True
+    )
     return done.stdout.strip()
 
 
@@ -36,23 +38,43 @@ def test_queued_tasks_start_when_the_server_starts_without_a_request(live_app, t
     workdir = data / "work"
     workdir.mkdir(parents=True)
     port = _free_port()
-    env = {**live_app.env, "APP_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
-           "CLAUDE_WORKDIR": str(workdir), "CLAUDE_ARCHIVE_DIR": str(data / "archive")}
+    env = {
+        **live_app.env,
+        "APP_DATA_DIR": str(data),
+        "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
+        "CLAUDE_WORKDIR": str(workdir),
+        "CLAUDE_ARCHIVE_DIR": str(data / "archive"),
+    }
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")
     # Starting nothing here leaves the task queued, as a server that stopped before starting it does.
-    task_id, user_id = map(int, app.manage("shell", "-v", "0", "-c", (
-        "import asyncio, runtime; from django.contrib.auth import get_user_model; from project import runtime as composition; "
-        "from tasks import services; runtime.TaskScheduler.kick = lambda self: None; runtime.install(composition.build()); "
-        "user = get_user_model().objects.create_user('rex'); "
-        "task = asyncio.run(services.create_task(user=user, prompt='write after.txt: started by itself', title='Left queued')); "
-        "print(task.pk, user.pk)")).split())
+    task_id, user_id = map(
+        int,
+        app.manage(
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            (
+                "import asyncio, runtime; from django.contrib.auth import get_user_model; from project import runtime as composition; "
+                "from tasks import services; runtime.TaskScheduler.kick = lambda self: None; runtime.install(composition.build()); "
+                "user = get_user_model().objects.create_user('rex'); "
+                "task = asyncio.run(services.create_task(user=user, prompt='write after.txt: started by itself', title='Left queued')); "
+                "print(task.pk, user.pk)"
+            ),
+        ).split(),
+    )
     work = workdir / str(user_id)  # rex's own folder, their tasks' default repository
 
     log_path = data / "server.log"
     with log_path.open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             # The run ends with a commit titled like the task on its branch.
@@ -71,9 +93,12 @@ def test_queued_tasks_start_when_the_server_starts_without_a_request(live_app, t
 
 
 def _post_chat(app: LiveApp, token: str, session_id: str, message: str, timeout: float = 60) -> dict:
-    request = urllib.request.Request(f"{app.base_url}/api/analysis/chat", method="POST",
-                                     data=json.dumps({"sessionId": session_id, "message": message}).encode(),
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{app.base_url}/api/analysis/chat",
+        method="POST",
+        data=json.dumps({"sessionId": session_id, "message": message}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
@@ -90,8 +115,13 @@ def test_a_killed_server_started_again_plainly_leaves_no_cli_no_stuck_turn_and_n
     data = tmp_path / "app"
     (data / "work").mkdir(parents=True)
     (data / "staticfiles").mkdir()
-    env = {**live_app.env, "APP_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
-           "CLAUDE_WORKDIR": str(data / "work"), "CLAUDE_ARCHIVE_DIR": str(data / "archive")}
+    env = {
+        **live_app.env,
+        "APP_DATA_DIR": str(data),
+        "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
+        "CLAUDE_WORKDIR": str(data / "work"),
+        "CLAUDE_ARCHIVE_DIR": str(data / "archive"),
+    }
     app = LiveApp(base_url=f"http://127.0.0.1:{_free_port()}", env=env, data_dir=data)
     app.manage("migrate", "--noinput", "-v", "0")
     app.create_user(username="kim", password="pw-kim-123")
@@ -102,6 +132,7 @@ def test_a_killed_server_started_again_plainly_leaves_no_cli_no_stuck_turn_and_n
     server = app.serve()
     try:
         assert _post_chat(app, token, sid, "my name is Kim")["answer"] == "Nice to meet you, Kim."
+
         def hang_on() -> None:
             with contextlib.suppress(OSError):  # the server is killed under this call
                 _post_chat(app, token, sid, "slow 30")
@@ -130,6 +161,7 @@ def test_a_killed_server_started_again_plainly_leaves_no_cli_no_stuck_turn_and_n
         server.terminate()
         server.wait(10)
     with sqlite3.connect(db) as connection:
-        (transcript,) = connection.execute("SELECT transcript_path FROM chat_session WHERE id = ?",
-                                           (sid.replace("-", ""),)).fetchone()
+        (transcript,) = connection.execute(
+            "SELECT transcript_path FROM chat_session WHERE id = ?", (sid.replace("-", ""),)
+        ).fetchone()
     assert conversation_forks(Path(transcript)) == []

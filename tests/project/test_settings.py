@@ -35,12 +35,24 @@ def test_pages_send_a_strict_content_security_policy_and_the_usual_headers():
 
 
 def test_check_deploy_is_clean_with_the_production_settings_of_the_readme(tmp_path):
-    env = {**os.environ, "APP_DATA_DIR": str(tmp_path), "DJANGO_DEBUG": "false",
-           "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "chat.example.com",
-           "DJANGO_CSRF_TRUSTED_ORIGINS": "https://chat.example.com", "DJANGO_HTTPS": "true",
-           "DJANGO_HSTS_PRELOAD": "true"}
-    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "APP_DATA_DIR": str(tmp_path),
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "chat.example.com",
+        "DJANGO_CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
+        "DJANGO_HTTPS": "true",
+        "DJANGO_HSTS_PRELOAD": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "System check identified no issues" in done.stdout
 
@@ -70,17 +82,22 @@ PROJECTS = {"api": Path("/srv/api"), "web": Path("/srv/web")}
 def test_project_remotes_are_read(monkeypatch):
     monkeypatch.setenv("CLAUDE_PROJECT_REMOTES", "api=origin:github:acme/api, web=upstream")
     assert envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS) == {
-        "api": RemoteSpec("origin", "github", "acme/api"), "web": RemoteSpec("upstream")}
+        "api": RemoteSpec("origin", "github", "acme/api"),
+        "web": RemoteSpec("upstream"),
+    }
     monkeypatch.delenv("CLAUDE_PROJECT_REMOTES")
     assert envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS) == {}
 
 
-@pytest.mark.parametrize(("value", "says"), [
-    ("api=origin:github:acme", "CLAUDE_PROJECT_REMOTES: api: 'acme' is not a GitHub repository path"),
-    ("api", "CLAUDE_PROJECT_REMOTES: 'api' is not KEY=REMOTE"),
-    ("docs=origin", "CLAUDE_PROJECT_REMOTES: docs is not among CLAUDE_PROJECTS"),
-    ("default=origin", "CLAUDE_PROJECT_REMOTES: default is not among CLAUDE_PROJECTS"),
-])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("api=origin:github:acme", "CLAUDE_PROJECT_REMOTES: api: 'acme' is not a GitHub repository path"),
+        ("api", "CLAUDE_PROJECT_REMOTES: 'api' is not KEY=REMOTE"),
+        ("docs=origin", "CLAUDE_PROJECT_REMOTES: docs is not among CLAUDE_PROJECTS"),
+        ("default=origin", "CLAUDE_PROJECT_REMOTES: default is not among CLAUDE_PROJECTS"),
+    ],
+)
 def test_malformed_project_remotes_stop_the_start(monkeypatch, value, says):
     monkeypatch.setenv("CLAUDE_PROJECT_REMOTES", value)
     with pytest.raises(ImproperlyConfigured, match=re.escape(says)):
@@ -89,7 +106,9 @@ def test_malformed_project_remotes_stop_the_start(monkeypatch, value, says):
 
 def test_a_malformed_api_url_stops_the_start(monkeypatch):
     monkeypatch.setenv("CLAUDE_GITLAB_API_URL", "git.example.com/api/v4")
-    with pytest.raises(ImproperlyConfigured, match=re.escape("CLAUDE_GITLAB_API_URL: 'git.example.com/api/v4' is not an http")):
+    with pytest.raises(
+        ImproperlyConfigured, match=re.escape("CLAUDE_GITLAB_API_URL: 'git.example.com/api/v4' is not an http")
+    ):
         envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
     monkeypatch.delenv("CLAUDE_GITLAB_API_URL")
     assert envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url) == "https://gitlab.com/api/v4"

@@ -206,8 +206,9 @@ async def test_stop_cancels_a_run_which_reads_the_reason(scheduler: TaskSchedule
     hooks.finish(2)
 
 
-async def test_stop_before_the_run_took_its_first_step_still_reaches_the_run(scheduler: TaskScheduler,
-                                                                             hooks: Hooks) -> None:
+async def test_stop_before_the_run_took_its_first_step_still_reaches_the_run(
+    scheduler: TaskScheduler, hooks: Hooks
+) -> None:
     """The run is told (cancelled, with the reason) even when it is stopped the moment it was claimed."""
     hooks.queue = [1]
 
@@ -274,8 +275,9 @@ async def test_the_note_clears_when_a_hold_lifts_with_nothing_queued(scheduler: 
     assert hooks.notes == ["held", ""]
 
 
-async def test_a_run_that_raises_is_logged_and_the_scheduler_goes_on(scheduler: TaskScheduler, hooks: Hooks,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_run_that_raises_is_logged_and_the_scheduler_goes_on(
+    scheduler: TaskScheduler, hooks: Hooks, caplog: pytest.LogCaptureFixture
+) -> None:
     scheduler.limit = 1
     hooks.failing = {1}
     hooks.queue = [1, 2]

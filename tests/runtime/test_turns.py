@@ -174,8 +174,9 @@ async def test_waiting_is_called_only_when_no_slot_is_free(turns: Turns) -> None
     await done(tw, *(t for t, _ in first))
 
 
-async def test_a_job_that_raises_does_not_stop_the_session_s_later_turns(turns: Turns,
-                                                                         caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_job_that_raises_does_not_stop_the_session_s_later_turns(
+    turns: Turns, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.ERROR, logger="runtime.turns"):
         ta, a = turns.submit("s", "a", fail=True)
         tb, b = turns.submit("s", "b")

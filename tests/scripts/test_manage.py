@@ -12,8 +12,14 @@ from tests.conftest import ROOT
 def test_it_runs_a_command_with_the_projects_python_from_another_folder(tmp_path: Path) -> None:
     # No virtualenv on PATH: the wrapper, not the caller's python, picks the interpreter.
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "APP_DATA_DIR": str(tmp_path / "data")}
-    done = subprocess.run([str(ROOT / "scripts" / "manage"), "help", "api_token"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "manage"), "help", "api_token"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "usage: manage.py api_token" in done.stdout
 

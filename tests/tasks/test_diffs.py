@@ -41,10 +41,18 @@ Binary files /dev/null and b/logo.png differ
 def test_a_patch_is_split_per_file_with_its_lines_and_counts():
     patch = parse_patch(PATCH)
     assert [(f.path, f.status) for f in patch.files] == [
-        ("a.txt", "modified"), ("new.txt", "added"), ("new name.txt", "renamed"), ("logo.png", "added")]
+        ("a.txt", "modified"),
+        ("new.txt", "added"),
+        ("new name.txt", "renamed"),
+        ("logo.png", "added"),
+    ]
     first = patch.files[0]
-    assert first.lines.shown == [Line("hunk", "@@ -1,2 +1,2 @@"), Line("ctx", " same"), Line("del", "-old line"),
-                                 Line("add", "+new line")]
+    assert first.lines.shown == [
+        Line("hunk", "@@ -1,2 +1,2 @@"),
+        Line("ctx", " same"),
+        Line("del", "-old line"),
+        Line("add", "+new line"),
+    ]
     assert (first.added, first.removed) == (1, 1)
     assert patch.files[1].lines.shown[-1] == Line("meta", "\\ No newline at end of file")
     assert patch.files[2].old_path == "old name.txt" and patch.files[2].lines.count == 0

@@ -28,7 +28,9 @@ def test_an_origin_whose_url_tells_the_forge_is_the_remote(team):
     assert target == remotes.Target("team", "origin", Repository("github", "acme/widgets", GH_API))
     # A changed origin is seen at once (the lookup is cached only while the configuration is unchanged).
     git(team, "remote", "set-url", "origin", "https://gitlab.com/acme/web/site.git")
-    assert remotes.target_for("team", team).repository == Repository("gitlab", "acme/web/site", "https://gitlab.com/api/v4")
+    assert remotes.target_for("team", team).repository == Repository(
+        "gitlab", "acme/web/site", "https://gitlab.com/api/v4"
+    )
     git(team, "remote", "set-url", "origin", "https://example.org/acme/widgets.git")
     assert remotes.target_for("team", team) is None and not remotes.has_remote("team", team)
 
@@ -43,7 +45,8 @@ def test_a_configured_remote_names_forge_and_path_or_reads_them_from_its_url(tea
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("upstream", "gitlab", "acme/tools")}
     # Fully named: no need to read git (the remote is checked when pushing).
     assert remotes.target_for("team", tmp_path / "nowhere") == remotes.Target(
-        "team", "upstream", Repository("gitlab", "acme/tools", "https://gitlab.com/api/v4"))
+        "team", "upstream", Repository("gitlab", "acme/tools", "https://gitlab.com/api/v4")
+    )
 
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("upstream")}
     missing = remotes.target_for("team", team)

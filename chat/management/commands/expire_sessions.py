@@ -33,13 +33,20 @@ def _kept(totals: ExpireTotals) -> str:
 
 
 class Command(BaseCommand):
-    help = ("Archive chats idle for longer than --older-than hours: their Claude Code transcript is "
-            "gzipped into CLAUDE_ARCHIVE_DIR, their messages stay readable. Exits with status 1 if any "
-            "chat could not be archived (it is left unchanged).")
+    help = (
+        "Archive chats idle for longer than --older-than hours: their Claude Code transcript is "
+        "gzipped into CLAUDE_ARCHIVE_DIR, their messages stay readable. Exits with status 1 if any "
+        "chat could not be archived (it is left unchanged)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--older-than", type=hours, default=24.0, metavar="HOURS",
-                            help="archive chats with no activity for this many hours (default 24; decimals allowed)")
+        parser.add_argument(
+            "--older-than",
+            type=hours,
+            default=24.0,
+            metavar="HOURS",
+            help="archive chats with no activity for this many hours (default 24; decimals allowed)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="list what would be archived and change nothing")
 
     def handle(self, *args: object, older_than: float, dry_run: bool, verbosity: int = 1, **options: object) -> None:
@@ -62,11 +69,17 @@ class Command(BaseCommand):
 
         totals = expire_sessions(older_than=timedelta(hours=older_than), dry_run=dry_run, report=report)
         if dry_run:
-            self.stdout.write(f"Dry run: {totals.would_archive} chat(s) would be archived, "
-                              f"{totals.skipped} skipped as busy{_kept(totals)}; nothing was changed.")
+            self.stdout.write(
+                f"Dry run: {totals.would_archive} chat(s) would be archived, "
+                f"{totals.skipped} skipped as busy{_kept(totals)}; nothing was changed."
+            )
         elif verbose or totals.failed:
-            self.stdout.write(f"Archived {totals.archived} chat(s), skipped {totals.skipped} busy"
-                              f"{_kept(totals)}, {totals.failed} failed.")
+            self.stdout.write(
+                f"Archived {totals.archived} chat(s), skipped {totals.skipped} busy"
+                f"{_kept(totals)}, {totals.failed} failed."
+            )
         if totals.failed:
-            raise CommandError(f"{totals.failed} chat(s) could not be archived and were left unchanged; "
-                               "fix the cause shown above and run the command again.")
+            raise CommandError(
+                f"{totals.failed} chat(s) could not be archived and were left unchanged; "
+                "fix the cause shown above and run the command again."
+            )

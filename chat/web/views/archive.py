@@ -23,7 +23,9 @@ def restore(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     try:
         result = restore_session(session=session)
     except ArchiveError as exc:
-        messages.error(request, f"This chat could not be restored: {exc}. It stays archived; tell an admin if this repeats.")
+        messages.error(
+            request, f"This chat could not be restored: {exc}. It stays archived; tell an admin if this repeats."
+        )
         return redirect(session)
     if result.warning:
         messages.warning(request, result.warning.capitalize() + ".")

@@ -31,8 +31,9 @@ def index(request: AuthedRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     chats = selectors.chat_list(user=request.user)
     if query:
-        page = search.search_page(user=request.user, query=query, base=chats, number=request.GET.get("page"),
-                                  per_page=PER_PAGE)
+        page = search.search_page(
+            user=request.user, query=query, base=chats, number=request.GET.get("page"), per_page=PER_PAGE
+        )
     else:
         page = Paginator(chats, PER_PAGE).get_page(request.GET.get("page"))
     # The search box asks for the list alone, as the person types.
@@ -45,19 +46,29 @@ def index(request: AuthedRequest) -> HttpResponse:
 def new_chat(request: AuthedRequest) -> HttpResponse:
     """A page with a message box; the chat is made when its first message is sent (then the page
     moves to the chat), so New chat leaves no empty chats behind."""
-    context = {"projects": projects.projects_for(request.user), "text": "", "chosen_project": "",
-               "chosen_model": chats.default_model()}
+    context = {
+        "projects": projects.projects_for(request.user),
+        "text": "",
+        "chosen_project": "",
+        "chosen_model": chats.default_model(),
+    }
     if request.method == "GET":
         return render(request, "chat/new.html", context)
-    context.update(text=request.POST.get("message", ""), chosen_project=request.POST.get("project", ""),
-                   chosen_model=request.POST.get("model", context["chosen_model"]))
+    context.update(
+        text=request.POST.get("message", ""),
+        chosen_project=request.POST.get("project", ""),
+        chosen_model=request.POST.get("model", context["chosen_model"]),
+    )
     try:
         project = projects.project_for(request.user, request.POST.get("project"))
         uploads = [(upload.name or "file", upload) for upload in request.FILES.getlist("files")]
         submitted = async_to_sync(chats.start_chat)(
-            owner=request.user, project=project if project.shared else None,
+            owner=request.user,
+            project=project if project.shared else None,
             model=request.POST.get("model") if chats.model_choices() else None,
-            text=request.POST.get("message"), uploads=uploads)
+            text=request.POST.get("message"),
+            uploads=uploads,
+        )
     except (projects.ProjectRefused, chats.ChatError) as exc:
         return render(request, "chat/new.html", {**context, "error": str(exc)}, status=400)
     return redirect(submitted.turn.session)
@@ -75,8 +86,9 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
         return redirect(task)  # a task's session lives on its task's page
     page = selectors.latest_turns(session=session, events=False)
     rendered.prerender(page.turns)
-    return render(request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older,
-                                  "may_answer": True})
+    return render(
+        request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older, "may_answer": True}
+    )
 
 
 def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str = "", redact: str = "") -> HttpResponse:
@@ -88,10 +100,19 @@ def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str 
     page = selectors.latest_turns(session=session, before=anchor, events=bool(redact))
     if not redact:  # a shared page hides paths: its turns render differently
         rendered.prerender(page.turns)
-    return render(request, f"{PAGE}#older-turns", {
-        "session": session, "turns": page.turns, "before": page.first, "has_older": page.has_older,
-        "share_token": share_token, "redact": redact, "may_answer": not share_token,
-    })
+    return render(
+        request,
+        f"{PAGE}#older-turns",
+        {
+            "session": session,
+            "turns": page.turns,
+            "before": page.first,
+            "has_older": page.has_older,
+            "share_token": share_token,
+            "redact": redact,
+            "may_answer": not share_token,
+        },
+    )
 
 
 @login_required
@@ -120,7 +141,11 @@ def rename(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
         async_to_sync(notify.session_changed)(session)
     if request.htmx.target == f"chat-{session.id}":
         row = selectors.chat_list(user=request.user).get(pk=session.pk)
-        return render(request, "chat/index.html#chat-row", {"s": row, "rename_error": error, "next": _back(request, reverse("chat:index"))})
+        return render(
+            request,
+            "chat/index.html#chat-row",
+            {"s": row, "rename_error": error, "next": _back(request, reverse("chat:index"))},
+        )
     if request.htmx:
         form = render_to_string(f"{PAGE}#rename-form", {"session": session, "rename_error": error}, request)
         return HttpResponse(form + render_to_string(f"{PAGE}#session-title", {"session": session, "oob": True}))
@@ -143,7 +168,9 @@ def delete(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
             return redirect("chat:delete", session_id=session.id)
         messages.success(request, f"Deleted “{title}”.")
         return redirect("chat:index")
-    return render(request, "chat/delete.html", {"session": session, "busy": selectors.has_pending_turn(session=session)})
+    return render(
+        request, "chat/delete.html", {"session": session, "busy": selectors.has_pending_turn(session=session)}
+    )
 
 
 @login_required
@@ -156,15 +183,22 @@ def attach(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     if not files:
         return HttpResponse("Choose a file to attach first.", status=400, content_type="text/plain")
     if len(files) > attachments.MAX_FILES:
-        return HttpResponse(f"At most {attachments.MAX_FILES} files can be attached to a message.", status=400,
-                            content_type="text/plain")
+        return HttpResponse(
+            f"At most {attachments.MAX_FILES} files can be attached to a message.",
+            status=400,
+            content_type="text/plain",
+        )
     chips = []
     for upload in files:
         try:
             saved = attachments.save(session=session, name=upload.name or "file", data=upload)
         except attachments.AttachmentRefused as exc:
             return HttpResponse(str(exc), status=400, content_type="text/plain")
-        chips.append(render_to_string(f"{PAGE}#attachment", {"saved": saved, "max_image_mb": attachments.MAX_IMAGE_BYTES // (1024 * 1024)}))
+        chips.append(
+            render_to_string(
+                f"{PAGE}#attachment", {"saved": saved, "max_image_mb": attachments.MAX_IMAGE_BYTES // (1024 * 1024)}
+            )
+        )
     return HttpResponse("".join(chips))
 
 
@@ -186,5 +220,3 @@ def stop(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     if not async_to_sync(turns.stop_turn)(session_id=session.id):
         messages.info(request, "Nothing is running in this chat.")
     return redirect(session)
-
-

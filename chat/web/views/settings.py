@@ -16,13 +16,17 @@ from .types import AuthedRequest
 
 
 def _page(request: AuthedRequest, *, new_key: str = "", replaced: bool = False) -> HttpResponse:
-    return render(request, "chat/settings.html", {
-        "token": ApiToken.objects.filter(user=request.user).first(),
-        "new_key": new_key,
-        "replaced": replaced,
-        "chat_url": request.build_absolute_uri(reverse("api:chat")),
-        "openapi_url": request.build_absolute_uri(reverse("api:openapi-json")),
-    })
+    return render(
+        request,
+        "chat/settings.html",
+        {
+            "token": ApiToken.objects.filter(user=request.user).first(),
+            "new_key": new_key,
+            "replaced": replaced,
+            "chat_url": request.build_absolute_uri(reverse("api:chat")),
+            "openapi_url": request.build_absolute_uri(reverse("api:openapi-json")),
+        },
+    )
 
 
 @login_required

@@ -28,16 +28,22 @@ class ShareForm(forms.Form):
         label="Link expires after",
         choices=[(key, label) for key, (label, _delta) in sharing.EXPIRY_CHOICES.items()],
         initial=sharing.DEFAULT_EXPIRY,
-        error_messages={"required": "Choose when the link expires.",
-                        "invalid_choice": "Choose when the link expires from the list."},
+        error_messages={
+            "required": "Choose when the link expires.",
+            "invalid_choice": "Choose when the link expires from the list.",
+        },
     )
 
 
-def _panel(request: AuthedRequest, session: Session, *, form: ShareForm | None = None, new_link: str = "",
-           notice: str = "") -> HttpResponse:
+def _panel(
+    request: AuthedRequest, session: Session, *, form: ShareForm | None = None, new_link: str = "", notice: str = ""
+) -> HttpResponse:
     links = ShareLink.objects.filter(session=session)[:SHOWN_LINKS]
     context = {
-        "session": session, "form": form or ShareForm(), "new_link": new_link, "notice": notice,
+        "session": session,
+        "form": form or ShareForm(),
+        "new_link": new_link,
+        "notice": notice,
         "links": [(link, sharing.link_state(link)) for link in links],
     }
     return render(request, "chat/share.html#share-panel" if request.htmx else "chat/share.html", context)
@@ -91,8 +97,13 @@ def shared(request: HtmxHttpRequest, token: str) -> HttpResponse:
     if session is None:
         return _private(_gone(request))
     page = selectors.latest_turns(session=session)
-    context = {"session": session, "turns": page.turns, "has_older": page.has_older, "share_token": token,
-               "redact": session.workdir}
+    context = {
+        "session": session,
+        "turns": page.turns,
+        "has_older": page.has_older,
+        "share_token": token,
+        "redact": session.workdir,
+    }
     return _private(render(request, "chat/shared.html", context))
 
 

@@ -26,8 +26,16 @@ def long_chat(count: int):
     user = make_user()
     chat = make_session(owner=user, title="Long")
     start = timezone.now() - timedelta(days=1)
-    made = Turn.objects.bulk_create(Turn(session=chat, author=user, prompt=f"question {n}", status=Turn.Status.DONE,
-                                         created_at=start + timedelta(seconds=n)) for n in range(count))
+    made = Turn.objects.bulk_create(
+        Turn(
+            session=chat,
+            author=user,
+            prompt=f"question {n}",
+            status=Turn.Status.DONE,
+            created_at=start + timedelta(seconds=n),
+        )
+        for n in range(count)
+    )
     made = list(Turn.objects.filter(session=chat).order_by("created_at", "id"))
     Event.objects.bulk_create(Event(turn=turn, kind=Event.Kind.TEXT, text=f"answer {n}") for n, turn in enumerate(made))
     return chat, logged_in_client(user=user)
@@ -37,13 +45,13 @@ def shown(chat: Session, *, unfinished: tuple[int, ...] = ()) -> str:
     """What a page showing everything of the chat so far says when it connects."""
     turn = Turn.objects.filter(session=chat).order_by("-id").first()
     event = Event.objects.filter(turn__session=chat).order_by("-id").first()
-    return (f"turn={turn.pk if turn else 0}&event={event.pk if event else 0}"
-            f"&unfinished={','.join(map(str, unfinished))}")
+    return f"turn={turn.pk if turn else 0}&event={event.pk if event else 0}&unfinished={','.join(map(str, unfinished))}"
 
 
 async def connect(chat: Session, client, query: str = "") -> tuple[WebsocketCommunicator, str]:
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{chat.id}/" + (f"?{query}" if query else ""),
-                                         headers=ws_headers(client=client))
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/{chat.id}/" + (f"?{query}" if query else ""), headers=ws_headers(client=client)
+    )
     connected, _code = await communicator.connect()
     assert connected
     return communicator, await communicator.receive_from(timeout=10)
@@ -90,7 +98,9 @@ async def test_a_turn_the_page_showed_running_comes_whole_as_it_is_now(claude_en
     await communicator.disconnect()
 
 
-@pytest.mark.parametrize("query", ["", "turn=0&event=0&unfinished=", "turn=abc&event=1", "turn=1&event=1&unfinished=1;2"])
+@pytest.mark.parametrize(
+    "query", ["", "turn=0&event=0&unfinished=", "turn=abc&event=1", "turn=1&event=1&unfinished=1;2"]
+)
 async def test_a_page_that_lacks_too_much_or_says_nothing_usable_gets_the_latest_turns_whole(claude_env, query):
     chat, client = await long_chat(60)
     communicator, first = await connect(chat, client, query)

@@ -22,14 +22,23 @@ def page_of(client, chat) -> tuple[str, list[str]]:
     """The chat's turns as its page shows them, and the queries it took."""
     with CaptureQueriesContext(connection) as queries:
         html = client.get(chat.get_absolute_url()).content.decode()
-    return html[html.index('<div id="turns"'):html.index('id="message-form"')], [q["sql"] for q in queries.captured_queries]
+    return html[html.index('<div id="turns"') : html.index('id="message-form"')], [
+        q["sql"] for q in queries.captured_queries
+    ]
 
 
 def test_a_finished_turn_is_rendered_once_and_shown_the_same_from_then_on():
     ada = make_user()
     chat = make_session(owner=ada, title="Reused")
-    turn = Turn.objects.create(session=chat, author=ada, prompt="what is <b>2+2</b>?", status=Turn.Status.DONE,
-                               duration_ms=1500, input_tokens=10, output_tokens=5)
+    turn = Turn.objects.create(
+        session=chat,
+        author=ada,
+        prompt="what is <b>2+2</b>?",
+        status=Turn.Status.DONE,
+        duration_ms=1500,
+        input_tokens=10,
+        output_tokens=5,
+    )
     Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text="It is 4.")
     client = logged_in_client(user=ada)
 
@@ -75,8 +84,12 @@ def test_a_prompt_still_open_is_never_kept_so_its_answer_buttons_follow_the_prom
     ada = make_user(username="ada")
     chat = make_session(owner=ada)
     turn = Turn.objects.create(session=chat, author=ada, prompt="write it", status=Turn.Status.ERROR)
-    prompt = Event.objects.create(turn=turn, kind=Event.Kind.PERMISSION, name="Write",
-                                  data={"tool": "Write", "input": {"file_path": "a.txt"}, "status": "pending"})
+    prompt = Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.PERMISSION,
+        name="Write",
+        data={"tool": "Write", "input": {"file_path": "a.txt"}, "status": "pending"},
+    )
     client = logged_in_client(user=ada)
     assert "Always allow Write in this chat" in page_of(client, chat)[0]
 

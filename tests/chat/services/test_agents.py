@@ -88,8 +88,9 @@ async def test_nothing_of_the_server_or_of_another_member_reaches_the_model(clau
     assert statuses and all(status == Turn.Status.DONE for status in statuses)
 
 
-async def test_without_the_sandbox_the_same_attack_reads_the_server_secret(claude_env, stub_api, secrets_around, settings,
-                                                                         monkeypatch):
+async def test_without_the_sandbox_the_same_attack_reads_the_server_secret(
+    claude_env, stub_api, secrets_around, settings, monkeypatch
+):
     """The check above would catch a leak: with CLAUDE_SANDBOX=off the agent reads what the server can."""
     settings.CLAUDE_SANDBOX = "off"
     monkeypatch.setenv("IS_SANDBOX", "1")  # the test machine runs as root
@@ -107,7 +108,9 @@ async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_ar
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     marker = "sleep 321"
-    await say(session=chat, user=ada, text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started")
+    await say(
+        session=chat, user=ada, text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started"
+    )
     rt.warm.drop(str(chat.id))
     await rt.warm.idle()
     assert not any(marker in cmdline for cmdline in _cmdlines())

@@ -153,7 +153,9 @@ async def test_a_corrupt_archive_is_not_restored(claude_env):
         await sync_to_async(restore_session)(session=chat)
     assert (await Session.objects.aget(pk=chat.pk)).is_archived
     assert not claude_env.transcript(chat).exists()
-    assert [n for n in files_in(claude_env.transcript(chat).parent) if str(chat.id) in n] == [], "no partial transcript is left"
+    assert [n for n in files_in(claude_env.transcript(chat).parent) if str(chat.id) in n] == [], (
+        "no partial transcript is left"
+    )
     assert result.archive_path.exists()
 
 

@@ -14,7 +14,9 @@ from tests.factories import make_session, make_user
 pytestmark = pytest.mark.django_db
 
 # A 1x1 PNG.
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture
@@ -22,17 +24,20 @@ def chat(claude_env):
     return make_session(owner=make_user())
 
 
-@pytest.mark.parametrize(("uploaded", "saved"), [
-    ("report.txt", "report.txt"),
-    ("../../etc/passwd", "passwd"),
-    ("..\\..\\secret.ini", "secret.ini"),
-    (".bashrc", "bashrc"),
-    ("my résumé (final).PDF", "my-r-sum-final.PDF"),
-    ("@notes.md", "notes.md"),
-    ("..", "file"),
-    ("", "file"),
-    ("/", "file"),
-])
+@pytest.mark.parametrize(
+    ("uploaded", "saved"),
+    [
+        ("report.txt", "report.txt"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\secret.ini", "secret.ini"),
+        (".bashrc", "bashrc"),
+        ("my résumé (final).PDF", "my-r-sum-final.PDF"),
+        ("@notes.md", "notes.md"),
+        ("..", "file"),
+        ("", "file"),
+        ("/", "file"),
+    ],
+)
 def test_a_saved_name_is_one_plain_name_in_the_attachments_folder(chat, uploaded, saved):
     result = attachments.save(session=chat, name=uploaded, data=io.BytesIO(b"x"))
     assert result.path == f"attachments/{saved}"
@@ -83,7 +88,12 @@ def test_images_become_image_blocks_and_other_files_are_only_named(chat, tmp_pat
     (tmp_path / "secret.png").write_bytes(PNG)
     os.symlink(tmp_path / "secret.png", os.path.join(chat.workdir, "attachments", "swapped.png"))
     blocks = attachments.image_blocks(session=chat, paths=[image.path, text.path, "attachments/swapped.png"])
-    assert blocks == [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                                   "data": base64.b64encode(PNG).decode()}}]
+    assert blocks == [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(PNG).decode()},
+        }
+    ]
     assert attachments.note([image.path, text.path]) == (
-        "\n\n(Attached files, saved in the working directory: attachments/dot.png, attachments/notes.txt)")
+        "\n\n(Attached files, saved in the working directory: attachments/dot.png, attachments/notes.txt)"
+    )

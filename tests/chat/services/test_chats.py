@@ -25,8 +25,13 @@ async def settled(turn: Turn) -> Turn:
 
 async def test_a_chat_is_made_by_its_first_message_with_files_the_agent_reads_and_images_the_model_sees(claude_env):
     user = await sync_to_async(make_user)()
-    submitted = await chats.start_chat(owner=user, project=None, model=None, text="read attachments/plan.txt",
-                                       uploads=[("plan.txt", io.BytesIO(b"step one: tests\n"))])
+    submitted = await chats.start_chat(
+        owner=user,
+        project=None,
+        model=None,
+        text="read attachments/plan.txt",
+        uploads=[("plan.txt", io.BytesIO(b"step one: tests\n"))],
+    )
     turn = await settled(submitted.turn)
     assert turn.status == Turn.Status.DONE, turn.error
     assert turn.attachments == ["attachments/plan.txt"]
@@ -35,8 +40,13 @@ async def test_a_chat_is_made_by_its_first_message_with_files_the_agent_reads_an
     # The agent's Read tool read the file from the chat's working directory.
     assert "step one: tests" in await answer_of(turn)
 
-    image_turn = await settled((await chats.start_chat(owner=user, project=None, model=None, text="What is this?",
-                                                       uploads=[("dot.png", io.BytesIO(PNG))])).turn)
+    image_turn = await settled(
+        (
+            await chats.start_chat(
+                owner=user, project=None, model=None, text="What is this?", uploads=[("dot.png", io.BytesIO(PNG))]
+            )
+        ).turn
+    )
     assert f"I see 1 image: image/png, {len(PNG)} bytes." in await answer_of(image_turn)
 
 
@@ -46,8 +56,13 @@ async def test_a_refused_first_message_leaves_no_chat_and_no_file(claude_env, se
         await chats.start_chat(owner=user, project=None, model=None, text="  ")
     settings.CLAUDE_MAX_ATTACHMENT_MB = 0.001
     with pytest.raises(chats.ChatError, match="larger than 1 KB"):
-        await chats.start_chat(owner=user, project=None, model=None, text="hi",
-                               uploads=[("ok.txt", io.BytesIO(b"fine")), ("big.txt", io.BytesIO(b"x" * 5000))])
+        await chats.start_chat(
+            owner=user,
+            project=None,
+            model=None,
+            text="hi",
+            uploads=[("ok.txt", io.BytesIO(b"fine")), ("big.txt", io.BytesIO(b"x" * 5000))],
+        )
     assert not await Session.objects.filter(owner=user).aexists()
     folder = claude_env.workdir / str(user.pk) / "attachments"
     assert list(folder.iterdir()) == []
@@ -60,7 +75,9 @@ async def test_a_chats_model_is_one_of_the_offered_and_reaches_the_cli(claude_en
     assert "the model claude-stand-in-small" in await answer_of(first)
 
     session = await Session.objects.aget(pk=first.session_id)
-    with pytest.raises(chats.ChatError, match=r"“gpt-9” is not a model this server offers\. Pick one of: claude-stand-in-small"):
+    with pytest.raises(
+        chats.ChatError, match=r"“gpt-9” is not a model this server offers\. Pick one of: claude-stand-in-small"
+    ):
         await sync_to_async(chats.set_model)(session=session, model="gpt-9")
     await sync_to_async(chats.set_model)(session=session, model="claude-stand-in-large")
     second = await settled((await turns.submit_message(session_id=session.id, user=user, text="which model")).turn)

@@ -33,8 +33,9 @@ def idle_chats(count: int, *, tmp_path: Path, owner=None) -> list[Session]:
         transcript = tmp_path / "transcripts" / f"{chat.id}.jsonl"
         transcript.parent.mkdir(exist_ok=True)
         transcript.write_text(f'{{"type": "user", "n": {n}}}\n' * 50)
-        Session.objects.filter(pk=chat.pk).update(transcript_path=str(transcript),
-                                                  last_activity_at=timezone.now() - timedelta(days=2, minutes=n))
+        Session.objects.filter(pk=chat.pk).update(
+            transcript_path=str(transcript), last_activity_at=timezone.now() - timedelta(days=2, minutes=n)
+        )
         made.append(Session.objects.get(pk=chat.pk))
     return made
 
@@ -48,8 +49,12 @@ def run(**options):
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
-        totals = expire_sessions(older_than=timedelta(days=1), dry_run=False,
-                                 report=lambda expired: trail.append(("report", expired)), **options)
+        totals = expire_sessions(
+            older_than=timedelta(days=1),
+            dry_run=False,
+            report=lambda expired: trail.append(("report", expired)),
+            **options,
+        )
     return totals, trail
 
 
@@ -79,8 +84,11 @@ def test_each_chat_is_reported_before_the_next_batch_is_read(folders):
 
     _totals, trail = run(batch_size=3)
 
-    batch_reads = [n for n, (kind, sql) in enumerate(trail) if kind == "sql" and 'FROM "chat_session"' in str(sql)
-                   and "LIMIT 3" in str(sql)]
+    batch_reads = [
+        n
+        for n, (kind, sql) in enumerate(trail)
+        if kind == "sql" and 'FROM "chat_session"' in str(sql) and "LIMIT 3" in str(sql)
+    ]
     reports = [n for n, (kind, _what) in enumerate(trail) if kind == "report"]
     assert len(reports) == 6 and len(batch_reads) == 3  # the third read finds nothing more
     assert max(reports[:3]) < batch_reads[1] < min(reports[3:])

@@ -33,7 +33,6 @@ async def chat_page(user=None, session: Session | None = None):
     return user, session, tab
 
 
-
 async def send(tab: WebsocketCommunicator, **frame: object) -> None:
     await tab.send_to(text_data=json.dumps(frame))
 

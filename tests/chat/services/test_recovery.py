@@ -20,7 +20,9 @@ def test_a_process_that_only_has_the_recorded_id_is_left_alone(tmp_path):
     try:
         started = claude.process_start_time(bystander.pid)
         assert started is not None
-        Turn.objects.create(session=chat, prompt="a", status=Turn.Status.RUNNING, pid=bystander.pid, pid_started=started - 1)
+        Turn.objects.create(
+            session=chat, prompt="a", status=Turn.Status.RUNNING, pid=bystander.pid, pid_started=started - 1
+        )
 
         assert recovery.recover_interrupted() == 1
         assert running(bystander.pid)
@@ -33,7 +35,12 @@ def test_a_process_that_only_has_the_recorded_id_is_left_alone(tmp_path):
 def test_the_recorded_process_is_ended(tmp_path):
     chat = make_session(owner=make_user(), workdir=tmp_path)
     orphan = spawn_named("claude-orphan")
-    Turn.objects.create(session=chat, prompt="a", status=Turn.Status.RUNNING, pid=orphan.pid,
-                        pid_started=claude.process_start_time(orphan.pid))
+    Turn.objects.create(
+        session=chat,
+        prompt="a",
+        status=Turn.Status.RUNNING,
+        pid=orphan.pid,
+        pid_started=claude.process_start_time(orphan.pid),
+    )
     assert recovery.recover_interrupted() == 1
     assert orphan.wait(5) != 0

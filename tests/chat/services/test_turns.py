@@ -279,4 +279,6 @@ async def test_an_api_that_cannot_be_reached_is_said_once_with_its_address(claud
     else:
         assert turn.status == Turn.Status.ERROR and "ECONNREFUSED" in turn.error
     notices = [e.text async for e in Event.objects.filter(turn=turn, kind=Event.Kind.NOTICE)]
-    assert len(notices) == 1 and notices[0].startswith(f"Cannot reach the API at {url}; Claude Code retries up to "), notices
+    assert len(notices) == 1 and notices[0].startswith(f"Cannot reach the API at {url}; Claude Code retries up to "), (
+        notices
+    )

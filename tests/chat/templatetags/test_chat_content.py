@@ -19,16 +19,41 @@ pytestmark = [pytest.mark.django_db]
 def chat_with_tools(*, owner, workdir) -> tuple[Session, Turn]:
     chat = make_session(owner=owner, title="Cards", workdir=workdir)
     turn = Turn.objects.create(session=chat, author=owner, prompt="fix it", status=Turn.Status.DONE)
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_USE, name="Edit", data={"id": "t1", "input": {
-        "file_path": f"{workdir}/app.py", "old_string": "x = 1\ny = 2", "new_string": "x = 1\ny = 3"}})
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_RESULT, text="The file was updated.",
-                         data={"tool_use_id": "t1", "tool": "Edit"})
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_USE, name="Bash", data={"id": "t2", "input": {
-        "command": "pytest -q", "description": "Run the tests"}})
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_RESULT, text="\n".join(f"line {i}" for i in range(60)),
-                         data={"tool_use_id": "t2", "tool": "Bash"})
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_USE, name="TodoWrite", data={"id": "t3", "input": {
-        "todos": [{"content": "Fix the bug", "status": "completed"}, {"content": "Ship", "status": "pending"}]}})
+    Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.TOOL_USE,
+        name="Edit",
+        data={
+            "id": "t1",
+            "input": {"file_path": f"{workdir}/app.py", "old_string": "x = 1\ny = 2", "new_string": "x = 1\ny = 3"},
+        },
+    )
+    Event.objects.create(
+        turn=turn, kind=Event.Kind.TOOL_RESULT, text="The file was updated.", data={"tool_use_id": "t1", "tool": "Edit"}
+    )
+    Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.TOOL_USE,
+        name="Bash",
+        data={"id": "t2", "input": {"command": "pytest -q", "description": "Run the tests"}},
+    )
+    Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.TOOL_RESULT,
+        text="\n".join(f"line {i}" for i in range(60)),
+        data={"tool_use_id": "t2", "tool": "Bash"},
+    )
+    Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.TOOL_USE,
+        name="TodoWrite",
+        data={
+            "id": "t3",
+            "input": {
+                "todos": [{"content": "Fix the bug", "status": "completed"}, {"content": "Ship", "status": "pending"}]
+            },
+        },
+    )
     Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text=f"Fixed **{workdir}/app.py** <script>alert(1)</script>")
     return chat, turn
 
@@ -70,8 +95,17 @@ def test_a_permission_prompt_shows_the_edit_it_asks_for_and_its_buttons(claude_e
     ada = make_user()
     chat = make_session(owner=ada)
     turn = Turn.objects.create(session=chat, author=ada, prompt="edit", status=Turn.Status.ASKING)
-    event = Event.objects.create(turn=turn, kind=Event.Kind.PERMISSION, name="Edit", complete=False, data={
-        "tool": "Edit", "status": "pending", "input": {"file_path": "a.txt", "old_string": "old", "new_string": "new"}})
+    event = Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.PERMISSION,
+        name="Edit",
+        complete=False,
+        data={
+            "tool": "Edit",
+            "status": "pending",
+            "input": {"file_path": "a.txt", "old_string": "old", "new_string": "new"},
+        },
+    )
     html = render_to_string("chat/session.html#event", {"event": event, "may_answer": True})
     assert '<del class="line del">old</del><ins class="line add">new</ins>' in html
     assert f'hx-vals=\'{{"action": "permission", "event": {event.pk}, "answer": "allow"}}\'>Allow</button>' in html

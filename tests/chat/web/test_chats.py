@@ -35,10 +35,12 @@ def active(session: Session, *, minutes_ago: float) -> None:
 
 def run_real_turn(session: Session, text: str) -> Turn:
     """One turn through the real runner and CLI, waited for."""
+
     async def go() -> Turn:
         turn = (await turns.submit_message(session_id=session.id, user=session.owner, text=text)).turn
         await runtime.current().turns.idle()
         return await Turn.objects.aget(pk=turn.pk)
+
     return async_to_sync(go)()
 
 
@@ -118,7 +120,7 @@ def test_search_finds_titles_prompts_and_answers_of_own_chats_only(claude_env):
     client = logged_in_client(user=ada)
 
     whole = client.get("/", {"q": "kubernetes"}).content.decode()
-    page = whole[whole.index('id="chat-list"'):]  # the sidebar lists every recent chat
+    page = whole[whole.index('id="chat-list"') :]  # the sidebar lists every recent chat
     assert "Kubernetes upgrade" in page and "Misc" in page and "Other" in page
     assert "Unrelated" not in page and "Bob on" not in whole
     assert "3 chats match" in page
@@ -149,7 +151,9 @@ def test_rename_from_the_list_swaps_the_row(claude_env):
     ada = make_user()
     chat = make_session(owner=ada, title="Old name")
     client = logged_in_client(user=ada)
-    response = client.post(f"/chat/{chat.id}/rename/", {"title": "  New   name "}, **HX, HTTP_HX_TARGET=f"chat-{chat.id}")
+    response = client.post(
+        f"/chat/{chat.id}/rename/", {"title": "  New   name "}, **HX, HTTP_HX_TARGET=f"chat-{chat.id}"
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert html.lstrip().startswith(f'<li id="chat-{chat.id}"') and "New name" in html
@@ -160,8 +164,14 @@ def test_rename_errors_say_what_to_do(claude_env):
     ada = make_user()
     chat = make_session(owner=ada, title="Keep me")
     client = logged_in_client(user=ada)
-    html = client.post(f"/chat/{chat.id}/rename/", {"title": "   "}, **HX, HTTP_HX_TARGET=f"chat-{chat.id}").content.decode()
-    assert "Type a title first." in html and 'role="alert"' in html and re.search(r"<details class=\"rename\"\s+open", html)
+    html = client.post(
+        f"/chat/{chat.id}/rename/", {"title": "   "}, **HX, HTTP_HX_TARGET=f"chat-{chat.id}"
+    ).content.decode()
+    assert (
+        "Type a title first." in html
+        and 'role="alert"' in html
+        and re.search(r"<details class=\"rename\"\s+open", html)
+    )
     long = client.post(f"/chat/{chat.id}/rename/", {"title": "x" * 121}, follow=True).content.decode()
     assert "The title is 121 characters long; the limit is 120. Shorten it." in long
     assert Session.objects.get(pk=chat.pk).title == "Keep me"
@@ -172,13 +182,18 @@ def test_rename_from_the_chat_page_updates_its_heading(claude_env):
     chat = make_session(owner=ada, title="Draft")
     client = logged_in_client(user=ada)
     assert 'id="title-form"' in client.get(chat.get_absolute_url()).content.decode()
-    html = client.post(f"/chat/{chat.id}/rename/", {"title": "Final"}, **HX, HTTP_HX_TARGET="title-form").content.decode()
+    html = client.post(
+        f"/chat/{chat.id}/rename/", {"title": "Final"}, **HX, HTTP_HX_TARGET="title-form"
+    ).content.decode()
     assert 'id="title-form"' in html
     assert '<h1 id="session-title" data-title="Final" hx-swap-oob="outerHTML">Final</h1>' in html
     # Without JavaScript: back to where the form was.
     response = client.post(f"/chat/{chat.id}/rename/", {"title": "Plain", "next": "/"})
     assert response.status_code == 302 and response.url == "/"
-    assert client.post(f"/chat/{chat.id}/rename/", {"title": "x", "next": "https://evil.example/"}).url == chat.get_absolute_url()
+    assert (
+        client.post(f"/chat/{chat.id}/rename/", {"title": "x", "next": "https://evil.example/"}).url
+        == chat.get_absolute_url()
+    )
 
 
 def test_someone_elses_chat_cannot_be_renamed_or_deleted(claude_env):
@@ -258,14 +273,22 @@ def test_delete_removes_the_archive_copy_and_cli_side_folder(claude_env, tmp_pat
 def _many_turns(session: Session, count: int) -> list[Turn]:
     start = timezone.now() - timedelta(days=1)
     made = Turn.objects.bulk_create(
-        Turn(session=session, author=session.owner, prompt=f"question {n}", status=Turn.Status.DONE,
-             created_at=start + timedelta(seconds=n)) for n in range(count))
+        Turn(
+            session=session,
+            author=session.owner,
+            prompt=f"question {n}",
+            status=Turn.Status.DONE,
+            created_at=start + timedelta(seconds=n),
+        )
+        for n in range(count)
+    )
     Event.objects.bulk_create(Event(turn=turn, kind=Event.Kind.TEXT, text=f"answer {n}") for n, turn in enumerate(made))
     return list(Turn.objects.filter(session=session).order_by("created_at", "id"))
 
 
 def test_a_chat_with_thousands_of_messages_opens_with_the_latest_and_loads_older_on_demand(
-        claude_env, django_assert_max_num_queries):
+    claude_env, django_assert_max_num_queries
+):
     ada = make_user()
     chat = make_session(owner=ada, title="Marathon")
     made = _many_turns(chat, 3000)
@@ -356,7 +379,9 @@ def test_the_model_of_a_chat_is_picked_from_the_offered_ones(claude_env, setting
     client = logged_in_client(user=ada)
     assert "The next messages use opus." in client.post(f"/chat/{chat.id}/model/", {"model": "opus"}).content.decode()
     assert Session.objects.get(pk=chat.pk).model == "opus"
-    assert "is not a model this server offers" in client.post(f"/chat/{chat.id}/model/", {"model": "x"}).content.decode()
+    assert (
+        "is not a model this server offers" in client.post(f"/chat/{chat.id}/model/", {"model": "x"}).content.decode()
+    )
     assert Session.objects.get(pk=chat.pk).model == "opus"
 
 
@@ -371,7 +396,9 @@ def test_an_image_too_large_for_the_model_is_attached_as_a_file_and_the_chip_say
     client = logged_in_client(user=ada)
     small = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("dot.png", b"\x89PNG small")]})
     assert "Image: <code>dot.png</code>" in small.content.decode() and "not the picture" not in small.content.decode()
-    big = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("huge.png", b"x" * (MAX_IMAGE_BYTES + 1))]})
+    big = client.post(
+        f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("huge.png", b"x" * (MAX_IMAGE_BYTES + 1))]}
+    )
     html = big.content.decode()
     assert big.status_code == 200 and "File: <code>huge.png</code>" in html
     assert "(over 5 MB: the model gets its name, not the picture; send a smaller image to have it looked at)" in html

@@ -29,7 +29,6 @@ async def owner_and_chat():
     return user, chat, client
 
 
-
 async def test_anonymous_connection_is_refused(claude_env):
     _user, chat, _client = await owner_and_chat()
     communicator, connected, code = await connect(f"/ws/chat/{chat.id}/", ws_headers())
@@ -39,7 +38,9 @@ async def test_anonymous_connection_is_refused(claude_env):
 
 async def test_foreign_origin_is_refused(claude_env):
     _user, chat, client = await owner_and_chat()
-    communicator, connected, _code = await connect(f"/ws/chat/{chat.id}/", ws_headers(client=client, origin="http://evil.example"))
+    communicator, connected, _code = await connect(
+        f"/ws/chat/{chat.id}/", ws_headers(client=client, origin="http://evil.example")
+    )
     assert not connected
 
 

@@ -31,13 +31,27 @@ def share(client: Client, chat: Session, expires: str = "never") -> tuple[str, s
 def chat_with_tool_call(*, owner, workdir) -> Session:
     """A chat whose turn wrote a file and ran a command, as the runner records them."""
     chat = make_session(owner=owner, title="Notes", workdir=workdir)
-    turn = Turn.objects.create(session=chat, author=owner, prompt=f"write {workdir}/notes.txt: hi", status=Turn.Status.DONE)
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_USE, name="Write",
-                         data={"id": "t1", "input": {"file_path": f"{workdir}/notes.txt", "content": "hi"}})
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_RESULT, text=f"File created successfully at: {workdir}/notes.txt",
-                         data={"tool_use_id": "t1"})
-    Event.objects.create(turn=turn, kind=Event.Kind.TOOL_USE, name="Bash",
-                         data={"id": "t2", "input": {"command": "cat /etc/hostname /srv/secret/keys.txt"}})
+    turn = Turn.objects.create(
+        session=chat, author=owner, prompt=f"write {workdir}/notes.txt: hi", status=Turn.Status.DONE
+    )
+    Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.TOOL_USE,
+        name="Write",
+        data={"id": "t1", "input": {"file_path": f"{workdir}/notes.txt", "content": "hi"}},
+    )
+    Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.TOOL_RESULT,
+        text=f"File created successfully at: {workdir}/notes.txt",
+        data={"tool_use_id": "t1"},
+    )
+    Event.objects.create(
+        turn=turn,
+        kind=Event.Kind.TOOL_USE,
+        name="Bash",
+        data={"id": "t2", "input": {"command": "cat /etc/hostname /srv/secret/keys.txt"}},
+    )
     Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text=f"Done: {workdir}/notes.txt holds it.")
     return chat
 
@@ -82,8 +96,12 @@ def test_shared_page_is_read_only_and_hides_the_servers_paths(claude_env, settin
 def test_html_in_messages_is_escaped(claude_env):
     ada = make_user()
     chat = make_session(owner=ada, title="<b>bold title</b>")
-    turn = Turn.objects.create(session=chat, author=ada, prompt="<script>alert('prompt')</script>", status=Turn.Status.DONE)
-    Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text="<script>alert('answer')</script><img src=x onerror=alert(1)>")
+    turn = Turn.objects.create(
+        session=chat, author=ada, prompt="<script>alert('prompt')</script>", status=Turn.Status.DONE
+    )
+    Event.objects.create(
+        turn=turn, kind=Event.Kind.TEXT, text="<script>alert('answer')</script><img src=x onerror=alert(1)>"
+    )
     _url, token = share(logged_in_client(user=ada), chat)
     page = Client().get(f"/share/{token}/").content.decode()
     assert "<script>alert" not in page and "<img src=x" not in page and "<b>bold" not in page
@@ -137,16 +155,28 @@ def test_guessed_and_malformed_tokens_answer_not_found(claude_env):
     _url, token = share(logged_in_client(user=ada), chat)
     anyone = Client()
     guessed = token[:-1] + ("A" if token[-1] != "A" else "B")
-    for path in (f"/share/{guessed}/", f"/share/{token[:-1]}/", f"/share/{token}x/", "/share/x/",
-                 f"/share/{sharing.hash_token(token)}/", f"/share/{chat.id}/", "/share/..%2F..%2Fetc%2Fpasswd/",
-                 f"/share/{guessed}/older/?before=1"):
+    for path in (
+        f"/share/{guessed}/",
+        f"/share/{token[:-1]}/",
+        f"/share/{token}x/",
+        "/share/x/",
+        f"/share/{sharing.hash_token(token)}/",
+        f"/share/{chat.id}/",
+        "/share/..%2F..%2Fetc%2Fpasswd/",
+        f"/share/{guessed}/older/?before=1",
+    ):
         assert anyone.get(path).status_code == 404, path
 
 
 def test_a_path_in_place_of_a_uuid_is_not_found(claude_env):
     client = logged_in_client(user=make_user())
-    for path in ("/chat/..%2F..%2Fetc%2Fpasswd/share/", "/chat/%2Fetc%2Fpasswd/", "/chat/etc/passwd/delete/",
-                 "/chat/not-a-uuid/rename/", "/chat/../../etc/passwd/older/"):
+    for path in (
+        "/chat/..%2F..%2Fetc%2Fpasswd/share/",
+        "/chat/%2Fetc%2Fpasswd/",
+        "/chat/etc/passwd/delete/",
+        "/chat/not-a-uuid/rename/",
+        "/chat/../../etc/passwd/older/",
+    ):
         assert client.get(path).status_code == 404, path
 
 
@@ -180,8 +210,15 @@ def test_long_shared_chats_load_older_turns_through_the_link(claude_env):
     ada = make_user()
     chat = make_session(owner=ada, workdir=claude_env.workdir)
     start = timezone.now() - timedelta(hours=1)
-    made = Turn.objects.bulk_create(Turn(session=chat, prompt=f"q{n} in {claude_env.workdir}/x", status=Turn.Status.DONE,
-                                         created_at=start + timedelta(seconds=n)) for n in range(60))
+    made = Turn.objects.bulk_create(
+        Turn(
+            session=chat,
+            prompt=f"q{n} in {claude_env.workdir}/x",
+            status=Turn.Status.DONE,
+            created_at=start + timedelta(seconds=n),
+        )
+        for n in range(60)
+    )
     _url, token = share(logged_in_client(user=ada), chat)
     page = Client().get(f"/share/{token}/").content.decode()
     first_shown = made[10]

@@ -38,12 +38,15 @@ async def opened(path: str, hdrs) -> WebsocketCommunicator:
     return communicator
 
 
-@pytest.mark.parametrize("origin", [
-    "http://localhost:8001",  # another port of the same host: another app
-    "https://localhost",  # another scheme
-    "http://localhost.evil.example",
-    "null",
-])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost:8001",  # another port of the same host: another app
+        "https://localhost",  # another scheme
+        "http://localhost.evil.example",
+        "null",
+    ],
+)
 async def test_a_page_of_another_origin_cannot_open_a_members_socket(claude_env, origin):
     _user, chat, client = await member_with_chat()
     for path in (f"/ws/chat/{chat.id}/", "/ws/tasks/"):
@@ -54,11 +57,15 @@ async def test_a_page_of_another_origin_cannot_open_a_members_socket(claude_env,
 
 async def test_the_apps_own_origin_with_its_port_is_let_in(claude_env, settings):
     _user, chat, client = await member_with_chat()
-    communicator = await opened(f"/ws/chat/{chat.id}/", headers(client, origin="http://localhost:8000", host=b"localhost:8000"))
+    communicator = await opened(
+        f"/ws/chat/{chat.id}/", headers(client, origin="http://localhost:8000", host=b"localhost:8000")
+    )
     await communicator.disconnect()
     settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com"]
     settings.ALLOWED_HOSTS = ["chat.example.com"]
-    communicator = await opened(f"/ws/chat/{chat.id}/", headers(client, origin="https://chat.example.com", host=b"chat.example.com"))
+    communicator = await opened(
+        f"/ws/chat/{chat.id}/", headers(client, origin="https://chat.example.com", host=b"chat.example.com")
+    )
     await communicator.disconnect()
 
 
@@ -114,14 +121,18 @@ async def test_a_member_may_keep_only_so_many_sockets_open(claude_env, settings)
         await socket.disconnect()
 
 
-@pytest.mark.parametrize(("frame", "says"), [
-    ('{"message": "hi \\ud800 there"}', "lone surrogate"),
-    ('{"message": "nul \\u0000"}', "NUL character"),
-    ("[" * 100_000 + "]" * 100_000, "could not read that request"),
-    ("not json at all", "could not read that request"),
-    ('{"action": "explode"}', "could not read that request"),
-    ('{"action": "cancel", "turn": "x; drop"}', "could not read that request"),
-], ids=["lone surrogate", "NUL", "nested 100,000 deep", "not JSON", "unknown action", "cancel of no turn"])
+@pytest.mark.parametrize(
+    ("frame", "says"),
+    [
+        ('{"message": "hi \\ud800 there"}', "lone surrogate"),
+        ('{"message": "nul \\u0000"}', "NUL character"),
+        ("[" * 100_000 + "]" * 100_000, "could not read that request"),
+        ("not json at all", "could not read that request"),
+        ('{"action": "explode"}', "could not read that request"),
+        ('{"action": "cancel", "turn": "x; drop"}', "could not read that request"),
+    ],
+    ids=["lone surrogate", "NUL", "nested 100,000 deep", "not JSON", "unknown action", "cancel of no turn"],
+)
 async def test_bad_frames_get_a_notice_and_the_socket_stays_open(claude_env, frame, says):
     _user, chat, client = await member_with_chat()
     socket = await opened(f"/ws/chat/{chat.id}/", headers(client))

@@ -27,11 +27,16 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
 
     async def started(on_turn: str = ANSWER, *, env: dict[str, str] | None = None, **options: Any) -> LiveSession:
         # LiveSpec's own options go to the spec, the others to fake_cli.
-        spec_options = {"resume": False, "close_grace": 0.5,
-                        **{key: options.pop(key) for key in list(options) if key in SPEC_OPTIONS}}
+        spec_options = {
+            "resume": False,
+            "close_grace": 0.5,
+            **{key: options.pop(key) for key in list(options) if key in SPEC_OPTIONS},
+        }
         cli = fake_cli(tmp_path, on_turn, **options)
-        return await sessions.start(LiveSpec(cli=cli, cwd=str(tmp_path), session_id=SID,
-                                             env={**BASE_ENV, **(env or {})}, **spec_options), within=15)
+        return await sessions.start(
+            LiveSpec(cli=cli, cwd=str(tmp_path), session_id=SID, env={**BASE_ENV, **(env or {})}, **spec_options),
+            within=15,
+        )
 
     yield started
     await sessions.close_all()

@@ -88,8 +88,15 @@ record("cwd", os.getcwd())
 """
 
 
-def fake_cli(folder: Path, on_turn: str, *, setup: str = "", at_eof: str = 'record("eof", True)',
-             name: str = "claude", python: str = sys.executable) -> str:
+def fake_cli(
+    folder: Path,
+    on_turn: str,
+    *,
+    setup: str = "",
+    at_eof: str = 'record("eof", True)',
+    name: str = "claude",
+    python: str = sys.executable,
+) -> str:
     """Write a fake CLI into ``folder``: ``setup`` runs once at start, ``on_turn`` for each user line
     (``msg``; ``SEEN`` holds every line read so far), ``at_eof`` once its stdin has ended (then it exits). Returns its path."""
     path = folder / name
@@ -110,11 +117,13 @@ def records(folder: Path, kind: str) -> list[Any]:
     return [entry["value"] for entry in entries if entry["kind"] == kind]
 
 
-
 def child_pids(folder: Path) -> list[int]:
     """The pids of the children the fake in ``folder`` recorded with spawn()."""
-    return [int(path.read_text()) for path in sorted(folder.iterdir())
-            if path.name.startswith("child-") and not path.name.endswith(".tmp")]
+    return [
+        int(path.read_text())
+        for path in sorted(folder.iterdir())
+        if path.name.startswith("child-") and not path.name.endswith(".tmp")
+    ]
 
 
 # The environment fakes need: nothing of the server's is passed unless listed here.
@@ -140,8 +149,9 @@ class Handler:
         self.refuse = refuse
         self.asked: list[tuple[str, Any]] = []
 
-    async def permission(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]],
-                         tool_use_id: str | None) -> Permission:
+    async def permission(
+        self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str | None
+    ) -> Permission:
         self.asked.append(("permission", (tool, tool_input, suggestions, tool_use_id)))
         return self.answer
 

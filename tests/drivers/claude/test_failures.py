@@ -13,8 +13,17 @@ SID = "0b6f4b52-3c1e-4d7a-9f51-2a1d6c8e9b30"
 
 
 def result(text: str = "done", *, is_error: bool = False, errors: tuple[str, ...] = ()) -> Result:
-    return Result(is_error=is_error, subtype="success", text=text, session_id=SID, duration_ms=1,
-                  total_cost_usd=0.0, input_tokens=1, output_tokens=1, errors=errors)
+    return Result(
+        is_error=is_error,
+        subtype="success",
+        text=text,
+        session_id=SID,
+        duration_ms=1,
+        total_cost_usd=0.0,
+        input_tokens=1,
+        output_tokens=1,
+        errors=errors,
+    )
 
 
 def outcome_of(*events: object) -> Outcome:
@@ -24,19 +33,26 @@ def outcome_of(*events: object) -> Outcome:
     return outcome
 
 
-@pytest.mark.parametrize(("said", "kind"), [
-    (f"Error: Session ID {SID} is already in use.", FailureKind.SESSION_IN_USE),
-    (f"No conversation found with session ID: {SID}", FailureKind.SESSION_MISSING),
-    ("--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons",
-     FailureKind.ROOT_REFUSED),
-    ("Not logged in · Please run /login", FailureKind.NOT_LOGGED_IN),
-    ('API Error: 401 {"type":"error","error":{"type":"authentication_error","message":"Invalid API key"}}',
-     FailureKind.NOT_LOGGED_IN),
-    ("API Error: Connection error.", FailureKind.API_UNREACHABLE),
-    ("connect ECONNREFUSED 127.0.0.1:9", FailureKind.API_UNREACHABLE),
-    ("Something nobody expected", FailureKind.OTHER),
-    ("", FailureKind.OTHER),
-])
+@pytest.mark.parametrize(
+    ("said", "kind"),
+    [
+        (f"Error: Session ID {SID} is already in use.", FailureKind.SESSION_IN_USE),
+        (f"No conversation found with session ID: {SID}", FailureKind.SESSION_MISSING),
+        (
+            "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons",
+            FailureKind.ROOT_REFUSED,
+        ),
+        ("Not logged in · Please run /login", FailureKind.NOT_LOGGED_IN),
+        (
+            'API Error: 401 {"type":"error","error":{"type":"authentication_error","message":"Invalid API key"}}',
+            FailureKind.NOT_LOGGED_IN,
+        ),
+        ("API Error: Connection error.", FailureKind.API_UNREACHABLE),
+        ("connect ECONNREFUSED 127.0.0.1:9", FailureKind.API_UNREACHABLE),
+        ("Something nobody expected", FailureKind.OTHER),
+        ("", FailureKind.OTHER),
+    ],
+)
 def test_classify_reads_the_clis_words(said: str, kind: FailureKind) -> None:
     assert classify(said) == kind
     assert classify(f"some noise before\n{said}\nand after") == kind
@@ -56,11 +72,15 @@ def test_a_turn_with_a_successful_result_has_no_failure() -> None:
 
 
 def test_an_error_result_is_a_reported_failure_in_the_results_words() -> None:
-    outcome = outcome_of(result(f"No conversation found with session ID: {SID}", is_error=True),
-                         Exit(returncode=1, stderr=""))
-    assert outcome.failure() == Failure(kind=FailureKind.SESSION_MISSING,
-                                        detail=f"No conversation found with session ID: {SID}", reported=True,
-                                        returncode=1)
+    outcome = outcome_of(
+        result(f"No conversation found with session ID: {SID}", is_error=True), Exit(returncode=1, stderr="")
+    )
+    assert outcome.failure() == Failure(
+        kind=FailureKind.SESSION_MISSING,
+        detail=f"No conversation found with session ID: {SID}",
+        reported=True,
+        returncode=1,
+    )
 
 
 def test_an_error_result_without_text_is_read_from_its_errors() -> None:
@@ -84,7 +104,8 @@ def test_lines_that_were_not_json_count_as_what_the_cli_said() -> None:
 
 def test_a_turn_that_said_nothing_still_fails_with_its_exit_code() -> None:
     assert outcome_of(Exit(returncode=-9, stderr="")).failure() == Failure(
-        kind=FailureKind.OTHER, detail="", reported=False, returncode=-9)
+        kind=FailureKind.OTHER, detail="", reported=False, returncode=-9
+    )
     assert outcome_of().failure() == Failure(kind=FailureKind.OTHER, detail="", reported=False, returncode=None)
 
 

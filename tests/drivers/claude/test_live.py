@@ -49,8 +49,16 @@ async def test_a_turn_gives_its_events_and_ends_with_a_result(start: Start) -> N
         Text(text="Writing it."),
         ToolUse(id="toolu_1", name="Write", input={"file_path": "a.txt"}),
         ToolResult(tool_use_id="toolu_1", content="written", is_error=False),
-        Result(is_error=False, subtype="success", text="All done.", session_id=SID, duration_ms=5,
-               total_cost_usd=0.001, input_tokens=7, output_tokens=3),
+        Result(
+            is_error=False,
+            subtype="success",
+            text="All done.",
+            session_id=SID,
+            duration_ms=5,
+            total_cost_usd=0.001,
+            input_tokens=7,
+            output_tokens=3,
+        ),
     ]
     assert session.alive
 
@@ -62,7 +70,11 @@ async def test_later_turns_run_on_the_same_process(start: Start, tmp_path: Path)
         assert Text(text=f"hi {word}") in await turn(session, word)
         assert session.pid == pid and running(pid)
     assert session.turns == 3
-    assert [m["message"]["content"] for m in records(tmp_path, "stdin") if m["type"] == "user"] == ["one", "two", "three"]
+    assert [m["message"]["content"] for m in records(tmp_path, "stdin") if m["type"] == "user"] == [
+        "one",
+        "two",
+        "three",
+    ]
     assert len(records(tmp_path, "argv")) == 1  # started once
 
 
@@ -112,8 +124,9 @@ async def test_the_message_goes_to_stdin_never_to_argv(start: Start, tmp_path: P
     assert not (tmp_path / "pwned").exists()
 
 
-async def test_only_the_specs_environment_reaches_the_cli(start: Start, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_only_the_specs_environment_reaches_the_cli(
+    start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The server's own variables (its secrets, its database) must not reach the agent.
     monkeypatch.setenv("SERVER_SECRET", "s3cret")
     monkeypatch.setenv("FAKE_SETTING", "the server's")
@@ -146,17 +159,35 @@ async def test_a_line_of_several_megabytes_comes_through_intact(start: Start) ->
 
 
 async def test_lines_that_arrive_in_pieces_are_joined_even_inside_a_character(start: Start) -> None:
-    line = json.dumps({"type": "assistant", "message": {"model": "fake", "content": [
-        {"type": "text", "text": "héllo 🎉 wörld"}]}}, ensure_ascii=False).encode() + b"\n"
+    line = (
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {"model": "fake", "content": [{"type": "text", "text": "héllo 🎉 wörld"}]},
+            },
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+    )
     cut = line.index("🎉".encode()) + 2  # in the middle of the emoji's four bytes
     session = await start(f"""\
         for piece in ({line[:10]!r}, {line[10:cut]!r}, {line[cut:-1]!r}, {line[-1:]!r}):
             sys.stdout.buffer.write(piece); sys.stdout.flush(); time.sleep(0.05)
         result()
     """)
-    assert await turn(session) == [Text(text="héllo 🎉 wörld"), Result(
-        is_error=False, subtype="success", text="done", session_id=SID, duration_ms=5, total_cost_usd=0.001,
-        input_tokens=7, output_tokens=3)]
+    assert await turn(session) == [
+        Text(text="héllo 🎉 wörld"),
+        Result(
+            is_error=False,
+            subtype="success",
+            text="done",
+            session_id=SID,
+            duration_ms=5,
+            total_cost_usd=0.001,
+            input_tokens=7,
+            output_tokens=3,
+        ),
+    ]
 
 
 async def test_plenty_of_stderr_does_not_block_the_cli(start: Start) -> None:
@@ -201,9 +232,17 @@ async def test_a_permission_prompt_reaches_the_handler_and_its_answer_the_cli(st
     session = await start(ASK)
     allowing = Handler(Permission(allow=True))
     allowed = json.loads(next(e for e in await turn(session, handler=allowing) if isinstance(e, Result)).text)
-    assert allowing.asked == [("permission", ("Write", {"file_path": "a.txt"},
-                                              [{"type": "setMode", "destination": "session", "mode": "acceptEdits"}],
-                                              "toolu_7"))]
+    assert allowing.asked == [
+        (
+            "permission",
+            (
+                "Write",
+                {"file_path": "a.txt"},
+                [{"type": "setMode", "destination": "session", "mode": "acceptEdits"}],
+                "toolu_7",
+            ),
+        )
+    ]
     assert allowed == {"behavior": "allow", "updatedInput": {"file_path": "a.txt"}}
 
     denying = Handler(Permission(allow=False, message="Not in this folder."))
@@ -225,8 +264,11 @@ async def test_a_hook_before_a_file_tool_may_refuse_it(start: Start) -> None:
     events = await turn(session, handler=handler)
     assert handler.asked == [("before", ("Edit", {"file_path": "b.txt"}, "toolu_8"))]
     output = json.loads(next(e for e in events if isinstance(e, Result)).text)
-    assert output["hookSpecificOutput"] == {"hookEventName": "PreToolUse", "permissionDecision": "deny",
-                                            "permissionDecisionReason": "Another task is editing b.txt."}
+    assert output["hookSpecificOutput"] == {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": "deny",
+        "permissionDecisionReason": "Another task is editing b.txt.",
+    }
 
 
 async def test_a_message_of_a_shape_the_sdk_does_not_know_is_kept_and_the_turn_goes_on(start: Start) -> None:

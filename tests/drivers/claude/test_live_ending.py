@@ -66,8 +66,9 @@ async def test_a_crash_mid_turn_ends_the_turn_with_the_exit_code_and_stderr(star
         await turn(session)
 
 
-async def test_a_crash_ends_the_turn_even_if_what_the_cli_started_holds_its_stdout(start: Start,
-                                                                                   tmp_path: Path) -> None:
+async def test_a_crash_ends_the_turn_even_if_what_the_cli_started_holds_its_stdout(
+    start: Start, tmp_path: Path
+) -> None:
     # The child inherited the CLI's stdout: the stream would not end while it lives.
     session = await start('spawn("child-a"); init(); say("bye"); os._exit(3)')
     pid = session.pid
@@ -121,8 +122,9 @@ async def test_a_stall_is_ended_by_a_timeout_and_close_ends_the_whole_tree(start
 
 
 @pytest.mark.parametrize("at_eof", ["pass", "time.sleep(1000)"], ids=["exits-at-eof", "stays-after-eof"])
-async def test_closing_ends_the_tree_also_for_a_cli_that_ignores_sigterm(start: Start, tmp_path: Path,
-                                                                        at_eof: str) -> None:
+async def test_closing_ends_the_tree_also_for_a_cli_that_ignores_sigterm(
+    start: Start, tmp_path: Path, at_eof: str
+) -> None:
     session = await start(STALL, setup=IGNORE_TERM, at_eof=at_eof)
     async with asyncio.timeout(15):
         async for event in session.turn("hello", Handler()):
@@ -182,7 +184,8 @@ async def test_when_the_server_exits_without_closing_its_processes_die_too(tmp_p
     # Not even the CLI's SIGTERM-ignoring self, nor what it started in a session of its own.
     cli = fake_cli(tmp_path, STALL, setup=IGNORE_TERM)
     script = tmp_path / "server.py"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         import asyncio, sys
         sys.path.insert(0, {str(Path(claude.__file__).parents[2])!r})
         from drivers.claude import LiveSession, LiveSpec
@@ -197,7 +200,8 @@ async def test_when_the_server_exits_without_closing_its_processes_die_too(tmp_p
 
         asyncio.new_event_loop().run_until_complete(first_event())
         sys.exit(0)  # the session is left open: only the exit handlers can end it
-    """))
+    """)
+    )
     server = await asyncio.create_subprocess_exec(sys.executable, str(script), stdout=asyncio.subprocess.PIPE)
     async with asyncio.timeout(15):
         out, _ = await server.communicate()
@@ -209,22 +213,28 @@ async def test_when_the_server_exits_without_closing_its_processes_die_too(tmp_p
 
 
 async def test_a_missing_executable_is_cli_not_found(tmp_path: Path) -> None:
-    session = LiveSession(LiveSpec(cli=str(tmp_path / "nope"), cwd=str(tmp_path), session_id=SID, resume=False,
-                                   env=BASE_ENV))
+    session = LiveSession(
+        LiveSpec(cli=str(tmp_path / "nope"), cwd=str(tmp_path), session_id=SID, resume=False, env=BASE_ENV)
+    )
     with pytest.raises(CliNotFound, match="nope"):
         await session.start()
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: p.write_text("#!/bin/sh\necho hi\n"),  # not executable
-    lambda p: p.mkdir(),  # a folder
-], ids=["not-executable", "a-folder"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p.write_text("#!/bin/sh\necho hi\n"),  # not executable
+        lambda p: p.mkdir(),  # a folder
+    ],
+    ids=["not-executable", "a-folder"],
+)
 async def test_a_program_that_cannot_run_is_cli_not_found(tmp_path: Path, make: Callable[[Path], object]) -> None:
     program = tmp_path / "claude"
     make(program)
     with pytest.raises(CliNotFound, match="claude"):
-        await LiveSession(LiveSpec(cli=str(program), cwd=str(tmp_path), session_id=SID, resume=False,
-                                   env=BASE_ENV)).start()
+        await LiveSession(
+            LiveSpec(cli=str(program), cwd=str(tmp_path), session_id=SID, resume=False, env=BASE_ENV)
+        ).start()
 
 
 @pytest.mark.parametrize("name", ["gone", "a-file"])
@@ -232,20 +242,28 @@ async def test_a_missing_working_directory_is_workdir_missing(tmp_path: Path, na
     (tmp_path / "a-file").write_text("")
     cli = fake_cli(tmp_path, ANSWER)
     with pytest.raises(WorkdirMissing, match=name):
-        await LiveSession(LiveSpec(cli=cli, cwd=str(tmp_path / name), session_id=SID, resume=False,
-                                   env=BASE_ENV)).start()
+        await LiveSession(
+            LiveSpec(cli=cli, cwd=str(tmp_path / name), session_id=SID, resume=False, env=BASE_ENV)
+        ).start()
 
 
 async def test_a_cli_that_refuses_to_start_fails_with_its_words(tmp_path: Path) -> None:
-    cli = fake_cli(tmp_path, ANSWER, setup=f"""\
+    cli = fake_cli(
+        tmp_path,
+        ANSWER,
+        setup=f"""\
         sys.stderr.write("Error: Session ID {SID} is already in use.\\n"); sys.stderr.flush()
         sys.exit(1)
-    """)
+    """,
+    )
     session = LiveSession(LiveSpec(cli=cli, cwd=str(tmp_path), session_id=SID, resume=False, env=BASE_ENV))
     with pytest.raises(SessionFailed) as failed:
         async with asyncio.timeout(15):
             await session.start()
     assert failed.value.exit.returncode == 1
     assert failed.value.exit.stderr == f"Error: Session ID {SID} is already in use."
-    assert claude.Outcome(returncode=1, stderr=failed.value.exit.stderr).failure().kind == claude.FailureKind.SESSION_IN_USE
+    assert (
+        claude.Outcome(returncode=1, stderr=failed.value.exit.stderr).failure().kind
+        == claude.FailureKind.SESSION_IN_USE
+    )
     assert not session.alive

@@ -20,18 +20,21 @@ def test_a_uuid_is_a_session_id(good: str) -> None:
     assert is_uuid(good)
 
 
-@pytest.mark.parametrize("bad", [
-    "",
-    "not-a-uuid",
-    "--dangerously-skip-permissions",
-    SID + "\n",
-    "\n" + SID,
-    SID + " --dangerously-skip-permissions",
-    SID.replace("-", ""),
-    SID[:-1] + "g",
-    None,
-    42,
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not-a-uuid",
+        "--dangerously-skip-permissions",
+        SID + "\n",
+        "\n" + SID,
+        SID + " --dangerously-skip-permissions",
+        SID.replace("-", ""),
+        SID[:-1] + "g",
+        None,
+        42,
+    ],
+)
 def test_anything_else_is_refused(bad: object) -> None:
     assert not is_uuid(bad)
     if isinstance(bad, str):
@@ -39,14 +42,17 @@ def test_anything_else_is_refused(bad: object) -> None:
             transcript_path("/cfg", "/work", bad)
 
 
-@pytest.mark.parametrize(("cwd", "folder"), [
-    ("/srv/My_Proj.v2/sub dir", "-srv-My-Proj-v2-sub-dir"),
-    ("/home/ada/work", "-home-ada-work"),
-    ("/tmp/a-b~c+d@e", "-tmp-a-b-c-d-e"),
-    ("/data/ünï", "-data--n-"),
-    # The CLI counts JavaScript string units: a character beyond U+FFFF is two of them.
-    ("/w/emoji 🎉 dir", "-w-emoji----dir"),
-])
+@pytest.mark.parametrize(
+    ("cwd", "folder"),
+    [
+        ("/srv/My_Proj.v2/sub dir", "-srv-My-Proj-v2-sub-dir"),
+        ("/home/ada/work", "-home-ada-work"),
+        ("/tmp/a-b~c+d@e", "-tmp-a-b-c-d-e"),
+        ("/data/ünï", "-data--n-"),
+        # The CLI counts JavaScript string units: a character beyond U+FFFF is two of them.
+        ("/w/emoji 🎉 dir", "-w-emoji----dir"),
+    ],
+)
 def test_project_folder_encoding_replaces_every_non_alphanumeric(cwd: str, folder: str) -> None:
     assert encode_project_dir(cwd) == folder
     assert encode_project_dir(Path(cwd)) == folder
@@ -65,7 +71,8 @@ def test_a_long_project_folder_is_cut_at_200_and_gets_the_clis_hash() -> None:
 def test_transcript_path() -> None:
     sid = str(uuid.uuid4())
     assert transcript_path("/cfg", "/srv/My_Proj.v2/sub dir", sid) == Path(
-        f"/cfg/projects/-srv-My-Proj-v2-sub-dir/{sid}.jsonl")
+        f"/cfg/projects/-srv-My-Proj-v2-sub-dir/{sid}.jsonl"
+    )
     assert transcript_path(Path("/cfg"), Path("/w"), sid.upper()).name == f"{sid}.jsonl"
 
 

@@ -36,8 +36,9 @@ def _leads_a_session(pid: int) -> bool:
 class Tree:
     def __init__(self, folder: Path, *, new_session: bool) -> None:
         self.folder = folder
-        self.shell = subprocess.Popen(["bash", "-c", TREE], env={**os.environ, "DIR": str(folder)},
-                                      start_new_session=new_session)
+        self.shell = subprocess.Popen(
+            ["bash", "-c", TREE], env={**os.environ, "DIR": str(folder)}, start_new_session=new_session
+        )
         deadline = time.monotonic() + 10
         while not all((folder / name).is_file() and (folder / name).read_text().strip() for name in self.names):
             assert time.monotonic() < deadline, "the shell did not start its children"

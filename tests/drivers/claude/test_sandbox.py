@@ -57,8 +57,11 @@ def test_inside_the_agent_is_an_ordinary_user_who_sees_only_its_folders(sandbox:
     outer_tmp = Path("/tmp") / f"outside-{uuid.uuid4().hex}"
     outer_tmp.touch()
     try:
-        seen = look(wrap(sandbox, ["/bin/bash", "-c", LOOK], cwd=work,
-                         env={"PATH": "/usr/bin:/bin", "SECRET_PATH": str(secret)}))
+        seen = look(
+            wrap(
+                sandbox, ["/bin/bash", "-c", LOOK], cwd=work, env={"PATH": "/usr/bin:/bin", "SECRET_PATH": str(secret)}
+            )
+        )
     finally:
         outer_tmp.unlink()
     assert seen["cwd"] == str(work)
@@ -74,8 +77,12 @@ def test_inside_the_agent_is_an_ordinary_user_who_sees_only_its_folders(sandbox:
 
 def test_what_the_agent_writes_in_its_folder_is_there_outside(sandbox: Sandbox) -> None:
     work = sandbox.writable[0]
-    done = subprocess.run(wrap(sandbox, ["/bin/sh", "-c", "echo made inside > made.txt"], cwd=work,
-                               env={"PATH": "/usr/bin:/bin"}), capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        wrap(sandbox, ["/bin/sh", "-c", "echo made inside > made.txt"], cwd=work, env={"PATH": "/usr/bin:/bin"}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     assert (work / "made.txt").read_text() == "made inside\n"
 
@@ -92,8 +99,17 @@ def test_without_an_environment_the_process_keeps_its_own_but_the_unset_names(sa
 def test_what_the_agent_starts_ends_with_the_sandbox(sandbox: Sandbox) -> None:
     marker = str(900_000 + os.getpid() % 1000)  # a sleep only this test starts
     work = sandbox.writable[0]
-    done = subprocess.run(wrap(sandbox, ["/bin/bash", "-c", f"setsid sleep {marker} & disown; echo started"],
-                               cwd=work, env={"PATH": "/usr/bin:/bin"}), capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        wrap(
+            sandbox,
+            ["/bin/bash", "-c", f"setsid sleep {marker} & disown; echo started"],
+            cwd=work,
+            env={"PATH": "/usr/bin:/bin"},
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.stdout.strip() == "started"
     assert not sleeping(marker)
 
@@ -113,15 +129,29 @@ def sleeping(marker: str) -> list[int]:
 # A live session in the sandbox (the fake CLI runs on Debian's python3, which is under /usr)
 
 
-async def test_a_live_session_runs_inside_the_sandbox(sandbox: Sandbox, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_live_session_runs_inside_the_sandbox(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SERVER_SECRET", "s3cret")
     work = sandbox.writable[0]
     (tmp_path / "secret.txt").write_text("the server's")
-    cli = fake_cli(work, ANSWER, setup=f'record("sees secret", os.path.exists({str(tmp_path / "secret.txt")!r}))',
-                   python="/usr/bin/python3")
-    session = LiveSession(LiveSpec(cli=cli, cwd=str(work), session_id=SID, resume=False, sandbox=sandbox,
-                                   env={"PATH": "/usr/bin:/bin", "WANTED": "yes"}, close_grace=0.5))
+    cli = fake_cli(
+        work,
+        ANSWER,
+        setup=f'record("sees secret", os.path.exists({str(tmp_path / "secret.txt")!r}))',
+        python="/usr/bin/python3",
+    )
+    session = LiveSession(
+        LiveSpec(
+            cli=cli,
+            cwd=str(work),
+            session_id=SID,
+            resume=False,
+            sandbox=sandbox,
+            env={"PATH": "/usr/bin:/bin", "WANTED": "yes"},
+            close_grace=0.5,
+        )
+    )
     try:
         async with asyncio.timeout(15):
             await session.start()
@@ -139,10 +169,21 @@ async def test_a_live_session_runs_inside_the_sandbox(sandbox: Sandbox, tmp_path
 async def test_closing_a_sandboxed_session_ends_everything_the_agent_started(sandbox: Sandbox) -> None:
     work = sandbox.writable[0]
     marker = str(800_000 + os.getpid() % 1000)
-    stall = f'spawn("child-a", seconds={marker}); spawn("child-b", setsid=True, seconds={marker}); init(); time.sleep(1000)'
+    stall = (
+        f'spawn("child-a", seconds={marker}); spawn("child-b", setsid=True, seconds={marker}); init(); time.sleep(1000)'
+    )
     cli = fake_cli(work, stall, python="/usr/bin/python3")
-    session = LiveSession(LiveSpec(cli=cli, cwd=str(work), session_id=SID, resume=False, sandbox=sandbox,
-                                   env={"PATH": "/usr/bin:/bin"}, close_grace=0.5))
+    session = LiveSession(
+        LiveSpec(
+            cli=cli,
+            cwd=str(work),
+            session_id=SID,
+            resume=False,
+            sandbox=sandbox,
+            env={"PATH": "/usr/bin:/bin"},
+            close_grace=0.5,
+        )
+    )
     async with asyncio.timeout(15):
         await session.start()
         async for _event in session.turn("hello", Handler()):

@@ -25,10 +25,14 @@ def tool_results(stub_api) -> list[str]:
 
 
 async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the_merge(repo, scheduler, user, stub_api):
-    first = await settled(scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A"))
+    first = await settled(
+        scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A")
+    )
     assert first.status == Task.Status.COMPLETED and first.files_changed == ["shared.txt"]
 
-    second = await settled(scheduler, await services.create_task(user=user, prompt="write shared.txt: from B", title="B"))
+    second = await settled(
+        scheduler, await services.create_task(user=user, prompt="write shared.txt: from B", title="B")
+    )
     assert second.status == Task.Status.PAUSED and second.reason == Task.Reason.CONFLICT, second.error
     assert second.conflict_with_id == first.pk and second.conflict_files == ["shared.txt"]
     # The CLI handed the hook's reason to the model as the tool result.
@@ -61,10 +65,16 @@ async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the
 
 
 async def test_a_rebase_conflict_needs_attention_and_the_agent_resolves_it(repo, scheduler, user):
-    first = await settled(scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A"))
+    first = await settled(
+        scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A")
+    )
     # A shell command is not seen by the hook: the overlap is found through git after the run.
-    second = await settled(scheduler, await services.create_task(
-        user=user, prompt="run: echo from B > shared.txt", title="B by shell", skip_permissions=True))
+    second = await settled(
+        scheduler,
+        await services.create_task(
+            user=user, prompt="run: echo from B > shared.txt", title="B by shell", skip_permissions=True
+        ),
+    )
     assert second.status == Task.Status.PAUSED and second.reason == Task.Reason.CONFLICT, second.error
     assert second.conflict_with_id == first.pk and second.conflict_files == ["shared.txt"]
     assert "B by shell" in git(repo, "log", "--format=%s", f"main..{second.branch}")
@@ -86,8 +96,12 @@ async def test_a_rebase_conflict_needs_attention_and_the_agent_resolves_it(repo,
 
 
 async def test_discarding_the_holder_frees_the_waiting_task(repo, scheduler, user):
-    first = await settled(scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A"))
-    second = await settled(scheduler, await services.create_task(user=user, prompt="write shared.txt: from B", title="B"))
+    first = await settled(
+        scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A")
+    )
+    second = await settled(
+        scheduler, await services.create_task(user=user, prompt="write shared.txt: from B", title="B")
+    )
     assert second.reason == Task.Reason.CONFLICT
     await services.discard(task_id=first.pk)
     second = await settled(scheduler, second)

@@ -19,8 +19,14 @@ from tests.task_helpers import bare_remote, git, settled
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
 
-async def completed(scheduler, user, *, prompt: str = "write hello.txt: hi from the task", title: str = "Add a greeting",
-                    project: str = "team") -> Task:
+async def completed(
+    scheduler,
+    user,
+    *,
+    prompt: str = "write hello.txt: hi from the task",
+    title: str = "Add a greeting",
+    project: str = "team",
+) -> Task:
     task = await settled(scheduler, await services.create_task(user=user, prompt=prompt, title=title, project=project))
     assert task.status == Task.Status.COMPLETED, task.error
     return task
@@ -28,8 +34,12 @@ async def completed(scheduler, user, *, prompt: str = "write hello.txt: hi from 
 
 def remote_head(bare: Path, branch: str) -> str:
     """The commit of ``branch`` on the remote, "" if it has none."""
-    done = subprocess.run(["git", "-C", str(bare), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["git", "-C", str(bare), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return done.stdout.strip()
 
 
@@ -80,7 +90,9 @@ async def test_a_completed_task_becomes_a_pull_request_on_github(team_remote, fo
     assert task.pr_number == 1 and task.pr_state == "open" and task.pr_head != first_head
     assert remote_head(team_remote, task.branch) == task.pr_head
     assert [(r.method, r.path) for r in forge.requests[1:]] == [
-        ("POST", "/github/repos/acme/widgets/pulls"), ("GET", "/github/repos/acme/widgets/pulls")]
+        ("POST", "/github/repos/acme/widgets/pulls"),
+        ("GET", "/github/repos/acme/widgets/pulls"),
+    ]
     assert forge.requests[-1].query == {"head": [f"acme:{task.branch}"], "base": ["main"], "state": ["open"]}
     assert len(forge.pulls("github", "acme/widgets")) == 1
 
@@ -97,8 +109,11 @@ async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forg
     assert (post.method, post.path) == ("POST", "/gitlab/api/v4/projects/acme%2Ftools%2Fwidgets/merge_requests")
     assert post.headers["private-token"] == forge.token and "authorization" not in post.headers
     assert set(post.json) == {"source_branch", "target_branch", "title", "description"}
-    assert (post.json["source_branch"], post.json["target_branch"], post.json["title"]) == (task.branch, "main",
-                                                                                           "Add a greeting")
+    assert (post.json["source_branch"], post.json["target_branch"], post.json["title"]) == (
+        task.branch,
+        "main",
+        "Add a greeting",
+    )
     assert "**Files changed (1):** `hello.txt`" in post.json["description"]
     assert remote_head(team_remote, task.branch) == task.pr_head
 
@@ -111,7 +126,10 @@ async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forg
 
     assert task.status == Task.Status.CANCELLED and task.pr_state == "closed"
     put = forge.calls("PUT")[-1]
-    assert (put.path, put.json) == ("/gitlab/api/v4/projects/acme%2Ftools%2Fwidgets/merge_requests/1", {"state_event": "close"})
+    assert (put.path, put.json) == (
+        "/gitlab/api/v4/projects/acme%2Ftools%2Fwidgets/merge_requests/1",
+        {"state_event": "close"},
+    )
     assert forge.pulls("gitlab", "acme/tools/widgets")[0].state == "closed"
     assert f"Its pull request !1 on GitLab ({task.pr_url}) was closed." in task.error
     # The branch pushed for it stays on the remote; the local worktree and branch are gone.
@@ -129,8 +147,9 @@ async def test_discard_closes_a_github_pull_request(team_remote, forge, schedule
     assert task.pr_state == "closed" and "was closed" in task.error
 
 
-async def test_merged_on_the_forge_the_task_is_merged_and_its_worktree_removed(team_remote, forge, scheduler, user,
-                                                                               shared_repo):
+async def test_merged_on_the_forge_the_task_is_merged_and_its_worktree_removed(
+    team_remote, forge, scheduler, user, shared_repo
+):
     task = await services.open_pull_request(task_id=(await completed(scheduler, user)).pk)
     asked = len(forge.requests)
     # Asked a moment ago: opening the page again asks nothing.
@@ -167,8 +186,9 @@ async def test_merged_on_the_forge_a_task_changed_since_its_push_is_kept(team_re
     assert task.pr_number == 2 and task.pr_state == "open"
 
 
-async def test_each_refusal_says_what_to_do_and_the_task_opens_once_fixed(team_remote, forge, scheduler, user, settings,
-                                                                          monkeypatch):
+async def test_each_refusal_says_what_to_do_and_the_task_opens_once_fixed(
+    team_remote, forge, scheduler, user, settings, monkeypatch
+):
     task = await completed(scheduler, user)
     refusals: list[str] = []
 
@@ -180,8 +200,10 @@ async def test_each_refusal_says_what_to_do_and_the_task_opens_once_fixed(team_r
 
     # No token: nothing is pushed.
     monkeypatch.delenv("CLAUDE_FORGE_TOKEN_TEAM")
-    await refused(r"There is no GitHub token for project 'team'.* Set CLAUDE_FORGE_TOKEN_TEAM in the server's "
-                  r"environment .* and restart the server\.")
+    await refused(
+        r"There is no GitHub token for project 'team'.* Set CLAUDE_FORGE_TOKEN_TEAM in the server's "
+        r"environment .* and restart the server\."
+    )
     assert remote_head(team_remote, task.branch) == "" and forge.requests == []
     monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
 
@@ -195,28 +217,38 @@ async def test_each_refusal_says_what_to_do_and_the_task_opens_once_fixed(team_r
 
     # A token GitHub rejects: the branch is pushed, the pull request is not opened.
     monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", "revoked-token")
-    text = await refused(r"GitHub refused the token in CLAUDE_FORGE_TOKEN_TEAM: GitHub answered 401 \(Bad credentials\)\. "
-                         r"Set it to a fine-grained token that may read and write its pull requests and contents")
+    text = await refused(
+        r"GitHub refused the token in CLAUDE_FORGE_TOKEN_TEAM: GitHub answered 401 \(Bad credentials\)\. "
+        r"Set it to a fine-grained token that may read and write its pull requests and contents"
+    )
     assert f"The branch {task.branch} was pushed to origin; press Open pull request again once that is fixed." in text
-    assert remote_head(team_remote, task.branch) and forge.requests[-1].headers["authorization"] == "Bearer revoked-token"
+    assert (
+        remote_head(team_remote, task.branch) and forge.requests[-1].headers["authorization"] == "Bearer revoked-token"
+    )
     monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
 
     # A repository the forge does not have (or the token may not see).
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("origin", "github", "acme/gone")}
-    await refused(r"GitHub has no repository acme/gone, or the token in CLAUDE_FORGE_TOKEN_TEAM may not see it: GitHub "
-                  r"answered 404 \(Not Found\)\. Check CLAUDE_PROJECT_REMOTES")
+    await refused(
+        r"GitHub has no repository acme/gone, or the token in CLAUDE_FORGE_TOKEN_TEAM may not see it: GitHub "
+        r"answered 404 \(Not Found\)\. Check CLAUDE_PROJECT_REMOTES"
+    )
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("origin", "github", "acme/widgets")}
 
     # The forge does not answer.
     port = closed_port()
     settings.CLAUDE_GITHUB_API_URL = f"http://127.0.0.1:{port}/github"
-    await refused(rf"GitHub at http://127.0.0.1:{port}/github did not answer \(.*\)\. Check the server's network "
-                  r"\(behind a proxy: HTTPS_PROXY\) and CLAUDE_GITHUB_API_URL")
+    await refused(
+        rf"GitHub at http://127.0.0.1:{port}/github did not answer \(.*\)\. Check the server's network "
+        r"\(behind a proxy: HTTPS_PROXY\) and CLAUDE_GITHUB_API_URL"
+    )
     settings.CLAUDE_GITHUB_API_URL = forge.github_api
 
     # The remote the configuration names is not in the repository.
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("upstream", "github", "acme/widgets")}
-    await refused(r"The repository of project 'team' has no git remote 'upstream'\. Add it with `git remote add upstream")
+    await refused(
+        r"The repository of project 'team' has no git remote 'upstream'\. Add it with `git remote add upstream"
+    )
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("origin", "github", "acme/widgets")}
 
     task = await services.open_pull_request(task_id=task.pk)
@@ -234,17 +266,23 @@ async def test_a_pull_request_someone_opened_already_is_linked(team_remote, forg
 
     assert (task.pr_number, task.pr_url, task.pr_state) == (1, "https://github.com/acme/widgets/pull/1", "open")
     assert [(r.method, r.path) for r in forge.requests] == [
-        ("POST", "/github/repos/acme/widgets/pulls"), ("GET", "/github/repos/acme/widgets/pulls")]
+        ("POST", "/github/repos/acme/widgets/pulls"),
+        ("GET", "/github/repos/acme/widgets/pulls"),
+    ]
     assert len(forge.pulls("github", "acme/widgets")) == 1
 
 
-async def test_without_a_remote_no_pull_request_is_offered_and_pressing_says_why(shared_repo, scheduler, user, settings,
-                                                                                 forge):
+async def test_without_a_remote_no_pull_request_is_offered_and_pressing_says_why(
+    shared_repo, scheduler, user, settings, forge
+):
     settings.CLAUDE_PROJECT_REMOTES = {}
     task = await completed(scheduler, user)
     assert Action.PULL_REQUEST not in task.actions and not task.can_open_pull_request and task.can_merge
-    with pytest.raises(services.TaskRefused, match=r"Project 'team' has no remote to open pull requests on\. An admin can "
-                                                   r"name one with CLAUDE_PROJECT_REMOTES=\"team=origin:github:OWNER/REPO\""):
+    with pytest.raises(
+        services.TaskRefused,
+        match=r"Project 'team' has no remote to open pull requests on\. An admin can "
+        r"name one with CLAUDE_PROJECT_REMOTES=\"team=origin:github:OWNER/REPO\"",
+    ):
         await services.open_pull_request(task_id=task.pk)
     own = await completed(scheduler, user, project="default")
     with pytest.raises(services.TaskRefused, match="works in its creator's own folder, which has no remote"):
@@ -255,14 +293,18 @@ async def test_without_a_remote_no_pull_request_is_offered_and_pressing_says_why
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("upstream")}
     task = await Task.objects.aget(pk=task.pk)
     assert task.can_open_pull_request
-    with pytest.raises(services.TaskRefused, match=rf"The URL of the remote 'upstream' of project 'team' \({bare}\) does "
-                                                   r"not tell its forge"):
+    with pytest.raises(
+        services.TaskRefused,
+        match=rf"The URL of the remote 'upstream' of project 'team' \({bare}\) does "
+        r"not tell its forge",
+    ):
         await services.open_pull_request(task_id=task.pk)
     assert forge.requests == []
 
 
-async def test_an_origin_on_github_needs_no_configuration(shared_repo, forge, scheduler, user, settings, monkeypatch,
-                                                          tmp_path):
+async def test_an_origin_on_github_needs_no_configuration(
+    shared_repo, forge, scheduler, user, settings, monkeypatch, tmp_path
+):
     bare = bare_remote(tmp_path / "widgets.git", shared_repo)
     # Fetched from GitHub (which tells the forge and repository); pushed, here, to the bare copy.
     git(shared_repo, "remote", "set-url", "origin", "https://github.com/acme/widgets.git")

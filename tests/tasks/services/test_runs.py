@@ -48,8 +48,11 @@ async def test_an_edit_task_reads_then_edits_and_its_results_name_their_tools(re
     task = await services.create_task(user=user, prompt="edit README.md: # demo => # A better title", title="Retitle")
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
-    events = [(e.kind, e.name or e.data.get("tool")) async for e in Event.objects.filter(turn__session=task.session_id)
-              if e.kind in (Event.Kind.TOOL_USE, Event.Kind.TOOL_RESULT)]
+    events = [
+        (e.kind, e.name or e.data.get("tool"))
+        async for e in Event.objects.filter(turn__session=task.session_id)
+        if e.kind in (Event.Kind.TOOL_USE, Event.Kind.TOOL_RESULT)
+    ]
     assert events == [("tool_use", "Read"), ("tool_result", "Read"), ("tool_use", "Edit"), ("tool_result", "Edit")]
     diff = await services.diff(task_id=task.pk)
     assert "-# demo" in diff and "+# A better title" in diff
@@ -127,7 +130,9 @@ async def _has_streamed(task: Task) -> bool:
 
 
 async def test_a_follow_up_runs_in_the_worktree_and_is_committed(repo, scheduler, user):
-    task = await settled(scheduler, await services.create_task(user=user, prompt="write a.txt: one", title="First file"))
+    task = await settled(
+        scheduler, await services.create_task(user=user, prompt="write a.txt: one", title="First file")
+    )
     assert task.status == Task.Status.COMPLETED
     with pytest.raises(services.TaskRefused, match="follow-up"):
         await services.resume(task_id=task.pk)  # a completed task needs an instruction
@@ -178,7 +183,8 @@ async def test_a_folder_that_is_not_a_repository_is_refused(repo, scheduler, use
 
 
 async def test_in_the_demo_an_own_folder_that_is_no_repository_becomes_one_of_its_own(
-        repo, scheduler, user, tmp_path, settings):
+    repo, scheduler, user, tmp_path, settings
+):
     settings.DEMO_MODE = True
     around = init_repo(tmp_path / "app-checkout")
     settings.CLAUDE_WORKDIR = around / "data" / "workdir"
@@ -197,12 +203,19 @@ async def test_in_the_demo_an_own_folder_that_is_no_repository_becomes_one_of_it
 
 
 async def test_a_folder_inside_a_repository_is_refused_and_the_repository_around_it_is_left_alone(
-        repo, scheduler, user, tmp_path, settings):
+    repo, scheduler, user, tmp_path, settings
+):
     around = init_repo(tmp_path / "around")
     settings.CLAUDE_WORKDIR = around / "members"
     (around / "members" / str(user.pk)).mkdir(parents=True)
     before = git(around, "branch", "--list"), git(around, "worktree", "list"), git(around, "status", "--porcelain")
-    with pytest.raises(services.TaskRefused, match=f"is not the top of one. It lies inside the repository {re.escape(str(around))}"):
+    with pytest.raises(
+        services.TaskRefused, match=f"is not the top of one. It lies inside the repository {re.escape(str(around))}"
+    ):
         await services.create_task(user=user, prompt="write x.txt: no")
-    assert (git(around, "branch", "--list"), git(around, "worktree", "list"), git(around, "status", "--porcelain")) == before
+    assert (
+        git(around, "branch", "--list"),
+        git(around, "worktree", "list"),
+        git(around, "status", "--porcelain"),
+    ) == before
     assert await Task.objects.acount() == 0

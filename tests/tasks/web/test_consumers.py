@@ -38,13 +38,13 @@ async def socket(user, path: str) -> WebsocketCommunicator:
     return tab
 
 
-
 async def test_a_task_that_asks_is_answered_on_its_page_and_the_board_says_needs_you(asking, rt):
     creator = await sync_to_async(make_user)()
     colleague = await sync_to_async(make_user)()
     board = await socket(creator, "/ws/tasks/")
-    task = await services.create_task(user=creator, prompt="write notes.txt: from the task", title="Notes",
-                                      project="team")
+    task = await services.create_task(
+        user=creator, prompt="write notes.txt: from the task", title="Notes", project="team"
+    )
     page = await socket(creator, f"/ws/tasks/{task.pk}/")
     other_page = await socket(colleague, f"/ws/tasks/{task.pk}/")
 

@@ -10,14 +10,17 @@ from tests.factories import make_user
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize(("data", "field"), [
-    ({"prompt": ""}, "prompt"),
-    ({"prompt": "   "}, "prompt"),
-    ({"prompt": "x", "priority": "high"}, "priority"),
-    ({"prompt": "x", "priority": str(10**6)}, "priority"),
-    ({"prompt": "x", "project": "nope"}, "project"),
-    ({"prompt": "x", "title": "t" * 200}, "title"),
-])
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "x", "priority": "high"}, "priority"),
+        ({"prompt": "x", "priority": str(10**6)}, "priority"),
+        ({"prompt": "x", "project": "nope"}, "project"),
+        ({"prompt": "x", "title": "t" * 200}, "title"),
+    ],
+)
 def test_bad_input_is_refused_with_reasons(data, field):
     form = TaskForm(data, user=make_user())
     assert not form.is_valid()

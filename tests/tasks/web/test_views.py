@@ -22,7 +22,6 @@ async def browser_for(user) -> AsyncClient:
     return client
 
 
-
 async def test_the_board_needs_a_login_and_states_the_skip_permissions_risk(repo, scheduler, user):
     assert (await AsyncClient().get("/tasks/")).status_code == 302
     page = (await (await browser_for(user)).get("/tasks/")).content.decode()
@@ -35,7 +34,9 @@ async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, sched
     client = await browser_for(user)
     # The form names the folder the task will work in, as the task's page will name it.
     assert f"default ({repo.resolve()})" in (await client.get("/tasks/new/")).content.decode()
-    response = await client.post("/tasks/new/", {"prompt": "write page.txt: from the form", "title": "Form task", "priority": "1"})
+    response = await client.post(
+        "/tasks/new/", {"prompt": "write page.txt: from the form", "title": "Form task", "priority": "1"}
+    )
     assert response.status_code == 302
     task = await Task.objects.aget(title="Form task")
     assert response["Location"] == f"/tasks/{task.pk}/"
@@ -107,10 +108,13 @@ async def test_the_board_socket_streams_status_and_the_task_socket_streams_the_l
     assert (await missing.connect()) == (False, 4404)
 
 
-async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_the_page(team_remote, forge, scheduler,
-                                                                                       user):
-    task = await settled(scheduler, await services.create_task(user=user, prompt="write pr.txt: for review",
-                                                               title="Reviewed", project="team"))
+async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_the_page(
+    team_remote, forge, scheduler, user
+):
+    task = await settled(
+        scheduler,
+        await services.create_task(user=user, prompt="write pr.txt: for review", title="Reviewed", project="team"),
+    )
     client = await browser_for(user)
     button = f'hx-post="/tasks/{task.pk}/pull-request/"'
     assert button in (await client.get("/tasks/")).content.decode()
@@ -122,7 +126,9 @@ async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_t
 
     pressed = await client.post(f"/tasks/{task.pk}/pull-request/", headers={"HX-Request": "true"})
     assert pressed.status_code == 200
-    assert f"Task #{task.pk}: pull request #1 is open: https://github.com/acme/widgets/pull/1" in pressed.content.decode()
+    assert (
+        f"Task #{task.pk}: pull request #1 is open: https://github.com/acme/widgets/pull/1" in pressed.content.decode()
+    )
 
     page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
     link = 'href="https://github.com/acme/widgets/pull/1"'
@@ -130,7 +136,7 @@ async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_t
     assert "deleted without merging. Its pull request #1 is closed." in page  # Discard's confirmation
     # Opening the page asks the forge once (quietly, not again within seconds); the board never does.
     refresh = f'hx-post="/tasks/{task.pk}/pull-request/refresh/"'
-    assert refresh in page and "hx-vals='{\"quiet\": \"1\"}'" in page
+    assert refresh in page and 'hx-vals=\'{"quiet": "1"}\'' in page
     asked = len(forge.requests)
     board = (await client.get("/tasks/")).content.decode()
     assert link in board and "#1 open" in board and len(forge.requests) == asked
