@@ -137,11 +137,13 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
 
 
 @pytest.fixture
-async def rt(request):
-    """The server's runtime (process pool, turn queues, task scheduler) on this test's event loop,
-    built as the server builds it; every turn and task of the test runs through it. Its limits
-    come from the settings, or from ``@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)``."""
-    built = await composition.start(recover_first=False, **getattr(request, "param", {}))
+async def rt(request, tmp_path_factory):
+    """The server's runtime (process pool, turn queues, task scheduler, the agents' egress proxy) on
+    this test's event loop, built as the server builds it; every turn and task of the test runs
+    through it. Its limits come from the settings, or from
+    ``@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)``."""
+    params = {"egress_dir": tmp_path_factory.mktemp("egress"), **getattr(request, "param", {})}
+    built = await composition.start(recover_first=False, **params)
     yield built
     await composition.stop(built)
 
