@@ -23,16 +23,18 @@ hand-written here, and each chunk it reads is passed on at once.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
 import re
 import socket
 import ssl
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import h11
 
@@ -447,14 +449,56 @@ def _listen(path: Path) -> socket.socket:
     return listening
 
 
-async def _open(host: str, port: int | None, *, tls: bool) -> _Peer:
-    """A connection to the model API (the server's own choice of address: no checks)."""
+async def _open(url: SplitResult) -> _Peer:
+    """A connection to the model API at ``url`` (the server's own choice of address: no checks),
+    through the server's own https proxy if it has one (``HTTPS_PROXY``, ``NO_PROXY``), as the CLI
+    itself would go without the sandbox."""
+    host, tls = url.hostname or "", url.scheme == "https"
+    port = url.port or (443 if tls else 80)
     context = ssl.create_default_context() if tls else None
+    via = _servers_proxy(host) if tls else None
     async with asyncio.timeout(CONNECT_TIMEOUT):
-        reader, writer = await asyncio.open_connection(
-            host, port or (443 if tls else 80), ssl=context, server_hostname=host if tls else None
-        )
+        if via is None:
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=context, server_hostname=host if tls else None
+            )
+        else:
+            reader, writer = await asyncio.open_connection(via.hostname, via.port or 80)
+            try:
+                await _tunnel_through(via, reader, writer, host, port)
+                await writer.start_tls(context, server_hostname=host)  # type: ignore[arg-type]  # tls: a context
+            except BaseException:
+                writer.transport.abort()
+                raise
     return _Peer(h11.CLIENT, reader, writer)
+
+
+def _servers_proxy(host: str) -> SplitResult | None:
+    """The server's https proxy for ``host``, read from its environment when used; None to go directly."""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get("https")
+    if not proxy or urllib.request.proxy_bypass(host):  # NO_PROXY
+        return None
+    return urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+
+
+async def _tunnel_through(
+    via: SplitResult, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+) -> None:
+    """Ask the server's proxy ``via`` for a tunnel to ``host:port`` (with its user and password, if any)."""
+    proxy = _Peer(h11.CLIENT, reader, writer)
+    headers = [(b"host", _at(host, port).encode())]
+    if via.username:
+        login = f"{unquote(via.username)}:{unquote(via.password or '')}".encode()
+        headers.append((b"proxy-authorization", b"Basic " + base64.b64encode(login)))
+    await proxy.send(
+        h11.Request(method=b"CONNECT", target=_at(host, port).encode(), headers=headers), h11.EndOfMessage()
+    )
+    response = await _response_head(proxy)
+    if response.status_code != 200:
+        raise _Closed(f"the server's proxy {_host_of(via)} answered {response.status_code} {response.reason.decode()}")
+    if proxy.http.trailing_data[0]:
+        raise _Closed(f"the server's proxy {_host_of(via)} sent data before the tunnel was open")
 
 
 async def _exchange(
@@ -467,7 +511,7 @@ async def _exchange(
             return kept, await _ask(kept, request, body)
         except (OSError, _Closed, h11.LocalProtocolError):
             kept.close(abort=True)
-    api = await _open(url.hostname or "", url.port, tls=url.scheme == "https")
+    api = await _open(url)
     try:
         return api, await _ask(api, request, body)
     except BaseException:

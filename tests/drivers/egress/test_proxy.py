@@ -6,9 +6,12 @@ what was refused and which setting an admin changes."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,3 +359,97 @@ def _own_address() -> str:
     if ipaddress.ip_address(own).is_loopback:
         pytest.skip("this machine has no address but loopback")
     return own
+
+
+# ---------------------------------------------------------------------------------------
+# An API over https, reached through the server's own proxy (a company's), as the CLI would
+
+
+@pytest.fixture
+def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key) that the server trusts (SSL_CERT_FILE)."""
+    cert, key = tmp_path / "api.pem", tmp_path / "api.key"
+    made = subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
+            *("-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return cert, key
+
+
+@pytest.fixture
+async def tls_upstream(certificate: tuple[Path, Path]) -> AsyncIterator[Upstream]:
+    """The stand-in API over TLS on 127.0.0.1."""
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    stand_in = Upstream()
+    stand_in.release.set()
+    server = await asyncio.start_server(stand_in.serve, "127.0.0.1", 0, ssl=context)
+    stand_in.url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield stand_in
+    server.close()
+
+
+@dataclass
+class CompanyProxy:
+    """A company's https proxy on 127.0.0.1: opens the tunnels it is asked for, keeps what it was asked."""
+
+    url: str = ""
+    heads: list[str] = field(default_factory=list)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        self.heads.append(head)
+        host, port = head.split()[1].rsplit(":", 1)
+        far_reader, far_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, far_writer), pipe(far_reader, writer))
+
+
+@pytest.fixture
+async def company_proxy() -> AsyncIterator[CompanyProxy]:
+    proxy = CompanyProxy()
+    server = await asyncio.start_server(proxy.serve, "127.0.0.1", 0)
+    proxy.url = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield proxy
+    server.close()
+
+
+async def test_an_https_api_is_reached_through_the_servers_own_proxy(
+    egress: Running, tls_upstream: Upstream, company_proxy: CompanyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://ops:s%40fe@{company_proxy.url}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    egress.use(api_url=tls_upstream.url)
+    client = await Client.to(egress.proxy)
+    await client.send("POST", "/v1/messages", (("x-api-key", placeholder("ANTHROPIC_API_KEY")),), b"{}")
+    response, body = await client.answer()
+    assert response.status_code == 200 and body.endswith(b"message_stop\ndata: {}\n\n")
+    [head] = company_proxy.heads
+    authority = tls_upstream.url.removeprefix("https://")
+    assert head.startswith(f"CONNECT {authority} HTTP/1.1\r\n")
+    assert f"proxy-authorization: Basic {base64.b64encode(b'ops:s@fe').decode()}" in head
+    assert "x-api-key: sk-real-1" in tls_upstream.heads[0]  # inside the tunnel, over TLS
+
+    # NO_PROXY names the API: straight there.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = await Client.to(egress.proxy)
+    await client.send("POST", "/v1/messages", body=b"{}")
+    response, _body = await client.answer()
+    assert response.status_code == 200 and len(company_proxy.heads) == 1 and len(tls_upstream.heads) == 2
