@@ -15,38 +15,44 @@ Anything else is refused with a 403 whose reason phrase and body say what was re
 setting an admin changes. Connections to allowed hosts go to addresses checked by
 :func:`drivers.egress.hosts.resolve`, never to the name again.
 
-HTTP is parsed and written by h11 (a small, well-kept sans-I/O HTTP/1.1 library), on both sides:
-its state machine knows request and response framing, keep-alive and CONNECT, so none of that is
-hand-written here, and each chunk it reads is passed on at once.
+HTTP is read and written with h11, on both sides (:mod:`drivers.egress.wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
 import re
-import socket
-import ssl
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import h11
 
 from .hosts import WEB_PORTS, Address, AllowedHosts, Refused, normal_host, resolve
+from .wire import (
+    CONNECT_TIMEOUT,
+    Closed,
+    Peer,
+    ask,
+    at,
+    exchange,
+    host_of,
+    listen,
+    passed_on,
+    relay,
+    stream,
+    why,
+)
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 64 * 1024
 # A request to the API is read whole before it is sent, so that a kept connection the API has
 # closed meanwhile can be retried on a new one. A Messages API request is at most 32 MB.
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
-CONNECT_TIMEOUT = 30.0
 # Connections at once across all sandboxes: one agent opening thousands must not take the
 # server's file descriptors.
 MAX_CONNECTIONS = 1000
@@ -65,12 +71,6 @@ CREDENTIALS = {
     "ANTHROPIC_AUTH_TOKEN": b"authorization",
     "CLAUDE_CODE_OAUTH_TOKEN": b"authorization",
 }
-# Headers about one hop that a proxy does not pass on (RFC 9110 7.6.1), and what the proxy asks
-# of its client alone. Framing (Content-Length, Transfer-Encoding) is h11's to keep right.
-_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"proxy-authenticate"}
-    | {b"te", b"trailer", b"upgrade", b"expect"}
-)
 
 
 def placeholder(variable: str) -> str:
@@ -86,57 +86,6 @@ class Policy:
     api_url: str
     credentials: Mapping[str, str] = field(default_factory=dict)
     allowed: AllowedHosts = field(default_factory=AllowedHosts)
-
-
-class _Closed(Exception):
-    """The peer closed its connection (or broke the protocol) in the middle of an exchange."""
-
-
-class _Peer:
-    """One side of a proxied exchange: an h11 connection over asyncio streams."""
-
-    def __init__(
-        self, role: type[h11.CLIENT] | type[h11.SERVER], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ):
-        self.http = h11.Connection(role)
-        self.reader, self.writer = reader, writer
-
-    async def next(self) -> h11.Event:
-        while True:
-            try:
-                event = self.http.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise _Closed(str(exc)) from None
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]  # h11 types its sentinels loosely
-            self.http.receive_data(await self.reader.read(READ_SIZE))
-
-    async def send(self, *events: h11.Event) -> None:
-        for event in events:
-            if data := self.http.send(event):
-                self.writer.write(data)
-        await self.writer.drain()
-
-    def reusable(self) -> bool:
-        """Whether the exchange ended cleanly and the connection may carry the next one."""
-        if self.http.our_state is h11.DONE and self.http.their_state is h11.DONE:
-            self.http.start_next_cycle()
-            return True
-        return False
-
-    def close(self, *, abort: bool = False) -> None:
-        if abort:
-            self.writer.transport.abort()
-        else:
-            self.writer.close()
-
-
-def _passed_on(headers: Iterable[tuple[bytes, bytes]], *, drop: Iterable[bytes] = ()) -> list[tuple[bytes, bytes]]:
-    """The end-to-end headers of ``headers`` (h11 gives names in lower case)."""
-    headers = list(headers)
-    named = {token.strip().lower() for name, value in headers if name == b"connection" for token in value.split(b",")}
-    dropped = _HOP | named | set(drop)
-    return [(name, value) for name, value in headers if name not in dropped]
 
 
 def _credentials(headers: Iterable[tuple[bytes, bytes]], credentials: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
@@ -167,17 +116,12 @@ class _Refusal(Exception):
         self.status, self.reason, self.text = status, reason, text
 
 
-def _at(host: str, port: int) -> str:
-    """``host:port`` as written in a URL and in the setting (an IPv6 address in brackets)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _not_allowed(host: str, port: int) -> _Refusal:
-    shown = (f"[{host}]" if ":" in host else host) if port in WEB_PORTS else _at(host, port)
+    shown = (f"[{host}]" if ":" in host else host) if port in WEB_PORTS else at(host, port)
     return _Refusal(
         403,
-        f"Forbidden by the sandbox: {_at(host, port)} is not in {SETTING}",
-        f"The sandbox refused the connection to {_at(host, port)}: agents reach only the model API and the "
+        f"Forbidden by the sandbox: {at(host, port)} is not in {SETTING}",
+        f"The sandbox refused the connection to {at(host, port)}: agents reach only the model API and the "
         f"hosts an admin allows. An admin can allow it by adding {shown} to {SETTING} (comma-separated "
         "host, host:port or *.domain) and restarting the server.\n",
     )
@@ -202,7 +146,7 @@ class EgressProxy:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.folder.chmod(0o700)
         self.socket_path.unlink(missing_ok=True)
-        listening = _listen(self.socket_path)
+        listening = listen(self.socket_path)
         self._inode = os.stat(self.socket_path).st_ino
         self._server = await asyncio.start_unix_server(self._serve, sock=listening)
 
@@ -228,8 +172,8 @@ class EgressProxy:
             writer.close()
             return
         self._connections.add(task)
-        client = _Peer(h11.SERVER, reader, writer)
-        api: _Peer | None = None
+        client = Peer(h11.SERVER, reader, writer)
+        api: Peer | None = None
         try:
             while True:
                 async with asyncio.timeout(IDLE_SECONDS):
@@ -250,7 +194,7 @@ class EgressProxy:
                     return
                 if not client.reusable():
                     return
-        except (_Closed, OSError, asyncio.IncompleteReadError, h11.LocalProtocolError, TimeoutError):
+        except (Closed, OSError, asyncio.IncompleteReadError, h11.LocalProtocolError, TimeoutError):
             pass
         finally:
             if api is not None:
@@ -258,7 +202,7 @@ class EgressProxy:
             client.close()
             self._connections.discard(task)
 
-    async def _refuse(self, client: _Peer, refusal: _Refusal) -> None:
+    async def _refuse(self, client: Peer, refusal: _Refusal) -> None:
         body = refusal.text.encode()
         response = h11.Response(
             status_code=refusal.status,
@@ -272,7 +216,7 @@ class EgressProxy:
         with contextlib.suppress(h11.LocalProtocolError):
             await client.send(response, h11.Data(data=body), h11.EndOfMessage())
 
-    async def _body(self, client: _Peer) -> list[bytes]:
+    async def _body(self, client: Peer) -> list[bytes]:
         """The request's body, read whole (``Expect: 100-continue`` answered)."""
         if client.http.client_is_waiting_for_100_continue:
             await client.send(h11.InformationalResponse(status_code=100, headers=[]))
@@ -283,7 +227,7 @@ class EgressProxy:
             if isinstance(event, h11.EndOfMessage):
                 return chunks
             if not isinstance(event, h11.Data):
-                raise _Closed("the request ended before its body")
+                raise Closed("the request ended before its body")
             size += len(event.data)
             if size > MAX_REQUEST_BYTES:
                 raise _Refusal(
@@ -294,7 +238,7 @@ class EgressProxy:
             chunks.append(bytes(event.data))
 
     # -- the model API ------------------------------------------------------------------
-    async def _api(self, client: _Peer, request: h11.Request, kept: _Peer | None) -> _Peer | None:
+    async def _api(self, client: Peer, request: h11.Request, kept: Peer | None) -> Peer | None:
         """Forward one request to the API, its answer streamed back; the API connection to keep for
         the client's next request, or None."""
         target = request.target.decode("ascii", "replace")
@@ -308,25 +252,25 @@ class EgressProxy:
         policy = self._policy()
         url = urlsplit(policy.api_url)
         body = await self._body(client)
-        headers = _passed_on(request.headers, drop=(b"host", b"x-api-key", b"authorization"))
-        headers += [(b"host", _host_of(url).encode()), *_credentials(request.headers, policy.credentials)]
+        headers = passed_on(request.headers, drop=(b"host", b"x-api-key", b"authorization"))
+        headers += [(b"host", host_of(url).encode()), *_credentials(request.headers, policy.credentials)]
         outgoing = h11.Request(
             method=request.method, target=url.path.rstrip("/").encode() + request.target, headers=headers
         )
         try:
-            api, response = await _exchange(kept, url, outgoing, body)
-        except (OSError, _Closed, h11.LocalProtocolError, TimeoutError) as exc:
-            self.api_failure = _why(exc)
+            api, response = await exchange(kept, url, outgoing, body)
+        except (OSError, Closed, h11.LocalProtocolError, TimeoutError) as exc:
+            self.api_failure = why(exc)
             log.warning("egress proxy: cannot reach the API at %s: %s", policy.api_url, self.api_failure)
             # No answer at all, as if the API were unreachable from inside: the CLI retries and
             # reports a connection error, as it would without the proxy.
             client.close(abort=True)
-            raise _Closed(self.api_failure) from None
+            raise Closed(self.api_failure) from None
         self.api_failure = None
         await client.send(
-            h11.Response(status_code=response.status_code, reason=response.reason, headers=_passed_on(response.headers))
+            h11.Response(status_code=response.status_code, reason=response.reason, headers=passed_on(response.headers))
         )
-        await _stream(api, client)
+        await stream(api, client)
         return api if api.reusable() else None
 
     # -- admin-allowed hosts ------------------------------------------------------------
@@ -339,12 +283,12 @@ class EgressProxy:
             raise _Refusal(
                 403,
                 f"Forbidden by the sandbox: {refused}",
-                f"The sandbox refused the connection to {_at(host, port)}: {refused}. Agents never reach the "
+                f"The sandbox refused the connection to {at(host, port)}: {refused}. Agents never reach the "
                 f"server itself, link-local or (through a name) private addresses, even when {SETTING} allows "
                 "the name.\n",
             ) from None
 
-    async def _tunnel(self, client: _Peer, request: h11.Request) -> None:
+    async def _tunnel(self, client: Peer, request: h11.Request) -> None:
         """``CONNECT host:port``: a byte tunnel to an allowed host."""
         host, port = _authority(request.target.decode("ascii", "replace"))
         addresses = await self._allowed(host, port)
@@ -354,11 +298,11 @@ class EgressProxy:
             early, _closed = client.http.trailing_data
             if early:
                 writer.write(early)
-            await _relay(client.reader, client.writer, reader, writer)
+            await relay(client.reader, client.writer, reader, writer)
         finally:
             writer.close()
 
-    async def _forward(self, client: _Peer, request: h11.Request) -> None:
+    async def _forward(self, client: Peer, request: h11.Request) -> None:
         """``GET http://host/path`` (absolute form): the request to an allowed host, then the end."""
         target = request.target.decode("ascii", "replace")
         parts = urlsplit(target)
@@ -379,42 +323,26 @@ class EgressProxy:
         addresses = await self._allowed(host, port)
         body = await self._body(client)
         reader, writer = await _connect(addresses, port, host)
-        upstream = _Peer(h11.CLIENT, reader, writer)
+        upstream = Peer(h11.CLIENT, reader, writer)
         try:
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            headers = [*_passed_on(request.headers, drop=(b"host",)), (b"host", _host_of(parts).encode())]
+            headers = [*passed_on(request.headers, drop=(b"host",)), (b"host", host_of(parts).encode())]
             headers.append((b"connection", b"close"))
             try:
-                response = await _ask(
+                response = await ask(
                     upstream, h11.Request(method=request.method, target=path.encode(), headers=headers), body
                 )
-            except (OSError, _Closed) as exc:
+            except (OSError, Closed) as exc:
                 raise _Refusal(
                     502,
-                    f"Bad gateway: {_at(host, port)} gave no answer",
-                    f"{_at(host, port)} gave no answer ({exc}).\n",
+                    f"Bad gateway: {at(host, port)} gave no answer",
+                    f"{at(host, port)} gave no answer ({exc}).\n",
                 ) from None
-            headers = [*_passed_on(response.headers), (b"connection", b"close")]
+            headers = [*passed_on(response.headers), (b"connection", b"close")]
             await client.send(h11.Response(status_code=response.status_code, reason=response.reason, headers=headers))
-            await _stream(upstream, client)
+            await stream(upstream, client)
         finally:
             upstream.close()
-
-
-def _host_of(url: SplitResult) -> str:
-    """The Host header of ``url``: its host and port, never a user or password in it."""
-    return url.netloc.rpartition("@")[2]
-
-
-def _why(exc: BaseException) -> str:
-    """Words for a failed connection: the system's for an errno, else the exception's."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {CONNECT_TIMEOUT:g} s"
-    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl.SSLError | socket.gaierror):
-        return os.strerror(exc.errno)
-    if isinstance(exc, socket.gaierror) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 def _authority(target: str) -> tuple[str, int]:
@@ -429,101 +357,6 @@ def _authority(target: str) -> tuple[str, int]:
         ) from None
 
 
-def _listen(path: Path) -> socket.socket:
-    """A Unix socket bound at ``path``, readable and writable by the server's user only. A path too
-    long for a socket address (about 108 bytes) is bound through its folder's descriptor."""
-    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        if len(os.fsencode(path)) < 100:
-            listening.bind(str(path))
-        else:
-            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                listening.bind(f"/proc/self/fd/{folder}/{path.name}")
-            finally:
-                os.close(folder)
-        os.chmod(path, 0o600)
-    except BaseException:
-        listening.close()
-        raise
-    return listening
-
-
-async def _open(url: SplitResult) -> _Peer:
-    """A connection to the model API at ``url`` (the server's own choice of address: no checks),
-    through the server's own https proxy if it has one (``HTTPS_PROXY``, ``NO_PROXY``), as the CLI
-    itself would go without the sandbox."""
-    host, tls = url.hostname or "", url.scheme == "https"
-    port = url.port or (443 if tls else 80)
-    context = ssl.create_default_context() if tls else None
-    via = _servers_proxy(host) if tls else None
-    async with asyncio.timeout(CONNECT_TIMEOUT):
-        if via is None:
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=context, server_hostname=host if tls else None
-            )
-        else:
-            reader, writer = await asyncio.open_connection(via.hostname, via.port or 80)
-            try:
-                await _tunnel_through(via, reader, writer, host, port)
-                await writer.start_tls(context, server_hostname=host)  # type: ignore[arg-type]  # tls: a context
-            except BaseException:
-                writer.transport.abort()
-                raise
-    return _Peer(h11.CLIENT, reader, writer)
-
-
-def _servers_proxy(host: str) -> SplitResult | None:
-    """The server's https proxy for ``host``, read from its environment when used; None to go directly."""
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get("https")
-    if not proxy or urllib.request.proxy_bypass(host):  # NO_PROXY
-        return None
-    return urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-
-
-async def _tunnel_through(
-    via: SplitResult, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
-) -> None:
-    """Ask the server's proxy ``via`` for a tunnel to ``host:port`` (with its user and password, if any)."""
-    proxy = _Peer(h11.CLIENT, reader, writer)
-    headers = [(b"host", _at(host, port).encode())]
-    if via.username:
-        login = f"{unquote(via.username)}:{unquote(via.password or '')}".encode()
-        headers.append((b"proxy-authorization", b"Basic " + base64.b64encode(login)))
-    await proxy.send(
-        h11.Request(method=b"CONNECT", target=_at(host, port).encode(), headers=headers), h11.EndOfMessage()
-    )
-    response = await _response_head(proxy)
-    if response.status_code != 200:
-        raise _Closed(f"the server's proxy {_host_of(via)} answered {response.status_code} {response.reason.decode()}")
-    if proxy.http.trailing_data[0]:
-        raise _Closed(f"the server's proxy {_host_of(via)} sent data before the tunnel was open")
-
-
-async def _exchange(
-    kept: _Peer | None, url: SplitResult, request: h11.Request, body: Sequence[bytes]
-) -> tuple[_Peer, h11.Response]:
-    """Send ``request`` to the API on the kept connection, or a new one if there is none or the API
-    had closed it meanwhile; the connection and the head of the answer."""
-    if kept is not None:
-        try:
-            return kept, await _ask(kept, request, body)
-        except (OSError, _Closed, h11.LocalProtocolError):
-            kept.close(abort=True)
-    api = await _open(url)
-    try:
-        return api, await _ask(api, request, body)
-    except BaseException:
-        api.close(abort=True)
-        raise
-
-
-async def _ask(upstream: _Peer, request: h11.Request, body: Sequence[bytes]) -> h11.Response:
-    await upstream.send(request, *(h11.Data(data=chunk) for chunk in body), h11.EndOfMessage())
-    return await _response_head(upstream)
-
-
 async def _connect(
     addresses: Sequence[Address], port: int, host: str
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -534,58 +367,9 @@ async def _connect(
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 return await asyncio.open_connection(str(address), port)
         except (OSError, TimeoutError) as exc:
-            failures.append(f"{address}: {_why(exc)}")
+            failures.append(f"{address}: {why(exc)}")
     raise _Refusal(
         502,
-        f"Bad gateway: cannot connect to {_at(host, port)}",
-        f"The sandbox's proxy could not connect to {_at(host, port)} ({'; '.join(failures)}).\n",
+        f"Bad gateway: cannot connect to {at(host, port)}",
+        f"The sandbox's proxy could not connect to {at(host, port)} ({'; '.join(failures)}).\n",
     )
-
-
-async def _response_head(upstream: _Peer) -> h11.Response:
-    while True:
-        event = await upstream.next()
-        if isinstance(event, h11.Response):
-            return event
-        if not isinstance(event, h11.InformationalResponse):
-            raise _Closed("the connection ended before an answer")
-
-
-async def _stream(upstream: _Peer, client: _Peer) -> None:
-    """The answer's body, each piece passed on as it arrives (no buffering: tokens stream)."""
-    while True:
-        event = await upstream.next()
-        if isinstance(event, h11.Data):
-            await client.send(h11.Data(data=event.data))
-        elif isinstance(event, h11.EndOfMessage):
-            await client.send(h11.EndOfMessage())
-            return
-        else:
-            raise _Closed("the answer ended early")
-
-
-async def _relay(
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-) -> None:
-    """Bytes both ways until both sides have finished; a broken side ends both."""
-
-    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        while data := await source.read(READ_SIZE):
-            sink.write(data)
-            await sink.drain()
-        if sink.can_write_eof():
-            sink.write_eof()
-
-    pipes = [asyncio.ensure_future(pipe(client_reader, writer)), asyncio.ensure_future(pipe(reader, client_writer))]
-    try:
-        for done in asyncio.as_completed(pipes):
-            await done  # an error here (a reset) ends the other direction too
-    except (OSError, RuntimeError):
-        pass
-    finally:
-        for task in pipes:
-            task.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
