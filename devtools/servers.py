@@ -1,7 +1,8 @@
-"""Throw-away PostgreSQL and Redis servers on 127.0.0.1, each in a temporary folder of its own.
+"""Throw-away PostgreSQL and Redis servers on 127.0.0.1, each in a temporary folder of its own, and
+an HTTP server on a network of its own.
 
 The tests run the search against a real PostgreSQL through these, and the benchmark measures the
-Redis channel layer with them. Nothing is installed or left behind: the server stops and its
+Redis channel layer with them; the sandbox's network tests reach the HTTP server as an allowed host. Nothing is installed or left behind: the server stops and its
 folder is deleted when the ``with`` block ends. No Django import.
 """
 
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,11 +38,13 @@ def free_port() -> int:
         return port
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], *, log: Path, timeout: float = 30) -> None:
+def _wait_for_port(
+    port: int, process: subprocess.Popen[bytes], *, log: Path, timeout: float = 30, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -180,3 +186,59 @@ def redis() -> Iterator[str]:
             _stop(process)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def netns_available() -> str:
+    """Why a server in a network namespace of its own cannot be started here ("" when it can)."""
+    if os.geteuid() != 0:
+        return "a network namespace and a veth pair need root"
+    if shutil.which("ip") is None:
+        return "iproute2's ip is not installed: apt-get install iproute2"
+    return ""
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+
+@contextmanager
+def outside_http(folder: Path) -> Iterator[str]:
+    """An HTTP server of ``folder`` on an address that is neither loopback nor one of this machine's:
+    in a network namespace of its own, reached over a veth pair on 10.213.N.0/30 (as a host on the
+    company's network would be); yields its URL, ``http://10.213.N.2:8080``."""
+    if reason := netns_available():
+        raise Unavailable(reason)
+    tag = secrets.token_hex(4)
+    namespace, outer, inner = f"egress-{tag}", f"eg{tag}o", f"eg{tag}i"
+    taken = _ip("-4", "-o", "addr").stdout
+    subnet = next(n for n in random.sample(range(1, 255), 254) if f" 10.213.{n}." not in taken)
+    near, far = f"10.213.{subnet}.1", f"10.213.{subnet}.2"
+    log = folder.parent / f"{folder.name}-server.log"
+    try:
+        for step in (
+            ("netns", "add", namespace),
+            ("link", "add", outer, "type", "veth", "peer", "name", inner, "netns", namespace),
+            ("addr", "add", f"{near}/30", "dev", outer),
+            ("link", "set", outer, "up"),
+            ("-n", namespace, "addr", "add", f"{far}/30", "dev", inner),
+            ("-n", namespace, "link", "set", inner, "up"),
+            ("-n", namespace, "link", "set", "lo", "up"),
+        ):
+            done = _ip(*step)
+            if done.returncode:
+                raise RuntimeError(f"ip {' '.join(step)} failed: {done.stderr.strip()}")
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", namespace, sys.executable, "-m", "http.server", "--bind", far, "8080"],
+                cwd=folder,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_for_port(8080, process, log=log, host=far)
+            yield f"http://{far}:8080"
+        finally:
+            _stop(process)
+    finally:
+        _ip("netns", "del", namespace)
+        _ip("link", "del", outer)

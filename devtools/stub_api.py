@@ -399,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
             return
         plan = _plan(body)
-        self.server.record(body, plan)
+        self.server.record(body, plan, headers={name.lower(): value for name, value in self.headers.items()})
         if not body.get("stream"):
             self._json(200, _whole(plan, input_tokens))
             return
@@ -438,9 +438,10 @@ class StubServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def record(self, body: dict[str, Any], plan: Plan) -> None:
+    def record(self, body: dict[str, Any], plan: Plan, *, headers: dict[str, str] | None = None) -> None:
+        """Keep a request (its body, what was answered and its headers, names in lower case)."""
         with self._lock:
-            self.requests.append({"body": body, "plan": plan})
+            self.requests.append({"body": body, "plan": plan, "headers": headers or {}})
             del self.requests[: max(0, len(self.requests) - self.keep_requests)]
 
     def start(self) -> StubServer:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
 import runtime
+from chat.services import agents
 from chat.services.recovery import recover_interrupted
+from drivers.egress import EgressProxy
 from tasks.services import TaskHooks, recover_tasks
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,10 @@ def build(
     max_tasks: int | None = None,
     max_warm: int | None = None,
     max_file_operations: int | None = None,
+    egress_dir: Path | None = None,
 ) -> runtime.Runtime:
-    """The runtime with the limits of the settings (or the ones given)."""
+    """The runtime with the limits of the settings (or the ones given). Its egress proxy listens in
+    ``egress_dir`` (default: the data folder's private ``sandbox`` folder) once started."""
     return runtime.Runtime(
         max_processes=max_processes or settings.CLAUDE_MAX_CONCURRENT,
         max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS,
@@ -36,6 +41,7 @@ def build(
         max_warm=settings.CLAUDE_MAX_WARM if max_warm is None else max_warm,
         warm_idle=settings.CLAUDE_WARM_IDLE,
         max_file_operations=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS,
+        egress=EgressProxy(folder=egress_dir or Path(settings.DATA_DIR) / "sandbox", policy=agents.egress_policy),
     )
 
 
@@ -56,11 +62,19 @@ async def start(
     max_tasks: int | None = None,
     max_warm: int | None = None,
     max_file_operations: int | None = None,
+    egress_dir: Path | None = None,
 ) -> runtime.Runtime:
-    """Build and install the runtime on the running event loop, recover, and start queued tasks."""
+    """Build and install the runtime on the running event loop (its egress proxy listening), recover,
+    and start queued tasks."""
     built = build(
-        max_processes=max_processes, max_tasks=max_tasks, max_warm=max_warm, max_file_operations=max_file_operations
+        max_processes=max_processes,
+        max_tasks=max_tasks,
+        max_warm=max_warm,
+        max_file_operations=max_file_operations,
+        egress_dir=egress_dir,
     )
+    if built.egress is not None:
+        await built.egress.start()
     runtime.install(built)
     if recover_first:
         for line in await sync_to_async(recover, thread_sensitive=False)():

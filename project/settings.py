@@ -21,7 +21,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from drivers import forge
+from drivers import egress, forge
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -406,3 +406,8 @@ CLAUDE_PROJECT_REMOTES = envremotes("CLAUDE_PROJECT_REMOTES", CLAUDE_PROJECTS)
 CLAUDE_GITHUB_API_URL = envparsed("CLAUDE_GITHUB_API_URL", forge.GITHUB_API, forge.parse_api_url)
 CLAUDE_GITLAB_API_URL = envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
 CLAUDE_FORGE_TIMEOUT = envfloat("CLAUDE_FORGE_TIMEOUT", "20", minimum=1)
+# The hosts a sandboxed agent may reach besides the model API, through the server's egress proxy
+# ("pypi.org,files.pythonhosted.org,*.npmjs.org,registry.example.com:8443,10.0.5.7:8081"): a bare
+# host allows ports 80 and 443; a name is never followed to a loopback, link-local or private
+# address (list an internal host by its address). Empty: the model API only.
+CLAUDE_AGENT_ALLOWED_HOSTS = envparsed(egress.SETTING, "", egress.parse_allowed_hosts)

@@ -1,6 +1,7 @@
 """The runtime: the one place that owns CLI processes and queues, built once when the server starts.
 
-:class:`Runtime` holds the process pool, the per-session turn queues and the task scheduler.
+:class:`Runtime` holds the process pool, the per-session turn queues, the task scheduler and the
+egress proxy, the one way out of the agents' sandboxes (:mod:`drivers.egress`).
 ``project.runtime`` builds it with the services' hooks and installs it; services reach it through
 :func:`current`. No Django imports: arrows point from services down to here, never back.
 """
@@ -8,6 +9,8 @@
 from __future__ import annotations
 
 import asyncio
+
+from drivers.egress import EgressProxy
 
 from .pool import Pool, PoolStatus
 from .scheduler import Hold, TaskHooks, TaskScheduler
@@ -47,6 +50,7 @@ class Runtime:
         max_warm: int = 8,
         warm_idle: float = 600.0,
         max_file_operations: int = 10,
+        egress: EgressProxy | None = None,
     ) -> None:
         self.pool = Pool(max_processes)
         self.turns = TurnQueue(self.pool)
@@ -54,6 +58,8 @@ class Runtime:
         self.warm = WarmPool(max_warm=max_warm, idle_seconds=warm_idle)
         # Write/Edit/MultiEdit/NotebookEdit calls running at once, across all chats and tasks.
         self.file_ops = Pool(max_file_operations)
+        # Started by the composition root; the sandboxes' bridge leads to its socket.
+        self.egress = egress
 
     async def idle(self) -> None:
         """Wait until no turn and no task is left to run (tests use this)."""
@@ -70,6 +76,9 @@ class Runtime:
         await self.tasks.shutdown()
         await self.turns.shutdown()
         await self.warm.shutdown()
+        if self.egress is not None:
+            # Last: a turn that ends during the shutdown may still be streaming through it.
+            await self.egress.close()
 
 
 _current: Runtime | None = None

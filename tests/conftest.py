@@ -91,6 +91,31 @@ def redis_url():
         yield url
 
 
+@dataclass
+class OutsideHost:
+    """An HTTP server on a network of its own (not loopback, not the machine's): as an allowed host on
+    the company's network would be. ``marker.txt`` holds ``marker``."""
+
+    url: str
+    host: str
+    port: int
+    marker: str
+
+
+@pytest.fixture(scope="session")
+def outside_host(tmp_path_factory):
+    from devtools import servers
+
+    if reason := servers.netns_available():
+        pytest.skip(f"No server on a network of its own: {reason}")
+    folder = tmp_path_factory.mktemp("outside")
+    marker = f"OUTSIDE-{os.getpid()}-MARKER"
+    (folder / "marker.txt").write_text(marker + "\n")
+    with servers.outside_http(folder) as url:
+        host, port = url.removeprefix("http://").split(":")
+        yield OutsideHost(url=url, host=host, port=int(port), marker=marker)
+
+
 @pytest.fixture
 def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
     """The REAL pinned CLI, pointed at the stand-in, with its own config and work folders."""
@@ -112,11 +137,13 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
 
 
 @pytest.fixture
-async def rt(request):
-    """The server's runtime (process pool, turn queues, task scheduler) on this test's event loop,
-    built as the server builds it; every turn and task of the test runs through it. Its limits
-    come from the settings, or from ``@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)``."""
-    built = await composition.start(recover_first=False, **getattr(request, "param", {}))
+async def rt(request, tmp_path_factory):
+    """The server's runtime (process pool, turn queues, task scheduler, the agents' egress proxy) on
+    this test's event loop, built as the server builds it; every turn and task of the test runs
+    through it. Its limits come from the settings, or from
+    ``@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)``."""
+    params = {"egress_dir": tmp_path_factory.mktemp("egress"), **getattr(request, "param", {})}
+    built = await composition.start(recover_first=False, **params)
     yield built
     await composition.stop(built)
 

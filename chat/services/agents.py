@@ -1,9 +1,11 @@
 """What a chat's agent runs with: its folders, its environment and its sandbox.
 
 Every CLI process gets an environment made here (the server's own variables stay out, except
-the CLI's credentials and settings listed in CLAUDE_ENV_PASSTHROUGH) and, unless CLAUDE_SANDBOX
-is "off", runs inside bubblewrap seeing only its working directory, its own config folder (which
-holds its transcript) and the CLI.
+the CLI's settings listed in CLAUDE_ENV_PASSTHROUGH) and, unless CLAUDE_SANDBOX is "off", runs
+inside bubblewrap seeing only its working directory, its own config folder (which holds its
+transcript) and the CLI, in a network of its own whose one way out is the runtime's egress proxy:
+to the model API, with the server's credentials added by the proxy (the agent holds placeholders),
+and to the hosts of CLAUDE_AGENT_ALLOWED_HOSTS.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ from pathlib import Path
 
 from django.conf import settings
 
-from drivers import claude
+import runtime
+from drivers import claude, egress
+from drivers.claude.sandbox import BRIDGE_URL
 
 from ..models import Session
 
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+# What the server's own proxy settings are called; in the sandbox they name the egress proxy.
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+# Inside, the model API is on the sandbox's own loopback: never through the proxy variables.
+NOT_PROXIED = "localhost,127.0.0.1,::1"
 
 
 class SandboxUnavailable(Exception):
@@ -61,9 +69,21 @@ def api_url() -> str:
     return os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
 
 
+def _bridged(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as the sandbox needs it: the API and every proxy variable lead to the egress proxy, and
+    each credential the server has is a placeholder that the proxy swaps for the real one."""
+    proxies = {name for variable in PROXY_VARIABLES for name in (variable, variable.lower())}
+    bridged = {name: value for name, value in env.items() if name not in proxies and name not in egress.CREDENTIALS}
+    bridged |= {name: egress.placeholder(name) for name in egress.CREDENTIALS if env.get(name)}
+    bridged |= {name: BRIDGE_URL for variable in ("HTTP_PROXY", "HTTPS_PROXY") for name in (variable, variable.lower())}
+    return bridged | {"ANTHROPIC_BASE_URL": BRIDGE_URL, "NO_PROXY": NOT_PROXIED, "no_proxy": NOT_PROXIED}
+
+
 def environment(*, session: Session, extra: Mapping[str, str] = {}) -> dict[str, str]:
     """The CLI's whole environment for a turn of ``session``."""
     env = {name: value for name, value in os.environ.items() if _passes(name)}
+    if sandboxed():
+        env = _bridged(env)
     env.update(
         {
             "PATH": SANDBOX_PATH if sandboxed() else os.environ.get("PATH", SANDBOX_PATH),
@@ -75,6 +95,36 @@ def environment(*, session: Session, extra: Mapping[str, str] = {}) -> dict[str,
     return env
 
 
+def egress_policy() -> egress.Policy:
+    """What the egress proxy does now (asked on every request): where the API is, the server's
+    credentials (read from its environment when used, never stored) and the allowed hosts."""
+    return egress.Policy(
+        api_url=api_url(),
+        credentials={name: value for name in egress.CREDENTIALS if (value := os.environ.get(name, ""))},
+        allowed=settings.CLAUDE_AGENT_ALLOWED_HOSTS,
+    )
+
+
+def _missing(program: str, package: str) -> SandboxUnavailable:
+    return SandboxUnavailable(
+        f"The server cannot confine Claude Code: {program} is not installed. An admin installs it with "
+        f"`apt-get install {package}` (the README's set-up command does this) and restarts the server; "
+        "or sets CLAUDE_SANDBOX=off, which lets every agent see and reach everything the server can."
+    )
+
+
+def _bridge() -> claude.Bridge:
+    """The sandbox's way out: the runtime's egress proxy."""
+    proxy = runtime.current().egress
+    if proxy is None:
+        raise SandboxUnavailable("The server's egress proxy for agents is not running: restart the server.")
+    try:
+        socat = claude.find_socat()
+    except claude.SandboxMissing:
+        raise _missing("socat", "socat") from None
+    return claude.Bridge(socket=proxy.socket_path, socat=socat)
+
+
 def sandbox(*, session: Session, readonly: Sequence[Path] = (), writable: Sequence[Path] = ()) -> claude.Sandbox | None:
     """The sandbox of a turn of ``session`` (None when CLAUDE_SANDBOX is off)."""
     if not sandboxed():
@@ -82,11 +132,7 @@ def sandbox(*, session: Session, readonly: Sequence[Path] = (), writable: Sequen
     try:
         bwrap = claude.find_bwrap(settings.CLAUDE_BWRAP)
     except claude.SandboxMissing:
-        raise SandboxUnavailable(
-            "The server cannot confine Claude Code: bubblewrap is not installed. An admin installs it with "
-            "`apt-get install bubblewrap` (the README's set-up command does this) and restarts the server; "
-            "or sets CLAUDE_SANDBOX=off, which lets every agent see everything the server can."
-        ) from None
+        raise _missing("bubblewrap", "bubblewrap") from None
     Path(session.config_dir).mkdir(parents=True, exist_ok=True)
     return claude.Sandbox(
         bwrap=bwrap,
@@ -94,4 +140,5 @@ def sandbox(*, session: Session, readonly: Sequence[Path] = (), writable: Sequen
         readonly=[_cli_folder(cli_program()), *readonly],
         state_dir=Path(settings.DATA_DIR) / "sandbox",
         home=Path(session.config_dir),
+        bridge=_bridge(),
     )

@@ -443,6 +443,10 @@ def explain(failure: claude.Failure, *, session: Session) -> str:
 def unreachable(detail: str) -> str:
     """A turn that could not reach the Messages API: where it tried, and what to do."""
     what = f"Cannot reach the API at {agents.api_url()}" + (f" ({detail})" if detail else "") + "."
+    proxy = runtime.current().egress
+    if agents.sandboxed() and proxy is not None and proxy.api_failure:
+        # The agent's CLI reaches the API through the server's proxy and only sees its connection end.
+        what += f" The server itself could not connect to it: {proxy.api_failure}."
     if settings.DEMO_MODE:
         return (
             f"{what} The demo's stand-in for the API is not answering: stop the app and start it again with "

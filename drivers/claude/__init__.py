@@ -21,10 +21,11 @@ from .failures import Failure, FailureKind, Outcome, classify
 from .live import LiveSession
 from .paths import encode_project_dir, is_uuid, transcript_path
 from .proctree import is_process_of, kill_group, process_start_time
-from .sandbox import Sandbox, SandboxMissing, find_bwrap
+from .sandbox import Bridge, Sandbox, SandboxMissing, find_bwrap, find_socat
 from .spec import CliNotFound, LiveSpec, Permission, Prompt, SessionFailed, TurnHandler, WorkdirMissing
 
 __all__ = [
+    "Bridge",
     "CliNotFound",
     "Event",
     "Exit",
@@ -53,6 +54,7 @@ __all__ = [
     "classify",
     "encode_project_dir",
     "find_bwrap",
+    "find_socat",
     "is_process_of",
     "is_uuid",
     "kill_group",

@@ -86,7 +86,11 @@ _PATTERNS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
     (FailureKind.SESSION_MISSING, ("No conversation found",)),
     (FailureKind.ROOT_REFUSED, ("root/sudo", "cannot be used with root")),
     (FailureKind.NOT_LOGGED_IN, ("Not logged in", "Invalid API key", "/login")),
-    (FailureKind.API_UNREACHABLE, ("Connection error", "ECONNREFUSED", "Unable to connect", "fetch failed")),
+    # "Connection dropped": the sandbox's proxy could not reach the API and ended the connection.
+    (
+        FailureKind.API_UNREACHABLE,
+        ("Connection error", "ECONNREFUSED", "Unable to connect", "fetch failed", "Connection dropped"),
+    ),
 )
 
 

@@ -6,12 +6,23 @@ No Django imports. :func:`wrap` turns the argv of a CLI run into the argv of the
 belong to the server's user outside), has a private ``/tmp``, its own PID namespace (every process
 it starts ends when the sandbox ends, ``setsid`` or not) and an environment of only what the
 caller lists. The server's data folder, home, database, secrets, other people's transcripts and
-other projects are not there at all. The network is shared: the CLI must reach the API.
+other projects are not there at all.
+
+The network is the sandbox's own (``--unshare-net``): only a loopback of its own. With a
+:class:`Bridge` its one way out is the server's egress proxy (:mod:`drivers.egress`): the
+proxy's Unix socket is bound in, and socat inside makes it ``127.0.0.1:BRIDGE_PORT``, which the
+CLI's ``ANTHROPIC_BASE_URL`` and ``HTTPS_PROXY`` name (the shape of Anthropic's sandbox-runtime on
+Linux). Without one (server-side git) there is no way out at all.
+
+:func:`launch` starts bwrap so that its own command line and environment, which every process
+inside can read at ``/proc/1``, hold nothing of the server: its options come from a private file
+on a descriptor (``--args``) and it starts with an empty environment.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +30,10 @@ from pathlib import Path
 
 AGENT_UID = 1000
 AGENT_NAME = "agent"
+# Where the egress proxy's socket appears inside, and the port socat serves it on there.
+BRIDGE_SOCKET = "/run/egress.sock"
+BRIDGE_PORT = 3128
+BRIDGE_URL = f"http://127.0.0.1:{BRIDGE_PORT}"
 # System folders every program needs, read-only.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What of /etc programs need (name lookups, certificates, the dynamic linker, shells, git); the
@@ -48,7 +63,16 @@ ETC_ENTRIES = (
 
 
 class SandboxMissing(Exception):
-    """bubblewrap is not installed where the settings say."""
+    """bubblewrap (or socat, for the network bridge) is not installed where the settings say."""
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """The sandbox's one way out: the egress proxy's Unix socket (outside), served inside on
+    ``127.0.0.1:BRIDGE_PORT`` by ``socat``."""
+
+    socket: Path
+    socat: str
 
 
 @dataclass(frozen=True)
@@ -58,7 +82,8 @@ class Sandbox:
     ``writable`` folders (the working directory, the session's config folder) and ``readonly``
     ones (the CLI's own folder, a hook's interpreter) appear at the same paths as outside, so
     paths the CLI writes into its transcript mean the same on both sides. ``state_dir`` is a
-    private folder of the server where the sandbox's ``/etc/passwd`` is kept.
+    private folder of the server where the sandbox's ``/etc/passwd`` and its launch files are kept.
+    Without a ``bridge`` the sandbox has no network at all.
     """
 
     bwrap: str
@@ -66,6 +91,7 @@ class Sandbox:
     readonly: Sequence[Path]
     state_dir: Path
     home: Path | None = None
+    bridge: Bridge | None = None
 
 
 def find_bwrap(configured: str = "bwrap") -> str:
@@ -73,6 +99,14 @@ def find_bwrap(configured: str = "bwrap") -> str:
     found = shutil.which(configured)
     if found is None:
         raise SandboxMissing(configured)
+    return found
+
+
+def find_socat() -> str:
+    """socat, which bridges the egress proxy into a sandbox; raises :class:`SandboxMissing` if there is none."""
+    found = shutil.which("socat", path="/usr/bin:/bin")
+    if found is None:
+        raise SandboxMissing("socat")
     return found
 
 
@@ -107,15 +141,16 @@ def _system_binds() -> list[str]:
     return args
 
 
-def sandbox_args(
-    sandbox: Sandbox, *, cwd: str | os.PathLike[str], env: Mapping[str, str] | None = None, unset: Sequence[str] = ()
-) -> list[str]:
-    """bwrap and its options, up to the command: the process runs in ``cwd``. With ``env`` its
-    environment is exactly that; else it keeps what it is given except the names in ``unset``."""
+def sandbox_args(sandbox: Sandbox, *, cwd: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """bwrap and its options, up to the command: the process runs in ``cwd``, in a network namespace
+    of its own. With ``env`` its environment is exactly that; else it keeps bwrap's."""
+    return [sandbox.bwrap, *_options(sandbox, cwd=cwd, env=env)]
+
+
+def _options(sandbox: Sandbox, *, cwd: str | os.PathLike[str], env: Mapping[str, str] | None) -> list[str]:
     home = sandbox.home or Path(cwd)
     passwd, group = _passwd(sandbox.state_dir, home)
     args = [
-        sandbox.bwrap,
         "--unshare-user",
         "--uid",
         str(AGENT_UID),
@@ -124,6 +159,7 @@ def sandbox_args(
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
+        "--unshare-net",
         "--unshare-cgroup-try",
         "--hostname",
         "sandbox",
@@ -144,6 +180,9 @@ def sandbox_args(
         str(group),
         "/etc/group",
     ]
+    if sandbox.bridge is not None:
+        # Read-only is enough to connect; the agent cannot put anything in its place.
+        args += ["--ro-bind", str(sandbox.bridge.socket), BRIDGE_SOCKET]
     for path in sandbox.readonly:
         args += ["--ro-bind", str(path), str(path)]
     for path in sandbox.writable:
@@ -153,14 +192,76 @@ def sandbox_args(
         args.append("--clearenv")
         for name, value in {"HOME": str(home), "USER": AGENT_NAME, "LOGNAME": AGENT_NAME, **env}.items():
             args += ["--setenv", name, value]
-    else:
-        for name in unset:
-            args += ["--unsetenv", name]
-        args += ["--setenv", "USER", AGENT_NAME, "--setenv", "LOGNAME", AGENT_NAME]
     return args
+
+
+# Run inside, before the command: socat serves the proxy's socket on the sandbox's loopback, and
+# the command starts once it listens (its first request must not find the port closed). socat
+# leaves the command's stdin and stdout alone (they carry the SDK's protocol).
+_BRIDGE = """\
+socat=$1 port=$2 hexport=$3 sock=$4
+shift 4
+"$socat" TCP-LISTEN:"$port",bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:"$sock" </dev/null >/dev/null 2>&1 &
+# Read with the shell's own read (no process per look); after the first looks, a pause between them.
+tries=0
+until [ "$tries" -ge 550 ]; do
+  while IFS= read -r line; do
+    case $line in *": 0100007F:$hexport 00000000:0000 0A "*) break 2 ;; esac
+  done </proc/net/tcp
+  tries=$((tries + 1))
+  [ "$tries" -lt 50 ] || sleep 0.01
+done
+exec "$@"
+"""
+
+
+def command(sandbox: Sandbox, argv: Sequence[str]) -> list[str]:
+    """What runs inside for ``argv``: itself, or behind the bridge's socat if there is one."""
+    if sandbox.bridge is None:
+        return list(argv)
+    port = str(BRIDGE_PORT)
+    return ["/bin/sh", "-c", _BRIDGE, "bridge", sandbox.bridge.socat, port, f"{BRIDGE_PORT:04X}", BRIDGE_SOCKET, *argv]
 
 
 def wrap(sandbox: Sandbox, argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> list[str]:
     """The argv that runs ``argv`` in ``cwd`` with exactly ``env`` inside the sandbox (``argv[0]``
-    must be inside one of its folders)."""
-    return [*sandbox_args(sandbox, cwd=cwd, env=env), "--", *argv]
+    must be inside one of its folders). Its options are in bwrap's own argv: see :func:`launch` to
+    keep them out of the sandbox's sight."""
+    return [*sandbox_args(sandbox, cwd=cwd, env=env), "--", *command(sandbox, argv)]
+
+
+# Opens the options file on descriptor 3, removes it (it is read once, through the descriptor) and
+# starts bwrap with an empty environment.
+_LAUNCH = 'exec 3<"$0" || exit 126; rm -f -- "$0"; exec /usr/bin/env -i "$@"'
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a sandboxed command: ``argv`` for the caller to run, and the options ``file`` it
+    reads (removed as soon as it is opened; :meth:`discard` removes it if it never started)."""
+
+    argv: list[str]
+    file: Path
+
+    def discard(self) -> None:
+        self.file.unlink(missing_ok=True)
+
+
+def launch(sandbox: Sandbox, argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> Launch:
+    """Like :func:`wrap`, with bwrap's options and the environment (``env``) written to a private file
+    read on a descriptor: inside, ``/proc/1/cmdline`` reads ``bwrap --args 3 -- <command>`` and
+    ``/proc/1/environ`` is empty, whatever the server's own variables and paths are."""
+    if "=" in sandbox.bwrap:
+        raise SandboxMissing(f"{sandbox.bwrap} (a path with '=' cannot be started through env -i)")
+    options = _options(sandbox, cwd=cwd, env=env)
+    if any("\0" in option for option in options):
+        raise ValueError("a sandbox option holds a NUL character")
+    sandbox.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    file = sandbox.state_dir / f"launch-{secrets.token_hex(8)}"
+    descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(b"".join(os.fsencode(option) + b"\0" for option in options))
+    return Launch(
+        argv=["/bin/sh", "-c", _LAUNCH, str(file), sandbox.bwrap, "--args", "3", "--", *command(sandbox, argv)],
+        file=file,
+    )

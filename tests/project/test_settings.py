@@ -1,5 +1,6 @@
 """The settings: security headers on every page, a clean `check --deploy` with the README's
-production settings, throttled logins; and a malformed pull-request setting stops the start."""
+production settings, throttled logins; and a malformed pull-request setting, or a host no agent may
+reach among the allowed hosts, stops the start."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
-from drivers import forge
+from drivers import egress, forge
 from drivers.forge import RemoteSpec
 from project.settings import envparsed, envremotes
 from tests.conftest import ROOT
@@ -112,3 +113,18 @@ def test_a_malformed_api_url_stops_the_start(monkeypatch):
         envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
     monkeypatch.delenv("CLAUDE_GITLAB_API_URL")
     assert envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url) == "https://gitlab.com/api/v4"
+
+
+def test_the_hosts_agents_may_reach_are_read_and_a_forbidden_one_stops_the_start(monkeypatch):
+    monkeypatch.setenv("CLAUDE_AGENT_ALLOWED_HOSTS", "pypi.org, *.npmjs.org,10.0.5.7:8081")
+    allowed = envparsed("CLAUDE_AGENT_ALLOWED_HOSTS", "", egress.parse_allowed_hosts)
+    assert str(allowed) == "pypi.org,*.npmjs.org,10.0.5.7:8081"
+    monkeypatch.setenv("CLAUDE_AGENT_ALLOWED_HOSTS", "pypi.org,169.254.169.254")
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=re.escape(
+            "CLAUDE_AGENT_ALLOWED_HOSTS: '169.254.169.254' is a link-local address (where cloud metadata services "
+            "answer), which no agent may reach"
+        ),
+    ):
+        envparsed("CLAUDE_AGENT_ALLOWED_HOSTS", "", egress.parse_allowed_hosts)

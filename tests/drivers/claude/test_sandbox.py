@@ -1,9 +1,11 @@
 """Confining the CLI with bubblewrap (drivers/claude/sandbox.py), on the machine's real ``bwrap``:
-what a process inside sees, and a live session started inside."""
+what a process inside sees (of the files, of the network, of bwrap itself), and a live session
+started inside."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers.claude import LiveSession, LiveSpec, Result, Sandbox, SandboxMissing, find_bwrap
-from drivers.claude.sandbox import AGENT_NAME, AGENT_UID, sandbox_args, wrap
+from drivers.claude import Bridge, LiveSession, LiveSpec, Result, Sandbox, SandboxMissing, find_bwrap, find_socat
+from drivers.claude.sandbox import AGENT_NAME, AGENT_UID, BRIDGE_URL, launch, wrap
+from drivers.egress import EgressProxy, Policy, placeholder
 from tests.drivers.claude.fakes import ANSWER, SID, Handler, fake_cli, records, turn
 from tests.processes import assert_all_gone
 
@@ -87,13 +90,90 @@ def test_what_the_agent_writes_in_its_folder_is_there_outside(sandbox: Sandbox) 
     assert (work / "made.txt").read_text() == "made inside\n"
 
 
-def test_without_an_environment_the_process_keeps_its_own_but_the_unset_names(sandbox: Sandbox) -> None:
+# What a process inside reads of bwrap (pid 1 in the sandbox) and of itself.
+PROC = """\
+python3 - <<'EOF'
+import json, os
+def read(path):
+    with open(path, "rb") as f:
+        return f.read().decode(errors="replace").split("\\0")[:-1]
+print(json.dumps({
+    "cmdline": read("/proc/1/cmdline"), "environ": read("/proc/1/environ"), "own": read("/proc/self/environ"),
+    "fds": sorted(os.listdir("/proc/1/fd")),
+}))
+EOF
+"""
+
+
+def test_bwrap_started_by_launch_shows_nothing_of_the_server(sandbox: Sandbox) -> None:
+    """bwrap's own command line and environment are readable inside (it is pid 1 there): they hold
+    neither the server's variables nor its paths, only ``bwrap --args 3 -- <command>``."""
     work = sandbox.writable[0]
-    argv = [*sandbox_args(sandbox, cwd=work, unset=["SERVER_SECRET"]), "--", "/bin/bash", "-c", LOOK]
-    seen = look(argv, env={"PATH": "/usr/bin:/bin", "SERVER_SECRET": "s3cret", "KEPT": "yes"})
-    env = seen["env"]
-    assert isinstance(env, dict)
-    assert env["KEPT"] == "yes" and "SERVER_SECRET" not in env and env["USER"] == AGENT_NAME
+    started = launch(sandbox, ["/bin/bash", "-c", PROC], cwd=work, env={"PATH": "/usr/bin:/bin", "WANTED": "yes"})
+    server_env = {**os.environ, "DATABASE_URL": "postgres://u:SERVER-PW@db/x", "ANTHROPIC_API_KEY": "sk-REAL"}
+    seen = look(started.argv, env=server_env)
+    assert seen["cmdline"] == [sandbox.bwrap, "--args", "3", "--", "/bin/bash", "-c", PROC]
+    assert seen["environ"] == []  # bwrap started with an empty environment
+    # The given environment, and what bash adds to it itself.
+    own = {k: v for k, v in (item.split("=", 1) for item in seen["own"]) if k not in ("PWD", "SHLVL", "_")}  # type: ignore[union-attr]
+    assert own == {
+        "PATH": "/usr/bin:/bin",
+        "WANTED": "yes",
+        "HOME": str(work),
+        "USER": AGENT_NAME,
+        "LOGNAME": AGENT_NAME,
+    }
+    assert "3" not in seen["fds"]  # the options' descriptor is closed
+    assert not started.file.exists()  # the options file went as soon as it was opened
+    assert not list(sandbox.state_dir.glob("launch-*"))
+
+
+def test_without_a_bridge_the_sandbox_has_no_network(sandbox: Sandbox, stub_api, outside_host) -> None:
+    """No bridge (what server-side git gets): neither the server's loopback nor any other host."""
+    port = stub_api.url.rsplit(":", 1)[1]
+    tries = f"""python3 - <<'EOF'
+import json, socket
+seen = {{}}
+for host, port in (("127.0.0.1", {port}), ("{outside_host.host}", {outside_host.port}), ("::1", {port})):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        seen[host] = "connected"
+    except OSError as exc:
+        seen[host] = exc.strerror or str(exc)
+print(json.dumps(seen))
+EOF
+"""
+    seen = look(wrap(sandbox, ["/bin/bash", "-c", tries], cwd=sandbox.writable[0], env={"PATH": "/usr/bin:/bin"}))
+    assert seen == {
+        "127.0.0.1": "Connection refused",  # the sandbox's own loopback, where nothing listens
+        outside_host.host: "Network is unreachable",
+        "::1": "Connection refused",
+    }
+
+
+async def test_with_a_bridge_the_one_way_out_is_the_egress_proxy(sandbox: Sandbox, stub_api, tmp_path: Path) -> None:
+    proxy = EgressProxy(
+        folder=tmp_path / "egress",
+        policy=lambda: Policy(api_url=stub_api.url, credentials={"ANTHROPIC_API_KEY": "sk-REAL"}),
+    )
+    await proxy.start()
+    try:
+        bridged = dataclasses.replace(sandbox, bridge=Bridge(socket=proxy.socket_path, socat=find_socat()))
+        port = stub_api.url.rsplit(":", 1)[1]
+        body = json.dumps({"messages": [{"role": "user", "content": "echo: through the bridge"}]})
+        tries = (
+            f"curl -sS -m 10 -H 'x-api-key: {placeholder('ANTHROPIC_API_KEY')}' -H 'content-type: application/json' "
+            f"-d '{body}' {BRIDGE_URL}/v1/messages; echo; curl -sS -m 10 http://127.0.0.1:{port}/ 2>&1; echo exit=$?"
+        )
+        argv = launch(bridged, ["/bin/bash", "-c", tries], cwd=sandbox.writable[0], env={"PATH": "/usr/bin:/bin"}).argv
+        start = len(stub_api.requests)
+        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+    finally:
+        await proxy.close()
+    answer, refused = done.stdout.split("\n", 1)
+    assert json.loads(answer)["content"] == [{"type": "text", "text": "through the bridge"}]
+    assert stub_api.requests[start]["headers"]["x-api-key"] == "sk-REAL"
+    assert "Failed to connect to 127.0.0.1" in refused and "exit=7" in refused  # the stand-in's own port: not there
 
 
 def test_what_the_agent_starts_ends_with_the_sandbox(sandbox: Sandbox) -> None:
