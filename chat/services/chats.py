@@ -5,6 +5,7 @@ The admin uses the same functions, so a chat deleted anywhere loses its CLI file
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import uuid
@@ -23,7 +24,7 @@ from drivers import claude, git
 from .. import projects
 from ..models import TITLE_LENGTH, Session, Turn
 from ..projects import Project
-from . import agents, attachments, turns
+from . import agents, attachments, disk, turns
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ async def start_chat(
     except (turns.TurnRefused, attachments.AttachmentRefused) as exc:
         await sync_to_async(_discard)(session, saved)
         raise ChatError(str(exc)) from None
+    except Exception as exc:
+        if disk.is_disk_full(exc):
+            # The message was not saved: no empty chat is left, if the disk lets it go.
+            with contextlib.suppress(Exception):
+                await sync_to_async(_discard)(session, saved)
+        raise
 
 
 def _discard(session: Session, saved: list[attachments.Saved]) -> None:

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 import runtime
 from chat import projects
 from chat.live import fragments
-from chat.services import permissions
+from chat.services import disk, permissions
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors, services
@@ -100,6 +100,14 @@ async def new_task(request: AuthedRequest) -> HttpResponse:
         refusal = {"__all__": str(exc)}
         return await sync_to_async(
             lambda: render(request, "tasks/new.html", _form_context(user, values, refusal), status=400)
+        )()
+    except Exception as exc:
+        if (full := disk.explain(exc, what="the task")) is None:
+            raise
+        return await sync_to_async(
+            lambda: render(
+                request, "tasks/new.html", _form_context(user, values, {"__all__": full}), status=disk.STATUS
+            )
         )()
     return redirect(task.get_absolute_url())
 
