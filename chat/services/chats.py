@@ -118,6 +118,8 @@ def clean_title(title: str | None) -> str:
         raise ChatError("Type a title first.")
     if len(text) > TITLE_LENGTH:
         raise ChatError(f"The title is {len(text)} characters long; the limit is {TITLE_LENGTH}. Shorten it.")
+    if "\x00" in text:
+        raise ChatError("The title holds a NUL character, which cannot be stored. Remove it and try again.")
     return text
 
 

@@ -45,6 +45,10 @@ class Transport(SubprocessCLITransport):
 
     def _build_command(self) -> list[str]:
         command = super()._build_command()
+        if "--model" in command:
+            # The SDK passes the model as two words: as one, no value can ever be read as a flag.
+            at = command.index("--model")
+            command[at : at + 2] = [f"--model={command[at + 1]}"]
         unset = sorted(name for name in os.environ if name not in self._keep_env)
         if self._sandbox is not None:
             command = [*sandbox_args(self._sandbox, cwd=self._sandbox_cwd, unset=unset), "--", *command]

@@ -16,7 +16,7 @@ from django.test import Client
 
 from drivers import forge
 from drivers.forge import RemoteSpec
-from project.settings import envparsed, envremotes
+from project.settings import envmodels, envparsed, envremotes
 from tests.conftest import ROOT
 from tests.factories import PASSWORD, make_user
 
@@ -112,3 +112,20 @@ def test_a_malformed_api_url_stops_the_start(monkeypatch):
         envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
     monkeypatch.delenv("CLAUDE_GITLAB_API_URL")
     assert envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url) == "https://gitlab.com/api/v4"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["sonnet, --dangerously-skip-permissions", "-m", "opus haiku", "sonnet;rm"],
+    ids=["flag", "dash", "space", "semicolon"],
+)
+def test_a_model_name_that_could_be_read_as_a_flag_stops_the_start(monkeypatch, value):
+    monkeypatch.setenv("CLAUDE_MODELS", value)
+    with pytest.raises(ImproperlyConfigured, match=r"CLAUDE_MODELS: .* is not a model name"):
+        envmodels("CLAUDE_MODELS")
+
+
+def test_model_names_of_every_kind_are_read(monkeypatch):
+    names = "sonnet, claude-sonnet-4-5-20250929,opus[1m],claude-3-5-haiku@20241022,us.anthropic.claude-3-7-sonnet-v1:0"
+    monkeypatch.setenv("CLAUDE_MODELS", names)
+    assert envmodels("CLAUDE_MODELS") == [name.strip() for name in names.split(",")]

@@ -174,6 +174,8 @@ def test_rename_errors_say_what_to_do(claude_env):
     )
     long = client.post(f"/chat/{chat.id}/rename/", {"title": "x" * 121}, follow=True).content.decode()
     assert "The title is 121 characters long; the limit is 120. Shorten it." in long
+    nul = client.post(f"/chat/{chat.id}/rename/", {"title": "a\x00b"}, follow=True).content.decode()
+    assert "The title holds a NUL character, which cannot be stored." in nul
     assert Session.objects.get(pk=chat.pk).title == "Keep me"
 
 
