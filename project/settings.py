@@ -362,6 +362,9 @@ CLAUDE_MODELS = envmodels("CLAUDE_MODELS")
 # each at most this many MB; images among them (PNG, JPEG, GIF, WebP, at most 5 MB as the API takes)
 # also reach the model as images.
 CLAUDE_MAX_ATTACHMENT_MB = envfloat("CLAUDE_MAX_ATTACHMENT_MB", "10", minimum=0.001)
+# All the files a member has attached, in all their chats, at most this many MB (as uploaded; a
+# deleted chat's files go with it). More are refused, saying how much is used.
+CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER = envfloat("CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER", "500", minimum=0.001)
 # Fairness between members: at most this many of a member's messages wait to run at once (more are
 # refused with "too many waiting"), and at most this many websockets of a member are open at once.
 CLAUDE_MAX_QUEUED_PER_MEMBER = envint("CLAUDE_MAX_QUEUED_PER_MEMBER", "5", minimum=1)

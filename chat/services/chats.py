@@ -192,7 +192,7 @@ def _close_warm_process(key: str) -> None:
 
 
 def delete_session(*, session: Session) -> None:
-    """Delete a chat with its messages, share links and CLI transcript.
+    """Delete a chat with its messages, share links, attached files and CLI transcript.
 
     Refused while a turn is pending: the CLI would write the transcript again. If a file
     cannot be removed, nothing is deleted.
@@ -205,6 +205,7 @@ def delete_session(*, session: Session) -> None:
                 "for queued messages to finish, then delete the chat."
             )
         files = cli_files(locked)
+        attached = attachments.stored_paths(session=locked)
         locked.delete()
         _close_warm_process(str(session.pk))
         for path in files:
@@ -216,3 +217,6 @@ def delete_session(*, session: Session) -> None:
                     f"“{locked.display_title}” was not deleted: the server could not remove its "
                     f"Claude Code transcript ({exc.strerror or exc}). Tell an admin."
                 ) from exc
+    # Its attached files go too: they no longer count toward what the member may store.
+    for name in attached:
+        attachments.remove(session=locked, path=name)
