@@ -58,6 +58,24 @@ def _known_project(key: str) -> str:
 ProjectKey = Annotated[str, AfterValidator(_known_project), FromSettings(lambda: {"enum": projects.known_keys()})]
 
 
+def _not_offered(name: Any) -> str:
+    shown = repr(name[:64]) if isinstance(name, str) else f"of type {type(name).__name__}"
+    offered = chats.model_choices()
+    if not offered:
+        return f"model {shown} cannot be chosen: this server offers no choice of model (CLAUDE_MODELS is empty). Leave model out."
+    return f"model {shown} is not a model this server offers. Send one of: {', '.join(offered)} (or leave model out)."
+
+
+def _offered_model(name: str) -> str:
+    # Only what the page's picker offers: a value never reaches the CLI unless an admin listed it.
+    if name not in chats.model_choices():
+        raise refused(_not_offered(name))
+    return name
+
+
+Model = Annotated[str, AfterValidator(_offered_model), FromSettings(lambda: {"enum": chats.model_choices()})]
+
+
 class ChatRequest(Request):
     not_an_object = 'The body must be a JSON object: {"sessionId": "<uuid>", "message": "...", "projectKey": "..."}.'
 
@@ -81,6 +99,14 @@ class ChatRequest(Request):
             description="Where a new chat works: 'default' (left out) is your own folder, other keys are shared "
             "projects (CLAUDE_PROJECTS) an admin opened to you (403 otherwise). A chat keeps the one it "
             "was created in: another key answers 409, leaving it out continues."
+        ),
+    ] = None
+    model: Annotated[
+        Model | None,
+        Refusal(_not_offered),
+        Field(
+            description="One of CLAUDE_MODELS: a new chat starts with it, an existing one switches to it (as the "
+            "page's picker does). Left out: a new chat gets the first of them, an existing one keeps its own."
         ),
     ] = None
 
@@ -127,13 +153,18 @@ def _project_named(key: str) -> str:
     return f"project {key!r}" if key else "your own folder"
 
 
-async def open_session(*, user: User, session_id: uuid.UUID, project_key: str | None = None) -> Session:
-    """The caller's chat with this id, made in the chosen project on first use."""
+async def open_session(
+    *, user: User, session_id: uuid.UUID, project_key: str | None = None, model: str | None = None
+) -> Session:
+    """The caller's chat with this id, made in the chosen project on first use; ``model`` (one of
+    CLAUDE_MODELS, checked by the schema) is its model from now on."""
     project = await sync_to_async(projects.project_for)(user, project_key)
     session = await Session.objects.filter(pk=session_id).afirst()
     if session is None:
         try:
-            session = await sync_to_async(chats.create_session)(owner=user, project=project, session_id=session_id)
+            session = await sync_to_async(chats.create_session)(
+                owner=user, project=project, session_id=session_id, model=model
+            )
         except IntegrityError:
             # Two first calls with one id at once: the other one made it.
             session = await Session.objects.aget(pk=session_id)
@@ -151,6 +182,8 @@ async def open_session(*, user: User, session_id: uuid.UUID, project_key: str | 
         raise ApiError(
             409, f"Session {session_id} is archived. Open it in the browser and press Restore, or use a new sessionId."
         )
+    if model is not None and session.model != model:
+        session = await sync_to_async(chats.set_model)(session=session, model=model)
     return session
 
 
@@ -210,12 +243,14 @@ def _failure(turn: Turn) -> ApiError:
             return ApiError(502, turn.error or "Claude Code failed without saying why.")
 
 
-async def ask(*, user: User, session_id: uuid.UUID, message: str, project_key: str | None = None) -> Answer:
+async def ask(
+    *, user: User, session_id: uuid.UUID, message: str, project_key: str | None = None, model: str | None = None
+) -> Answer:
     """Run one message as a turn of the caller's chat and return the assistant's answer.
 
     The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
     message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
-    session = await open_session(user=user, session_id=session_id, project_key=project_key)
+    session = await open_session(user=user, session_id=session_id, project_key=project_key, model=model)
     # Nobody is there to answer a permission prompt: the project's permission mode decides alone.
     submitting = asyncio.ensure_future(
         turns.submit_message(session_id=session.id, user=user, text=message, options=TurnOptions(interactive=False))
@@ -277,7 +312,13 @@ not allow is refused, not asked about.
     },
 )
 async def chat(request: ApiRequest, body: ChatRequest) -> ChatResponse:
-    answer = await ask(user=request.auth, session_id=body.sessionId, message=body.message, project_key=body.projectKey)
+    answer = await ask(
+        user=request.auth,
+        session_id=body.sessionId,
+        message=body.message,
+        project_key=body.projectKey,
+        model=body.model,
+    )
     return answer.response()
 
 

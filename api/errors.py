@@ -25,6 +25,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from chat.projects import ProjectRefused
+from chat.services import disk
 from chat.services.turns import TurnRefused
 from tasks.services import NotAllowed, TaskNotFound, TaskRefused
 
@@ -98,6 +99,8 @@ def invalid(request: HttpRequest, exc: Any) -> JsonResponse:
 
 def unexpected(request: HttpRequest, exc: Any) -> JsonResponse:
     log.error("API call %s %s failed", request.method, request.path, exc_info=exc)
+    if (full := disk.explain(exc, what="what you sent")) is not None:
+        return error(disk.STATUS, full)
     return error(
         500,
         f"The server failed ({type(exc).__name__}); the details are in its log. Try again; if it "

@@ -109,6 +109,11 @@ def _within_limit(text: str, info: pydantic.ValidationInfo) -> str:
         )
     if not text.strip():
         raise ValueError("blank")  # answered with the field's Refusal
+    return _storable(text, info)
+
+
+def _storable(text: str, info: pydantic.ValidationInfo) -> str:
+    """Text every database keeps as it is: PostgreSQL refuses NUL, and a lone surrogate is not text."""
     if "\x00" in text:
         raise refused(f"{info.field_name} holds a NUL character, which cannot be stored. Remove it and send again.")
     try:
@@ -119,6 +124,10 @@ def _within_limit(text: str, info: pydantic.ValidationInfo) -> str:
             "Send valid UTF-16 pairs or UTF-8."
         ) from None
     return text
+
+
+# Any text field that is stored: no NUL, no lone surrogate.
+StorableText = Annotated[str, AfterValidator(_storable)]
 
 
 # Text that is not blank and not longer than CLAUDE_MAX_MESSAGE_CHARS (read when it is checked).

@@ -24,7 +24,7 @@ from tasks.models import Action, Task
 from tasks.selectors import visible_tasks
 
 from .errors import ApiRequest
-from .schemas import Error, FieldErrors, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
+from .schemas import Error, FieldErrors, FromSettings, IsoTime, LimitedText, Refusal, Request, StorableText, refused
 
 router = Router(tags=["tasks"])
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class TaskRequest(Request):
         Field(description="What the task should do (at most CLAUDE_MAX_MESSAGE_CHARS characters)."),
     ]
     title: Annotated[
-        Annotated[str, StringConstraints(max_length=services.TITLE_LENGTH)] | None,
+        Annotated[StorableText, StringConstraints(max_length=services.TITLE_LENGTH)] | None,
         Refusal(f"The title must be text of at most {services.TITLE_LENGTH} characters."),
         Field(description="Left out: the prompt's first words."),
     ] = None

@@ -202,6 +202,24 @@ class Event(models.Model):
         return f"{self.kind} {self.name}".strip()
 
 
+class Attachment(models.Model):
+    """A file a member attached to a chat (saved in its working directory): its size as uploaded
+    counts toward what the member may store (CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER); it goes with
+    its chat."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="attached_files")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    path = models.CharField(max_length=255)  # relative to the working directory: "attachments/<name>"
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.path
+
+
 class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
     def live(self, *, now: datetime | None = None) -> ShareLinkQuerySet:
         now = now or timezone.now()

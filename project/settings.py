@@ -80,6 +80,19 @@ def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def envmodels(name: str) -> list[str]:
+    """Model names (``sonnet``, ``claude-sonnet-4-5``, ``opus[1m]``, a Bedrock id or ARN): each starts
+    with a letter or digit, so that none can be read as a flag of the CLI."""
+    models = envlist(name, "")
+    for model in models:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,199}", model):
+            raise ImproperlyConfigured(
+                f"{name}: {model!r} is not a model name (letters, digits and . _ : @ / [ ] -, starting with a "
+                "letter or digit; names are separated by commas)"
+            )
+    return models
+
+
 def envprojects(name: str) -> dict[str, Path]:
     """Shared projects from ``key=/absolute/path,key2=/other/path`` (the key "default" is taken:
     it names each member's own folder under CLAUDE_WORKDIR)."""
@@ -344,11 +357,14 @@ CLAUDE_PERMISSION_MODE = envstr("CLAUDE_PERMISSION_MODE", "default")
 CLAUDE_MAX_MESSAGE_CHARS = envint("CLAUDE_MAX_MESSAGE_CHARS", "100000", minimum=1)
 # The models a member may pick per chat ("sonnet,opus,haiku" or full model names; the first is the
 # default of a new chat). Empty: no picker, the CLI's own default model.
-CLAUDE_MODELS = envlist("CLAUDE_MODELS", "")
+CLAUDE_MODELS = envmodels("CLAUDE_MODELS")
 # Files attached to a message are saved in the chat's working directory (its "attachments" folder),
 # each at most this many MB; images among them (PNG, JPEG, GIF, WebP, at most 5 MB as the API takes)
 # also reach the model as images.
 CLAUDE_MAX_ATTACHMENT_MB = envfloat("CLAUDE_MAX_ATTACHMENT_MB", "10", minimum=0.001)
+# All the files a member has attached, in all their chats, at most this many MB (as uploaded; a
+# deleted chat's files go with it). More are refused, saying how much is used.
+CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER = envfloat("CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER", "500", minimum=0.001)
 # Fairness between members: at most this many of a member's messages wait to run at once (more are
 # refused with "too many waiting"), and at most this many websockets of a member are open at once.
 CLAUDE_MAX_QUEUED_PER_MEMBER = envint("CLAUDE_MAX_QUEUED_PER_MEMBER", "5", minimum=1)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from devtools.stub_api import StubServer
 from project import runtime as composition
 from tests.factories import make_user
 from tests.forge_standin import ForgeStandIn
+from tests.processes import stop
 from tests.task_helpers import bare_remote, init_repo
 
 pytest_plugins = ["tests.hangs"]
@@ -288,9 +291,15 @@ class LiveApp:
 def live_app(stub_api, tmp_path_factory):
     """The app served by Daphne in a subprocess, as the run command serves it, with its own
     SQLite file, work folder and CLI config, and the real CLI against the stand-in."""
+    with serving(stub_api, tmp_path_factory.mktemp("live-app")) as app:
+        yield app
+
+
+@contextmanager
+def serving(stub_api, data: Path) -> Iterator[LiveApp]:
+    """The app served from the data folder ``data`` (see ``live_app``) until the block ends."""
     if not os.access(CLAUDE, os.X_OK):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
-    data = tmp_path_factory.mktemp("live-app")
     (data / "work").mkdir()
     # A shared project, open only to whom a test lets in (Project access).
     init_repo(data / "team")
@@ -313,12 +322,10 @@ def live_app(stub_api, tmp_path_factory):
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")
     server = app.serve()
-    yield app
-    server.terminate()
     try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+        yield app
+    finally:
+        stop(server)
 
 
 CHROMIUM_ARGS = [

@@ -51,6 +51,15 @@ def assert_all_gone(pids: list[int], pgid: int | None = None, within: float = 3.
         time.sleep(0.02)
 
 
+def stop(process: subprocess.Popen[bytes], *, within: float = 10) -> None:
+    """Ask ``process`` to end (SIGTERM), and kill it if it has not within ``within`` seconds."""
+    process.terminate()
+    try:
+        process.wait(within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def spawn_named(name: str) -> subprocess.Popen[bytes]:
     """A long sleep in a session of its own whose command line starts with ``name``, returned once
     it shows that name. Until its exec is done the process reads as ``bash`` (and for a moment as

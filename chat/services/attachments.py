@@ -20,8 +20,11 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Sum
 
-from ..models import Session
+from ..models import Attachment, Session
 
 FOLDER = "attachments"
 NAME_CHARS = 80
@@ -63,6 +66,25 @@ class Saved:
 
 def max_bytes() -> int:
     return int(settings.CLAUDE_MAX_ATTACHMENT_MB * 1024 * 1024)
+
+
+def member_max_bytes() -> int:
+    return int(settings.CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER * 1024 * 1024)
+
+
+def stored_bytes(*, owner_id: int) -> int:
+    """What a member's attachments take, as uploaded: a sum over their rows, not a walk of the disk."""
+    total = Attachment.objects.filter(owner_id=owner_id).aggregate(total=Sum("size"))["total"]
+    return int(total or 0)
+
+
+def _over_quota(name: str, used: int, size: int) -> AttachmentRefused:
+    return AttachmentRefused(
+        f"“{name}” was not attached: your attachments already take {_size_text(used)} of the "
+        f"{_size_text(member_max_bytes())} a member may store (CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER), and its "
+        f"{_size_text(size)} would go over that. Delete chats you no longer need (their attached files go with "
+        "them), or ask an admin to raise the limit."
+    )
 
 
 def safe_name(uploaded: str) -> str:
@@ -107,6 +129,8 @@ def save(*, session: Session, name: str, data: IO[bytes] | Iterable[bytes]) -> S
     if session.kind != Session.Kind.CHAT or session.is_archived:
         raise AttachmentRefused("Files can only be attached to an open chat of your own.")
     limit = max_bytes()
+    used = stored_bytes(owner_id=session.owner_id)
+    room = member_max_bytes() - used
     base = safe_name(name)
     folder = _open_folder(session, create=True)
     try:
@@ -121,7 +145,10 @@ def save(*, session: Session, name: str, data: IO[bytes] | Iterable[bytes]) -> S
                             f"“{name}” is larger than {_size_text(limit)}, the limit for an "
                             "attachment (CLAUDE_MAX_ATTACHMENT_MB). Attach a smaller file."
                         )
+                    if size > room:
+                        raise _over_quota(name, used, size)
                     out.write(chunk)
+            _record(session, path=f"{FOLDER}/{final}", name=name, size=size)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(final, dir_fd=folder)
@@ -129,6 +156,22 @@ def save(*, session: Session, name: str, data: IO[bytes] | Iterable[bytes]) -> S
     finally:
         os.close(folder)
     return Saved(path=f"{FOLDER}/{final}", size=size)
+
+
+def _record(session: Session, *, path: str, name: str, size: int) -> None:
+    """Count the saved file against its member's storage, checked again under a lock of the member: two
+    uploads at once must not both take the last room."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=session.owner_id).first()
+        used = stored_bytes(owner_id=session.owner_id)
+        if used + size > member_max_bytes():
+            raise _over_quota(name, used, size)
+        Attachment.objects.create(session=session, owner_id=session.owner_id, path=path, size=size)
+
+
+def stored_paths(*, session: Session) -> list[str]:
+    """The files attached to this chat (to be removed with it)."""
+    return list(Attachment.objects.filter(session=session).values_list("path", flat=True))
 
 
 def _chunks(data: IO[bytes] | Iterable[bytes]) -> Iterable[bytes]:

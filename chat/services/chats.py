@@ -5,6 +5,7 @@ The admin uses the same functions, so a chat deleted anywhere loses its CLI file
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import uuid
@@ -23,7 +24,7 @@ from drivers import claude, git
 from .. import projects
 from ..models import TITLE_LENGTH, Session, Turn
 from ..projects import Project
-from . import agents, attachments, turns
+from . import agents, attachments, disk, turns
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ async def start_chat(
     except (turns.TurnRefused, attachments.AttachmentRefused) as exc:
         await sync_to_async(_discard)(session, saved)
         raise ChatError(str(exc)) from None
+    except Exception as exc:
+        if disk.is_disk_full(exc):
+            # The message was not saved: no empty chat is left, if the disk lets it go.
+            with contextlib.suppress(Exception):
+                await sync_to_async(_discard)(session, saved)
+        raise
 
 
 def _discard(session: Session, saved: list[attachments.Saved]) -> None:
@@ -111,6 +118,8 @@ def clean_title(title: str | None) -> str:
         raise ChatError("Type a title first.")
     if len(text) > TITLE_LENGTH:
         raise ChatError(f"The title is {len(text)} characters long; the limit is {TITLE_LENGTH}. Shorten it.")
+    if "\x00" in text:
+        raise ChatError("The title holds a NUL character, which cannot be stored. Remove it and try again.")
     return text
 
 
@@ -183,7 +192,7 @@ def _close_warm_process(key: str) -> None:
 
 
 def delete_session(*, session: Session) -> None:
-    """Delete a chat with its messages, share links and CLI transcript.
+    """Delete a chat with its messages, share links, attached files and CLI transcript.
 
     Refused while a turn is pending: the CLI would write the transcript again. If a file
     cannot be removed, nothing is deleted.
@@ -196,6 +205,7 @@ def delete_session(*, session: Session) -> None:
                 "for queued messages to finish, then delete the chat."
             )
         files = cli_files(locked)
+        attached = attachments.stored_paths(session=locked)
         locked.delete()
         _close_warm_process(str(session.pk))
         for path in files:
@@ -207,3 +217,6 @@ def delete_session(*, session: Session) -> None:
                     f"“{locked.display_title}” was not deleted: the server could not remove its "
                     f"Claude Code transcript ({exc.strerror or exc}). Tell an admin."
                 ) from exc
+    # Its attached files go too: they no longer count toward what the member may store.
+    for name in attached:
+        attachments.remove(session=locked, path=name)

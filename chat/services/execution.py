@@ -23,8 +23,9 @@ import runtime
 from drivers import claude
 from drivers.claude import LiveSession, LiveSpec, Permission, SessionFailed
 
+from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, permissions
+from . import agents, attachments, disk, permissions
 from .recording import Recorder, Usage
 
 log = logging.getLogger(__name__)
@@ -276,16 +277,29 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
     except Exception as exc:
         keep = False
         log.exception("turn %s failed", turn.pk)
-        await recorder.finish(
-            Turn.Status.ERROR,
-            error=(
-                f"The server failed while running this turn ({type(exc).__name__}). Send the message again; if it "
-                "repeats, tell an admin."
-            ),
-        )
+        await _failed(recorder, full=disk.is_disk_full(exc), error=exc)
     finally:
         handler.release_all()
         await warm.give_back(key, keep=keep and options.keep_warm)
+
+
+async def _failed(recorder: Recorder, *, full: bool, error: Exception) -> None:
+    """End a turn the server failed: with why, or (a full disk that cannot take even that) by telling
+    the chat's open pages; a restart then marks the turn interrupted."""
+    try:
+        await recorder.finish(
+            Turn.Status.ERROR,
+            error=disk.during_turn()
+            if full
+            else (
+                f"The server failed while running this turn ({type(error).__name__}). Send the message again; if "
+                "it repeats, tell an admin."
+            ),
+        )
+    except Exception as again:
+        if not full and not disk.is_disk_full(again):
+            raise
+        await notify.to_chat(recorder.session_id, fragments.flash(disk.during_turn()))
 
 
 async def _pump(

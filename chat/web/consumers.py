@@ -7,7 +7,7 @@ from typing import Any
 
 from chat.live import catchup, fragments, notify
 from chat.models import Session
-from chat.services import turns
+from chat.services import disk, turns
 
 from .sockets import CLOSE_NOT_FOUND, MemberSocket, in_pool
 
@@ -88,6 +88,10 @@ class ChatConsumer(MemberSocket):
             await self.send(text_data=fragments.flash(str(exc), refused=True))
         except Session.DoesNotExist:
             await self.close(code=CLOSE_NOT_FOUND)
+        except Exception as exc:
+            if (full := disk.explain(exc, what="your message")) is None:
+                raise
+            await self.send(text_data=fragments.flash(full, refused=True))
 
     async def live_fragment(self, event: dict[str, Any]) -> None:
         # Saved before it was sent, so the catch-up on connect may have shown it already.

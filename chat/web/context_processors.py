@@ -2,6 +2,9 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from chat.models import Session
+from chat.services import attachments
+
+from .sockets import MAX_FRAME_BYTES
 
 # The sidebar's recent chats on every page.
 RECENT_CHATS = 12
@@ -11,6 +14,8 @@ def app(request: HttpRequest) -> dict[str, object]:
     context: dict[str, object] = {
         "demo_mode": settings.DEMO_MODE,
         "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
+        "max_frame_bytes": MAX_FRAME_BYTES,
+        "max_attachment_bytes": attachments.max_bytes(),
         "sandbox_off": settings.CLAUDE_SANDBOX == "off",
         "models": settings.CLAUDE_MODELS,
     }

@@ -54,6 +54,9 @@ from chat.services import permissions
 CLOSE_LOGIN_REQUIRED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY = 4429
+# The largest frame Daphne takes (its --websocket-max-message-size, 1 MiB unless set): larger ones
+# are closed with 1009 (see project/asgi.py). The page refuses to send one.
+MAX_FRAME_BYTES = 1024 * 1024
 ACCOUNT_CLOSED = "account.closed"
 MAX_NESTING_NOTICE = "The server could not read that request; reload the page."
 

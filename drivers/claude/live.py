@@ -185,11 +185,17 @@ class LiveSession:
     async def _serve(self, client: ClaudeSDKClient, request: _Turn) -> bool:
         """Send the prompt, pass on what comes back until the turn's result; False if the process ended."""
         try:
+            # What runs in the sandbox before the turn (the CLI, the sandbox's init) is all that may outlive it.
+            before = proctree.snapshot(self.pid)
             prompt = request.prompt
             await client.query(prompt if isinstance(prompt, str) else _one_message(prompt))
             while True:
                 try:
                     async for message in client.receive_response():
+                        if isinstance(message, sdk.ResultMessage) and self.pid is not None:
+                            # Done, stopped or timed out: what the turn's tools left running (a
+                            # detached `setsid cmd &` too) ends before the turn is seen to end.
+                            await proctree.end_since(self.pid, before)
                         for event in convert(message):
                             request.events.put_nowait(event)
                         if isinstance(message, sdk.ResultMessage):

@@ -20,6 +20,8 @@ from pathlib import Path
 # Process handling
 
 EXIT_POLL_SECONDS = 0.05
+# How long ending what a turn left behind may take before the turn goes on without waiting.
+SWEEP_SECONDS = 2.0
 
 _live_groups: set[int] = set()
 
@@ -112,6 +114,40 @@ def _tree_of_leader(pgid: int) -> list[_Proc]:
 def descendants(pid: int) -> list[_Proc]:
     """The processes below ``pid`` now (to be ended with :func:`end_tree` once it has gone)."""
     return _descendants(pid)
+
+
+def snapshot(pid: int | None) -> frozenset[tuple[int, int]]:
+    """The processes below ``pid`` now, each as (pid, start time): what :func:`end_since` spares."""
+    return frozenset((proc.pid, proc.started) for proc in _descendants(pid)) if pid is not None else frozenset()
+
+
+async def end_since(pid: int, before: frozenset[tuple[int, int]], *, within: float = SWEEP_SECONDS) -> int:
+    """End every process below ``pid`` that was not there in ``before`` (a :func:`snapshot`) and
+    wait until it has exited; returns how many were ended.
+
+    In a sandbox every process the agent started stays below ``pid`` (its PID namespace's init
+    adopts what a double fork or ``setsid`` orphans), so this ends all a turn started, however
+    detached, and spares the CLI. Processes are signalled one by one, never by group: a group may
+    hold one that must live. What was forked meanwhile is found by looking again, until nothing new
+    is left (or ``within`` seconds have passed: a process that cannot be ended must not hold the turn).
+    """
+    ended: set[tuple[int, int]] = set()
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        new = [proc for proc in _descendants(pid) if (proc.pid, proc.started) not in before]
+        if not new:
+            return len(ended)
+        for proc in new:
+            if (stat := _stat(proc.pid)) is not None and stat[2] == proc.started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(proc.pid, signal.SIGKILL)
+            ended.add((proc.pid, proc.started))
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return len(ended)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left):
+                await asyncio.gather(*(exited(proc.pid) for proc in new))
 
 
 def end_tree(pid: int, tree: Sequence[_Proc], sig: int = signal.SIGKILL) -> None:

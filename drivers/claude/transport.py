@@ -52,6 +52,10 @@ class Transport(SubprocessCLITransport):
 
     def _build_command(self) -> list[str]:
         command = super()._build_command()
+        if "--model" in command:
+            # The SDK passes the model as two words: as one, no value can ever be read as a flag.
+            at = command.index("--model")
+            command[at : at + 2] = [f"--model={command[at + 1]}"]
         if self._sandbox is not None:
             if self._launch is not None:
                 self._launch.discard()

@@ -29,16 +29,33 @@
       document.getElementById("message").focus();
     }
   });
+  function putBack() {
+    const box = document.getElementById("message");
+    if (!box || !lastSent || box.value) return false;
+    box.value = lastSent;
+    lastSent = "";
+    const attached = document.getElementById("attached");
+    if (attached) attached.replaceChildren.apply(attached, lastAttached);
+    lastAttached = [];
+    return true;
+  }
   document.addEventListener("htmx:wsAfterMessage", function () {
     const flash = document.querySelector("#flash[data-refused]");
-    const box = document.getElementById("message");
-    if (flash && box && lastSent && !box.value) {
-      box.value = lastSent;
-      lastSent = "";
-      const attached = document.getElementById("attached");
-      if (attached) attached.replaceChildren.apply(attached, lastAttached);
-      lastAttached = [];
-      flash.removeAttribute("data-refused");
+    if (flash && putBack()) flash.removeAttribute("data-refused");
+  });
+
+  // The server closes the connection on a frame over its limit (1009): the page does not send one.
+  function megabytes(bytes) { return (bytes / 1024 / 1024).toFixed(1) + " MB"; }
+  const TOO_LARGE = "Attach the text as a file instead (Attach), or shorten it.";
+  document.addEventListener("htmx:wsBeforeSend", function (event) {
+    const form = document.getElementById("message-form");
+    if (!form || event.target !== form) return;
+    const limit = parseInt(form.dataset.maxFrameBytes, 10);
+    const size = new Blob([event.detail.message]).size;
+    if (limit && size > limit) {
+      event.preventDefault();
+      showError("This message was not sent: it is " + megabytes(size) + ", and at most " + megabytes(limit) +
+        " can be sent at once. " + TOO_LARGE);
     }
   });
 
@@ -72,6 +89,12 @@
     if (code === 4401) connection("You are logged out (or your login expired): reload the page to log in again.");
     else if (code === 4404) connection("This chat no longer exists or is not yours.");
     else if (code === 4429) connection("Too many open tabs of this app: close some, then reload this page.");
+    else if (code === 1009) {
+      putBack();
+      showError("The last message was too large for the server and was not sent. " + TOO_LARGE);
+      connection("Reconnecting…");
+      event.detail.socketWrapper.reconnect();  // htmx reconnects by itself only after a failure
+    }
     else connection("Connection lost: reconnecting… Your running turn goes on on the server.");
   });
 
@@ -211,6 +234,15 @@
     const input = event.target;
     if (input.id !== "attach-files" || !input.files.length) return;
     const list = document.getElementById("attached");
+    const limit = parseInt(input.dataset.maxBytes, 10);
+    const large = Array.from(input.files).filter(function (file) { return limit && file.size > limit; });
+    if (large.length) {
+      showError("“" + large[0].name + "” is " + megabytes(large[0].size) + "; an attachment may be at most " +
+        megabytes(limit) + ". Attach a smaller file (or split it).");
+      input.value = "";
+      if (!input.dataset.upload) list.replaceChildren();
+      return;
+    }
     if (!input.dataset.upload) {
       list.replaceChildren();
       Array.from(input.files).forEach(function (file) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
@@ -74,15 +75,23 @@ async def create_task(
         queued_at=timezone.now(),
         next_prompt=prompt,
     )
-    # Names from the id only.
-    task.worktree_path = str(worktree_for(repo, task.pk))
-    task.branch = branch_for(task.pk)
-    # The session exists from the start (its folder not yet), so a task's page follows its log at once.
-    task.session = await sync_to_async(new_session)(task)
-    # Queued only now: a scheduler kicked by another request meanwhile must not claim a task
-    # whose worktree and session are not saved yet (its run would start in no worktree at all).
-    task.status = Task.Status.QUEUED
-    await task.asave(update_fields=["worktree_path", "branch", "session", "status"])
+    try:
+        # Names from the id only.
+        task.worktree_path = str(worktree_for(repo, task.pk))
+        task.branch = branch_for(task.pk)
+        # The session exists from the start (its folder not yet), so a task's page follows its log at once.
+        task.session = await sync_to_async(new_session)(task)
+        # Queued only now: a scheduler kicked by another request meanwhile must not claim a task
+        # whose worktree and session are not saved yet (its run would start in no worktree at all).
+        task.status = Task.Status.QUEUED
+        await task.asave(update_fields=["worktree_path", "branch", "session", "status"])
+    except Exception:
+        # Half made (a full disk, say), it would sit on the board never to run: it goes, if it can.
+        with contextlib.suppress(Exception):
+            await Task.objects.filter(pk=task.pk).adelete()
+            if task.session_id is not None:
+                await Session.objects.filter(pk=task.session_id).adelete()
+        raise
     await sync_to_async(claims.register)(store_for(task), task=task.pk, title=task.title)
     await changed(task.pk)
     runtime.current().tasks.kick()

@@ -7,19 +7,37 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.validators import MaxLengthValidator
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
 
 from chat import projects
 
 from ..services import PRIORITY_RANGE, TITLE_LENGTH
 
 
+def _no_lone_surrogate(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise forms.ValidationError(
+            "It holds a broken character (a lone surrogate), which cannot be stored. Paste the text again."
+        ) from None
+
+
+# Django refuses NUL in every text field (PostgreSQL cannot store it); said in the form's own words.
+NUL = {"null_characters_not_allowed": "It holds a NUL character, which cannot be stored. Remove it and send again."}
+
+
 class TaskForm(forms.Form):
-    prompt = forms.CharField(strip=False, error_messages={"required": "Say what the task should do."})
+    prompt = forms.CharField(
+        strip=False,
+        validators=[_no_lone_surrogate],
+        error_messages={"required": "Say what the task should do.", **NUL},
+    )
     title = forms.CharField(
         required=False,
         max_length=TITLE_LENGTH,
-        error_messages={"max_length": f"The title is longer than {TITLE_LENGTH} characters."},
+        validators=[_no_lone_surrogate],
+        error_messages={"max_length": f"The title is longer than {TITLE_LENGTH} characters.", **NUL},
     )
     project = forms.ChoiceField(required=False)
     priority = forms.IntegerField(
@@ -47,13 +65,11 @@ class TaskForm(forms.Form):
         project.error_messages["invalid_choice"] = f"Unknown project; yours: {', '.join(known)}."
         limit = settings.CLAUDE_MAX_MESSAGE_CHARS
         self.fields["prompt"].validators = [
-            MaxLengthValidator(limit, message=f"The prompt is longer than the limit of {limit:,} characters.")
+            ProhibitNullCharactersValidator(),
+            _no_lone_surrogate,
+            MaxLengthValidator(limit, message=f"The prompt is longer than the limit of {limit:,} characters."),
         ]
         super().full_clean()
-        limit = settings.CLAUDE_MAX_MESSAGE_CHARS
-        self.fields["prompt"].validators.append(
-            MaxLengthValidator(limit, message=f"The prompt is longer than the limit of {limit:,} characters.")
-        )
 
     def clean_prompt(self) -> str:
         prompt: str = self.cleaned_data["prompt"]

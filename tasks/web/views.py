@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 import runtime
 from chat import projects
 from chat.live import fragments
-from chat.services import permissions
+from chat.services import disk, permissions, turns
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors, services
@@ -101,6 +101,14 @@ async def new_task(request: AuthedRequest) -> HttpResponse:
         return await sync_to_async(
             lambda: render(request, "tasks/new.html", _form_context(user, values, refusal), status=400)
         )()
+    except Exception as exc:
+        if (full := disk.explain(exc, what="the task")) is None:
+            raise
+        return await sync_to_async(
+            lambda: render(
+                request, "tasks/new.html", _form_context(user, values, {"__all__": full}), status=disk.STATUS
+            )
+        )()
     return redirect(task.get_absolute_url())
 
 
@@ -142,16 +150,17 @@ async def action(request: AuthedRequest, task_id: int, name: str) -> HttpRespons
         task = await services.get_task(task_id, user=user)
     except services.TaskNotFound:
         raise Http404("No such task.") from None
+    message = request.POST.get("message") or None
     try:
-        task = await services.act(
-            user=user, task=task, action=Action(name), message=request.POST.get("message") or None
-        )
+        if message is not None:
+            turns.validate_message(message)  # a follow-up is a message: the same limits
+        task = await services.act(user=user, task=task, action=Action(name), message=message)
         text, level = f"Task #{task.pk}: {task.status_text.lower()}.", "info"
         if name == Action.PULL_REQUEST:
             text = (
                 f"Task #{task.pk}: pull request {task.pr_label} is {task.get_pr_state_display().lower()}: {task.pr_url}"
             )
-    except services.TaskRefused as exc:
+    except (services.TaskRefused, turns.TurnRefused) as exc:
         text, level = str(exc), "error"
     return _answer(request, task, text, level)
 

@@ -282,6 +282,39 @@ async def test_bad_requests_are_refused_before_anything_is_made(projects, body, 
     assert await Session.objects.acount() == 0
 
 
+@pytest.mark.parametrize(
+    ("models", "model", "says"),
+    [
+        (["sonnet", "opus"], "--dangerously-skip-permissions", "Send one of: sonnet, opus"),
+        (["sonnet", "opus"], "haiku", "model 'haiku' is not a model this server offers"),
+        (["sonnet", "opus"], 5, "model of type int"),
+        ([], "sonnet", "this server offers no choice of model (CLAUDE_MODELS is empty)"),
+    ],
+)
+async def test_a_model_the_server_does_not_offer_is_refused_before_anything_is_made(
+    projects, settings, models, model, says
+):
+    settings.CLAUDE_MODELS = models
+    _, key = await user_with_token()
+    response = await post(client_for(key), {"sessionId": str(uuid.uuid4()), "message": "hi", "model": model})
+    assert response.status_code == 400 and says in error_of(response)
+    assert await Session.objects.acount() == 0
+
+
+async def test_a_chat_starts_with_the_model_asked_for_and_switches_when_asked(projects, settings):
+    settings.CLAUDE_MODELS = ["claude-stand-in-small", "claude-stand-in-large"]
+    user, key = await user_with_token()
+    client, sid = client_for(key), str(uuid.uuid4())
+    first = await post(client, {"sessionId": sid, "message": "which model", "model": "claude-stand-in-large"})
+    assert first.status_code == 200, first.content
+    assert "from the model claude-stand-in-large" in first.json()["answer"]
+    kept = await post(client, {"sessionId": sid, "message": "which model"})
+    assert "from the model claude-stand-in-large" in kept.json()["answer"]
+    switched = await post(client, {"sessionId": sid, "message": "which model", "model": "claude-stand-in-small"})
+    assert "from the model claude-stand-in-small" in switched.json()["answer"]
+    assert (await Session.objects.aget(pk=sid)).model == "claude-stand-in-small"
+
+
 async def test_a_message_over_the_limit_gets_413_with_the_limit(projects, settings):
     settings.CLAUDE_MAX_MESSAGE_CHARS = 1000
     _, key = await user_with_token()

@@ -107,6 +107,10 @@ async def test_an_unexpected_failure_answers_json_500_and_is_logged(caller, capl
         ({"title": "no prompt"}, 400, "prompt", "Say what the task should do"),
         ({"prompt": "x", "branch": "../x"}, 400, "branch", "Unknown field 'branch'"),
         ({"prompt": "x" * 1001}, 413, "prompt", "1,001 characters long; the limit is 1,000"),
+        ({"prompt": "x", "title": "nul \x00 here"}, 400, "title", "title holds a NUL character"),
+        ({"prompt": "x", "title": "hi \ud800 there"}, 400, "title", "title holds a lone surrogate"),
+        ({"prompt": "nul \x00 here"}, 400, "prompt", "prompt holds a NUL character"),
+        ({"prompt": "hi \udfff there"}, 400, "prompt", "prompt holds a lone surrogate"),
     ],
 )
 async def test_task_input_is_refused_field_by_field_before_anything_is_made(

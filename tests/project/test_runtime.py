@@ -19,7 +19,7 @@ import pytest
 
 from tests.chat.services.test_turns import conversation_forks
 from tests.conftest import ROOT, LiveApp, _free_port
-from tests.processes import assert_all_gone
+from tests.processes import assert_all_gone, stop
 from tests.task_helpers import git
 
 pytestmark = [pytest.mark.real_cli]
@@ -83,11 +83,7 @@ def test_queued_tasks_start_when_the_server_starts_without_a_request(live_app, t
                 assert time.monotonic() < deadline, "the queued task did not run:\n" + log_path.read_text()
                 time.sleep(0.3)
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
     assert git(work, "show", f"auto-claude/{task_id}:after.txt") == "started by itself\n"
     assert "GET " not in log_path.read_text()
 

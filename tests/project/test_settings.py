@@ -17,7 +17,7 @@ from django.test import Client
 
 from drivers import egress, forge
 from drivers.forge import RemoteSpec
-from project.settings import envparsed, envremotes
+from project.settings import envmodels, envparsed, envremotes
 from tests.conftest import ROOT
 from tests.factories import PASSWORD, make_user
 
@@ -128,3 +128,20 @@ def test_the_hosts_agents_may_reach_are_read_and_a_forbidden_one_stops_the_start
         ),
     ):
         envparsed("CLAUDE_AGENT_ALLOWED_HOSTS", "", egress.parse_allowed_hosts)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["sonnet, --dangerously-skip-permissions", "-m", "opus haiku", "sonnet;rm"],
+    ids=["flag", "dash", "space", "semicolon"],
+)
+def test_a_model_name_that_could_be_read_as_a_flag_stops_the_start(monkeypatch, value):
+    monkeypatch.setenv("CLAUDE_MODELS", value)
+    with pytest.raises(ImproperlyConfigured, match=r"CLAUDE_MODELS: .* is not a model name"):
+        envmodels("CLAUDE_MODELS")
+
+
+def test_model_names_of_every_kind_are_read(monkeypatch):
+    names = "sonnet, claude-sonnet-4-5-20250929,opus[1m],claude-3-5-haiku@20241022,us.anthropic.claude-3-7-sonnet-v1:0"
+    monkeypatch.setenv("CLAUDE_MODELS", names)
+    assert envmodels("CLAUDE_MODELS") == [name.strip() for name in names.split(",")]

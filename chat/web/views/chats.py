@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chat import projects, search, selectors
 from chat.live import fragments, notify, rendered
 from chat.models import Session
-from chat.services import attachments, chats, turns
+from chat.services import attachments, chats, disk, turns
 
 from .types import AuthedRequest, HtmxHttpRequest
 
@@ -71,6 +71,10 @@ def new_chat(request: AuthedRequest) -> HttpResponse:
         )
     except (projects.ProjectRefused, chats.ChatError) as exc:
         return render(request, "chat/new.html", {**context, "error": str(exc)}, status=400)
+    except Exception as exc:
+        if (full := disk.explain(exc, what="your message")) is None:
+            raise
+        return render(request, "chat/new.html", {**context, "error": full}, status=disk.STATUS)
     return redirect(submitted.turn.session)
 
 
@@ -194,6 +198,10 @@ def attach(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
             saved = attachments.save(session=session, name=upload.name or "file", data=upload)
         except attachments.AttachmentRefused as exc:
             return HttpResponse(str(exc), status=400, content_type="text/plain")
+        except Exception as exc:
+            if (full := disk.explain(exc, what=f"“{upload.name}”")) is None:
+                raise
+            return HttpResponse(full, status=disk.STATUS, content_type="text/plain")
         chips.append(
             render_to_string(
                 f"{PAGE}#attachment", {"saved": saved, "max_image_mb": attachments.MAX_IMAGE_BYTES // (1024 * 1024)}

@@ -8,6 +8,7 @@ chat's transcript is listed. The real CLI runs in its real sandbox (bubblewrap).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from chat.models import Turn
+from chat.models import Event, Turn
 from chat.services import turns
 from tests.factories import make_session, make_user
+from tests.processes import running
 from tests.real_turns import answer_of, say
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -114,6 +116,49 @@ async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_ar
     rt.warm.drop(str(chat.id))
     await rt.warm.idle()
     assert not any(marker in cmdline for cmdline in _cmdlines())
+
+
+DETACH = "(setsid sleep 321 &) ; (nohup sleep 322 >/dev/null 2>&1 &) ; (sleep 323 &) ; sleep 324 & echo started"
+
+
+def _sleeping(*numbers: int) -> list[str]:
+    return [cmdline for cmdline in _cmdlines() if any(f"sleep {n}" in cmdline for n in numbers)]
+
+
+async def test_what_a_turn_started_ends_with_it_and_the_warm_process_stays_and_remembers(
+    claude_env, secrets_around, rt
+):
+    """Detached (setsid, nohup, a double fork) or not, what the agent's commands left running ends
+    when the turn is done; the chat's CLI process stays warm and remembers."""
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    first = await say(session=chat, user=ada, text="my name is Ada")
+    detached = await say(session=chat, user=ada, text=f"run: {DETACH}")
+    results = [e.text async for e in Event.objects.filter(turn=detached, kind=Event.Kind.TOOL_RESULT)]
+    assert any("started" in text for text in results), results
+    assert _sleeping(321, 322, 323, 324) == []
+    assert detached.pid == first.pid and running(first.pid)
+    after = await say(session=chat, user=ada, text="what is my name")
+    assert "Your name is Ada" in await answer_of(after)
+    assert after.pid == first.pid and rt.warm.started == 1
+
+
+async def test_what_a_stopped_turn_started_ends_with_it(claude_env, secrets_around, rt):
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    first = await say(session=chat, user=ada, text="my name is Ada")
+    submitted = await turns.submit_message(session_id=chat.id, user=ada, text="run: (setsid sleep 325 &) ; sleep 326")
+    async with asyncio.timeout(60):
+        while len(_sleeping(325, 326)) < 2:
+            await asyncio.sleep(0.05)
+    assert await turns.stop_turn(session_id=chat.id)
+    await submitted.ticket.wait()
+    stopped = await Turn.objects.aget(pk=submitted.turn.pk)
+    assert stopped.status == Turn.Status.STOPPED
+    assert _sleeping(325, 326) == []
+    assert running(first.pid)
+    after = await say(session=chat, user=ada, text="what is my name")
+    assert "Your name is Ada" in await answer_of(after) and after.pid == first.pid
 
 
 def _cmdlines() -> list[str]:

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from chat.services import attachments
+from chat.services import attachments, chats
 from tests.factories import make_session, make_user
 
 pytestmark = pytest.mark.django_db
@@ -97,3 +97,41 @@ def test_images_become_image_blocks_and_other_files_are_only_named(chat, tmp_pat
     assert attachments.note([image.path, text.path]) == (
         "\n\n(Attached files, saved in the working directory: attachments/dot.png, attachments/notes.txt)"
     )
+
+
+KB = 1024
+
+
+def test_a_members_attachments_may_take_only_so_much_and_a_refusal_says_how_much_is_used(chat, settings):
+    settings.CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER = 10 * KB / (1024 * 1024)  # 10 KB
+    other_chat = make_session(owner=chat.owner)
+    attachments.save(session=chat, name="a.bin", data=io.BytesIO(b"x" * 4 * KB))
+    attachments.save(session=other_chat, name="b.bin", data=io.BytesIO(b"x" * 4 * KB))  # every chat of theirs counts
+    assert attachments.stored_bytes(owner_id=chat.owner_id) == 8 * KB
+    with pytest.raises(attachments.AttachmentRefused) as refused:
+        attachments.save(session=chat, name="c.bin", data=io.BytesIO(b"x" * 3 * KB))
+    assert str(refused.value) == (
+        "“c.bin” was not attached: your attachments already take 8 KB of the 10 KB a member may store "
+        "(CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER), and its 3 KB would go over that. Delete chats you no longer "
+        "need (their attached files go with them), or ask an admin to raise the limit."
+    )
+    assert sorted(os.listdir(os.path.join(chat.workdir, "attachments"))) == ["a.bin", "b.bin"]
+    assert attachments.stored_bytes(owner_id=chat.owner_id) == 8 * KB
+    attachments.save(session=chat, name="d.bin", data=io.BytesIO(b"x" * 2 * KB))  # what fits still goes
+    # Another member's room is their own.
+    theirs = make_session(owner=make_user())
+    attachments.save(session=theirs, name="e.bin", data=io.BytesIO(b"x" * 9 * KB))
+
+
+def test_deleting_a_chat_removes_its_attached_files_and_gives_their_room_back(chat, settings):
+    settings.CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER = 10 * KB / (1024 * 1024)
+    kept_chat = make_session(owner=chat.owner)
+    kept = attachments.save(session=kept_chat, name="keep.txt", data=io.BytesIO(b"x" * 2 * KB))
+    gone = attachments.save(session=chat, name="old.bin", data=io.BytesIO(b"x" * 7 * KB))
+    with pytest.raises(attachments.AttachmentRefused):
+        attachments.save(session=kept_chat, name="new.bin", data=io.BytesIO(b"x" * 5 * KB))
+    chats.delete_session(session=chat)
+    assert not os.path.exists(os.path.join(chat.workdir, gone.path))
+    assert os.path.exists(os.path.join(chat.workdir, kept.path))
+    assert attachments.stored_bytes(owner_id=chat.owner_id) == 2 * KB
+    attachments.save(session=kept_chat, name="new.bin", data=io.BytesIO(b"x" * 5 * KB))

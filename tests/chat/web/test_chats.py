@@ -174,6 +174,8 @@ def test_rename_errors_say_what_to_do(claude_env):
     )
     long = client.post(f"/chat/{chat.id}/rename/", {"title": "x" * 121}, follow=True).content.decode()
     assert "The title is 121 characters long; the limit is 120. Shorten it." in long
+    nul = client.post(f"/chat/{chat.id}/rename/", {"title": "a\x00b"}, follow=True).content.decode()
+    assert "The title holds a NUL character, which cannot be stored." in nul
     assert Session.objects.get(pk=chat.pk).title == "Keep me"
 
 
@@ -367,6 +369,12 @@ def test_attach_saves_files_in_the_chats_folder_and_answers_chips_naming_them(cl
     settings.CLAUDE_MAX_ATTACHMENT_MB = 0.001
     big = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("big.bin", b"x" * 5000)]})
     assert big.status_code == 400 and "limit for an attachment" in big.content.decode()
+    settings.CLAUDE_MAX_ATTACHMENT_MB = 10
+    settings.CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER = 0.001
+    full = client.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("more.bin", b"x" * 2000)]})
+    assert full.status_code == 400
+    assert "your attachments already take 1 KB of the 1 KB a member may store" in full.content.decode()
+    assert "Delete chats you no longer need" in full.content.decode()
     other = logged_in_client(user=make_user())
     assert other.post(f"/chat/{chat.id}/attach/", {"files": [SimpleUploadedFile("a.txt", b"x")]}).status_code == 404
 

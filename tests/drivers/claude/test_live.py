@@ -100,13 +100,15 @@ async def test_the_specs_permissions_tools_and_model_become_the_clis_flags(start
     asking, skipping, plain = records(tmp_path, "argv")
     assert flag(asking, "--permission-mode") == "acceptEdits"
     assert flag(asking, "--allowedTools") == "Read,Bash(git log:*)"
-    assert flag(asking, "--model") == "sonnet"
+    # As one word: no model name can ever be read as a flag of its own.
+    assert "--model=sonnet" in asking and "--model" not in asking
     # Prompts come back over the control protocol, as can_use_tool requests.
     assert flag(asking, "--permission-prompt-tool") == "stdio"
     # Skipping permissions is a mode of its own, and nothing is asked.
     assert flag(skipping, "--permission-mode") == "bypassPermissions"
     assert "--permission-prompt-tool" not in skipping
-    assert "--permission-mode" not in plain and "--allowedTools" not in plain and "--model" not in plain
+    assert "--permission-mode" not in plain and "--allowedTools" not in plain
+    assert not any(arg.startswith("--model") for arg in plain)
     for argv in (asking, skipping, plain):
         assert "--include-partial-messages" in argv  # text streams as it is written
         assert "--setting-sources=" in argv  # no settings file of the machine's or the project's

@@ -184,3 +184,47 @@ async def test_kill_leftovers_ends_the_group_once_its_leader_exits(trees: list[T
     async with asyncio.timeout(5):
         await cleaning
     assert_all_gone([in_group])
+
+
+# Stands for a sandbox's init: its first child for the CLI, there before the turn; what it starts
+# once told to go, for a turn's tools (in its group, and detached in a session of their own).
+INIT = """\
+sleep 1000 & echo $! > "$DIR/cli"
+read -r _ < "$DIR/go"
+sleep 1000 & echo $! > "$DIR/in-group"
+setsid sleep 1000 & echo $! > "$DIR/own-session"
+wait
+"""
+
+
+async def test_end_since_ends_what_started_after_the_snapshot_and_spares_the_rest(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "go")  # the shell waits on it without starting anything
+    init = subprocess.Popen(["bash", "-c", INIT], env={**os.environ, "DIR": str(tmp_path)}, start_new_session=True)
+    try:
+        await _written(tmp_path, "cli")
+        before = proctree.snapshot(init.pid)
+        cli = int((tmp_path / "cli").read_text())
+        assert {pid for pid, _started in before} == {cli}
+        (tmp_path / "go").write_text("go\n")
+        late = [await _written(tmp_path, name) for name in ("in-group", "own-session")]
+
+        assert await proctree.end_since(init.pid, before) == 2
+        assert_all_gone(late)
+        assert running(cli) and running(init.pid)
+        assert await proctree.end_since(init.pid, before) == 0  # nothing new: nothing to do
+    finally:
+        proctree.end_tree(init.pid, proctree.descendants(init.pid))
+        init.wait()
+
+
+async def _written(folder: Path, name: str) -> int:
+    """The pid a shell wrote into ``folder/name``, once it is there and leads its session if it should."""
+    path = folder / name
+    async with asyncio.timeout(10):
+        while not (path.is_file() and path.read_text().strip()):
+            await asyncio.sleep(0.01)
+        pid = int(path.read_text())
+        # $! is known before the child has run setsid: until then it is still in the shell's group.
+        while name == "own-session" and not _leads_a_session(pid):
+            await asyncio.sleep(0.01)
+    return pid

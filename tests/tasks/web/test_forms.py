@@ -27,6 +27,21 @@ def test_bad_input_is_refused_with_reasons(data, field):
     assert field in form.errors_by_field()
 
 
+@pytest.mark.parametrize(
+    ("data", "field", "says"),
+    [
+        ({"prompt": "x", "title": "nul \x00 here"}, "title", "NUL character"),
+        ({"prompt": "x", "title": "hi \ud800 there"}, "title", "lone surrogate"),
+        ({"prompt": "nul \x00 here"}, "prompt", "NUL character"),
+        ({"prompt": "hi \udfff there"}, "prompt", "lone surrogate"),
+    ],
+)
+def test_text_that_cannot_be_stored_is_refused_by_field(data, field, says):
+    form = TaskForm(data, user=make_user())
+    assert not form.is_valid()
+    assert says in form.errors_by_field()[field]
+
+
 def test_a_prompt_over_the_limit_is_refused(settings):
     settings.CLAUDE_MAX_MESSAGE_CHARS = 10
     form = TaskForm({"prompt": "x" * 11}, user=make_user())

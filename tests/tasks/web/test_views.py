@@ -49,6 +49,9 @@ async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, sched
     assert '<ins class="line add">+from the form</ins>' in diff
     bad = await client.post("/tasks/new/", {"prompt": "", "priority": "x"})
     assert bad.status_code == 400 and "Say what the task should do." in bad.content.decode()
+    nul = await client.post(f"/tasks/{task.pk}/resume/", {"message": "go \x00 on"}, headers={"HX-Request": "true"})
+    assert "The message holds a NUL character, which cannot be stored." in nul.content.decode()
+    assert (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
 
     merged = await client.post(f"/tasks/{task.pk}/merge/", headers={"HX-Request": "true"})
     assert merged.status_code == 200 and "merged" in merged.content.decode()
