@@ -172,14 +172,15 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _close_warm_process(key: str) -> None:
-    # A deleted chat's process has no next turn to wait for. Outside the server (a management
-    # command) there is no runtime and so no warm process.
+def close_warm_process(session_id: str) -> None:
+    """Close the chat's warm CLI process, if it has one and no turn runs in it: a deleted or
+    archived chat's process has no next turn to wait for. Outside the server (a management
+    command) there is no runtime and so no warm process."""
     try:
         rt = runtime.current()
     except runtime.RuntimeNotRunning:
         return
-    rt.warm.drop(key)
+    rt.warm.drop(session_id)
 
 
 def delete_session(*, session: Session) -> None:
@@ -197,7 +198,7 @@ def delete_session(*, session: Session) -> None:
             )
         files = cli_files(locked)
         locked.delete()
-        _close_warm_process(str(session.pk))
+        close_warm_process(str(session.pk))
         for path in files:
             try:
                 _remove(path)
