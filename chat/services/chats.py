@@ -6,7 +6,6 @@ The admin uses the same functions, so a chat deleted anywhere loses its CLI file
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 import runtime
-from drivers import claude, git
+from drivers import claude, git, safefs
 
 from .. import projects
 from ..models import TITLE_LENGTH, Session, Turn
@@ -151,25 +150,20 @@ def set_model(*, session: Session, model: str | None) -> Session:
     return session
 
 
-def cli_files(session: Session) -> list[Path]:
-    """The files the CLI and the archive keep for this chat, whether they exist or not."""
+def cli_files(session: Session) -> list[tuple[Path, str]]:
+    """What the CLI and the archive keep for this chat, whether it exists or not, each as a folder
+    of the server's and a name in it: the chat's own CLI config folder (its transcript, the folder
+    the CLI keeps beside it, all else the CLI wrote for the chat) and its archive copy."""
     sid = str(session.id)
-    transcript = Path(session.transcript_path)
-    # The CLI keeps subagent transcripts and large tool results in a folder named like the session.
-    paths = [transcript, transcript.with_suffix("")]
+    found = []
     if session.config_dir:
-        paths.append(Path(session.config_dir))  # the chat's own CLI folder, named by its UUID
+        config = Path(session.config_dir)
+        found.append((config.parent, config.name))
     if session.archive_path:
-        paths.append(Path(session.archive_path))
-    # Only files named after this chat's UUID: a damaged row must not point the delete elsewhere.
-    return [path for path in paths if path.name.lower().startswith(sid)]
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+        archive = Path(session.archive_path)
+        found.append((archive.parent, archive.name))
+    # Only names of this chat's UUID: a damaged row must not point the delete elsewhere.
+    return [(folder, name) for folder, name in found if name.lower().startswith(sid)]
 
 
 def close_warm_process(session_id: str) -> None:
@@ -199,11 +193,13 @@ def delete_session(*, session: Session) -> None:
         files = cli_files(locked)
         locked.delete()
         close_warm_process(str(session.pk))
-        for path in files:
+        for folder, name in files:
             try:
-                _remove(path)
+                # The config folder's contents are the agent's: removed without following any link
+                # in it, so a link to the server's files loses the link, never its target.
+                safefs.remove_tree(folder, name)
             except OSError as exc:
-                log.error("could not remove %s of chat %s: %s", path, session.pk, exc)
+                log.error("could not remove %s of chat %s: %s", folder / name, session.pk, exc)
                 raise ChatError(
                     f"“{locked.display_title}” was not deleted: the server could not remove its "
                     f"Claude Code transcript ({exc.strerror or exc}). Tell an admin."
