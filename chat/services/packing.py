@@ -74,6 +74,17 @@ class Transcript:
         return Path(self.root, self.name)
 
 
+def has_transcript(*, config_dir: str, path: str) -> bool:
+    """Whether the CLI has written the chat's transcript: a regular file in its place, looked at
+    without following links (a link the agent put there is no transcript)."""
+    try:
+        transcript = Transcript.at(config_dir=config_dir, path=path)
+        safefs.stat_file(transcript.root, transcript.name)
+    except (OSError, ArchiveError):
+        return False
+    return True
+
+
 def refused(exc: safefs.UnsafePath) -> str:
     """What a person reads when a transcript (or a folder on its way) is not what it must be."""
     return (
