@@ -22,6 +22,17 @@ SECRET = b"SERVER-SECRET-KEY-5d1e"
 DATABASE = b"SQLite format 3\x00 the server's data"
 
 
+@pytest.fixture(autouse=True, params=["openat2", "walk"])
+def resolution(request, monkeypatch):
+    """Every test runs twice: folders opened in one call by openat2 where the system has it, and
+    one component at a time (what other systems get, and what says which step was refused)."""
+    if request.param == "walk":
+        monkeypatch.setattr(safefs.walk, "_openat2", None)
+    elif safefs.walk._openat2 is None:
+        pytest.skip("this system has no openat2")
+    return request.param
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Path:
     """The server's own files, which no link may lead to."""
@@ -368,3 +379,22 @@ def test_every_refusal_is_logged_with_its_path(agent, server, caplog):
     assert [record.getMessage() for record in caplog.records] == [
         f"refused {where}: is a symbolic link, which the server never follows in a folder an agent can write"
     ]
+
+
+def test_openat2_opens_nested_folders_in_one_call_where_there_is_one(agent, server, resolution, monkeypatch):
+    if resolution != "openat2":
+        pytest.skip("for the openat2 run")
+    calls = []
+    real = safefs.walk._openat2
+
+    def counted(dir_fd, path):
+        calls.append(path)
+        return real(dir_fd, path)
+
+    monkeypatch.setattr(safefs.walk, "_openat2", counted)
+    assert safefs.read_bytes(agent, TRANSCRIPT) == b'{"type": "user"}\n'
+    assert calls == ["projects/enc"]
+    link_at(agent, server, 1)
+    with pytest.raises(safefs.LinkRefused) as refused:
+        safefs.read_bytes(agent, TRANSCRIPT)
+    assert refused.value.path == f"{agent}/projects/enc" and calls == ["projects/enc", "projects/enc"]
