@@ -112,6 +112,10 @@ def archive_session(*, session: Session) -> ArchiveResult:
         raise ArchiveError("a turn is running or queued in it; try again once it has finished")
     if reason := kept([session.pk]).get(session.pk):
         raise ArchiveError(reason)
+    # Its warm process has no next turn, and as it exits the CLI writes into its transcript: closed
+    # first, so that what it writes is archived too and nothing writes there afterwards. The turn
+    # after a Restore starts a new one, which resumes the restored transcript.
+    chats.close_warm_process(sid, wait=True)
     source = transcript_of(session)
     target = archive_file_for(session)
     try:
@@ -147,9 +151,6 @@ def archive_session(*, session: Session) -> ArchiveResult:
         if isinstance(exc, OSError):
             raise ArchiveError(f"could not remove the transcript after copying it: {problem(exc)}") from exc
         raise
-    # Its process has nothing left to do; the next turn after Restore starts one that resumes the
-    # restored transcript.
-    chats.close_warm_process(sid)
     for name in ("archived_at", "archive_path", "status"):
         setattr(session, name, getattr(locked, name))
     return ArchiveResult(
@@ -202,9 +203,10 @@ def restore_session(*, session: Session) -> RestoreResult:
                 f"its archive file {archive} is missing; restore that file from a backup "
                 "and try again, or start a new chat"
             )
-        # A warm process of the chat from before it was archived must not take the next turn: a
-        # new one resumes the transcript as restored here.
-        chats.close_warm_process(sid)
+        # A warm process of the chat from before it was archived (by expire_sessions, which runs
+        # outside the server) must not take the next turn, nor write as it exits while the
+        # transcript is put back: closed first, and a new one resumes the transcript restored here.
+        chats.close_warm_process(sid, wait=True)
         try:
             try:
                 there = safefs.stat_file(target.root, target.name)

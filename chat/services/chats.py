@@ -26,6 +26,10 @@ from . import agents, attachments, turns
 
 log = logging.getLogger(__name__)
 
+# Seconds to wait for a warm CLI process to exit: it exits once its stdin is closed, and the Agent
+# SDK ends it after about 10 s if it does not.
+CLOSE_WAIT = 15.0
+
 
 class ChatError(Exception):
     """A request about a chat that cannot be done; the text says why and what to do."""
@@ -166,15 +170,20 @@ def cli_files(session: Session) -> list[tuple[Path, str]]:
     return [(folder, name) for folder, name in found if name.lower().startswith(sid)]
 
 
-def close_warm_process(session_id: str) -> None:
+def close_warm_process(session_id: str, *, wait: bool = False) -> None:
     """Close the chat's warm CLI process, if it has one and no turn runs in it: a deleted or
-    archived chat's process has no next turn to wait for. Outside the server (a management
-    command) there is no runtime and so no warm process."""
+    archived chat's process has no next turn to wait for. With ``wait``, return once it has
+    exited, so that what the CLI writes into its transcript as it exits is there (archiving and
+    restoring move that file). Outside the server (a management command) there is no runtime and
+    so no warm process."""
     try:
         rt = runtime.current()
     except runtime.RuntimeNotRunning:
         return
-    rt.warm.drop(session_id)
+    if wait:
+        rt.warm.close_and_wait(session_id, timeout=CLOSE_WAIT)
+    else:
+        rt.warm.drop(session_id)
 
 
 def delete_session(*, session: Session) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import gzip
 import json
@@ -15,11 +14,12 @@ from asgiref.sync import sync_to_async
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
+import runtime
 from chat.models import Session, Turn
 from chat.services import archive, turns
 from chat.services.archive import ArchiveError, archive_session, restore_session
 from tests.factories import logged_in_client, make_user
-from tests.real_turns import answer_of, new_chat, say
+from tests.real_turns import answer_of, closed, new_chat, say
 from tests.server_files import agent_links_transcript, agent_runs
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -33,9 +33,12 @@ async def test_restored_chat_continues_with_its_memory(claude_env):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="My name is Ada")
     transcript = claude_env.transcript(chat)
-    original = transcript.read_bytes()
+    before = transcript.read_bytes()
 
     result = await sync_to_async(archive_session)(session=chat)
+    # Its warm process was closed first: what the CLI wrote as it exited is archived too.
+    original = gzip.decompress(result.archive_path.read_bytes())
+    assert original.startswith(before) and not len(runtime.current().warm)
     assert result.archive_path == claude_env.archive_dir / f"{chat.id}.jsonl.gz" and result.size == len(original)
     assert not transcript.exists()
     with pytest.raises(turns.TurnRefused, match="archived"):
@@ -103,6 +106,7 @@ class _FillingUp:
 async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch, size):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="hello")
+    await closed(chat)  # as archiving does first: the CLI writes its transcript's last entries as it exits
     if size == "large":  # packed in chunks rather than at once
         with claude_env.transcript(chat).open("ab") as transcript:
             transcript.write(b'{"type": "padding"}\n' * 100_000)
@@ -275,12 +279,7 @@ async def test_after_archive_and_restore_the_next_turn_reads_only_the_chats_own_
     assert len(rt.warm) == 1, "the chat's process is warm"
 
     await sync_to_async(archive_session)(session=chat)
-    for _ in range(500):  # the drop is handed to the runtime's loop
-        if not len(rt.warm):
-            break
-        await asyncio.sleep(0.01)
     assert len(rt.warm) == 0, "archiving closed the chat's warm process"
-    await rt.warm.idle()
     await sync_to_async(restore_session)(session=chat)
     start, started = len(stub_api.requests), rt.warm.started
 
