@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import safefs
+
 # No pager, no prompts, no editor, same messages whatever the locale.
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_PAGER": "cat", "LC_ALL": "C", "LANG": "C"}
 _AUTHOR = {
@@ -241,12 +243,17 @@ async def push(
 async def exclude(repo: str | os.PathLike[str], pattern: str) -> None:
     """Add ``pattern`` to the repository's local ``info/exclude`` (nothing is committed)."""
     common = (await run(repo, "rev-parse", "--git-common-dir")).out.strip()
-    path = Path(common if os.path.isabs(common) else Path(repo) / common) / "info" / "exclude"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = path.read_text().splitlines() if path.exists() else []
-    if pattern not in lines:
-        with path.open("a") as fh:
-            fh.write(("" if not lines or path.read_text().endswith("\n") else "\n") + pattern + "\n")
+    git_dir = os.path.normpath(common if os.path.isabs(common) else os.path.join(repo, common))
+    # The git folder lies where an agent can write: the file is read and replaced beneath the
+    # folder that holds it, no link followed (one there could lead to any file of the server's).
+    root, name = os.path.dirname(git_dir), f"{os.path.basename(git_dir)}/info/exclude"
+    try:
+        text = safefs.read_bytes(root, name).decode()
+    except (FileNotFoundError, safefs.LinkRefused, safefs.NotAFile):
+        text = ""  # a link or a FIFO in its place is replaced, never read or written through
+    if pattern not in text.splitlines():
+        with safefs.replacing(root, name, mode=0o644, parents=True, sync=False) as out:
+            out.write((text + ("" if not text or text.endswith("\n") else "\n") + pattern + "\n").encode())
 
 
 async def worktree_add(repo: str | os.PathLike[str], path: str | os.PathLike[str], branch: str, base: str) -> None:

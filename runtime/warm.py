@@ -101,10 +101,39 @@ class WarmPool:
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._drop, key)
 
-    def _drop(self, key: str) -> None:
+    def _drop(self, key: str) -> asyncio.Task[None] | None:
         entry = self._warm.get(key)
         if entry is not None and not entry.busy:  # a running turn gives it back itself
-            self._close(self._warm.pop(key))
+            return self._close(self._warm.pop(key))
+        return None
+
+    def close_and_wait(self, key: str, *, timeout: float) -> None:
+        """Close the process of ``key`` if it is warm and idle, and wait (at most ``timeout``
+        seconds) until it has exited: what it writes as it exits (the CLI flushes its transcript)
+        is then on disk. For a thread other than the pool's loop (a sync service); on the loop
+        itself it only starts the close, as :meth:`drop` does."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or key not in self._warm:
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop or not loop.is_running():
+            self.drop(key)
+            return
+
+        async def close() -> None:
+            closing = self._drop(key)
+            if closing is not None:
+                await asyncio.shield(closing)
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), loop).result(timeout)
+        except TimeoutError:
+            log.warning("the warm process of %s did not exit within %s s", key, timeout)
+        except Exception:
+            log.exception("closing the warm process of %s failed", key)
 
     def _evict(self) -> None:
         idle = [key for key, entry in self._warm.items() if not entry.busy]

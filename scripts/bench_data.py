@@ -93,7 +93,8 @@ def _transcript_text(size: int, *, seed: int) -> bytes:
 
 
 def idle_chats(owner, *, count: int, size: int, folder: Path) -> int:
-    """``count`` chats idle for two days, each with a transcript of ``size`` bytes on disk; total bytes."""
+    """``count`` chats idle for two days, each with a transcript of ``size`` bytes on disk where the
+    CLI keeps it (``<config folder>/projects/<encoded cwd>/<uuid>.jsonl``); total bytes."""
     body = _transcript_text(size, seed=count)
     folder.mkdir(parents=True, exist_ok=True)
     idle_since = timezone.now() - timedelta(days=2)
@@ -102,7 +103,9 @@ def idle_chats(owner, *, count: int, size: int, folder: Path) -> int:
         chat = Session(
             owner=owner, title=f"Idle {n}", workdir=str(folder), last_activity_at=idle_since, created_at=idle_since
         )
-        transcript = folder / f"{chat.id}.jsonl"
+        chat.config_dir = str(folder / str(chat.id))
+        transcript = Path(chat.config_dir) / "projects" / "-bench-work" / f"{chat.id}.jsonl"
+        transcript.parent.mkdir(parents=True)
         transcript.write_bytes(f'{{"n": {n}}}\n'.encode() + body)
         chat.transcript_path = str(transcript)
         chats.append(chat)

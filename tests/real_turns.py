@@ -35,3 +35,11 @@ async def answer_of(turn: Turn) -> str:
 
 def age(session: Session, *, hours: float) -> None:
     Session.objects.filter(pk=session.pk).update(last_activity_at=timezone.now() - timedelta(hours=hours))
+
+
+async def closed(session: Session) -> None:
+    """Close the chat's warm CLI process and wait until it has exited (the CLI writes its
+    transcript's last entries as it exits), as archiving does before it packs the transcript."""
+    warm = runtime.current().warm
+    warm.drop(str(session.id))
+    await warm.idle()

@@ -3,18 +3,17 @@
 A file lands in ``<workdir>/attachments/`` under a name made here from the uploaded one (only
 letters, digits, ``.``, ``_`` and ``-``; never a path), so it cannot land anywhere else. The agent
 can write in the working directory and might have put a symbolic link where the folder or a
-file is: the server opens both without following links, so it never writes or reads through one.
+file is: the server reaches both through :mod:`drivers.safefs` (from the working directory, no
+link followed at any step, only regular files read), so it never writes or reads through one.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import errno
-import os
+import io
 import re
-import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO, Any
@@ -23,6 +22,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Sum
+
+from drivers import safefs
 
 from ..models import Attachment, Session
 
@@ -107,21 +108,17 @@ def _size_text(size: float) -> str:
     return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
 
 
-def _open_folder(session: Session, *, create: bool) -> int:
+@contextlib.contextmanager
+def _folder(session: Session, *, create: bool) -> Iterator[int]:
     """The attachments folder of the chat, opened without following a link."""
-    workdir = session.workdir
-    if create:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(os.path.join(workdir, FOLDER), 0o755)
     try:
-        return os.open(os.path.join(workdir, FOLDER), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise AttachmentRefused(
-                f"“{FOLDER}” in the working directory is not a plain folder (the agent may have "
-                "replaced it). Remove or rename it, then attach the file again."
-            ) from None
-        raise
+        with safefs.folder(session.workdir, FOLDER, create=create, mode=0o755) as fd:
+            yield fd
+    except (safefs.LinkRefused, safefs.NotAFolder):
+        raise AttachmentRefused(
+            f"“{FOLDER}” in the working directory is not a plain folder (the agent may have "
+            "replaced it). Remove or rename it, then attach the file again."
+        ) from None
 
 
 def save(*, session: Session, name: str, data: IO[bytes] | Iterable[bytes]) -> Saved:
@@ -132,12 +129,11 @@ def save(*, session: Session, name: str, data: IO[bytes] | Iterable[bytes]) -> S
     used = stored_bytes(owner_id=session.owner_id)
     room = member_max_bytes() - used
     base = safe_name(name)
-    folder = _open_folder(session, create=True)
-    try:
-        fd, final = _create_unique(folder, base)
+    with _folder(session, create=True) as folder:
+        out, final = _create_unique(folder, base)
         size = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with out:
                 for chunk in _chunks(data):
                     size += len(chunk)
                     if size > limit:
@@ -151,10 +147,8 @@ def save(*, session: Session, name: str, data: IO[bytes] | Iterable[bytes]) -> S
             _record(session, path=f"{FOLDER}/{final}", name=name, size=size)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(final, dir_fd=folder)
+                safefs.remove_file(folder, final)
             raise
-    finally:
-        os.close(folder)
     return Saved(path=f"{FOLDER}/{final}", size=size)
 
 
@@ -183,7 +177,7 @@ def _chunks(data: IO[bytes] | Iterable[bytes]) -> Iterable[bytes]:
         yield chunk
 
 
-def _create_unique(folder: int, base: str) -> tuple[int, str]:
+def _create_unique(folder: int, base: str) -> tuple[io.BufferedRandom, str]:
     """Create the file under ``base`` or, if taken, ``stem-2.ext``, ``stem-3.ext``, ..."""
     stem, dot, ext = base.rpartition(".")
     if not dot:
@@ -191,10 +185,9 @@ def _create_unique(folder: int, base: str) -> tuple[int, str]:
     for n in range(1, 1000):
         candidate = base if n == 1 else (f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}")
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder)
-        except FileExistsError:
+            return safefs.create(folder, candidate, mode=0o644), candidate
+        except (FileExistsError, safefs.LinkRefused):  # a link there is taken too, and never written through
             continue
-        return fd, candidate
     raise AttachmentRefused(
         f"Too many files named like “{base}” are attached already. Rename the file and attach it again."
     )
@@ -222,22 +215,14 @@ def validate(*, session: Session, paths: object) -> list[str]:
     return found
 
 
-def _stat(session: Session, name: str) -> os.stat_result | None:
-    try:
-        folder = _open_folder(session, create=False)
-    except (OSError, AttachmentRefused):
-        return None
-    try:
-        return os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except OSError:
-        return None
-    finally:
-        os.close(folder)
-
-
 def _is_file(session: Session, name: str) -> bool:
-    found = _stat(session, name)
-    return found is not None and stat.S_ISREG(found.st_mode)
+    """Whether the attachments folder holds a regular file of that name (folder and file checked
+    without following links)."""
+    try:
+        safefs.stat_file(session.workdir, f"{FOLDER}/{name}")
+    except OSError:
+        return False
+    return True
 
 
 def remove(*, session: Session, path: str) -> None:
@@ -245,12 +230,8 @@ def remove(*, session: Session, path: str) -> None:
     name = path.removeprefix(f"{FOLDER}/")
     if name != safe_name(name):
         return
-    with contextlib.suppress(OSError, AttachmentRefused):
-        folder = _open_folder(session, create=False)
-        try:
-            os.unlink(name, dir_fd=folder)
-        finally:
-            os.close(folder)
+    with contextlib.suppress(OSError):
+        safefs.remove_file(session.workdir, f"{FOLDER}/{name}")
 
 
 def note(paths: list[str]) -> str:
@@ -280,18 +261,10 @@ def image_blocks(*, session: Session, paths: list[str]) -> list[dict[str, Any]]:
 
 
 def _read_image(session: Session, name: str) -> bytes | None:
+    """The image's bytes, if it is a regular file reached without links and not too large for the
+    model; else None (a refusal is logged)."""
     try:
-        folder = _open_folder(session, create=False)
-    except (OSError, AttachmentRefused):
-        return None
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        data = safefs.read_bytes(session.workdir, f"{FOLDER}/{name}", limit=MAX_IMAGE_BYTES + 1)
     except OSError:
         return None
-    finally:
-        os.close(folder)
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            return None
-        data = file.read(MAX_IMAGE_BYTES + 1)
     return data if len(data) <= MAX_IMAGE_BYTES else None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 import runtime
-from drivers import claude, git
+from drivers import claude, git, safefs
 
 from .. import projects
 from ..models import TITLE_LENGTH, Session, Turn
@@ -27,6 +26,10 @@ from ..projects import Project
 from . import agents, attachments, disk, turns
 
 log = logging.getLogger(__name__)
+
+# Seconds to wait for a warm CLI process to exit: it exits once its stdin is closed, and the Agent
+# SDK ends it after about 10 s if it does not.
+CLOSE_WAIT = 15.0
 
 
 class ChatError(Exception):
@@ -160,35 +163,36 @@ def set_model(*, session: Session, model: str | None) -> Session:
     return session
 
 
-def cli_files(session: Session) -> list[Path]:
-    """The files the CLI and the archive keep for this chat, whether they exist or not."""
+def cli_files(session: Session) -> list[tuple[Path, str]]:
+    """What the CLI and the archive keep for this chat, whether it exists or not, each as a folder
+    of the server's and a name in it: the chat's own CLI config folder (its transcript, the folder
+    the CLI keeps beside it, all else the CLI wrote for the chat) and its archive copy."""
     sid = str(session.id)
-    transcript = Path(session.transcript_path)
-    # The CLI keeps subagent transcripts and large tool results in a folder named like the session.
-    paths = [transcript, transcript.with_suffix("")]
+    found = []
     if session.config_dir:
-        paths.append(Path(session.config_dir))  # the chat's own CLI folder, named by its UUID
+        config = Path(session.config_dir)
+        found.append((config.parent, config.name))
     if session.archive_path:
-        paths.append(Path(session.archive_path))
-    # Only files named after this chat's UUID: a damaged row must not point the delete elsewhere.
-    return [path for path in paths if path.name.lower().startswith(sid)]
+        archive = Path(session.archive_path)
+        found.append((archive.parent, archive.name))
+    # Only names of this chat's UUID: a damaged row must not point the delete elsewhere.
+    return [(folder, name) for folder, name in found if name.lower().startswith(sid)]
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _close_warm_process(key: str) -> None:
-    # A deleted chat's process has no next turn to wait for. Outside the server (a management
-    # command) there is no runtime and so no warm process.
+def close_warm_process(session_id: str, *, wait: bool = False) -> None:
+    """Close the chat's warm CLI process, if it has one and no turn runs in it: a deleted or
+    archived chat's process has no next turn to wait for. With ``wait``, return once it has
+    exited, so that what the CLI writes into its transcript as it exits is there (archiving and
+    restoring move that file). Outside the server (a management command) there is no runtime and
+    so no warm process."""
     try:
         rt = runtime.current()
     except runtime.RuntimeNotRunning:
         return
-    rt.warm.drop(key)
+    if wait:
+        rt.warm.close_and_wait(session_id, timeout=CLOSE_WAIT)
+    else:
+        rt.warm.drop(session_id)
 
 
 def delete_session(*, session: Session) -> None:
@@ -207,12 +211,14 @@ def delete_session(*, session: Session) -> None:
         files = cli_files(locked)
         attached = attachments.stored_paths(session=locked)
         locked.delete()
-        _close_warm_process(str(session.pk))
-        for path in files:
+        close_warm_process(str(session.pk))
+        for folder, name in files:
             try:
-                _remove(path)
+                # The config folder's contents are the agent's: removed without following any link
+                # in it, so a link to the server's files loses the link, never its target.
+                safefs.remove_tree(folder, name)
             except OSError as exc:
-                log.error("could not remove %s of chat %s: %s", path, session.pk, exc)
+                log.error("could not remove %s of chat %s: %s", folder / name, session.pk, exc)
                 raise ChatError(
                     f"“{locked.display_title}” was not deleted: the server could not remove its "
                     f"Claude Code transcript ({exc.strerror or exc}). Tell an admin."

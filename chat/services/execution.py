@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -26,6 +25,7 @@ from drivers.claude import LiveSession, LiveSpec, Permission, SessionFailed
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
 from . import agents, attachments, disk, permissions
+from .packing import has_transcript
 from .recording import Recorder, Usage
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class _Handler:
 
 
 def _spec(session: Session, options: TurnOptions) -> LiveSpec:
-    resume = session.cli_created or Path(session.transcript_path).exists()
+    resume = session.cli_created or has_transcript(config_dir=session.config_dir, path=session.transcript_path)
     return LiveSpec(
         cli=agents.cli_program(),
         cwd=session.workdir,
@@ -483,6 +483,6 @@ def _remember_process(turn: Turn, pid: int | None) -> None:
 @sync_to_async
 def _mark_created(session: Session) -> None:
     """Later turns resume once the CLI has written a transcript for this id."""
-    if not session.cli_created and session.transcript_path and Path(session.transcript_path).exists():
+    if not session.cli_created and has_transcript(config_dir=session.config_dir, path=session.transcript_path):
         session.cli_created = True
         Session.objects.filter(pk=session.pk).update(cli_created=True)

@@ -10,6 +10,7 @@ chat is handed to ``report`` as it happens, so nothing accumulates however many 
 from __future__ import annotations
 
 import enum
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,11 @@ from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from drivers import safefs
+
 from ..models import Session, Turn
-from .archive import PACK_ERRORS, ArchiveError, Packed, archive_file_of, kept, pack, problem, sync_folder, undo_archive
+from .archive import archive_file_of, kept, undo_archive
+from .packing import PACK_ERRORS, ArchiveError, Packed, Transcript, pack, problem, sync_folder
 
 BATCH = 500
 # Threads for packing large transcripts (compression releases the interpreter's lock) and for
@@ -69,8 +73,12 @@ class _Chat:
     title: str
     owner: str
     last_activity_at: datetime
-    transcript: Path
+    config_dir: str
+    transcript_path: str
     busy: bool
+
+    def transcript(self) -> Transcript:
+        return Transcript.at(config_dir=self.config_dir, path=self.transcript_path)
 
     def said(self, outcome: Outcome, *, size: int = 0, archive_path: Path | None = None, reason: str = "") -> Expired:
         return Expired(
@@ -101,41 +109,55 @@ def _batches(*, cutoff: datetime, size: int) -> Iterator[list[_Chat]]:
     while True:
         rows = list(
             idle.filter(after).values_list(
-                "id", "title", "owner__username", "last_activity_at", "transcript_path", "busy"
+                "id", "title", "owner__username", "last_activity_at", "config_dir", "transcript_path", "busy"
             )[:size]
         )
         if not rows:
             return
         yield [
-            _Chat(id=r[0], title=r[1], owner=r[2], last_activity_at=r[3], transcript=Path(r[4]), busy=r[5])
+            _Chat(
+                id=r[0], title=r[1], owner=r[2], last_activity_at=r[3], config_dir=r[4], transcript_path=r[5], busy=r[6]
+            )
             for r in rows
         ]
         last = rows[-1]
         after = Q(last_activity_at__gt=last[3]) | Q(last_activity_at=last[3], id__gt=last[0])
 
 
-def _size_of(path: Path) -> int:
+def _looks_large(chat: _Chat) -> bool:
+    """Whether to pack it in a thread of its own: a guess from the size at its path, which reads no
+    byte and opens nothing (packing then opens it without following links, and refuses a link)."""
     try:
-        return path.stat().st_size if path.is_file() else 0
+        return os.lstat(chat.transcript_path).st_size >= LARGE
     except OSError:
-        return 0
+        return False
 
 
 def _pack_all(chats: list[_Chat], packers: ThreadPoolExecutor) -> list[Packed | Exception | None]:
     """Large transcripts are packed side by side (zlib works outside the interpreter's lock);
     small ones one after the other, where threads only fight over the lock and the folder."""
-    large = {chat.id: packers.submit(_pack, chat) for chat in chats if _size_of(chat.transcript) >= LARGE}
+    large = {chat.id: packers.submit(_pack, chat) for chat in chats if _looks_large(chat)}
     return [large[chat.id].result() if chat.id in large else _pack(chat) for chat in chats]
 
 
 def _pack(chat: _Chat) -> Packed | Exception | None:
     """The chat's verified archive copy (None: it has no transcript), or why it could not be made."""
-    if not chat.transcript.is_file():
-        return None
     try:
-        return pack(source=chat.transcript, target=archive_file_of(chat.id), session_id=str(chat.id), sync=False)
+        return pack(source=chat.transcript(), target=archive_file_of(chat.id), session_id=str(chat.id), sync=False)
     except PACK_ERRORS as exc:
         return exc
+
+
+def _dry_run(chat: _Chat) -> Expired:
+    """What archiving the chat would do, from what its transcript is (no file is opened)."""
+    try:
+        transcript = chat.transcript()
+        size = safefs.stat_file(transcript.root, transcript.name).st_size
+    except FileNotFoundError:
+        size = 0
+    except (OSError, ArchiveError) as exc:  # a link or another kind of file there, among others
+        return chat.said(Outcome.FAILED, reason=problem(exc))
+    return chat.said(Outcome.WOULD_ARCHIVE, size=size)
 
 
 def expire_sessions(
@@ -165,7 +187,7 @@ def expire_sessions(
                 elif chat.id in keep:
                     tell(chat.said(Outcome.KEPT, reason=keep[chat.id]))
                 elif dry_run:
-                    tell(chat.said(Outcome.WOULD_ARCHIVE, size=_size_of(chat.transcript)))
+                    tell(_dry_run(chat))
             if not dry_run:
                 idle = [chat for chat in batch if not chat.busy and chat.id not in keep]
                 _archive_batch(list(zip(idle, _pack_all(idle, packers), strict=True)), tell=tell, removers=packers)
@@ -183,7 +205,11 @@ def _archive_batch(
     the file system's journal, and one after the other those waits added up to most of the run."""
     ready: list[tuple[_Chat, Packed | None]] = []
     for chat, result in packed:
-        if isinstance(result, Exception):
+        if isinstance(result, (safefs.UnsafePath, ArchiveError)):
+            # A link or a wrong kind of file where its transcript is, or a damaged record: nothing
+            # was read; or the copy did not verify: the text says which.
+            tell(chat.said(Outcome.FAILED, reason=problem(result)))
+        elif isinstance(result, Exception):
             tell(chat.said(Outcome.FAILED, reason=f"could not write the archive copy: {problem(result)}"))
         else:
             ready.append((chat, result))
@@ -239,7 +265,7 @@ def _archive_batch(
             problem_back = ""
             if p is not None:
                 try:
-                    undo_archive(source=p.source, target=p.target, removed=True)
+                    undo_archive(p, removed=True)
                 except ArchiveError as undo:
                     problem_back = f"; {undo}"
             if isinstance(exc, DatabaseError):
@@ -272,11 +298,10 @@ def _remove_original(packed: Packed | None) -> str | None:
     """Remove the chat's transcript (None), or say why it stays, its archive copy taken back."""
     if packed is None:
         return None
-    if not packed.source_unchanged():
-        _take_back(packed)
-        return "its transcript changed while it was being archived; try again later"
     try:
-        packed.source.unlink()
+        if not packed.remove_source():
+            _take_back(packed)
+            return "its transcript changed while it was being archived; try again later"
     except OSError as exc:
         _take_back(packed)
         return f"could not remove the transcript after copying it: {problem(exc)}"

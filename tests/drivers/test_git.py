@@ -730,3 +730,25 @@ async def test_a_push_runs_no_local_hook(repo: Path, remote: Path, tmp_path: Pat
     commit_file(wt, "a.txt", "a\n")
     await g.push(repo, "origin", "task-1")
     assert not (tmp_path / "pre-push-ran").exists()
+
+
+async def test_exclude_writes_nothing_through_a_link_in_the_git_folder(repo: Path, tmp_path: Path) -> None:
+    """The git folder lies in the agent's working directory: a link it put where info/exclude is
+    is replaced by the file, and what it pointed to is neither read nor written."""
+    secret = tmp_path / "secret-key.txt"
+    secret.write_text("SERVER-SECRET")
+    exclude = repo / ".git" / "info" / "exclude"
+    exclude.unlink()
+    exclude.symlink_to(secret)
+
+    await g.exclude(repo, "/.tasks/")
+
+    assert secret.read_text() == "SERVER-SECRET"
+    assert not exclude.is_symlink() and exclude.read_text() == "/.tasks/\n"
+    info = repo / ".git" / "info"
+    exclude.unlink()
+    info.rmdir()
+    info.symlink_to(tmp_path)
+    with pytest.raises(OSError, match="info is a symbolic link"):
+        await g.exclude(repo, "/.tasks/")
+    assert not (tmp_path / "exclude").exists() and secret.read_text() == "SERVER-SECRET"

@@ -53,3 +53,32 @@ async def test_shutdown_closes_every_warm_process():
     processes = [await started(pool, key) for key in "abc"]
     await pool.shutdown()
     assert all(p.closed for p in processes) and len(pool) == 0
+
+
+class SlowProcess(QuickProcess):
+    """A process whose close takes a few of the loop's steps (a CLI flushing its transcript)."""
+
+    async def close(self) -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.closed = True
+
+
+@pytest.mark.timeout(20)
+async def test_close_and_wait_from_a_thread_returns_once_the_process_has_exited():
+    pool = WarmPool(max_warm=4, idle_seconds=600)
+
+    async def start() -> SlowProcess:
+        return SlowProcess()
+
+    process = await pool.take("a", fingerprint="same", start=start)
+    await pool.give_back("a")
+    other = await started(pool, "b")
+
+    closed_when_back = await asyncio.to_thread(lambda: (pool.close_and_wait("a", timeout=10), process.closed)[1])
+    await asyncio.to_thread(pool.close_and_wait, "unknown", timeout=10)  # none: returns at once
+
+    assert closed_when_back and len(pool) == 1 and not other.closed
+    pool.close_and_wait("b", timeout=10)  # on the loop itself: the close is only started
+    await pool.idle()
+    assert other.closed and len(pool) == 0

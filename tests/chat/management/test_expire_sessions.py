@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 from io import StringIO
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tasks import services as tasks
 from tasks.models import Task
 from tests.factories import make_session, make_user
 from tests.real_turns import age, new_chat
+from tests.server_files import agent_links_transcript, agent_runs
 from tests.task_helpers import git, settled
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -198,3 +200,69 @@ async def test_the_session_of_a_task_waiting_for_review_is_kept_and_the_task_sta
     await sync_to_async(age)(session, hours=48)
     out, _ = await expire()
     assert f"Archived {session.id}" in out
+
+
+@sync_to_async
+def expire_failing(*args: str) -> tuple[str, str, str]:
+    """Run it where it must fail: (stdout, stderr, the error it exits with)."""
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("expire_sessions", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue(), str(failed.value)
+
+
+async def test_transcripts_an_agent_replaced_are_reported_left_as_they_were_and_never_archived(
+    claude_env, server_files
+):
+    """The agents of four chats put links to the server's secret key and database (and a folder)
+    where their transcripts are; none of it is archived, each is named on stderr with why, and the
+    command exits 1. A chat of the same member with a plain transcript is archived."""
+    user = await sync_to_async(make_user)(username="mallory")
+    to_key = await new_chat(user=user, text="My name is Ada")
+    await agent_links_transcript(session=to_key, user=user, target=server_files.key)
+    to_db = await new_chat(user=user, text="hello")
+    await agent_links_transcript(session=to_db, user=user, target=server_files.db)
+    folder_linked = await new_chat(user=user, text="hello")
+    projects = Path(folder_linked.config_dir) / "projects"
+    await agent_runs(
+        session=folder_linked,
+        user=user,
+        command=f"mv {projects} {projects}.old && ln -s {server_files.folder} {projects}",
+    )
+    a_folder = await new_chat(user=user, text="hello")
+    await agent_runs(
+        session=a_folder, user=user, command=f"rm {a_folder.transcript_path} && mkdir {a_folder.transcript_path}"
+    )
+    plain, original = await aged_chat(user)
+    refused = {
+        to_key: f"{to_key.transcript_path} is a symbolic link",
+        to_db: f"{to_db.transcript_path} is a symbolic link",
+        folder_linked: f"{projects} is a symbolic link",
+        a_folder: f"{a_folder.transcript_path} is a folder, not a regular file",
+    }
+    for chat in refused:
+        await sync_to_async(age)(chat, hours=48)
+    in_data_folder = sorted(server_files.folder.iterdir())
+
+    out, err, failed = await expire_failing("--dry-run")
+    assert "4 chat(s) could not be archived" in failed and f"Would archive {plain.id}" in out
+    out, err, failed = await expire_failing()
+
+    assert "4 chat(s) could not be archived and were left unchanged" in failed
+    assert "Archived 1 chat(s), skipped 0 busy, 4 failed." in out
+    for chat, why in refused.items():
+        assert f"Could not archive {chat.id} “hello”" in err or f"Could not archive {chat.id} “My name is Ada”" in err
+        line = next(line for line in err.splitlines() if str(chat.id) in line)
+        assert why in line and "nothing was read or written through it" in line and "An admin looks at it" in line
+        chat = await Session.objects.aget(pk=chat.pk)
+        assert not chat.is_archived and chat.status == Session.Status.IDLE and chat.archive_path == ""
+    assert os.readlink(to_key.transcript_path) == str(server_files.key)
+    assert os.readlink(to_db.transcript_path) == str(server_files.db)
+    assert os.readlink(projects) == str(server_files.folder) and Path(a_folder.transcript_path).is_dir()
+
+    plain = await Session.objects.aget(pk=plain.pk)
+    assert plain.is_archived and gzip.decompress(archive_bytes(plain)) == original
+    archives = list(claude_env.archive_dir.iterdir())
+    assert [path.name for path in archives] == [f"{plain.id}.jsonl.gz"]
+    assert not any(server_files.leaked_in(gzip.decompress(path.read_bytes())) for path in archives)
+    assert server_files.untouched() and sorted(server_files.folder.iterdir()) == in_data_folder

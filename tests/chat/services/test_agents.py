@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.test import Client
 
 from chat.models import Event, Turn
-from chat.services import turns
-from tests.factories import make_session, make_user
+from chat.services import sharing, turns
+from tests.factories import logged_in_client, make_session, make_user
 from tests.processes import running
 from tests.real_turns import answer_of, say
+from tests.server_files import agent_links_transcript
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -193,3 +195,27 @@ async def test_a_slash_command_in_a_message_is_sent_as_text(claude_env, stub_api
     assert "/clear" in requests_since(stub_api, start)
     after = await say(session=chat, user=ada, text="what is my name")
     assert "Your name is Ada" in await answer_of(after)
+
+
+async def test_the_pages_of_a_chat_whose_agent_linked_its_transcript_show_nothing_of_the_server(
+    claude_env, server_files
+):
+    """Pages read the database, never the agent's files: the chat page, its share page and the
+    admin's pages of a chat whose transcript is a link to the secret key show the chat, not the key."""
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    await say(session=chat, user=ada, text="my name is Ada")
+    await agent_links_transcript(session=chat, user=ada, target=server_files.key)
+    _link, token = await sync_to_async(sharing.create_share_link)(session=chat, user=ada, expires_in=None)
+    owner = await sync_to_async(logged_in_client)(user=ada)
+    staff = await sync_to_async(logged_in_client)(user=await sync_to_async(make_user)(is_staff=True))
+
+    for client, url in (
+        (owner, chat.get_absolute_url()),
+        (Client(), f"/share/{token}/"),
+        (staff, f"/admin/chat/session/{chat.pk}/change/"),
+        (staff, f"/admin/chat/turn/?session__id__exact={chat.pk}"),
+    ):
+        page = await sync_to_async(client.get)(url)
+        assert page.status_code == 200 and "my name is Ada" in page.content.decode(), url
+        assert not server_files.leaked_in(page.content), url

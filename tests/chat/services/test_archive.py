@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import errno
 import gzip
+import json
 import os
-import pathlib
+import shutil
 from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
+import runtime
 from chat.models import Session, Turn
 from chat.services import archive, turns
 from chat.services.archive import ArchiveError, archive_session, restore_session
 from tests.factories import logged_in_client, make_user
-from tests.real_turns import answer_of, new_chat, say
+from tests.real_turns import answer_of, closed, new_chat, say
+from tests.server_files import agent_links_transcript, agent_runs
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -29,9 +33,12 @@ async def test_restored_chat_continues_with_its_memory(claude_env):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="My name is Ada")
     transcript = claude_env.transcript(chat)
-    original = transcript.read_bytes()
+    before = transcript.read_bytes()
 
     result = await sync_to_async(archive_session)(session=chat)
+    # Its warm process was closed first: what the CLI wrote as it exited is archived too.
+    original = gzip.decompress(result.archive_path.read_bytes())
+    assert original.startswith(before) and not len(runtime.current().warm)
     assert result.archive_path == claude_env.archive_dir / f"{chat.id}.jsonl.gz" and result.size == len(original)
     assert not transcript.exists()
     with pytest.raises(turns.TurnRefused, match="archived"):
@@ -99,6 +106,7 @@ class _FillingUp:
 async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch, size):
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="hello")
+    await closed(chat)  # as archiving does first: the CLI writes its transcript's last entries as it exits
     if size == "large":  # packed in chunks rather than at once
         with claude_env.transcript(chat).open("ab") as transcript:
             transcript.write(b'{"type": "padding"}\n' * 100_000)
@@ -126,14 +134,16 @@ async def test_a_transcript_that_cannot_be_removed_rolls_the_archive_back(claude
     user = await sync_to_async(make_user)()
     chat = await new_chat(user=user, text="hello")
     source = claude_env.transcript(chat)
-    real_unlink = pathlib.Path.unlink
+    real_unlink = os.unlink
 
-    def refuse_source(self, missing_ok=False):
-        if self == source:
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        real_unlink(self, missing_ok=missing_ok)
+    def refuse_source(path, *args, **kwargs):
+        # The transcript is removed by its name in its folder (never by a path that could lead
+        # elsewhere through a link).
+        if os.fspath(path) == source.name:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        real_unlink(path, *args, **kwargs)
 
-    monkeypatch.setattr(pathlib.Path, "unlink", refuse_source)
+    monkeypatch.setattr(os, "unlink", refuse_source)
 
     with pytest.raises(ArchiveError, match="Permission denied"):
         await sync_to_async(archive_session)(session=chat)
@@ -199,3 +209,84 @@ def test_archive_files_are_named_by_uuid_only(settings, tmp_path):
     settings.CLAUDE_ARCHIVE_DIR = tmp_path
     session = Session(title="../../etc/passwd", workdir="/srv/x")
     assert archive.archive_file_for(session) == tmp_path / f"{session.id}.jsonl.gz"
+
+
+# ---------------------------------------------------------------------------------------
+# Links an agent made: nothing is read, archived or restored through them
+
+
+async def test_a_transcript_the_agent_replaced_with_a_link_is_not_archived_and_the_admin_says_why(
+    claude_env, server_files
+):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="My name is Ada")
+    await agent_links_transcript(session=chat, user=user, target=server_files.key)
+
+    with pytest.raises(ArchiveError, match="is a symbolic link") as refused:
+        await sync_to_async(archive_session)(session=chat)
+    assert "nothing was read or written through it and the chat was left as it was" in str(refused.value)
+    staff = await sync_to_async(make_user)(is_staff=True)
+    client = await sync_to_async(logged_in_client)(user=staff)
+    page = await sync_to_async(client.post)(
+        "/admin/chat/session/", {"action": "archive_now", ACTION_CHECKBOX_NAME: [str(chat.pk)]}, follow=True
+    )
+    assert "was not archived" in page.content.decode() and f"{chat.transcript_path} is a symbolic link" in (
+        page.content.decode()
+    )
+    assert not (await Session.objects.aget(pk=chat.pk)).is_archived
+    assert files_in(claude_env.archive_dir) == [] and server_files.untouched()
+    assert os.readlink(chat.transcript_path) == str(server_files.key)
+
+
+@pytest.mark.parametrize("where", ["transcript", "projects folder", "folder of its working directory"])
+async def test_restore_writes_nothing_through_a_link_in_the_transcripts_place(claude_env, server_files, where):
+    """While a chat is archived, something the agent left behind puts a link where Restore will
+    write: Restore says it cannot and what to do, and writes nothing; once the link is gone it works."""
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="My name is Ada")
+    result = await sync_to_async(archive_session)(session=chat)
+    transcript = Path(chat.transcript_path)
+    link = {
+        "transcript": transcript,
+        "projects folder": Path(chat.config_dir) / "projects",
+        "folder of its working directory": transcript.parent,
+    }[where]
+    if link.is_dir():
+        shutil.rmtree(link)
+    link.symlink_to(server_files.key if link == transcript else server_files.folder)
+    in_data_folder = sorted(server_files.folder.iterdir())
+    client = await sync_to_async(logged_in_client)(user=user)
+
+    page = (await sync_to_async(client.post)(reverse("chat:restore", args=[chat.id]), follow=True)).content.decode()
+
+    assert "could not be restored" in page and f"{link} is a symbolic link" in page
+    assert "Ask an admin to remove it" in page and "then press Restore again" in page
+    assert (await Session.objects.aget(pk=chat.pk)).is_archived and result.archive_path.is_file()
+    assert server_files.untouched() and sorted(server_files.folder.iterdir()) == in_data_folder
+
+    link.unlink()  # what the admin does
+    page = (await sync_to_async(client.post)(reverse("chat:restore", args=[chat.id]), follow=True)).content.decode()
+    assert "Restored" in page and not transcript.is_symlink()
+    turn = await say(session=await Session.objects.aget(pk=chat.pk), user=user, text="What is my name?")
+    assert "Your name is Ada" in await answer_of(turn)
+
+
+async def test_after_archive_and_restore_the_next_turn_reads_only_the_chats_own_transcript(
+    claude_env, server_files, stub_api, rt
+):
+    user = await sync_to_async(make_user)()
+    chat = await new_chat(user=user, text="My name is Ada")
+    assert len(rt.warm) == 1, "the chat's process is warm"
+
+    await sync_to_async(archive_session)(session=chat)
+    assert len(rt.warm) == 0, "archiving closed the chat's warm process"
+    await sync_to_async(restore_session)(session=chat)
+    start, started = len(stub_api.requests), rt.warm.started
+
+    turn = await say(session=chat, user=user, text="What is my name?")
+    assert "Your name is Ada" in await answer_of(turn) and rt.warm.started == started + 1
+    transcript = Path(chat.transcript_path)
+    await agent_runs(session=chat, user=user, command=f"ls -la {transcript.parent}; cat {transcript}")
+    sent = "\n".join(json.dumps(request["body"]) for request in stub_api.requests[start:])
+    assert "My name is Ada" in sent, "the agent read its own transcript"
+    assert not server_files.leaked_in(sent)

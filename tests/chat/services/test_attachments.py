@@ -135,3 +135,26 @@ def test_deleting_a_chat_removes_its_attached_files_and_gives_their_room_back(ch
     assert os.path.exists(os.path.join(chat.workdir, kept.path))
     assert attachments.stored_bytes(owner_id=chat.owner_id) == 2 * KB
     attachments.save(session=kept_chat, name="new.bin", data=io.BytesIO(b"x" * 5 * KB))
+
+
+def test_a_fifo_or_a_linked_folder_in_place_of_an_image_is_never_read(chat, tmp_path):
+    """What the agent can put where an attached image was, between the message and its turn: a
+    FIFO (a reader would wait for a writer for ever) or a link in place of the attachments folder."""
+    fifo = attachments.save(session=chat, name="pipe.png", data=io.BytesIO(PNG))
+    folder = os.path.join(chat.workdir, "attachments")
+    os.unlink(os.path.join(chat.workdir, fifo.path))
+    os.mkfifo(os.path.join(chat.workdir, fifo.path))
+    assert attachments.image_blocks(session=chat, paths=[fifo.path]) == []
+    with pytest.raises(attachments.AttachmentRefused, match="no longer in the chat's working directory"):
+        attachments.validate(session=chat, paths=[fifo.path])
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "dot.png").write_bytes(PNG)
+    os.rename(folder, folder + ".old")
+    os.symlink(outside, folder)
+    assert attachments.image_blocks(session=chat, paths=["attachments/dot.png"]) == []
+    with pytest.raises(attachments.AttachmentRefused, match="no longer in the chat's working directory"):
+        attachments.validate(session=chat, paths=["attachments/dot.png"])
+    attachments.remove(session=chat, path="attachments/dot.png")
+    assert (outside / "dot.png").read_bytes() == PNG

@@ -4,6 +4,9 @@ with the REAL Claude Code CLI against the offline stand-in."""
 from __future__ import annotations
 
 import io
+import json
+import os
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -14,6 +17,7 @@ from chat.services import chats, turns
 from tests.chat.services.test_attachments import PNG
 from tests.factories import make_session, make_user
 from tests.real_turns import answer_of
+from tests.server_files import SECRET
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -90,3 +94,45 @@ def test_with_no_models_offered_a_chat_uses_the_clis_default(db, settings):
     assert session.model == "" and chats.default_model() == ""
     with pytest.raises(chats.ChatError, match="none \\(CLAUDE_MODELS is empty"):
         chats.set_model(session=session, model="opus")
+
+
+@pytest.mark.parametrize("swapped", ["the image", "its folder"])
+async def test_an_attached_image_the_agent_swaps_for_a_link_never_reaches_the_model(
+    claude_env, server_files, stub_api, swapped
+):
+    """The next message (with the image attached) is accepted while the file is still the image;
+    then the agent's running command swaps it (or the attachments folder) for a link to the
+    server's files before that message's turn reads it."""
+    user = await sync_to_async(make_user)()
+    first = await settled(
+        (
+            await chats.start_chat(
+                owner=user, project=None, model=None, text="What is this?", uploads=[("dot.png", io.BytesIO(PNG))]
+            )
+        ).turn
+    )
+    assert "I see 1 image" in await answer_of(first)
+    session = await Session.objects.aget(pk=first.session_id)
+    folder = Path(session.workdir) / "attachments"
+    (server_files.folder / "dot.png").write_text(SECRET)  # what a link to the folder would find
+    go = Path(session.workdir) / "go"
+    swap = {
+        "the image": f"ln -sf {server_files.key} {folder}/dot.png",
+        "its folder": f"mv {folder} {folder}.old && ln -s {server_files.folder} {folder}",
+    }[swapped]
+    swapping = await turns.submit_message(
+        session_id=session.id, user=user, text=f"run: while [ ! -e {go} ]; do sleep 0.05; done; {swap}"
+    )
+    start = len(stub_api.requests)
+    looking = await turns.submit_message(
+        session_id=session.id, user=user, text="What is this?", files=["attachments/dot.png"]
+    )
+    go.touch()
+
+    assert (await settled(swapping.turn)).status == Turn.Status.DONE
+    looked = await settled(looking.turn)
+    assert looked.status == Turn.Status.DONE, looked.error
+    assert os.path.islink(folder if swapped == "its folder" else folder / "dot.png")
+    assert "I see" not in await answer_of(looked), "no image reached the model"
+    sent = "\n".join(json.dumps(request["body"]) for request in stub_api.requests[start:])
+    assert "dot.png" in sent and not server_files.leaked_in(sent)

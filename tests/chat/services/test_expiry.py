@@ -4,6 +4,7 @@ reported as it is done (transcripts here are files in place, as the CLI leaves t
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,21 +22,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def folders(settings, tmp_path):
     settings.CLAUDE_WORKDIR = tmp_path / "work"
+    settings.CLAUDE_CONFIG_DIR = tmp_path / "claude"
     settings.CLAUDE_ARCHIVE_DIR = tmp_path / "archive"
     return tmp_path
 
 
 def idle_chats(count: int, *, tmp_path: Path, owner=None) -> list[Session]:
+    """Chats idle for two days, each with a transcript where the CLI keeps it (in its config folder)."""
     owner = owner or make_user()
     made = []
     for n in range(count):
         chat = make_session(owner=owner, title=f"Chat {n}")
-        transcript = tmp_path / "transcripts" / f"{chat.id}.jsonl"
-        transcript.parent.mkdir(exist_ok=True)
+        transcript = Path(chat.transcript_path)
+        transcript.parent.mkdir(parents=True)
         transcript.write_text(f'{{"type": "user", "n": {n}}}\n' * 50)
-        Session.objects.filter(pk=chat.pk).update(
-            transcript_path=str(transcript), last_activity_at=timezone.now() - timedelta(days=2, minutes=n)
-        )
+        Session.objects.filter(pk=chat.pk).update(last_activity_at=timezone.now() - timedelta(days=2, minutes=n))
         made.append(Session.objects.get(pk=chat.pk))
     return made
 
@@ -109,3 +110,26 @@ def test_large_and_small_transcripts_come_back_whole_from_their_archives(folders
     for chat in (small, large):
         chat.refresh_from_db()
         assert gzip.decompress(Path(chat.archive_path).read_bytes()) == before[chat.pk]
+
+
+def test_a_fifo_or_a_link_in_place_of_a_transcript_fails_that_chat_alone_and_blocks_nothing(folders):
+    fifo, linked, plain = idle_chats(3, tmp_path=folders)
+    secret = folders / "secret-key.txt"
+    secret.write_text("SERVER-SECRET")
+    Path(fifo.transcript_path).unlink()
+    os.mkfifo(fifo.transcript_path)  # a reader that opened it would wait for a writer for ever
+    Path(linked.transcript_path).unlink()
+    Path(linked.transcript_path).symlink_to(secret)
+
+    totals, trail = run()
+
+    reports = {what.session_id: what for kind, what in trail if kind == "report"}
+    assert (totals.archived, totals.failed) == (1, 2)
+    assert reports[fifo.id].outcome == Outcome.FAILED and "is a FIFO (named pipe), not a regular file" in (
+        reports[fifo.id].reason
+    )
+    assert reports[linked.id].outcome == Outcome.FAILED and "is a symbolic link" in reports[linked.id].reason
+    assert reports[plain.id].outcome == Outcome.ARCHIVED
+    assert [p.name for p in Path(folders / "archive").iterdir()] == [f"{plain.id}.jsonl.gz"]
+    assert Path(fifo.transcript_path).is_fifo() and Path(linked.transcript_path).is_symlink()
+    assert secret.read_text() == "SERVER-SECRET"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -410,3 +412,26 @@ def test_an_image_too_large_for_the_model_is_attached_as_a_file_and_the_chip_say
     html = big.content.decode()
     assert big.status_code == 200 and "File: <code>huge.png</code>" in html
     assert "(over 5 MB: the model gets its name, not the picture; send a smaller image to have it looked at)" in html
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.real_cli
+def test_delete_removes_links_the_agent_made_and_nothing_they_point_to(claude_env, server_files):
+    ada = make_user()
+    chat = make_session(owner=ada)
+    transcript = Path(chat.transcript_path)
+    side = transcript.with_suffix("")  # where the CLI keeps a session's subagents and tool results
+    turn = run_real_turn(
+        chat,
+        f"run: ln -sf {server_files.key} {transcript}; ln -s {server_files.folder} {side}; "
+        f"ln -s {server_files.db} {transcript.parent}/db; ln -s {server_files.folder} {chat.config_dir}/data",
+    )
+    assert turn.status == Turn.Status.DONE, turn.error
+    assert transcript.is_symlink() and side.is_symlink()
+    in_data_folder = sorted(server_files.folder.iterdir())
+
+    response = logged_in_client(user=ada).post(f"/chat/{chat.id}/delete/", follow=True)
+
+    assert "Deleted" in response.content.decode() and not Session.objects.filter(pk=chat.pk).exists()
+    assert not os.path.lexists(chat.config_dir)
+    assert server_files.untouched() and sorted(server_files.folder.iterdir()) == in_data_folder
