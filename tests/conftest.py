@@ -277,6 +277,9 @@ def live_app(stub_api, tmp_path_factory):
         "CLAUDE_WORKDIR": str(data / "work"),
         "CLAUDE_PROJECTS": f"team={data / 'team'}",
         "CLAUDE_ARCHIVE_DIR": str(data / "archive"),
+        # The product's settings with a cheap password hasher (users are made and log in quickly);
+        # its data folders are the ones given here.
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
         "CLAUDE_CLI": str(CLAUDE),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_DEBUG": "false",
