@@ -20,7 +20,7 @@ from tests.factories import make_user
 from tests.forge_standin import ForgeStandIn
 from tests.task_helpers import bare_remote, init_repo
 
-pytest_plugins = ["tests.hangs"]
+pytest_plugins = ["tests.hangs", "tests.checkout"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Claude Code CLI bundled with the pinned Agent SDK: what the app runs by default.
