@@ -26,6 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # The Claude Code CLI bundled with the pinned Agent SDK: what the app runs by default.
 CLAUDE = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 
+# A test that uses one of these runs the real CLI (the live app runs it too): it gets the real_cli
+# marker by itself, so `-m "not real_cli"` leaves out every such test, hand-marked or not.
+REAL_CLI_FIXTURES = frozenset({"claude_env", "live_app", "stub_api"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_CLI_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_cli)
+
 
 @pytest.fixture(scope="session")
 def stub_api():
