@@ -18,6 +18,7 @@ from django.conf import settings
 from chat.models import Turn
 from chat.services import turns
 from tests.factories import make_session, make_user
+from tests.processes import unique_sleep
 from tests.real_turns import answer_of, say
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -107,7 +108,7 @@ async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_ar
     the chat's process is warm, and ends with it."""
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    marker = "sleep 321"
+    marker = " ".join(unique_sleep())
     await say(
         session=chat, user=ada, text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started"
     )
