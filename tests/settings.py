@@ -36,3 +36,8 @@ if "pytest" in sys.modules:
 from project.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+_database = DATABASES["default"]  # noqa: F405
+if "pytest" in sys.modules and _database["ENGINE"].endswith("sqlite3") and not os.environ.get("APP_TEST_DB"):
+    # The test database goes there too: in /tmp, SQLite's -wal and -shm files outlived it.
+    _database["TEST"]["NAME"] = str(_data / "test.sqlite3")
