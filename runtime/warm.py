@@ -70,8 +70,9 @@ class WarmPool:
         return cast(P, entry.process)  # started by this key's start(), which makes P
 
     async def give_back(self, key: str, *, keep: bool = True) -> None:
-        """The turn is over: the process stays warm, or (``keep=False``, or it died) is closed
-        before this returns."""
+        """The turn is over: the process stays warm, or is closed before this returns (``keep=False``,
+        it died, or ``max_warm`` leaves no room for it). The turn holds its pool slot until then, so
+        a closing process still counts: no more processes than the pool's limit run turns or end."""
         entry = self._warm.get(key)
         if entry is None:
             return
@@ -80,7 +81,7 @@ class WarmPool:
         closing = None
         if not keep or not entry.process.alive:
             closing = self._close(self._warm.pop(key))
-        self._evict()
+        closing = self._evict().get(key, closing)
         if closing is not None:
             await asyncio.shield(closing)
 
@@ -135,10 +136,14 @@ class WarmPool:
         except Exception:
             log.exception("closing the warm process of %s failed", key)
 
-    def _evict(self) -> None:
+    def _evict(self) -> dict[str, asyncio.Task[None]]:
+        """Close idle processes over ``max_warm``, least recently used first; their closing tasks."""
         idle = [key for key, entry in self._warm.items() if not entry.busy]
+        closing = {}
         while len(self._warm) > self.max_warm and idle:
-            self._close(self._warm.pop(idle.pop(0)))  # least recently used first
+            key = idle.pop(0)
+            closing[key] = self._close(self._warm.pop(key))
+        return closing
 
     def _close(self, entry: _Warm) -> asyncio.Task[None]:
         task = asyncio.create_task(entry.process.close(), name="close-warm-claude")

@@ -23,11 +23,22 @@ from tests.forge_standin import ForgeStandIn
 from tests.processes import stop
 from tests.task_helpers import bare_remote, init_repo
 
-pytest_plugins = ["tests.hangs"]
+pytest_plugins = ["tests.hangs", "tests.checkout"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Claude Code CLI bundled with the pinned Agent SDK: what the app runs by default.
 CLAUDE = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+
+# A test that uses one of these runs the real CLI (the live app runs it too): it gets the real_cli
+# marker by itself, so `-m "not real_cli"` leaves out every such test, hand-marked or not.
+REAL_CLI_FIXTURES = frozenset({"claude_env", "live_app", "stub_api"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_CLI_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_cli)
 
 
 @pytest.fixture(scope="session")
@@ -313,6 +324,9 @@ def serving(stub_api, data: Path) -> Iterator[LiveApp]:
         "CLAUDE_WORKDIR": str(data / "work"),
         "CLAUDE_PROJECTS": f"team={data / 'team'}",
         "CLAUDE_ARCHIVE_DIR": str(data / "archive"),
+        # The product's settings with a cheap password hasher (users are made and log in quickly);
+        # its data folders are the ones given here.
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
         "CLAUDE_CLI": str(CLAUDE),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_DEBUG": "false",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -72,3 +73,9 @@ def spawn_named(name: str) -> subprocess.Popen[bytes]:
             raise AssertionError(f"{name} did not start")
         time.sleep(0.01)
     return process
+
+
+def unique_sleep() -> list[str]:
+    """A long ``sleep`` command whose argument no other test, xdist worker or test run on this
+    machine uses: a test that looks in /proc for what it left behind finds only its own."""
+    return ["sleep", f"321.{secrets.randbelow(10**9):09d}"]

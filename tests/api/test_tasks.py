@@ -20,6 +20,7 @@ from tasks.models import Task
 from tasks.services import scheduling as scheduler_module
 from tests.api_client import ApiCaller
 from tests.factories import make_user
+from tests.processes import unique_sleep
 from tests.task_helpers import settled, wait_for
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
@@ -201,16 +202,17 @@ async def test_a_tasks_session_takes_no_chat_messages(repo, scheduler, api, user
 
 
 async def test_a_skip_permissions_tasks_detached_processes_end_with_it(repo, scheduler, user):
+    sleep = unique_sleep()
     task = await settled(
         scheduler,
         await services.create_task(
             user=user,
-            prompt="run: (setsid sleep 321 &) ; (nohup sleep 321 >/dev/null 2>&1 &) ; echo started",
+            prompt=f"run: (setsid {' '.join(sleep)} &) ; (nohup {' '.join(sleep)} >/dev/null 2>&1 &) ; echo started",
             skip_permissions=True,
         ),
     )
     assert task.status == Task.Status.COMPLETED, task.error
-    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"sleep\x00321" in _cmdline(p)]
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and "\0".join(sleep).encode() in _cmdline(p)]
     assert leftovers == []
 
 

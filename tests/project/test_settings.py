@@ -38,6 +38,8 @@ def test_pages_send_a_strict_content_security_policy_and_the_usual_headers():
 def test_check_deploy_is_clean_with_the_production_settings_of_the_readme(tmp_path):
     env = {
         **os.environ,
+        # The product's settings, not the tests' own (tests/settings.py), which pytest exports.
+        "DJANGO_SETTINGS_MODULE": "project.settings",
         "APP_DATA_DIR": str(tmp_path),
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
@@ -56,6 +58,18 @@ def test_check_deploy_is_clean_with_the_production_settings_of_the_readme(tmp_pa
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "System check identified no issues" in done.stdout
+
+
+def test_only_the_tests_hash_passwords_cheaply(settings):
+    """The tests' settings (tests/settings.py) hash with MD5 for speed; the product keeps Django's
+    default, PBKDF2 at its full work factor, and no variable of the environment lowers it."""
+    from django.conf import global_settings
+
+    import project.settings as production
+
+    assert not hasattr(production, "PASSWORD_HASHERS")
+    assert global_settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+    assert settings.PASSWORD_HASHERS == ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def test_wrong_passwords_lock_the_account_and_the_address_with_a_clear_message(settings):

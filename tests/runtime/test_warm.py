@@ -64,6 +64,18 @@ class SlowProcess(QuickProcess):
         self.closed = True
 
 
+class ClosingProcess(QuickProcess):
+    """A process whose close ends when the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.may_end = asyncio.Event()
+
+    async def close(self) -> None:
+        await self.may_end.wait()
+        self.closed = True
+
+
 @pytest.mark.timeout(20)
 async def test_close_and_wait_from_a_thread_returns_once_the_process_has_exited():
     pool = WarmPool(max_warm=4, idle_seconds=600)
@@ -82,3 +94,25 @@ async def test_close_and_wait_from_a_thread_returns_once_the_process_has_exited(
     pool.close_and_wait("b", timeout=10)  # on the loop itself: the close is only started
     await pool.idle()
     assert other.closed and len(pool) == 0
+
+
+@pytest.mark.parametrize("max_warm", [0, 1])
+async def test_a_process_with_no_room_to_stay_warm_is_closed_before_its_turn_gives_back(max_warm):
+    """The turn holds its pool slot until give_back returns: while the process it leaves still
+    closes, no other turn may start one, or more processes than the limit would exist at once."""
+    pool = WarmPool(max_warm=max_warm, idle_seconds=600)
+    busy, leaving = QuickProcess(), ClosingProcess()
+    for key, process in (("leaving", leaving), ("busy", busy)):
+        await pool.take(key, fingerprint="same", start=lambda process=process: _ready(process))
+    # "busy" still runs its turn, so "leaving" is the one over max_warm.
+    giving_back = asyncio.create_task(pool.give_back("leaving"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not giving_back.done() and not leaving.closed
+    leaving.may_end.set()
+    await giving_back
+    assert leaving.closed and not busy.closed
+
+
+async def _ready[P](process: P) -> P:
+    return process

@@ -20,7 +20,7 @@ from django.test import Client
 from chat.models import Event, Turn
 from chat.services import sharing, turns
 from tests.factories import logged_in_client, make_session, make_user
-from tests.processes import running
+from tests.processes import running, unique_sleep
 from tests.real_turns import answer_of, say
 from tests.server_files import agent_links_transcript
 
@@ -111,7 +111,7 @@ async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_ar
     the chat's process is warm, and ends with it."""
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    marker = "sleep 321"
+    marker = " ".join(unique_sleep())
     await say(
         session=chat, user=ada, text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started"
     )
@@ -120,11 +120,13 @@ async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_ar
     assert not any(marker in cmdline for cmdline in _cmdlines())
 
 
-DETACH = "(setsid sleep 321 &) ; (nohup sleep 322 >/dev/null 2>&1 &) ; (sleep 323 &) ; sleep 324 & echo started"
+def _sleeps(count: int) -> list[str]:
+    """Sleep commands of this test alone (see unique_sleep): others may run at the same time."""
+    return [" ".join(unique_sleep()) for _ in range(count)]
 
 
-def _sleeping(*numbers: int) -> list[str]:
-    return [cmdline for cmdline in _cmdlines() if any(f"sleep {n}" in cmdline for n in numbers)]
+def _sleeping(*commands: str) -> list[str]:
+    return [cmdline for cmdline in _cmdlines() if any(command in cmdline for command in commands)]
 
 
 async def test_what_a_turn_started_ends_with_it_and_the_warm_process_stays_and_remembers(
@@ -135,10 +137,12 @@ async def test_what_a_turn_started_ends_with_it_and_the_warm_process_stays_and_r
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     first = await say(session=chat, user=ada, text="my name is Ada")
-    detached = await say(session=chat, user=ada, text=f"run: {DETACH}")
+    a, b, c, d = _sleeps(4)
+    detach = f"(setsid {a} &) ; (nohup {b} >/dev/null 2>&1 &) ; ({c} &) ; {d} & echo started"
+    detached = await say(session=chat, user=ada, text=f"run: {detach}")
     results = [e.text async for e in Event.objects.filter(turn=detached, kind=Event.Kind.TOOL_RESULT)]
     assert any("started" in text for text in results), results
-    assert _sleeping(321, 322, 323, 324) == []
+    assert _sleeping(a, b, c, d) == []
     assert detached.pid == first.pid and running(first.pid)
     after = await say(session=chat, user=ada, text="what is my name")
     assert "Your name is Ada" in await answer_of(after)
@@ -149,15 +153,16 @@ async def test_what_a_stopped_turn_started_ends_with_it(claude_env, secrets_arou
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     first = await say(session=chat, user=ada, text="my name is Ada")
-    submitted = await turns.submit_message(session_id=chat.id, user=ada, text="run: (setsid sleep 325 &) ; sleep 326")
+    detached, waiting = _sleeps(2)
+    submitted = await turns.submit_message(session_id=chat.id, user=ada, text=f"run: (setsid {detached} &) ; {waiting}")
     async with asyncio.timeout(60):
-        while len(_sleeping(325, 326)) < 2:
+        while len(_sleeping(detached, waiting)) < 2:
             await asyncio.sleep(0.05)
     assert await turns.stop_turn(session_id=chat.id)
     await submitted.ticket.wait()
     stopped = await Turn.objects.aget(pk=submitted.turn.pk)
     assert stopped.status == Turn.Status.STOPPED
-    assert _sleeping(325, 326) == []
+    assert _sleeping(detached, waiting) == []
     assert running(first.pid)
     after = await say(session=chat, user=ada, text="what is my name")
     assert "Your name is Ada" in await answer_of(after) and after.pid == first.pid

@@ -15,7 +15,8 @@ from drivers.claude import encode_project_dir, is_uuid, transcript_path
 SID = "0b6f4b52-3c1e-4d7a-9f51-2a1d6c8e9b30"
 
 
-@pytest.mark.parametrize("good", [SID, SID.upper(), str(uuid.uuid4())])
+# A fixed id for the fresh uuid: every xdist worker must collect the same test names.
+@pytest.mark.parametrize("good", [SID, SID.upper(), pytest.param(str(uuid.uuid4()), id="fresh-uuid4")])
 def test_a_uuid_is_a_session_id(good: str) -> None:
     assert is_uuid(good)
 
