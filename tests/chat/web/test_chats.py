@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 import runtime
@@ -35,15 +35,12 @@ def active(session: Session, *, minutes_ago: float) -> None:
     Session.objects.filter(pk=session.pk).update(last_activity_at=timezone.now() - timedelta(minutes=minutes_ago))
 
 
-def run_real_turn(session: Session, text: str) -> Turn:
-    """One turn through the real runner and CLI, waited for."""
-
-    async def go() -> Turn:
-        turn = (await turns.submit_message(session_id=session.id, user=session.owner, text=text)).turn
-        await runtime.current().turns.idle()
-        return await Turn.objects.aget(pk=turn.pk)
-
-    return async_to_sync(go)()
+async def run_real_turn(session: Session, text: str) -> Turn:
+    """One turn through the real runner and CLI, waited for (on the test's own loop, where the
+    runtime and its egress proxy serve)."""
+    turn = (await turns.submit_message(session_id=session.id, user=session.owner, text=text)).turn
+    await runtime.current().turns.idle()
+    return await Turn.objects.aget(pk=turn.pk)
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,11 +212,15 @@ def test_someone_elses_chat_cannot_be_renamed_or_deleted(claude_env):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.real_cli
-def test_delete_asks_first_then_removes_the_chat_and_its_cli_transcript(claude_env):
-    ada = make_user()
-    chat = make_session(owner=ada)
-    turn = run_real_turn(chat, "My name is Ada")
+async def test_delete_asks_first_then_removes_the_chat_and_its_cli_transcript(claude_env):
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    turn = await run_real_turn(chat, "My name is Ada")
     assert turn.status == Turn.Status.DONE, turn.error
+    await sync_to_async(_delete_asks_first_then_removes)(claude_env, ada, chat)
+
+
+def _delete_asks_first_then_removes(claude_env, ada, chat) -> None:
     transcript = claude_env.transcript(chat)
     assert transcript.exists() and str(transcript) == Session.objects.get(pk=chat.pk).transcript_path
     sharing.create_share_link(session=chat, user=ada, expires_in=None)
@@ -416,12 +417,12 @@ def test_an_image_too_large_for_the_model_is_attached_as_a_file_and_the_chip_say
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.real_cli
-def test_delete_removes_links_the_agent_made_and_nothing_they_point_to(claude_env, server_files):
-    ada = make_user()
-    chat = make_session(owner=ada)
+async def test_delete_removes_links_the_agent_made_and_nothing_they_point_to(claude_env, server_files):
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
     transcript = Path(chat.transcript_path)
     side = transcript.with_suffix("")  # where the CLI keeps a session's subagents and tool results
-    turn = run_real_turn(
+    turn = await run_real_turn(
         chat,
         f"run: ln -sf {server_files.key} {transcript}; ln -s {server_files.folder} {side}; "
         f"ln -s {server_files.db} {transcript.parent}/db; ln -s {server_files.folder} {chat.config_dir}/data",
@@ -430,8 +431,8 @@ def test_delete_removes_links_the_agent_made_and_nothing_they_point_to(claude_en
     assert transcript.is_symlink() and side.is_symlink()
     in_data_folder = sorted(server_files.folder.iterdir())
 
-    response = logged_in_client(user=ada).post(f"/chat/{chat.id}/delete/", follow=True)
+    response = await sync_to_async(lambda: logged_in_client(user=ada).post(f"/chat/{chat.id}/delete/", follow=True))()
 
-    assert "Deleted" in response.content.decode() and not Session.objects.filter(pk=chat.pk).exists()
+    assert "Deleted" in response.content.decode() and not await Session.objects.filter(pk=chat.pk).aexists()
     assert not os.path.lexists(chat.config_dir)
     assert server_files.untouched() and sorted(server_files.folder.iterdir()) == in_data_folder
