@@ -6,7 +6,8 @@ No Django imports. :func:`wrap` turns the argv of a CLI run into the argv of the
 belong to the server's user outside), has a private ``/tmp``, its own PID namespace (every process
 it starts ends when the sandbox ends, ``setsid`` or not) and an environment of only what the
 caller lists. The server's data folder, home, database, secrets, other people's transcripts and
-other projects are not there at all. The network is shared: the CLI must reach the API.
+other projects are not there at all. The network is shared (the CLI must reach the API), unless
+the sandbox is one for the server's own work in an agent's folder (``network=False``: git).
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ class Sandbox:
 
     ``writable`` folders (the working directory, the session's config folder) and ``readonly``
     ones (the CLI's own folder, a hook's interpreter) appear at the same paths as outside, so
-    paths the CLI writes into its transcript mean the same on both sides. ``state_dir`` is a
-    private folder of the server where the sandbox's ``/etc/passwd`` is kept.
+    paths the CLI writes into its transcript mean the same on both sides. ``protected`` folders
+    (a shared project's ``.git``) are bound read-only over the writable ones they lie in. ``state_dir``
+    is a private folder of the server where the sandbox's ``/etc/passwd`` is kept. Without
+    ``network`` the sandbox has a network namespace of its own with nothing in it but loopback.
     """
 
     bwrap: str
@@ -66,6 +69,8 @@ class Sandbox:
     readonly: Sequence[Path]
     state_dir: Path
     home: Path | None = None
+    protected: Sequence[Path] = ()
+    network: bool = True
 
 
 def find_bwrap(configured: str = "bwrap") -> str:
@@ -148,6 +153,11 @@ def sandbox_args(
         args += ["--ro-bind", str(path), str(path)]
     for path in sandbox.writable:
         args += ["--bind", str(path), str(path)]
+    # After the writable binds, so that they cover what lies inside them.
+    for path in sandbox.protected:
+        args += ["--ro-bind", str(path), str(path)]
+    if not sandbox.network:
+        args.append("--unshare-net")
     args += ["--chdir", str(cwd)]
     if env is not None:
         args.append("--clearenv")
