@@ -7,15 +7,15 @@ steps in a temporary folder (a sandbox's ``/tmp`` is its own, each call). The ba
 moves to it: where it is checked out, as a fast-forward of that checkout; where it is not, by a
 compare-and-swap ``update-ref``. Either way, a base that moved meanwhile is never overwritten.
 
-Diffs never run an external diff program or a textconv filter.
+Diffs never run an external diff program or a textconv filter, nor look into nested repositories.
 """
 
 from __future__ import annotations
 
 from .running import GitError, Repo, run
-from .worktrees import rev, worktree_of
+from .worktrees import NO_SUBMODULES, rev, worktree_of
 
-_DIFF = ("diff", "--no-ext-diff", "--no-textconv")
+_DIFF = ("diff", "--no-ext-diff", "--no-textconv", NO_SUBMODULES)
 
 
 class MergeConflict(Exception):

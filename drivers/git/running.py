@@ -163,15 +163,24 @@ async def run(
     timeout: float | None = None,  # noqa: ASYNC109
     detached: bool = False,
     server_config: bool = False,
+    input: str | None = None,
 ) -> Done:
     """``git args...`` in ``repo``; ``env`` adds variables, ``timeout`` ends it (raising GitError),
     ``detached`` runs it without a controlling terminal (ssh cannot ask for a password),
-    ``server_config`` keeps the server's own git configuration (a push's credential helpers)."""
+    ``server_config`` keeps the server's own git configuration (a push's credential helpers),
+    ``input`` is its standard input."""
     full_env = _environment(repo, env or {}, server_config=server_config)
     if author:
         full_env.update(await _fallback_identity(repo, full_env))
     return await run_program(
-        repo, git_argv(repo, args), env=full_env, check=check, timeout=timeout, detached=detached, shown=list(args)
+        repo,
+        git_argv(repo, args),
+        env=full_env,
+        check=check,
+        timeout=timeout,
+        detached=detached,
+        shown=list(args),
+        input=input,
     )
 
 
@@ -184,13 +193,14 @@ async def run_program(
     timeout: float | None = None,  # noqa: ASYNC109
     detached: bool = False,
     shown: list[str] | None = None,
+    input: str | None = None,
 ) -> Done:
     """A program (git, or a small shell step) in ``repo``'s place: in its sandbox if it has one."""
     full, full_env, cwd = command(repo, argv, env if env is not None else _environment(repo, {}, server_config=False))
     starting = asyncio.ensure_future(
         asyncio.create_subprocess_exec(
             *full,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if input is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=full_env if full_env is not None else {},
@@ -207,7 +217,8 @@ async def run_program(
         raise
     said = shown if shown is not None else list(argv)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        data = None if input is None else input.encode()
+        out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     except TimeoutError:
         await _end(proc, detached)
         raise GitError(said, -1, "", f"no answer within {timeout:g} seconds") from None

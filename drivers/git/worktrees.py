@@ -193,21 +193,33 @@ def _remove_folder(path: Path) -> None:
         path.unlink()
 
 
-async def status(repo: Repo) -> list[str]:
-    """Paths with changes (staged, unstaged, untracked) relative to the worktree root."""
-    done = await run(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all")
-    paths, entries = [], done.out.split("\0")
+# On the command line, this wins over what a .gitmodules in the agent's files says: git never looks
+# into (and so never runs git in) a nested repository's work tree.
+NO_SUBMODULES = "--ignore-submodules=all"
+
+
+async def _entries(repo: Repo) -> list[tuple[str, str, str]]:
+    """(status code, path, path it was renamed or copied from) of every change in the worktree."""
+    done = await run(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", NO_SUBMODULES)
+    found, entries = [], done.out.split("\0")
     i = 0
     while i < len(entries):
         entry = entries[i]
         i += 1
         if len(entry) < 4:
             continue
-        code, path = entry[:2], entry[3:]
-        paths.append(path)
+        code, path, source = entry[:2], entry[3:], ""
         if "R" in code or "C" in code:
-            i += 1  # the source path of a rename follows
-    return paths
+            source = entries[i] if i < len(entries) else ""
+            i += 1
+        found.append((code, path, source))
+    return found
+
+
+async def status(repo: Repo) -> list[str]:
+    """Paths with changes (staged, unstaged, untracked) relative to the worktree root; a nested
+    repository is one entry, its name with a ``/``."""
+    return [path for _code, path, _source in await _entries(repo)]
 
 
 async def merging(repo: Repo) -> bool:
@@ -215,9 +227,27 @@ async def merging(repo: Repo) -> bool:
 
 
 async def commit_all(repo: Repo, message: str) -> str | None:
-    """Commit everything in the worktree (also concluding a merge in progress); None if clean."""
-    if not await status(repo) and not await merging(repo):
+    """Commit every change in the worktree (also concluding a merge in progress); None if there is
+    nothing to commit.
+
+    Nested repositories are left out: adding one would have git look into it (and run what its
+    own ``.git`` says, with the server's powers in a shared project), and a commit of another
+    repository's id is of no use to the task's branch anyway."""
+    entries = await _entries(repo)
+    # What differs between the index and the files (what is staged already needs no adding).
+    paths = [path for code, path, _source in entries if code[1] != " " and not path.endswith("/")]
+    staged = any(code[0] not in " ?" for code, _path, _source in entries)
+    if not paths and not staged and not await merging(repo):
         return None
-    await run(repo, "add", "--all")
+    if paths:
+        await run(
+            repo,
+            "add",
+            "--all",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            env={"GIT_LITERAL_PATHSPECS": "1"},
+            input="\0".join(paths),
+        )
     await run(repo, "commit", "--no-verify", "-q", "-m", message, author=True)
     return await rev(repo, "HEAD")

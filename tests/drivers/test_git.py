@@ -921,3 +921,22 @@ def cmdlines() -> list[str]:
             except OSError:
                 continue
     return found
+
+
+async def test_commit_all_commits_what_is_staged_and_leaves_nested_repositories_out(
+    main: g.Repo, repo: Path, tmp_path: Path
+) -> None:
+    """A nested repository (one a task's agent made, or cloned) is neither added nor looked into:
+    even a .gitmodules of the agent's asking git to look inside is overruled."""
+    wt = await task_worktree(main, tmp_path)
+    path = folder(wt)
+    git(path, "mv", "README.md", "READ.md")  # staged already
+    git(path, "rm", "-q", "shared.txt")
+    init_repo(path / "nested")
+    (path / ".gitmodules").write_text('[submodule "nested"]\n\tpath = nested\n\turl = ./nested\n\tignore = none\n')
+    assert sorted(await g.status(wt)) == [".gitmodules", "READ.md", "nested/", "shared.txt"]
+    sha = await g.commit_all(wt, "work")
+    assert sha is not None
+    assert sorted(git(path, "ls-tree", "-r", "--name-only", sha).split()) == [".gitmodules", "READ.md"]
+    assert await g.status(wt) == ["nested/"]
+    assert await g.commit_all(wt, "nothing but the nested repository") is None
