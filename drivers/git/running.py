@@ -65,6 +65,9 @@ AUTHOR = {
     "GIT_COMMITTER_EMAIL": "tasks@localhost",
 }
 JAIL_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Where an agent wrote the .git, what git runs may never end (a filter that sleeps): a task would
+# hold its slot, which other members wait for, for ever. Ended after this long, saying so.
+SANDBOX_TIMEOUT = 600.0
 
 
 class GitError(Exception):
@@ -216,6 +219,8 @@ async def run_program(
         await _end(await starting, detached)
         raise
     said = shown if shown is not None else list(argv)
+    if timeout is None and repo.jail is not None:
+        timeout = SANDBOX_TIMEOUT
     try:
         data = None if input is None else input.encode()
         out, err = await asyncio.wait_for(proc.communicate(data), timeout)
@@ -238,16 +243,20 @@ def run_now(repo: Repo, *args: str, check: bool = True, author: bool = False) ->
     if author:
         env.update({name: value for name, value in AUTHOR.items() if name not in env})
     full, full_env, cwd = command(repo, git_argv(repo, args), env)
-    finished = subprocess.run(
-        full,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        env=full_env if full_env is not None else {},
-        cwd=cwd,
-        check=False,
-    )
+    try:
+        finished = subprocess.run(
+            full,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=full_env if full_env is not None else {},
+            cwd=cwd,
+            check=False,
+            timeout=SANDBOX_TIMEOUT if repo.jail is not None else None,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(list(args), -1, "", f"no answer within {SANDBOX_TIMEOUT:g} seconds") from None
     done = Done(finished.returncode, finished.stdout, finished.stderr)
     if check and done.code:
         raise GitError(list(args), done.code, done.out, done.err)

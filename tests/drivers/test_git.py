@@ -940,3 +940,17 @@ async def test_commit_all_commits_what_is_staged_and_leaves_nested_repositories_
     assert sorted(git(path, "ls-tree", "-r", "--name-only", sha).split()) == [".gitmodules", "READ.md"]
     assert await g.status(wt) == ["nested/"]
     assert await g.commit_all(wt, "nothing but the nested repository") is None
+
+
+async def test_a_sandboxed_git_that_never_answers_is_ended_and_says_so(tmp_path: Path) -> None:
+    """A filter an agent planted that never ends would hold its task's slot for ever: the sandbox
+    is ended after its time (SANDBOX_TIMEOUT), and the error says so."""
+    repo = init_repo(tmp_path / "repo")
+    jailed = g.Repo.at(repo, jail=git_sandbox(tmp_path, tmp_path.parent / f"{tmp_path.name}-state"))
+    with pytest.raises(g.GitError, match="no answer within 1 seconds"):
+        await g.run_program(jailed, ["sh", "-c", "(setsid sleep 6179 &) ; sleep 6180"], timeout=1)
+    for _ in range(500):
+        if not any("sleep 6179" in line or "sleep 6180" in line for line in cmdlines()):
+            break
+        await asyncio.sleep(0.02)
+    assert not any("sleep 6179" in line or "sleep 6180" in line for line in cmdlines())
