@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 
 import runtime
+from chat.services import agents
 from drivers import claims, git
 
 from ..models import Action, Task, may_act
@@ -141,6 +142,17 @@ def _merge_subject(task: Task) -> str:
 async def diff(*, task_id: int) -> str:
     """The task's changes as a patch: its branch against the base, or once merged its merge commit's."""
     task = await get_task(task_id)
+    try:
+        return await _diff(task)
+    except (git.GitError, agents.SandboxUnavailable) as exc:
+        # In a member's own folder the repository is theirs to break (a chat may rewrite .git).
+        raise TaskRefused(
+            f"git could not show the changes of task #{task.pk} ({exc}). If a chat changed the repository's .git in "
+            f"{task.repo_path}, put it right there (or Discard the task)."
+        ) from exc
+
+
+async def _diff(task: Task) -> str:
     if task.status == Task.Status.MERGED:
         # Tasks merged before merge commits were kept are found by the merge's message.
         commit = task.merge_commit or await git.find_merge(repo_of(task), task.base_branch, _merge_subject(task))
