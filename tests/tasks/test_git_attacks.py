@@ -128,7 +128,10 @@ async def test_a_task_pointing_its_worktree_at_a_planted_repository_changes_noth
     shared project (git as the server)."""
     task = await completed(scheduler, user, "echo: ready", project=project)
     worktree = Path(task.worktree_path)
-    await services.resume(task_id=task.pk, message="run: " + task_plants(worktree, data, how))
+    main_hook = Path(task.repo_path) / ".git" / "hooks" / "post-merge"
+    # The repository's own .git is not the task agent's to write (nor, in the member's folder, to see).
+    reach = f"{{ echo '#!/bin/sh' > {main_hook}; }} 2>/dev/null || echo OUT-OF-REACH"
+    await services.resume(task_id=task.pk, message=f"run: {reach}; " + task_plants(worktree, data, how))
     task = await settled(scheduler, task)
     from tests.task_helpers import texts
 
@@ -137,6 +140,7 @@ async def test_a_task_pointing_its_worktree_at_a_planted_repository_changes_noth
     assert "work.txt" in task.files_changed
     committed = git(Path(task.repo_path), "show", "--name-only", "--format=", task.branch)
     assert committed.split() == ["work.txt"]  # the nested repositories are left out
+    assert not main_hook.exists()
     assert "+work" in await services.diff(task_id=task.pk)
     notes = {**ran(worktree / ".ev" / ".git" / "ran"), **ran(worktree / "nested" / ".git" / "ran")}
     assert "included-fsmonitor" in plain_git_runs_them(worktree, data, tmp_path)  # the plants are live
