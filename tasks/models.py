@@ -12,7 +12,6 @@ Opening a pull request also needs a project with a remote (:data:`NEEDS_REMOTE`,
 from __future__ import annotations
 
 import enum
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -21,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat.models import Session
+from drivers import git
 
 from . import remotes
 
@@ -145,7 +145,9 @@ class Task(models.Model):
 
     @property
     def worktree_exists(self) -> bool:
-        return bool(self.worktree_path) and Path(self.worktree_path).is_dir()
+        """Whether the worktree's folder is there: a folder reached from the repository through no
+        link (an agent's link to elsewhere is not the worktree)."""
+        return bool(self.worktree_path) and git.is_folder_below(self.repo_path, self.worktree_path)
 
     @property
     def has_worktree(self) -> bool:

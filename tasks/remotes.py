@@ -95,4 +95,5 @@ def _config_stamp(repo_path: str | Path) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _remote_url(repo_path: str, remote: str, stamp: int) -> str | None:
-    return git.remote_url_now(repo_path, remote)
+    # A shared project's repository: no agent writes its .git, so the server reads it itself.
+    return git.remote_url_now(git.Repo.at(repo_path), remote)

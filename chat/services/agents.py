@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 
 import runtime
-from drivers import claude, egress
+from drivers import claude, egress, git
 from drivers.claude.sandbox import BRIDGE_URL
 
 from ..models import Session
@@ -125,20 +125,78 @@ def _bridge() -> claude.Bridge:
     return claude.Bridge(socket=proxy.socket_path, socat=socat)
 
 
+def _bwrap() -> str:
+    try:
+        return claude.find_bwrap(settings.CLAUDE_BWRAP)
+    except claude.SandboxMissing:
+        raise _missing("bubblewrap", "bubblewrap") from None
+
+
+def _state_dir() -> Path:
+    return Path(settings.DATA_DIR) / "sandbox"
+
+
 def sandbox(*, session: Session, readonly: Sequence[Path] = (), writable: Sequence[Path] = ()) -> claude.Sandbox | None:
     """The sandbox of a turn of ``session`` (None when CLAUDE_SANDBOX is off)."""
     if not sandboxed():
         return None
-    try:
-        bwrap = claude.find_bwrap(settings.CLAUDE_BWRAP)
-    except claude.SandboxMissing:
-        raise _missing("bubblewrap", "bubblewrap") from None
+    bwrap = _bwrap()
     Path(session.config_dir).mkdir(parents=True, exist_ok=True)
     return claude.Sandbox(
         bwrap=bwrap,
         writable=[Path(session.workdir), Path(session.config_dir), *writable],
         readonly=[_cli_folder(cli_program()), *readonly],
-        state_dir=Path(settings.DATA_DIR) / "sandbox",
+        state_dir=_state_dir(),
         home=Path(session.config_dir),
         bridge=_bridge(),
+        protected=_protected(session),
+    )
+
+
+def git_sandbox(folder: Path) -> claude.Sandbox | None:
+    """How the server runs git in a folder its agents write (a member's own folder, where ``.git``
+    is theirs): as they do, in a sandbox with the folder writable, as the agents' user, but with
+    no network and nothing of the server's environment. None when CLAUDE_SANDBOX is off (every
+    agent then runs as the server itself)."""
+    if not sandboxed():
+        return None
+    return claude.Sandbox(bwrap=_bwrap(), writable=[folder], readonly=[], state_dir=_state_dir(), home=folder)
+
+
+def _protected(session: Session) -> list[Path]:
+    """What a chat working in a shared project's folder may read but not write: the project's own
+    git directory (the server runs git there with its own powers) and its tasks' worktrees."""
+    root = settings.CLAUDE_PROJECTS.get(session.project) if session.project else None
+    if root is None or Path(root) != Path(session.workdir):
+        return []
+    return protect_shared(Path(root))
+
+
+PROTECTED = (".git", ".worktrees")
+
+
+def protect_shared(root: Path) -> list[Path]:
+    """A shared project's ``.git`` and ``.worktrees``, made (empty) if missing so that an agent cannot
+    make them: a ``.git`` an agent made would be the server's to run git in."""
+    found = []
+    for name in PROTECTED:
+        path = root / name
+        if name == ".worktrees":
+            try:
+                git.make_ignored_folder(path)
+            except git.GitError:
+                raise SandboxUnavailable(_linked(root, name)) from None
+        elif not os.path.lexists(path):
+            path.mkdir()
+        if os.path.islink(path):
+            raise SandboxUnavailable(_linked(root, name))
+        found.append(path)
+    return found
+
+
+def _linked(root: Path, name: str) -> str:
+    return (
+        f"The shared project {root} has a {name} that is a symbolic link (or lies behind one), which an agent "
+        f"may have made. An admin checks it and replaces it with the real folder ({name} of the repository "
+        "itself), then chats and tasks there work again."
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,10 @@ def create_session(
     folder of its own and the transcript path the CLI will use there. ``model``: one of
     CLAUDE_MODELS (None: the first of them)."""
     model = default_model() if model is None else clean_model(model)
-    project = project or Project(key=projects.OWN, path=own_folder_of(owner))
+    if project is None:
+        project = Project(key=projects.OWN, path=_own_folder_for_chat(owner))
+    elif not project.shared and project.path == projects.own_folder(owner):
+        _own_folder_for_chat(owner)  # however the chat names it (the API does), it is a repository
     project.path.mkdir(parents=True, exist_ok=True)
     session = Session(
         owner=owner, title=title[:TITLE_LENGTH], workdir=str(project.path), project=project.stored_key, model=model
@@ -103,16 +107,25 @@ def _discard(session: Session, saved: list[attachments.Saved]) -> None:
 
 
 def own_folder_of(user: User) -> Path:
-    """The member's own folder, made on first use as a git repository of its own (one empty
-    commit), so that their tasks can branch off it; never the repository around it."""
+    """The member's own folder, made on first use, and a git repository of its own (one empty
+    commit) however it was first made, so that their tasks can branch off it (never the repository
+    around it). A folder that has no ``.git`` yet is made one. git runs there as the member's agents
+    do, in their sandbox: the ``.git`` is theirs to change."""
     folder = projects.own_folder(user)
-    if not folder.exists():
-        git.start_repository(folder, message="Your own folder")
-    elif settings.DEMO_MODE and not git.is_toplevel_now(folder):
-        # A demo's folder made before own folders started as repositories: tasks would refuse it
-        # (or, without that check, use the repository around it). The demo makes it one of its own.
-        git.start_repository(folder, message="Your own folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.path.lexists(folder / ".git"):
+        git.start_repository(git.Repo.at(folder, jail=agents.git_sandbox(folder)), message="Your own folder")
     return folder
+
+
+def _own_folder_for_chat(user: User) -> Path:
+    """The member's own folder for a new chat: a chat works there even if it could not be made a
+    repository now (tasks try again, and say why)."""
+    try:
+        return own_folder_of(user)
+    except (agents.SandboxUnavailable, git.GitError) as exc:
+        log.warning("the own folder of user %s is not a repository yet: %s", user.pk, exc)
+        return projects.own_folder(user)
 
 
 def clean_title(title: str | None) -> str:

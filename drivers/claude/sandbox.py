@@ -81,9 +81,10 @@ class Sandbox:
 
     ``writable`` folders (the working directory, the session's config folder) and ``readonly``
     ones (the CLI's own folder, a hook's interpreter) appear at the same paths as outside, so
-    paths the CLI writes into its transcript mean the same on both sides. ``state_dir`` is a
-    private folder of the server where the sandbox's ``/etc/passwd`` and its launch files are kept.
-    Without a ``bridge`` the sandbox has no network at all.
+    paths the CLI writes into its transcript mean the same on both sides. ``protected`` folders
+    (a shared project's ``.git``) are bound read-only over the writable ones they lie in. ``state_dir``
+    is a private folder of the server where the sandbox's ``/etc/passwd`` and its launch files are
+    kept. Without a ``bridge`` the sandbox has no network at all.
     """
 
     bwrap: str
@@ -92,6 +93,7 @@ class Sandbox:
     state_dir: Path
     home: Path | None = None
     bridge: Bridge | None = None
+    protected: Sequence[Path] = ()
 
 
 def find_bwrap(configured: str = "bwrap") -> str:
@@ -187,6 +189,9 @@ def _options(sandbox: Sandbox, *, cwd: str | os.PathLike[str], env: Mapping[str,
         args += ["--ro-bind", str(path), str(path)]
     for path in sandbox.writable:
         args += ["--bind", str(path), str(path)]
+    # After the writable binds, so that they cover what lies inside them.
+    for path in sandbox.protected:
+        args += ["--ro-bind", str(path), str(path)]
     args += ["--chdir", str(cwd)]
     if env is not None:
         args.append("--clearenv")

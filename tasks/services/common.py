@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -17,6 +16,7 @@ from drivers import git
 from .. import live
 from ..models import Action, Task
 from ..selectors import visible_tasks
+from .places import worktree_of
 
 
 class TaskRefused(Exception):
@@ -70,10 +70,11 @@ async def changed(task_id: int) -> None:
 
 async def touched(task: Task) -> list[str]:
     """Files the task changed: committed on its branch since the base, and not yet committed."""
-    if not Path(task.worktree_path).is_dir():
+    if not task.worktree_exists:
         return list(task.files_changed)
-    committed = await git.changed_files(task.worktree_path, task.base_branch, "HEAD")
-    pending = await git.status(task.worktree_path)
+    worktree = worktree_of(task)
+    committed = await git.changed_files(worktree, task.base_branch, "HEAD")
+    pending = await git.status(worktree)
     return sorted(set(committed) | set(pending))
 
 

@@ -10,7 +10,7 @@ from drivers import claims, git
 
 from ..models import Task
 from .common import TaskRefused, changed, get_task, queue, save, touched
-from .places import store_for
+from .places import store_for, worktree_of
 
 CONTINUE_MARKER = "Continue with:"
 
@@ -69,9 +69,9 @@ async def rebase_and_resume(task_id: int, holder: Task | None) -> None:
     task = await get_task(task_id)
     what = await _what_became_of(holder, task.base_branch)
     await git.commit_all(
-        task.worktree_path, f"WIP: {task.title} (before rebase onto {task.base_branch})\n\nTask #{task.pk}"
+        worktree_of(task), f"WIP: {task.title} (before rebase onto {task.base_branch})\n\nTask #{task.pk}"
     )
-    files = await git.rebase(task.worktree_path, task.base_branch)
+    files = await git.rebase(worktree_of(task), task.base_branch)
     if files:
         await save(
             task.pk,
@@ -102,8 +102,8 @@ async def resolve(*, task_id: int, message: str = "") -> Task:
     task = await get_task(task_id)
     if not (task.status == Task.Status.PAUSED and task.reason == Task.Reason.ATTENTION):
         raise TaskRefused(f"Task #{task.pk} has no conflict to resolve.")
-    await git.commit_all(task.worktree_path, f"WIP: {task.title} (before resolving)\n\nTask #{task.pk}")
-    files = await git.merge_in(task.worktree_path, task.base_branch)
+    await git.commit_all(worktree_of(task), f"WIP: {task.title} (before resolving)\n\nTask #{task.pk}")
+    files = await git.merge_in(worktree_of(task), task.base_branch)
     if files:
         prompt = (
             f"{task.base_branch} changed while you worked. It has been merged into this branch and the merge "

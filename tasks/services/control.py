@@ -7,19 +7,18 @@ pages read to show their buttons.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 
 import runtime
+from chat.services import agents
 from drivers import claims, git
 
 from ..models import Action, Task, may_act
 from .common import NotAllowed, TaskRefused, changed, get_task, queue, require, save
 from .conflicts import resolve, unblock
-from .places import store_for
+from .places import remove_worktree_and_branch, repo_of, store_for, worktree_of
 from .pulls import close_for_discard, open_pull_request
 from .runs import STOP_PAUSE, STOP_TERMINATE
 
@@ -56,7 +55,7 @@ async def resume(*, task_id: int, message: str | None = None) -> Task:
         return await resolve(task_id=task.pk, message=message)
     if task.status == Task.Status.COMPLETED and not message:
         raise TaskRefused("Say what to do next: a completed task takes a follow-up instruction.")
-    if not Path(task.worktree_path).is_dir() and not await git.branch_exists(task.repo_path, task.branch):
+    if not task.worktree_exists and not await git.branch_exists(repo_of(task), task.branch):
         raise TaskRefused(f"The worktree and branch of task #{task.pk} are gone; start a new task.")
     prompt = message or ("Continue where you left off." if task.session_id else task.prompt)
     await queue(task.pk, prompt)
@@ -71,8 +70,8 @@ async def terminate(*, task_id: int) -> Task:
         if scheduler.stop(task.pk, STOP_TERMINATE):
             await scheduler.settled(task.pk)
             return await get_task(task.pk)
-    if Path(task.worktree_path).is_dir():
-        await git.commit_all(task.worktree_path, f"WIP: {task.title} (terminated)\n\nTask #{task.pk}")
+    if task.worktree_exists:
+        await git.commit_all(worktree_of(task), f"WIP: {task.title} (terminated)\n\nTask #{task.pk}")
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
     await save(task.pk, status=Task.Status.CANCELLED, reason="", finished_at=timezone.now())
     await changed(task.pk)
@@ -84,10 +83,10 @@ async def merge(*, task_id: int) -> Task:
     """Merge the task's branch into its base (``--no-ff``), then remove its worktree and branch."""
     task = await get_task(task_id)
     require(task, Action.MERGE)
-    if Path(task.worktree_path).is_dir():
-        await git.commit_all(task.worktree_path, f"{task.title} (last changes)\n\nTask #{task.pk}")
+    if task.worktree_exists:
+        await git.commit_all(worktree_of(task), f"{task.title} (last changes)\n\nTask #{task.pk}")
     try:
-        commit = await git.merge_into(task.repo_path, task.base_branch, task.branch, _merge_subject(task) + task.title)
+        commit = await git.merge_into(repo_of(task), task.base_branch, task.branch, _merge_subject(task) + task.title)
     except git.MergeConflict as exc:
         await save(
             task.pk,
@@ -104,8 +103,7 @@ async def merge(*, task_id: int) -> Task:
         raise TaskRefused(f"Merging task #{task.pk} conflicts in {', '.join(exc.files)}; nothing was merged.") from exc
     except git.GitError as exc:
         raise TaskRefused(f"git could not merge task #{task.pk}: {exc}") from exc
-    await git.worktree_remove(task.repo_path, task.worktree_path)
-    await git.branch_delete(task.repo_path, task.branch, force=True)
+    await remove_worktree_and_branch(task)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
     await save(task.pk, status=Task.Status.MERGED, reason="", merged_at=timezone.now(), error="", merge_commit=commit)
     await changed(task.pk)
@@ -121,10 +119,9 @@ async def discard(*, task_id: int) -> Task:
         raise TaskRefused(f"Task #{task.pk} is running; Pause or Terminate it first.")
     require(task, Action.DISCARD)
     pull_request = await close_for_discard(task)
-    if Path(task.worktree_path).is_dir():
-        await git.run(task.worktree_path, "merge", "--abort", check=False)
-    await git.worktree_remove(task.repo_path, task.worktree_path)
-    await git.branch_delete(task.repo_path, task.branch, force=True)
+    if task.worktree_exists:
+        await git.merge_abort(worktree_of(task))
+    await remove_worktree_and_branch(task)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
     await save(
         task.pk,
@@ -145,21 +142,33 @@ def _merge_subject(task: Task) -> str:
 async def diff(*, task_id: int) -> str:
     """The task's changes as a patch: its branch against the base, or once merged its merge commit's."""
     task = await get_task(task_id)
+    try:
+        return await _diff(task)
+    except (git.GitError, agents.SandboxUnavailable) as exc:
+        # In a member's own folder the repository is theirs to break (a chat may rewrite .git).
+        raise TaskRefused(
+            f"git could not show the changes of task #{task.pk} ({exc}). If a chat changed the repository's .git in "
+            f"{task.repo_path}, put it right there (or Discard the task)."
+        ) from exc
+
+
+async def _diff(task: Task) -> str:
     if task.status == Task.Status.MERGED:
         # Tasks merged before merge commits were kept are found by the merge's message.
-        commit = task.merge_commit or await git.find_merge(task.repo_path, task.base_branch, _merge_subject(task))
+        commit = task.merge_commit or await git.find_merge(repo_of(task), task.base_branch, _merge_subject(task))
         try:
-            return await git.merge_diff(task.repo_path, commit) if commit else ""
+            return await git.merge_diff(repo_of(task), commit) if commit else ""
         except git.GitError:
             return ""  # the commit is gone (history rewritten): the page says so
-    if not task.has_worktree or not await git.branch_exists(task.repo_path, task.branch):
+    repo = repo_of(task)
+    if not task.has_worktree or not await git.branch_exists(repo, task.branch):
         return ""
-    if Path(task.worktree_path).is_dir():
-        pending = await git.status(task.worktree_path)
+    if task.worktree_exists:
+        pending = await git.status(worktree_of(task))
         if pending and task.status != Task.Status.RUNNING:
-            text = await git.diff(task.repo_path, task.base_branch, task.branch)
+            text = await git.diff(repo, task.base_branch, task.branch)
             return text + f"\n(and not yet committed: {', '.join(pending)})\n"
-    return await git.diff(task.repo_path, task.base_branch, task.branch)
+    return await git.diff(repo, task.base_branch, task.branch)
 
 
 async def act(

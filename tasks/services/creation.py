@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
@@ -19,7 +20,7 @@ from drivers import claims, claude, git
 
 from ..models import Task
 from .common import TaskRefused, changed
-from .places import branch_for, store_for, worktree_for
+from .places import branch_for, repository, store_for, worktree_for
 
 TITLE_LENGTH = 120
 PRIORITY_RANGE = (-1000, 1000)
@@ -45,20 +46,21 @@ async def create_task(
     except ProjectRefused as exc:
         raise TaskRefused(str(exc)) from exc
     if not place.shared:
-        await sync_to_async(own_folder_of)(user)
-    repo = place.path
-    # The folder itself must be the top of a repository: never the repository around it.
-    if not await git.is_toplevel(repo):
-        raise TaskRefused(
-            await _not_a_repository(
-                repo.resolve(), "your own folder" if not place.shared else f"the project {project!r}"
-            )
-        )
-    repo = repo.resolve()
+        try:
+            await sync_to_async(own_folder_of)(user)
+        except agents.SandboxUnavailable as exc:
+            raise TaskRefused(str(exc)) from exc
+        except git.GitError as exc:
+            raise TaskRefused(
+                f"Your own folder could not be made a git repository ({exc}). Tell an admin: the server's log has more."
+            ) from exc
+    root = place.path.resolve()
+    where = "your own folder" if not place.shared else f"the project {project!r}"
+    repo = await _repository(place.key, root, where)
     base = await git.current_branch(repo)
     if not base or not await git.branch_exists(repo, base):
         raise TaskRefused(
-            f"The repository {repo} has no commit on a branch yet (or HEAD is detached). "
+            f"The repository {root} has no commit on a branch yet (or HEAD is detached). "
             "Commit something on a branch first: tasks branch off it."
         )
     title_text = title.strip() or title_from(prompt)
@@ -67,7 +69,7 @@ async def create_task(
         title=title_text[:TITLE_LENGTH],
         prompt=prompt,
         project=project,
-        repo_path=str(repo),
+        repo_path=str(root),
         base_branch=base,
         priority=priority,
         skip_permissions=skip_permissions,
@@ -77,7 +79,7 @@ async def create_task(
     )
     try:
         # Names from the id only.
-        task.worktree_path = str(worktree_for(repo, task.pk))
+        task.worktree_path = str(worktree_for(root, task.pk))
         task.branch = branch_for(task.pk)
         # The session exists from the start (its folder not yet), so a task's page follows its log at once.
         task.session = await sync_to_async(new_session)(task)
@@ -98,18 +100,40 @@ async def create_task(
     return task
 
 
-async def _not_a_repository(repo: Path, where: str) -> str:
-    around = await git.toplevel_of(repo)
+async def _repository(project: str, root: Path, where: str) -> git.Repo:
+    """The repository at the top of ``root``, through its own ``.git`` only (never one around it,
+    nor a ``.git`` that is a link); refused, saying what to do, if there is none."""
+    dot_git = root / ".git"
+    if os.path.islink(dot_git):
+        raise TaskRefused(
+            f"The .git of {where} ({root}) is a symbolic link, which tasks do not follow. Replace it with the "
+            "repository's own .git folder (or ask an admin to), then create the task again."
+        )
+    try:
+        repo = repository(project, root)
+    except agents.SandboxUnavailable as exc:
+        raise TaskRefused(str(exc)) from exc
+    if os.path.lexists(dot_git) and await git.is_repository(repo):
+        return repo
+    around = _repository_around(root)
     inside = (
-        (f" It lies inside the repository {around}, which tasks never use: they would branch and merge there.")
+        f" It lies inside the repository {around}, which tasks never use: they would branch and merge there."
         if around
         else ""
     )
-    return (
-        f"Tasks need a git repository, and {where} ({repo}) is not the top of one.{inside} Run `git init` in "
-        f"{repo} and make a first commit (a chat in it can do that), or ask an admin to set CLAUDE_PROJECTS to a "
+    raise TaskRefused(
+        f"Tasks need a git repository, and {where} ({root}) is not the top of one.{inside} Run `git init` in "
+        f"{root} and make a first commit (a chat in it can do that), or ask an admin to set CLAUDE_PROJECTS to a "
         "repository for the team's tasks."
     )
+
+
+def _repository_around(root: Path) -> Path | None:
+    """The nearest folder above ``root`` with a ``.git`` (found without running git there)."""
+    for folder in root.parents:
+        if os.path.lexists(folder / ".git"):
+            return folder
+    return None
 
 
 def new_session(task: Task) -> Session:

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import re
 from datetime import timedelta
-from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -34,7 +33,7 @@ from .. import remotes
 from ..models import ACTIONS, Action, Task
 from .common import TaskRefused, changed, get_task, require, save
 from .conflicts import unblock
-from .places import store_for
+from .places import remove_worktree_and_branch, repo_of, store_for, worktree_of
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +68,21 @@ async def open_pull_request(*, task_id: int) -> Task:
         raise TaskRefused(target.problem)
     repository = target.repository
     token = _token(task, repository, doing="open a pull request")
-    push_url = await git.remote_url(task.repo_path, target.remote, push=True)
+    repo = repo_of(task)
+    push_url = await git.remote_url(repo, target.remote, push=True)
     if push_url is None:
         raise TaskRefused(
             f"The repository of project {task.project!r} has no git remote {target.remote!r}. "
             f"Add it with `git remote add {target.remote} <url>` in {task.repo_path}."
         )
-    if Path(task.worktree_path).is_dir():
-        await git.commit_all(task.worktree_path, f"{task.title} (last changes)\n\nTask #{task.pk}")
-    head = await git.rev(task.repo_path, task.branch)
+    if task.worktree_exists:
+        await git.commit_all(worktree_of(task), f"{task.title} (last changes)\n\nTask #{task.pk}")
+    head = await git.rev(repo, task.branch)
     try:
         # A branch pushed for an open pull request may be replaced (a rebased task) only if the
         # remote's is still what was pushed; anything else only as a new branch or a fast-forward.
         await git.push(
-            task.repo_path,
+            repo,
             target.remote,
             task.branch,
             expect=task.pr_head if task.pr_state == Task.PullState.OPEN and task.pr_head else None,
@@ -221,7 +221,7 @@ def _code(text: str) -> str:
 async def describe(task: Task) -> tuple[str, str]:
     """The pull request's title (the task's) and description: the prompt, then the files, cost,
     commits and turns (prompts and answers shortened)."""
-    commits = await git.log(task.repo_path, task.base_branch, task.branch)
+    commits = await git.log(repo_of(task), task.base_branch, task.branch)
     return await sync_to_async(_describe)(task, commits)
 
 
@@ -305,8 +305,9 @@ async def refresh_pull_request(*, task_id: int, force: bool = False) -> Task:
 async def _merged_on_forge(task: Task) -> None:
     """The forge merged the task's pull request: finish the task as a local Merge does, if nothing
     changed in it since its last push (else say so and leave it as it is)."""
-    pending = await git.status(task.worktree_path) if Path(task.worktree_path).is_dir() else []
-    head = await git.rev(task.repo_path, task.branch) if await git.branch_exists(task.repo_path, task.branch) else ""
+    repo = repo_of(task)
+    pending = await git.status(worktree_of(task)) if task.worktree_exists else []
+    head = await git.rev(repo, task.branch) if await git.branch_exists(repo, task.branch) else ""
     if pending or head != task.pr_head:
         await save(
             task.pk,
@@ -329,8 +330,7 @@ async def _merged_on_forge(task: Task) -> None:
     )
     if not finished:
         return
-    await git.worktree_remove(task.repo_path, task.worktree_path)
-    await git.branch_delete(task.repo_path, task.branch, force=True)
+    await remove_worktree_and_branch(task)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
     await unblock(task)
 

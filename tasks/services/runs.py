@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from django.utils import timezone
 import runtime
 from chat.live import notify
 from chat.models import Session, Turn
-from chat.services import turns
+from chat.services import agents, turns
 from chat.services.execution import FileRefusal, TurnOptions
 from drivers import claims, claude, git
 
@@ -28,7 +29,7 @@ from ..models import Task
 from .common import changed, save, touched, usage
 from .conflicts import pause_for_conflict, unblock
 from .creation import new_session
-from .places import WORKTREES_DIR, store_for
+from .places import WORKTREES_DIR, repo_of, store_for, worktree_of
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,34 @@ def _new_turn(task_id: int) -> tuple[Task, Turn, Session]:
 
 
 async def _prepare_worktree(task: Task) -> None:
-    path = Path(task.worktree_path)
-    if (path / ".git").exists():
+    """The task's worktree, made on its first run (or again, on its branch, if its folder went)."""
+    repo, worktree = repo_of(task), worktree_of(task)
+    if task.worktree_exists and git.is_folder(worktree.git_dir):
         return
-    repo = task.repo_path
-    await git.exclude(repo, f"/{WORKTREES_DIR}/")
-    if await git.branch_exists(repo, task.branch):
-        # The branch outlived its worktree (someone removed the folder): keep its commits.
-        await git.run(repo, "worktree", "prune", check=False)
-        await git.run(repo, "worktree", "add", "--", str(path), task.branch)
-    else:
-        await git.worktree_add(repo, path, task.branch, task.base_branch)
+    await git.ignore_folder(repo, WORKTREES_DIR)
+    await git.worktree_prune(repo)  # a record of a folder someone removed would block the name
+    path = Path(task.worktree_path)
+    if os.path.lexists(path):
+        raise git.GitError(
+            ["worktree", "add"],
+            1,
+            "",
+            f"{path} exists but git has no record of it as the worktree of {task.branch}. Move it away (its files "
+            "stay where you move it) and press Resume, or Discard the task.",
+        )
+    # The branch may have outlived its worktree (someone removed the folder): its commits are kept.
+    kept = await git.branch_exists(repo, task.branch)
+    made = await git.worktree_add(repo, path, task.branch, None if kept else task.base_branch)
+    if made.git_dir != worktree.git_dir:
+        # Another worktree already has the name git would give this one's record.
+        await git.worktree_remove(repo, path)
+        raise git.GitError(
+            ["worktree", "add"],
+            1,
+            "",
+            f"git keeps this worktree's record as {made.git_dir}, not {worktree.git_dir}: another worktree of "
+            f"{task.repo_path} is named {path.name}. Remove that one (`git worktree remove`), then press Resume.",
+        )
 
 
 def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) -> TurnOptions:
@@ -131,7 +149,7 @@ async def run_task(*, task_id: int) -> None:
         raise
     except Exception as exc:
         log.exception("task %s failed", task_id)
-        detail = str(exc) if isinstance(exc, git.GitError) else type(exc).__name__
+        detail = str(exc) if isinstance(exc, git.GitError | agents.SandboxUnavailable) else type(exc).__name__
         await save(
             task_id,
             status=Task.Status.FAILED,
@@ -159,7 +177,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
     used = await usage(task)
     now = timezone.now()
     if stop_reason == STOP_TERMINATE:
-        await git.commit_all(task.worktree_path, f"WIP: {task.title} (terminated)\n\nTask #{task_id}")
+        await git.commit_all(worktree_of(task), f"WIP: {task.title} (terminated)\n\nTask #{task_id}")
         await sync_to_async(claims.release)(store, task=task_id)
         await save(
             task_id, status=Task.Status.CANCELLED, reason="", finished_at=now, files_changed=await touched(task), **used
@@ -181,7 +199,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
     if blocked:
         # The hook refused an edit: keep what was done so far as a commit and wait for the holder.
         await git.commit_all(
-            task.worktree_path, f"WIP: {task.title} (paused: files held by another task)\n\nTask #{task_id}"
+            worktree_of(task), f"WIP: {task.title} (paused: files held by another task)\n\nTask #{task_id}"
         )
         await pause_for_conflict(task, blocked, used)
         return
@@ -196,7 +214,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
         )
         await changed(task_id)
         return
-    await git.commit_all(task.worktree_path, f"{task.title}\n\nTask #{task_id} (Claude Code, branch {task.branch})")
+    await git.commit_all(worktree_of(task), f"{task.title}\n\nTask #{task_id} (Claude Code, branch {task.branch})")
     files = await touched(task)
     conflicts = await sync_to_async(claims.claim)(store, task=task_id, paths=files)
     if conflicts:

@@ -136,8 +136,12 @@ async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
         task = await services.get_task(task_id, user=await _user(request))
     except services.TaskNotFound:
         raise Http404("No such task.") from None
-    text = await services.diff(task_id=task.pk)
-    return HttpResponse(render_to_string("tasks/diff.html", {"patch": parse_patch(text), "task": task}))
+    try:
+        text, error = await services.diff(task_id=task.pk), ""
+    except services.TaskRefused as exc:
+        text, error = "", str(exc)
+    context = {"patch": parse_patch(text), "task": task, "error": error}
+    return HttpResponse(render_to_string("tasks/diff.html", context))
 
 
 @login_required

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -26,6 +27,7 @@ from project.settings import envprojects
 from tests.api_client import ApiCaller
 from tests.factories import logged_in_client, make_session, make_user
 from tests.real_turns import new_chat
+from tests.task_helpers import git
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -131,6 +133,22 @@ async def test_project_key_chooses_the_working_directory_and_is_fixed_per_sessio
 
     unknown = await post(client, {"sessionId": str(uuid.uuid4()), "message": "hi", "projectKey": "nope"})
     assert unknown.status_code == 400 and "Known keys: default, other" in error_of(unknown)
+
+
+async def test_a_first_chat_through_the_api_makes_the_own_folder_a_repository(projects, claude_env):
+    """Tasks branch off a member's own folder: however it is first made (here by the API, naming
+    it), it is a repository; and one an older release left without a .git is made one at its next chat."""
+    user, key = await user_with_token()
+    client = client_for(key)
+    own = claude_env.workdir / str(user.pk)
+    made = await post(client, {"sessionId": str(uuid.uuid4()), "message": "hello", "projectKey": "default"})
+    assert made.status_code == 200, made.content
+    assert git(own, "log", "--format=%s") == "Your own folder\n"
+
+    shutil.rmtree(own / ".git")
+    again = await post(client, {"sessionId": str(uuid.uuid4()), "message": "hello again"})
+    assert again.status_code == 200, again.content
+    assert git(own, "log", "--format=%s") == "Your own folder\n"
 
 
 async def test_another_users_session_id_is_not_found(projects):

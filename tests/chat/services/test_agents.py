@@ -18,11 +18,13 @@ from django.conf import settings
 from django.test import Client
 
 from chat.models import Event, Turn
-from chat.services import sharing, turns
+from chat.projects import Project
+from chat.services import chats, sharing, turns
 from tests.factories import logged_in_client, make_session, make_user
 from tests.processes import running, unique_sleep
 from tests.real_turns import answer_of, say
 from tests.server_files import agent_links_transcript
+from tests.task_helpers import git
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
@@ -224,3 +226,71 @@ async def test_the_pages_of_a_chat_whose_agent_linked_its_transcript_show_nothin
         page = await sync_to_async(client.get)(url)
         assert page.status_code == 200 and "my name is Ada" in page.content.decode(), url
         assert not server_files.leaked_in(page.content), url
+
+
+# ---------------------------------------------------------------------------------------
+# git: an agent's own folder is its own; a shared project's .git is the server's
+
+
+async def test_a_chat_commits_with_git_in_its_own_folder(claude_env, secrets_around):
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=ada)
+    own = Path(chat.workdir)
+    await say(
+        session=chat,
+        user=ada,
+        text="run: echo mine > mine.txt && git add mine.txt && "
+        "git -c user.name=Ada -c user.email=ada@example.com commit -q -m 'Mine' && git log --format=%s",
+    )
+    assert git(own, "log", "--format=%s") == "Mine\nYour own folder\n"
+
+
+async def test_a_chat_in_a_shared_project_reads_its_git_but_cannot_change_it(
+    claude_env, secrets_around, shared_repo, stub_api
+):
+    """The server runs git in a shared project with its own powers: its .git (hooks, config,
+    objects) and its tasks' worktrees are read-only for a chat working there."""
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(chats.create_session)(owner=ada, project=Project(key="team", path=shared_repo))
+    before = git(shared_repo, "rev-parse", "HEAD"), (shared_repo / ".git" / "config").read_text()
+    start = len(stub_api.requests)
+    await say(
+        session=chat,
+        user=ada,
+        text="run: git log --format=LOG:%s -1; "
+        "{ echo '#!/bin/sh' > .git/hooks/post-checkout && echo HOOK-WRITTEN; } 2>/dev/null || echo HOOKS-READ-ONLY; "
+        "git config core.fsmonitor 'touch /tmp/x' 2>/dev/null || echo CONFIG-READ-ONLY; "
+        "mkdir .worktrees/9 2>/dev/null || echo WORKTREES-READ-ONLY; "
+        "git -c user.name=A -c user.email=a@example.com commit -q --allow-empty -m x 2>/dev/null || echo COMMIT-REFUSED; "
+        "echo edited > notes.txt && echo FILES-WRITABLE",
+    )
+    sent = requests_since(stub_api, start)
+    for said in ("LOG:initial", "HOOKS-READ-ONLY", "CONFIG-READ-ONLY", "WORKTREES-READ-ONLY", "COMMIT-REFUSED"):
+        assert said in sent, said
+    assert "FILES-WRITABLE" in sent and (shared_repo / "notes.txt").read_text() == "edited\n"
+    assert (git(shared_repo, "rev-parse", "HEAD"), (shared_repo / ".git" / "config").read_text()) == before
+    assert not (shared_repo / ".git" / "hooks" / "post-checkout").exists()
+    assert list((shared_repo / ".worktrees").iterdir()) == [shared_repo / ".worktrees" / ".gitignore"]
+
+
+async def test_a_chat_cannot_make_a_shared_folder_a_repository_for_the_server(
+    claude_env, secrets_around, settings, tmp_path, stub_api
+):
+    """A shared project that is no repository yet: a chat's git init there would give the server a
+    .git of the agent's to run git in. Its .git is made (empty, read-only for the chat) instead,
+    and tasks there are refused until an admin makes it a repository."""
+    from chat.models import ProjectAccess
+    from tasks import services
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    settings.CLAUDE_PROJECTS = {"plain": plain}
+    await ProjectAccess.objects.acreate(project="plain", everyone=True)
+    ada = await sync_to_async(make_user)()
+    chat = await sync_to_async(chats.create_session)(owner=ada, project=Project(key="plain", path=plain))
+    start = len(stub_api.requests)
+    await say(session=chat, user=ada, text="run: git init -q 2>/dev/null && echo INIT-OK || echo INIT-REFUSED")
+    assert "INIT-REFUSED" in requests_since(stub_api, start)
+    assert list((plain / ".git").iterdir()) == []
+    with pytest.raises(services.TaskRefused, match="is not the top of one"):
+        await services.create_task(user=ada, prompt="x", project="plain")

@@ -171,48 +171,55 @@ async def test_names_come_from_the_id_only(repo, scheduler, user):
     assert task.status == Task.Status.COMPLETED
 
 
-async def test_a_folder_that_is_not_a_repository_is_refused(repo, scheduler, user, tmp_path, settings):
-    settings.CLAUDE_WORKDIR = tmp_path / "not-a-repo"
-    # An own folder that exists but is no repository (made before folders started as repositories).
-    (tmp_path / "not-a-repo" / str(user.pk)).mkdir(parents=True)
+async def test_a_shared_project_that_is_not_a_repository_is_refused(repo, scheduler, user, tmp_path, settings):
+    from chat.models import ProjectAccess
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    settings.CLAUDE_PROJECTS = {"plain": plain}
+    await ProjectAccess.objects.acreate(project="plain", everyone=True)
     with pytest.raises(services.TaskRefused, match=r"is not the top of one\. Run `git init` in .*CLAUDE_PROJECTS"):
-        await services.create_task(user=user, prompt="x")
+        await services.create_task(user=user, prompt="x", project="plain")
     with pytest.raises(services.TaskRefused, match="There is no project 'nope'"):
         await services.create_task(user=user, prompt="x", project="nope")
     assert await Task.objects.acount() == 0
 
 
-async def test_in_the_demo_an_own_folder_that_is_no_repository_becomes_one_of_its_own(
-    repo, scheduler, user, tmp_path, settings
-):
-    settings.DEMO_MODE = True
+async def test_an_own_folder_that_is_no_repository_becomes_one_of_its_own(repo, scheduler, user, tmp_path, settings):
+    """However the folder was first made (a chat made through the API, an older release, the demo),
+    its first task makes it a repository: never the one around it (here the app's checkout)."""
     around = init_repo(tmp_path / "app-checkout")
     settings.CLAUDE_WORKDIR = around / "data" / "workdir"
     own = around / "data" / "workdir" / str(user.pk)
     own.mkdir(parents=True)
     (own / "notes.txt").write_text("from a chat\n")
     before = git(around, "log", "--format=%H", "main"), git(around, "branch", "--list")
-    task = await settled(scheduler, await services.create_task(user=user, prompt="write demo.txt: in the demo"))
+    task = await settled(scheduler, await services.create_task(user=user, prompt="write demo.txt: in the folder"))
     assert task.status == Task.Status.COMPLETED, task.error
     assert task.repo_path == str(own.resolve())
+    assert git(own, "log", "--format=%s", "main") == "Your own folder\n"
     await services.merge(task_id=task.pk)
-    assert (own / "demo.txt").read_text() == "in the demo\n" and (own / "notes.txt").exists()
+    assert (own / "demo.txt").read_text() == "in the folder\n" and (own / "notes.txt").exists()
     # The app's checkout around it got nothing: no commit, no branch, no file.
     assert (git(around, "log", "--format=%H", "main"), git(around, "branch", "--list")) == before
     assert not (around / "demo.txt").exists()
 
 
-async def test_a_folder_inside_a_repository_is_refused_and_the_repository_around_it_is_left_alone(
+async def test_a_shared_project_inside_a_repository_is_refused_and_the_repository_around_it_is_left_alone(
     repo, scheduler, user, tmp_path, settings
 ):
+    from chat.models import ProjectAccess
+
     around = init_repo(tmp_path / "around")
-    settings.CLAUDE_WORKDIR = around / "members"
-    (around / "members" / str(user.pk)).mkdir(parents=True)
+    inner = around / "members"
+    inner.mkdir()
+    settings.CLAUDE_PROJECTS = {"inner": inner}
+    await ProjectAccess.objects.acreate(project="inner", everyone=True)
     before = git(around, "branch", "--list"), git(around, "worktree", "list"), git(around, "status", "--porcelain")
     with pytest.raises(
         services.TaskRefused, match=f"is not the top of one. It lies inside the repository {re.escape(str(around))}"
     ):
-        await services.create_task(user=user, prompt="write x.txt: no")
+        await services.create_task(user=user, prompt="write x.txt: no", project="inner")
     assert (
         git(around, "branch", "--list"),
         git(around, "worktree", "list"),

@@ -165,3 +165,13 @@ async def test_a_refused_pull_request_is_said_on_the_page(team_remote, forge, sc
     plain = await client.post(f"/tasks/{task.pk}/pull-request/")
     assert plain.status_code == 302 and plain["Location"] == f"/tasks/{task.pk}/"
     assert "GitHub refused the token" in (await client.get(f"/tasks/{task.pk}/")).content.decode()
+
+
+async def test_a_diff_git_cannot_show_says_why_instead_of_failing(repo, scheduler, user):
+    """A member's own folder is theirs: a chat may break its .git. The diff says so and what to do."""
+    task = await settled(scheduler, await services.create_task(user=user, prompt="write x.txt: x"))
+    (repo / ".git" / "worktrees" / str(task.pk) / "HEAD").unlink()  # git's record of the task's worktree
+    response = await (await browser_for(user)).get(f"/tasks/{task.pk}/diff/")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert f"git could not show the changes of task #{task.pk}" in text and "put it right there" in text
