@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.claude.proctree import descendants, end_tree
-from drivers.claude.sandbox import Sandbox, sandbox_args
+from drivers.claude.sandbox import Sandbox, launch
 
 # Given as ``-c`` on every call (see the module's text).
 HARDENING = (
@@ -153,7 +153,9 @@ def command(repo: Repo, argv: Sequence[str], env: Mapping[str, str]) -> tuple[li
     git finds its work tree through ``--work-tree``, not through the folder it starts in)."""
     if repo.jail is None:
         return list(argv), dict(env), "/"
-    return [*sandbox_args(repo.jail, cwd="/", env=env), "--", *argv], None, "/"
+    # As for the agents: bubblewrap's own command line and environment (which a hook inside can
+    # read at /proc/1) name nothing of the server; its options come from a private file.
+    return launch(repo.jail, argv, cwd="/", env=env).argv, None, "/"
 
 
 # A timeout here (not a caller's asyncio.timeout) ends git with what it started (ssh) and says so.

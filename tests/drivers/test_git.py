@@ -25,7 +25,7 @@ from tests.task_helpers import bare_remote, git, init_repo
 
 def git_sandbox(folder: Path, state: Path) -> Sandbox:
     """A sandbox as the server's git gets in a member's folder: that folder writable, no network."""
-    return Sandbox(bwrap=find_bwrap(), writable=[folder], readonly=[], state_dir=state, home=folder, network=False)
+    return Sandbox(bwrap=find_bwrap(), writable=[folder], readonly=[], state_dir=state, home=folder)
 
 
 @pytest.fixture(params=["server", "sandbox"])

@@ -31,7 +31,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def jail_for(folder: Path, state: Path) -> Sandbox:
-    return Sandbox(bwrap=find_bwrap(), writable=[folder], readonly=[], state_dir=state, home=folder, network=False)
+    return Sandbox(bwrap=find_bwrap(), writable=[folder], readonly=[], state_dir=state, home=folder)
 
 
 def test_plain_git_run_by_the_server_runs_the_plants(folders, tmp_path: Path) -> None:
