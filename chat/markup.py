@@ -26,7 +26,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-from .live.redaction import hide_paths
+from .paths import hide_paths
 
 # Class names Pygments gives its spans ("k", "s2", ...): the only classes a span may keep.
 _PYGMENTS_CLASSES = {name for name in STANDARD_TYPES.values() if name}
