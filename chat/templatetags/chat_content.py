@@ -1,8 +1,8 @@
 """Tags that show the content of a turn: answers as Markdown, tool calls and results as cards.
 
-Tool calls and results show their paths relative to the chat's working directory, never the
-server's folders (:mod:`chat.paths`). On a share page (``redact`` in the context: the chat's working
-directory) every absolute path is hidden, in answers too, as the ``show`` tag does for plain text.
+Answers, tool calls and results show their paths relative to the chat's working directory, never
+the server's folders (:mod:`chat.paths`). On a share page (``redact`` in the context: the chat's
+working directory) every absolute path is hidden, as the ``show`` tag does for plain text.
 """
 
 from typing import Any, cast
@@ -22,19 +22,16 @@ _SUMMARY_FIELDS = ("file_path", "command", "path", "pattern", "url", "query", "d
 SUMMARY_LENGTH = 200
 
 
-@register.simple_tag(takes_context=True)
-def markdown(context: template.Context, text: str, complete: bool = True) -> SafeString:
-    """``text`` rendered (and sanitised) by :func:`chat.markup.render_markdown`; an incomplete
-    text is still streaming, so what it leaves open is closed first."""
-    return mark_safe(render_markdown(text or "", streaming=not complete, redact=context.get("redact")))
-
-
 def _session_of(context: template.Context, event: Event) -> tuple[str, str]:
     """The working directory and kind (chat or task) of the session ``event`` belongs to: from the
-    page's own chat or task when it has one, else read once per render (a live fragment)."""
+    page's own chat or task, or the session its turn came with, else read once per render (a live
+    fragment)."""
     session = context.get("session")
     if isinstance(session, Session):
         return session.workdir, session.kind
+    turn = event.turn if Event.turn.is_cached(event) else None
+    if turn is not None and Turn.session.is_cached(turn):
+        return turn.session.workdir, turn.session.kind
     worktree = getattr(context.get("task"), "worktree_path", None)
     if isinstance(worktree, str) and worktree:
         return worktree, Session.Kind.TASK
@@ -50,6 +47,15 @@ def _paths(context: template.Context, event: Event) -> PathView:
     if shared := context.get("redact"):
         return PathView(root=str(shared), shared=True)
     return PathView(root=_session_of(context, event)[0])
+
+
+@register.simple_tag(takes_context=True)
+def markdown(context: template.Context, text: str, complete: bool = True, event: Event | None = None) -> SafeString:
+    """``text`` rendered (and sanitised) by :func:`chat.markup.render_markdown`, its paths shown as
+    within the chat's folder (``event``: the answer it is); an incomplete text is still streaming,
+    so what it leaves open is closed first."""
+    paths = _paths(context, event) if event is not None else None
+    return mark_safe(render_markdown(text or "", streaming=not complete, paths=paths))
 
 
 @register.simple_tag(takes_context=True)
