@@ -5,6 +5,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from chat.paths import hide_paths, server_folders
+
 register = template.Library()
 
 
@@ -16,6 +18,13 @@ def seconds(ms: int | None) -> str:
 @register.filter
 def basename(path: str) -> str:
     return PurePath(path or "").name
+
+
+@register.filter
+def within(text: str, root: str) -> str:
+    """``text`` (a path, or a message naming paths) with its paths relative to ``root`` and none of
+    the server's folders shown (see :mod:`chat.paths`)."""
+    return hide_paths(str(text or ""), root=root or "", only_under=server_folders())
 
 
 @register.filter
