@@ -288,6 +288,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 # Serve straight from static/ (no collectstatic step in the run command).
 WHITENOISE_USE_FINDERS = True
+# Files browsers ask for at the site's root: /favicon.ico (the admin's pages and other clients look there).
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:index"
