@@ -9,6 +9,7 @@ admin.site.index_title = "Site administration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("members.web.urls")),
     path("api/", include("api.urls")),
     path("tasks/", include("tasks.web.urls")),
     path("", include("chat.web.urls")),
