@@ -26,7 +26,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-from .live.redaction import hide_paths
+from .paths import PathView
 
 # Class names Pygments gives its spans ("k", "s2", ...): the only classes a span may keep.
 _PYGMENTS_CLASSES = {name for name in STANDARD_TYPES.values() if name}
@@ -139,11 +139,11 @@ def _parser() -> MarkdownIt:
 _MD = _parser()
 
 
-def render_markdown(text: str, *, streaming: bool = False, redact: str | None = None) -> str:
+def render_markdown(text: str, *, streaming: bool = False, paths: PathView | None = None) -> str:
     """``text`` (Markdown) as safe HTML. ``streaming``: the text is still coming, close what it
-    leaves open. ``redact``: a chat's working directory, for a share page (the server's paths hidden)."""
-    if redact:
-        text = hide_paths(text, root=redact)
+    leaves open. ``paths``: how its paths are shown (relative to the chat's folder, no server folder)."""
+    if paths is not None:
+        text = paths.text(text)
     if streaming:
         text = close_open_blocks(text)
     return _CLEANER.clean(_MD.render(text))

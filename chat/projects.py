@@ -17,6 +17,8 @@ from django.db.models import Q
 from .models import ProjectAccess
 
 OWN = "default"
+# How pages name a member's own folder (never by its path on the server).
+OWN_LABEL = "Your own folder"
 
 
 class ProjectRefused(Exception):
@@ -31,6 +33,11 @@ class Project:
     @property
     def shared(self) -> bool:
         return self.key != OWN
+
+    @property
+    def label(self) -> str:
+        """How pickers name it: a shared project by its key, the member's own folder in words."""
+        return self.key if self.shared else OWN_LABEL
 
     @property
     def stored_key(self) -> str:
@@ -84,6 +91,18 @@ def project_for(user: User, key: str | None) -> Project:
             f"You may not use the project {key!r}; an admin can open it to you (Project access). Yours: {known}."
         )
     return Project(key=key, path=shared[key])
+
+
+def place_label(*, key: str, owner: AbstractBaseUser | None, viewer: AbstractBaseUser | AnonymousUser) -> str:
+    """Where a chat or task of ``owner`` works, as ``viewer`` is told: a shared project by its key,
+    a member's own folder as the viewer's own or as its owner's ("ada's folder", for staff)."""
+    if key and key != OWN:
+        return key
+    if owner is None:
+        return "a former member's folder"
+    if viewer.is_authenticated and owner.pk == viewer.pk:
+        return OWN_LABEL
+    return f"{owner.get_username()}'s folder"
 
 
 def project_of(workdir: str | Path) -> str:

@@ -3,7 +3,8 @@ output, a read as a path and a line count, a todo list as a checklist, a search 
 hit count. Long parts are split into what shows and the rest, which the page folds away.
 
 Pure functions over the tool's input and output; the partials in ``templates/chat/tools.html``
-lay them out. On a share page every text goes through :func:`~chat.live.redaction.hide_paths`.
+lay them out. Every text goes through a :class:`~chat.paths.PathView`: paths relative to the chat's
+working directory, never the server's folders (on a share page, no absolute path at all).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .live.redaction import hide_paths
+from .paths import PathView
 
 # Lines shown before the rest folds away behind "Show all".
 PREVIEW_LINES = 24
@@ -133,11 +134,13 @@ def _todos(data: dict[str, Any], hide: Callable[[str], str]) -> list[Todo]:
     ]
 
 
-def tool_card(tool: str, tool_input: object, *, redact: str | None = None) -> ToolCard:
-    """How the call of ``tool`` with ``tool_input`` shows (``redact``: hide the server's paths)."""
+def _hider(paths: PathView | None) -> Callable[[str], str]:
+    return paths.text if paths is not None else lambda text: text
 
-    def hide(text: str) -> str:
-        return hide_paths(text, root=redact) if redact else text
+
+def tool_card(tool: str, tool_input: object, *, paths: PathView | None = None) -> ToolCard:
+    """How the call of ``tool`` with ``tool_input`` shows (``paths``: how its paths are shown)."""
+    hide = _hider(paths)
 
     data = tool_input if isinstance(tool_input, dict) else {}
     if tool in EDIT_TOOLS:
@@ -171,10 +174,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def result_card(tool: str, text: str, *, is_error: bool = False, redact: str | None = None) -> ResultCard:
-    """How the result ``text`` of ``tool`` shows (``redact``: hide the server's paths)."""
-    if redact:
-        text = hide_paths(text, root=redact)
+def result_card(tool: str, text: str, *, is_error: bool = False, paths: PathView | None = None) -> ResultCard:
+    """How the result ``text`` of ``tool`` shows (``paths``: how its paths are shown)."""
+    text = _hider(paths)(text)
     raw = text.rstrip("\n").split("\n") if text.strip() else []
     lines = Lines.of([Line("out", line) for line in raw])
     if is_error:

@@ -151,6 +151,7 @@ INSTALLED_APPS = [
     "axes",
     "chat",
     "tasks",
+    "members",
 ]
 
 MIDDLEWARE = [
@@ -168,6 +169,14 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# What a member's own password must be (an invite's page, Change your password; not the passwords
+# the app makes itself): Django's usual checks, 10 characters at least.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 AUTHENTICATION_BACKENDS = [
     # First: it refuses a locked-out account or address before the password is checked.
     "axes.backends.AxesStandaloneBackend",
@@ -288,6 +297,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 # Serve straight from static/ (no collectstatic step in the run command).
 WHITENOISE_USE_FINDERS = True
+# Files browsers ask for at the site's root: /favicon.ico (the admin's pages and other clients look there).
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:index"

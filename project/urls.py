@@ -1,9 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+# The admin is the app's own, by name.
+admin.site.site_header = "Claude Code chat admin"
+admin.site.site_title = "Claude Code chat admin"
+admin.site.index_title = "Site administration"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("members.web.urls")),
     path("api/", include("api.urls")),
     path("tasks/", include("tasks.web.urls")),
     path("", include("chat.web.urls")),

@@ -52,6 +52,8 @@ class Task(models.Model):
     # Not a column either: whether the person looking may act on the task (:func:`may_act`); the
     # pages show its buttons only then. Set by the selectors; False until one did.
     viewer_may_act: bool = False
+    # Nor this: where it works as that person is told ("Your own folder", "ada's folder", a project's key).
+    place: str = ""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,31 @@ BOARD_SIZE = 300
 CLOSED_SHOWN = 50
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of the board, and the filter tab of the same name: one vocabulary for both."""
+
+    key: str
+    label: str
+    statuses: tuple[Task.Status, ...]
+    limit: int | None = None
+
+
+_S = Task.Status
+COLUMNS = (
+    Column("waiting", "Waiting", (_S.PENDING, _S.QUEUED)),
+    Column("running", "Running", (_S.RUNNING,)),
+    Column("paused", "Paused / needs attention", (_S.PAUSED, _S.FAILED)),
+    Column("completed", "Completed: review and merge", (_S.COMPLETED,)),
+    Column("closed", "Merged / cancelled", Task.CLOSED, limit=CLOSED_SHOWN),
+)
+
+
+def column_named(key: str) -> Column | None:
+    """The column ``key`` names, also by one of its statuses (``?status=queued`` of older links)."""
+    return next((c for c in COLUMNS if key == c.key or key in c.statuses), None)
+
+
 def log_page(task: Task) -> TurnPage:
     """The latest turns of a task's session: its log, as a chat shows its latest messages."""
     if task.session is None:
@@ -32,6 +58,12 @@ def _asking_sessions() -> set[uuid.UUID]:
     return set(Turn.objects.filter(status=Turn.Status.ASKING).values_list("session_id", flat=True))
 
 
+def _as_seen_by(task: Task, user: AbstractBaseUser | AnonymousUser) -> None:
+    """What differs per person: their buttons, and how the task's folder is named to them."""
+    task.viewer_may_act = may_act(user, task)
+    task.place = projects.place_label(key=task.project, owner=task.created_by, viewer=user)
+
+
 def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
     """The board's columns of ``tasks`` (the ones ``user`` may see); "needs you" on those whose run
     waits for an answer ``user`` may give."""
@@ -42,25 +74,20 @@ def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | An
     for task in shown:
         task.asking = task.session_id in asking
         task.needs_you = task.asking and task.session is not None and task.session.answerable_by(user)
-        task.viewer_may_act = may_act(user, task)
+        _as_seen_by(task, user)
     columns = [
-        ("waiting", "Waiting", [t for t in shown if t.status in (Task.Status.PENDING, Task.Status.QUEUED)]),
-        ("running", "Running", [t for t in shown if t.status == Task.Status.RUNNING]),
-        (
-            "paused",
-            "Paused / needs attention",
-            [t for t in shown if t.status in (Task.Status.PAUSED, Task.Status.FAILED)],
-        ),
-        ("completed", "Completed: review and merge", [t for t in shown if t.status == Task.Status.COMPLETED]),
-        ("closed", "Merged / cancelled", [t for t in shown if t.status in Task.CLOSED][:CLOSED_SHOWN]),
+        (column.key, column.label, [t for t in shown if t.status in column.statuses][: column.limit])
+        for column in COLUMNS
     ]
     return {"columns": columns, "note": note}
 
 
-def with_status(tasks: TaskQuerySet, status: str, *, user: AbstractBaseUser | AnonymousUser) -> list[Task]:
-    shown = list(tasks.filter(status=status).order_by("-priority", "-created_at")[:BOARD_SIZE])
+def in_column(tasks: TaskQuerySet, column: Column, *, user: AbstractBaseUser | AnonymousUser) -> list[Task]:
+    """The tasks of one column of the board (its filter tab), as many as the board holds."""
+    found = tasks.filter(status__in=column.statuses).select_related("created_by", "conflict_with")
+    shown = list(found.order_by("-priority", "-created_at")[:BOARD_SIZE])
     for task in shown:
-        task.viewer_may_act = may_act(user, task)
+        _as_seen_by(task, user)
     return shown
 
 
@@ -68,7 +95,7 @@ def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Ta
     """The task as ``user`` sees it on its page (its buttons only if they may act on it)."""
     task = Task.objects.select_related("conflict_with", "session", "created_by").get(pk=task_id)
     task.asking = task.session_id is not None and task.session_id in _asking_sessions()
-    task.viewer_may_act = may_act(user, task)
+    _as_seen_by(task, user)
     return task
 
 

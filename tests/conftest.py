@@ -307,8 +307,9 @@ def live_app(stub_api, tmp_path_factory):
 
 
 @contextmanager
-def serving(stub_api, data: Path) -> Iterator[LiveApp]:
-    """The app served from the data folder ``data`` (see ``live_app``) until the block ends."""
+def serving(stub_api, data: Path, *, env: dict[str, str] | None = None) -> Iterator[LiveApp]:
+    """The app served from the data folder ``data`` (see ``live_app``) until the block ends; ``env``
+    adds to (or overrides) its environment, e.g. ``{"APP_DEMO_MODE": "1"}``."""
     if not os.access(CLAUDE, os.X_OK):
         pytest.fail(f"The pinned Claude Code CLI is missing at {CLAUDE}: run scripts/test, which installs it.")
     (data / "work").mkdir()
@@ -316,6 +317,7 @@ def serving(stub_api, data: Path) -> Iterator[LiveApp]:
     init_repo(data / "team")
     (data / "staticfiles").mkdir()
     port = _free_port()
+    extra = env
     env = {
         **os.environ,
         **claude_process_env(stub_api.url, data / "claude-config"),
@@ -332,6 +334,7 @@ def serving(stub_api, data: Path) -> Iterator[LiveApp]:
         "DJANGO_DEBUG": "false",
         # The stand-in answers "which model" with the model a request asked for.
         "CLAUDE_MODELS": "claude-stand-in-small,claude-stand-in-large",
+        **(extra or {}),
     }
     app = LiveApp(base_url=f"http://127.0.0.1:{port}", env=env, data_dir=data)
     app.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")

@@ -88,7 +88,8 @@ def prerender(turns: Iterable[Turn]) -> None:
             to_render.append(turn)
         else:
             turn.html = mark_safe(html)  # type: ignore[attr-defined]
-    prefetch_related_objects(to_render, "author", "events")
+    # Their sessions too: a turn's answers and tool cards show paths within its chat's folder.
+    prefetch_related_objects(to_render, "author", "events", "session")
     for turn in to_render:
         if _viewer_independent(turn):
             html = _render(turn)
@@ -100,7 +101,7 @@ def remember(turn: Turn) -> SafeString | None:
     """Render a turn that has just finished and keep it (nothing for one still pending)."""
     if turn.is_pending:
         return None
-    prefetch_related_objects([turn], "author", "events")
+    prefetch_related_objects([turn], "author", "events", "session")
     if not _viewer_independent(turn):
         return None
     html = _render(turn)

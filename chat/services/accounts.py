@@ -8,6 +8,11 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 
 ADMIN_NAME = "admin"
+ADDING_MEMBERS = (
+    "To add members: Settings → Invite a member makes a link that lets one person make their own account "
+    "(or `scripts/manage invite`); Admin → Users → Add user, or `scripts/manage adduser NAME`, makes an "
+    "account whose password is printed once."
+)
 # Earlier versions kept the first password in this file, where an agent could have read it.
 LEGACY_NOTE = "first-login.txt"
 
@@ -34,4 +39,5 @@ def ensure_admin(*, data_dir: Path, login_url: str) -> str:
         )
     else:
         lines.append(f"Log in at {login_url}.")
+    lines.append(ADDING_MEMBERS)
     return "\n".join(lines)

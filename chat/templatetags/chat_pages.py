@@ -2,7 +2,7 @@
 
 from django import template
 
-from chat.live.redaction import hide_paths
+from chat.paths import hide_paths
 
 register = template.Library()
 

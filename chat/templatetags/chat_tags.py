@@ -5,22 +5,9 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from chat.models import Event
+from chat.paths import hide_paths, server_folders
 
 register = template.Library()
-
-# The input field that best says what a tool call does, per tool.
-_SUMMARY_FIELDS = ("file_path", "command", "path", "pattern", "url", "query", "description", "prompt")
-
-
-@register.filter
-def tool_summary(event: Event) -> str:
-    tool_input = (event.data or {}).get("input") or {}
-    for name in _SUMMARY_FIELDS:
-        if tool_input.get(name):
-            value = str(tool_input[name])
-            return value if len(value) <= 200 else value[:199] + "…"
-    return ""
 
 
 @register.filter
@@ -31,6 +18,13 @@ def seconds(ms: int | None) -> str:
 @register.filter
 def basename(path: str) -> str:
     return PurePath(path or "").name
+
+
+@register.filter
+def within(text: str, root: str) -> str:
+    """``text`` (a path, or a message naming paths) with its paths relative to ``root`` and none of
+    the server's folders shown (see :mod:`chat.paths`)."""
+    return hide_paths(str(text or ""), root=root or "", only_under=server_folders())
 
 
 @register.filter

@@ -5,6 +5,7 @@ from chat.models import Session
 from chat.services import attachments
 
 from .sockets import MAX_FRAME_BYTES
+from .theme import THEMES, theme_of
 
 # The sidebar's recent chats on every page.
 RECENT_CHATS = 12
@@ -18,6 +19,8 @@ def app(request: HttpRequest) -> dict[str, object]:
         "max_attachment_bytes": attachments.max_bytes(),
         "sandbox_off": settings.CLAUDE_SANDBOX == "off",
         "models": settings.CLAUDE_MODELS,
+        "theme": theme_of(request),
+        "themes": THEMES,
     }
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:

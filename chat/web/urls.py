@@ -1,5 +1,6 @@
 from django.urls import path
 
+from . import theme
 from .views import archive, chats, settings, share
 
 app_name = "chat"
@@ -23,4 +24,5 @@ urlpatterns = [
     path("share/<str:token>/older/", share.shared_older, name="shared-older"),
     path("settings/", settings.settings_page, name="settings"),
     path("settings/token/", settings.regenerate, name="regenerate-token"),
+    path("theme/", theme.choose, name="theme"),
 ]

@@ -69,10 +69,13 @@
     });
   });
 
+  // Only a chat follows its newest message (on load, and as answers stream while the view is at
+  // the bottom); every other page opens at its top.
+  function follows() { return document.querySelector("[data-follow-newest]") !== null; }
   let stick = true;
   document.addEventListener("htmx:wsBeforeMessage", function () { stick = nearBottom(); });
   document.addEventListener("htmx:wsAfterMessage", function () {
-    if (stick) window.scrollTo(0, document.body.scrollHeight);
+    if (stick && follows()) window.scrollTo(0, document.body.scrollHeight);
   });
 
   function connection(text) {
@@ -107,7 +110,30 @@
     if (event.target.classList && event.target.classList.contains("select-on-focus")) event.target.select();
   });
 
-  window.addEventListener("load", function () { window.scrollTo(0, document.body.scrollHeight); });
+  window.addEventListener("load", function () { if (follows()) window.scrollTo(0, document.body.scrollHeight); });
+
+  // On a phone the sidebar's navigation, recent chats and account fold behind Menu.
+  document.addEventListener("click", function (event) {
+    const toggle = event.target.closest("button.menu-toggle");
+    if (!toggle) return;
+    const sidebar = toggle.closest(".sidebar");
+    const open = sidebar.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
+  // The theme shows at once; the server keeps it for this browser and serves every page with it.
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "theme") return;
+    const form = event.target.form;
+    const theme = event.target.value;
+    document.documentElement.dataset.theme = theme;
+    const scheme = document.querySelector("meta[name=color-scheme]");
+    if (scheme) scheme.content = theme === "system" ? "light dark" : theme;
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
+                         headers: { "X-CSRFToken": csrfToken(), "X-Requested-With": "fetch" } })
+      .then(function (response) { if (!response.ok) throw new Error(); })
+      .catch(function () { showError("The theme could not be kept for your next pages. Try again."); });
+  });
 
   // The Copy button of a code block in an answer (chat/markup.py renders it): copies the code.
   document.addEventListener("click", function (event) {

@@ -23,7 +23,7 @@ from chat.live import fragments
 from chat.services import disk, permissions, turns
 from chat.web.views.types import AuthedRequest
 
-from .. import selectors, services
+from .. import allowances, selectors, services
 from ..diffs import parse_patch
 from ..models import Action, Task
 from .forms import TaskForm
@@ -40,28 +40,27 @@ def _form_context(
     return {
         "values": values or {},
         "errors": errors or {},
-        # The folder as the task will name it (resolved, as its repository is saved).
-        "projects": [(p.key, p.path.resolve()) for p in projects.projects_for(user)],
-        "allowed_tools": settings.CLAUDE_TASK_ALLOWED_TOOLS,
+        # By name: the server's folders are not a member's business.
+        "projects": [(p.key, p.label) for p in projects.projects_for(user)],
+        "skip_permissions_words": allowances.task_may(skip_permissions=True),
+        "normal_words": allowances.task_may(skip_permissions=False),
         "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
         "root_without_sandbox": services.is_root_without_sandbox(),
     }
 
 
 def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
-    status = request.GET.get("status", "")
-    if status not in Task.Status.values:
-        status = ""
+    column = selectors.column_named(request.GET.get("status", ""))
     visible = selectors.visible_tasks(request.user)
     context = {
         **selectors.board_context(tasks=visible, note=note, user=request.user),
         **_form_context(request.user),
-        "status_filter": status,
-        "statuses": Task.Status.choices,
+        "column": column,
+        "tabs": selectors.COLUMNS,
         "max_tasks": settings.CLAUDE_MAX_TASKS,
     }
-    if status:
-        context["filtered"] = selectors.with_status(visible, status, user=request.user)
+    if column is not None:
+        context["filtered"] = selectors.in_column(visible, column, user=request.user)
     return render(request, "tasks/board.html", context)
 
 

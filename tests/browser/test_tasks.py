@@ -190,9 +190,11 @@ def test_the_new_task_form_states_the_skip_permissions_risk(live_app, page):
     page.get_by_role("link", name="New task").click()
     skip = page.get_by_role("checkbox", name="Skip permissions (--dangerously-skip-permissions)")
     expect(skip).not_to_be_checked()
-    risk = page.get_by_text("with skip permissions the agent runs any shell command and edits any file")
+    risk = page.get_by_text(
+        "With skip permissions the agent runs any shell command and changes any file without asking"
+    )
     expect(risk).to_be_visible()
-    expect(risk).to_contain_text("Use it only on a machine or container you can throw away.")
+    expect(risk).to_contain_text("inside its sandbox")
 
 
 def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, browser):

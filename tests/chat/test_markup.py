@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from chat.markup import close_open_blocks, render_markdown
+from chat.paths import PathView
 
 
 def elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
@@ -87,9 +88,18 @@ def test_table_alignment_is_a_class_not_a_style_attribute():
 
 
 def test_a_share_page_hides_the_servers_paths():
-    html = render_markdown("Saved `/srv/work/7/notes.txt` and /etc/passwd", redact="/srv/work/7")
+    html = render_markdown(
+        "Saved `/srv/work/7/notes.txt` and /etc/passwd", paths=PathView(root="/srv/work/7", shared=True)
+    )
     assert "/srv/work" not in html and "/etc" not in html
     assert "<code>notes.txt</code>" in html and "…/passwd" in html
+
+
+def test_a_members_answer_names_files_within_the_chat_and_no_server_folder(settings):
+    settings.CLAUDE_WORKDIR = "/srv/work"
+    text = "Saved `/srv/work/7/notes.txt`; see /srv/work/8/x.txt and\n\n```sh\n#!/usr/bin/env sh\n```"
+    html = render_markdown(text, paths=PathView(root="/srv/work/7"))
+    assert "<code>notes.txt</code>" in html and "…/x.txt" in html and "#!/usr/bin/env sh" in html
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ count, a checklist, a search's hits; long parts folded away."""
 
 from __future__ import annotations
 
+from chat.paths import PathView
 from chat.toolcards import PREVIEW_LINES, Line, diff_lines, result_card, tool_card
 
 
@@ -111,13 +112,32 @@ def test_other_tools_show_their_input_as_json():
     assert card.kind == "other" and '"url": "https://example.com"' in card.raw
 
 
-def test_a_share_page_hides_the_servers_paths_in_cards():
+def test_a_share_page_hides_every_absolute_path_in_cards():
+    shared = PathView(root="/srv/w", shared=True)
     card = tool_card(
-        "Edit", {"file_path": "/srv/w/app.py", "old_string": "open('/etc/x')", "new_string": "y"}, redact="/srv/w"
+        "Edit", {"file_path": "/srv/w/app.py", "old_string": "open('/etc/x')", "new_string": "y"}, paths=shared
     )
     assert card.subject == "app.py" and card.lines is not None and card.lines.shown[0].text == "open('…/x')"
-    assert tool_card("Bash", {"command": "cat /srv/w/a /root/k"}, redact="/srv/w").subject == "cat a …/k"
-    assert result_card("Bash", "/srv/w/a: ok", redact="/srv/w").lines.shown[0].text == "a: ok"
+    assert tool_card("Bash", {"command": "cat /srv/w/a /root/k"}, paths=shared).subject == "cat a …/k"
+    assert result_card("Bash", "/srv/w/a: ok", paths=shared).lines.shown[0].text == "a: ok"
+
+
+def test_a_members_cards_show_paths_within_the_chat_and_none_of_the_servers_folders(settings, tmp_path):
+    settings.DATA_DIR = tmp_path / "data"
+    settings.CLAUDE_WORKDIR = tmp_path / "data" / "workdir"
+    own = PathView(root=f"{tmp_path}/data/workdir/7")
+    card = tool_card(
+        "Write", {"file_path": f"{tmp_path}/data/workdir/7/notes.txt", "content": "#!/usr/bin/env python"}, paths=own
+    )
+    assert (
+        card.subject == "notes.txt" and card.lines is not None and card.lines.shown[0].text == "#!/usr/bin/env python"
+    )
+    command = tool_card("Bash", {"command": f"ls {tmp_path}/data/workdir/8 /usr/lib"}, paths=own).subject
+    assert command == "ls …/8 /usr/lib"
+    search = tool_card("Glob", {"pattern": "*.py", "path": f"{tmp_path}/data/workdir/7/src"}, paths=own)
+    assert search.detail == "src"
+    found = result_card("Glob", f"{tmp_path}/data/workdir/7/src/a.py\n{tmp_path}/data/secret-key.txt", paths=own)
+    assert [line.text for line in found.lines.shown] == ["src/a.py", "…/secret-key.txt"]
 
 
 def test_diff_lines_of_nothing_changed_is_all_context():

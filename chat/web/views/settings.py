@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from chat.models import ApiToken
 from chat.services.tokens import issue_token
+from members.web.views import InviteForm
 
 from .types import AuthedRequest
 
@@ -25,6 +26,7 @@ def _page(request: AuthedRequest, *, new_key: str = "", replaced: bool = False) 
             "replaced": replaced,
             "chat_url": request.build_absolute_uri(reverse("api:chat")),
             "openapi_url": request.build_absolute_uri(reverse("api:openapi-json")),
+            "invite_form": InviteForm() if request.user.is_staff else None,
         },
     )
 

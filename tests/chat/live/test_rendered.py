@@ -71,13 +71,14 @@ def test_a_shared_page_hides_paths_though_the_owner_saw_them():
     ada = make_user()
     chat = make_session(owner=ada)
     turn = Turn.objects.create(session=chat, author=ada, prompt="where?", status=Turn.Status.DONE)
-    Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text=f"Wrote {chat.workdir}/notes.txt for you.")
+    Event.objects.create(turn=turn, kind=Event.Kind.TEXT, text=f"Wrote {chat.workdir}/notes.txt from /etc/hosts.")
     owner_page = page_of(logged_in_client(user=ada), chat)[0]
-    assert f"{chat.workdir}/notes.txt" in owner_page
+    # The owner sees the system's paths; none of the server's folders, on any page.
+    assert "Wrote notes.txt from /etc/hosts." in owner_page
 
     _link, token = sharing.create_share_link(session=chat, user=ada, expires_in=None)
     shared = logged_in_client(user=make_user()).get(f"/share/{token}/").content.decode()
-    assert "Wrote notes.txt for you." in shared and chat.workdir not in shared
+    assert "Wrote notes.txt from …/hosts." in shared and chat.workdir not in shared
 
 
 def test_a_prompt_still_open_is_never_kept_so_its_answer_buttons_follow_the_prompt():

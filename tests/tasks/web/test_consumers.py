@@ -48,7 +48,7 @@ async def test_a_task_that_asks_is_answered_on_its_page_and_the_board_says_needs
     page = await socket(creator, f"/ws/tasks/{task.pk}/")
     other_page = await socket(colleague, f"/ws/tasks/{task.pk}/")
 
-    html = await receive_until(page, "Always allow Write in this chat")
+    html = await receive_until(page, "Always allow Write for this task")
     event_id = int(re.search(r'"event": (\d+), "answer": "allow"', html).group(1))
     seen_by_other = await receive_until(other_page, "Waiting for an answer from the task")
     assert "Always allow" not in seen_by_other  # no buttons for who may not answer

@@ -32,8 +32,9 @@ async def test_the_board_needs_a_login_and_states_the_skip_permissions_risk(repo
 
 async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, scheduler, user):
     client = await browser_for(user)
-    # The form names the folder the task will work in, as the task's page will name it.
-    assert f"default ({repo.resolve()})" in (await client.get("/tasks/new/")).content.decode()
+    # The form names the folder the task will work in as the task's page will name it: by name, not path.
+    form = (await client.get("/tasks/new/")).content.decode()
+    assert '<option value="default" >Your own folder</option>' in form and str(repo) not in form
     response = await client.post(
         "/tasks/new/", {"prompt": "write page.txt: from the form", "title": "Form task", "priority": "1"}
     )
@@ -42,7 +43,8 @@ async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, sched
     assert response["Location"] == f"/tasks/{task.pk}/"
     await settled(scheduler, task)
     page = (await client.get(f"/tasks/{task.pk}/")).content.decode()
-    assert f"<code>{repo.resolve()}</code>" in page
+    assert "<dt>Project</dt><dd>Your own folder</dd>" in page and str(repo) not in page
+    assert f"<code>.worktrees/{task.pk}</code>" in page
     assert "Completed" in page and "page.txt" in page and 'id="turn-' in page and "Write" in page
     diff = (await client.get(f"/tasks/{task.pk}/diff/")).content.decode()
     assert "1 file changed" in diff and "<code>page.txt</code>" in diff and '<span class="badge">added</span>' in diff

@@ -1,0 +1,15 @@
+"""Fixtures of the browser tests beyond the shared live app: the app as its demo mode serves it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import serving
+
+
+@pytest.fixture(scope="module")
+def demo_app(stub_api, tmp_path_factory):
+    """The app in its offline demo mode (as `scripts/run` starts it with no API key): every page
+    says it is the demo."""
+    with serving(stub_api, tmp_path_factory.mktemp("demo-app"), env={"APP_DEMO_MODE": "1"}) as app:
+        yield app
