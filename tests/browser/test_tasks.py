@@ -195,7 +195,7 @@ def test_the_new_task_form_states_the_skip_permissions_risk(live_app, page):
     expect(risk).to_contain_text("Use it only on a machine or container you can throw away.")
 
 
-def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, browser):
+def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, new_context):
     """In a shared project everyone sees the task; only its creator (and staff) see its buttons."""
     live_app.manage(
         "shell",
@@ -207,14 +207,11 @@ def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, brow
     page.get_by_label("What should Claude Code do?").fill("slow 5 write team.txt: from cora")
     page.get_by_label("Title").fill("Cora's change")
     page.get_by_label("Project").select_option("team")
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.get_by_role("button", name="Start task").click()
     expect(page).to_have_url(re.compile(r"/tasks/\d+/$"))
     task_url = page.url
 
-    other = browser.new_context().new_page()
-    other.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    other = new_context().new_page()
     password = "pw-otto-123"
     live_app.create_user(username="otto", password=password)
     log_in(other, live_app.base_url, "otto", password)
@@ -237,6 +234,6 @@ def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, brow
     expect(page.locator("#task-status")).to_have_text("Completed", timeout=RUN_TIMEOUT)
     expect(page.locator("#task-head").get_by_role("button", name="Merge")).to_be_visible()
     expect(page.locator("#task-head").get_by_role("button", name="Discard")).to_be_visible()
-    # Every fragment the run sent to the task's pages found its place there.
-    assert not [e for e in errors if "oobErrorNoTarget" in e], errors
+    # Every fragment the run sent to the task's pages found its place there (the page fixture fails
+    # the test on any htmx error).
     other.context.close()
