@@ -237,7 +237,8 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
                     f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
                     "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."
                 )
-            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error)
+            usage = await sync_to_async(_usage_of)(turn, outcome, elapsed_ms())
+            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error, usage=usage)
             return
         except asyncio.CancelledError:
             if not stopped():
@@ -246,7 +247,9 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
                 raise
             keep = await asyncio.shield(_interrupt(live, pump))
             await asyncio.shield(_mark_created(session))
-            await asyncio.shield(recorder.finish(Turn.Status.STOPPED, duration_ms=elapsed_ms()))
+            # What the stopped turn used (a paused task's tokens): its result, or what streamed.
+            usage = await asyncio.shield(sync_to_async(_usage_of)(turn, outcome, elapsed_ms()))
+            await asyncio.shield(recorder.finish(Turn.Status.STOPPED, duration_ms=elapsed_ms(), usage=usage))
             return
         await _mark_created(session)
         await _finish(recorder, session, outcome, elapsed_ms())
@@ -397,10 +400,9 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
 
 async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome, elapsed_ms: int) -> None:
     failure = outcome.failure()
-    result = outcome.result
     usage = None
-    if result is not None:
-        usage = await sync_to_async(_usage_of)(recorder.turn, result, elapsed_ms)
+    if outcome.result is not None:
+        usage = await sync_to_async(_usage_of)(recorder.turn, outcome, elapsed_ms)
     await recorder.finish(
         Turn.Status.ERROR if failure else Turn.Status.DONE,
         error=explain(failure, session=session) if failure else "",
@@ -408,9 +410,18 @@ async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome,
     )
 
 
-def _usage_of(turn: Turn, result: claude.Result, elapsed_ms: int) -> Usage:
+def _usage_of(turn: Turn, outcome: claude.Outcome, elapsed_ms: int) -> Usage | None:
     """The turn's own figures: the CLI's cost is the session's running total, so this turn's is the
-    difference from the last total reported before it."""
+    difference from the last total reported before it. An interrupted turn's result reports no
+    tokens (or there is no result): its tokens are then what streamed. None: nothing was used."""
+    result = outcome.result
+    input_tokens, output_tokens = (result.input_tokens, result.output_tokens) if result is not None else (0, 0)
+    if not (input_tokens or output_tokens):
+        input_tokens, output_tokens = outcome.streamed_tokens
+    if result is None:
+        if not (input_tokens or output_tokens):
+            return None
+        return Usage(duration_ms=elapsed_ms, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=0.0)
     previous = (
         Turn.objects.filter(session_id=turn.session_id, cli_total_cost_usd__isnull=False, id__lt=turn.pk)
         .order_by("-id")
@@ -419,8 +430,8 @@ def _usage_of(turn: Turn, result: claude.Result, elapsed_ms: int) -> Usage:
     ) or 0.0
     return Usage(
         duration_ms=result.duration_ms or elapsed_ms,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
         cost_usd=max(0.0, result.total_cost_usd - previous),
         total_cost_usd=result.total_cost_usd,
     )

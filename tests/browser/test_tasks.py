@@ -136,6 +136,8 @@ def test_a_running_task_is_paused_resumed_and_discarded(live_app, page):
     expect(page.get_by_role("alert")).to_have_text(f"Task #{task_id}: paused by a person.")
     expect(page.get_by_role("button", name="Pause")).to_have_count(0)
     expect(page.locator("#turns .event.text")).not_to_contain_text("(end of slow answer)")
+    # What the stopped run used is counted (it showed 0 tokens before).
+    expect(page.locator(".task-facts")).to_contain_text(re.compile(r"Usage\s*[1-9]\d* tokens"))
     # Pausing keeps the worktree and the branch for the resumed session.
     assert worktree.is_dir()
     assert branches(repo, branch) == [branch]

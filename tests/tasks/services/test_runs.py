@@ -108,6 +108,7 @@ async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_e
     await wait_for(lambda: _has_streamed(task))
     paused = await services.pause(task_id=task.pk)
     assert paused.status == Task.Status.PAUSED and paused.reason == Task.Reason.USER
+    assert paused.tokens > 0  # what the stopped run streamed counts
     session_id = paused.session_id
     first = await Turn.objects.filter(session_id=session_id).afirst()
     assert first.status == Turn.Status.STOPPED
