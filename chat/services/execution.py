@@ -87,6 +87,8 @@ class _Handler:
         self._ended = False
         # Edits the file guard refused, by tool call id: what the log shows for their tool result.
         self.refused: dict[str, str] = {}
+        # Calls a person's answer (or its timeout) denied: their prompt says so, their result need not.
+        self.denied: set[str] = set()
 
     @property
     def _owner(self) -> int | None:
@@ -106,17 +108,26 @@ class _Handler:
             # is not running, and other chats' edits should not wait for this answer.
             holding = key in self.file_slots
             self._release(key)
-            answer = await self._ask(tool, tool_input, suggestions)
+            answer = await self._ask(tool, tool_input, suggestions, key)
+            if not answer.allow:
+                self.denied.add(key)
             if holding and answer.allow and not await self._take_file_slot(key):
                 return Permission(allow=False, message=TURN_ENDED)
         if not answer.allow:
             self._release(key)  # it will not run: no hook after it gives the slot back
         return answer
 
-    async def _ask(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]]) -> Permission:
+    async def _ask(
+        self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str
+    ) -> Permission:
         on_prompt = self.options.on_prompt
         opened = permissions.ask(
-            recorder=self.recorder, tool=tool, tool_input=tool_input, suggestions=suggestions, on_open=on_prompt
+            recorder=self.recorder,
+            tool=tool,
+            tool_input=tool_input,
+            suggestions=suggestions,
+            tool_use_id=tool_use_id,
+            on_open=on_prompt,
         )
         try:
             return await opened
@@ -325,7 +336,9 @@ async def _pump(
                 data={"tool_use_id": event.tool_use_id},
             )
         else:
-            await record(event, recorder)
+            await record(
+                event, recorder, denied=isinstance(event, claude.ToolResult) and event.tool_use_id in handler.denied
+            )
         outcome.see(event)
         if options.on_event is not None:
             await options.on_event(event)
@@ -360,7 +373,8 @@ def as_plain_text(text: str) -> str:
     return " " + text if text.startswith("/") else text
 
 
-async def record(event: claude.Event, recorder: Recorder) -> None:
+async def record(event: claude.Event, recorder: Recorder, *, denied: bool = False) -> None:
+    """Save ``event``; ``denied``: a tool result whose call a person's prompt denied."""
     match event:
         case claude.TextDelta(text=text):
             await recorder.delta(text)
@@ -368,15 +382,16 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
             await recorder.text(text)
         case claude.ToolUse(id=tool_id, name=name, input=tool_input):
             recorder.tool_names[tool_id] = name
-            await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data={"id": tool_id, "input": tool_input})
+            data: dict[str, Any] = {"id": tool_id, "input": tool_input}
+            if tool_id in recorder.prompted:
+                data["in_prompt"] = True  # its prompt, shown before it, already shows the call's card
+            await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data=data)
         case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error):
             kept = content if len(content) <= TOOL_RESULT_KEEP_CHARS else content[:TOOL_RESULT_KEEP_CHARS] + "\n… (cut)"
-            await recorder.add(
-                kind=Event.Kind.TOOL_RESULT,
-                text=kept,
-                is_error=is_error,
-                data={"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")},
-            )
+            data = {"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")}
+            if denied:
+                data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
+            await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
         case claude.Notice(subtype="permission_denied", data=data):
             await recorder.add(
                 kind=Event.Kind.NOTICE,

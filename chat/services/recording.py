@@ -65,6 +65,8 @@ class Recorder:
         # The tool of each call id: a result is saved with its tool's name, so the page shows it
         # as that tool's output (a command's lines, a read's line count).
         self.tool_names: dict[str, str] = {}
+        # Tool calls a permission prompt was shown for (its card is in the prompt).
+        self.prompted: set[str] = set()
 
     # -- the turn's status ------------------------------------------------------------
     async def waiting(self) -> None:
@@ -81,6 +83,8 @@ class Recorder:
     async def ask(self, *, name: str, data: dict[str, Any]) -> Event:
         """A permission prompt of this turn: the turn waits for a person's answer."""
         await self.end_text()
+        if data.get("tool_use_id"):
+            self.prompted.add(str(data["tool_use_id"]))
         event = await Event.objects.acreate(
             turn=self.turn, kind=Event.Kind.PERMISSION, name=name, data=data, complete=False
         )

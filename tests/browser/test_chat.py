@@ -363,8 +363,11 @@ def test_an_edit_is_shown_as_a_diff_when_asked_and_once_done(live_app, page):
 
     prompt = turn.locator(".event.permission")
     expect(prompt).to_contain_text("Claude Code asks to use Edit")
-    expect(prompt.locator("del.line")).to_have_text("hello")
-    expect(prompt.locator("ins.line")).to_have_text("goodbye")
+    # The diff shows once, in the call's card just above its prompt.
+    asked = turn.locator(".tool-edit:visible")
+    expect(asked).to_have_count(1)
+    expect(asked.locator("del.line")).to_have_text("hello")
+    expect(asked.locator("ins.line")).to_have_text("goodbye")
     prompt.get_by_role("button", name="Allow", exact=True).click()
     expect(prompt).to_contain_text("Allowed by edgar.")
 

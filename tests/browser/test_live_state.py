@@ -1,0 +1,59 @@
+"""Every chat page shows the true state, live: the model picker, the sidebar, a cancelled or denied
+call, the cards around a permission prompt, and no fragment sent to an element the page lacks.
+
+Each test names what a person saw wrong before; the ``page`` fixture fails any test whose pages
+logged a console error, a Content-Security-Policy violation or an htmx error.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.test_chat import log_in, open_new_chat
+
+pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
+
+SMALL, LARGE = "claude-stand-in-small", "claude-stand-in-large"
+
+
+def member(live_app, page: Page, name: str) -> int:
+    user_id = live_app.create_user(username=name, password=f"pw-{name}-123")
+    log_in(page, live_app.base_url, name, f"pw-{name}-123")
+    return user_id
+
+
+def finished(turn) -> None:
+    expect(turn.locator(".turn-status .stats")).to_be_visible(timeout=20_000)
+
+
+def second_tab(page: Page) -> Page:
+    other = page.context.new_page()
+    other.goto(page.url)
+    expect(other.locator("body[data-ws=open]")).to_have_count(1)
+    return other
+
+
+def test_a_tool_card_shows_once_around_its_prompt_and_a_denial_is_said_once(live_app, page):
+    member(live_app, page, "quin")
+    open_new_chat(page, "echo: ready")
+    finished(page.locator("article.turn").first)
+    page.get_by_label("Message").fill("write todo.txt: buy milk")
+    page.get_by_label("Message").press("Enter")
+    turn = page.locator("article.turn").nth(1)
+    prompt = turn.locator(".event.permission")
+    expect(prompt.get_by_role("button", name="Deny")).to_be_visible()
+    expect(turn.locator(".tool-card:visible")).to_have_count(1)
+    expect(turn.locator(".tool-card .tool-subject")).to_contain_text("todo.txt")
+
+    prompt.get_by_role("button", name="Deny").click()
+    expect(prompt).to_contain_text("Denied by quin.")
+    finished(turn)
+    expect(turn.locator(".tool-card:visible")).to_have_count(1)
+    # The app says it once; the model's own answer may say it again in its words.
+    said = [text for text in turn.locator(".event:not(.text):visible").all_inner_texts() if "denied" in text.lower()]
+    assert len(said) == 1, said
+    page.reload()
+    expect(turn.locator(".tool-card:visible")).to_have_count(1)
+    said = [text for text in turn.locator(".event:not(.text):visible").all_inner_texts() if "denied" in text.lower()]
+    assert len(said) == 1, said
