@@ -7,6 +7,8 @@ logged a console error, a Content-Security-Policy violation or an htmx error.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -32,6 +34,29 @@ def second_tab(page: Page) -> Page:
     other.goto(page.url)
     expect(other.locator("body[data-ws=open]")).to_have_count(1)
     return other
+
+
+def test_a_cancelled_message_says_one_thing_and_no_tab_gets_a_fragment_it_cannot_place(live_app, page):
+    member(live_app, page, "pam")
+    open_new_chat(page, "slow 20")
+    turns = page.locator("article.turn")
+    expect(turns.nth(0).locator(".event.text")).to_contain_text("word2", timeout=20_000)
+    other = second_tab(page)
+    page.get_by_label("Message").fill("echo: later")
+    page.get_by_label("Message").press("Enter")
+    queued = turns.nth(1).locator(".turn-status")
+    expect(queued).to_contain_text("Queued")
+    expect(other.locator("article.turn").nth(1).locator(".turn-status")).to_contain_text("Queued")
+
+    queued.get_by_role("button", name="Cancel").click()
+    for tab in (page, other):
+        status = tab.locator("article.turn").nth(1).locator(".turn-status")
+        expect(status).to_have_text("Cancelled before it ran.")
+    page.keyboard.press("Escape")
+    for tab in (page, other):
+        expect(tab.locator("article.turn").nth(0).locator(".turn-status")).to_contain_text("Stopped.")
+        expect(tab.get_by_role("button", name="Stop")).to_be_disabled()
+    # The page's own problems (htmx:oobErrorNoTarget included) fail the test in the fixture.
 
 
 def test_a_tool_card_shows_once_around_its_prompt_and_a_denial_is_said_once(live_app, page):
