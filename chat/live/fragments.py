@@ -5,6 +5,7 @@ Each fragment carries ``hx-swap-oob``, so htmx's websocket extension puts it in 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from ..models import Event, Session, Turn
@@ -45,11 +46,15 @@ def turn_status(turn: Turn, session: Session) -> str:
 
 
 def session_state(session: Session) -> str:
-    """Status, Stop button and title: what changes on the page when a turn starts or ends."""
+    """Status, Stop button, model and title: what changes on the page when a turn starts or ends."""
     if session.kind == Session.Kind.TASK:
         return ""  # a task's page has neither: its head (the task's own fragment) says its state
-    context = {"session": session, "oob": True}
-    return render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#session-title", context)
+    context = {"session": session, "oob": True, "models": settings.CLAUDE_MODELS}
+    return (
+        render_to_string(f"{PAGE}#session-state", context)
+        + render_to_string(f"{PAGE}#model-picker", context)
+        + render_to_string(f"{PAGE}#session-title", context)
+    )
 
 
 def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool) -> str:

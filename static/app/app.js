@@ -25,8 +25,10 @@
       const attached = document.getElementById("attached");
       lastAttached = attached ? Array.from(attached.children) : [];
       if (attached) attached.replaceChildren();
-      form.reset();
-      document.getElementById("message").focus();
+      // Only the box: a reset would also put the model picker back to the model the page opened with.
+      const box = document.getElementById("message");
+      box.value = "";
+      box.focus();
     }
   });
   function putBack() {

@@ -36,6 +36,31 @@ def second_tab(page: Page) -> Page:
     return other
 
 
+def test_the_model_picker_shows_the_model_the_chat_runs_with_after_a_turn(live_app, page):
+    member(live_app, page, "nell")
+    open_new_chat(page, "which model")
+    turns = page.locator("article.turn")
+    expect(turns.nth(0)).to_contain_text(f"the model {SMALL}")
+    other = second_tab(page)
+
+    page.get_by_label("Model").select_option(LARGE)
+    expect(page.locator("#flash")).to_have_text(f"The next messages use {LARGE}.")
+    page.get_by_label("Message").fill("which model")
+    page.get_by_label("Message").press("Enter")
+    expect(turns.nth(1)).to_contain_text(f"the model {LARGE}", timeout=20_000)
+    finished(turns.nth(1))
+    # Before, sending reset the whole form: the picker went back to the model the page opened with.
+    expect(page.get_by_label("Model")).to_have_value(LARGE)
+    expect(other.get_by_label("Model")).to_have_value(LARGE)
+    page.reload()
+    expect(page.get_by_label("Model")).to_have_value(LARGE)
+
+
+def dot_of(link) -> str:
+    """What the sidebar shows before a chat's title: a dot while a turn runs or waits."""
+    return link.evaluate("el => getComputedStyle(el, '::before').content")
+
+
 def test_a_cancelled_message_says_one_thing_and_no_tab_gets_a_fragment_it_cannot_place(live_app, page):
     member(live_app, page, "pam")
     open_new_chat(page, "slow 20")
@@ -82,3 +107,26 @@ def test_a_tool_card_shows_once_around_its_prompt_and_a_denial_is_said_once(live
     expect(turn.locator(".tool-card:visible")).to_have_count(1)
     said = [text for text in turn.locator(".event:not(.text):visible").all_inner_texts() if "denied" in text.lower()]
     assert len(said) == 1, said
+
+
+def test_restoring_an_archived_chat_sends_nothing_the_page_cannot_place(live_app, page):
+    member(live_app, page, "rosa")
+    open_new_chat(page, "My name is Rosa")
+    finished(page.locator("article.turn").first)
+    chat_id = re.search(r"/chat/([0-9a-f-]{36})/$", page.url).group(1)
+    live_app.manage(
+        "shell",
+        "-c",
+        "import os; from chat.models import Session; from chat.services.archive import archive_session; "
+        "archive_session(session=Session.objects.get(pk=os.environ['CHAT']))",
+        extra_env={"CHAT": chat_id},
+    )
+    page.reload()
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
+    expect(page.get_by_text("This chat is archived: it is read-only.")).to_be_visible()
+    page.get_by_role("button", name="Restore").click()
+    expect(page.get_by_text("Restored: the chat continues with its memory.")).to_be_visible()
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
+    page.get_by_label("Message").fill("What is my name?")
+    page.get_by_label("Message").press("Enter")
+    expect(page.locator("article.turn").nth(1)).to_contain_text("Your name is Rosa.")

@@ -218,6 +218,8 @@ def choose_model(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
         chats.set_model(session=session, model=request.POST.get("model"))
     except chats.ChatError as exc:
         return HttpResponse(fragments.flash(str(exc)))
+    # The chat's other tabs show the model it now runs with.
+    async_to_sync(notify.session_changed)(session)
     return HttpResponse(fragments.flash(f"The next messages use {session.model}.", level="info"))
 
 
