@@ -64,6 +64,11 @@ def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool) -> st
     )
 
 
+def recent_chats(chats: list[Session]) -> str:
+    """The sidebar's recent chats of one member, as every page of theirs shows them."""
+    return render_to_string("includes/recent_chats.html", {"recent_chats": chats, "oob": True})
+
+
 def flash(text: str, *, level: str = "error", refused: bool = False) -> str:
     """A notice on the page; ``refused``: the message just sent was not taken (the page puts it back in the box)."""
     return render_to_string("includes/flash.html", {"text": text, "level": level, "oob": True, "refused": refused})

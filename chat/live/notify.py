@@ -11,6 +11,7 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from .. import selectors
 from ..models import Event, Session, Turn
 from . import fragments, rendered
 
@@ -21,6 +22,11 @@ PROMPT_TYPE = "prompt.shown"
 
 def chat_group(session_id: uuid.UUID | str) -> str:
     return f"chat-{session_id}"
+
+
+def member_group(user_id: int) -> str:
+    """Every socket of one member: their pages' sidebar, and closing them all at logout."""
+    return f"member-{int(user_id)}"
 
 
 async def send(group: str, html: str, **appends: int) -> None:
@@ -46,11 +52,15 @@ async def to_chat(session_id: uuid.UUID | str, html: str, **appends: int) -> Non
 async def turn_added(turn: Turn, session: Session) -> None:
     html = await sync_to_async(lambda: fragments.turn_appended(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html, turn=turn.pk)
+    await chats_changed(session)
 
 
-async def turn_changed(turn: Turn, session: Session) -> None:
+async def turn_changed(turn: Turn, session: Session, *, listed: bool = False) -> None:
+    """``listed``: the chat's status in the member's list changed with it (the sidebar shows it)."""
     html = await sync_to_async(lambda: fragments.turn_status(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html)
+    if listed:
+        await chats_changed(session)
     if not turn.is_pending:
         # Rendered now, off any request: the next page that shows the finished turn reuses it.
         await sync_to_async(rendered.remember)(turn)
@@ -71,4 +81,19 @@ async def event_changed(event: Event, session_id: uuid.UUID | str) -> None:
 
 
 async def session_changed(session: Session) -> None:
+    """The chat's title, state or model changed (a rename, a Restore, another model)."""
     await to_chat(session.pk, await sync_to_async(fragments.session_state)(session))
+    await chats_changed(session)
+
+
+async def chats_changed(session: Session) -> None:
+    """The member's recent chats, as the sidebar of each of their open pages shows them."""
+    if session.kind != Session.Kind.CHAT:
+        return  # a task's session is not in the list
+    await send(member_group(session.owner_id), await sync_to_async(_recent_with)(session))
+
+
+def _recent_with(session: Session) -> str:
+    """The member's recent chats, if ``session`` is among them (else the sidebar shows nothing of it)."""
+    chats = list(selectors.recent_chats(user_id=session.owner_id))
+    return fragments.recent_chats(chats) if any(chat.pk == session.pk for chat in chats) else ""

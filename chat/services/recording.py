@@ -67,6 +67,8 @@ class Recorder:
         self.tool_names: dict[str, str] = {}
         # Tool calls a permission prompt was shown for (its card is in the prompt).
         self.prompted: set[str] = set()
+        # The chat's status as its member's list last showed it (the turn's session, if it was read with it).
+        self.listed_status = turn.session.status if Turn.session.is_cached(turn) else ""
 
     # -- the turn's status ------------------------------------------------------------
     async def waiting(self) -> None:
@@ -140,7 +142,9 @@ class Recorder:
             if value is not None:
                 setattr(turn, name, value)
         session = await sync_to_async(self._save)(turn)
-        await notify.turn_changed(turn, session)
+        listed = session.status != self.listed_status
+        self.listed_status = session.status
+        await notify.turn_changed(turn, session, listed=listed)
 
     @staticmethod
     def _save(turn: Turn) -> Session:

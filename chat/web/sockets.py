@@ -48,6 +48,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from chat.live import fragments
+from chat.live.notify import member_group
 from chat.services import permissions
 
 # Close codes in the 4000 range are ours to define; the page shows why it disconnected.
@@ -141,10 +142,6 @@ class PromptAnswer(pydantic.BaseModel):
 
     event: int
     answer: permissions.Answer
-
-
-def member_group(user_id: int) -> str:
-    return f"member-{int(user_id)}"
 
 
 def open_sockets(user_id: int) -> int:

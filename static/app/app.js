@@ -210,6 +210,17 @@
   document.addEventListener("htmx:wsAfterMessage", chatState);
   document.addEventListener("htmx:afterSettle", chatState);
 
+  // The sidebar's recent chats come again, live, the same for every page of the member: each
+  // page marks its own chat.
+  function markCurrentChat() {
+    document.querySelectorAll("#recent-chats a").forEach(function (link) {
+      if (link.pathname === window.location.pathname) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    });
+  }
+  document.addEventListener("htmx:wsAfterMessage", markCurrentChat);
+  document.addEventListener("htmx:afterSettle", markCurrentChat);
+
   // Esc stops the running turn (from anywhere on the chat's page).
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape" || event.defaultPrevented || event.isComposing) return;

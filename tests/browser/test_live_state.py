@@ -61,6 +61,35 @@ def dot_of(link) -> str:
     return link.evaluate("el => getComputedStyle(el, '::before').content")
 
 
+def test_the_sidebar_drops_the_running_dot_when_the_first_turn_ends_and_follows_a_rename(live_app, page):
+    member(live_app, page, "olga")
+    open_new_chat(page, "slow 2")
+    recent = page.locator(".recent").get_by_role("link", name="slow 2")
+    expect(recent).to_have_attribute("aria-current", "page")
+    assert dot_of(recent) == '"● "'
+    finished(page.locator("article.turn").first)
+    expect(recent).to_have_class(re.compile(r"\bstatus-idle\b"))
+    assert dot_of(recent) == "none"
+    other = second_tab(page)
+    board = page.context.new_page()
+    board.goto(live_app.base_url + "/tasks/")
+    expect(board.locator("body[data-ws=open]")).to_have_count(1)
+
+    page.get_by_text("Rename", exact=True).click()
+    page.get_by_label("Title").fill("Quarterly plan")
+    page.get_by_role("button", name="Save").click()
+    for tab in (page, other, board):
+        expect(tab.locator(".recent").get_by_role("link", name="Quarterly plan")).to_be_visible()
+        expect(tab.locator(".recent")).not_to_contain_text("slow 2")
+    # A turn in this chat shows on the board's sidebar too.
+    page.get_by_label("Message").fill("slow 3")
+    page.get_by_label("Message").press("Enter")
+    busy = board.locator(".recent").get_by_role("link", name="Quarterly plan")
+    expect(busy).to_have_class(re.compile(r"\bstatus-(running|queued)\b"))
+    finished(page.locator("article.turn").nth(1))
+    expect(busy).to_have_class(re.compile(r"\bstatus-idle\b"))
+
+
 def test_a_cancelled_message_says_one_thing_and_no_tab_gets_a_fragment_it_cannot_place(live_app, page):
     member(live_app, page, "pam")
     open_new_chat(page, "slow 20")
