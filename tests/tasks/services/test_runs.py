@@ -123,6 +123,22 @@ async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_e
     assert "Your name is Ada." in await texts(task)
 
 
+async def test_a_run_that_changed_no_file_says_so_and_has_nothing_to_merge(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: nothing to do"))
+    assert task.status == Task.Status.COMPLETED and task.files_changed == []
+    assert task.changed_nothing and task.status_text == "Completed: nothing changed"
+    assert task.error.startswith("This run changed no file, so there is nothing to merge.")
+    assert not task.can_merge and not task.can_open_pull_request and task.can_discard and task.can_resume
+    with pytest.raises(services.TaskRefused, match="changed no file: its branch has nothing to merge"):
+        await services.merge(task_id=task.pk)
+
+    # A follow-up that changes a file makes it mergeable.
+    await services.resume(task_id=task.pk, message="write later.txt: now something")
+    task = await settled(scheduler, task)
+    assert task.files_changed == ["later.txt"] and task.error == "" and task.can_merge
+    assert task.status_text == "Completed"
+
+
 async def _has_streamed(task: Task) -> bool:
     from chat.models import Event
 
