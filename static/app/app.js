@@ -90,6 +90,7 @@
     const code = event.detail && event.detail.event && event.detail.event.code;
     if (code === 4401) connection("You are logged out (or your login expired): reload the page to log in again.");
     else if (code === 4404) connection("This chat no longer exists or is not yours.");
+    else if (code === 4410) connection("This link no longer works: its owner revoked it, or it expired.");
     else if (code === 4429) connection("Too many open tabs of this app: close some, then reload this page.");
     else if (code === 1009) {
       putBack();
@@ -153,7 +154,7 @@
   }
   if (window.htmx) {
     htmx.createWebSocket = function (url) {
-      if (url.indexOf("/ws/chat/") >= 0 && document.getElementById("turns")) {
+      if ((url.indexOf("/ws/chat/") >= 0 || url.indexOf("/ws/share/") >= 0) && document.getElementById("turns")) {
         url += (url.indexOf("?") < 0 ? "?" : "&") + shown();
       }
       const socket = new WebSocket(url, []);
