@@ -159,3 +159,49 @@ def test_restoring_an_archived_chat_sends_nothing_the_page_cannot_place(live_app
     page.get_by_label("Message").fill("What is my name?")
     page.get_by_label("Message").press("Enter")
     expect(page.locator("article.turn").nth(1)).to_contain_text("Your name is Rosa.")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "viewport"),
+    [("light", {"width": 1280, "height": 800}), ("dark", {"width": 375, "height": 812})],
+    ids=["desktop-light", "phone-dark"],
+)
+def test_attach_send_rename_search_and_every_page_keep_the_content_security_policy(
+    live_app, new_context, scheme, viewport
+):
+    """No inline style nor script anywhere a member goes (the fixture fails on any CSP violation)."""
+    page = new_context(color_scheme=scheme, viewport=viewport).new_page()
+    name = f"walker{scheme}"
+    member(live_app, page, name)
+    page.goto(live_app.base_url + "/chat/new/")
+    page.locator("#attach-files").set_input_files({"name": "a.txt", "mimeType": "text/plain", "buffer": b"a\n"})
+    expect(page.locator("#attached")).to_contain_text("a.txt")
+    page.get_by_label("Message").fill("echo: walking")
+    page.get_by_label("Message").press("Enter")
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
+    finished(page.locator("article.turn").first)
+    chat_url = page.url
+
+    page.locator("#attach-files").set_input_files({"name": "b.txt", "mimeType": "text/plain", "buffer": b"b\n"})
+    expect(page.locator("#attached")).to_contain_text("b.txt")
+    page.get_by_label("Message").fill("echo: sent with a file")
+    page.get_by_role("button", name="Send").click()
+    finished(page.locator("article.turn").nth(1))
+    page.get_by_text("Rename", exact=True).click()
+    page.get_by_label("Title").fill("A walk")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="A walk")).to_be_visible()
+
+    page.goto(live_app.base_url + "/")
+    page.get_by_label("Search chats").fill("walking")
+    expect(page.locator("#chat-list")).to_contain_text("1 chat matches")
+    page.goto(live_app.base_url + "/tasks/")
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)
+    page.get_by_label("What should Claude Code do?").fill("echo: a task")
+    page.get_by_role("button", name="Start task").click()
+    expect(page).to_have_url(re.compile(r"/tasks/\d+/$"))
+    expect(page.locator("#task-status")).to_have_text(re.compile("Completed"), timeout=30_000)
+    for path in (chat_url, live_app.base_url + "/settings/", live_app.base_url + "/chat/new/"):
+        page.goto(path)
+        expect(page.locator("main")).to_be_visible()
