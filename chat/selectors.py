@@ -41,6 +41,20 @@ def chat_list(*, user: AbstractBaseUser | AnonymousUser) -> SessionQuerySet:
     return chats
 
 
+# The sidebar's recent chats on every page.
+RECENT_CHATS = 12
+
+
+def recent_chats(*, user_id: int | None) -> SessionQuerySet:
+    """The member's latest chats, as the sidebar lists them (lazy: a page without a sidebar runs no query).
+    Tasks' sessions are not chats."""
+    return (
+        Session.objects.filter(owner_id=user_id)
+        .chats()
+        .only("id", "title", "status", "last_activity_at")[:RECENT_CHATS]
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Turns of one chat, latest first in pages
 

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from chat.web.consumers import ChatConsumer
+from chat.web.consumers import ChatConsumer, ShareConsumer
 from tasks.web.consumers import TasksConsumer
 
 # Only a canonical lowercase UUID matches, so no other text reaches the consumer as an id.
@@ -10,4 +10,6 @@ websocket_urlpatterns = [
         ChatConsumer.as_asgi(),
     ),
     re_path(r"^ws/tasks/(?:(?P<task_id>[0-9]{1,12})/)?$", TasksConsumer.as_asgi()),
+    # A share link's page: only a token of the shape share links have (chat.services.sharing).
+    re_path(r"^ws/share/(?P<token>[A-Za-z0-9_-]{43})/$", ShareConsumer.as_asgi()),
 ]

@@ -241,7 +241,17 @@ async def broadcast(server: Server, sockets_by_chat: dict[str, list[Socket]], *,
     """Rename every chat (each rename is sent to every socket of that chat); seconds until every socket has it."""
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
-    waiting = [asyncio.ensure_future(s.receive()) for group in sockets_by_chat.values() for s in group]
+
+    async def renamed(socket: Socket, title: str) -> None:
+        # Its own chat's new title: the member's sidebar, sent to all their pages, may come first.
+        while f'data-title="{title}"' not in await socket.receive():
+            pass
+
+    waiting = [
+        asyncio.ensure_future(renamed(s, f"Renamed {n}"))
+        for n, group in enumerate(sockets_by_chat.values())
+        for s in group
+    ]
     for n, chat in enumerate(sockets_by_chat):
         status = await loop.run_in_executor(
             None, lambda c=chat, n=n: server.post(f"/chat/{c}/rename/", {"title": f"Renamed {n}"}, csrf=csrf)

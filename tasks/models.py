@@ -162,9 +162,16 @@ class Task(models.Model):
         if self.status == Task.Status.CANCELLED and not self.worktree_exists:
             # Terminating keeps the worktree and branch; once they are gone there is nothing to discard.
             allowed -= {Action.DISCARD}
+        if self.changed_nothing:
+            allowed -= NEEDS_CHANGES
         if allowed & NEEDS_REMOTE and not self.has_remote:
             allowed -= NEEDS_REMOTE
         return allowed
+
+    @property
+    def changed_nothing(self) -> bool:
+        """Completed without changing a file (its calls were denied, say): its branch holds nothing to merge."""
+        return self.status == Task.Status.COMPLETED and not self.files_changed
 
     @property
     def has_remote(self) -> bool:
@@ -209,6 +216,8 @@ class Task(models.Model):
 
     @property
     def status_text(self) -> str:
+        if self.changed_nothing:
+            return "Completed: nothing changed"
         if self.status == self.Status.PAUSED and self.reason == self.Reason.CONFLICT and self.conflict_files:
             holder = f"#{self.conflict_with_id}" if self.conflict_with_id else "another task"
             return f"Paused: conflicts with {holder} ({', '.join(self.conflict_files)})"
@@ -242,3 +251,5 @@ def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
 BLOCKED_BY_REASON: dict[Task.Reason, frozenset[Action]] = {Task.Reason.CONFLICT: frozenset({Action.RESUME})}
 # Only offered where the task's project has a remote and forge (tasks.remotes).
 NEEDS_REMOTE: frozenset[Action] = frozenset({Action.PULL_REQUEST})
+# Only offered when the task changed a file: its branch has something to merge or to propose.
+NEEDS_CHANGES: frozenset[Action] = frozenset({Action.MERGE, Action.PULL_REQUEST})

@@ -18,6 +18,7 @@ import pytest
 import runtime
 from devtools.stub_api import StubServer
 from project import runtime as composition
+from tests.browser_problems import Problems
 from tests.factories import make_user
 from tests.forge_standin import ForgeStandIn
 from tests.processes import stop
@@ -372,17 +373,34 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    """A page of a fresh browser context; the test fails if any page of it broke the
-    Content-Security-Policy (an inline script or style the app should not have)."""
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    violations: list[str] = []
-    context.on(
-        "console",
-        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
-    )
-    page = context.new_page()
-    yield page
-    context.close()
-    assert violations == [], violations
+def problems() -> Iterator[Problems]:
+    """What went wrong in this test's browser pages (tests/browser_problems.py): the test fails on any
+    of it, naming each, unless it allowed it."""
+    found = Problems()
+    yield found
+    unexpected = found.unexpected()
+    assert unexpected == [], "the browser reported:\n" + "\n".join(unexpected)
+
+
+@pytest.fixture
+def new_context(browser, problems):
+    """``new_context(**options)``: a fresh browser context whose pages are watched as ``page``'s are."""
+    made: list = []
+
+    def make(**options):
+        context = problems.watch(browser.new_context(**options))
+        context.set_default_timeout(15_000)
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        problems.settle(context)
+        context.close()
+
+
+@pytest.fixture
+def page(new_context):
+    """A page of a fresh browser context. The test fails on any console error, uncaught exception,
+    Content-Security-Policy violation or htmx error event of any page it opened (see ``problems``)."""
+    return new_context().new_page()

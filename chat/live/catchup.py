@@ -63,11 +63,15 @@ def _last_event(turns: list[Turn]) -> int:
     return max((event.pk for turn in turns for event in turn.events.all()), default=0)
 
 
-def refresh(session: Session, *, may_answer: bool) -> CatchUp:
+def refresh(session: Session, *, may_answer: bool, reader: fragments.Reader | None = None) -> CatchUp:
     """The latest turns whole, as the page shows them when it loads."""
-    page = selectors.latest_turns(session=session, events=False)
-    rendered.prerender(page.turns)
-    html = fragments.turns_refreshed(session, page, may_answer=may_answer) + fragments.session_state(session)
+    # A reader's turns hide the server's paths: rendered for them, never from the owner's cache.
+    page = selectors.latest_turns(session=session, events=reader is not None)
+    if reader is None:
+        rendered.prerender(page.turns)
+    html = fragments.turns_refreshed(session, page, may_answer=may_answer, reader=reader) + fragments.session_state(
+        session, reader=reader
+    )
     return CatchUp(
         html=html,
         turn=max((t.pk for t in page.turns), default=0),
@@ -76,24 +80,29 @@ def refresh(session: Session, *, may_answer: bool) -> CatchUp:
     )
 
 
-def catch_up(*, session: Session, since: Since | None, may_answer: bool) -> CatchUp:
+def catch_up(
+    *, session: Session, since: Since | None, may_answer: bool, reader: fragments.Reader | None = None
+) -> CatchUp:
     """What the page lacks since ``since`` (everything, when that is unknown or too much);
-    ``may_answer``: whether its person gets the answer buttons of open permission prompts."""
+    ``may_answer``: whether its person gets the answer buttons of open permission prompts;
+    ``reader``: the page is a share link's."""
     if since is None:
-        return refresh(session, may_answer=may_answer)
+        return refresh(session, may_answer=may_answer, reader=reader)
     recent = selectors.latest_turn_ids(session=session, limit=selectors.RECENT_TURNS + 1)
     new = [pk for pk in recent if pk > since.turn]
     unfinished = [pk for pk in since.unfinished if pk <= since.turn]
     if len(new) > selectors.RECENT_TURNS or any(pk not in recent for pk in unfinished):
-        return refresh(session, may_answer=may_answer)
+        return refresh(session, may_answer=may_answer, reader=reader)
     whole = selectors.turns_with_events(session=session, ids=new + unfinished)
     if sum(len(turn.events.all()) for turn in whole) > MAX_EVENTS:
-        return refresh(session, may_answer=may_answer)
-    parts = [fragments.turn_replaced(turn, session, may_answer=may_answer) for turn in whole if turn.pk in unfinished]
-    parts += [
-        fragments.turn_appended(turn, session, may_answer=may_answer) for turn in whole if turn.pk not in unfinished
+        return refresh(session, may_answer=may_answer, reader=reader)
+    parts = [
+        (fragments.turn_replaced if turn.pk in unfinished else fragments.turn_appended)(
+            turn, session, may_answer=may_answer, reader=reader
+        )
+        for turn in sorted(whole, key=lambda turn: turn.pk not in unfinished)
     ]
-    parts.append(fragments.session_state(session))
+    parts.append(fragments.session_state(session, reader=reader))
     return CatchUp(
         html="".join(parts), turn=max([since.turn, *new]), event=max(since.event, _last_event(whole)), whole=False
     )

@@ -1,10 +1,18 @@
 """HTML fragments for the websocket, rendered from the same partials as the pages.
 
-Each fragment carries ``hx-swap-oob``, so htmx's websocket extension puts it in place.
+Each fragment carries ``hx-swap-oob``, so htmx's websocket extension puts it in place. A fragment
+is rendered for one kind of viewer: the chat's owner (``may_answer``: the buttons of open prompts),
+someone else who may look (staff, a task's viewers) or a share link's :class:`Reader`, who gets no
+button and none of the server's paths, as the shared page itself shows them.
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from ..models import Event, Session, Turn
@@ -13,50 +21,106 @@ from ..selectors import TurnPage
 PAGE = "chat/session.html"
 
 
-def turn_appended(turn: Turn, session: Session, *, may_answer: bool = False) -> str:
-    html = render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session, "may_answer": may_answer})
+@dataclass(frozen=True)
+class Reader:
+    """Someone reading a chat through its share link (``token``): no buttons, and the chat's
+    working directory (``workdir``) and every other server path hidden."""
+
+    token: str
+    workdir: str
+
+
+def _viewer(may_answer: bool, reader: Reader | None) -> dict[str, Any]:
+    if reader is None:
+        return {"may_answer": may_answer}
+    return {"may_answer": False, "share_token": reader.token, "redact": reader.workdir}
+
+
+def turn_appended(turn: Turn, session: Session, *, may_answer: bool = False, reader: Reader | None = None) -> str:
+    html = render_to_string(f"{PAGE}#turn", {"turn": turn, "session": session, **_viewer(may_answer, reader)})
     return f'<div hx-swap-oob="beforeend:#turns">{html}</div>'
 
 
-def turn_replaced(turn: Turn, session: Session, *, may_answer: bool = False) -> str:
+def turn_replaced(turn: Turn, session: Session, *, may_answer: bool = False, reader: Reader | None = None) -> str:
     """The whole turn in place of the one on the page (its status and streamed text may have moved on)."""
     return render_to_string(
-        f"{PAGE}#turn", {"turn": turn, "session": session, "replace": True, "may_answer": may_answer}
+        f"{PAGE}#turn", {"turn": turn, "session": session, "replace": True, **_viewer(may_answer, reader)}
     )
 
 
-def event_appended(event: Event, *, may_answer: bool = False) -> str:
-    html = render_to_string(f"{PAGE}#event", {"event": event, "may_answer": may_answer})
+def event_appended(event: Event, *, may_answer: bool = False, reader: Reader | None = None) -> str:
+    html = render_to_string(f"{PAGE}#event", {"event": event, **_viewer(may_answer, reader)})
     return f'<div hx-swap-oob="beforeend:#turn-{event.turn_id}-events">{html}</div>'
 
 
-def event_replaced(event: Event, *, may_answer: bool = False) -> str:
-    return render_to_string(f"{PAGE}#event", {"event": event, "oob": True, "may_answer": may_answer})
+def event_replaced(event: Event, *, may_answer: bool = False, reader: Reader | None = None) -> str:
+    return render_to_string(f"{PAGE}#event", {"event": event, "oob": True, **_viewer(may_answer, reader)})
 
 
-def prompt(event_id: int, *, added: bool, may_answer: bool) -> str:
+def prompt(event_id: int, *, added: bool, may_answer: bool, reader: Reader | None = None) -> str:
     """A permission prompt as one viewer sees it: with the answer buttons only if they may answer."""
     event = Event.objects.get(pk=event_id)
-    return (event_appended if added else event_replaced)(event, may_answer=may_answer)
+    return (event_appended if added else event_replaced)(event, may_answer=may_answer, reader=reader)
 
 
-def turn_status(turn: Turn, session: Session) -> str:
-    return render_to_string(f"{PAGE}#turn-status", {"turn": turn, "session": session, "oob": True})
+def turn_status(turn: Turn, session: Session, *, reader: Reader | None = None) -> str:
+    return render_to_string(
+        f"{PAGE}#turn-status", {"turn": turn, "session": session, "oob": True, **_viewer(False, reader)}
+    )
 
 
-def session_state(session: Session) -> str:
-    """Status, Stop button and title: what changes on the page when a turn starts or ends."""
+def session_state(session: Session, *, reader: Reader | None = None) -> str:
+    """Status, Stop button, model and title: what changes on the page when a turn starts or ends.
+    A reader's page has the title only."""
     if session.kind == Session.Kind.TASK:
         return ""  # a task's page has neither: its head (the task's own fragment) says its state
-    context = {"session": session, "oob": True}
-    return render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#session-title", context)
+    context = {"session": session, "oob": True, "models": settings.CLAUDE_MODELS, **_viewer(False, reader)}
+    title = render_to_string(f"{PAGE}#session-title", context)
+    if reader is not None:
+        return title
+    return (
+        render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#model-picker", context) + title
+    )
 
 
-def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool) -> str:
+def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool, reader: Reader | None = None) -> str:
     return render_to_string(
         f"{PAGE}#turns",
-        {"session": session, "turns": page.turns, "has_older": page.has_older, "oob": True, "may_answer": may_answer},
+        {
+            "session": session,
+            "turns": page.turns,
+            "has_older": page.has_older,
+            "oob": True,
+            **_viewer(may_answer, reader),
+        },
     )
+
+
+def for_reader(shown: str, pk: str, *, session_id: uuid.UUID, reader: Reader) -> str:
+    """What changed in the chat (``shown`` and the ``pk`` of its turn, event or chat, as
+    :func:`chat.live.notify.send` names it) as a reader's page shows it; only the reader's own chat's
+    turns and events are read."""
+    if shown in ("turn_added", "turn_changed"):
+        turn = Turn.objects.select_related("session", "author").filter(pk=pk, session_id=session_id).first()
+        if turn is None:
+            return ""
+        if shown == "turn_added":
+            return turn_appended(turn, turn.session, reader=reader)
+        return turn_status(turn, turn.session, reader=reader)
+    if shown in ("event_added", "event_changed"):
+        event = Event.objects.filter(pk=pk, turn__session_id=session_id).first()
+        if event is None:
+            return ""
+        return (event_appended if shown == "event_added" else event_replaced)(event, reader=reader)
+    if shown == "session_changed":
+        session = Session.objects.filter(pk=session_id).first()
+        return session_state(session, reader=reader) if session is not None else ""
+    return ""
+
+
+def recent_chats(chats: list[Session]) -> str:
+    """The sidebar's recent chats of one member, as every page of theirs shows them."""
+    return render_to_string("includes/recent_chats.html", {"recent_chats": chats, "oob": True})
 
 
 def flash(text: str, *, level: str = "error", refused: bool = False) -> str:

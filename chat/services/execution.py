@@ -87,6 +87,8 @@ class _Handler:
         self._ended = False
         # Edits the file guard refused, by tool call id: what the log shows for their tool result.
         self.refused: dict[str, str] = {}
+        # Calls a person's answer (or its timeout) denied: their prompt says so, their result need not.
+        self.denied: set[str] = set()
 
     @property
     def _owner(self) -> int | None:
@@ -106,17 +108,26 @@ class _Handler:
             # is not running, and other chats' edits should not wait for this answer.
             holding = key in self.file_slots
             self._release(key)
-            answer = await self._ask(tool, tool_input, suggestions)
+            answer = await self._ask(tool, tool_input, suggestions, key)
+            if not answer.allow:
+                self.denied.add(key)
             if holding and answer.allow and not await self._take_file_slot(key):
                 return Permission(allow=False, message=TURN_ENDED)
         if not answer.allow:
             self._release(key)  # it will not run: no hook after it gives the slot back
         return answer
 
-    async def _ask(self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]]) -> Permission:
+    async def _ask(
+        self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str
+    ) -> Permission:
         on_prompt = self.options.on_prompt
         opened = permissions.ask(
-            recorder=self.recorder, tool=tool, tool_input=tool_input, suggestions=suggestions, on_open=on_prompt
+            recorder=self.recorder,
+            tool=tool,
+            tool_input=tool_input,
+            suggestions=suggestions,
+            tool_use_id=tool_use_id,
+            on_open=on_prompt,
         )
         try:
             return await opened
@@ -237,7 +248,8 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
                     f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
                     "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."
                 )
-            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error)
+            usage = await sync_to_async(_usage_of)(turn, outcome, elapsed_ms())
+            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error, usage=usage)
             return
         except asyncio.CancelledError:
             if not stopped():
@@ -246,7 +258,9 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
                 raise
             keep = await asyncio.shield(_interrupt(live, pump))
             await asyncio.shield(_mark_created(session))
-            await asyncio.shield(recorder.finish(Turn.Status.STOPPED, duration_ms=elapsed_ms()))
+            # What the stopped turn used (a paused task's tokens): its result, or what streamed.
+            usage = await asyncio.shield(sync_to_async(_usage_of)(turn, outcome, elapsed_ms()))
+            await asyncio.shield(recorder.finish(Turn.Status.STOPPED, duration_ms=elapsed_ms(), usage=usage))
             return
         await _mark_created(session)
         await _finish(recorder, session, outcome, elapsed_ms())
@@ -322,7 +336,9 @@ async def _pump(
                 data={"tool_use_id": event.tool_use_id},
             )
         else:
-            await record(event, recorder)
+            await record(
+                event, recorder, denied=isinstance(event, claude.ToolResult) and event.tool_use_id in handler.denied
+            )
         outcome.see(event)
         if options.on_event is not None:
             await options.on_event(event)
@@ -357,7 +373,8 @@ def as_plain_text(text: str) -> str:
     return " " + text if text.startswith("/") else text
 
 
-async def record(event: claude.Event, recorder: Recorder) -> None:
+async def record(event: claude.Event, recorder: Recorder, *, denied: bool = False) -> None:
+    """Save ``event``; ``denied``: a tool result whose call a person's prompt denied."""
     match event:
         case claude.TextDelta(text=text):
             await recorder.delta(text)
@@ -365,15 +382,16 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
             await recorder.text(text)
         case claude.ToolUse(id=tool_id, name=name, input=tool_input):
             recorder.tool_names[tool_id] = name
-            await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data={"id": tool_id, "input": tool_input})
+            data: dict[str, Any] = {"id": tool_id, "input": tool_input}
+            if tool_id in recorder.prompted:
+                data["in_prompt"] = True  # its prompt, shown before it, already shows the call's card
+            await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data=data)
         case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error):
             kept = content if len(content) <= TOOL_RESULT_KEEP_CHARS else content[:TOOL_RESULT_KEEP_CHARS] + "\n… (cut)"
-            await recorder.add(
-                kind=Event.Kind.TOOL_RESULT,
-                text=kept,
-                is_error=is_error,
-                data={"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")},
-            )
+            data = {"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")}
+            if denied:
+                data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
+            await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
         case claude.Notice(subtype="permission_denied", data=data):
             await recorder.add(
                 kind=Event.Kind.NOTICE,
@@ -397,10 +415,9 @@ async def record(event: claude.Event, recorder: Recorder) -> None:
 
 async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome, elapsed_ms: int) -> None:
     failure = outcome.failure()
-    result = outcome.result
     usage = None
-    if result is not None:
-        usage = await sync_to_async(_usage_of)(recorder.turn, result, elapsed_ms)
+    if outcome.result is not None:
+        usage = await sync_to_async(_usage_of)(recorder.turn, outcome, elapsed_ms)
     await recorder.finish(
         Turn.Status.ERROR if failure else Turn.Status.DONE,
         error=explain(failure, session=session) if failure else "",
@@ -408,9 +425,18 @@ async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome,
     )
 
 
-def _usage_of(turn: Turn, result: claude.Result, elapsed_ms: int) -> Usage:
+def _usage_of(turn: Turn, outcome: claude.Outcome, elapsed_ms: int) -> Usage | None:
     """The turn's own figures: the CLI's cost is the session's running total, so this turn's is the
-    difference from the last total reported before it."""
+    difference from the last total reported before it. An interrupted turn's result reports no
+    tokens (or there is no result): its tokens are then what streamed. None: nothing was used."""
+    result = outcome.result
+    input_tokens, output_tokens = (result.input_tokens, result.output_tokens) if result is not None else (0, 0)
+    if not (input_tokens or output_tokens):
+        input_tokens, output_tokens = outcome.streamed_tokens
+    if result is None:
+        if not (input_tokens or output_tokens):
+            return None
+        return Usage(duration_ms=elapsed_ms, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=0.0)
     previous = (
         Turn.objects.filter(session_id=turn.session_id, cli_total_cost_usd__isnull=False, id__lt=turn.pk)
         .order_by("-id")
@@ -419,8 +445,8 @@ def _usage_of(turn: Turn, result: claude.Result, elapsed_ms: int) -> Usage:
     ) or 0.0
     return Usage(
         duration_ms=result.duration_ms or elapsed_ms,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
         cost_usd=max(0.0, result.total_cost_usd - previous),
         total_cost_usd=result.total_cost_usd,
     )

@@ -51,6 +51,7 @@ async def ask(
     tool: str,
     tool_input: dict[str, Any],
     suggestions: list[dict[str, Any]],
+    tool_use_id: str = "",
     on_open: Callable[[], Awaitable[None]] | None = None,
 ) -> Permission:
     """Show the prompt on the chat's pages and wait for a person's answer (or the timeout)."""
@@ -58,10 +59,11 @@ async def ask(
     if layer is None:
         return Permission(allow=False, message="The server has no channel layer, so nobody can be asked.")
     reply = await layer.new_channel()
-    event = await recorder.ask(
-        name=tool,
-        data={"tool": tool, "input": tool_input, "suggestions": suggestions, "status": "pending", "reply": reply},
-    )
+    data = {"tool": tool, "input": tool_input, "suggestions": suggestions, "status": "pending", "reply": reply}
+    if tool_use_id:
+        # The call's card shows once: in the prompt, unless the call was shown just before it.
+        data.update(tool_use_id=tool_use_id, card_above=tool_use_id in recorder.tool_names)
+    event = await recorder.ask(name=tool, data=data)
     if on_open is not None:
         await on_open()
     seconds = settings.CLAUDE_PERMISSION_TIMEOUT

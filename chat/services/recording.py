@@ -65,6 +65,10 @@ class Recorder:
         # The tool of each call id: a result is saved with its tool's name, so the page shows it
         # as that tool's output (a command's lines, a read's line count).
         self.tool_names: dict[str, str] = {}
+        # Tool calls a permission prompt was shown for (its card is in the prompt).
+        self.prompted: set[str] = set()
+        # The chat's status as its member's list last showed it (the turn's session, if it was read with it).
+        self.listed_status = turn.session.status if Turn.session.is_cached(turn) else ""
 
     # -- the turn's status ------------------------------------------------------------
     async def waiting(self) -> None:
@@ -81,6 +85,8 @@ class Recorder:
     async def ask(self, *, name: str, data: dict[str, Any]) -> Event:
         """A permission prompt of this turn: the turn waits for a person's answer."""
         await self.end_text()
+        if data.get("tool_use_id"):
+            self.prompted.add(str(data["tool_use_id"]))
         event = await Event.objects.acreate(
             turn=self.turn, kind=Event.Kind.PERMISSION, name=name, data=data, complete=False
         )
@@ -136,7 +142,9 @@ class Recorder:
             if value is not None:
                 setattr(turn, name, value)
         session = await sync_to_async(self._save)(turn)
-        await notify.turn_changed(turn, session)
+        listed = session.status != self.listed_status
+        self.listed_status = session.status
+        await notify.turn_changed(turn, session, listed=listed)
 
     @staticmethod
     def _save(turn: Turn) -> Session:

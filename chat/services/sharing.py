@@ -11,10 +11,12 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ..live import notify
 from ..models import Session, ShareLink
 
 TOKEN_BYTES = 32
@@ -48,15 +50,24 @@ def create_share_link(
 
 
 def revoke_share_links(*, links: QuerySet[ShareLink], now: datetime | None = None) -> int:
-    """Revoke the live ones among ``links``; returns how many were live."""
-    return links.filter(revoked_at__isnull=True).update(revoked_at=now or timezone.now())
+    """Revoke the live ones among ``links``; returns how many were live. The pages they opened stop
+    following the chat at once."""
+    live = list(links.filter(revoked_at__isnull=True).values_list("pk", flat=True))
+    revoked = ShareLink.objects.filter(pk__in=live, revoked_at__isnull=True).update(revoked_at=now or timezone.now())
+    async_to_sync(notify.links_revoked)(live)
+    return revoked
+
+
+def live_link(*, token: str, now: datetime | None = None) -> ShareLink | None:
+    """The live link of ``token`` with its chat, or None for a malformed, unknown, revoked or expired token."""
+    if not _TOKEN_RE.fullmatch(token or ""):
+        return None
+    return ShareLink.objects.live(now=now).select_related("session").filter(token_hash=hash_token(token)).first()
 
 
 def shared_session(*, token: str, now: datetime | None = None) -> Session | None:
     """The chat behind a live link, or None for a malformed, unknown, revoked or expired token."""
-    if not _TOKEN_RE.fullmatch(token or ""):
-        return None
-    link = ShareLink.objects.live(now=now).select_related("session").filter(token_hash=hash_token(token)).first()
+    link = live_link(token=token, now=now)
     return link.session if link else None
 
 

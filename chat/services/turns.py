@@ -128,8 +128,12 @@ async def _save_queue_show(
     session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None, files: object
 ) -> Submitted:
     turn, session = await _save_message(session_id, user, text, files)
-    submitted = queue_turn(turn=turn, owner_id=session.owner_id, options=options)
-    await notify.turn_added(turn, session)
+    try:
+        # Shown before it is queued: once queued it may start at once, and a page must have the
+        # turn before the fragment that says it runs (that one replaces the turn's status in place).
+        await notify.turn_added(turn, session)
+    finally:
+        submitted = queue_turn(turn=turn, owner_id=session.owner_id, options=options)
     return submitted
 
 

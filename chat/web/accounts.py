@@ -16,7 +16,9 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from .sockets import ACCOUNT_CLOSED, member_group
+from chat.live.notify import member_group
+
+from .sockets import ACCOUNT_CLOSED
 
 
 def close_sockets(user_id: int) -> None:

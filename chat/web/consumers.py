@@ -1,15 +1,24 @@
-"""The websocket of one chat: send a message, stop or cancel a turn, receive HTML fragments."""
+"""The websockets of a chat: its owner's page (send a message, stop or cancel a turn, receive HTML
+fragments) and a share link's page (read the chat as it goes on, nothing more)."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from datetime import datetime
 from typing import Any
 
-from chat.live import catchup, fragments, notify
-from chat.models import Session
-from chat.services import disk, turns
+from django.conf import settings
+from django.utils import timezone
 
-from .sockets import CLOSE_NOT_FOUND, MemberSocket, in_pool
+from chat.live import catchup, fragments, notify
+from chat.models import Session, ShareLink
+from chat.services import disk, sharing, turns
+
+from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MemberSocket, Socket, in_pool
+
+# A share link that was revoked or expired while its page was open.
+CLOSE_LINK_GONE = 4410
 
 
 @in_pool
@@ -94,11 +103,7 @@ class ChatConsumer(MemberSocket):
             await self.send(text_data=fragments.flash(full, refused=True))
 
     async def live_fragment(self, event: dict[str, Any]) -> None:
-        # Saved before it was sent, so the catch-up on connect may have shown it already.
-        if (
-            event.get("turn", self.shown_turn + 1) > self.shown_turn
-            and event.get("event", self.shown_event + 1) > self.shown_event
-        ):
+        if _new_to(self, event):
             await self.send(text_data=event["html"])
 
     async def prompt_shown(self, message: dict[str, str]) -> None:
@@ -106,3 +111,91 @@ class ChatConsumer(MemberSocket):
         if message["added"] and int(message["event"]) <= self.shown_event:
             return
         await super().prompt_shown(message)
+
+
+def _new_to(socket: ChatConsumer | ShareConsumer, event: dict[str, Any]) -> bool:
+    """Whether a fragment is new to the socket's page: one saved before it was sent may have come
+    with the catch-up on connect already."""
+    turn: int = event.get("turn", socket.shown_turn + 1)
+    shown: int = event.get("event", socket.shown_event + 1)
+    return turn > socket.shown_turn and shown > socket.shown_event
+
+
+_readers: Counter[int] = Counter()
+_live_link = in_pool(sharing.live_link)
+_for_reader = in_pool(fragments.for_reader)
+
+
+class ShareConsumer(Socket):
+    """The page a share link opens, whoever holds the link (no login): it follows that one chat
+    live, as the page shows it, rendered for a reader (no buttons, the server's paths hidden), never
+    the owner's HTML. It sends nothing: a frame it gets is ignored. It closes when the link is
+    revoked or expires; a link may have CLAUDE_MAX_SOCKETS_PER_MEMBER pages open in this process."""
+
+    link_id: int | None = None
+    session_id: uuid.UUID
+    reader: fragments.Reader
+    expires_at: datetime | None = None
+    shown_turn = shown_event = 0
+
+    async def connect(self) -> None:
+        link: ShareLink | None = await _live_link(token=self.scope["url_route"]["kwargs"]["token"])
+        if link is None:
+            await self.close(code=CLOSE_LINK_GONE)
+            return
+        if _readers[link.pk] >= settings.CLAUDE_MAX_SOCKETS_PER_MEMBER:
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        self.link_id, self.expires_at, self.session_id = link.pk, link.expires_at, link.session_id
+        _readers[link.pk] += 1
+        self.reader = fragments.Reader(token=self.scope["url_route"]["kwargs"]["token"], workdir=link.session.workdir)
+        # Only this link's chat: its fragments, its prompts, and the link's revocation.
+        for group in (notify.chat_group(self.session_id), notify.link_group(link.pk)):
+            await self.join(group)
+        await self.accept()
+        caught_up = await _catch_up(
+            session=link.session,
+            since=catchup.Since.parse(self.scope.get("query_string", b"")),
+            may_answer=False,
+            reader=self.reader,
+        )
+        self.shown_turn, self.shown_event = caught_up.turn, caught_up.event
+        await self.send(text_data=caught_up.html)
+
+    async def disconnect(self, code: int) -> None:
+        if self.link_id is not None:
+            for group in (notify.chat_group(self.session_id), notify.link_group(self.link_id)):
+                await self.leave(group)
+            _readers[self.link_id] -= 1
+            if _readers[self.link_id] <= 0:
+                del _readers[self.link_id]
+            self.link_id = None
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        pass  # a reader's page sends nothing; whatever comes is not read
+
+    async def _gone(self) -> bool:
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            await self.close(code=CLOSE_LINK_GONE)
+            return True
+        return False
+
+    async def live_fragment(self, event: dict[str, Any]) -> None:
+        # Never the owner's HTML: what changed, rendered again for a reader.
+        if not event.get("shown") or await self._gone() or not _new_to(self, event):
+            return
+        html = await _for_reader(event["shown"], event["pk"], session_id=self.session_id, reader=self.reader)
+        if html:
+            await self.send(text_data=html)
+
+    async def prompt_shown(self, message: dict[str, str]) -> None:
+        added = bool(message["added"])
+        if (added and int(message["event"]) <= self.shown_event) or await self._gone():
+            return
+        shown = "event_added" if added else "event_changed"
+        html = await _for_reader(shown, message["event"], session_id=self.session_id, reader=self.reader)
+        if html:
+            await self.send(text_data=html)
+
+    async def link_revoked(self, message: dict[str, str]) -> None:
+        await self.close(code=CLOSE_LINK_GONE)

@@ -1,14 +1,11 @@
 from django.conf import settings
 from django.http import HttpRequest
 
-from chat.models import Session
+from chat import selectors
 from chat.services import attachments
 
 from .sockets import MAX_FRAME_BYTES
 from .theme import THEMES, theme_of
-
-# The sidebar's recent chats on every page.
-RECENT_CHATS = 12
 
 
 def app(request: HttpRequest) -> dict[str, object]:
@@ -24,8 +21,5 @@ def app(request: HttpRequest) -> dict[str, object]:
     }
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        # Lazy: a page that shows no sidebar (a fragment) runs no query. Tasks' sessions are not chats.
-        context["recent_chats"] = (
-            Session.objects.owned_by(user).chats().only("id", "title", "status", "last_activity_at")[:RECENT_CHATS]
-        )
+        context["recent_chats"] = selectors.recent_chats(user_id=user.pk)
     return context

@@ -48,6 +48,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from chat.live import fragments
+from chat.live.notify import member_group
 from chat.services import permissions
 
 # Close codes in the 4000 range are ours to define; the page shows why it disconnected.
@@ -143,10 +144,6 @@ class PromptAnswer(pydantic.BaseModel):
     answer: permissions.Answer
 
 
-def member_group(user_id: int) -> str:
-    return f"member-{int(user_id)}"
-
-
 def open_sockets(user_id: int) -> int:
     return _open[user_id]
 
@@ -154,17 +151,13 @@ def open_sockets(user_id: int) -> int:
 _prompt = in_pool(fragments.prompt)
 
 
-class MemberSocket(AsyncWebsocketConsumer):
-    """A websocket of one member; subclasses add their groups and their actions.
+class Socket(AsyncWebsocketConsumer):
+    """A websocket of the app's pages: connects in turns, joins groups, reads frames.
 
     Without Channels' database clean-up before every message: its own database work goes through
     :func:`in_pool`, which tidies its connections itself, and the fragments it forwards touch no
     database (with a thousand sockets, each fragment would otherwise cost a thousand trips to the
     shared sync thread)."""
-
-    member_id: int | None = None
-    # Whether this socket's person may answer the permission prompts it shows (set on connect).
-    may_answer: bool = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
@@ -216,6 +209,37 @@ class MemberSocket(AsyncWebsocketConsumer):
         async with _slots():
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def read_frame(self, text_data: str | None) -> dict[str, Any] | None:
+        """The frame as a JSON object, or None after telling the page what was wrong with it."""
+        limit = settings.CLAUDE_MAX_MESSAGE_CHARS * 6 + 4096  # JSON escapes may grow the text
+        if text_data is None or len(text_data) > limit:
+            await self.send(
+                text_data=fragments.flash(
+                    f"That was more than the server takes at once ({limit:,} characters). Send less text."
+                )
+            )
+            return None
+        try:
+            data = json.loads(text_data)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            await self.send(text_data=fragments.flash(MAX_NESTING_NOTICE))
+            return None
+        return data
+
+    async def live_fragment(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["html"])
+
+
+class MemberSocket(Socket):
+    """A websocket of one member; subclasses add their groups and their actions. Every socket
+    of the member also gets their sidebar's recent chats when those change."""
+
+    member_id: int | None = None
+    # Whether this socket's person may answer the permission prompts it shows (set on connect).
+    may_answer: bool = False
+
     async def admit(self) -> bool:
         """Accept nothing yet: check the member and the cap, join the member's group."""
         user = self.scope["user"]
@@ -250,25 +274,6 @@ class MemberSocket(AsyncWebsocketConsumer):
         self.scope["user"] = user
         return True
 
-    async def read_frame(self, text_data: str | None) -> dict[str, Any] | None:
-        """The frame as a JSON object, or None after telling the page what was wrong with it."""
-        limit = settings.CLAUDE_MAX_MESSAGE_CHARS * 6 + 4096  # JSON escapes may grow the text
-        if text_data is None or len(text_data) > limit:
-            await self.send(
-                text_data=fragments.flash(
-                    f"That was more than the server takes at once ({limit:,} characters). Send less text."
-                )
-            )
-            return None
-        try:
-            data = json.loads(text_data)
-        except (ValueError, RecursionError):
-            data = None
-        if not isinstance(data, dict):
-            await self.send(text_data=fragments.flash(MAX_NESTING_NOTICE))
-            return None
-        return data
-
     async def account_closed(self, event: dict[str, Any]) -> None:
         await self.close(code=CLOSE_LOGIN_REQUIRED)
 
@@ -287,6 +292,3 @@ class MemberSocket(AsyncWebsocketConsumer):
         """A permission prompt opened or was answered: rendered for this socket's person."""
         html = await _prompt(int(message["event"]), added=bool(message["added"]), may_answer=self.may_answer)
         await self.send(text_data=html)
-
-    async def live_fragment(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["html"])

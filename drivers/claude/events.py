@@ -27,6 +27,17 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class StreamUsage:
+    """The tokens of one API request as it streams: ``started`` at its ``message_start`` (its input),
+    then its output so far (``message_delta``). What an interrupted turn used: the CLI's result then
+    reports no tokens at all."""
+
+    input_tokens: int
+    output_tokens: int
+    started: bool
+
+
+@dataclass(frozen=True)
 class Text:
     """A complete assistant text block."""
 
@@ -100,7 +111,20 @@ class Exit:
     stderr: str
 
 
-Event = Init | TextDelta | Text | ToolUse | ToolResult | Notice | Result | Unknown | Garbage | Oversized | Exit
+Event = (
+    Init
+    | TextDelta
+    | StreamUsage
+    | Text
+    | ToolUse
+    | ToolResult
+    | Notice
+    | Result
+    | Unknown
+    | Garbage
+    | Oversized
+    | Exit
+)
 
 
 def content_text(content: Any) -> str:
@@ -140,6 +164,6 @@ def usage_in(usage: dict[str, Any]) -> tuple[int, int]:
     return input_tokens, _int(usage.get("output_tokens"))
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def as_dict(value: Any) -> dict[str, Any]:
     # A field of the wrong shape must not end the turn with an exception: read it as empty.
     return value if isinstance(value, dict) else {}

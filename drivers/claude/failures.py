@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import Event, Exit, Garbage, Notice, Result, Text, TextDelta, ToolUse
+from .events import Event, Exit, Garbage, Notice, Result, StreamUsage, Text, TextDelta, ToolUse
 
 DETAIL_KEEP_CHARS = 2000
 
@@ -42,6 +42,8 @@ class Outcome:
     garbage: list[str] = field(default_factory=list)
     # The last ``api_retry`` notice, until the API answers: the CLI is retrying a failed request.
     retrying: dict[str, Any] | None = None
+    # Input and output tokens of each API request so far, as they streamed.
+    streamed: list[tuple[int, int]] = field(default_factory=list)
 
     def see(self, event: Event) -> None:
         match event:
@@ -49,12 +51,23 @@ class Outcome:
                 self.retrying = data
             case Text() | TextDelta() | ToolUse():
                 self.retrying = None
+            case StreamUsage(input_tokens=input_tokens, output_tokens=output_tokens, started=True):
+                self.streamed.append((input_tokens, output_tokens))
+            case StreamUsage(input_tokens=input_tokens, output_tokens=output_tokens) if self.streamed:
+                # A request's output so far (a running count); its input, if it says it again.
+                before_in, before_out = self.streamed[-1]
+                self.streamed[-1] = (input_tokens or before_in, max(output_tokens, before_out))
             case Result():
                 self.result = event
             case Garbage(line=line):
                 self.garbage.append(line)
             case Exit(returncode=code, stderr=stderr):
                 self.returncode, self.stderr = code, stderr
+
+    @property
+    def streamed_tokens(self) -> tuple[int, int]:
+        """Input and output tokens of the requests that streamed (an interrupted turn's usage)."""
+        return sum(i for i, _ in self.streamed), sum(o for _, o in self.streamed)
 
     @property
     def no_connection(self) -> bool:

@@ -6,13 +6,32 @@ from typing import Any
 
 from claude_agent_sdk import types as sdk
 
-from .events import Event, Init, Notice, Result, Text, TextDelta, ToolResult, ToolUse, Unknown, content_text, usage_in
+from .events import (
+    Event,
+    Init,
+    Notice,
+    Result,
+    StreamUsage,
+    Text,
+    TextDelta,
+    ToolResult,
+    ToolUse,
+    Unknown,
+    as_dict,
+    content_text,
+    usage_in,
+)
 
 
 def convert(message: Any) -> list[Event]:
     """The events one SDK message stands for (an assistant message may hold several)."""
     match message:
         case sdk.StreamEvent(event=event):
+            if isinstance(event, dict) and event.get("type") in ("message_start", "message_delta"):
+                started = event["type"] == "message_start"
+                usage = as_dict(as_dict(event.get("message")).get("usage")) if started else as_dict(event.get("usage"))
+                input_tokens, output_tokens = usage_in(usage)
+                return [StreamUsage(input_tokens=input_tokens, output_tokens=output_tokens, started=started)]
             delta = event.get("delta") if isinstance(event, dict) else None
             if (
                 isinstance(delta, dict)

@@ -25,8 +25,10 @@
       const attached = document.getElementById("attached");
       lastAttached = attached ? Array.from(attached.children) : [];
       if (attached) attached.replaceChildren();
-      form.reset();
-      document.getElementById("message").focus();
+      // Only the box: a reset would also put the model picker back to the model the page opened with.
+      const box = document.getElementById("message");
+      box.value = "";
+      box.focus();
     }
   });
   function putBack() {
@@ -91,6 +93,7 @@
     const code = event.detail && event.detail.event && event.detail.event.code;
     if (code === 4401) connection("You are logged out (or your login expired): reload the page to log in again.");
     else if (code === 4404) connection("This chat no longer exists or is not yours.");
+    else if (code === 4410) connection("This link no longer works: its owner revoked it, or it expired.");
     else if (code === 4429) connection("Too many open tabs of this app: close some, then reload this page.");
     else if (code === 1009) {
       putBack();
@@ -177,7 +180,7 @@
   }
   if (window.htmx) {
     htmx.createWebSocket = function (url) {
-      if (url.indexOf("/ws/chat/") >= 0 && document.getElementById("turns")) {
+      if ((url.indexOf("/ws/chat/") >= 0 || url.indexOf("/ws/share/") >= 0) && document.getElementById("turns")) {
         url += (url.indexOf("?") < 0 ? "?" : "&") + shown();
       }
       const socket = new WebSocket(url, []);
@@ -233,6 +236,17 @@
   document.addEventListener("DOMContentLoaded", chatState);
   document.addEventListener("htmx:wsAfterMessage", chatState);
   document.addEventListener("htmx:afterSettle", chatState);
+
+  // The sidebar's recent chats come again, live, the same for every page of the member: each
+  // page marks its own chat.
+  function markCurrentChat() {
+    document.querySelectorAll("#recent-chats a").forEach(function (link) {
+      if (link.pathname === window.location.pathname) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    });
+  }
+  document.addEventListener("htmx:wsAfterMessage", markCurrentChat);
+  document.addEventListener("htmx:afterSettle", markCurrentChat);
 
   // Esc stops the running turn (from anywhere on the chat's page).
   document.addEventListener("keydown", function (event) {

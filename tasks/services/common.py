@@ -14,7 +14,7 @@ from chat.models import Turn
 from drivers import git
 
 from .. import live
-from ..models import Action, Task
+from ..models import NEEDS_CHANGES, Action, Task
 from ..selectors import visible_tasks
 from .places import worktree_of
 
@@ -43,6 +43,11 @@ _REFUSALS = {
 
 def require(task: Task, action: Action) -> None:
     """Refuse ``action`` unless the transition table allows it in the task's state."""
+    if action in NEEDS_CHANGES and task.changed_nothing:
+        raise TaskRefused(
+            f"Task #{task.pk} changed no file: its branch has nothing to merge or propose. Send a follow-up "
+            "instruction, or Discard the task."
+        )
     if action not in task.actions:
         raise TaskRefused(f"Task #{task.pk} is {task.status_text.lower()}: {_REFUSALS[action]}.")
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 import runtime
 from chat.live import notify
-from chat.models import Session, Turn
+from chat.models import Event, Session, Turn
 from chat.services import agents, turns
 from chat.services.execution import FileRefusal, TurnOptions
 from drivers import claims, claude, git
@@ -221,5 +221,26 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
         # Changed through a tool the hook cannot see (e.g. a shell command): detected instead of prevented.
         await pause_for_conflict(task, conflicts, {**used, "files_changed": files})
         return
-    await save(task_id, status=Task.Status.COMPLETED, reason="", finished_at=now, files_changed=files, **used)
+    note = "" if files else await _nothing_changed(turn)
+    await save(
+        task_id, status=Task.Status.COMPLETED, reason="", finished_at=now, files_changed=files, error=note, **used
+    )
     await changed(task_id)
+
+
+@sync_to_async
+def _nothing_changed(turn: Turn) -> str:
+    """What a run that changed no file says on its page: which of its calls were denied, if any."""
+    denied = [
+        str(event.data.get("tool") or event.name)
+        for event in Event.objects.filter(turn=turn, kind=Event.Kind.PERMISSION)
+        if event.data.get("status") in ("denied", "timed_out")
+    ]
+    if not denied:
+        return "This run changed no file, so there is nothing to merge. Send a follow-up if there is work to do."
+    tools = " and ".join(dict.fromkeys(denied))
+    calls = f"call to {tools} was" if len(denied) == 1 else f"calls to {tools} were"
+    return (
+        f"This run changed no file: its {calls} denied, so there is nothing to merge. Send a follow-up to try "
+        "another way, or Discard the task."
+    )

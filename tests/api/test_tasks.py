@@ -261,7 +261,7 @@ async def test_a_pull_request_through_the_api(team_remote, forge, scheduler, api
 
 
 async def test_an_unreachable_forge_leaves_the_last_known_state(team_remote, forge, scheduler, api, settings):
-    made = (await api.post("/api/tasks", {"prompt": "echo: hi", "project": "team"})).json()
+    made = (await api.post("/api/tasks", {"prompt": "write hi.txt: hi", "project": "team"})).json()
     await scheduler.idle()
     assert (await api.post(f"/api/tasks/{made['id']}/pull-request")).status_code == 200
     await Task.objects.filter(pk=made["id"]).aupdate(pr_checked_at=timezone.now() - timedelta(minutes=1))

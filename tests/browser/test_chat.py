@@ -261,7 +261,9 @@ def test_the_tab_title_follows_a_rename_in_this_tab_and_in_another(live_app, pag
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_title("Quarterly plan · Claude Code chat")
     expect(other).to_have_title("Quarterly plan · Claude Code chat")
-    expect(other.locator(".recent")).to_contain_text("echo: hi")  # the sidebar is as the page loaded
+    # The sidebars follow too (tests/browser/test_live_state.py has more of that).
+    expect(other.locator(".recent")).to_contain_text("Quarterly plan")
+    expect(other.locator(".recent")).not_to_contain_text("echo: hi")
 
 
 PAGES_375 = ["/", "/chat/new/", "/tasks/", "/settings/"]
@@ -363,8 +365,11 @@ def test_an_edit_is_shown_as_a_diff_when_asked_and_once_done(live_app, page):
 
     prompt = turn.locator(".event.permission")
     expect(prompt).to_contain_text("Claude Code asks to use Edit")
-    expect(prompt.locator("del.line")).to_have_text("hello")
-    expect(prompt.locator("ins.line")).to_have_text("goodbye")
+    # The diff shows once, in the call's card just above its prompt.
+    asked = turn.locator(".tool-edit:visible")
+    expect(asked).to_have_count(1)
+    expect(asked.locator("del.line")).to_have_text("hello")
+    expect(asked.locator("ins.line")).to_have_text("goodbye")
     prompt.get_by_role("button", name="Allow", exact=True).click()
     expect(prompt).to_contain_text("Allowed by edgar.")
 

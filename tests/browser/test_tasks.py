@@ -136,12 +136,16 @@ def test_a_running_task_is_paused_resumed_and_discarded(live_app, page):
     expect(page.get_by_role("alert")).to_have_text(f"Task #{task_id}: paused by a person.")
     expect(page.get_by_role("button", name="Pause")).to_have_count(0)
     expect(page.locator("#turns .event.text")).not_to_contain_text("(end of slow answer)")
+    # What the stopped run used is counted (it showed 0 tokens before).
+    expect(page.locator(".task-facts")).to_contain_text(re.compile(r"Usage\s*[1-9]\d* tokens"))
     # Pausing keeps the worktree and the branch for the resumed session.
     assert worktree.is_dir()
     assert branches(repo, branch) == [branch]
 
     page.get_by_role("button", name="Resume").click()
-    expect(status).to_have_text("Completed", timeout=RUN_TIMEOUT)
+    # A slow answer changes no file: nothing to merge.
+    expect(status).to_have_text("Completed: nothing changed", timeout=RUN_TIMEOUT)
+    expect(page.get_by_role("button", name="Merge")).to_have_count(0)
     expect(page.locator("#turns .turn")).to_have_count(2)
     expect(page.locator("#turns .turn").nth(1)).to_contain_text("Continue where you left off.")
 
@@ -197,7 +201,7 @@ def test_the_new_task_form_states_the_skip_permissions_risk(live_app, page):
     expect(risk).to_contain_text("inside its sandbox")
 
 
-def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, browser):
+def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, new_context):
     """In a shared project everyone sees the task; only its creator (and staff) see its buttons."""
     live_app.manage(
         "shell",
@@ -206,17 +210,14 @@ def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, brow
     )
     open_board(live_app, page, "cora")
     page.get_by_role("link", name="New task").click()
-    page.get_by_label("What should Claude Code do?").fill("slow 5 write team.txt: from cora")
+    page.get_by_label("What should Claude Code do?").fill("write team.txt: from cora")
     page.get_by_label("Title").fill("Cora's change")
     page.get_by_label("Project").select_option("team")
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.get_by_role("button", name="Start task").click()
     expect(page).to_have_url(re.compile(r"/tasks/\d+/$"))
     task_url = page.url
 
-    other = browser.new_context().new_page()
-    other.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    other = new_context().new_page()
     password = "pw-otto-123"
     live_app.create_user(username="otto", password=password)
     log_in(other, live_app.base_url, "otto", password)
@@ -239,6 +240,30 @@ def test_a_member_who_may_not_act_on_a_task_sees_no_buttons(live_app, page, brow
     expect(page.locator("#task-status")).to_have_text("Completed", timeout=RUN_TIMEOUT)
     expect(page.locator("#task-head").get_by_role("button", name="Merge")).to_be_visible()
     expect(page.locator("#task-head").get_by_role("button", name="Discard")).to_be_visible()
-    # Every fragment the run sent to the task's pages found its place there.
-    assert not [e for e in errors if "oobErrorNoTarget" in e], errors
+    # Every fragment the run sent to the task's pages found its place there (the page fixture fails
+    # the test on any htmx error).
     other.context.close()
+
+
+def test_a_task_whose_only_call_was_denied_says_so_and_offers_nothing_to_merge(live_app, page):
+    open_board(live_app, page, "dina")
+    task_id = start_task(page, title="Run a script", prompt='run: python3 -c \'open("made.txt", "w")\'')
+    prompt = page.locator("#turns .event.permission")
+    expect(prompt).to_contain_text("Claude Code asks to use Bash", timeout=RUN_TIMEOUT)
+    expect(page.locator("#task-head").get_by_role("link", name="asks for permission")).to_be_visible()
+    prompt.get_by_role("button", name="Deny").click()
+    expect(prompt).to_contain_text("Denied by dina.")
+
+    status = page.locator("#task-status")
+    expect(status).to_have_text("Completed: nothing changed", timeout=RUN_TIMEOUT)
+    expect(page.locator("#task-head")).to_contain_text(
+        "This run changed no file: its call to Bash was denied, so there is nothing to merge."
+    )
+    expect(page.locator("#task-head").get_by_role("button", name="Merge")).to_have_count(0)
+    expect(page.locator("#task-head").get_by_role("button", name="Discard")).to_be_visible()
+    expect(page.locator(".task-facts")).to_contain_text(re.compile(r"Files changed\s*none(?! yet)"))
+    board = page.context.new_page()
+    board.goto(live_app.base_url + "/tasks/")
+    card = board.locator(f"#task-{task_id}")
+    expect(card.locator(".badge").first).to_have_text("Completed: nothing changed")
+    expect(card.get_by_role("button", name="Merge")).to_have_count(0)

@@ -143,16 +143,16 @@ def rename(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     else:
         # Other open tabs of this chat show the new title too.
         async_to_sync(notify.session_changed)(session)
+    # The sidebar of the page that renamed it, which may have no live connection (the list).
+    sidebar = fragments.recent_chats(list(selectors.recent_chats(user_id=request.user.pk)))
     if request.htmx.target == f"chat-{session.id}":
         row = selectors.chat_list(user=request.user).get(pk=session.pk)
-        return render(
-            request,
-            "chat/index.html#chat-row",
-            {"s": row, "rename_error": error, "next": _back(request, reverse("chat:index"))},
-        )
+        context = {"s": row, "rename_error": error, "next": _back(request, reverse("chat:index"))}
+        return HttpResponse(render_to_string("chat/index.html#chat-row", context, request) + sidebar)
     if request.htmx:
         form = render_to_string(f"{PAGE}#rename-form", {"session": session, "rename_error": error}, request)
-        return HttpResponse(form + render_to_string(f"{PAGE}#session-title", {"session": session, "oob": True}))
+        title = render_to_string(f"{PAGE}#session-title", {"session": session, "oob": True})
+        return HttpResponse(form + title + sidebar)
     if error:
         messages.error(request, error)
     return redirect(_back(request, session.get_absolute_url()))
@@ -218,6 +218,8 @@ def choose_model(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
         chats.set_model(session=session, model=request.POST.get("model"))
     except chats.ChatError as exc:
         return HttpResponse(fragments.flash(str(exc)))
+    # The chat's other tabs show the model it now runs with.
+    async_to_sync(notify.session_changed)(session)
     return HttpResponse(fragments.flash(f"The next messages use {session.model}.", level="info"))
 
 

@@ -85,6 +85,12 @@ async def test_deny_refuses_the_call_and_the_agent_reads_why(claude_env, stub_ap
     assert not (Path(session.workdir) / "notes.txt").exists()
     result = await Event.objects.filter(turn=turn, kind=Event.Kind.TOOL_RESULT).afirst()
     assert result is not None and result.is_error and "denied this tool call" in result.text
+    # Kept, but shown once: the prompt says "Denied"; the call's card came just before the prompt.
+    assert result.data["denied_in_prompt"] is True
+    prompt = await Event.objects.aget(pk=event_id)
+    call = await Event.objects.filter(turn=turn, kind=Event.Kind.TOOL_USE).afirst()
+    assert prompt.data["tool_use_id"] == call.data["id"] and prompt.data["card_above"] is True
+    assert "in_prompt" not in call.data
     await tab.disconnect()
 
 

@@ -186,6 +186,8 @@ async def test_stop_ends_the_turn_and_the_next_message_still_works(claude_env):
     turn = await Turn.objects.aget(pk=turn.pk)
     assert turn.status == Turn.Status.STOPPED
     assert "word3" in await answer(turn)
+    # What it used is counted though the CLI's result of an interrupted turn reports no tokens.
+    assert turn.input_tokens > 0 and turn.cli_total_cost_usd is not None
     queued = await Turn.objects.aget(pk=queued.pk)
     assert queued.status == Turn.Status.DONE, queued.error
     assert await answer(queued) == "after the stop"

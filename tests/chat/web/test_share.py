@@ -84,7 +84,8 @@ def test_shared_page_is_read_only_and_hides_the_servers_paths(claude_env, settin
     _url, token = share(logged_in_client(user=ada), chat)
     page = Client().get(f"/share/{token}/").content.decode()
 
-    assert "ws-connect" not in page and "ws-send" not in page
+    # Its one live connection is the link's own, which only reads (chat/web/consumers.py's ShareConsumer).
+    assert page.count("ws-connect") == 1 and f'ws-connect="/ws/share/{token}/"' in page and "ws-send" not in page
     assert 'id="message"' not in page and "<textarea" not in page and "Stop" not in page
     assert "Rename" not in page and "Delete" not in page and f"/chat/{chat.id}/" not in page
     for secret in (str(claude_env.workdir), str(claude_env.config_dir), chat.transcript_path, "/srv/secret", "/etc/"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.claude import Exit, Failure, FailureKind, Garbage, Outcome, Result, Text, classify
+from drivers.claude import Exit, Failure, FailureKind, Garbage, Outcome, Result, StreamUsage, Text, classify
 
 SID = "0b6f4b52-3c1e-4d7a-9f51-2a1d6c8e9b30"
 
@@ -114,3 +114,14 @@ def test_the_detail_keeps_the_end_of_a_long_text() -> None:
     failure = outcome_of(Exit(returncode=2, stderr=stderr)).failure()
     assert failure is not None
     assert len(failure.detail) == 2000 and failure.detail.endswith("the actual reason")
+
+
+def test_the_tokens_that_streamed_add_up_per_request_for_a_turn_interrupted_before_its_result() -> None:
+    outcome = outcome_of(
+        StreamUsage(input_tokens=1000, output_tokens=1, started=True),
+        StreamUsage(input_tokens=0, output_tokens=20, started=False),  # the first request's output so far
+        StreamUsage(input_tokens=1200, output_tokens=1, started=True),
+        StreamUsage(input_tokens=0, output_tokens=7, started=False),
+    )
+    assert outcome.streamed_tokens == (2200, 27)
+    assert outcome_of(StreamUsage(input_tokens=0, output_tokens=5, started=False)).streamed_tokens == (0, 0)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from claude_agent_sdk import types as sdk
 
-from drivers.claude import Init, Notice, Result, Text, TextDelta, ToolResult, ToolUse, Unknown
+from drivers.claude import Init, Notice, Result, StreamUsage, Text, TextDelta, ToolResult, ToolUse, Unknown
 from drivers.claude.messages import convert
 
 SID = "0b6f4b52-3c1e-4d7a-9f51-2a1d6c8e9b30"
@@ -36,6 +36,19 @@ def result_message(**fields: Any) -> sdk.ResultMessage:
 def test_a_text_delta_streams_as_text_delta() -> None:
     delta = stream_event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}})
     assert convert(delta) == [TextDelta(text="Hel")]
+
+
+def test_a_requests_usage_streams_at_its_start_and_as_its_output_grows() -> None:
+    start = {
+        "type": "message_start",
+        "message": {"id": "m", "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 1}},
+    }
+    assert convert(stream_event(start)) == [StreamUsage(input_tokens=100, output_tokens=1, started=True)]
+    delta = {"type": "message_delta", "delta": {"stop_reason": None}, "usage": {"output_tokens": 42}}
+    assert convert(stream_event(delta)) == [StreamUsage(input_tokens=0, output_tokens=42, started=False)]
+    # A field of the wrong shape is read as empty, never fatal.
+    odd = {"type": "message_start", "message": ["not", "a", "dict"]}
+    assert convert(stream_event(odd)) == [StreamUsage(input_tokens=0, output_tokens=0, started=True)]
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,7 @@ async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_e
     await wait_for(lambda: _has_streamed(task))
     paused = await services.pause(task_id=task.pk)
     assert paused.status == Task.Status.PAUSED and paused.reason == Task.Reason.USER
+    assert paused.tokens > 0  # what the stopped run streamed counts
     session_id = paused.session_id
     first = await Turn.objects.filter(session_id=session_id).afirst()
     assert first.status == Turn.Status.STOPPED
@@ -120,6 +121,22 @@ async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_e
     assert task.session_id == session_id
     assert await Turn.objects.filter(session_id=session_id).acount() == 2
     assert "Your name is Ada." in await texts(task)
+
+
+async def test_a_run_that_changed_no_file_says_so_and_has_nothing_to_merge(repo, scheduler, user):
+    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: nothing to do"))
+    assert task.status == Task.Status.COMPLETED and task.files_changed == []
+    assert task.changed_nothing and task.status_text == "Completed: nothing changed"
+    assert task.error.startswith("This run changed no file, so there is nothing to merge.")
+    assert not task.can_merge and not task.can_open_pull_request and task.can_discard and task.can_resume
+    with pytest.raises(services.TaskRefused, match="changed no file: its branch has nothing to merge"):
+        await services.merge(task_id=task.pk)
+
+    # A follow-up that changes a file makes it mergeable.
+    await services.resume(task_id=task.pk, message="write later.txt: now something")
+    task = await settled(scheduler, task)
+    assert task.files_changed == ["later.txt"] and task.error == "" and task.can_merge
+    assert task.status_text == "Completed"
 
 
 async def _has_streamed(task: Task) -> bool:

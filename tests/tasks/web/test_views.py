@@ -157,7 +157,7 @@ async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_t
 
 
 async def test_a_refused_pull_request_is_said_on_the_page(team_remote, forge, scheduler, user, monkeypatch):
-    task = await settled(scheduler, await services.create_task(user=user, prompt="echo: hi", project="team"))
+    task = await settled(scheduler, await services.create_task(user=user, prompt="write hi.txt: hi", project="team"))
     monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", "wrong")
     client = await browser_for(user)
     pressed = await client.post(f"/tasks/{task.pk}/pull-request/", headers={"HX-Request": "true"})
