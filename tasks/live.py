@@ -25,8 +25,13 @@ def task_group(task_id: int) -> str:
     return f"tasks-{int(task_id)}"
 
 
-def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str) -> str:
-    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=note, user=user)
+def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str, column: selectors.Column | None = None) -> str:
+    """The board as ``user`` sees it; on a page showing one of its tabs (``column``), that tab's list."""
+    visible = selectors.visible_tasks(user)
+    if column is not None:
+        tasks = selectors.in_column(visible, column, user=user)
+        return render_to_string("tasks/board.html#filtered", {"filtered": tasks, "oob": True, "user": user})
+    context = selectors.board_context(tasks=visible, note=note, user=user)
     return render_to_string("tasks/board.html#board", {**context, "oob": True, "user": user})
 
 

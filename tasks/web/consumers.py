@@ -7,6 +7,8 @@ same fragments (the same partials) as a chat. Only tasks the person may see are 
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import runtime
 from chat.live import notify
 from chat.services import permissions
@@ -57,6 +59,11 @@ class TasksConsumer(MemberSocket):
         else:
             await self.board_changed({"note": runtime.current().tasks.note})
 
+    def _column(self) -> selectors.Column | None:
+        """The tab of the board the page shows (``?status=`` of its socket), if it shows one."""
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return selectors.column_named(query.get("status", [""])[0])
+
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
             await self.leave(group)
@@ -82,5 +89,5 @@ class TasksConsumer(MemberSocket):
         await self.send(text_data=html)
 
     async def board_changed(self, event: dict[str, str]) -> None:
-        html = await in_pool(live.board_html)(user=self.scope["user"], note=event["note"])
+        html = await in_pool(live.board_html)(user=self.scope["user"], note=event["note"], column=self._column())
         await self.send(text_data=html)

@@ -201,7 +201,7 @@ def test_pages_open_at_their_top_and_a_chat_at_its_newest_message(demo_app, page
     expect(page.locator("body[data-ws=open]")).to_have_count(1)
     assert scrolled(page) == 0
     start_task(page, title="Top", prompt="markdown 1")
-    expect(page.locator("#task-status")).to_have_text("Completed", timeout=RUN_TIMEOUT)
+    expect(page.locator("#task-status")).to_have_text("Completed: nothing changed", timeout=RUN_TIMEOUT)
     page.reload()
     expect(page.locator("body[data-ws=open]")).to_have_count(1)
     assert scrolled(page) == 0
@@ -226,7 +226,8 @@ def test_paths_are_shown_within_the_project_never_the_servers_folders(live_app, 
     turn = page.locator("article.turn").nth(0)
     prompt = turn.locator(".event.permission")
     expect(prompt).to_contain_text("Claude Code asks to use Write: notes.txt")
-    expect(prompt.locator(".tool-subject")).to_have_text("notes.txt")
+    # The call's own card stands just above its prompt (the prompt does not repeat it).
+    expect(turn.locator(".event.tool_use .tool-subject").first).to_have_text("notes.txt")
     prompt.get_by_role("button", name="Allow", exact=True).click()
     expect(turn.locator(".turn-status .stats")).to_be_visible(timeout=RUN_TIMEOUT)
     expect(turn.locator(".tool-result")).to_contain_text("notes.txt")
