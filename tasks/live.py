@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from chat.live import notify
 
 from . import selectors
+from .models import BoardNote
 
 BOARD_GROUP = "tasks"
 BOARD_CHANGED = "board.changed"
@@ -25,8 +26,8 @@ def task_group(task_id: int) -> str:
     return f"tasks-{int(task_id)}"
 
 
-def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str) -> str:
-    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=note, user=user)
+def board_html(*, user: AbstractBaseUser | AnonymousUser) -> str:
+    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=BoardNote.current(), user=user)
     return render_to_string("tasks/board.html#board", {**context, "oob": True, "user": user})
 
 
@@ -44,10 +45,10 @@ def task_page_html(task_id: int, *, user: AbstractBaseUser | AnonymousUser, may_
     return render_to_string("tasks/detail.html#task-head", context) + render_to_string("tasks/detail.html#log", context)
 
 
-async def board_changed(*, note: str) -> None:
-    await notify.signal(BOARD_GROUP, BOARD_CHANGED, note=note)
+async def board_changed() -> None:
+    await notify.signal(BOARD_GROUP, BOARD_CHANGED)
 
 
-async def task_changed(task_id: int, *, note: str) -> None:
+async def task_changed(task_id: int) -> None:
     await notify.signal(task_group(task_id), TASK_CHANGED, task=str(int(task_id)))
-    await board_changed(note=note)
+    await board_changed()

@@ -238,3 +238,22 @@ def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
 BLOCKED_BY_REASON: dict[Task.Reason, frozenset[Action]] = {Task.Reason.CONFLICT: frozenset({Action.RESUME})}
 # Only offered where the task's project has a remote and forge (tasks.remotes).
 NEEDS_REMOTE: frozenset[Action] = frozenset({Action.PULL_REQUEST})
+
+
+class BoardNote(models.Model):
+    """Why the task scheduler holds new starts back (empty: it does not), as the board shows it.
+
+    One row, written by the scheduler when its note changes and read by every board page and
+    socket: in the database, not in the scheduler's memory, so that any process can show it."""
+
+    ONE = 1
+
+    text = models.TextField(blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.text or "(nothing held back)"
+
+    @classmethod
+    def current(cls) -> str:
+        return cls.objects.filter(pk=cls.ONE).values_list("text", flat=True).first() or ""

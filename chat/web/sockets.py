@@ -49,6 +49,9 @@ from django.db import close_old_connections, connections
 
 from chat.live import fragments
 from chat.services import permissions
+from runtime import Engine
+
+from .engine import engine_in
 
 # Close codes in the 4000 range are ours to define; the page shows why it disconnected.
 CLOSE_LOGIN_REQUIRED = 4401
@@ -165,6 +168,11 @@ class MemberSocket(AsyncWebsocketConsumer):
     member_id: int | None = None
     # Whether this socket's person may answer the permission prompts it shows (set on connect).
     may_answer: bool = False
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the composition root put in the ASGI scope."""
+        return engine_in(self.scope)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)

@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=sdk.CanUseToolShadowedWarning)
 
 FILE_TOOLS = "Write|Edit|MultiEdit|NotebookEdit"
+# How long the CLI may take to answer a control request (a model or permission mode change).
+CONTROL_SECONDS = 10.0
 
 
 class LiveSession:
@@ -81,6 +83,9 @@ class LiveSession:
         self.pid: int | None = None
         self._leads_group = False
         self.turns = 0
+        # What it runs with now: started with the spec's, changed through the control protocol.
+        self.model = spec.model
+        self.mode = spec.mode
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -317,6 +322,29 @@ class LiveSession:
             log.warning("claude session %s did not take the interrupt: %r", self.spec.session_id, exc)
             return False
         return True
+
+    async def set_model(self, model: str | None) -> None:
+        """Use ``model`` from the next turn on (None: the CLI's default), keeping the process and its
+        memory. Raises SessionFailed if the CLI does not take it."""
+        await self._control(lambda client: client.set_model(model), f"the model {model}")
+        self.model = model
+
+    async def set_permission_mode(self, mode: str) -> None:
+        """Run the next turns in permission mode ``mode``, keeping the process and its memory."""
+        await self._control(lambda client: client.set_permission_mode(mode), f"the permission mode {mode}")  # type: ignore[arg-type]
+        self.mode = mode
+
+    async def _control(self, request: Callable[[ClaudeSDKClient], Awaitable[None]], what: str) -> None:
+        client = self._client
+        if client is None or not self.alive or self._serving is not None:
+            raise SessionFailed(Exit(returncode=1, stderr=f"the Claude Code process cannot change {what} now"))
+        try:
+            async with asyncio.timeout(CONTROL_SECONDS):
+                await request(client)
+        except Exception as exc:
+            raise SessionFailed(
+                Exit(returncode=1, stderr=f"the Claude Code process did not take {what}: {exc}")
+            ) from exc
 
     # -- callbacks (called by the SDK while a turn runs) ---------------------------------
     async def _can_use_tool(

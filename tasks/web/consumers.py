@@ -7,7 +7,6 @@ same fragments (the same partials) as a chat. Only tasks the person may see are 
 
 from __future__ import annotations
 
-import runtime
 from chat.live import notify
 from chat.services import permissions
 from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket, in_pool
@@ -55,7 +54,7 @@ class TasksConsumer(MemberSocket):
                 )
             )
         else:
-            await self.board_changed({"note": runtime.current().tasks.note})
+            await self.board_changed({})
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
@@ -82,5 +81,5 @@ class TasksConsumer(MemberSocket):
         await self.send(text_data=html)
 
     async def board_changed(self, event: dict[str, str]) -> None:
-        html = await in_pool(live.board_html)(user=self.scope["user"], note=event["note"])
+        html = await in_pool(live.board_html)(user=self.scope["user"])
         await self.send(text_data=html)

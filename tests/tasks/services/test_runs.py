@@ -14,8 +14,10 @@ from tests.task_helpers import git, init_repo, settled, status_of, texts, wait_f
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
 
-async def test_a_task_runs_in_its_worktree_commits_and_merges(repo, scheduler, user):
-    task = await services.create_task(user=user, prompt="write hello.txt: hi from the task", title="Add a greeting")
+async def test_a_task_runs_in_its_worktree_commits_and_merges(repo, scheduler, user, rt):
+    task = await services.create_task(
+        engine=rt, user=user, prompt="write hello.txt: hi from the task", title="Add a greeting"
+    )
     assert task.branch == f"auto-claude/{task.pk}"
     assert task.worktree_path == str(repo / ".worktrees" / str(task.pk))
     task = await settled(scheduler, task)
@@ -30,7 +32,7 @@ async def test_a_task_runs_in_its_worktree_commits_and_merges(repo, scheduler, u
     # The main checkout does not show the worktrees folder as untracked.
     assert git(repo, "status", "--porcelain") == ""
 
-    task = await services.merge(task_id=task.pk)
+    task = await services.merge(engine=rt, task_id=task.pk)
     assert task.status == Task.Status.MERGED
     assert (repo / "hello.txt").read_text() == "hi from the task\n"
     assert "Merge task #" in git(repo, "log", "-1", "--format=%s", "main")
@@ -44,8 +46,10 @@ async def test_a_task_runs_in_its_worktree_commits_and_merges(repo, scheduler, u
     assert "+hi from the task" in await services.diff(task_id=task.pk)
 
 
-async def test_an_edit_task_reads_then_edits_and_its_results_name_their_tools(repo, scheduler, user):
-    task = await services.create_task(user=user, prompt="edit README.md: # demo => # A better title", title="Retitle")
+async def test_an_edit_task_reads_then_edits_and_its_results_name_their_tools(repo, scheduler, user, rt):
+    task = await services.create_task(
+        engine=rt, user=user, prompt="edit README.md: # demo => # A better title", title="Retitle"
+    )
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
     events = [
@@ -58,9 +62,9 @@ async def test_an_edit_task_reads_then_edits_and_its_results_name_their_tools(re
     assert "-# demo" in diff and "+# A better title" in diff
 
 
-async def test_tasks_run_in_parallel_under_the_limit(repo, scheduler, user):
+async def test_tasks_run_in_parallel_under_the_limit(repo, scheduler, user, rt):
     scheduler.limit = 2
-    tasks = [await services.create_task(user=user, prompt="slow 1", title=f"slow {i}") for i in range(4)]
+    tasks = [await services.create_task(engine=rt, user=user, prompt="slow 1", title=f"slow {i}") for i in range(4)]
     peak = 0
 
     async def running() -> bool:
@@ -87,14 +91,14 @@ async def test_tasks_run_in_parallel_under_the_limit(repo, scheduler, user):
         assert (repo / ".worktrees" / str(task.pk)).is_dir()
 
 
-async def test_higher_priority_starts_first_then_the_oldest(repo, scheduler, user):
+async def test_higher_priority_starts_first_then_the_oldest(repo, scheduler, user, rt):
     scheduler.limit = 1
-    blocker = await services.create_task(user=user, prompt="slow 1", title="blocker")
+    blocker = await services.create_task(engine=rt, user=user, prompt="slow 1", title="blocker")
     await wait_for(lambda: _is(blocker, Task.Status.RUNNING))
-    low = await services.create_task(user=user, prompt="echo: low", priority=0)
-    high = await services.create_task(user=user, prompt="echo: high", priority=5)
-    mid_old = await services.create_task(user=user, prompt="echo: mid 1", priority=2)
-    mid_new = await services.create_task(user=user, prompt="echo: mid 2", priority="2")
+    low = await services.create_task(engine=rt, user=user, prompt="echo: low", priority=0)
+    high = await services.create_task(engine=rt, user=user, prompt="echo: high", priority=5)
+    mid_old = await services.create_task(engine=rt, user=user, prompt="echo: mid 1", priority=2)
+    mid_new = await services.create_task(engine=rt, user=user, prompt="echo: mid 2", priority="2")
     await scheduler.idle()
     assert scheduler.started_order == [blocker.pk, high.pk, mid_old.pk, mid_new.pk, low.pk]
 
@@ -103,17 +107,17 @@ async def _is(task: Task, status: str) -> bool:
     return await status_of(task) == status
 
 
-async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_env):
-    task = await services.create_task(user=user, prompt="slow 4 my name is Ada", title="Remember me")
+async def test_pause_and_resume_keep_the_session(repo, scheduler, user, claude_env, rt):
+    task = await services.create_task(engine=rt, user=user, prompt="slow 4 my name is Ada", title="Remember me")
     await wait_for(lambda: _has_streamed(task))
-    paused = await services.pause(task_id=task.pk)
+    paused = await services.pause(engine=rt, task_id=task.pk)
     assert paused.status == Task.Status.PAUSED and paused.reason == Task.Reason.USER
     session_id = paused.session_id
     first = await Turn.objects.filter(session_id=session_id).afirst()
     assert first.status == Turn.Status.STOPPED
     assert claude_env.transcript(session_id).exists()
 
-    resumed = await services.resume(task_id=task.pk, message="what is my name")
+    resumed = await services.resume(engine=rt, task_id=task.pk, message="what is my name")
     assert resumed.status in (Task.Status.QUEUED, Task.Status.RUNNING)  # the scheduler may have started it already
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
@@ -129,61 +133,63 @@ async def _has_streamed(task: Task) -> bool:
     return bool(task.session_id) and await Event.objects.filter(turn__session_id=task.session_id, kind="text").aexists()
 
 
-async def test_a_follow_up_runs_in_the_worktree_and_is_committed(repo, scheduler, user):
+async def test_a_follow_up_runs_in_the_worktree_and_is_committed(repo, scheduler, user, rt):
     task = await settled(
-        scheduler, await services.create_task(user=user, prompt="write a.txt: one", title="First file")
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write a.txt: one", title="First file")
     )
     assert task.status == Task.Status.COMPLETED
     with pytest.raises(services.TaskRefused, match="follow-up"):
-        await services.resume(task_id=task.pk)  # a completed task needs an instruction
-    await services.resume(task_id=task.pk, message="write b.txt: two")
+        await services.resume(engine=rt, task_id=task.pk)  # a completed task needs an instruction
+    await services.resume(engine=rt, task_id=task.pk, message="write b.txt: two")
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
     assert task.files_changed == ["a.txt", "b.txt"]
     assert len(git(repo, "log", "--format=%s", f"main..{task.branch}").splitlines()) == 2
 
 
-async def test_discard_removes_worktree_and_branch_without_merging(repo, scheduler, user):
-    task = await settled(scheduler, await services.create_task(user=user, prompt="write gone.txt: bye"))
-    task = await services.discard(task_id=task.pk)
+async def test_discard_removes_worktree_and_branch_without_merging(repo, scheduler, user, rt):
+    task = await settled(scheduler, await services.create_task(engine=rt, user=user, prompt="write gone.txt: bye"))
+    task = await services.discard(engine=rt, task_id=task.pk)
     assert task.status == Task.Status.CANCELLED
     assert not (repo / ".worktrees" / str(task.pk)).exists()
     assert git(repo, "branch", "--list", task.branch) == ""
     assert not (repo / "gone.txt").exists()
     with pytest.raises(services.TaskRefused):
-        await services.merge(task_id=task.pk)
+        await services.merge(engine=rt, task_id=task.pk)
 
 
-async def test_terminate_keeps_the_work_on_the_branch(repo, scheduler, user):
-    task = await services.create_task(user=user, prompt="slow 5", title="Long one")
+async def test_terminate_keeps_the_work_on_the_branch(repo, scheduler, user, rt):
+    task = await services.create_task(engine=rt, user=user, prompt="slow 5", title="Long one")
     await wait_for(lambda: _has_streamed(task))
     (repo / ".worktrees" / str(task.pk) / "partial.txt").write_text("half done\n")
-    task = await services.terminate(task_id=task.pk)
+    task = await services.terminate(engine=rt, task_id=task.pk)
     assert task.status == Task.Status.CANCELLED
     assert "partial.txt" in git(repo, "show", "--name-only", "--format=%s", task.branch)
 
 
-async def test_names_come_from_the_id_only(repo, scheduler, user):
-    task = await services.create_task(user=user, prompt="echo: x", title="../../etc; rm -rf / $(whoami) `id`")
+async def test_names_come_from_the_id_only(repo, scheduler, user, rt):
+    task = await services.create_task(
+        engine=rt, user=user, prompt="echo: x", title="../../etc; rm -rf / $(whoami) `id`"
+    )
     assert task.branch == f"auto-claude/{task.pk}"
     assert task.worktree_path == str(repo / ".worktrees" / str(task.pk))
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED
 
 
-async def test_a_folder_that_is_not_a_repository_is_refused(repo, scheduler, user, tmp_path, settings):
+async def test_a_folder_that_is_not_a_repository_is_refused(repo, scheduler, user, tmp_path, settings, rt):
     settings.CLAUDE_WORKDIR = tmp_path / "not-a-repo"
     # An own folder that exists but is no repository (made before folders started as repositories).
     (tmp_path / "not-a-repo" / str(user.pk)).mkdir(parents=True)
     with pytest.raises(services.TaskRefused, match=r"is not the top of one\. Run `git init` in .*CLAUDE_PROJECTS"):
-        await services.create_task(user=user, prompt="x")
+        await services.create_task(engine=rt, user=user, prompt="x")
     with pytest.raises(services.TaskRefused, match="There is no project 'nope'"):
-        await services.create_task(user=user, prompt="x", project="nope")
+        await services.create_task(engine=rt, user=user, prompt="x", project="nope")
     assert await Task.objects.acount() == 0
 
 
 async def test_in_the_demo_an_own_folder_that_is_no_repository_becomes_one_of_its_own(
-    repo, scheduler, user, tmp_path, settings
+    repo, scheduler, user, tmp_path, settings, rt
 ):
     settings.DEMO_MODE = True
     around = init_repo(tmp_path / "app-checkout")
@@ -192,10 +198,12 @@ async def test_in_the_demo_an_own_folder_that_is_no_repository_becomes_one_of_it
     own.mkdir(parents=True)
     (own / "notes.txt").write_text("from a chat\n")
     before = git(around, "log", "--format=%H", "main"), git(around, "branch", "--list")
-    task = await settled(scheduler, await services.create_task(user=user, prompt="write demo.txt: in the demo"))
+    task = await settled(
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write demo.txt: in the demo")
+    )
     assert task.status == Task.Status.COMPLETED, task.error
     assert task.repo_path == str(own.resolve())
-    await services.merge(task_id=task.pk)
+    await services.merge(engine=rt, task_id=task.pk)
     assert (own / "demo.txt").read_text() == "in the demo\n" and (own / "notes.txt").exists()
     # The app's checkout around it got nothing: no commit, no branch, no file.
     assert (git(around, "log", "--format=%H", "main"), git(around, "branch", "--list")) == before
@@ -203,7 +211,7 @@ async def test_in_the_demo_an_own_folder_that_is_no_repository_becomes_one_of_it
 
 
 async def test_a_folder_inside_a_repository_is_refused_and_the_repository_around_it_is_left_alone(
-    repo, scheduler, user, tmp_path, settings
+    repo, scheduler, user, tmp_path, settings, rt
 ):
     around = init_repo(tmp_path / "around")
     settings.CLAUDE_WORKDIR = around / "members"
@@ -212,7 +220,7 @@ async def test_a_folder_inside_a_repository_is_refused_and_the_repository_around
     with pytest.raises(
         services.TaskRefused, match=f"is not the top of one. It lies inside the repository {re.escape(str(around))}"
     ):
-        await services.create_task(user=user, prompt="write x.txt: no")
+        await services.create_task(engine=rt, user=user, prompt="write x.txt: no")
     assert (
         git(around, "branch", "--list"),
         git(around, "worktree", "list"),
