@@ -27,7 +27,7 @@ def task_group(task_id: int) -> str:
 
 
 def board_html(*, user: AbstractBaseUser | AnonymousUser) -> str:
-    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=BoardNote.current(), user=user)
+    context = selectors.board_context(tasks=selectors.visible_tasks(user), note=BoardNote.read(), user=user)
     return render_to_string("tasks/board.html#board", {**context, "oob": True, "user": user})
 
 

@@ -255,5 +255,5 @@ class BoardNote(models.Model):
         return self.text or "(nothing held back)"
 
     @classmethod
-    def current(cls) -> str:
+    def read(cls) -> str:
         return cls.objects.filter(pk=cls.ONE).values_list("text", flat=True).first() or ""

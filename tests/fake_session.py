@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from drivers.claude import (
 
 MODEL = "claude-fake"
 COST_A_TURN = 0.001
+CLOSE_SECONDS = 0.02
 _NAME = re.compile(r"\bmy name is (\w+)", re.IGNORECASE)
 _ids = itertools.count(1)
 
@@ -131,9 +132,12 @@ class FakeSession:
         self.mode = mode
 
     async def close(self) -> None:
-        self.closed = True
+        """Ends a moment later, as a CLI does once its stdin is closed (it writes its transcript)."""
+        if self.closed:
+            return
         self._closing.set()
-        await asyncio.sleep(0)
+        await asyncio.sleep(CLOSE_SECONDS)
+        self.closed = True
 
     # -- turns ---------------------------------------------------------------------------
     async def turn(self, prompt: Prompt, handler: TurnHandler) -> AsyncIterator[claude.Event]:
@@ -228,19 +232,37 @@ class FakeSession:
         target = Path(path) if Path(path).is_absolute() else Path(self.spec.cwd) / path
         tool_input: dict[str, Any] = {"file_path": str(target), "content": content}
         yield ToolUse(id=tool_id, name="Write", input=tool_input)
-        refused = await handler.before_file_tool("Write", tool_input, tool_id)
-        if refused is not None:
-            yield ToolResult(tool_use_id=tool_id, content=f"PreToolUse:Write hook error: {refused}", is_error=True)
+        # An interrupt while the CLI waits for a callback cancels the callback, as the CLI's
+        # control_cancel_request does, and ends the turn.
+        done, refused = await self._unless_interrupted(handler.before_file_tool("Write", tool_input, tool_id))
+        if not done or refused is not None:
+            reason = refused if done else "[Request interrupted by user]"
+            yield ToolResult(tool_use_id=tool_id, content=f"PreToolUse:Write hook error: {reason}", is_error=True)
             return
         asks = self.mode not in ("acceptEdits", "bypassPermissions") and "Write" not in self.spec.allowed_tools
         if asks:
-            answer = await handler.permission("Write", tool_input, [], tool_id)
-            if not answer.allow:
-                yield ToolResult(tool_use_id=tool_id, content=answer.message or "denied", is_error=True)
+            done, answer = await self._unless_interrupted(handler.permission("Write", tool_input, [], tool_id))
+            if not done or not answer.allow:
+                said = answer.message if done else "[Request interrupted by user]"
+                yield ToolResult(tool_use_id=tool_id, content=said or "denied", is_error=True)
                 return
         target.write_text(content)
         await handler.after_file_tool("Write", tool_input, tool_id)
         yield ToolResult(tool_use_id=tool_id, content=f"File created successfully at: {target}", is_error=False)
+
+    async def _unless_interrupted[T](self, call: Coroutine[Any, Any, T]) -> tuple[bool, T]:
+        """(True, what ``call`` answered), or (False, None) if the turn was interrupted first."""
+        task = asyncio.ensure_future(call)
+        interrupted = asyncio.ensure_future(self._interrupted.wait())
+        try:
+            await asyncio.wait({task, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            interrupted.cancel()
+        if task.done():
+            return True, task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False, None  # type: ignore[return-value]
 
     def _said_before(self) -> list[str]:
         if not self.transcript.exists():

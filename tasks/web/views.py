@@ -53,7 +53,7 @@ def _board_page(request: AuthedRequest) -> HttpResponse:
         status = ""
     visible = selectors.visible_tasks(request.user)
     context = {
-        **selectors.board_context(tasks=visible, note=BoardNote.current(), user=request.user),
+        **selectors.board_context(tasks=visible, note=BoardNote.read(), user=request.user),
         **_form_context(request.user),
         "status_filter": status,
         "statuses": Task.Status.choices,

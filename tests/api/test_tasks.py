@@ -182,9 +182,9 @@ async def test_the_token_budget_holds_new_starts_and_says_so(fake_repo, rt, user
     await asyncio.sleep(0.2)
     assert (await Task.objects.aget(pk=second.pk)).status == Task.Status.QUEUED
     # Every board reads the note from the database.
-    assert "Token budget reached" in await sync_to_async(BoardNote.current)()
+    assert "Token budget reached" in await sync_to_async(BoardNote.read)()
     await wait_for(lambda: _done(second), timeout=20)
-    assert await sync_to_async(BoardNote.current)() == ""
+    assert await sync_to_async(BoardNote.read)() == ""
 
 
 async def _done(task: Task) -> bool:

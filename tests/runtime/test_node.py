@@ -123,6 +123,7 @@ async def test_a_warm_process_takes_another_model_or_mode_and_stays_the_same_pro
     # Skipping permissions is not a mode a process that asks may be switched to: a new one starts.
     skipping = dataclasses.replace(changed, skip_permissions=True)
     await Turn(node, skipping, "echo: all allowed").outcome()
+    await node.warm.idle()
     assert len(cli.started) == 2 and cli.started[1].mode == "bypassPermissions" and not process.alive
 
 

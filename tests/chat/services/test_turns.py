@@ -110,7 +110,8 @@ def cli_processes_in(workdir) -> int:
 
 @pytest.mark.parametrize("rt", [{"max_processes": 2, "max_warm": 0}], indirect=True)
 async def test_the_process_limit_holds_across_sessions(fake_cli, rt):
-    """With no process kept warm, at most CLAUDE_MAX_CONCURRENT CLI processes exist at once."""
+    """With no process kept warm, at most CLAUDE_MAX_CONCURRENT CLI processes exist at once, those
+    still ending included (a stand-in's close takes a moment, as the CLI's does)."""
     user = await sync_to_async(make_user)()
     chats = [await sync_to_async(make_session)(owner=user) for _ in range(4)]
     processes = rt.node.processes
@@ -129,28 +130,6 @@ async def test_the_process_limit_holds_across_sessions(fake_cli, rt):
     assert peak_slots == 2
     assert fake_cli.peak == 2 and len(fake_cli.started) == 4 and fake_cli.alive == []
     assert processes.status().active == 0 and processes.status().waiting == 0
-    finished = [await Turn.objects.aget(pk=t.pk) for t in sent]
-    assert all(t.status == Turn.Status.DONE for t in finished)
-
-
-@pytest.mark.parametrize("rt", [{"max_processes": 2, "max_warm": 0}], indirect=True)
-async def test_the_process_limit_holds_for_the_real_cli_too(claude_env, rt):
-    """The same, counting the real CLI's processes on the machine."""
-    user = await sync_to_async(make_user)()
-    chats = [await sync_to_async(make_session)(owner=user) for _ in range(3)]
-    peak_processes = 0
-    sent = [await send(rt, chat, user, "slow 0.5") for chat in chats]
-
-    async def watch() -> None:
-        nonlocal peak_processes
-        while True:
-            peak_processes = max(peak_processes, cli_processes_in(claude_env.workdir))
-            await asyncio.sleep(0.02)
-
-    watcher = asyncio.create_task(watch())
-    await rt.turns.idle()
-    watcher.cancel()
-    assert peak_processes == 2
     finished = [await Turn.objects.aget(pk=t.pk) for t in sent]
     assert all(t.status == Turn.Status.DONE for t in finished)
 

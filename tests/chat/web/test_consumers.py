@@ -28,14 +28,14 @@ async def owner_and_chat():
     return user, chat, client
 
 
-async def test_anonymous_connection_is_refused(claude_env, rt):
+async def test_anonymous_connection_is_refused(fake_cli, rt):
     _user, chat, _client = await owner_and_chat()
     communicator, connected, code = await connect(rt, f"/ws/chat/{chat.id}/", ws_headers())
     assert not connected
     assert code == 4401
 
 
-async def test_foreign_origin_is_refused(claude_env, rt):
+async def test_foreign_origin_is_refused(fake_cli, rt):
     _user, chat, client = await owner_and_chat()
     communicator, connected, _code = await connect(
         rt, f"/ws/chat/{chat.id}/", ws_headers(client=client, origin="http://evil.example")
@@ -43,7 +43,7 @@ async def test_foreign_origin_is_refused(claude_env, rt):
     assert not connected
 
 
-async def test_someone_elses_chat_is_refused(claude_env, rt):
+async def test_someone_elses_chat_is_refused(fake_cli, rt):
     _owner, chat, _client = await owner_and_chat()
     intruder = await sync_to_async(make_user)()
     client = await sync_to_async(logged_in_client)(user=intruder)
@@ -52,7 +52,7 @@ async def test_someone_elses_chat_is_refused(claude_env, rt):
     assert code == 4404
 
 
-async def test_a_path_in_place_of_a_uuid_matches_no_route(claude_env, rt):
+async def test_a_path_in_place_of_a_uuid_matches_no_route(fake_cli, rt):
     _user, _chat, client = await owner_and_chat()
     with pytest.raises(ValueError, match="No route found"):
         await connect(rt, "/ws/chat/..%2F..%2Fetc%2Fpasswd/", ws_headers(client=client))
@@ -76,8 +76,7 @@ async def test_a_message_is_shown_at_once_and_the_answer_streams_back(claude_env
     await communicator.disconnect()
 
 
-@pytest.mark.real_cli
-async def test_closing_the_socket_does_not_stop_the_turn(claude_env, rt):
+async def test_closing_the_socket_does_not_stop_the_turn(fake_cli, rt):
     _user, chat, client = await owner_and_chat()
     communicator, _, _ = await connect(rt, f"/ws/chat/{chat.id}/", ws_headers(client=client))
     await communicator.send_to(text_data=json.dumps({"message": "slow 1"}))
@@ -89,7 +88,7 @@ async def test_closing_the_socket_does_not_stop_the_turn(claude_env, rt):
     assert "(end of slow answer)" in "".join([e.text async for e in turn.events.all()])
 
 
-async def test_empty_oversized_and_malformed_messages_are_refused_with_a_reason(claude_env, settings, rt):
+async def test_empty_oversized_and_malformed_messages_are_refused_with_a_reason(fake_cli, settings, rt):
     settings.CLAUDE_MAX_MESSAGE_CHARS = 100
     _user, chat, client = await owner_and_chat()
     communicator, _, _ = await connect(rt, f"/ws/chat/{chat.id}/", ws_headers(client=client))
@@ -104,7 +103,7 @@ async def test_empty_oversized_and_malformed_messages_are_refused_with_a_reason(
     await communicator.disconnect()
 
 
-async def test_stop_with_nothing_running_says_so(claude_env, rt):
+async def test_stop_with_nothing_running_says_so(fake_cli, rt):
     _user, chat, client = await owner_and_chat()
     communicator, _, _ = await connect(rt, f"/ws/chat/{chat.id}/", ws_headers(client=client))
     await receive_until(communicator, 'id="turns"')

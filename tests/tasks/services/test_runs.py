@@ -11,7 +11,7 @@ from tasks import services
 from tasks.models import Task
 from tests.task_helpers import git, init_repo, settled, status_of, texts, wait_for
 
-pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
 
 
 async def test_a_task_runs_in_its_worktree_commits_and_merges(repo, scheduler, user, rt):
@@ -62,9 +62,11 @@ async def test_an_edit_task_reads_then_edits_and_its_results_name_their_tools(re
     assert "-# demo" in diff and "+# A better title" in diff
 
 
-async def test_tasks_run_in_parallel_under_the_limit(repo, scheduler, user, rt):
+async def test_tasks_run_in_parallel_under_the_limit(fake_repo, user, rt):
+    """(On the stand-in process: the limit is the scheduler's.)"""
+    repo, scheduler = fake_repo, rt.tasks
     scheduler.limit = 2
-    tasks = [await services.create_task(engine=rt, user=user, prompt="slow 1", title=f"slow {i}") for i in range(4)]
+    tasks = [await services.create_task(engine=rt, user=user, prompt="slow 0.3", title=f"slow {i}") for i in range(4)]
     peak = 0
 
     async def running() -> bool:
@@ -91,9 +93,10 @@ async def test_tasks_run_in_parallel_under_the_limit(repo, scheduler, user, rt):
         assert (repo / ".worktrees" / str(task.pk)).is_dir()
 
 
-async def test_higher_priority_starts_first_then_the_oldest(repo, scheduler, user, rt):
+async def test_higher_priority_starts_first_then_the_oldest(fake_repo, user, rt):
+    scheduler = rt.tasks
     scheduler.limit = 1
-    blocker = await services.create_task(engine=rt, user=user, prompt="slow 1", title="blocker")
+    blocker = await services.create_task(engine=rt, user=user, prompt="slow 0.5", title="blocker")
     await wait_for(lambda: _is(blocker, Task.Status.RUNNING))
     low = await services.create_task(engine=rt, user=user, prompt="echo: low", priority=0)
     high = await services.create_task(engine=rt, user=user, prompt="echo: high", priority=5)

@@ -9,12 +9,12 @@ from django.test import AsyncClient
 
 from project.asgi import application_for
 from tasks import services
-from tasks.models import Task
+from tasks.models import BoardNote, Task
 from tests.api_client import EngineClient
 from tests.factories import logged_in_client, make_user, receive_until, ws_headers
 from tests.task_helpers import settled
 
-pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
 
 
 async def browser_for(user, engine=None) -> AsyncClient:
@@ -29,6 +29,21 @@ async def test_the_board_needs_a_login_and_states_the_skip_permissions_risk(repo
     assert "New task" in page and 'href="/tasks/"' in page and 'href="/"' in page
     assert "--dangerously-skip-permissions" in page and "Risk:" in page
     assert 'ws-connect="/ws/tasks/"' in page
+
+
+async def test_the_board_and_its_socket_show_the_schedulers_note_from_the_database(fake_repo, user, rt):
+    """Why starts are held is read from the database by every page and socket, whichever process
+    the scheduler runs in; the scheduler's first round writes it (an earlier run's note goes)."""
+    await rt.tasks.idle()
+    assert await sync_to_async(BoardNote.read)() == ""
+    await BoardNote.objects.filter(pk=BoardNote.ONE).aupdate(text="Token budget reached: wait a minute.")
+    page = (await (await browser_for(user, rt)).get("/tasks/")).content.decode()
+    assert 'id="budget-note">Token budget reached: wait a minute.</p>' in page
+    client = await sync_to_async(logged_in_client)(user=user)
+    board = WebsocketCommunicator(application_for(rt), "/ws/tasks/", headers=ws_headers(client=client))
+    assert (await board.connect())[0]
+    assert "Token budget reached: wait a minute." in await receive_until(board, "budget-note")
+    await board.disconnect()
 
 
 async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, scheduler, user, rt):
