@@ -80,7 +80,7 @@ async def test_new_task_form_runs_it_and_its_page_shows_log_and_diff(repo, sched
 
 async def test_only_the_creator_or_staff_act_on_a_task(repo, shared_repo, scheduler, user, rt):
     task = await settled(scheduler, await services.create_task(engine=rt, user=user, prompt="echo: hi", project="team"))
-    other = await browser_for(await sync_to_async(make_user)())
+    other = await browser_for(await sync_to_async(make_user)(), rt)
     refused = await other.post(f"/tasks/{task.pk}/discard/", headers={"HX-Request": "true"})
     assert "Only the person who created" in refused.content.decode()
     assert (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
@@ -88,7 +88,7 @@ async def test_only_the_creator_or_staff_act_on_a_task(repo, shared_repo, schedu
 
 async def test_a_task_in_someone_elses_own_folder_is_not_theirs_to_see(repo, scheduler, user, rt):
     task = await settled(scheduler, await services.create_task(engine=rt, user=user, prompt="echo: mine"))
-    other = await browser_for(await sync_to_async(make_user)())
+    other = await browser_for(await sync_to_async(make_user)(), rt)
     assert (await other.get(f"/tasks/{task.pk}/")).status_code == 404
     assert (await other.get(f"/tasks/{task.pk}/diff/")).status_code == 404
     assert f"task-{task.pk}" not in (await other.get("/tasks/")).content.decode()
@@ -141,7 +141,7 @@ async def test_the_pull_request_button_then_its_link_and_state_on_the_card_and_t
     assert button in (await client.get("/tasks/")).content.decode()
     assert button in (await client.get(f"/tasks/{task.pk}/")).content.decode()
     # Only its creator (or staff) may press it.
-    other = await browser_for(await sync_to_async(make_user)())
+    other = await browser_for(await sync_to_async(make_user)(), rt)
     refused = await other.post(f"/tasks/{task.pk}/pull-request/", headers={"HX-Request": "true"})
     assert "Only the person who created" in refused.content.decode() and forge.requests == []
 
