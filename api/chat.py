@@ -1,7 +1,7 @@
 """The chat API for IDE plugins: one chat turn per call, and the state of the CLI pool.
 
-A turn runs on the server's event loop through the same runner as the browser's, so API and
-browser messages to one chat queue behind each other and the chat page shows both. The request
+A turn goes to the same engine as the browser's (``request.engine``), so API and browser messages
+to one chat queue behind each other and the chat page shows both. The request
 is checked by :class:`ChatRequest` before anything is made; what goes wrong later (a busy chat,
 a timeout, a CLI error) is an :class:`~api.errors.ApiError` with its status.
 """
@@ -19,15 +19,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
-from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import AfterValidator, Field
 
-import runtime
 from chat import projects
 from chat.models import Event, Session, Turn
 from chat.services import chats, turns
-from chat.services.execution import TurnOptions
+from runtime import Engine
 
 from .errors import ApiError, ApiRequest
 from .schemas import Error, FromSettings, IsoTime, LimitedText, Refusal, Request, refused
@@ -187,12 +185,12 @@ async def open_session(
     return session
 
 
-def _busy_reason(turn: Turn, wait: float) -> tuple[int, str, str]:
+def _busy_reason(turn: Turn, wait: float, limit: int) -> tuple[int, str, str]:
     """HTTP status, API error and the note kept on the withdrawn turn in the chat."""
     if turn.status == Turn.Status.WAITING:
         return (
             503,
-            f"All {runtime.current().pool.limit} Claude Code processes stayed busy for {wait:g} s, so the message "
+            f"All {limit} Claude Code processes stayed busy for {wait:g} s, so the message "
             "was not run. Send it again in a minute.",
             f"Not run: every Claude Code process was busy for {wait:g} s and the API caller gave up.",
         )
@@ -204,29 +202,28 @@ def _busy_reason(turn: Turn, wait: float) -> tuple[int, str, str]:
     )
 
 
-async def _take_back(submitting: asyncio.Future[turns.Submitted]) -> None:
-    """Once the message is saved and queued (that finishes even if the caller left), withdraw it
+async def _take_back(engine: Engine, submitting: asyncio.Future[Turn]) -> None:
+    """Once the message is saved and submitted (that finishes even if the caller left), withdraw it
     unless it has started."""
     try:
-        submitted = await submitting
+        turn = await submitting
     except turns.TurnRefused:
         return
-    await turns.withdraw_turn(submitted=submitted, reason="Not run: the API caller hung up before it started.")
+    await turns.withdraw_turn(engine=engine, turn=turn, reason="Not run: the API caller hung up before it started.")
 
 
-async def _wait_until_finished(submitted: turns.Submitted) -> Turn:
+async def _wait_until_finished(engine: Engine, turn: Turn) -> Turn:
     """Wait for the turn's end; one that has not started within the busy wait is withdrawn."""
     wait = settings.CLAUDE_API_BUSY_WAIT
-    ticket = submitted.ticket
     try:
-        await asyncio.wait_for(asyncio.shield(ticket.started.wait()), wait)
+        await asyncio.wait_for(asyncio.shield(engine.wait_started(turn=turn.pk)), wait)
     except TimeoutError:
-        turn = await Turn.objects.aget(pk=submitted.turn.pk)
-        status, error, note = _busy_reason(turn, wait)
-        if await turns.withdraw_turn(submitted=submitted, reason=note):
+        waiting = await Turn.objects.aget(pk=turn.pk)
+        status, error, note = _busy_reason(waiting, wait, (await engine.pool_status()).limit)
+        if await turns.withdraw_turn(engine=engine, turn=waiting, reason=note):
             raise ApiError(status, error, headers={"Retry-After": "30"}) from None
-    await ticket.wait()
-    return await Turn.objects.aget(pk=submitted.turn.pk)
+    await engine.wait_ended(turn=turn.pk)
+    return await Turn.objects.aget(pk=turn.pk)
 
 
 def _failure(turn: Turn) -> ApiError:
@@ -244,23 +241,30 @@ def _failure(turn: Turn) -> ApiError:
 
 
 async def ask(
-    *, user: User, session_id: uuid.UUID, message: str, project_key: str | None = None, model: str | None = None
+    *,
+    engine: Engine,
+    user: User,
+    session_id: uuid.UUID,
+    message: str,
+    project_key: str | None = None,
+    model: str | None = None,
 ) -> Answer:
     """Run one message as a turn of the caller's chat and return the assistant's answer.
 
     The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
     message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
     session = await open_session(user=user, session_id=session_id, project_key=project_key, model=model)
-    # Nobody is there to answer a permission prompt: the project's permission mode decides alone.
+    # Nobody is there to answer a permission prompt: the project's permission mode decides alone
+    # (a turn from the API runs that way, by its origin).
     submitting = asyncio.ensure_future(
-        turns.submit_message(session_id=session.id, user=user, text=message, options=TurnOptions(interactive=False))
+        turns.submit_message(engine=engine, session_id=session.id, user=user, text=message, origin=Turn.Origin.API)
     )
     try:
-        turn = await _wait_until_finished(await asyncio.shield(submitting))
+        turn = await _wait_until_finished(engine, await asyncio.shield(submitting))
     except asyncio.CancelledError:
         # The caller hung up: a turn that has not started is taken back, a running one goes on
         # (its answer stays in the chat).
-        await asyncio.shield(_take_back(submitting))
+        await asyncio.shield(_take_back(engine, submitting))
         raise
     if turn.status != Turn.Status.DONE:
         raise _failure(turn)
@@ -313,6 +317,7 @@ not allow is refused, not asked about.
 )
 async def chat(request: ApiRequest, body: ChatRequest) -> ChatResponse:
     answer = await ask(
+        engine=request.engine,
         user=request.auth,
         session_id=body.sessionId,
         message=body.message,
@@ -329,6 +334,6 @@ async def chat(request: ApiRequest, body: ChatRequest) -> ChatResponse:
     summary="How busy the Claude Code processes of this server are",
     response={200: PoolStatus, 401: Error, 405: Error, 500: Error},
 )
-async def pool_status(request: HttpRequest) -> PoolStatus:
-    status = runtime.current().pool.status()
+async def pool_status(request: ApiRequest) -> PoolStatus:
+    status = await request.engine.pool_status()
     return PoolStatus(active=status.active, limit=status.limit, waiting=status.waiting, totalRequests=status.total)

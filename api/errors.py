@@ -27,6 +27,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from chat.projects import ProjectRefused
 from chat.services import disk
 from chat.services.turns import TurnRefused
+from runtime import Engine
 from tasks.services import NotAllowed, TaskNotFound, TaskRefused
 
 from .schemas import REFUSED
@@ -39,9 +40,11 @@ DESCRIBED = "The API is described at /api/openapi.json."
 
 
 class ApiRequest(HttpRequest):
-    """A request to an operation behind the bearer token: ``auth`` is the token's user."""
+    """A request to an operation behind the bearer token: ``auth`` is the token's user; ``engine`` the
+    engine the composition root handed down (set by ``chat.web.engine.EngineMiddleware``)."""
 
     auth: User
+    engine: Engine
 
 
 class ApiError(Exception):

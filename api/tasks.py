@@ -256,6 +256,7 @@ async def list_tasks(request: ApiRequest, filters: Query[TaskFilter]) -> TaskLis
 )
 async def create_task(request: ApiRequest, body: TaskRequest) -> Status[TaskResponse]:
     task = await services.create_task(
+        engine=request.engine,
         user=request.auth,
         prompt=body.prompt,
         title=body.title or "",
@@ -280,7 +281,7 @@ async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
     task = await services.get_task(path.task_id, user=request.auth)
     if task.pr_number is not None:
         try:
-            task = await services.refresh_pull_request(task_id=task.pk)
+            task = await services.refresh_pull_request(engine=request.engine, task_id=task.pk)
         except services.TaskRefused as exc:
             log.warning("task %s: %s", task.pk, exc)
     return task_response(task)
@@ -309,5 +310,6 @@ async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
 )
 async def act_on_task(request: ApiRequest, path: Path[ActionPath], body: FollowUp | None = None) -> TaskResponse:
     task = await services.get_task(path.task_id, user=request.auth)
-    done = await services.act(user=request.auth, task=task, action=path.action, message=body.message if body else None)
+    message = body.message if body else None
+    done = await services.act(engine=request.engine, user=request.auth, task=task, action=path.action, message=message)
     return task_response(done)

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from runtime import Engine, NoEngine
+
 from .markup import render_markdown
 from .models import ApiToken, Event, ProjectAccess, Session, SessionQuerySet, ShareLink, ShareLinkQuerySet, Turn
 from .services import chats, sharing, turns
@@ -165,7 +167,7 @@ class SessionAdmin(admin.ModelAdmin[Session]):
         archived = 0
         for session in queryset:
             try:
-                archived += not archive_session(session=session).already
+                archived += not archive_session(session=session, engine=_engine(request)).already
             except ArchiveError as exc:
                 self.message_user(request, f"“{session}” was not archived: {exc}.", messages.ERROR)
         if archived:
@@ -173,8 +175,8 @@ class SessionAdmin(admin.ModelAdmin[Session]):
 
     @admin.action(description="Stop the running turn")
     def stop_running_turn(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
-        # Turns run in the server process that started them; the admin is served by that process.
-        stopped = sum(async_to_sync(turns.stop_turn)(session_id=session.pk) for session in queryset)
+        engine = _engine(request)
+        stopped = sum(async_to_sync(turns.stop_turn)(engine=engine, session_id=session.pk) for session in queryset)
         if stopped:
             self.message_user(
                 request, f"Stopped the running turn of {stopped} chat{'s' if stopped != 1 else ''}.", messages.SUCCESS
@@ -218,13 +220,19 @@ class SessionAdmin(admin.ModelAdmin[Session]):
 
     def delete_model(self, request: HttpRequest, obj: Session) -> None:
         try:
-            chats.delete_session(session=obj)
+            chats.delete_session(session=obj, engine=_engine(request))
         except chats.ChatError as exc:
             self.message_user(request, str(exc), messages.ERROR)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
         for session in queryset:
             self.delete_model(request, session)
+
+
+def _engine(request: HttpRequest) -> Engine:
+    """The engine the composition root handed the request (``chat.web.engine.EngineMiddleware``)."""
+    engine = getattr(request, "engine", None)
+    return engine if isinstance(engine, Engine) else NoEngine()
 
 
 class EventInline(admin.TabularInline[Event, Turn]):

@@ -124,6 +124,14 @@ class Turn(models.Model):
 
     PENDING = (Status.QUEUED, Status.WAITING, Status.RUNNING, Status.ASKING)
 
+    class Origin(models.TextChoices):
+        """Where a turn came from, which says how it runs (``chat.services.execution.options_for``):
+        saved with it, so that an engine can run it knowing nothing but its id."""
+
+        PAGE = "page", "Chat page"
+        API = "api", "HTTP API"
+        TASK = "task", "Task"
+
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -132,6 +140,7 @@ class Turn(models.Model):
     # Files sent with the message: paths relative to the session's working directory, where they were
     # saved; images among them also reach the model as image content.
     attachments = models.JSONField(default=list, blank=True)
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.PAGE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

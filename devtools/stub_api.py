@@ -67,8 +67,15 @@ def _texts(content: Any) -> list[str]:
     return out
 
 
-# What the CLI puts before the next message after an interrupted turn: not the person's words.
-_INTERRUPT_MARKERS = ("[Request interrupted by user",)
+# What the CLI puts before the next message after an interrupted turn, or after the model or the
+# permission mode was changed on a running process (it records the change as a local /model
+# command, with a caveat): not the person's words.
+_INTERRUPT_MARKERS = (
+    "[Request interrupted by user",
+    "<local-command-caveat>",
+    "<command-name>",
+    "<local-command-stdout>",
+)
 
 
 def _user_text(message: dict[str, Any]) -> str:

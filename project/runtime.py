@@ -1,9 +1,10 @@
-"""Builds the runtime once, when the server starts, with the services' hooks; ends it at shutdown.
+"""Builds the engine from the settings, with the services' hooks; starts it with the server, ends it at shutdown.
 
 This is the composition root: the only module that knows both the runtime (:mod:`runtime`) and
-the services that plug into it. Start-up also recovers from an earlier run that did not end
-cleanly (a crash, a SIGKILL): leftover CLI processes are ended and their turns marked
-interrupted, whichever way the server was started.
+the services that plug into it. It hands the engine down (``project/asgi.py`` puts it in every
+connection's ASGI scope); nothing reaches it through a global. Start-up also recovers from an
+earlier run that did not end cleanly (a crash, a SIGKILL): leftover CLI processes are ended and
+their turns marked interrupted, whichever way the server was started.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from pathlib import Path
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-import runtime
 from chat.services import agents
 from chat.services.recovery import recover_interrupted
+from chat.services.turns import TurnHooks
+from drivers.claude import LiveSession, LiveSpec
 from drivers.egress import EgressProxy
+from runtime import LocalEngine, NodeRuntime, Process, ProcessFactory
 from tasks.services import TaskHooks, recover_tasks
 
 log = logging.getLogger(__name__)
+
+
+async def live_session(spec: LiveSpec) -> Process:
+    """The real process factory: a Claude Code CLI process driven through the Agent SDK."""
+    session = LiveSession(spec)
+    await session.start()
+    return session
 
 
 def build(
@@ -31,17 +41,24 @@ def build(
     max_warm: int | None = None,
     max_file_operations: int | None = None,
     egress_dir: Path | None = None,
-) -> runtime.Runtime:
-    """The runtime with the limits of the settings (or the ones given). Its egress proxy listens in
-    ``egress_dir`` (default: the data folder's private ``sandbox`` folder) once started."""
-    return runtime.Runtime(
+    factory: ProcessFactory = live_session,
+) -> LocalEngine:
+    """The engine with the limits of the settings (or the ones given); it starts its processes with
+    ``factory``. Its egress proxy listens in ``egress_dir`` (default: the data folder's private
+    ``sandbox`` folder) once started. Building starts nothing: :func:`start` does, on the loop."""
+    node = NodeRuntime(
+        factory=factory,
         max_processes=max_processes or settings.CLAUDE_MAX_CONCURRENT,
-        max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS,
-        task_hooks=TaskHooks(),
         max_warm=settings.CLAUDE_MAX_WARM if max_warm is None else max_warm,
         warm_idle=settings.CLAUDE_WARM_IDLE,
         max_file_operations=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS,
         egress=EgressProxy(folder=egress_dir or Path(settings.DATA_DIR) / "sandbox", policy=agents.egress_policy),
+    )
+    return LocalEngine(
+        node=node,
+        turn_hooks=TurnHooks(),
+        task_hooks=TaskHooks(),
+        max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS,
     )
 
 
@@ -55,55 +72,37 @@ def recover() -> list[str]:
     return lines
 
 
-async def start(
-    *,
-    recover_first: bool = True,
-    max_processes: int | None = None,
-    max_tasks: int | None = None,
-    max_warm: int | None = None,
-    max_file_operations: int | None = None,
-    egress_dir: Path | None = None,
-) -> runtime.Runtime:
-    """Build and install the runtime on the running event loop (its egress proxy listening), recover,
-    and start queued tasks."""
-    built = build(
-        max_processes=max_processes,
-        max_tasks=max_tasks,
-        max_warm=max_warm,
-        max_file_operations=max_file_operations,
-        egress_dir=egress_dir,
-    )
-    if built.egress is not None:
-        await built.egress.start()
-    runtime.install(built)
+async def start(engine: LocalEngine, *, recover_first: bool = True) -> LocalEngine:
+    """Start the engine on the running event loop (its egress proxy listening), recover, and start
+    queued tasks."""
+    await engine.start()
     if recover_first:
         for line in await sync_to_async(recover, thread_sensitive=False)():
             log.warning("%s", line)
-    built.tasks.kick()
-    return built
+    engine.kick_tasks()
+    return engine
 
 
-async def stop(built: runtime.Runtime) -> None:
-    await built.shutdown()
-    runtime.uninstall(built)
+async def stop(engine: LocalEngine) -> None:
+    await engine.shutdown()
 
 
-def start_with_daphne() -> None:
-    """Start the runtime as soon as Daphne serves (not on the first request), and end it when Daphne stops.
+def start_with_daphne(engine: LocalEngine) -> None:
+    """Start the engine as soon as Daphne serves (not on the first request), and end it when Daphne stops.
 
     Daphne sends no ASGI lifespan events. Its Twisted reactor runs on the asyncio loop that serves
     the requests; a reactor that never runs (another server, the tests) starts nothing here."""
     from twisted.internet import defer, reactor
 
-    starting: list[asyncio.Task[runtime.Runtime]] = []
+    starting: list[asyncio.Task[LocalEngine]] = []
 
     def on_running() -> None:
-        starting.append(asyncio.ensure_future(start()))
+        starting.append(asyncio.ensure_future(start(engine)))
 
     def on_shutdown() -> defer.Deferred[None] | None:
         if not starting or not starting[0].done() or starting[0].exception() is not None:
             return None
-        return defer.Deferred.fromFuture(asyncio.ensure_future(stop(starting[0].result())))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(stop(engine)))
 
     # Startup triggers fire before the loop runs; callLater(0) runs on it.
     reactor.callWhenRunning(lambda: reactor.callLater(0, on_running))

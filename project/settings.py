@@ -165,6 +165,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # request.engine: the engine the composition root put in the ASGI scope (project/asgi.py).
+    "chat.web.engine.EngineMiddleware",
     # Last, as its documentation asks: it answers a locked-out login.
     "axes.middleware.AxesMiddleware",
 ]

@@ -29,7 +29,7 @@ class Hold:
     seconds: float
 
 
-class TaskHooks(Protocol):
+class SchedulerHooks(Protocol):
     async def claim_next(self, exclude: set[int]) -> int | None:
         """Mark the next queued task as running and return its id (None: nothing is queued)."""
 
@@ -54,12 +54,13 @@ async def _own_thread[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 class TaskScheduler:
-    def __init__(self, *, limit: int, hooks: TaskHooks) -> None:
+    def __init__(self, *, limit: int, hooks: SchedulerHooks) -> None:
         self.limit = limit
         self.hooks = hooks
         self.running: dict[int, asyncio.Task[None]] = {}
         self.stop_reasons: dict[int, str] = {}
         self.note = ""
+        self._note_told = False  # the first note is told even if empty: an earlier run's may be shown
         self.started_order: list[int] = []  # for tests and the status line
         self.max_seen = 0
         self._filler: asyncio.Task[None] | None = None
@@ -126,8 +127,9 @@ class TaskScheduler:
         await self.hooks.run(task_id)
 
     async def _set_note(self, note: str) -> None:
-        if note != self.note:
+        if note != self.note or not self._note_told:
             self.note = note
+            self._note_told = True
             await self.hooks.note_changed(note)
 
     def _retry_in(self, seconds: float) -> None:

@@ -4,14 +4,16 @@ Turns of one session run strictly one at a time in the order they were submitted
 runs resuming one session at once fork its transcript). Each session has one worker while it
 has turns; each turn takes a slot of the process pool while it runs. Every asyncio task is
 tracked, so a turn outlives the request or socket that submitted it and nothing is leaked on
-shutdown. No Django imports: what a turn does is the :class:`TurnJob` a service hands in.
+shutdown. No Django imports: what a turn does is the :class:`TurnJob` handed in.
+
+A turn's process slot is the node's (:meth:`runtime.node.NodeRuntime.slot`): a Stop of a turn that
+holds one goes to the node, which interrupts the turn; a turn still waiting is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import enum
 import functools
 import logging
 from collections import deque
@@ -20,15 +22,10 @@ from typing import Protocol
 
 from asgiref.sync import ThreadSensitiveContext
 
-from .pool import Pool
+from .node import NodeRuntime
+from .outcomes import StopReason
 
 log = logging.getLogger(__name__)
-
-
-class StopReason(enum.StrEnum):
-    STOPPED = "stopped"  # a person pressed Stop (or a task was paused, terminated, ...)
-    WITHDRAWN = "withdrawn"  # taken back before it started (an API caller gave up)
-    SHUTDOWN = "shutdown"  # the server is stopping
 
 
 class TurnJob(Protocol):
@@ -38,7 +35,8 @@ class TurnJob(Protocol):
         """Every process slot is taken: the turn waits for one (called at most once)."""
 
     async def run(self, ticket: Ticket) -> None:
-        """Run the turn with a slot held. Cancelled on stop or shutdown: ``ticket.stop_reason`` says which."""
+        """Run the turn with a slot held (a Stop reaches it through the node). Cancelled only when the
+        server shuts down before it could end by itself."""
 
     async def dropped(self, reason: StopReason) -> None:
         """The turn ends without having run (withdrawn, stopped or shut down while it waited)."""
@@ -62,11 +60,12 @@ class Ticket:
 
 
 class TurnQueue:
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
+    def __init__(self, node: NodeRuntime) -> None:
+        self.node = node
         self._queues: dict[str, deque[Ticket]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._current: dict[str, Ticket] = {}
+        self._closed = False
 
     # -- submitting -------------------------------------------------------------------
     def submit(self, *, key: int, session: str, owner: int | None, job: TurnJob) -> Ticket:
@@ -103,7 +102,7 @@ class TurnQueue:
     async def _work_through(self, session: str) -> None:
         queue = self._queues[session]
         try:
-            while queue:
+            while queue and not self._closed:
                 ticket = queue.popleft()
                 self._current[session] = ticket
                 ticket.task = asyncio.create_task(self._run(ticket), name=f"turn-{ticket.key}")
@@ -133,7 +132,12 @@ class TurnQueue:
         try:
             if ticket.stop_reason is not None:
                 return
-            async with self.pool.slot(owner=ticket.owner, on_wait=ticket.job.waiting):
+            async with self.node.slot(key=ticket.session, owner=ticket.owner, on_wait=ticket.job.waiting):
+                if self._closed:
+                    # The slot came free as the server began to shut down: the turn never runs.
+                    ticket.stop_reason = ticket.stop_reason or StopReason.SHUTDOWN
+                    await asyncio.shield(self._drop(ticket, ticket.stop_reason))
+                    return
                 ticket.started.set()
                 ran = True
                 await ticket.job.run(ticket)
@@ -165,7 +169,8 @@ class TurnQueue:
 
     # -- control ----------------------------------------------------------------------
     def stop(self, session: str) -> bool:
-        """Stop the session's current turn (running, or waiting for a slot); False if there is none."""
+        """Stop the session's current turn (running: through the node, which interrupts it; waiting for
+        a slot: dropped); False if there is none."""
         ticket = self._current.get(session)
         if ticket is None:
             # Just submitted, not yet taken by the session's worker: it is the turn about to run.
@@ -177,8 +182,11 @@ class TurnQueue:
             return True
         if ticket.task is None or ticket.task.done():
             return False
+        if ticket.started.is_set() and not self.node.stop(session):
+            return False  # it has just given its slot back: it is ending
         ticket.stop_reason = ticket.stop_reason or StopReason.STOPPED
-        ticket.task.cancel()
+        if not ticket.started.is_set():
+            ticket.task.cancel()  # it holds no slot yet: it ends as dropped
         return True
 
     async def withdraw(self, ticket: Ticket) -> bool:
@@ -226,8 +234,17 @@ class TurnQueue:
         while pending := [task for task in self._workers.values() if not task.done()]:
             await asyncio.wait(pending)
 
-    async def shutdown(self) -> None:
-        """End every turn (running ones as interrupted) and drop the queued ones."""
+    def close(self) -> None:
+        """Start no more turns: those still queued are dropped as the server shuts down."""
+        self._closed = True
+
+    async def shutdown(self, *, grace: float = 0.0) -> None:
+        """End every turn and drop the queued ones. Running turns get ``grace`` seconds to end by
+        themselves (the node ended them: they record how); then whatever runs is cancelled."""
+        self.close()
+        running = [ticket.done for ticket in self._current.values() if ticket.started.is_set()]
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
         workers = list(self._workers.values())
         for worker in workers:
             worker.cancel()

@@ -72,12 +72,12 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-import runtime  # noqa: E402
 from chat.models import Session, Turn  # noqa: E402
 from chat.services import chats, turns  # noqa: E402
 from drivers.claude import proctree  # noqa: E402
 from project import runtime as composition  # noqa: E402
-from project.asgi import application  # noqa: E402
+from project.asgi import application_for  # noqa: E402
+from runtime import Engine  # noqa: E402
 
 CLI = str(settings.CLAUDE_CLI)
 REPEATS = 9
@@ -188,10 +188,11 @@ class RawWarm:
 class Tab:
     """A logged-in browser tab of one chat: its websocket."""
 
-    def __init__(self, cookie: str, session: Session) -> None:
+    def __init__(self, engine: Engine, cookie: str, session: Session) -> None:
         self.session = session
+        self.engine = engine
         self.socket = WebsocketCommunicator(
-            application,
+            application_for(engine),
             f"/ws/chat/{session.id}/",
             headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie.encode())],
         )
@@ -212,7 +213,7 @@ class Tab:
         await self.socket.send_to(text_data=json.dumps({"message": text}))
         await self.until(needle)
         first = time.perf_counter() - start
-        await runtime_idle()
+        await self.engine.idle()
         return first
 
     async def drain(self) -> None:
@@ -222,10 +223,6 @@ class Tab:
 
     async def close(self) -> None:
         await self.socket.disconnect()
-
-
-async def runtime_idle() -> None:
-    await runtime.current().turns.idle()
 
 
 @sync_to_async
@@ -240,14 +237,14 @@ def new_chat(user) -> Session:
     return chats.create_session(owner=user)
 
 
-async def app_latency(user) -> tuple[list[float], list[float], list[float]]:
+async def app_latency(engine: Engine, user) -> tuple[list[float], list[float], list[float]]:
     """(the app's first turns, the app's follow-ups, the raw warm CLI's follow-ups), taken in
     turns so that the machine's load weighs on both alike."""
     firsts, follow_ups, raw = [], [], []
     cookie = await login_cookie(user)
     warm = RawWarm(TMP / "raw-warm")
     for _ in range(REPEATS):
-        tab = Tab(cookie, await new_chat(user))
+        tab = Tab(engine, cookie, await new_chat(user))
         await tab.open()
         firsts.append(await tab.turn("My name is Ada", APP_GREETING))
         await tab.drain()
@@ -314,11 +311,11 @@ async def throughput(user, *, max_warm: int) -> tuple[float, float, tuple[int, f
     """(turns a second, CPU seconds a turn, memory while the chats are warm) for CHATS chats
     each sending FOLLOW_UPS follow-ups after a first turn, all chats at once. The runtime is
     started here and shut down before the CPU is read, so that every process has been waited for."""
-    built = await composition.start(recover_first=False, max_warm=max_warm)
+    built = await composition.start(composition.build(max_warm=max_warm), recover_first=False)
     sessions = [await new_chat(user) for _ in range(CHATS)]
     for session in sessions:
-        await turns.submit_message(session_id=session.id, user=user, text="My name is Ada")
-    await runtime_idle()
+        await turns.submit_message(engine=built, session_id=session.id, user=user, text="My name is Ada")
+    await built.idle()
     memory = memory_of_tree()
     # Only the follow-ups count: processes still warm from the first turns have their CPU so far
     # subtracted.
@@ -329,8 +326,8 @@ async def throughput(user, *, max_warm: int) -> tuple[float, float, tuple[int, f
         start = time.perf_counter()
         for _ in range(FOLLOW_UPS):
             for session in sessions:
-                await turns.submit_message(session_id=session.id, user=user, text="What is my name?")
-            await runtime_idle()
+                await turns.submit_message(engine=built, session_id=session.id, user=user, text="What is my name?")
+            await built.idle()
         wall = time.perf_counter() - start
     await composition.stop(built)
     used = meter.seconds - sum(ticks for key, ticks in before.seen.items() if key in meter.seen) / CpuMeter.TICK
@@ -345,8 +342,8 @@ async def throughput(user, *, max_warm: int) -> tuple[float, float, tuple[int, f
 
 
 async def app_part(user) -> None:
-    built = await composition.start(recover_first=False)
-    app_first, app_follow, raw_warm_samples = await app_latency(user)
+    built = await composition.start(composition.build(), recover_first=False)
+    app_first, app_follow, raw_warm_samples = await app_latency(built, user)
     await composition.stop(built)
 
     raw_first, raw_follow = raw_cold(TMP / "raw-cold")

@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from chat.live import notify
 
 from . import selectors
+from .models import BoardNote
 
 BOARD_GROUP = "tasks"
 BOARD_CHANGED = "board.changed"
@@ -25,13 +26,13 @@ def task_group(task_id: int) -> str:
     return f"tasks-{int(task_id)}"
 
 
-def board_html(*, user: AbstractBaseUser | AnonymousUser, note: str, column: selectors.Column | None = None) -> str:
+def board_html(*, user: AbstractBaseUser | AnonymousUser, column: selectors.Column | None = None) -> str:
     """The board as ``user`` sees it; on a page showing one of its tabs (``column``), that tab's list."""
     visible = selectors.visible_tasks(user)
     if column is not None:
         tasks = selectors.in_column(visible, column, user=user)
         return render_to_string("tasks/board.html#filtered", {"filtered": tasks, "oob": True, "user": user})
-    context = selectors.board_context(tasks=visible, note=note, user=user)
+    context = selectors.board_context(tasks=visible, note=BoardNote.read(), user=user)
     return render_to_string("tasks/board.html#board", {**context, "oob": True, "user": user})
 
 
@@ -49,10 +50,10 @@ def task_page_html(task_id: int, *, user: AbstractBaseUser | AnonymousUser, may_
     return render_to_string("tasks/detail.html#task-head", context) + render_to_string("tasks/detail.html#log", context)
 
 
-async def board_changed(*, note: str) -> None:
-    await notify.signal(BOARD_GROUP, BOARD_CHANGED, note=note)
+async def board_changed() -> None:
+    await notify.signal(BOARD_GROUP, BOARD_CHANGED)
 
 
-async def task_changed(task_id: int, *, note: str) -> None:
+async def task_changed(task_id: int) -> None:
     await notify.signal(task_group(task_id), TASK_CHANGED, task=str(int(task_id)))
-    await board_changed(note=note)
+    await board_changed()

@@ -253,3 +253,22 @@ BLOCKED_BY_REASON: dict[Task.Reason, frozenset[Action]] = {Task.Reason.CONFLICT:
 NEEDS_REMOTE: frozenset[Action] = frozenset({Action.PULL_REQUEST})
 # Only offered when the task changed a file: its branch has something to merge or to propose.
 NEEDS_CHANGES: frozenset[Action] = frozenset({Action.MERGE, Action.PULL_REQUEST})
+
+
+class BoardNote(models.Model):
+    """Why the task scheduler holds new starts back (empty: it does not), as the board shows it.
+
+    One row, written by the scheduler when its note changes and read by every board page and
+    socket: in the database, not in the scheduler's memory, so that any process can show it."""
+
+    ONE = 1
+
+    text = models.TextField(blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.text or "(nothing held back)"
+
+    @classmethod
+    def read(cls) -> str:
+        return cls.objects.filter(pk=cls.ONE).values_list("text", flat=True).first() or ""

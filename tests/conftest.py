@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from devtools.stub_api import StubServer
 from project import runtime as composition
 from tests.browser_problems import Problems
 from tests.factories import make_user
+from tests.fake_session import FakeCli
 from tests.forge_standin import ForgeStandIn
 from tests.processes import stop
 from tests.task_helpers import bare_remote, init_repo
@@ -152,30 +153,55 @@ def claude_env(stub_api, tmp_path, settings, monkeypatch) -> ClaudeEnv:
 
 
 @pytest.fixture
-async def rt(request, tmp_path_factory):
-    """The server's runtime (process pool, turn queues, task scheduler, the agents' egress proxy) on
-    this test's event loop, built as the server builds it; every turn and task of the test runs
-    through it. Its limits come from the settings, or from
-    ``@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)``."""
+async def rt(request, tmp_path_factory) -> AsyncIterator[runtime.LocalEngine]:
+    """The server's engine (its node's process slots and warm processes, the turn queues, the task
+    scheduler, the agents' egress proxy) on this test's event loop, built as the server builds it;
+    every turn and task of the test runs through it. Its limits come from the settings, or from
+    ``@pytest.mark.parametrize("rt", [{"max_processes": 2}], indirect=True)``. A test that also asks
+    for ``fake_cli`` runs its turns on that stand-in instead of the real CLI."""
     params = {"egress_dir": tmp_path_factory.mktemp("egress"), **getattr(request, "param", {})}
-    built = await composition.start(recover_first=False, **params)
-    yield built
-    await composition.stop(built)
+    if "fake_cli" in request.fixturenames:
+        params["factory"] = request.getfixturevalue("fake_cli")
+    engine = await composition.start(composition.build(**params), recover_first=False)
+    yield engine
+    await composition.stop(engine)
+
+
+@pytest.fixture
+def fake_cli(tmp_path, settings) -> FakeCli:
+    """Scripted stand-ins for the CLI's processes (tests/fake_session.py), for tests of orderings,
+    limits and statuses the real CLI adds nothing to; the chats' folders in this test's tmp_path."""
+    settings.CLAUDE_CONFIG_DIR = tmp_path / "claude-config"
+    settings.CLAUDE_WORKDIR = tmp_path / "work"
+    settings.CLAUDE_ARCHIVE_DIR = tmp_path / "archive"
+    settings.DATA_DIR = tmp_path / "data"
+    (tmp_path / "work").mkdir(exist_ok=True)
+    return FakeCli()
 
 
 # ---------------------------------------------------------------------------------------
 # Tasks: a real git repository as the default project
 
 
-@pytest.fixture
-def repo(claude_env, settings, tmp_path, user) -> Path:
-    """The ``user``'s own folder (their tasks' "default" project) as a git repository on branch main;
-    tasks may also run shell commands."""
-    own = init_repo(claude_env.workdir / str(user.pk))
+def _own_repository(workdir: Path, settings, tmp_path: Path, user) -> Path:
+    own = init_repo(workdir / str(user.pk))
     settings.CLAUDE_TASK_STATE_DIR = tmp_path / "task-state"
     settings.CLAUDE_TASK_ALLOWED_TOOLS = ["Read", "Write", "Edit", "Bash"]
     settings.CLAUDE_MAX_TOKENS_PER_MINUTE = 0
     return own
+
+
+@pytest.fixture
+def repo(claude_env, settings, tmp_path, user) -> Path:
+    """The ``user``'s own folder (their tasks' "default" project) as a git repository on branch main;
+    tasks may also run shell commands."""
+    return _own_repository(claude_env.workdir, settings, tmp_path, user)
+
+
+@pytest.fixture
+def fake_repo(fake_cli, settings, tmp_path, user) -> Path:
+    """The same, for tasks whose turns run on the stand-in process (``fake_cli``)."""
+    return _own_repository(Path(settings.CLAUDE_WORKDIR), settings, tmp_path, user)
 
 
 @pytest.fixture

@@ -32,8 +32,10 @@ def make_session(*, owner, title: str = "", workdir: Path | None = None, session
     return chats.create_session(owner=owner, title=title, project=project, session_id=session_id)
 
 
-def logged_in_client(*, user) -> Client:
-    client = Client()
+def logged_in_client(*, user, engine=None) -> Client:
+    """A browser logged in as ``user``; its requests carry ``engine`` as the server's carry the one
+    the composition root built (views read ``request.engine``)."""
+    client = Client(**({"engine": engine} if engine is not None else {}))
     client.force_login(user)
     return client
 

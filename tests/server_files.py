@@ -48,12 +48,12 @@ def make_server_files(folder: Path) -> ServerFiles:
     return ServerFiles(folder=folder, key=key, db=db)
 
 
-async def agent_runs(*, session: Session, user, command: str) -> Turn:
+async def agent_runs(*, engine, session: Session, user, command: str) -> Turn:
     """The chat's agent runs ``command`` with its Bash tool (in bypass mode: nobody is asked)."""
-    return await say(session=session, user=user, text=f"run: {command}")
+    return await say(engine=engine, session=session, user=user, text=f"run: {command}")
 
 
-async def agent_links_transcript(*, session: Session, user, target: Path) -> None:
+async def agent_links_transcript(*, engine, session: Session, user, target: Path) -> None:
     """The chat's agent replaces its own transcript with a link to ``target``."""
-    await agent_runs(session=session, user=user, command=f"ln -sf {target} {session.transcript_path}")
+    await agent_runs(engine=engine, session=session, user=user, command=f"ln -sf {target} {session.transcript_path}")
     assert Path(session.transcript_path).is_symlink()

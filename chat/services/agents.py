@@ -3,7 +3,7 @@
 Every CLI process gets an environment made here (the server's own variables stay out, except
 the CLI's settings listed in CLAUDE_ENV_PASSTHROUGH) and, unless CLAUDE_SANDBOX is "off", runs
 inside bubblewrap seeing only its working directory, its own config folder (which holds its
-transcript) and the CLI, in a network of its own whose one way out is the runtime's egress proxy:
+transcript) and the CLI, in a network of its own whose one way out is its node's egress proxy:
 to the model API, with the server's credentials added by the proxy (the agent holds placeholders),
 and to the hosts of CLAUDE_AGENT_ALLOWED_HOSTS.
 """
@@ -17,7 +17,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-import runtime
 from drivers import claude, egress, git
 from drivers.claude.sandbox import BRIDGE_URL
 
@@ -113,9 +112,8 @@ def _missing(program: str, package: str) -> SandboxUnavailable:
     )
 
 
-def _bridge() -> claude.Bridge:
-    """The sandbox's way out: the runtime's egress proxy."""
-    proxy = runtime.current().egress
+def _bridge(proxy: egress.EgressProxy | None) -> claude.Bridge:
+    """The sandbox's way out: the egress proxy of the node it runs on."""
     if proxy is None:
         raise SandboxUnavailable("The server's egress proxy for agents is not running: restart the server.")
     try:
@@ -136,8 +134,15 @@ def _state_dir() -> Path:
     return Path(settings.DATA_DIR) / "sandbox"
 
 
-def sandbox(*, session: Session, readonly: Sequence[Path] = (), writable: Sequence[Path] = ()) -> claude.Sandbox | None:
-    """The sandbox of a turn of ``session`` (None when CLAUDE_SANDBOX is off)."""
+def sandbox(
+    *,
+    session: Session,
+    egress: egress.EgressProxy | None,
+    readonly: Sequence[Path] = (),
+    writable: Sequence[Path] = (),
+) -> claude.Sandbox | None:
+    """The sandbox of a turn of ``session`` (None when CLAUDE_SANDBOX is off); ``egress``: the proxy
+    of the node it runs on, its one way out."""
     if not sandboxed():
         return None
     bwrap = _bwrap()
@@ -148,7 +153,7 @@ def sandbox(*, session: Session, readonly: Sequence[Path] = (), writable: Sequen
         readonly=[_cli_folder(cli_program()), *readonly],
         state_dir=_state_dir(),
         home=Path(session.config_dir),
-        bridge=_bridge(),
+        bridge=_bridge(egress),
         protected=_protected(session),
     )
 

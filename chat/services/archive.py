@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from drivers import safefs
+from runtime import Engine
 
 from ..models import Session, Turn
 from . import chats
@@ -98,7 +99,7 @@ def _has_pending_turn(session_id: uuid.UUID) -> bool:
 # Services
 
 
-def archive_session(*, session: Session) -> ArchiveResult:
+def archive_session(*, session: Session, engine: Engine) -> ArchiveResult:
     """Move the chat's transcript into the archive folder and mark the chat archived.
 
     Raises :class:`ArchiveError` (chat unchanged) if a turn is pending or a file step fails, or
@@ -115,7 +116,7 @@ def archive_session(*, session: Session) -> ArchiveResult:
     # Its warm process has no next turn, and as it exits the CLI writes into its transcript: closed
     # first, so that what it writes is archived too and nothing writes there afterwards. The turn
     # after a Restore starts a new one, which resumes the restored transcript.
-    chats.close_warm_process(sid, wait=True)
+    chats.close_warm_process(sid, engine=engine, wait=True)
     source = transcript_of(session)
     target = archive_file_for(session)
     try:
@@ -182,7 +183,7 @@ def _cannot_restore(exc: safefs.UnsafePath) -> ArchiveError:
     )
 
 
-def restore_session(*, session: Session) -> RestoreResult:
+def restore_session(*, session: Session, engine: Engine) -> RestoreResult:
     """Put an archived chat's transcript back where the CLI expects it and un-archive the chat.
 
     Only what the server's own archive file holds is written, as a new file whose folders are
@@ -206,7 +207,7 @@ def restore_session(*, session: Session) -> RestoreResult:
         # A warm process of the chat from before it was archived (by expire_sessions, which runs
         # outside the server) must not take the next turn, nor write as it exits while the
         # transcript is put back: closed first, and a new one resumes the transcript restored here.
-        chats.close_warm_process(sid, wait=True)
+        chats.close_warm_process(sid, engine=engine, wait=True)
         try:
             try:
                 there = safefs.stat_file(target.root, target.name)

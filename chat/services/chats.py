@@ -18,8 +18,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-import runtime
 from drivers import claude, git, safefs
+from runtime import Engine
 
 from .. import projects
 from ..models import TITLE_LENGTH, Session, Turn
@@ -67,12 +67,13 @@ def create_session(
 
 async def start_chat(
     *,
+    engine: Engine,
     owner: User,
     project: Project | None,
     model: str | None,
     text: object,
     uploads: Sequence[tuple[str, IO[bytes]]] = (),
-) -> turns.Submitted:
+) -> Turn:
     """A chat made by its first message (New chat leaves no empty chats behind): the chat, the
     uploaded files in its working directory, and the message queued with them. If the message is
     refused, no chat is left and the files are removed."""
@@ -87,23 +88,23 @@ async def start_chat(
         for name, data in uploads:
             saved.append(await sync_to_async(attachments.save)(session=session, name=name, data=data))
         return await turns.submit_message(
-            session_id=session.id, user=owner, text=message, files=[item.path for item in saved]
+            engine=engine, session_id=session.id, user=owner, text=message, files=[item.path for item in saved]
         )
     except (turns.TurnRefused, attachments.AttachmentRefused) as exc:
-        await sync_to_async(_discard)(session, saved)
+        await sync_to_async(_discard)(session, saved, engine)
         raise ChatError(str(exc)) from None
     except Exception as exc:
         if disk.is_disk_full(exc):
             # The message was not saved: no empty chat is left, if the disk lets it go.
             with contextlib.suppress(Exception):
-                await sync_to_async(_discard)(session, saved)
+                await sync_to_async(_discard)(session, saved, engine)
         raise
 
 
-def _discard(session: Session, saved: list[attachments.Saved]) -> None:
+def _discard(session: Session, saved: list[attachments.Saved], engine: Engine) -> None:
     for item in saved:
         attachments.remove(session=session, path=item.path)
-    delete_session(session=session)
+    delete_session(session=session, engine=engine)
 
 
 def own_folder_of(user: User) -> Path:
@@ -192,23 +193,15 @@ def cli_files(session: Session) -> list[tuple[Path, str]]:
     return [(folder, name) for folder, name in found if name.lower().startswith(sid)]
 
 
-def close_warm_process(session_id: str, *, wait: bool = False) -> None:
+def close_warm_process(session_id: str, *, engine: Engine, wait: bool = False) -> None:
     """Close the chat's warm CLI process, if it has one and no turn runs in it: a deleted or
     archived chat's process has no next turn to wait for. With ``wait``, return once it has
     exited, so that what the CLI writes into its transcript as it exits is there (archiving and
-    restoring move that file). Outside the server (a management command) there is no runtime and
-    so no warm process."""
-    try:
-        rt = runtime.current()
-    except runtime.RuntimeNotRunning:
-        return
-    if wait:
-        rt.warm.close_and_wait(session_id, timeout=CLOSE_WAIT)
-    else:
-        rt.warm.drop(session_id)
+    restoring move that file)."""
+    engine.close_warm(session=session_id, wait=CLOSE_WAIT if wait else 0.0)
 
 
-def delete_session(*, session: Session) -> None:
+def delete_session(*, session: Session, engine: Engine) -> None:
     """Delete a chat with its messages, share links, attached files and CLI transcript.
 
     Refused while a turn is pending: the CLI would write the transcript again. If a file
@@ -224,7 +217,7 @@ def delete_session(*, session: Session) -> None:
         files = cli_files(locked)
         attached = attachments.stored_paths(session=locked)
         locked.delete()
-        close_warm_process(str(session.pk))
+        close_warm_process(str(session.pk), engine=engine)
         for folder, name in files:
             try:
                 # The config folder's contents are the agent's: removed without following any link

@@ -1,14 +1,15 @@
-"""Running one turn on its session's live CLI process (kept warm between turns by the runtime).
+"""Running one saved turn on a node, and recording how it went.
 
-The turn's events are recorded as they stream (:mod:`chat.services.recording`). Stop and the
-timeout interrupt the turn through the CLI's control protocol: the process stays warm and the
-session keeps what was said; a process that does not stop within the grace period is ended.
+The node (:class:`runtime.NodeRuntime`) does the process work: the session's warm process, the
+interrupt on Stop, the grace, the timeout. Here, what the turn asks and yields becomes records: its
+events as they stream (:mod:`chat.services.recording`), its prompts (:mod:`chat.services.handler`)
+and its outcome, a status with what to say.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,36 +19,26 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-import runtime
 from drivers import claude
-from drivers.claude import LiveSession, LiveSpec, Permission, SessionFailed
+from drivers.claude import LiveSpec
+from drivers.egress import EgressProxy
+from runtime import Done, Failed, NodeRuntime, ShutDown, Stopped, TimedOut, TurnOutcome
 
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, disk, permissions
+from . import agents, attachments, disk
+from .explain import explain, unreachable
+from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
 from .recording import Recorder, Usage
+
+__all__ = ["FileRefusal", "TurnOptions", "execute", "options_for"]
 
 log = logging.getLogger(__name__)
 
 TOOL_RESULT_KEEP_CHARS = 20_000
-# How long an interrupted turn may take to end by itself before its process is ended.
-STOP_GRACE_SECONDS = 5.0
 INTERRUPTED = "The server shut down during this turn; what came so far is kept. Send the message again to continue."
-TURN_ENDED = "The turn was stopped before this call could run."
-API_NO_PROMPTS = (
-    "This turn came through the HTTP API, which cannot answer permission prompts, so the call was "
-    "refused. Ask in the browser, or let the project's permission mode allow it."
-)
-
-
-@dataclass(frozen=True)
-class FileRefusal:
-    """A ``file_guard``'s refusal of an edit: ``reason`` goes to the agent (the CLI hands it over as
-    "PreToolUse:<tool> hook error: <reason>"); the log shows ``shown`` in place of that tool result."""
-
-    reason: str
-    shown: str
+TASK_TURN_ALONE = "A task's turn runs only within its task's run. Press Resume on the task's page to run it again."
 
 
 @dataclass(frozen=True)
@@ -64,7 +55,7 @@ class TurnOptions:
     allowed_tools: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     interactive: bool = True
-    file_guard: Callable[[str, dict[str, Any]], Awaitable[FileRefusal | None]] | None = None
+    file_guard: FileGuard | None = None
     on_event: Callable[[claude.Event], Awaitable[None]] | None = None
     # Called when a permission prompt opens and again when it is answered (a task's board shows "needs you").
     on_prompt: Callable[[], Awaitable[None]] | None = None
@@ -74,125 +65,22 @@ class TurnOptions:
     keep_warm: bool = True
 
 
-class _Handler:
-    """What the CLI asks while the turn runs: permission prompts, and hooks around file edits."""
-
-    def __init__(self, *, recorder: Recorder, options: TurnOptions) -> None:
-        self.recorder = recorder
-        self.options = options
-        self.file_slots: set[str] = set()
-        # Hook callbacks waiting for a file slot: ended with the turn, so that a slot granted after
-        # a Stop is never held by a turn that is over (which would block every later edit).
-        self._slot_waits: set[asyncio.Task[Any]] = set()
-        self._ended = False
-        # Edits the file guard refused, by tool call id: what the log shows for their tool result.
-        self.refused: dict[str, str] = {}
-        # Calls a person's answer (or its timeout) denied: their prompt says so, their result need not.
-        self.denied: set[str] = set()
-
-    @property
-    def _owner(self) -> int | None:
-        return self.recorder.turn.session.owner_id
-
-    async def permission(
-        self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str | None
-    ) -> Permission:
-        session = await Session.objects.aget(pk=self.recorder.session_id)
-        if tool in session.always_allowed:
-            return Permission(allow=True)
-        key = tool_use_id or ""
-        if not self.options.interactive:
-            answer = Permission(allow=False, message=API_NO_PROMPTS)
-        else:
-            # The file slot its PreToolUse hook took is not held while a person thinks: the call
-            # is not running, and other chats' edits should not wait for this answer.
-            holding = key in self.file_slots
-            self._release(key)
-            answer = await self._ask(tool, tool_input, suggestions, key)
-            if not answer.allow:
-                self.denied.add(key)
-            if holding and answer.allow and not await self._take_file_slot(key):
-                return Permission(allow=False, message=TURN_ENDED)
-        if not answer.allow:
-            self._release(key)  # it will not run: no hook after it gives the slot back
-        return answer
-
-    async def _ask(
-        self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str
-    ) -> Permission:
-        on_prompt = self.options.on_prompt
-        opened = permissions.ask(
-            recorder=self.recorder,
-            tool=tool,
-            tool_input=tool_input,
-            suggestions=suggestions,
-            tool_use_id=tool_use_id,
-            on_open=on_prompt,
-        )
-        try:
-            return await opened
-        finally:
-            if on_prompt is not None:
-                await asyncio.shield(on_prompt())
-
-    async def before_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> str | None:
-        if self.options.file_guard is not None and (refusal := await self.options.file_guard(tool, tool_input)):
-            self.refused[tool_use_id or ""] = refusal.shown
-            return refusal.reason
-        if not await self._take_file_slot(tool_use_id or ""):
-            return TURN_ENDED
-        return None
-
-    async def _take_file_slot(self, key: str) -> bool:
-        """Wait for a file slot; False (and no slot held) if the turn ended meanwhile."""
-        file_ops = runtime.current().file_ops
-        waiter = asyncio.current_task()
-        if self._ended or waiter is None:
-            return False
-        self._slot_waits.add(waiter)
-        try:
-            await file_ops.acquire(owner=self._owner, on_wait=self._waiting_for_file_slot)
-        except asyncio.CancelledError:
-            if self._ended:
-                return False  # cancelled by release_all: the turn is over, the CLI is told no
-            raise
-        finally:
-            self._slot_waits.discard(waiter)
-        if self._ended:
-            file_ops.release(owner=self._owner)
-            return False
-        self.file_slots.add(key)
-        await self.recorder.resume()
-        return True
-
-    async def after_file_tool(self, tool: str, tool_input: dict[str, Any], tool_use_id: str | None) -> None:
-        self._release(tool_use_id or "")
-
-    async def _waiting_for_file_slot(self) -> None:
-        await self.recorder.add(
-            kind=Event.Kind.NOTICE,
-            name="file_slot",
-            text=(
-                f"Waiting for a file slot: {settings.CLAUDE_MAX_FILE_OPERATIONS} file edits are running in other chats "
-                "and tasks (CLAUDE_MAX_FILE_OPERATIONS)."
-            ),
-        )
-
-    def _release(self, tool_use_id: str) -> None:
-        if tool_use_id in self.file_slots:
-            self.file_slots.discard(tool_use_id)
-            runtime.current().file_ops.release(owner=self._owner)
-
-    def release_all(self) -> None:
-        """The turn is over: give back its file slots and stop waiting for more."""
-        self._ended = True
-        for waiter in list(self._slot_waits):
-            waiter.cancel()
-        for tool_use_id in list(self.file_slots):
-            self._release(tool_use_id)
+class TaskTurnAlone(Exception):
+    """A task's turn to be run without its task's run, which alone knows how (its guard, its flags)."""
 
 
-def _spec(session: Session, options: TurnOptions) -> LiveSpec:
+def options_for(turn: Turn) -> TurnOptions:
+    """How a saved turn runs, from where it came (its origin): all a turn needs to be run anywhere,
+    by its id. A task's turn needs its task's run (:class:`TurnOptions` of its own, handed in)."""
+    match turn.origin:
+        case Turn.Origin.API:
+            return TurnOptions(interactive=False)  # nobody is there to answer a prompt
+        case Turn.Origin.TASK:
+            raise TaskTurnAlone(TASK_TURN_ALONE)
+    return TurnOptions()
+
+
+def _spec(session: Session, options: TurnOptions, egress: EgressProxy | None) -> LiveSpec:
     resume = session.cli_created or has_transcript(config_dir=session.config_dir, path=session.transcript_path)
     return LiveSpec(
         cli=agents.cli_program(),
@@ -200,7 +88,7 @@ def _spec(session: Session, options: TurnOptions) -> LiveSpec:
         session_id=str(session.id),
         resume=resume,
         env=agents.environment(session=session, extra=options.env),
-        sandbox=agents.sandbox(session=session),
+        sandbox=agents.sandbox(session=session, egress=egress),
         permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
         skip_permissions=options.skip_permissions,
         allowed_tools=options.allowed_tools,
@@ -208,71 +96,38 @@ def _spec(session: Session, options: TurnOptions) -> LiveSpec:
     )
 
 
-async def _started(spec: LiveSpec) -> LiveSession:
-    live = LiveSession(spec)
-    await live.start()
-    return live
-
-
-async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable[[], bool]) -> None:
-    """Run one turn (its process slot is held) to its end: done, error, stopped, timed out or interrupted."""
+async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime) -> None:
+    """Run one turn (its process slot is held) on ``node`` to its end, and record how it ended: done,
+    an error, stopped, timed out or interrupted."""
     turn = recorder.turn
     session = turn.session
-    timeout = options.timeout or settings.CLAUDE_TURN_TIMEOUT
     started = time.monotonic()
-    handler = _Handler(recorder=recorder, options=options)
-    warm = runtime.current().warm
-    key = str(session.id)
-    keep = True
-
-    def elapsed_ms() -> int:
-        return int((time.monotonic() - started) * 1000)
-
+    handler = TurnHandler(
+        recorder=recorder,
+        file_slots=node.file_slots,
+        interactive=options.interactive,
+        file_guard=options.file_guard,
+        on_prompt=options.on_prompt,
+    )
+    timeout = options.timeout or settings.CLAUDE_TURN_TIMEOUT
     try:
         await recorder.running()
-        spec = _spec(session, options)
-        live = await warm.take(key, fingerprint=spec.fingerprint(), start=lambda: _started(spec))
-        await _remember_process(turn, live.pid)
-        outcome = claude.Outcome()
-        pump = asyncio.create_task(_pump(live, message_of(turn), handler, recorder, outcome, options))
-        try:
-            await asyncio.wait_for(asyncio.shield(pump), timeout)
-        except TimeoutError:
-            keep = await _interrupt(live, pump)
-            await _mark_created(session)
-            if outcome.no_connection:
-                # Not a long answer: the CLI was still retrying a request that never connected.
-                error = unreachable(f"no connection within {timeout:g} seconds, so the turn was stopped")
-            else:
-                error = (
-                    f"No answer within {timeout:g} seconds, so the turn was stopped; what came so far is kept. "
-                    "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."
-                )
-            usage = await sync_to_async(_usage_of)(turn, outcome, elapsed_ms())
-            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms(), error=error, usage=usage)
-            return
-        except asyncio.CancelledError:
-            if not stopped():
-                pump.cancel()
-                keep = False
-                raise
-            keep = await asyncio.shield(_interrupt(live, pump))
-            await asyncio.shield(_mark_created(session))
-            # What the stopped turn used (a paused task's tokens): its result, or what streamed.
-            usage = await asyncio.shield(sync_to_async(_usage_of)(turn, outcome, elapsed_ms()))
-            await asyncio.shield(recorder.finish(Turn.Status.STOPPED, duration_ms=elapsed_ms(), usage=usage))
-            return
-        await _mark_created(session)
-        await _finish(recorder, session, outcome, elapsed_ms())
-        keep = outcome.result is not None
+        outcome = await node.run_turn(
+            spec=_spec(session, options, node.egress),
+            prompt=message_of(turn),
+            handler=handler,
+            on_event=functools.partial(_seen, recorder, handler, options),
+            time_limit=timeout,
+            keep_warm=options.keep_warm,
+            on_process=functools.partial(_remember_process, turn),
+        )
+        handler.release_all()
+        elapsed = int((time.monotonic() - started) * 1000)
+        await asyncio.shield(_recorded(recorder, outcome, elapsed_ms=elapsed, time_limit=timeout, egress=node.egress))
     except asyncio.CancelledError:
-        await asyncio.shield(recorder.finish(Turn.Status.INTERRUPTED, duration_ms=elapsed_ms(), error=INTERRUPTED))
+        elapsed = int((time.monotonic() - started) * 1000)
+        await asyncio.shield(recorder.finish(Turn.Status.INTERRUPTED, duration_ms=elapsed, error=INTERRUPTED))
         raise
-    except SessionFailed as exc:
-        keep = False
-        failure = claude.Outcome(returncode=exc.exit.returncode, stderr=exc.exit.stderr).failure()
-        assert failure is not None
-        await recorder.finish(Turn.Status.ERROR, error=explain(failure, session=session))
     except agents.SandboxUnavailable as exc:
         await recorder.finish(Turn.Status.ERROR, error=str(exc))
     except claude.CliNotFound as exc:
@@ -289,12 +144,65 @@ async def execute(*, recorder: Recorder, options: TurnOptions, stopped: Callable
             error=(f"The working directory {exc} of this chat does not exist. Create it or set CLAUDE_WORKDIR."),
         )
     except Exception as exc:
-        keep = False
         log.exception("turn %s failed", turn.pk)
         await _failed(recorder, full=disk.is_disk_full(exc), error=exc)
     finally:
         handler.release_all()
-        await warm.give_back(key, keep=keep and options.keep_warm)
+
+
+async def _recorded(
+    recorder: Recorder, outcome: TurnOutcome, *, elapsed_ms: int, time_limit: float, egress: EgressProxy | None
+) -> None:
+    """The turn's end as its record: a status, what to say, what it cost."""
+    session = recorder.turn.session
+    await _mark_created(session)
+    match outcome:
+        case Done(result=result, failure=failure, streamed=streamed):
+            usage = await sync_to_async(_usage_of)(recorder.turn, result, streamed, elapsed_ms)
+            await recorder.finish(
+                Turn.Status.ERROR if failure else Turn.Status.DONE,
+                error=explain(failure, session=session, egress=egress) if failure else "",
+                usage=usage,
+            )
+        case Stopped(streamed=streamed):
+            # What the stopped turn used (a paused task's tokens): what streamed.
+            usage = await sync_to_async(_usage_of)(recorder.turn, None, streamed, elapsed_ms)
+            await recorder.finish(Turn.Status.STOPPED, duration_ms=elapsed_ms, usage=usage)
+        case TimedOut(no_connection=no_connection, streamed=streamed):
+            if no_connection:
+                # Not a long answer: the CLI was still retrying a request that never connected.
+                error = unreachable(
+                    f"no connection within {time_limit:g} seconds, so the turn was stopped", egress=egress
+                )
+            else:
+                error = (
+                    f"No answer within {time_limit:g} seconds, so the turn was stopped; what came so far is kept. "
+                    "Ask for less at once, or raise CLAUDE_TURN_TIMEOUT."
+                )
+            usage = await sync_to_async(_usage_of)(recorder.turn, None, streamed, elapsed_ms)
+            await recorder.finish(Turn.Status.TIMEOUT, duration_ms=elapsed_ms, error=error, usage=usage)
+        case ShutDown():
+            await recorder.finish(Turn.Status.INTERRUPTED, duration_ms=elapsed_ms, error=INTERRUPTED)
+        case Failed(failure=failure):
+            await recorder.finish(Turn.Status.ERROR, error=explain(failure, session=session, egress=egress))
+
+
+async def _seen(recorder: Recorder, handler: TurnHandler, options: TurnOptions, event: claude.Event) -> None:
+    """Record an event as it comes; then the turn's own callback sees it."""
+    if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
+        # Not a tool failing: the app refused the edit on purpose. Said in people's words,
+        # without the CLI's "PreToolUse:... hook error" wrapping.
+        await recorder.add(
+            kind=Event.Kind.NOTICE,
+            name="file_refused",
+            text=handler.refused[event.tool_use_id],
+            data={"tool_use_id": event.tool_use_id},
+        )
+    else:
+        denied = isinstance(event, claude.ToolResult) and event.tool_use_id in handler.denied
+        await record(event, recorder, denied=denied)
+    if options.on_event is not None:
+        await options.on_event(event)
 
 
 async def _failed(recorder: Recorder, *, full: bool, error: Exception) -> None:
@@ -314,46 +222,6 @@ async def _failed(recorder: Recorder, *, full: bool, error: Exception) -> None:
         if not full and not disk.is_disk_full(again):
             raise
         await notify.to_chat(recorder.session_id, fragments.flash(disk.during_turn()))
-
-
-async def _pump(
-    live: LiveSession,
-    prompt: claude.Prompt,
-    handler: _Handler,
-    recorder: Recorder,
-    outcome: claude.Outcome,
-    options: TurnOptions,
-) -> None:
-    """Record the turn's events as they come, to its result."""
-    async for event in live.turn(prompt, handler):
-        if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
-            # Not a tool failing: the app refused the edit on purpose. Said in people's words,
-            # without the CLI's "PreToolUse:... hook error" wrapping.
-            await recorder.add(
-                kind=Event.Kind.NOTICE,
-                name="file_refused",
-                text=handler.refused[event.tool_use_id],
-                data={"tool_use_id": event.tool_use_id},
-            )
-        else:
-            await record(
-                event, recorder, denied=isinstance(event, claude.ToolResult) and event.tool_use_id in handler.denied
-            )
-        outcome.see(event)
-        if options.on_event is not None:
-            await options.on_event(event)
-
-
-async def _interrupt(live: LiveSession, pump: asyncio.Task[None]) -> bool:
-    """Stop the turn through the protocol; True if the process may stay warm."""
-    with contextlib.suppress(Exception):
-        await live.interrupt()
-    done, _ = await asyncio.wait({pump}, timeout=STOP_GRACE_SECONDS)
-    if done:
-        return True
-    pump.cancel()
-    await asyncio.gather(pump, return_exceptions=True)
-    return False  # it did not stop: the warm pool ends the process and its tree
 
 
 def message_of(turn: Turn) -> claude.Prompt:
@@ -413,26 +281,13 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
 
 
-async def _finish(recorder: Recorder, session: Session, outcome: claude.Outcome, elapsed_ms: int) -> None:
-    failure = outcome.failure()
-    usage = None
-    if outcome.result is not None:
-        usage = await sync_to_async(_usage_of)(recorder.turn, outcome, elapsed_ms)
-    await recorder.finish(
-        Turn.Status.ERROR if failure else Turn.Status.DONE,
-        error=explain(failure, session=session) if failure else "",
-        usage=usage,
-    )
-
-
-def _usage_of(turn: Turn, outcome: claude.Outcome, elapsed_ms: int) -> Usage | None:
+def _usage_of(turn: Turn, result: claude.Result | None, streamed: tuple[int, int], elapsed_ms: int) -> Usage | None:
     """The turn's own figures: the CLI's cost is the session's running total, so this turn's is the
     difference from the last total reported before it. An interrupted turn's result reports no
-    tokens (or there is no result): its tokens are then what streamed. None: nothing was used."""
-    result = outcome.result
+    tokens (or there is no result): its tokens are then what ``streamed``. None: nothing was used."""
     input_tokens, output_tokens = (result.input_tokens, result.output_tokens) if result is not None else (0, 0)
     if not (input_tokens or output_tokens):
-        input_tokens, output_tokens = outcome.streamed_tokens
+        input_tokens, output_tokens = streamed
     if result is None:
         if not (input_tokens or output_tokens):
             return None
@@ -449,52 +304,6 @@ def _usage_of(turn: Turn, outcome: claude.Outcome, elapsed_ms: int) -> Usage | N
         output_tokens=output_tokens,
         cost_usd=max(0.0, result.total_cost_usd - previous),
         total_cost_usd=result.total_cost_usd,
-    )
-
-
-def explain(failure: claude.Failure, *, session: Session) -> str:
-    """What a person reads when a run failed, and what to do about it."""
-    match failure.kind:
-        case claude.FailureKind.NOT_LOGGED_IN:
-            return (
-                "Claude Code is not logged in on the server. Set ANTHROPIC_API_KEY in the server's environment "
-                "(or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`), restart it, and send the message again."
-            )
-        case claude.FailureKind.SESSION_MISSING:
-            return (
-                f"The Claude Code transcript of this chat is missing (looked for {session.transcript_path}). "
-                "The CLI deletes old transcripts by itself, or the chat was archived elsewhere. "
-                "Its messages stay readable here; start a new chat to continue."
-            )
-        case claude.FailureKind.ROOT_REFUSED:
-            return (
-                "The CLI refuses skip-permissions mode (--dangerously-skip-permissions) when it runs as root. "
-                "Turn the sandbox on (CLAUDE_SANDBOX, in which the agent is not root), or run the server as an "
-                "ordinary user, or run it with skip-permissions off."
-            )
-        case claude.FailureKind.API_UNREACHABLE:
-            return unreachable(failure.detail)
-    detail = failure.detail or "no message"
-    if failure.reported:
-        return f"Claude Code reported an error: {detail}"
-    return f"Claude Code ended without an answer (exit code {failure.returncode}): {detail}"
-
-
-def unreachable(detail: str) -> str:
-    """A turn that could not reach the Messages API: where it tried, and what to do."""
-    what = f"Cannot reach the API at {agents.api_url()}" + (f" ({detail})" if detail else "") + "."
-    proxy = runtime.current().egress
-    if agents.sandboxed() and proxy is not None and proxy.api_failure:
-        # The agent's CLI reaches the API through the server's proxy and only sees its connection end.
-        what += f" The server itself could not connect to it: {proxy.api_failure}."
-    if settings.DEMO_MODE:
-        return (
-            f"{what} The demo's stand-in for the API is not answering: stop the app and start it again with "
-            "scripts/run, then send the message again."
-        )
-    return (
-        f"{what} Check that it is up and that the server reaches it (network, proxy, ANTHROPIC_BASE_URL), then "
-        "send the message again."
     )
 
 

@@ -1,8 +1,8 @@
-"""Services for chat turns: accept a message, run it through the CLI, record what streams.
+"""Services for chat turns: accept a message, submit it to the engine, and run it when the engine says.
 
-A message is saved as a queued turn before anything runs, then submitted to the runtime's
-queue of its session (see :mod:`runtime.turns`), which runs it when the earlier turns of that
-session are done and a process slot is free. The CLI itself is driven by :mod:`drivers.claude`.
+A message is saved as a queued turn before anything runs, then submitted by its id to the engine
+(:class:`runtime.Engine`, handed down by the composition root), which runs it when the earlier
+turns of its session are done and a process slot is free, through :class:`TurnHooks`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import close_old_connections, transaction
 
-import runtime
+from runtime import Engine, NodeRuntime, StopReason
 
 from ..live import notify
 from ..models import Session, Turn
@@ -76,7 +75,9 @@ def validate_message(text: object) -> str:
 
 
 @sync_to_async
-def _save_message(session_id: uuid.UUID, user: User | None, text: str, files: object) -> tuple[Turn, Session]:
+def _save_message(
+    session_id: uuid.UUID, user: User | None, text: str, origin: Turn.Origin, files: object
+) -> tuple[Turn, Session]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
         if session.kind == Session.Kind.TASK:
@@ -87,7 +88,7 @@ def _save_message(session_id: uuid.UUID, user: User | None, text: str, files: ob
             attached = attachments.validate(session=session, paths=files)
         except attachments.AttachmentRefused as exc:
             raise TurnRefused(str(exc)) from None
-        turn = Turn.objects.create(session=session, author=user, prompt=text, attachments=attached)
+        turn = Turn.objects.create(session=session, author=user, prompt=text, attachments=attached, origin=origin)
         if not session.title:
             session.title = title_from(text)
             session.save(update_fields=["title"])
@@ -95,121 +96,103 @@ def _save_message(session_id: uuid.UUID, user: User | None, text: str, files: ob
     return turn, session
 
 
-@dataclass(frozen=True)
-class Submitted:
-    """A saved turn and its place in the runtime's queue."""
-
-    turn: Turn
-    ticket: runtime.Ticket
-
-
 async def submit_message(
-    *, session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None = None, files: object = None
-) -> Submitted:
-    """Save the message as a queued turn (before any CLI runs), queue it, and show it.
+    *,
+    engine: Engine,
+    session_id: uuid.UUID,
+    user: User | None,
+    text: str,
+    origin: Turn.Origin = Turn.Origin.PAGE,
+    files: object = None,
+) -> Turn:
+    """Save the message as a queued turn (before any CLI runs), submit it to the engine, and show it.
 
+    ``origin``: where it came from, which says how it runs (see :func:`execution.options_for`).
     ``files``: the attachments it names (paths :func:`attachments.save` returned), checked here.
 
-    Saving and queueing finish even if the caller goes away meanwhile: a turn that is saved is
-    always queued (never left "queued" with nothing to run it)."""
+    Saving and submitting finish even if the caller goes away meanwhile: a turn that is saved is
+    always submitted (never left "queued" with nothing to run it)."""
     text = validate_message(text)
     if user is not None:
-        waiting = runtime.current().turns.waiting_for(user.pk)
+        waiting = await engine.waiting_for(owner=user.pk)
         limit = settings.CLAUDE_MAX_QUEUED_PER_MEMBER
         if waiting >= limit:
             raise TurnRefused(
                 f"You have {waiting} messages waiting to run (the limit is {limit}), so this one was not "
                 "sent. Wait for one to finish, or cancel one, then send it again."
             )
-    return await asyncio.shield(_save_queue_show(session_id, user, text, options, files))
+    return await asyncio.shield(_save_submit_show(engine, session_id, user, text, origin, files))
 
 
-async def _save_queue_show(
-    session_id: uuid.UUID, user: User | None, text: str, options: TurnOptions | None, files: object
-) -> Submitted:
-    turn, session = await _save_message(session_id, user, text, files)
+async def _save_submit_show(
+    engine: Engine, session_id: uuid.UUID, user: User | None, text: str, origin: Turn.Origin, files: object
+) -> Turn:
+    turn, session = await _save_message(session_id, user, text, origin, files)
     try:
-        # Shown before it is queued: once queued it may start at once, and a page must have the
+        # Shown before it is submitted: once submitted it may start at once, and a page must have the
         # turn before the fragment that says it runs (that one replaces the turn's status in place).
         await notify.turn_added(turn, session)
     finally:
-        submitted = queue_turn(turn=turn, owner_id=session.owner_id, options=options)
-    return submitted
+        await queue_turn(engine=engine, turn=turn, owner_id=session.owner_id)
+    return turn
 
 
-def queue_turn(*, turn: Turn, owner_id: int | None, options: TurnOptions | None = None) -> Submitted:
-    """Queue a saved turn behind its session's earlier ones (whoever sent them)."""
-    job = ChatTurn(turn_id=turn.pk, options=options or TurnOptions())
-    ticket = runtime.current().turns.submit(key=turn.pk, session=str(turn.session_id), owner=owner_id, job=job)
-    return Submitted(turn=turn, ticket=ticket)
+async def queue_turn(*, engine: Engine, turn: Turn, owner_id: int | None, options: TurnOptions | None = None) -> None:
+    """Submit a saved turn, behind its session's earlier ones (whoever sent them). ``options``: how it
+    runs, for a turn that cannot say by its origin alone (a task's, run within its task's run)."""
+    await engine.submit(turn=turn.pk, session=str(turn.session_id), owner=owner_id, local=options)
 
 
-async def stop_turn(*, session_id: uuid.UUID) -> bool:
+async def stop_turn(*, engine: Engine, session_id: uuid.UUID) -> bool:
     """Stop the running turn of a session, if one runs."""
-    return runtime.current().turns.stop(str(session_id))
+    return await engine.stop(session=str(session_id))
 
 
-async def cancel_turn(*, session_id: uuid.UUID, turn_id: int) -> bool:
+async def cancel_turn(*, engine: Engine, session_id: uuid.UUID, turn_id: int) -> bool:
     """Cancel a turn that waits (queued behind others, or for a process slot): it never runs and
     stays in the chat as cancelled. False if it runs or has ended."""
-    ticket = runtime.current().turns.find(str(session_id), turn_id)
-    if ticket is None or not isinstance(ticket.job, ChatTurn):
-        return False
-    ticket.job.withdraw_note = "Cancelled before it ran."
-    return await runtime.current().turns.withdraw(ticket)
+    return await engine.withdraw(session=str(session_id), turn=turn_id, note="Cancelled before it ran.")
 
 
-async def withdraw_turn(*, submitted: Submitted, reason: str) -> bool:
+async def withdraw_turn(*, engine: Engine, turn: Turn, reason: str) -> bool:
     """Take back a turn that has not started: it never runs, and stays in the chat as stopped
     with ``reason``. False if it has started (or ended) meanwhile."""
-    job = submitted.ticket.job
-    assert isinstance(job, ChatTurn)
-    job.withdraw_note = reason
-    return await runtime.current().turns.withdraw(submitted.ticket)
+    return await engine.withdraw(session=str(turn.session_id), turn=turn.pk, note=reason)
 
 
 # ---------------------------------------------------------------------------------------
-# The runtime's job of a turn
+# How the engine runs a saved turn
 
 
-class ChatTurn:
-    """The runtime's job for one saved turn (see :class:`runtime.TurnJob`)."""
+class TurnHooks:
+    """What the engine calls for a saved turn, by its id (see :class:`runtime.TurnHooks`)."""
 
-    def __init__(self, *, turn_id: int, options: TurnOptions) -> None:
-        self.turn_id = turn_id
-        self.options = options
-        self.withdraw_note = ""
-        self._recorder: Recorder | None = None
+    async def waiting(self, turn: int) -> None:
+        await (await _recorder(turn)).waiting()
 
-    async def _recorder_for(self) -> Recorder:
-        if self._recorder is None:
-            turn = await Turn.objects.select_related("session").aget(pk=self.turn_id)
-            self._recorder = Recorder(turn)
-        return self._recorder
-
-    async def waiting(self) -> None:
-        await (await self._recorder_for()).waiting()
-
-    async def run(self, ticket: runtime.Ticket) -> None:
+    async def run(self, turn: int, *, node: NodeRuntime, local: object) -> None:
         try:
-            recorder = await self._recorder_for()
-            await execution.execute(
-                recorder=recorder,
-                options=self.options,
-                stopped=lambda: ticket.stop_reason not in (None, runtime.StopReason.SHUTDOWN),
-            )
+            recorder = await _recorder(turn)
+            try:
+                options = local if isinstance(local, TurnOptions) else execution.options_for(recorder.turn)
+            except execution.TaskTurnAlone as exc:
+                await recorder.finish(Turn.Status.ERROR, error=str(exc))
+                return
+            await execution.execute(recorder=recorder, options=options, node=node)
         finally:
-            # The runtime's thread keeps no database connection between turns.
+            # The engine's thread keeps no database connection between turns.
             await asyncio.shield(sync_to_async(close_old_connections)())
 
-    async def dropped(self, reason: runtime.StopReason) -> None:
-        recorder = await self._recorder_for()
-        if reason == runtime.StopReason.SHUTDOWN:
+    async def dropped(self, turn: int, *, reason: StopReason, note: str) -> None:
+        recorder = await _recorder(turn)
+        if reason == StopReason.SHUTDOWN:
             await recorder.finish(Turn.Status.INTERRUPTED, error=INTERRUPTED_BEFORE_START)
         else:
-            await recorder.finish(
-                Turn.Status.STOPPED, error=self.withdraw_note if reason == runtime.StopReason.WITHDRAWN else ""
-            )
+            await recorder.finish(Turn.Status.STOPPED, error=note if reason == StopReason.WITHDRAWN else "")
+
+
+async def _recorder(turn: int) -> Recorder:
+    return Recorder(await Turn.objects.select_related("session").aget(pk=turn))
 
 
 INTERRUPTED_BEFORE_START = "The server shut down before this turn ran. Send the message again."

@@ -78,20 +78,24 @@ class ChatConsumer(MemberSocket):
                 await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
 
     async def stop(self) -> None:
-        if not await turns.stop_turn(session_id=self.session_id):
+        if not await turns.stop_turn(engine=self.engine, session_id=self.session_id):
             await self.send(text_data=fragments.flash("Nothing is running in this chat.", level="info"))
 
     async def cancel(self, turn_id: object) -> None:
         if not isinstance(turn_id, int | str) or not str(turn_id).isdigit():
             await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
             return
-        if not await turns.cancel_turn(session_id=self.session_id, turn_id=int(turn_id)):
+        if not await turns.cancel_turn(engine=self.engine, session_id=self.session_id, turn_id=int(turn_id)):
             await self.send(text_data=fragments.flash("That message has started or ended already.", level="info"))
 
     async def message(self, text: object, files: object = None) -> None:
         try:
             await turns.submit_message(
-                session_id=self.session_id, user=self.scope["user"], text=turns.validate_message(text), files=files
+                engine=self.engine,
+                session_id=self.session_id,
+                user=self.scope["user"],
+                text=turns.validate_message(text),
+                files=files,
             )
         except turns.TurnRefused as exc:
             await self.send(text_data=fragments.flash(str(exc), refused=True))

@@ -50,6 +50,9 @@ from django.db import close_old_connections, connections
 from chat.live import fragments
 from chat.live.notify import member_group
 from chat.services import permissions
+from runtime import Engine
+
+from .engine import engine_in
 
 # Close codes in the 4000 range are ours to define; the page shows why it disconnected.
 CLOSE_LOGIN_REQUIRED = 4401
@@ -158,6 +161,11 @@ class Socket(AsyncWebsocketConsumer):
     :func:`in_pool`, which tidies its connections itself, and the fragments it forwards touch no
     database (with a thousand sockets, each fragment would otherwise cost a thousand trips to the
     shared sync thread)."""
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the composition root put in the ASGI scope."""
+        return engine_in(self.scope)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)

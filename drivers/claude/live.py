@@ -4,9 +4,9 @@ No Django imports. The SDK (``claude-agent-sdk``) speaks the CLI's control proto
 (``--input-format stream-json``): turns, interrupts, permission prompts and hooks as Python
 callbacks. What it does not do is kept here, around it:
 
-- the environment: its subprocess transport is subclassed so that the server's own variables are
-  unset (only the caller's and the SDK's reach the CLI), and the CLI starts inside bubblewrap
-  when there is a sandbox;
+- the process: started by a transport of ours on the SDK's public ``Transport`` interface
+  (:mod:`drivers.claude.transport`), with only the caller's environment, inside bubblewrap when
+  there is a sandbox;
 - one owner task per client, which connects it, serves its turns and disconnects it (the SDK
   requires a client to stay in the task that connected it);
 - ending the whole process tree on close, and a bounded close (stdin closed, then signals), also
@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, HookMatcher
+from claude_agent_sdk import (
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    ClaudeSDKError,
+    CLINotFoundError,
+    HookMatcher,
+    ProcessError,
+)
 from claude_agent_sdk import types as sdk
-from claude_agent_sdk._errors import ClaudeSDKError, CLINotFoundError, MessageParseError, ProcessError
 
 from . import proctree
 from .events import Event, Exit, Result, Unknown
@@ -43,7 +48,7 @@ from .spec import (
     TurnHandler,
     WorkdirMissing,
 )
-from .transport import SDK_ENV, Transport, asyncio_transport_of, no_prompt, pid_of, returncode_of, stderr_drained
+from .transport import CliTransport
 
 log = logging.getLogger(__name__)
 # A task's allowed tools run without asking, by design: the SDK's warning that they bypass the
@@ -51,6 +56,8 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=sdk.CanUseToolShadowedWarning)
 
 FILE_TOOLS = "Write|Edit|MultiEdit|NotebookEdit"
+# How long the CLI may take to answer a control request (a model or permission mode change).
+CONTROL_SECONDS = 10.0
 
 
 class LiveSession:
@@ -66,6 +73,7 @@ class LiveSession:
         self._on_stderr = on_stderr
         self._handler: TurnHandler | None = None
         self._client: ClaudeSDKClient | None = None
+        self._transport: CliTransport | None = None
         self._owner: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._requests: asyncio.Queue[_Turn | None] = asyncio.Queue()
@@ -75,6 +83,9 @@ class LiveSession:
         self.pid: int | None = None
         self._leads_group = False
         self.turns = 0
+        # What it runs with now: started with the spec's, changed through the control protocol.
+        self.model = spec.model
+        self.mode = spec.mode
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -100,24 +111,14 @@ class LiveSession:
         return self.pid is None or proctree.running(self.pid)
 
     def _options(self) -> ClaudeAgentOptions:
-        spec = self.spec
-        mode = "bypassPermissions" if spec.skip_permissions else spec.permission_mode
+        """What the SDK's client itself reads of its options with a transport of ours: the callbacks
+        (permission prompts, hooks) and what its initialize request sends. The CLI's flags are the
+        transport's (:func:`drivers.claude.transport.cli_argv`)."""
         return ClaudeAgentOptions(
-            cli_path=spec.cli,
-            cwd=spec.cwd,
-            env=dict(spec.env),
-            resume=spec.session_id if spec.resume else None,
-            session_id=None if spec.resume else spec.session_id,
-            permission_mode=mode,  # type: ignore[arg-type]
-            allowed_tools=list(spec.allowed_tools),
-            model=spec.model,
+            env=dict(self.spec.env),
             system_prompt={"type": "preset", "preset": "claude_code"},
-            setting_sources=[],
-            include_partial_messages=True,
-            max_buffer_size=spec.max_line_bytes,
-            stderr=self._stderr_line,
             # In skip-permissions mode nothing is asked.
-            can_use_tool=None if spec.skip_permissions else self._can_use_tool,
+            can_use_tool=None if self.spec.skip_permissions else self._can_use_tool,
             hooks={
                 "PreToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._before_file_tool])],
                 "PostToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._after_file_tool])],
@@ -125,22 +126,14 @@ class LiveSession:
             },
         )
 
-    def _client_for(self, options: ClaudeAgentOptions) -> ClaudeSDKClient:
-        keep = [*self.spec.env, "PATH", *SDK_ENV]
-        # The SDK routes permission prompts over the control protocol (its "stdio" prompt tool) in
-        # the options it gives the transport it makes itself; ours gets the same.
-        prepared = (
-            dataclasses.replace(options, permission_prompt_tool_name="stdio") if options.can_use_tool else options
-        )
-        transport = Transport(
-            sandbox=self.spec.sandbox, cwd=self.spec.cwd, keep_env=keep, prompt=no_prompt(), options=prepared
-        )
-        return ClaudeSDKClient(options, transport=transport)
-
     async def _own(self) -> None:
         """The one task that connects the client, serves its turns and disconnects it."""
         assert self._ready is not None
-        client = self._client_for(self._options())
+        options = self._options()
+        transport = self._transport = CliTransport(
+            self.spec, ask=options.can_use_tool is not None, on_stderr=self._stderr_line
+        )
+        client = ClaudeSDKClient(options, transport=transport)
         leftovers: asyncio.Task[None] | None = None
         try:
             try:
@@ -148,9 +141,9 @@ class LiveSession:
             except CLINotFoundError as exc:
                 raise CliNotFound(self.spec.cli) from exc
             except (ClaudeSDKError, OSError) as exc:
-                raise SessionFailed(await self._exit(client, exc)) from exc
+                raise SessionFailed(await self._exit(exc)) from exc
             self._client = client
-            self.pid = pid_of(client)
+            self.pid = transport.pid
             if self.pid is not None:
                 proctree.track(self.pid)
                 with contextlib.suppress(OSError):
@@ -201,27 +194,30 @@ class LiveSession:
                         if isinstance(message, sdk.ResultMessage):
                             return True
                     break
-                except MessageParseError as exc:
+                except ClaudeSDKError as exc:
+                    data = _unparsed(exc)
+                    if data is None:
+                        raise
                     # A message of a shape the SDK does not know: kept, never fatal; the stream goes on.
-                    data = exc.data if isinstance(exc.data, dict) else {}
                     request.events.put_nowait(Unknown(type=str(data.get("type", "")), data=data))
             # The stream ended before the turn's result: the process has exited.
-            request.events.put_nowait(await self._exit(client, None))
+            request.events.put_nowait(await self._exit(None))
         except ClaudeSDKError as exc:
             # The process died, a line over the limit, output the SDK cannot read: the session is over.
-            request.events.put_nowait(await self._exit(client, exc))
+            request.events.put_nowait(await self._exit(exc))
         finally:
             request.events.put_nowait(None)
         return False
 
-    async def _exit(self, client: ClaudeSDKClient, error: BaseException | None) -> Exit:
+    async def _exit(self, error: BaseException | None) -> Exit:
         """How the process ended or failed: its exit code (1 if it still runs) and the tail of its
         stderr, with the SDK's words unless they only point at stderr."""
         code = getattr(error, "exit_code", None)
-        if code is None:
-            code = returncode_of(client)
-        if code is not None:
-            await stderr_drained(client)
+        transport = self._transport
+        if code is None and transport is not None:
+            code = transport.returncode
+        if code is not None and transport is not None:
+            await transport.stderr_drained()
         said = "" if error is None or type(error) is ProcessError else str(error)
         detail = "\n".join(part for part in (self._stderr_text(), said) if part)
         return Exit(returncode=1 if code is None else code, stderr=detail or "the Claude Code process ended")
@@ -231,7 +227,6 @@ class LiveSession:
         sent SIGTERM, after as long again SIGKILL; then the rest of the tree."""
         pid = self.pid
         tree = proctree.descendants(pid) if pid else []
-        pipes = asyncio_transport_of(client)
         grace = self.spec.close_grace
 
         def end(pid: int, sig: int) -> None:
@@ -256,11 +251,10 @@ class LiveSession:
         if pid is not None:
             end(pid, signal.SIGKILL)
             proctree.untrack(pid)
-        if pipes is not None and not pipes.is_closing():
-            # Close the pipes while the loop runs; left to the garbage collector, they would be
-            # closed after the loop is gone.
-            pipes.close()
-            await asyncio.sleep(0)
+        if self._transport is not None:
+            # Closing it again (the client's disconnect did unless it was stuck) ends at once now,
+            # and closes the pipes while the loop runs.
+            await self._transport.close()
 
     async def close(self) -> None:
         """End the process (letting it flush its transcript) and everything it started. A turn still
@@ -328,6 +322,29 @@ class LiveSession:
             log.warning("claude session %s did not take the interrupt: %r", self.spec.session_id, exc)
             return False
         return True
+
+    async def set_model(self, model: str | None) -> None:
+        """Use ``model`` from the next turn on (None: the CLI's default), keeping the process and its
+        memory. Raises SessionFailed if the CLI does not take it."""
+        await self._control(lambda client: client.set_model(model), f"the model {model}")
+        self.model = model
+
+    async def set_permission_mode(self, mode: str) -> None:
+        """Run the next turns in permission mode ``mode``, keeping the process and its memory."""
+        await self._control(lambda client: client.set_permission_mode(mode), f"the permission mode {mode}")  # type: ignore[arg-type]
+        self.mode = mode
+
+    async def _control(self, request: Callable[[ClaudeSDKClient], Awaitable[None]], what: str) -> None:
+        client = self._client
+        if client is None or not self.alive or self._serving is not None:
+            raise SessionFailed(Exit(returncode=1, stderr=f"the Claude Code process cannot change {what} now"))
+        try:
+            async with asyncio.timeout(CONTROL_SECONDS):
+                await request(client)
+        except Exception as exc:
+            raise SessionFailed(
+                Exit(returncode=1, stderr=f"the Claude Code process did not take {what}: {exc}")
+            ) from exc
 
     # -- callbacks (called by the SDK while a turn runs) ---------------------------------
     async def _can_use_tool(
@@ -400,6 +417,13 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 async def _one_message(content: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     yield {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
+
+
+def _unparsed(error: ClaudeSDKError) -> dict[str, Any] | None:
+    """The message the SDK could not read, if ``error`` is its parse error (which it does not export:
+    the one of its errors that carries the message's data and is not a process's or a result's)."""
+    data = getattr(error, "data", None)
+    return data if isinstance(data, dict) and not isinstance(error, ProcessError) else None
 
 
 def result_of(events: Sequence[Event]) -> Result | None:

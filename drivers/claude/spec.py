@@ -60,16 +60,22 @@ class LiveSpec:
     # SIGKILL), and to acknowledge an interrupt.
     close_grace: float = CLOSE_GRACE_SECONDS
 
+    @property
+    def mode(self) -> str:
+        """The permission mode the CLI runs in (``default`` when none is named)."""
+        return "bypassPermissions" if self.skip_permissions else self.permission_mode or "default"
+
     def fingerprint(self) -> tuple[object, ...]:
-        """What must be equal for a warm process to serve a turn (else it is restarted)."""
+        """What must be equal for a warm process to serve a turn (else it is restarted). The model
+        and the permission mode are not: a warm process changes them through the control protocol
+        (``set_model``, ``set_permission_mode``). Skipping permissions is: a process started
+        asking may not be turned into one that asks nothing."""
         return (
             self.cli,
             self.cwd,
             self.session_id,
-            self.permission_mode,
             self.skip_permissions,
             self.allowed_tools,
-            self.model,
             tuple(sorted(self.env.items())),
             self.sandbox,
         )

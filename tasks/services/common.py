@@ -1,4 +1,6 @@
-"""What the task services share: errors, reading and saving a task, queueing its next run."""
+"""What the task services share: errors, reading and saving a task, queueing its next run.
+
+The engine (:class:`runtime.Engine`) is handed to each service that starts or stops runs, as ``engine``."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Sum
 from django.utils import timezone
 
-import runtime
 from chat.models import Turn
 from drivers import git
+from runtime import Engine
 
 from .. import live
 from ..models import NEEDS_CHANGES, Action, Task
@@ -70,7 +72,7 @@ def save(task_id: int, **fields: Any) -> Task:
 
 async def changed(task_id: int) -> None:
     """Show the task's new state on its page and the board."""
-    await live.task_changed(task_id, note=runtime.current().tasks.note)
+    await live.task_changed(task_id)
 
 
 async def touched(task: Task) -> list[str]:
@@ -94,8 +96,8 @@ def usage(task: Task) -> dict[str, Any]:
     return {"input_tokens": totals["i"] or 0, "output_tokens": totals["o"] or 0, "cost_usd": totals["c"] or 0.0}
 
 
-async def queue(task_id: int, prompt: str) -> None:
+async def queue(task_id: int, prompt: str, *, engine: Engine) -> None:
     """Queue the task's next run with ``prompt``; the scheduler starts it when there is room."""
     await save(task_id, status=Task.Status.QUEUED, reason="", error="", next_prompt=prompt, queued_at=timezone.now())
     await changed(task_id)
-    runtime.current().tasks.kick()
+    engine.kick_tasks()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-import runtime
 from drivers import claims, git
+from runtime import Engine
 
 from ..models import Task
 from .common import TaskRefused, changed, get_task, queue, save, touched
@@ -15,7 +15,9 @@ from .places import store_for, worktree_of
 CONTINUE_MARKER = "Continue with:"
 
 
-async def pause_for_conflict(task: Task, holders: list[claims.Holder], extra: dict[str, object]) -> None:
+async def pause_for_conflict(
+    task: Task, holders: list[claims.Holder], extra: dict[str, object], *, engine: Engine
+) -> None:
     """Pause ``task``: files it needs are held by another unmerged task."""
     holder_id = holders[0].task if holders else None
     files = sorted({h.path for h in holders if h.task == holder_id})
@@ -38,10 +40,10 @@ async def pause_for_conflict(task: Task, holders: list[claims.Holder], extra: di
     # The holder may have been merged or discarded meanwhile.
     holder = await Task.objects.filter(pk=holder_id).afirst() if holder_id else None
     if holder is None or holder.status in Task.CLOSED:
-        runtime.current().tasks.spawn(rebase_and_resume(task.pk, holder), name=f"task-rebase-{task.pk}")
+        engine.spawn(rebase_and_resume(task.pk, holder, engine=engine), name=f"task-rebase-{task.pk}")
 
 
-async def unblock(holder: Task) -> None:
+async def unblock(holder: Task, *, engine: Engine) -> None:
     """Tasks that waited for ``holder``: rebase each onto the (new) base and resume it."""
     waiting = [
         t
@@ -50,7 +52,7 @@ async def unblock(holder: Task) -> None:
         ).order_by("id")
     ]
     for task in waiting:
-        await rebase_and_resume(task.pk, holder)
+        await rebase_and_resume(task.pk, holder, engine=engine)
 
 
 async def _what_became_of(holder: Task | None, base: str) -> str:
@@ -65,7 +67,7 @@ async def _what_became_of(holder: Task | None, base: str) -> str:
     return f"Task #{holder.pk} ({holder.title}) was {how} without merging (its changes are not in {base})"
 
 
-async def rebase_and_resume(task_id: int, holder: Task | None) -> None:
+async def rebase_and_resume(task_id: int, holder: Task | None, *, engine: Engine) -> None:
     task = await get_task(task_id)
     what = await _what_became_of(holder, task.base_branch)
     await git.commit_all(
@@ -94,10 +96,10 @@ async def rebase_and_resume(task_id: int, holder: Task | None) -> None:
         f"Finish your task.\n\n{CONTINUE_MARKER}\n{task.prompt}"
     )
     await save(task.pk, conflict_with=None, conflict_files=[])
-    await queue(task.pk, prompt)
+    await queue(task.pk, prompt, engine=engine)
 
 
-async def resolve(*, task_id: int, message: str = "") -> Task:
+async def resolve(*, engine: Engine, task_id: int, message: str = "") -> Task:
     """Let the agent resolve a conflict: merge the base into the worktree with conflict markers, resume the session."""
     task = await get_task(task_id)
     if not (task.status == Task.Status.PAUSED and task.reason == Task.Reason.ATTENTION):
@@ -115,5 +117,5 @@ async def resolve(*, task_id: int, message: str = "") -> Task:
     if message:
         prompt += f"\n\n{CONTINUE_MARKER}\n{message}"
     await save(task.pk, conflict_files=files, conflict_with=None)
-    await queue(task.pk, prompt)
+    await queue(task.pk, prompt, engine=engine)
     return await get_task(task.pk)

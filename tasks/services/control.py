@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 
-import runtime
 from chat.services import agents
 from drivers import claims, git
+from runtime import Engine
 
 from ..models import Action, Task, may_act
 from .common import NotAllowed, TaskRefused, changed, get_task, queue, require, save
@@ -23,7 +23,7 @@ from .pulls import close_for_discard, open_pull_request
 from .runs import STOP_PAUSE, STOP_TERMINATE
 
 
-async def pause(*, task_id: int) -> Task:
+async def pause(*, engine: Engine, task_id: int) -> Task:
     task = await get_task(task_id)
     require(task, Action.PAUSE)
     if task.status in (Task.Status.QUEUED, Task.Status.PENDING):
@@ -33,14 +33,13 @@ async def pause(*, task_id: int) -> Task:
             await changed(task.pk)
             return await get_task(task.pk)
         task = await get_task(task_id)  # it started meanwhile
-    scheduler = runtime.current().tasks
-    if not scheduler.stop(task.pk, STOP_PAUSE):
+    if not await engine.stop_task(task=task.pk, reason=STOP_PAUSE):
         raise TaskRefused(f"Task #{task.pk} is {task.status_text.lower()}, not running: there is nothing to pause.")
-    await scheduler.settled(task.pk)
+    await engine.task_settled(task=task.pk)
     return await get_task(task.pk)
 
 
-async def resume(*, task_id: int, message: str | None = None) -> Task:
+async def resume(*, engine: Engine, task_id: int, message: str | None = None) -> Task:
     """Continue a paused or failed task's session, or give a completed task a follow-up instruction."""
     task = await get_task(task_id)
     message = (message or "").strip()
@@ -52,34 +51,33 @@ async def resume(*, task_id: int, message: str | None = None) -> Task:
         )
     require(task, Action.RESUME)
     if task.status == Task.Status.PAUSED and task.reason == Task.Reason.ATTENTION:
-        return await resolve(task_id=task.pk, message=message)
+        return await resolve(engine=engine, task_id=task.pk, message=message)
     if task.status == Task.Status.COMPLETED and not message:
         raise TaskRefused("Say what to do next: a completed task takes a follow-up instruction.")
     if not task.worktree_exists and not await git.branch_exists(repo_of(task), task.branch):
         raise TaskRefused(f"The worktree and branch of task #{task.pk} are gone; start a new task.")
     prompt = message or ("Continue where you left off." if task.session_id else task.prompt)
-    await queue(task.pk, prompt)
+    await queue(task.pk, prompt, engine=engine)
     return await get_task(task.pk)
 
 
-async def terminate(*, task_id: int) -> Task:
+async def terminate(*, engine: Engine, task_id: int) -> Task:
     task = await get_task(task_id)
     require(task, Action.TERMINATE)
     if task.status == Task.Status.RUNNING:
-        scheduler = runtime.current().tasks
-        if scheduler.stop(task.pk, STOP_TERMINATE):
-            await scheduler.settled(task.pk)
+        if await engine.stop_task(task=task.pk, reason=STOP_TERMINATE):
+            await engine.task_settled(task=task.pk)
             return await get_task(task.pk)
     if task.worktree_exists:
         await git.commit_all(worktree_of(task), f"WIP: {task.title} (terminated)\n\nTask #{task.pk}")
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
     await save(task.pk, status=Task.Status.CANCELLED, reason="", finished_at=timezone.now())
     await changed(task.pk)
-    await unblock(task)
+    await unblock(task, engine=engine)
     return await get_task(task.pk)
 
 
-async def merge(*, task_id: int) -> Task:
+async def merge(*, engine: Engine, task_id: int) -> Task:
     """Merge the task's branch into its base (``--no-ff``), then remove its worktree and branch."""
     task = await get_task(task_id)
     require(task, Action.MERGE)
@@ -107,11 +105,11 @@ async def merge(*, task_id: int) -> Task:
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
     await save(task.pk, status=Task.Status.MERGED, reason="", merged_at=timezone.now(), error="", merge_commit=commit)
     await changed(task.pk)
-    await unblock(task)
+    await unblock(task, engine=engine)
     return await get_task(task.pk)
 
 
-async def discard(*, task_id: int) -> Task:
+async def discard(*, engine: Engine, task_id: int) -> Task:
     """Remove the task's worktree and branch without merging (its commits are dropped), and close
     its open pull request (the branch pushed for it stays on the remote)."""
     task = await get_task(task_id)
@@ -131,7 +129,7 @@ async def discard(*, task_id: int) -> Task:
         error="Discarded: the worktree and branch were removed without merging." + pull_request,
     )
     await changed(task.pk)
-    await unblock(task)
+    await unblock(task, engine=engine)
     return await get_task(task.pk)
 
 
@@ -172,21 +170,21 @@ async def _diff(task: Task) -> str:
 
 
 async def act(
-    *, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None
+    *, engine: Engine, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None
 ) -> Task:
     """Do ``action`` to ``task`` for ``user`` (a button, or the API), if they may."""
     if not await sync_to_async(may_act)(user, task):
         raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can {action} it.")
     match action:
         case Action.PAUSE:
-            return await pause(task_id=task.pk)
+            return await pause(engine=engine, task_id=task.pk)
         case Action.RESUME:
-            return await resume(task_id=task.pk, message=message)
+            return await resume(engine=engine, task_id=task.pk, message=message)
         case Action.TERMINATE:
-            return await terminate(task_id=task.pk)
+            return await terminate(engine=engine, task_id=task.pk)
         case Action.MERGE:
-            return await merge(task_id=task.pk)
+            return await merge(engine=engine, task_id=task.pk)
         case Action.DISCARD:
-            return await discard(task_id=task.pk)
+            return await discard(engine=engine, task_id=task.pk)
         case Action.PULL_REQUEST:
             return await open_pull_request(task_id=task.pk)

@@ -10,13 +10,13 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-import runtime
 from chat.models import Session
 from chat.projects import OWN, ProjectRefused, project_for
 from chat.services import agents
 from chat.services.chats import own_folder_of
 from chat.services.turns import title_from
 from drivers import claims, claude, git
+from runtime import Engine
 
 from ..models import Task
 from .common import TaskRefused, changed
@@ -28,6 +28,7 @@ PRIORITY_RANGE = (-1000, 1000)
 
 async def create_task(
     *,
+    engine: Engine,
     user: User | None,
     prompt: str,
     title: str = "",
@@ -96,7 +97,7 @@ async def create_task(
         raise
     await sync_to_async(claims.register)(store_for(task), task=task.pk, title=task.title)
     await changed(task.pk)
-    runtime.current().tasks.kick()
+    engine.kick_tasks()
     return task
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from chat.models import Event, Turn
 from drivers import claims, forge, git
+from runtime import Engine
 
 from .. import remotes
 from ..models import ACTIONS, Action, Task
@@ -276,7 +277,7 @@ def _repository(task: Task) -> forge.Repository:
     return forge.Repository(forge=task.pr_forge, path=task.pr_repository, api=api)
 
 
-async def refresh_pull_request(*, task_id: int, force: bool = False) -> Task:
+async def refresh_pull_request(*, engine: Engine, task_id: int, force: bool = False) -> Task:
     """Ask the forge for the state of the task's pull request (unless asked within
     :data:`REFRESH_EVERY`, or ``force``); once merged there, the task is merged."""
     task = await get_task(task_id)
@@ -297,12 +298,12 @@ async def refresh_pull_request(*, task_id: int, force: bool = False) -> Task:
     await save(task.pk, pr_state=pull.state, pr_url=pull.url, pr_checked_at=timezone.now())
     if pull.state != task.pr_state:
         if pull.state == forge.State.MERGED and task.status == Task.Status.COMPLETED:
-            await _merged_on_forge(task)
+            await _merged_on_forge(task, engine=engine)
         await changed(task.pk)
     return await get_task(task.pk)
 
 
-async def _merged_on_forge(task: Task) -> None:
+async def _merged_on_forge(task: Task, *, engine: Engine) -> None:
     """The forge merged the task's pull request: finish the task as a local Merge does, if nothing
     changed in it since its last push (else say so and leave it as it is)."""
     repo = repo_of(task)
@@ -332,7 +333,7 @@ async def _merged_on_forge(task: Task) -> None:
         return
     await remove_worktree_and_branch(task)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
-    await unblock(task)
+    await unblock(task, engine=engine)
 
 
 async def close_for_discard(task: Task) -> str:

@@ -18,12 +18,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-import runtime
 from chat.live import notify
 from chat.models import Event, Session, Turn
 from chat.services import agents, turns
 from chat.services.execution import FileRefusal, TurnOptions
 from drivers import claims, claude, git
+from runtime import Engine
 
 from ..models import Task
 from .common import changed, save, touched, usage
@@ -45,7 +45,9 @@ def _new_turn(task_id: int) -> tuple[Task, Turn, Session]:
     if session is None:
         session = new_session(task)
         task.session = session
-    turn = Turn.objects.create(session=session, author=task.created_by, prompt=task.next_prompt or task.prompt)
+    turn = Turn.objects.create(
+        session=session, author=task.created_by, prompt=task.next_prompt or task.prompt, origin=Turn.Origin.TASK
+    )
     task.status = Task.Status.RUNNING
     task.reason = ""
     task.error = ""
@@ -109,9 +111,9 @@ def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) ->
     )
 
 
-async def run_task(*, task_id: int) -> None:
-    """One run of a task (already marked running by the scheduler), from worktree to outcome."""
-    scheduler = runtime.current().tasks
+async def run_task(*, engine: Engine, task_id: int) -> None:
+    """One run of a task (already marked running by the scheduler), from worktree to outcome. Its
+    turn runs within it (with its callbacks), through the engine's queue of its session."""
     try:
         task = await Task.objects.aget(pk=task_id)
         await _prepare_worktree(task)
@@ -129,21 +131,21 @@ async def run_task(*, task_id: int) -> None:
                     await save(task_id, files_changed=files)
                     await changed(task_id)
 
-        submitted = turns.queue_turn(turn=turn, owner_id=task.created_by_id, options=_options(task, on_event))
+        await turns.queue_turn(engine=engine, turn=turn, owner_id=task.created_by_id, options=_options(task, on_event))
         try:
-            await submitted.ticket.wait()
+            await engine.wait_ended(turn=turn.pk)
         except asyncio.CancelledError:
-            if scheduler.stop_reason(task_id):
+            if engine.task_stop_reason(task=task_id):
                 # Paused, terminated or in conflict: end the turn (it is kept as stopped) before what follows.
-                runtime.current().turns.stop(str(session.pk))
-                await asyncio.shield(submitted.ticket.done)
+                await engine.stop(session=str(session.pk))
+                await asyncio.shield(engine.wait_ended(turn=turn.pk))
             raise
         turn = await Turn.objects.aget(pk=turn.pk)
-        await after_run(task_id, turn, scheduler.stop_reason(task_id))
+        await after_run(task_id, turn, engine.task_stop_reason(task=task_id), engine=engine)
     except asyncio.CancelledError:
-        reason = scheduler.stop_reason(task_id)
+        reason = engine.task_stop_reason(task=task_id)
         if reason:
-            await after_run(task_id, None, reason)
+            await after_run(task_id, None, reason, engine=engine)
             return
         await asyncio.shield(_mark_interrupted(task_id))
         raise
@@ -170,7 +172,7 @@ async def _mark_interrupted(task_id: int) -> None:
     await changed(task_id)
 
 
-async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) -> None:
+async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None, *, engine: Engine) -> None:
     task = await Task.objects.aget(pk=task_id)
     store = store_for(task)
     blocked = await sync_to_async(claims.take_blocked)(store, task=task_id)
@@ -183,7 +185,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
             task_id, status=Task.Status.CANCELLED, reason="", finished_at=now, files_changed=await touched(task), **used
         )
         await changed(task_id)
-        await unblock(task)
+        await unblock(task, engine=engine)
         return
     if stop_reason == STOP_PAUSE:
         await save(
@@ -201,7 +203,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
         await git.commit_all(
             worktree_of(task), f"WIP: {task.title} (paused: files held by another task)\n\nTask #{task_id}"
         )
-        await pause_for_conflict(task, blocked, used)
+        await pause_for_conflict(task, blocked, used, engine=engine)
         return
     if turn is None or turn.status != Turn.Status.DONE:
         await save(
@@ -219,7 +221,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None) ->
     conflicts = await sync_to_async(claims.claim)(store, task=task_id, paths=files)
     if conflicts:
         # Changed through a tool the hook cannot see (e.g. a shell command): detected instead of prevented.
-        await pause_for_conflict(task, conflicts, {**used, "files_changed": files})
+        await pause_for_conflict(task, conflicts, {**used, "files_changed": files}, engine=engine)
         return
     note = "" if files else await _nothing_changed(turn)
     await save(

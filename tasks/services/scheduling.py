@@ -1,4 +1,5 @@
-"""The hooks the runtime's task scheduler calls: which task is next, running it, the token budget."""
+"""The hooks the engine's task scheduler calls: which task is next, running it, the token budget, and
+the note (why starts are held back), kept in the database where every page reads it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-import runtime
 from chat.models import Turn
+from runtime import Engine, Hold
 
 from .. import live
-from ..models import Task
+from ..models import BoardNote, Task
 from .runs import run_task
 
 BUDGET_WINDOW_SECONDS = 60.0
@@ -32,7 +33,7 @@ def _tokens_in_window(seconds: float) -> tuple[int, float]:
 
 
 class TaskHooks:
-    """What the scheduler of :mod:`runtime` needs from the tasks app (see :class:`runtime.TaskHooks`)."""
+    """What the engine's task scheduler needs from the tasks app (see :class:`runtime.TaskHooks`)."""
 
     async def claim_next(self, exclude: set[int]) -> int | None:
         return await self._claim_next(exclude)
@@ -47,10 +48,10 @@ class TaskHooks:
                 return task_id
         return None
 
-    async def run(self, task_id: int) -> None:
-        await run_task(task_id=task_id)
+    async def run(self, task_id: int, *, engine: Engine) -> None:
+        await run_task(engine=engine, task_id=task_id)
 
-    async def hold(self) -> runtime.Hold | None:
+    async def hold(self) -> Hold | None:
         budget = settings.CLAUDE_MAX_TOKENS_PER_MINUTE
         if not budget:
             return None
@@ -63,7 +64,8 @@ class TaskHooks:
                 f"Token budget reached: {used:,} tokens in the last minute (limit {budget:,} a minute, "
                 f"CLAUDE_MAX_TOKENS_PER_MINUTE). Queued tasks start again in about {wait:.0f} s."
             )
-        return runtime.Hold(note=note, seconds=wait)
+        return Hold(note=note, seconds=wait)
 
     async def note_changed(self, note: str) -> None:
-        await live.board_changed(note=note)
+        await BoardNote.objects.aupdate_or_create(pk=BoardNote.ONE, defaults={"text": note})
+        await live.board_changed()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-import runtime
 from chat.live import notify
 from chat.services import permissions
 from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket, in_pool
@@ -57,7 +56,7 @@ class TasksConsumer(MemberSocket):
                 )
             )
         else:
-            await self.board_changed({"note": runtime.current().tasks.note})
+            await self.board_changed({})
 
     def _column(self) -> selectors.Column | None:
         """The tab of the board the page shows (``?status=`` of its socket), if it shows one."""
@@ -89,5 +88,5 @@ class TasksConsumer(MemberSocket):
         await self.send(text_data=html)
 
     async def board_changed(self, event: dict[str, str]) -> None:
-        html = await in_pool(live.board_html)(user=self.scope["user"], note=event["note"], column=self._column())
+        html = await in_pool(live.board_html)(user=self.scope["user"], column=self._column())
         await self.send(text_data=html)

@@ -1,6 +1,6 @@
 """The tasks board, a task's page with its live log and diff, and the buttons' actions.
 
-Async function views: an action reaches the runtime on the server's event loop.
+Async function views: an action reaches the engine (``request.engine``) on the server's event loop.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-import runtime
 from chat import projects
 from chat.live import fragments
 from chat.services import disk, permissions, turns
@@ -25,7 +24,7 @@ from chat.web.views.types import AuthedRequest
 
 from .. import allowances, selectors, services
 from ..diffs import parse_patch
-from ..models import Action, Task
+from ..models import Action, BoardNote, Task
 from .forms import TaskForm
 
 
@@ -49,11 +48,11 @@ def _form_context(
     }
 
 
-def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
+def _board_page(request: AuthedRequest) -> HttpResponse:
     column = selectors.column_named(request.GET.get("status", ""))
     visible = selectors.visible_tasks(request.user)
     context = {
-        **selectors.board_context(tasks=visible, note=note, user=request.user),
+        **selectors.board_context(tasks=visible, note=BoardNote.read(), user=request.user),
         **_form_context(request.user),
         "column": column,
         "tabs": selectors.COLUMNS,
@@ -67,7 +66,7 @@ def _board_page(request: AuthedRequest, note: str) -> HttpResponse:
 @login_required
 @require_GET
 async def board(request: AuthedRequest) -> HttpResponse:
-    return await sync_to_async(_board_page)(request, runtime.current().tasks.note)
+    return await sync_to_async(_board_page)(request)
 
 
 @login_required
@@ -88,6 +87,7 @@ async def new_task(request: AuthedRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         task = await services.create_task(
+            engine=request.engine,
             user=user,
             prompt=data["prompt"],
             title=data["title"],
@@ -157,7 +157,7 @@ async def action(request: AuthedRequest, task_id: int, name: str) -> HttpRespons
     try:
         if message is not None:
             turns.validate_message(message)  # a follow-up is a message: the same limits
-        task = await services.act(user=user, task=task, action=Action(name), message=message)
+        task = await services.act(engine=request.engine, user=user, task=task, action=Action(name), message=message)
         text, level = f"Task #{task.pk}: {task.status_text.lower()}.", "info"
         if name == Action.PULL_REQUEST:
             text = (
@@ -188,7 +188,7 @@ async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResp
         raise Http404("No such task.") from None
     quiet = request.POST.get("quiet") == "1"
     try:
-        task = await services.refresh_pull_request(task_id=task.pk, force=not quiet)
+        task = await services.refresh_pull_request(engine=request.engine, task_id=task.pk, force=not quiet)
     except services.TaskRefused as exc:
         return _answer(request, task, str(exc), "error")
     if quiet and request.htmx:

@@ -83,10 +83,10 @@ async def test_a_body_over_the_upload_limit_answers_413(caller, projects, settin
 
 
 async def test_an_unexpected_failure_answers_json_500_and_is_logged(caller, caplog):
-    # No runtime runs in this process (as under a bare `manage.py runserver`): the pool cannot be read.
+    # No engine runs in this process (as under a bare `manage.py runserver`): the pool cannot be read.
     with caplog.at_level(logging.ERROR, logger="api.errors"):
         said = error_of(await caller.get("/api/claude-code/pool/status"), 500)
-    assert "RuntimeNotRunning" in said and "log" in said
+    assert "EngineNotRunning" in said and "log" in said
     assert any(record.exc_info and "pool/status" in record.getMessage() for record in caplog.records)
 
 

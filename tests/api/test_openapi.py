@@ -112,9 +112,9 @@ async def test_the_request_schemas_carry_the_limits_the_validators_read_from_set
 
 @pytest.mark.real_cli
 @pytest.mark.usefixtures("rt")
-async def test_what_every_operation_answers_has_the_documented_properties(repo, scheduler, user):
+async def test_what_every_operation_answers_has_the_documented_properties(repo, scheduler, user, rt):
     doc = await document()
-    caller = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key)
+    caller = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key, engine=rt)
 
     def check(response, method: str, path: str, status: int) -> dict:
         assert response.status_code == status, response.content
@@ -172,9 +172,9 @@ async def test_the_docs_page_loads_only_the_apps_own_files():
 
 @pytest.mark.real_cli
 @pytest.mark.usefixtures("rt")
-async def test_a_task_with_a_pull_request_answers_what_the_document_describes(team_remote, scheduler, user):
+async def test_a_task_with_a_pull_request_answers_what_the_document_describes(team_remote, scheduler, user, rt):
     doc = await document()
-    caller = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key)
+    caller = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key, engine=rt)
     task = (await caller.post("/api/tasks", {"prompt": "write doc.txt: described", "project": "team"})).json()
     await scheduler.idle()
 

@@ -1,4 +1,5 @@
-"""The tasks API (bearer token), restart recovery and the token budget."""
+"""The tasks API (bearer token), restart recovery and the token budget: tasks end to end on the REAL
+CLI; the limits, the budget and the API's refusals on the stand-in process (tests/fake_session.py)."""
 
 from __future__ import annotations
 
@@ -16,24 +17,24 @@ from chat.models import Turn
 from chat.services import recovery, turns
 from chat.services.tokens import issue_token
 from tasks import services
-from tasks.models import Task
+from tasks.models import BoardNote, Task
 from tasks.services import scheduling as scheduler_module
 from tests.api_client import ApiCaller
 from tests.factories import make_user
 from tests.processes import unique_sleep
 from tests.task_helpers import settled, wait_for
 
-pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
 
 
-async def script_for(user) -> ApiCaller:
+async def script_for(user, engine) -> ApiCaller:
     token = await sync_to_async(issue_token)(user=user)
-    return ApiCaller.with_token(token.key)
+    return ApiCaller.with_token(token.key, engine=engine)
 
 
 @pytest.fixture
-async def api(user):
-    return await script_for(user)
+async def api(user, rt):
+    return await script_for(user, rt)
 
 
 async def test_create_follow_and_merge_through_the_api(repo, scheduler, api):
@@ -58,7 +59,8 @@ async def test_create_follow_and_merge_through_the_api(repo, scheduler, api):
     assert again.status_code == 409 and "only a completed task" in again.json()["error"]
 
 
-async def test_a_numeric_priority_string_counts_and_a_completed_task_takes_a_follow_up(repo, scheduler, api):
+async def test_a_numeric_priority_string_counts_and_a_completed_task_takes_a_follow_up(fake_repo, rt, api):
+    scheduler = rt.tasks
     made = await api.post("/api/tasks", {"prompt": "echo: first", "priority": "2", "yolo": False, "project": "default"})
     assert made.status_code == 201, made.content
     task = made.json()
@@ -71,9 +73,15 @@ async def test_a_numeric_priority_string_counts_and_a_completed_task_takes_a_fol
     assert (await api.get(f"/api/tasks/{task['id']}")).json()["status"] == "completed"
 
 
-async def test_bad_requests(repo, shared_repo, scheduler, api, user):
-    assert (await ApiCaller({}).get("/api/tasks")).status_code == 401
-    assert (await ApiCaller({"Authorization": "Bearer " + "x" * 40}).get("/api/tasks")).status_code == 401
+async def test_bad_requests(fake_repo, rt, api, user, settings, tmp_path):
+    from chat.models import ProjectAccess
+    from tests.task_helpers import init_repo
+
+    settings.CLAUDE_PROJECTS = {"team": init_repo(tmp_path / "team")}
+    await ProjectAccess.objects.acreate(project="team", everyone=True)
+    scheduler = rt.tasks
+    assert (await ApiCaller({}, engine=rt).get("/api/tasks")).status_code == 401
+    assert (await ApiCaller({"Authorization": "Bearer " + "x" * 40}, engine=rt).get("/api/tasks")).status_code == 401
     assert (await api.get("/api/tasks/999999")).status_code == 404
     assert (await api.post("/api/tasks/999999/pause")).status_code == 404
     assert (await api.post("/api/tasks/1/explode")).status_code in (404,)
@@ -93,7 +101,7 @@ async def test_bad_requests(repo, shared_repo, scheduler, api, user):
         await api.post("/api/tasks", {"prompt": "echo: mine", "project": "team"}, content_type="application/json")
     ).json()
     other = await sync_to_async(make_user)()
-    other_api = await script_for(other)
+    other_api = await script_for(other, rt)
     assert (await other_api.get(f"/api/tasks/{made['id']}")).status_code == 200
     assert (await other_api.post(f"/api/tasks/{made['id']}/discard")).status_code == 403
     # One in their own folder: not there at all for the other.
@@ -103,10 +111,10 @@ async def test_bad_requests(repo, shared_repo, scheduler, api, user):
     await scheduler.idle()
 
 
-async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes(repo, scheduler, user, settings):
+async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes(repo, scheduler, user, settings, rt):
     scheduler.limit = 1
-    blocker = await services.create_task(user=user, prompt="slow 1")
-    task = await services.create_task(user=user, prompt="my name is Grace", title="Survives a crash")
+    blocker = await services.create_task(engine=rt, user=user, prompt="slow 1")
+    task = await services.create_task(engine=rt, user=user, prompt="my name is Grace", title="Survives a crash")
     await scheduler.idle()
     # Emulate a crash in the middle of a later run: the DB says running and a CLI process is left behind.
     task = await Task.objects.aget(pk=task.pk)
@@ -140,7 +148,7 @@ async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes
     assert task.status == Task.Status.PAUSED and task.reason == Task.Reason.INTERRUPTED
     assert (await Turn.objects.aget(pk=turn.pk)).status == Turn.Status.INTERRUPTED
 
-    await services.resume(task_id=task.pk, message="what is my name")
+    await services.resume(engine=rt, task_id=task.pk, message="what is my name")
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
     from tests.task_helpers import texts
@@ -149,8 +157,8 @@ async def test_restart_recovery_ends_leftover_cli_processes_and_the_task_resumes
     assert (await Task.objects.aget(pk=blocker.pk)).status == Task.Status.COMPLETED
 
 
-async def test_shutdown_marks_running_tasks_interrupted(repo, user, rt):
-    task = await services.create_task(user=user, prompt="slow 5")
+async def test_shutdown_marks_running_tasks_interrupted(fake_repo, user, rt):
+    task = await services.create_task(engine=rt, user=user, prompt="slow 5")
     await wait_for(lambda: _running_turn(task))
     await rt.shutdown()
     task = await Task.objects.aget(pk=task.pk)
@@ -165,27 +173,29 @@ async def _running_turn(task: Task) -> bool:
     )
 
 
-async def test_the_token_budget_holds_new_starts_and_says_so(repo, scheduler, user, settings, monkeypatch):
-    monkeypatch.setattr(scheduler_module, "BUDGET_WINDOW_SECONDS", 2.0)
+async def test_the_token_budget_holds_new_starts_and_says_so(fake_repo, rt, user, settings, monkeypatch):
+    monkeypatch.setattr(scheduler_module, "BUDGET_WINDOW_SECONDS", 1.0)
     settings.CLAUDE_MAX_TOKENS_PER_MINUTE = 10
-    first = await settled(scheduler, await services.create_task(user=user, prompt="echo: one"))
+    first = await settled(rt.tasks, await services.create_task(engine=rt, user=user, prompt="echo: one"))
     assert first.status == Task.Status.COMPLETED
-    second = await services.create_task(user=user, prompt="echo: two")
-    await asyncio.sleep(0.3)
+    second = await services.create_task(engine=rt, user=user, prompt="echo: two")
+    await asyncio.sleep(0.2)
     assert (await Task.objects.aget(pk=second.pk)).status == Task.Status.QUEUED
-    assert "Token budget reached" in scheduler.note
+    # Every board reads the note from the database.
+    assert "Token budget reached" in await sync_to_async(BoardNote.read)()
     await wait_for(lambda: _done(second), timeout=20)
-    assert scheduler.note == ""
+    assert await sync_to_async(BoardNote.read)() == ""
 
 
 async def _done(task: Task) -> bool:
     return (await Task.objects.aget(pk=task.pk)).status == Task.Status.COMPLETED
 
 
-async def test_a_tasks_session_takes_no_chat_messages(repo, scheduler, api, user, claude_env):
+async def test_a_tasks_session_takes_no_chat_messages(fake_repo, rt, api, user):
     """Sent to the API (or the chat page), a message to a task's session would run beside the task's own
     turns and fork its transcript: it is refused with a 409 that names the task."""
-    task = await services.create_task(user=user, prompt="slow 2")
+    scheduler = rt.tasks
+    task = await services.create_task(engine=rt, user=user, prompt="slow 1")
     await wait_for(lambda: _running_turn(task))
     task = await Task.objects.aget(pk=task.pk)
     response = await api.post(
@@ -195,17 +205,18 @@ async def test_a_tasks_session_takes_no_chat_messages(repo, scheduler, api, user
     )
     assert response.status_code == 409 and f"task #{task.pk}" in response.json()["error"]
     with pytest.raises(turns.TurnRefused, match=f"task #{task.pk}"):
-        await turns.submit_message(session_id=task.session_id, user=user, text="hello")
+        await turns.submit_message(engine=rt, session_id=task.session_id, user=user, text="hello")
     await scheduler.idle()
-    assert [t.prompt async for t in Turn.objects.filter(session_id=task.session_id)] == ["slow 2"]
+    assert [t.prompt async for t in Turn.objects.filter(session_id=task.session_id)] == ["slow 1"]
     assert not (Path(task.worktree_path) / "x.txt").exists()
 
 
-async def test_a_skip_permissions_tasks_detached_processes_end_with_it(repo, scheduler, user):
+async def test_a_skip_permissions_tasks_detached_processes_end_with_it(repo, scheduler, user, rt):
     sleep = unique_sleep()
     task = await settled(
         scheduler,
         await services.create_task(
+            engine=rt,
             user=user,
             prompt=f"run: (setsid {' '.join(sleep)} &) ; (nohup {' '.join(sleep)} >/dev/null 2>&1 &) ; echo started",
             skip_permissions=True,
@@ -274,7 +285,7 @@ async def test_an_unreachable_forge_leaves_the_last_known_state(team_remote, for
 
 
 @pytest.mark.parametrize("rt", [{"max_tasks": 2}], indirect=True)
-async def test_never_more_tasks_show_running_than_the_limit(repo, scheduler, api):
+async def test_never_more_tasks_show_running_than_the_limit(fake_repo, rt, api):
     """Three one-write tasks posted at once, polled as a script would: at most two are ever
     "running" (several rounds, since an overlap would come from timing).
 
@@ -296,4 +307,4 @@ async def test_never_more_tasks_show_running_than_the_limit(repo, scheduler, api
             await asyncio.sleep(0.02)
         assert statuses == ["completed"] * 3, statuses
     assert most == 2
-    assert scheduler.max_seen == 2
+    assert rt.tasks.max_seen == 2

@@ -11,7 +11,6 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.test import Client
 from django.utils import timezone
 
-import runtime
 from chat.models import Event, Session, ShareLink, Turn
 from chat.services import sharing, turns
 from chat.services.tokens import issue_token
@@ -22,8 +21,8 @@ pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db]
 SESSIONS = "/admin/chat/session/"
 
 
-def staff() -> Client:
-    return logged_in_client(user=make_user(username="root", is_staff=True))
+def staff(engine=None) -> Client:
+    return logged_in_client(user=make_user(username="root", is_staff=True), engine=engine)
 
 
 def act(client: Client, action: str, *chats: Session, **extra) -> str:
@@ -226,19 +225,19 @@ def test_delete_of_a_busy_chat_is_refused(claude_env):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.real_cli
-async def test_stop_action_stops_a_running_turn_in_this_process(claude_env):
+async def test_stop_action_stops_a_running_turn_in_this_process(claude_env, rt):
     user = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=user, title="Long answer")
-    turn = (await turns.submit_message(session_id=chat.id, user=user, text="slow 20")).turn
+    turn = await turns.submit_message(engine=rt, session_id=chat.id, user=user, text="slow 20")
     for _ in range(200):
         if await Event.objects.filter(turn=turn).aexists():
             break
         await asyncio.sleep(0.05)
-    client = await sync_to_async(staff)()
-    # The admin view runs in a worker thread, as under Daphne, and reaches this loop's runner.
+    client = await sync_to_async(staff)(rt)
+    # The admin view runs in a worker thread, as under Daphne, and reaches this loop's engine.
     page = await sync_to_async(act)(client, "stop_running_turn", chat)
     assert "Stopped the running turn of 1 chat." in page
-    await runtime.current().turns.idle()
+    await rt.turns.idle()
     assert (await Turn.objects.aget(pk=turn.pk)).status == Turn.Status.STOPPED
     again = await sync_to_async(act)(client, "stop_running_turn", chat)
     assert "No turn was running in the selected chats" in again

@@ -56,10 +56,10 @@ def test_queued_tasks_start_when_the_server_starts_without_a_request(live_app, t
             "0",
             "-c",
             (
-                "import asyncio, runtime; from django.contrib.auth import get_user_model; from project import runtime as composition; "
-                "from tasks import services; runtime.TaskScheduler.kick = lambda self: None; runtime.install(composition.build()); "
+                "import asyncio; from django.contrib.auth import get_user_model; from project import runtime as composition; "
+                "from tasks import services; engine = composition.build(); engine.kick_tasks = lambda: None; "
                 "user = get_user_model().objects.create_user('rex'); "
-                "task = asyncio.run(services.create_task(user=user, prompt='write after.txt: started by itself', title='Left queued')); "
+                "task = asyncio.run(services.create_task(engine=engine, user=user, prompt='write after.txt: started by itself', title='Left queued')); "
                 "print(task.pk, user.pk)"
             ),
         ).split(),

@@ -1,4 +1,5 @@
-"""The per-session turn queues (runtime/turns.py) with TurnJob implementations written here."""
+"""The per-session turn queues (runtime/turns.py) over a node (runtime/node.py), with TurnJob
+implementations written here that run their turn on the node, on processes that answer when told to."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 from asgiref.sync import sync_to_async
 
-from runtime.pool import Pool
+from drivers import claude
+from drivers.claude import Init, LiveSpec, Permission, Result
+from runtime import Done, NodeRuntime, ShutDown, Stopped, TurnOutcome
 from runtime.turns import StopReason, Ticket, TurnQueue
 
 TIMEOUT = 5
@@ -25,17 +28,67 @@ def leftover_tasks() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
 
 
-class Job:
-    """A turn that runs until ``finish()``; what happened to it goes to ``log`` (shared by a test's jobs)."""
+class NoQuestions:
+    async def permission(self, tool, tool_input, suggestions, tool_use_id) -> Permission:
+        return Permission(allow=True)
 
-    def __init__(self, name: str, log: list[str], *, fail: bool = False) -> None:
+    async def before_file_tool(self, tool, tool_input, tool_use_id) -> str | None:
+        return None
+
+    async def after_file_tool(self, tool, tool_input, tool_use_id) -> None:
+        return None
+
+
+class Held:
+    """A process whose turn answers when its job is told to finish, or stops when interrupted."""
+
+    def __init__(self, turns: Turns, spec: LiveSpec) -> None:
+        self.turns = turns
+        self.spec = spec
+        self.pid = None
+        self.model = None
+        self.mode = "default"
+        self.alive = True
+        self.interrupted = asyncio.Event()
+
+    async def turn(self, prompt, handler) -> AsyncIterator[claude.Event]:
+        job = self.turns.jobs[prompt]
+        self.interrupted.clear()
+        yield Init(session_id=self.spec.session_id, cwd="/", model="held")
+        release = asyncio.ensure_future(job.release.wait())
+        interrupt = asyncio.ensure_future(self.interrupted.wait())
+        try:
+            await asyncio.wait({release, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            release.cancel()
+            interrupt.cancel()
+        yield Result(False, "success", "", self.spec.session_id, 1, 0.0, 1, 1)
+
+    async def interrupt(self) -> bool:
+        self.interrupted.set()
+        return True
+
+    async def set_model(self, model) -> None: ...
+
+    async def set_permission_mode(self, mode) -> None: ...
+
+    async def close(self) -> None:
+        self.alive = False
+
+
+class Job:
+    """A turn that runs on the node until ``finish()``; what happened to it goes to ``log`` (shared by a test's jobs)."""
+
+    def __init__(self, name: str, log: list[str], node: NodeRuntime, *, fail: bool = False) -> None:
         self.name = name
         self.log = log
+        self.node = node
         self.fail = fail
         self.started = asyncio.Event()
         self.release = asyncio.Event()
         self.waited = 0
         self.ran = False
+        self.outcomes: list[TurnOutcome] = []
         self.dropped_with: list[StopReason] = []
         self.cancelled_with: list[StopReason | None] = []
 
@@ -51,8 +104,12 @@ class Job:
         try:
             if self.fail:
                 raise RuntimeError(f"{self.name} broke")
-            await self.release.wait()
-            self.log.append(f"{self.name} ends")
+            spec = LiveSpec(cli="claude", cwd="/", session_id=ticket.session, resume=False, env={})
+            outcome = await self.node.run_turn(
+                spec=spec, prompt=self.name, handler=NoQuestions(), on_event=_ignore, time_limit=60
+            )
+            self.outcomes.append(outcome)
+            self.log.append(f"{self.name} {'ends' if isinstance(outcome, Done) else type(outcome).__name__.lower()}")
         except asyncio.CancelledError:
             self.cancelled_with.append(ticket.stop_reason)
             self.log.append(f"{self.name} cancelled")
@@ -71,17 +128,30 @@ class Job:
             await self.started.wait()
 
 
+async def _ignore(event: claude.Event) -> None:
+    return None
+
+
 class Turns:
-    """A TurnQueue over a pool of ``limit`` slots, with the jobs submitted to it."""
+    """A TurnQueue over a node of ``limit`` process slots, with the jobs submitted to it."""
 
     def __init__(self, limit: int) -> None:
-        self.pool = Pool(limit)
-        self.queue = TurnQueue(self.pool)
+        self.node = NodeRuntime(factory=self._start, max_processes=limit, max_warm=0)
+        self.pool = self.node.processes
+        self.queue = TurnQueue(self.node)
         self.log: list[str] = []
         self.keys = 0
+        self.jobs: dict[str, Job] = {}
+
+    async def _start(self, spec: LiveSpec) -> Held:
+        return Held(self, spec)
+
+    async def shutdown(self) -> None:
+        await self.queue.shutdown()
+        await self.node.shutdown()
 
     def submit(self, session: str, name: str, *, fail: bool = False) -> tuple[Ticket, Job]:
-        job = Job(name, self.log, fail=fail)
+        job = self.jobs[name] = Job(name, self.log, self.node, fail=fail)
         self.keys += 1
         return self.queue.submit(key=self.keys, session=session, owner=None, job=job), job
 
@@ -90,7 +160,7 @@ class Turns:
 async def turns() -> AsyncIterator[Turns]:
     built = Turns(limit=2)
     yield built
-    await built.queue.shutdown()
+    await built.shutdown()
     assert leftover_tasks() == []
 
 
@@ -207,20 +277,50 @@ async def test_a_turn_outlives_a_caller_that_stops_waiting(turns: Turns) -> None
 # Stop
 
 
-async def test_stop_cancels_the_running_turn_and_the_next_one_still_runs(turns: Turns) -> None:
+async def test_stop_interrupts_the_running_turn_through_the_node_and_the_next_one_still_runs(turns: Turns) -> None:
     ta, a = turns.submit("s", "a")
     tb, b = turns.submit("s", "b")
     await a.wait_started()
+    await settle()
 
     assert turns.queue.stop("s")
     await done(ta)
     assert ta.stop_reason == StopReason.STOPPED
-    assert a.cancelled_with == [StopReason.STOPPED] and a.dropped_with == []
+    # Not cancelled: the node ended the turn, which says so itself.
+    assert a.outcomes == [Stopped()] and a.cancelled_with == [] and a.dropped_with == []
     await b.wait_started()
     assert tb.stop_reason is None and turns.queue.current("s") is tb
     b.finish()
     await done(tb)
-    assert turns.log == ["a starts", "a cancelled", "b starts", "b ends"]
+    assert turns.log == ["a starts", "a stopped", "b starts", "b ends"]
+
+
+async def test_stop_before_the_turn_took_its_process_ends_it_without_one(turns: Turns) -> None:
+    """A Stop that reaches a turn holding its slot but not yet its process (still preparing): it ends
+    as stopped, and no process is started for it."""
+    started: list[LiveSpec] = []
+    real_start = turns.node.factory
+
+    async def start(spec: LiveSpec) -> Held:
+        started.append(spec)
+        return await real_start(spec)
+
+    turns.node.factory = start
+    gate = asyncio.Event()
+
+    class Slow(Job):
+        async def run(self, ticket: Ticket) -> None:
+            self.started.set()
+            await gate.wait()  # preparing (the services read the database here)
+            await super().run(ticket)
+
+    job = turns.jobs["a"] = Slow("a", turns.log, turns.node)
+    ticket = turns.queue.submit(key=1, session="s", owner=None, job=job)
+    await job.wait_started()
+    assert turns.queue.stop("s")
+    gate.set()
+    await done(ticket)
+    assert job.outcomes == [Stopped()] and started == []
 
 
 async def test_stop_with_nothing_to_stop_is_false(turns: Turns) -> None:
@@ -347,7 +447,7 @@ async def test_shutdown_cancels_the_running_turns_and_drops_the_queued_ones() ->
     assert c.waited == 1
 
     async with asyncio.timeout(TIMEOUT):
-        await turns.queue.shutdown()
+        await turns.shutdown()
     assert a.cancelled_with == [StopReason.SHUTDOWN] and ta.stop_reason == StopReason.SHUTDOWN
     assert a.dropped_with == []
     assert b.dropped_with == [StopReason.SHUTDOWN] and not b.ran
@@ -357,11 +457,34 @@ async def test_shutdown_cancels_the_running_turns_and_drops_the_queued_ones() ->
     assert not turns.queue.has_work() and turns.pool.status().active == 0
 
 
+async def test_a_shutdown_lets_running_turns_end_as_shut_down_and_starts_nothing_more() -> None:
+    """As the engine shuts down: the node ends the running turn (which says so itself, not cancelled),
+    and neither the session's next turn nor one whose slot comes free then runs."""
+    turns = Turns(limit=1)
+    ta, a = turns.submit("s1", "a")
+    tb, b = turns.submit("s1", "b")
+    await a.wait_started()
+    tc, c = turns.submit("s2", "c")  # waits for the node's only slot
+    await settle()
+    assert c.waited == 1
+
+    turns.queue.close()
+    turns.node.stop_all()
+    async with asyncio.timeout(TIMEOUT):
+        await turns.queue.shutdown(grace=TIMEOUT)
+    assert a.outcomes == [ShutDown()] and a.cancelled_with == [] and a.dropped_with == []
+    assert b.dropped_with == [StopReason.SHUTDOWN] and not b.ran
+    assert c.dropped_with == [StopReason.SHUTDOWN] and not c.ran
+    assert all(t.done.done() for t in (ta, tb, tc))
+    await turns.node.shutdown()
+    assert leftover_tasks() == []
+
+
 async def test_shutdown_right_after_submit_drops_every_turn() -> None:
     turns = Turns(limit=2)
     submitted = [turns.submit("s1", "a"), turns.submit("s1", "b"), turns.submit("s2", "c")]
     async with asyncio.timeout(TIMEOUT):
-        await turns.queue.shutdown()
+        await turns.shutdown()
     for ticket, job in submitted:
         assert ticket.done.done(), job.name
         assert job.dropped_with == [StopReason.SHUTDOWN] and not job.ran
@@ -376,7 +499,7 @@ async def test_shutdown_just_after_the_worker_took_a_turn() -> None:
     await asyncio.sleep(0)  # the worker runs once: a's task exists but has not started
     assert turns.queue.current("s") is ta
     async with asyncio.timeout(TIMEOUT):
-        await turns.queue.shutdown()
+        await turns.shutdown()
     assert ta.done.done() and tb.done.done()
     assert a.cancelled_with + a.dropped_with == [StopReason.SHUTDOWN]
     assert b.dropped_with == [StopReason.SHUTDOWN] and not b.ran
@@ -386,7 +509,7 @@ async def test_shutdown_just_after_the_worker_took_a_turn() -> None:
 async def test_shutdown_with_nothing_submitted() -> None:
     turns = Turns(limit=1)
     async with asyncio.timeout(TIMEOUT):
-        await turns.queue.shutdown()
+        await turns.shutdown()
         await turns.queue.idle()
     assert leftover_tasks() == []
 
@@ -406,10 +529,14 @@ async def test_a_turn_submitted_while_the_worker_closes_its_thread_still_runs(tu
     # submitted in that moment must not be left without a worker (it hung for ever once).
     for round_ in range(40):
         session = f"s{round_}"
-        first = turns.queue.submit(key=2 * round_ + 1, session=session, owner=None, job=SyncJob("a", turns.log))
+        first = turns.queue.submit(
+            key=2 * round_ + 1, session=session, owner=None, job=SyncJob("a", turns.log, turns.node)
+        )
         await first.wait()
         for _ in range(round_ % 10):  # land at different steps of the worker's ending
             await asyncio.sleep(0)
-        second = turns.queue.submit(key=2 * round_ + 2, session=session, owner=None, job=SyncJob("b", turns.log))
+        second = turns.queue.submit(
+            key=2 * round_ + 2, session=session, owner=None, job=SyncJob("b", turns.log, turns.node)
+        )
         await done(second)
     assert turns.log.count("b ends") == 40

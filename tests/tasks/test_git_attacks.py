@@ -38,8 +38,8 @@ def data(settings) -> Path:
     return folder
 
 
-async def completed(scheduler, user, prompt: str, **fields) -> Task:
-    task = await settled(scheduler, await services.create_task(user=user, prompt=prompt, **fields))
+async def completed(scheduler, user, prompt: str, *, engine, **fields) -> Task:
+    task = await settled(scheduler, await services.create_task(engine=engine, user=user, prompt=prompt, **fields))
     assert task.status == Task.Status.COMPLETED, task.error
     return task
 
@@ -67,26 +67,28 @@ async def test_what_a_chat_plants_in_its_own_folder_never_runs_as_the_server(
     server, and what runs at all (the filter) runs in the sandbox as the agent's user."""
     settings.CLAUDE_PERMISSION_MODE = "bypassPermissions"
     chat = await sync_to_async(make_session)(owner=user)
-    turn = await say(session=chat, user=user, text="run: " + plant_script(repo / ".git", data))
+    turn = await say(engine=rt, session=chat, user=user, text="run: " + plant_script(repo / ".git", data))
     assert "planted" in await answer_of(turn)
-    rt.warm.drop(str(chat.id))
+    rt.close_warm(session=str(chat.id))
     assert (repo / ".git" / "hooks" / "post-checkout").exists() and "fsmonitor" in git(repo, "config", "--list")
     assert {"included-fsmonitor", "external-diff", "clean"} <= plain_git_runs_them(repo, data, tmp_path)
     trace = repo / ".git" / "ran"
     shutil.rmtree(trace)
     trace.mkdir()
 
-    first = await completed(scheduler, user, "write shared.txt: from A", title="A")
-    second = await settled(scheduler, await services.create_task(user=user, prompt="write shared.txt: from B"))
+    first = await completed(scheduler, user, engine=rt, prompt="write shared.txt: from A", title="A")
+    second = await settled(
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write shared.txt: from B")
+    )
     assert second.status == Task.Status.PAUSED and second.reason == Task.Reason.CONFLICT, second.error
     assert "+from A" in await services.diff(task_id=first.pk)
-    await services.merge(task_id=first.pk)
+    await services.merge(engine=rt, task_id=first.pk)
     second = await settled(scheduler, second)  # rebased onto the merge and resumed
     assert second.status == Task.Status.COMPLETED, second.error
     assert "+from B" in await services.diff(task_id=second.pk)
-    third = await completed(scheduler, user, "write third.txt: dropped")
-    assert (await services.discard(task_id=third.pk)).status == Task.Status.CANCELLED
-    await services.merge(task_id=second.pk)
+    third = await completed(scheduler, user, engine=rt, prompt="write third.txt: dropped")
+    assert (await services.discard(engine=rt, task_id=third.pk)).status == Task.Status.CANCELLED
+    await services.merge(engine=rt, task_id=second.pk)
     assert (repo / "shared.txt").read_text() == "from B\n"
     assert "+from B" in await services.diff(task_id=second.pk)
 
@@ -120,22 +122,19 @@ def task_plants(worktree: Path, data: Path, how: str) -> str:
 @pytest.mark.parametrize("how", ["git file", "link"])
 @pytest.mark.parametrize("project", ["default", "team"])
 async def test_a_task_pointing_its_worktree_at_a_planted_repository_changes_nothing_the_server_does(
-    repo, shared_repo, scheduler, user, data, project, how, tmp_path
+    repo, shared_repo, scheduler, user, data, project, how, tmp_path, rt
 ):
     """The task alone: its agent (Bash allowed) plants a repository in its worktree and rewrites
     the worktree's .git. The run is committed, diffed and discarded through the API (it answered
     500 before): nothing planted runs, in the member's own folder (git in the sandbox) or in a
     shared project (git as the server)."""
-    task = await completed(scheduler, user, "echo: ready", project=project)
+    task = await completed(scheduler, user, engine=rt, prompt="echo: ready", project=project)
     worktree = Path(task.worktree_path)
     main_hook = Path(task.repo_path) / ".git" / "hooks" / "post-merge"
     # The repository's own .git is not the task agent's to write (nor, in the member's folder, to see).
     reach = f"{{ echo '#!/bin/sh' > {main_hook}; }} 2>/dev/null || echo OUT-OF-REACH"
-    await services.resume(task_id=task.pk, message=f"run: {reach}; " + task_plants(worktree, data, how))
+    await services.resume(engine=rt, task_id=task.pk, message=f"run: {reach}; " + task_plants(worktree, data, how))
     task = await settled(scheduler, task)
-    from tests.task_helpers import texts
-
-    print("TEXTS", await texts(task))
     assert task.status == Task.Status.COMPLETED, task.error
     assert "work.txt" in task.files_changed
     committed = git(Path(task.repo_path), "show", "--name-only", "--format=", task.branch)
@@ -145,7 +144,7 @@ async def test_a_task_pointing_its_worktree_at_a_planted_repository_changes_noth
     notes = {**ran(worktree / ".ev" / ".git" / "ran"), **ran(worktree / "nested" / ".git" / "ran")}
     assert "included-fsmonitor" in plain_git_runs_them(worktree, data, tmp_path)  # the plants are live
 
-    api = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key)
+    api = ApiCaller.with_token((await sync_to_async(issue_token)(user=user)).key, engine=rt)
     discarded = await api.post(f"/api/tasks/{task.pk}/discard")
     assert discarded.status_code == 200, discarded.content
     assert discarded.json()["status"] == "cancelled"
@@ -155,14 +154,14 @@ async def test_a_task_pointing_its_worktree_at_a_planted_repository_changes_noth
     assert set(notes.values()) <= {AGENT}, notes
 
 
-async def test_a_pull_request_runs_nothing_planted(team_remote, forge, shared_repo, scheduler, user, data):
+async def test_a_pull_request_runs_nothing_planted(team_remote, forge, shared_repo, scheduler, user, data, rt):
     """A shared project's pull request after its task's agent planted a repository in the
     worktree, with hooks and fsmonitor in the project's own .git (written there before this
     release, when chats could): the push runs none of them."""
     trace = plant(shared_repo, data, unforeseen=False)
-    task = await completed(scheduler, user, "echo: ready", project="team")
+    task = await completed(scheduler, user, engine=rt, prompt="echo: ready", project="team")
     worktree = Path(task.worktree_path)
-    await services.resume(task_id=task.pk, message="run: " + task_plants(worktree, data, "git file"))
+    await services.resume(engine=rt, task_id=task.pk, message="run: " + task_plants(worktree, data, "git file"))
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
     task = await services.open_pull_request(task_id=task.pk)

@@ -62,7 +62,8 @@ def new_chat(request: AuthedRequest) -> HttpResponse:
     try:
         project = projects.project_for(request.user, request.POST.get("project"))
         uploads = [(upload.name or "file", upload) for upload in request.FILES.getlist("files")]
-        submitted = async_to_sync(chats.start_chat)(
+        turn = async_to_sync(chats.start_chat)(
+            engine=request.engine,
             owner=request.user,
             project=project if project.shared else None,
             model=request.POST.get("model") if chats.model_choices() else None,
@@ -75,7 +76,7 @@ def new_chat(request: AuthedRequest) -> HttpResponse:
         if (full := disk.explain(exc, what="your message")) is None:
             raise
         return render(request, "chat/new.html", {**context, "error": full}, status=disk.STATUS)
-    return redirect(submitted.turn.session)
+    return redirect(turn.session)
 
 
 def own_session(request: AuthedRequest, session_id: uuid.UUID) -> Session:
@@ -166,7 +167,7 @@ def delete(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     if request.method == "POST":
         title = session.display_title
         try:
-            chats.delete_session(session=session)
+            chats.delete_session(session=session, engine=request.engine)
         except chats.ChatError as exc:
             messages.error(request, str(exc))
             return redirect("chat:delete", session_id=session.id)
@@ -227,6 +228,6 @@ def choose_model(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
 @require_POST
 def stop(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = own_session(request, session_id)
-    if not async_to_sync(turns.stop_turn)(session_id=session.id):
+    if not async_to_sync(turns.stop_turn)(engine=request.engine, session_id=session.id):
         messages.info(request, "Nothing is running in this chat.")
     return redirect(session)

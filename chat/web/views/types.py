@@ -6,9 +6,13 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 
+from runtime import Engine
+
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
+    # Set by project.engine.EngineMiddleware: the engine the composition root handed down.
+    engine: Engine
 
 
 class AuthedRequest(HtmxHttpRequest):

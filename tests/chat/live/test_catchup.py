@@ -11,10 +11,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-import runtime
 from chat.live import notify
 from chat.models import Event, Session, Turn
-from project.asgi import application
+from project.asgi import application_for
 from tests.factories import logged_in_client, make_session, make_user, receive_until, ws_headers
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
@@ -48,32 +47,32 @@ def shown(chat: Session, *, unfinished: tuple[int, ...] = ()) -> str:
     return f"turn={turn.pk if turn else 0}&event={event.pk if event else 0}&unfinished={','.join(map(str, unfinished))}"
 
 
-async def connect(chat: Session, client, query: str = "") -> tuple[WebsocketCommunicator, str]:
+async def connect(rt, chat: Session, client, query: str = "") -> tuple[WebsocketCommunicator, str]:
     communicator = WebsocketCommunicator(
-        application, f"/ws/chat/{chat.id}/" + (f"?{query}" if query else ""), headers=ws_headers(client=client)
+        application_for(rt), f"/ws/chat/{chat.id}/" + (f"?{query}" if query else ""), headers=ws_headers(client=client)
     )
     connected, _code = await communicator.connect()
     assert connected
     return communicator, await communicator.receive_from(timeout=10)
 
 
-async def test_an_up_to_date_page_gets_only_the_chat_state_on_connect(claude_env):
+async def test_an_up_to_date_page_gets_only_the_chat_state_on_connect(claude_env, rt):
     chat, client = await long_chat(120)
-    communicator, first = await connect(chat, client, await sync_to_async(shown)(chat))
+    communicator, first = await connect(rt, chat, client, await sync_to_async(shown)(chat))
     assert 'id="session-state"' in first and "<article" not in first and 'id="turns"' not in first
     assert len(first) < 2000, "no render of the recent turns"
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
 
 
-async def test_a_reconnecting_page_gets_the_turns_added_while_it_was_away(claude_env):
+async def test_a_reconnecting_page_gets_the_turns_added_while_it_was_away(claude_env, rt):
     chat, client = await long_chat(60)
     since = await sync_to_async(shown)(chat)
     for text in ("sent from another tab", "and another"):
         new = await Turn.objects.acreate(session=chat, prompt=text, status=Turn.Status.DONE)
         await Event.objects.acreate(turn=new, kind=Event.Kind.TEXT, text=f"answer to {text}")
 
-    communicator, first = await connect(chat, client, since)
+    communicator, first = await connect(rt, chat, client, since)
 
     assert first.count('<div hx-swap-oob="beforeend:#turns">') == 2 and first.count("<article") == 2
     assert first.index("answer to sent from another tab") < first.index("answer to and another")
@@ -81,7 +80,7 @@ async def test_a_reconnecting_page_gets_the_turns_added_while_it_was_away(claude
     await communicator.disconnect()
 
 
-async def test_a_turn_the_page_showed_running_comes_whole_as_it_is_now(claude_env):
+async def test_a_turn_the_page_showed_running_comes_whole_as_it_is_now(claude_env, rt):
     chat, client = await long_chat(3)
     turn = await Turn.objects.acreate(session=chat, prompt="slow one", status=Turn.Status.RUNNING)
     streaming = await Event.objects.acreate(turn=turn, kind=Event.Kind.TEXT, text="half an", complete=False)
@@ -90,7 +89,7 @@ async def test_a_turn_the_page_showed_running_comes_whole_as_it_is_now(claude_en
     await streaming.asave()
     await Turn.objects.filter(pk=turn.pk).aupdate(status=Turn.Status.DONE, duration_ms=1500)
 
-    communicator, first = await connect(chat, client, since)
+    communicator, first = await connect(rt, chat, client, since)
 
     assert f'<article class="turn" id="turn-{turn.pk}" hx-swap-oob="outerHTML">' in first
     assert "half an answer, now whole" in first and "1.5 s" in first and "Running" not in first
@@ -101,21 +100,21 @@ async def test_a_turn_the_page_showed_running_comes_whole_as_it_is_now(claude_en
 @pytest.mark.parametrize(
     "query", ["", "turn=0&event=0&unfinished=", "turn=abc&event=1", "turn=1&event=1&unfinished=1;2"]
 )
-async def test_a_page_that_lacks_too_much_or_says_nothing_usable_gets_the_latest_turns_whole(claude_env, query):
+async def test_a_page_that_lacks_too_much_or_says_nothing_usable_gets_the_latest_turns_whole(claude_env, query, rt):
     chat, client = await long_chat(60)
-    communicator, first = await connect(chat, client, query)
+    communicator, first = await connect(rt, chat, client, query)
     assert '<div id="turns" class="turns" aria-live="polite" hx-swap-oob="outerHTML">' in first
     assert first.count("<article") == 50 and "question 59" in first and "question 9<" not in first
     await communicator.disconnect()
 
 
-async def test_what_the_connect_already_sent_is_not_appended_twice(claude_env):
+async def test_what_the_connect_already_sent_is_not_appended_twice(claude_env, rt):
     chat, client = await long_chat(2)
     since = await sync_to_async(shown)(chat)
     session = await Session.objects.aget(pk=chat.pk)
     turn = await Turn.objects.acreate(session=chat, prompt="missed while away", status=Turn.Status.RUNNING)
     missed = await Event.objects.acreate(turn=turn, kind=Event.Kind.TEXT, text="its first words")
-    communicator, first = await connect(chat, client, since)
+    communicator, first = await connect(rt, chat, client, since)
     assert "missed while away" in first and "its first words" in first
 
     # Their notifications, still in flight when the socket joined, arrive after the catch-up.
@@ -130,14 +129,14 @@ async def test_what_the_connect_already_sent_is_not_appended_twice(claude_env):
 
 
 @pytest.mark.real_cli
-async def test_a_message_on_a_page_that_connected_with_what_it_shows_streams_once(claude_env):
+async def test_a_message_on_a_page_that_connected_with_what_it_shows_streams_once(claude_env, rt):
     chat, client = await long_chat(1)
-    communicator, _first = await connect(chat, client, await sync_to_async(shown)(chat))
+    communicator, _first = await connect(rt, chat, client, await sync_to_async(shown)(chat))
     await communicator.send_to(text_data=json.dumps({"message": "My name is Ada"}))
     seen = ""
     while " tokens · $" not in seen:
         seen += await communicator.receive_from(timeout=20)
-    await runtime.current().turns.idle()
+    await rt.turns.idle()
     turn = await Turn.objects.filter(session=chat).alast()
     assert seen.count(f'<article class="turn" id="turn-{turn.pk}"') == 1
     assert "Nice to meet you, Ada." in seen

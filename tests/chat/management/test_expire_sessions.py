@@ -12,7 +12,6 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 
-import runtime
 from chat.models import Session, Turn
 from chat.services import turns
 from tasks import services as tasks
@@ -40,17 +39,17 @@ def archive_bytes(session: Session) -> bytes:
     return Path(session.archive_path).read_bytes()
 
 
-async def aged_chat(user, *, hours: float = 48, text: str = "My name is Ada") -> tuple[Session, bytes]:
+async def aged_chat(rt, user, *, hours: float = 48, text: str = "My name is Ada") -> tuple[Session, bytes]:
     """A chat with one real turn, idle for ``hours``, and its transcript's bytes."""
-    session = await new_chat(user=user, text=text)
+    session = await new_chat(engine=rt, user=user, text=text)
     await sync_to_async(age)(session, hours=hours)
     return session, transcript_bytes(session)
 
 
-async def test_idle_chats_are_archived_with_their_transcript_gzipped(claude_env):
+async def test_idle_chats_are_archived_with_their_transcript_gzipped(claude_env, rt):
     user = await sync_to_async(make_user)(username="alice")
-    old, original = await aged_chat(user)
-    recent, _ = await aged_chat(user, hours=1)
+    old, original = await aged_chat(rt, user)
+    recent, _ = await aged_chat(rt, user, hours=1)
 
     out, err = await expire()
 
@@ -69,9 +68,9 @@ async def test_idle_chats_are_archived_with_their_transcript_gzipped(claude_env)
     assert [p.name for p in claude_env.archive_dir.iterdir()] == [archive.name], "no temporary file is left"
 
 
-async def test_dry_run_lists_and_changes_nothing(claude_env):
+async def test_dry_run_lists_and_changes_nothing(claude_env, rt):
     user = await sync_to_async(make_user)()
-    session, original = await aged_chat(user)
+    session, original = await aged_chat(rt, user)
 
     out, _ = await expire("--dry-run")
 
@@ -81,9 +80,9 @@ async def test_dry_run_lists_and_changes_nothing(claude_env):
     assert not claude_env.archive_dir.exists() or not any(claude_env.archive_dir.iterdir())
 
 
-async def test_running_twice_is_harmless(claude_env):
+async def test_running_twice_is_harmless(claude_env, rt):
     user = await sync_to_async(make_user)()
-    session, original = await aged_chat(user)
+    session, original = await aged_chat(rt, user)
     await expire()
     first = await Session.objects.aget(pk=session.pk)
 
@@ -95,10 +94,10 @@ async def test_running_twice_is_harmless(claude_env):
     assert gzip.decompress(archive_bytes(again)) == original
 
 
-async def test_older_than_takes_decimal_hours(claude_env):
+async def test_older_than_takes_decimal_hours(claude_env, rt):
     user = await sync_to_async(make_user)()
-    hour_old, _ = await aged_chat(user, hours=1)
-    fresh, _ = await aged_chat(user, hours=0.25)
+    hour_old, _ = await aged_chat(rt, user, hours=1)
+    fresh, _ = await aged_chat(rt, user, hours=0.25)
 
     await expire("--older-than", "0.5")
 
@@ -123,10 +122,10 @@ async def test_a_chat_that_never_ran_is_archived_with_nothing_to_move(claude_env
     assert "(no transcript)" in out
 
 
-async def test_a_chat_with_a_running_turn_is_skipped(claude_env):
+async def test_a_chat_with_a_running_turn_is_skipped(claude_env, rt):
     user = await sync_to_async(make_user)()
-    session, original = await aged_chat(user)
-    slow = (await turns.submit_message(session_id=session.id, user=user, text="slow 3")).turn
+    session, original = await aged_chat(rt, user)
+    slow = await turns.submit_message(engine=rt, session_id=session.id, user=user, text="slow 3")
     while (await Turn.objects.aget(pk=slow.pk)).status != Turn.Status.RUNNING:
         await asyncio.sleep(0.05)
     await sync_to_async(age)(session, hours=48)
@@ -135,14 +134,14 @@ async def test_a_chat_with_a_running_turn_is_skipped(claude_env):
 
     assert f"Skipped {session.id}" in out and "running or queued" in out
     assert not (await Session.objects.aget(pk=session.pk)).is_archived
-    await runtime.current().turns.idle()
+    await rt.turns.idle()
     assert (await Turn.objects.aget(pk=slow.pk)).status == Turn.Status.DONE
     assert len(transcript_bytes(session)) > len(original), "the running turn still wrote its transcript"
 
 
-async def test_a_chat_with_a_queued_turn_is_skipped(claude_env):
+async def test_a_chat_with_a_queued_turn_is_skipped(claude_env, rt):
     user = await sync_to_async(make_user)()
-    session, original = await aged_chat(user)
+    session, original = await aged_chat(rt, user)
     # Saved but not yet picked up: what a queue behind a busy slot looks like.
     await Turn.objects.acreate(session=session, author=user, prompt="later", status=Turn.Status.QUEUED)
 
@@ -153,9 +152,11 @@ async def test_a_chat_with_a_queued_turn_is_skipped(claude_env):
     assert transcript_bytes(session) == original
 
 
-async def test_an_unwritable_archive_folder_leaves_the_chat_as_it_was_and_fails_loudly(claude_env, settings, tmp_path):
+async def test_an_unwritable_archive_folder_leaves_the_chat_as_it_was_and_fails_loudly(
+    claude_env, settings, tmp_path, rt
+):
     user = await sync_to_async(make_user)()
-    session, original = await aged_chat(user)
+    session, original = await aged_chat(rt, user)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a regular file where the archive's parent should be")
     settings.CLAUDE_ARCHIVE_DIR = blocker / "archive"
@@ -172,8 +173,8 @@ async def test_an_unwritable_archive_folder_leaves_the_chat_as_it_was_and_fails_
     assert blocker.read_text().startswith("a regular file")
 
 
-async def test_the_session_of_a_task_waiting_for_review_is_kept_and_the_task_stays_mergeable(repo, scheduler, user):
-    task = await tasks.create_task(user=user, prompt="write review.txt: please review", title="Needs review")
+async def test_the_session_of_a_task_waiting_for_review_is_kept_and_the_task_stays_mergeable(repo, scheduler, user, rt):
+    task = await tasks.create_task(engine=rt, user=user, prompt="write review.txt: please review", title="Needs review")
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
     session = await Session.objects.aget(pk=task.session_id)
@@ -188,10 +189,10 @@ async def test_the_session_of_a_task_waiting_for_review_is_kept_and_the_task_sta
     task = await Task.objects.aget(pk=task.pk)
     assert task.can_merge
     # A follow-up still finds the session's memory, and Merge then works.
-    task = await tasks.resume(task_id=task.pk, message="write more.txt: and more")
+    task = await tasks.resume(engine=rt, task_id=task.pk, message="write more.txt: and more")
     task = await settled(scheduler, task)
     assert task.status == Task.Status.COMPLETED, task.error
-    task = await tasks.merge(task_id=task.pk)
+    task = await tasks.merge(engine=rt, task_id=task.pk)
     assert task.status == Task.Status.MERGED
     assert (repo / "review.txt").is_file() and (repo / "more.txt").is_file()
     assert "Merge task #" in git(repo, "log", "-1", "--format=%s", "main")
@@ -212,28 +213,32 @@ def expire_failing(*args: str) -> tuple[str, str, str]:
 
 
 async def test_transcripts_an_agent_replaced_are_reported_left_as_they_were_and_never_archived(
-    claude_env, server_files
+    claude_env, server_files, rt
 ):
     """The agents of four chats put links to the server's secret key and database (and a folder)
     where their transcripts are; none of it is archived, each is named on stderr with why, and the
     command exits 1. A chat of the same member with a plain transcript is archived."""
     user = await sync_to_async(make_user)(username="mallory")
-    to_key = await new_chat(user=user, text="My name is Ada")
-    await agent_links_transcript(session=to_key, user=user, target=server_files.key)
-    to_db = await new_chat(user=user, text="hello")
-    await agent_links_transcript(session=to_db, user=user, target=server_files.db)
-    folder_linked = await new_chat(user=user, text="hello")
+    to_key = await new_chat(engine=rt, user=user, text="My name is Ada")
+    await agent_links_transcript(engine=rt, session=to_key, user=user, target=server_files.key)
+    to_db = await new_chat(engine=rt, user=user, text="hello")
+    await agent_links_transcript(engine=rt, session=to_db, user=user, target=server_files.db)
+    folder_linked = await new_chat(engine=rt, user=user, text="hello")
     projects = Path(folder_linked.config_dir) / "projects"
     await agent_runs(
+        engine=rt,
         session=folder_linked,
         user=user,
         command=f"mv {projects} {projects}.old && ln -s {server_files.folder} {projects}",
     )
-    a_folder = await new_chat(user=user, text="hello")
+    a_folder = await new_chat(engine=rt, user=user, text="hello")
     await agent_runs(
-        session=a_folder, user=user, command=f"rm {a_folder.transcript_path} && mkdir {a_folder.transcript_path}"
+        engine=rt,
+        session=a_folder,
+        user=user,
+        command=f"rm {a_folder.transcript_path} && mkdir {a_folder.transcript_path}",
     )
-    plain, original = await aged_chat(user)
+    plain, original = await aged_chat(rt, user)
     refused = {
         to_key: f"{to_key.transcript_path} is a symbolic link",
         to_db: f"{to_db.transcript_path} is a symbolic link",

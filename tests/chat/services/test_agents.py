@@ -66,11 +66,11 @@ async def attacks(data: Path, home: Path, other_transcript: Path) -> list[str]:
     ]
 
 
-async def test_nothing_of_the_server_or_of_another_member_reaches_the_model(claude_env, stub_api, secrets_around):
+async def test_nothing_of_the_server_or_of_another_member_reaches_the_model(claude_env, stub_api, secrets_around, rt):
     data, home = secrets_around
     bob = await sync_to_async(make_user)()
     bobs_chat = await sync_to_async(make_session)(owner=bob)
-    await say(session=bobs_chat, user=bob, text=f"my name is {OTHERS_SECRET}")
+    await say(engine=rt, session=bobs_chat, user=bob, text=f"my name is {OTHERS_SECRET}")
     other_transcript = claude_env.transcript(bobs_chat)
     before = other_transcript.read_text()
     assert OTHERS_SECRET in before
@@ -79,7 +79,7 @@ async def test_nothing_of_the_server_or_of_another_member_reaches_the_model(clau
     chat = await sync_to_async(make_session)(owner=ada)
     start = len(stub_api.requests)
     for text in await attacks(data, home, other_transcript):
-        await (await turns.submit_message(session_id=chat.id, user=ada, text=text)).ticket.wait()
+        await rt.wait_ended(turn=(await turns.submit_message(engine=rt, session_id=chat.id, user=ada, text=text)).pk)
 
     sent = requests_since(stub_api, start)
     assert sent, "the turns reached the model"
@@ -95,7 +95,7 @@ async def test_nothing_of_the_server_or_of_another_member_reaches_the_model(clau
 
 
 async def test_without_the_sandbox_the_same_attack_reads_the_server_secret(
-    claude_env, stub_api, secrets_around, settings, monkeypatch
+    claude_env, stub_api, secrets_around, settings, monkeypatch, rt
 ):
     """The check above would catch a leak: with CLAUDE_SANDBOX=off the agent reads what the server can."""
     settings.CLAUDE_SANDBOX = "off"
@@ -104,7 +104,7 @@ async def test_without_the_sandbox_the_same_attack_reads_the_server_secret(
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     start = len(stub_api.requests)
-    await say(session=chat, user=ada, text=f"run: cat {data}/secret-key.txt")
+    await say(engine=rt, session=chat, user=ada, text=f"run: cat {data}/secret-key.txt")
     assert SERVER_SECRET in requests_since(stub_api, start)
 
 
@@ -115,10 +115,13 @@ async def test_a_setsid_child_ends_with_the_chats_process(claude_env, secrets_ar
     chat = await sync_to_async(make_session)(owner=ada)
     marker = " ".join(unique_sleep())
     await say(
-        session=chat, user=ada, text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started"
+        engine=rt,
+        session=chat,
+        user=ada,
+        text=f"run: (setsid {marker} &) ; (nohup {marker} >/dev/null 2>&1 &) ; echo started",
     )
-    rt.warm.drop(str(chat.id))
-    await rt.warm.idle()
+    rt.node.warm.drop(str(chat.id))
+    await rt.node.warm.idle()
     assert not any(marker in cmdline for cmdline in _cmdlines())
 
 
@@ -138,35 +141,37 @@ async def test_what_a_turn_started_ends_with_it_and_the_warm_process_stays_and_r
     when the turn is done; the chat's CLI process stays warm and remembers."""
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    first = await say(session=chat, user=ada, text="my name is Ada")
+    first = await say(engine=rt, session=chat, user=ada, text="my name is Ada")
     a, b, c, d = _sleeps(4)
     detach = f"(setsid {a} &) ; (nohup {b} >/dev/null 2>&1 &) ; ({c} &) ; {d} & echo started"
-    detached = await say(session=chat, user=ada, text=f"run: {detach}")
+    detached = await say(engine=rt, session=chat, user=ada, text=f"run: {detach}")
     results = [e.text async for e in Event.objects.filter(turn=detached, kind=Event.Kind.TOOL_RESULT)]
     assert any("started" in text for text in results), results
     assert _sleeping(a, b, c, d) == []
     assert detached.pid == first.pid and running(first.pid)
-    after = await say(session=chat, user=ada, text="what is my name")
+    after = await say(engine=rt, session=chat, user=ada, text="what is my name")
     assert "Your name is Ada" in await answer_of(after)
-    assert after.pid == first.pid and rt.warm.started == 1
+    assert after.pid == first.pid and rt.node.warm.started == 1
 
 
 async def test_what_a_stopped_turn_started_ends_with_it(claude_env, secrets_around, rt):
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    first = await say(session=chat, user=ada, text="my name is Ada")
+    first = await say(engine=rt, session=chat, user=ada, text="my name is Ada")
     detached, waiting = _sleeps(2)
-    submitted = await turns.submit_message(session_id=chat.id, user=ada, text=f"run: (setsid {detached} &) ; {waiting}")
+    submitted = await turns.submit_message(
+        engine=rt, session_id=chat.id, user=ada, text=f"run: (setsid {detached} &) ; {waiting}"
+    )
     async with asyncio.timeout(60):
         while len(_sleeping(detached, waiting)) < 2:
             await asyncio.sleep(0.05)
-    assert await turns.stop_turn(session_id=chat.id)
-    await submitted.ticket.wait()
-    stopped = await Turn.objects.aget(pk=submitted.turn.pk)
+    assert await turns.stop_turn(engine=rt, session_id=chat.id)
+    await rt.wait_ended(turn=submitted.pk)
+    stopped = await Turn.objects.aget(pk=submitted.pk)
     assert stopped.status == Turn.Status.STOPPED
     assert _sleeping(detached, waiting) == []
     assert running(first.pid)
-    after = await say(session=chat, user=ada, text="what is my name")
+    after = await say(engine=rt, session=chat, user=ada, text="what is my name")
     assert "Your name is Ada" in await answer_of(after) and after.pid == first.pid
 
 
@@ -181,38 +186,38 @@ def _cmdlines() -> list[str]:
     return found
 
 
-async def test_a_missing_sandbox_refuses_turns_and_says_how_to_install_it(claude_env, settings):
+async def test_a_missing_sandbox_refuses_turns_and_says_how_to_install_it(claude_env, settings, rt):
     settings.CLAUDE_BWRAP = "/nonexistent/bwrap"
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    submitted = await turns.submit_message(session_id=chat.id, user=ada, text="hello")
-    await submitted.ticket.wait()
-    turn = await Turn.objects.aget(pk=submitted.turn.pk)
+    submitted = await turns.submit_message(engine=rt, session_id=chat.id, user=ada, text="hello")
+    await rt.wait_ended(turn=submitted.pk)
+    turn = await Turn.objects.aget(pk=submitted.pk)
     assert turn.status == Turn.Status.ERROR
     assert "apt-get install bubblewrap" in turn.error and "CLAUDE_SANDBOX=off" in turn.error
 
 
-async def test_a_slash_command_in_a_message_is_sent_as_text(claude_env, stub_api):
+async def test_a_slash_command_in_a_message_is_sent_as_text(claude_env, stub_api, rt):
     """`/clear` would wipe the session's memory behind the page's back; it reaches the model as text."""
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    await say(session=chat, user=ada, text="my name is Ada")
+    await say(engine=rt, session=chat, user=ada, text="my name is Ada")
     start = len(stub_api.requests)
-    await say(session=chat, user=ada, text="/clear")
+    await say(engine=rt, session=chat, user=ada, text="/clear")
     assert "/clear" in requests_since(stub_api, start)
-    after = await say(session=chat, user=ada, text="what is my name")
+    after = await say(engine=rt, session=chat, user=ada, text="what is my name")
     assert "Your name is Ada" in await answer_of(after)
 
 
 async def test_the_pages_of_a_chat_whose_agent_linked_its_transcript_show_nothing_of_the_server(
-    claude_env, server_files
+    claude_env, server_files, rt
 ):
     """Pages read the database, never the agent's files: the chat page, its share page and the
     admin's pages of a chat whose transcript is a link to the secret key show the chat, not the key."""
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    await say(session=chat, user=ada, text="my name is Ada")
-    await agent_links_transcript(session=chat, user=ada, target=server_files.key)
+    await say(engine=rt, session=chat, user=ada, text="my name is Ada")
+    await agent_links_transcript(engine=rt, session=chat, user=ada, target=server_files.key)
     _link, token = await sync_to_async(sharing.create_share_link)(session=chat, user=ada, expires_in=None)
     owner = await sync_to_async(logged_in_client)(user=ada)
     staff = await sync_to_async(logged_in_client)(user=await sync_to_async(make_user)(is_staff=True))
@@ -232,11 +237,12 @@ async def test_the_pages_of_a_chat_whose_agent_linked_its_transcript_show_nothin
 # git: an agent's own folder is its own; a shared project's .git is the server's
 
 
-async def test_a_chat_commits_with_git_in_its_own_folder(claude_env, secrets_around):
+async def test_a_chat_commits_with_git_in_its_own_folder(claude_env, secrets_around, rt):
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     own = Path(chat.workdir)
     await say(
+        engine=rt,
         session=chat,
         user=ada,
         text="run: echo mine > mine.txt && git add mine.txt && "
@@ -246,7 +252,7 @@ async def test_a_chat_commits_with_git_in_its_own_folder(claude_env, secrets_aro
 
 
 async def test_a_chat_in_a_shared_project_reads_its_git_but_cannot_change_it(
-    claude_env, secrets_around, shared_repo, stub_api
+    claude_env, secrets_around, shared_repo, stub_api, rt
 ):
     """The server runs git in a shared project with its own powers: its .git (hooks, config,
     objects) and its tasks' worktrees are read-only for a chat working there."""
@@ -255,6 +261,7 @@ async def test_a_chat_in_a_shared_project_reads_its_git_but_cannot_change_it(
     before = git(shared_repo, "rev-parse", "HEAD"), (shared_repo / ".git" / "config").read_text()
     start = len(stub_api.requests)
     await say(
+        engine=rt,
         session=chat,
         user=ada,
         text="run: git log --format=LOG:%s -1; "
@@ -274,7 +281,7 @@ async def test_a_chat_in_a_shared_project_reads_its_git_but_cannot_change_it(
 
 
 async def test_a_chat_cannot_make_a_shared_folder_a_repository_for_the_server(
-    claude_env, secrets_around, settings, tmp_path, stub_api
+    claude_env, secrets_around, settings, tmp_path, stub_api, rt
 ):
     """A shared project that is no repository yet: a chat's git init there would give the server a
     .git of the agent's to run git in. Its .git is made (empty, read-only for the chat) instead,
@@ -289,8 +296,10 @@ async def test_a_chat_cannot_make_a_shared_folder_a_repository_for_the_server(
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(chats.create_session)(owner=ada, project=Project(key="plain", path=plain))
     start = len(stub_api.requests)
-    await say(session=chat, user=ada, text="run: git init -q 2>/dev/null && echo INIT-OK || echo INIT-REFUSED")
+    await say(
+        engine=rt, session=chat, user=ada, text="run: git init -q 2>/dev/null && echo INIT-OK || echo INIT-REFUSED"
+    )
     assert "INIT-REFUSED" in requests_since(stub_api, start)
     assert list((plain / ".git").iterdir()) == []
     with pytest.raises(services.TaskRefused, match="is not the top of one"):
-        await services.create_task(user=ada, prompt="x", project="plain")
+        await services.create_task(engine=rt, user=ada, prompt="x", project="plain")

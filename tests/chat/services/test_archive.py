@@ -14,7 +14,6 @@ from asgiref.sync import sync_to_async
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
-import runtime
 from chat.models import Session, Turn
 from chat.services import archive, turns
 from chat.services.archive import ArchiveError, archive_session, restore_session
@@ -29,20 +28,20 @@ def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-async def test_restored_chat_continues_with_its_memory(claude_env):
+async def test_restored_chat_continues_with_its_memory(claude_env, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="My name is Ada")
+    chat = await new_chat(engine=rt, user=user, text="My name is Ada")
     transcript = claude_env.transcript(chat)
     before = transcript.read_bytes()
 
-    result = await sync_to_async(archive_session)(session=chat)
+    result = await sync_to_async(archive_session)(engine=rt, session=chat)
     # Its warm process was closed first: what the CLI wrote as it exited is archived too.
     original = gzip.decompress(result.archive_path.read_bytes())
-    assert original.startswith(before) and not len(runtime.current().warm)
+    assert original.startswith(before) and not len(rt.node.warm)
     assert result.archive_path == claude_env.archive_dir / f"{chat.id}.jsonl.gz" and result.size == len(original)
     assert not transcript.exists()
     with pytest.raises(turns.TurnRefused, match="archived"):
-        await turns.submit_message(session_id=chat.id, user=user, text="What is my name?")
+        await turns.submit_message(engine=rt, session_id=chat.id, user=user, text="What is my name?")
 
     client = await sync_to_async(logged_in_client)(user=user)
     page = await sync_to_async(client.get)(chat.get_absolute_url())
@@ -55,14 +54,14 @@ async def test_restored_chat_continues_with_its_memory(claude_env):
     restored = await Session.objects.aget(pk=chat.pk)
     assert not restored.is_archived and restored.status == Session.Status.IDLE and restored.archive_path == ""
 
-    turn = await say(session=restored, user=user, text="What is my name?")
+    turn = await say(engine=rt, session=restored, user=user, text="What is my name?")
     assert "Your name is Ada" in await answer_of(turn)
 
 
-async def test_only_the_owner_can_restore(claude_env):
+async def test_only_the_owner_can_restore(claude_env, rt):
     owner, other = await sync_to_async(make_user)(), await sync_to_async(make_user)()
-    chat = await new_chat(user=owner, text="hello")
-    await sync_to_async(archive_session)(session=chat)
+    chat = await new_chat(engine=rt, user=owner, text="hello")
+    await sync_to_async(archive_session)(engine=rt, session=chat)
     client = await sync_to_async(logged_in_client)(user=other)
 
     response = await sync_to_async(client.post)(reverse("chat:restore", args=[chat.id]))
@@ -72,13 +71,13 @@ async def test_only_the_owner_can_restore(claude_env):
     assert (await sync_to_async(owner_client.get)(reverse("chat:restore", args=[chat.id]))).status_code == 405
 
 
-async def test_archiving_refuses_a_chat_with_a_pending_turn(claude_env):
+async def test_archiving_refuses_a_chat_with_a_pending_turn(claude_env, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
+    chat = await new_chat(engine=rt, user=user, text="hello")
     await Turn.objects.acreate(session=chat, author=user, prompt="later", status=Turn.Status.QUEUED)
 
     with pytest.raises(ArchiveError, match="running or queued"):
-        await sync_to_async(archive_session)(session=chat)
+        await sync_to_async(archive_session)(engine=rt, session=chat)
     assert claude_env.transcript(chat).exists() and files_in(claude_env.archive_dir) == []
 
 
@@ -103,10 +102,10 @@ class _FillingUp:
 
 
 @pytest.mark.parametrize("size", ["small", "large"])
-async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch, size):
+async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch, size, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
-    await closed(chat)  # as archiving does first: the CLI writes its transcript's last entries as it exits
+    chat = await new_chat(engine=rt, user=user, text="hello")
+    await closed(rt, chat)  # as archiving does first: the CLI writes its transcript's last entries as it exits
     if size == "large":  # packed in chunks rather than at once
         with claude_env.transcript(chat).open("ab") as transcript:
             transcript.write(b'{"type": "padding"}\n' * 100_000)
@@ -124,15 +123,15 @@ async def test_a_full_disk_leaves_no_half_archive(claude_env, monkeypatch, size)
         monkeypatch.setattr(gzip.GzipFile, "write", full_after_a_while)
 
     with pytest.raises(ArchiveError, match="No space left on device"):
-        await sync_to_async(archive_session)(session=chat)
+        await sync_to_async(archive_session)(engine=rt, session=chat)
     assert files_in(claude_env.archive_dir) == []
     assert claude_env.transcript(chat).read_bytes() == original
     assert not (await Session.objects.aget(pk=chat.pk)).is_archived
 
 
-async def test_a_transcript_that_cannot_be_removed_rolls_the_archive_back(claude_env, monkeypatch):
+async def test_a_transcript_that_cannot_be_removed_rolls_the_archive_back(claude_env, monkeypatch, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
+    chat = await new_chat(engine=rt, user=user, text="hello")
     source = claude_env.transcript(chat)
     real_unlink = os.unlink
 
@@ -146,21 +145,21 @@ async def test_a_transcript_that_cannot_be_removed_rolls_the_archive_back(claude
     monkeypatch.setattr(os, "unlink", refuse_source)
 
     with pytest.raises(ArchiveError, match="Permission denied"):
-        await sync_to_async(archive_session)(session=chat)
+        await sync_to_async(archive_session)(engine=rt, session=chat)
     unchanged = await Session.objects.aget(pk=chat.pk)
     assert not unchanged.is_archived and unchanged.status == Session.Status.IDLE
     assert source.exists() and files_in(claude_env.archive_dir) == []
 
 
-async def test_a_corrupt_archive_is_not_restored(claude_env):
+async def test_a_corrupt_archive_is_not_restored(claude_env, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
-    result = await sync_to_async(archive_session)(session=chat)
+    chat = await new_chat(engine=rt, user=user, text="hello")
+    result = await sync_to_async(archive_session)(engine=rt, session=chat)
     packed = result.archive_path.read_bytes()
     result.archive_path.write_bytes(packed[:-12] + b"\0" * 12)  # CRC and length trailer damaged
 
     with pytest.raises(ArchiveError, match="could not put the transcript back"):
-        await sync_to_async(restore_session)(session=chat)
+        await sync_to_async(restore_session)(engine=rt, session=chat)
     assert (await Session.objects.aget(pk=chat.pk)).is_archived
     assert not claude_env.transcript(chat).exists()
     assert [n for n in files_in(claude_env.transcript(chat).parent) if str(chat.id) in n] == [], (
@@ -169,22 +168,22 @@ async def test_a_corrupt_archive_is_not_restored(claude_env):
     assert result.archive_path.exists()
 
 
-async def test_restore_refuses_to_overwrite_a_different_transcript(claude_env):
+async def test_restore_refuses_to_overwrite_a_different_transcript(claude_env, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
-    await sync_to_async(archive_session)(session=chat)
+    chat = await new_chat(engine=rt, user=user, text="hello")
+    await sync_to_async(archive_session)(engine=rt, session=chat)
     claude_env.transcript(chat).write_text("someone else's conversation\n")
 
     with pytest.raises(ArchiveError, match="different transcript already exists"):
-        await sync_to_async(restore_session)(session=chat)
+        await sync_to_async(restore_session)(engine=rt, session=chat)
     assert (await Session.objects.aget(pk=chat.pk)).is_archived
     assert claude_env.transcript(chat).read_text() == "someone else's conversation\n"
 
 
-async def test_restore_with_a_missing_archive_file_says_so(claude_env):
+async def test_restore_with_a_missing_archive_file_says_so(claude_env, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
-    result = await sync_to_async(archive_session)(session=chat)
+    chat = await new_chat(engine=rt, user=user, text="hello")
+    result = await sync_to_async(archive_session)(engine=rt, session=chat)
     result.archive_path.unlink()
     client = await sync_to_async(logged_in_client)(user=user)
 
@@ -193,15 +192,15 @@ async def test_restore_with_a_missing_archive_file_says_so(claude_env):
     assert (await Session.objects.aget(pk=chat.pk)).is_archived
 
 
-async def test_archive_and_restore_twice_are_harmless(claude_env):
+async def test_archive_and_restore_twice_are_harmless(claude_env, rt):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="hello")
-    first = await sync_to_async(archive_session)(session=chat)
-    again = await sync_to_async(archive_session)(session=chat)
+    chat = await new_chat(engine=rt, user=user, text="hello")
+    first = await sync_to_async(archive_session)(engine=rt, session=chat)
+    again = await sync_to_async(archive_session)(engine=rt, session=chat)
     assert again.already and first.archive_path.exists()
 
-    await sync_to_async(restore_session)(session=chat)
-    assert (await sync_to_async(restore_session)(session=chat)).already
+    await sync_to_async(restore_session)(engine=rt, session=chat)
+    assert (await sync_to_async(restore_session)(engine=rt, session=chat)).already
     assert claude_env.transcript(chat).exists()
 
 
@@ -216,14 +215,14 @@ def test_archive_files_are_named_by_uuid_only(settings, tmp_path):
 
 
 async def test_a_transcript_the_agent_replaced_with_a_link_is_not_archived_and_the_admin_says_why(
-    claude_env, server_files
+    claude_env, server_files, rt
 ):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="My name is Ada")
-    await agent_links_transcript(session=chat, user=user, target=server_files.key)
+    chat = await new_chat(engine=rt, user=user, text="My name is Ada")
+    await agent_links_transcript(engine=rt, session=chat, user=user, target=server_files.key)
 
     with pytest.raises(ArchiveError, match="is a symbolic link") as refused:
-        await sync_to_async(archive_session)(session=chat)
+        await sync_to_async(archive_session)(engine=rt, session=chat)
     assert "nothing was read or written through it and the chat was left as it was" in str(refused.value)
     staff = await sync_to_async(make_user)(is_staff=True)
     client = await sync_to_async(logged_in_client)(user=staff)
@@ -239,12 +238,12 @@ async def test_a_transcript_the_agent_replaced_with_a_link_is_not_archived_and_t
 
 
 @pytest.mark.parametrize("where", ["transcript", "projects folder", "folder of its working directory"])
-async def test_restore_writes_nothing_through_a_link_in_the_transcripts_place(claude_env, server_files, where):
+async def test_restore_writes_nothing_through_a_link_in_the_transcripts_place(claude_env, server_files, where, rt):
     """While a chat is archived, something the agent left behind puts a link where Restore will
     write: Restore says it cannot and what to do, and writes nothing; once the link is gone it works."""
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="My name is Ada")
-    result = await sync_to_async(archive_session)(session=chat)
+    chat = await new_chat(engine=rt, user=user, text="My name is Ada")
+    result = await sync_to_async(archive_session)(engine=rt, session=chat)
     transcript = Path(chat.transcript_path)
     link = {
         "transcript": transcript,
@@ -267,7 +266,7 @@ async def test_restore_writes_nothing_through_a_link_in_the_transcripts_place(cl
     link.unlink()  # what the admin does
     page = (await sync_to_async(client.post)(reverse("chat:restore", args=[chat.id]), follow=True)).content.decode()
     assert "Restored" in page and not transcript.is_symlink()
-    turn = await say(session=await Session.objects.aget(pk=chat.pk), user=user, text="What is my name?")
+    turn = await say(engine=rt, session=await Session.objects.aget(pk=chat.pk), user=user, text="What is my name?")
     assert "Your name is Ada" in await answer_of(turn)
 
 
@@ -275,18 +274,18 @@ async def test_after_archive_and_restore_the_next_turn_reads_only_the_chats_own_
     claude_env, server_files, stub_api, rt
 ):
     user = await sync_to_async(make_user)()
-    chat = await new_chat(user=user, text="My name is Ada")
-    assert len(rt.warm) == 1, "the chat's process is warm"
+    chat = await new_chat(engine=rt, user=user, text="My name is Ada")
+    assert len(rt.node.warm) == 1, "the chat's process is warm"
 
-    await sync_to_async(archive_session)(session=chat)
-    assert len(rt.warm) == 0, "archiving closed the chat's warm process"
-    await sync_to_async(restore_session)(session=chat)
-    start, started = len(stub_api.requests), rt.warm.started
+    await sync_to_async(archive_session)(engine=rt, session=chat)
+    assert len(rt.node.warm) == 0, "archiving closed the chat's warm process"
+    await sync_to_async(restore_session)(engine=rt, session=chat)
+    start, started = len(stub_api.requests), rt.node.warm.started
 
-    turn = await say(session=chat, user=user, text="What is my name?")
-    assert "Your name is Ada" in await answer_of(turn) and rt.warm.started == started + 1
+    turn = await say(engine=rt, session=chat, user=user, text="What is my name?")
+    assert "Your name is Ada" in await answer_of(turn) and rt.node.warm.started == started + 1
     transcript = Path(chat.transcript_path)
-    await agent_runs(session=chat, user=user, command=f"ls -la {transcript.parent}; cat {transcript}")
+    await agent_runs(engine=rt, session=chat, user=user, command=f"ls -la {transcript.parent}; cat {transcript}")
     sent = "\n".join(json.dumps(request["body"]) for request in stub_api.requests[start:])
     assert "My name is Ada" in sent, "the agent read its own transcript"
     assert not server_files.leaked_in(sent)

@@ -123,14 +123,14 @@ def test_a_members_attachments_may_take_only_so_much_and_a_refusal_says_how_much
     attachments.save(session=theirs, name="e.bin", data=io.BytesIO(b"x" * 9 * KB))
 
 
-def test_deleting_a_chat_removes_its_attached_files_and_gives_their_room_back(chat, settings):
+def test_deleting_a_chat_removes_its_attached_files_and_gives_their_room_back(chat, settings, rt):
     settings.CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER = 10 * KB / (1024 * 1024)
     kept_chat = make_session(owner=chat.owner)
     kept = attachments.save(session=kept_chat, name="keep.txt", data=io.BytesIO(b"x" * 2 * KB))
     gone = attachments.save(session=chat, name="old.bin", data=io.BytesIO(b"x" * 7 * KB))
     with pytest.raises(attachments.AttachmentRefused):
         attachments.save(session=kept_chat, name="new.bin", data=io.BytesIO(b"x" * 5 * KB))
-    chats.delete_session(session=chat)
+    chats.delete_session(engine=rt, session=chat)
     assert not os.path.exists(os.path.join(chat.workdir, gone.path))
     assert os.path.exists(os.path.join(chat.workdir, kept.path))
     assert attachments.stored_bytes(owner_id=chat.owner_id) == 2 * KB

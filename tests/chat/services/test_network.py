@@ -62,10 +62,10 @@ def sent_since(stub_api, start: int) -> str:
     return "\n".join(json.dumps(request["body"]) for request in stub_api.requests[start:])
 
 
-async def run(user, chat: Session, command: str, stub_api) -> str:
+async def run(rt, user, chat: Session, command: str, stub_api) -> str:
     """A turn in which the agent runs ``command``; what the model was sent in it."""
     start = len(stub_api.requests)
-    await say(session=chat, user=user, text=f"run: {command}")
+    await say(engine=rt, session=chat, user=user, text=f"run: {command}")
     return sent_since(stub_api, start)
 
 
@@ -80,7 +80,7 @@ def probes(targets: dict[str, str]) -> str:
 
 
 async def test_no_listener_of_the_server_nor_any_other_host_is_reached_directly(
-    agent, stub_api, redis_url, listener, outside_host
+    agent, stub_api, redis_url, listener, outside_host, rt
 ):
     targets = {
         "api-stand-in": stub_api.url.removeprefix("http://"),
@@ -101,17 +101,18 @@ async def test_no_listener_of_the_server_nor_any_other_host_is_reached_directly(
 
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    sent = await run(ada, chat, probes(targets) + "; redis-cli -u " + redis_url + " ping", stub_api)
+    sent = await run(rt, ada, chat, probes(targets) + "; redis-cli -u " + redis_url + " ping", stub_api)
     for name in targets:
         assert f"{name}=refused" in sent, name
     assert "PONG" not in sent and "Could not connect to Redis" in sent
 
 
-async def test_a_host_not_allowed_is_refused_with_what_to_change(agent, stub_api, settings):
+async def test_a_host_not_allowed_is_refused_with_what_to_change(agent, stub_api, settings, rt):
     settings.CLAUDE_AGENT_ALLOWED_HOSTS = parse_allowed_hosts("files.example.org")
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     sent = await run(
+        rt,
         ada,
         chat,
         "curl -sS https://pypi.org/simple/; curl -sS http://pypi.org/simple/; "
@@ -130,21 +131,22 @@ async def test_a_host_not_allowed_is_refused_with_what_to_change(agent, stub_api
     ) in sent
 
 
-async def test_an_allowed_host_is_reached_through_the_proxy(agent, stub_api, settings, outside_host):
+async def test_an_allowed_host_is_reached_through_the_proxy(agent, stub_api, settings, outside_host, rt):
     settings.CLAUDE_AGENT_ALLOWED_HOSTS = parse_allowed_hosts(f"{outside_host.host}:{outside_host.port}")
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     url = f"{outside_host.url}/marker.txt"
     # Plain (HTTP_PROXY), then through a tunnel (CONNECT, as https goes).
-    sent = await run(ada, chat, f"curl -sS {url} | sed s/^/plain:/; curl -sS -p {url} | sed s/^/tunnel:/", stub_api)
+    sent = await run(rt, ada, chat, f"curl -sS {url} | sed s/^/plain:/; curl -sS -p {url} | sed s/^/tunnel:/", stub_api)
     assert f"plain:{outside_host.marker}" in sent and f"tunnel:{outside_host.marker}" in sent
 
 
-async def test_no_variable_or_file_in_the_sandbox_holds_the_key(agent, stub_api, settings):
+async def test_no_variable_or_file_in_the_sandbox_holds_the_key(agent, stub_api, settings, rt):
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     start = len(stub_api.requests)
     sent = await run(
+        rt,
         ada,
         chat,
         # Each part after a marker the command's own text does not hold ("=""=" prints "==").
@@ -176,7 +178,7 @@ async def test_no_variable_or_file_in_the_sandbox_holds_the_key(agent, stub_api,
             assert REAL_KEY not in path.read_text(errors="replace"), path
 
 
-async def test_with_the_sandbox_off_the_cli_talks_to_the_api_itself(agent, stub_api, settings, monkeypatch):
+async def test_with_the_sandbox_off_the_cli_talks_to_the_api_itself(agent, stub_api, settings, monkeypatch, rt):
     """CLAUDE_SANDBOX=off changes nothing of how the CLI reaches the API: directly, with the real key."""
     settings.CLAUDE_SANDBOX = "off"
     monkeypatch.setenv("IS_SANDBOX", "1")  # the test machine runs as root
@@ -186,12 +188,12 @@ async def test_with_the_sandbox_off_the_cli_talks_to_the_api_itself(agent, stub_
     assert env["ANTHROPIC_BASE_URL"] == stub_api.url and env["ANTHROPIC_API_KEY"] == REAL_KEY
     assert "HTTPS_PROXY" not in env
     start = len(stub_api.requests)
-    await say(session=chat, user=ada, text="hello")
+    await say(engine=rt, session=chat, user=ada, text="hello")
     assert stub_api.requests[start]["headers"]["x-api-key"] == REAL_KEY
 
 
 async def test_a_process_in_the_agents_sandbox_reaches_only_what_is_allowed(
-    agent, stub_api, settings, redis_url, listener, outside_host
+    agent, stub_api, settings, redis_url, listener, outside_host, rt
 ):
     """Breadth: a process started in the sandbox the agent gets (same binds, environment and bridge)
     asks the proxy for each destination, by CONNECT as https would."""
@@ -224,7 +226,7 @@ for target in {targets!r}:
     sock.close()
 print(json.dumps(seen))
 """
-    sandbox = agents.sandbox(session=chat)
+    sandbox = agents.sandbox(session=chat, egress=rt.node.egress)
     assert sandbox is not None
     started = launch(
         sandbox, ["/usr/bin/python3", "-c", script], cwd=chat.workdir, env=agents.environment(session=chat)

@@ -1,5 +1,6 @@
 """Permission prompts answered in the browser: the real CLI (default mode) asks to write a file,
-the chat's pages show Allow / Deny / "Always allow", and the answer decides what happens."""
+the chat's pages show Allow / Deny / "Always allow", and the answer decides what happens. Who sees
+and answers a prompt is the app's alone: those tests ask on the stand-in process (tests/fake_session.py)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,21 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-import runtime
 from chat.models import Event, Session, Turn
-from project.asgi import application
+from project.asgi import application_for
 from tests.factories import logged_in_client, make_session, make_user, receive_until, ws_headers
 
-pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
 
 BUTTONS = ("Allow", "Deny", "Always allow Write in this chat")
 
 
-async def chat_page(user=None, session: Session | None = None):
+async def chat_page(rt, user=None, session: Session | None = None):
     """A logged-in tab of a (new) chat, after the refresh sent on connect."""
     user = user or await sync_to_async(make_user)()
     session = session or await sync_to_async(make_session)(owner=user)
     client = await sync_to_async(logged_in_client)(user=user)
-    tab = WebsocketCommunicator(application, f"/ws/chat/{session.id}/", headers=ws_headers(client=client))
+    tab = WebsocketCommunicator(application_for(rt), f"/ws/chat/{session.id}/", headers=ws_headers(client=client))
     connected, _ = await tab.connect()
     assert connected
     await receive_until(tab, 'id="turns"')
@@ -51,13 +51,13 @@ async def prompt_of(tab: WebsocketCommunicator) -> tuple[int, str]:
     return int(match.group(1)), html
 
 
-async def finished(session: Session) -> Turn:
-    await runtime.current().turns.idle()
+async def finished(rt, session: Session) -> Turn:
+    await rt.turns.idle()
     return await Turn.objects.filter(session=session).alatest("id")
 
 
-async def test_allow_runs_the_tool_and_the_page_says_who_allowed_it(claude_env):
-    user, session, tab = await chat_page()
+async def test_allow_runs_the_tool_and_the_page_says_who_allowed_it(claude_env, rt):
+    user, session, tab = await chat_page(rt)
     await say(tab, "write notes.txt: hello")
     event_id, html = await prompt_of(tab)
     for name in BUTTONS:
@@ -68,19 +68,19 @@ async def test_allow_runs_the_tool_and_the_page_says_who_allowed_it(claude_env):
 
     await send(tab, action="permission", event=event_id, answer="allow")
     assert f"Allowed by {user.username}." in await receive_until(tab, "Allowed by")
-    turn = await finished(session)
+    turn = await finished(rt, session)
     assert turn.status == Turn.Status.DONE, turn.error
     assert (Path(session.workdir) / "notes.txt").read_text() == "hello\n"
     await tab.disconnect()
 
 
-async def test_deny_refuses_the_call_and_the_agent_reads_why(claude_env, stub_api):
-    user, session, tab = await chat_page()
+async def test_deny_refuses_the_call_and_the_agent_reads_why(claude_env, stub_api, rt):
+    user, session, tab = await chat_page(rt)
     await say(tab, "write notes.txt: hello")
     event_id, _ = await prompt_of(tab)
     await send(tab, action="permission", event=event_id, answer="deny")
     assert f"Denied by {user.username}." in await receive_until(tab, "Denied by")
-    turn = await finished(session)
+    turn = await finished(rt, session)
     assert turn.status == Turn.Status.DONE
     assert not (Path(session.workdir) / "notes.txt").exists()
     result = await Event.objects.filter(turn=turn, kind=Event.Kind.TOOL_RESULT).afirst()
@@ -94,13 +94,13 @@ async def test_deny_refuses_the_call_and_the_agent_reads_why(claude_env, stub_ap
     await tab.disconnect()
 
 
-async def test_a_prompt_nobody_answers_is_denied_after_the_timeout(claude_env, settings):
+async def test_a_prompt_nobody_answers_is_denied_after_the_timeout(claude_env, settings, rt):
     settings.CLAUDE_PERMISSION_TIMEOUT = 1
-    _user, session, tab = await chat_page()
+    _user, session, tab = await chat_page(rt)
     await say(tab, "write notes.txt: hello")
     await prompt_of(tab)
     assert "Nobody answered in time" in await receive_until(tab, "Nobody answered")
-    turn = await finished(session)
+    turn = await finished(rt, session)
     assert turn.status == Turn.Status.DONE
     assert not (Path(session.workdir) / "notes.txt").exists()
     result = await Event.objects.filter(turn=turn, kind=Event.Kind.TOOL_RESULT).afirst()
@@ -108,9 +108,9 @@ async def test_a_prompt_nobody_answers_is_denied_after_the_timeout(claude_env, s
     await tab.disconnect()
 
 
-async def test_every_tab_sees_the_prompt_the_first_answer_wins_and_the_others_update(claude_env):
-    user, session, first = await chat_page()
-    _, _, second = await chat_page(user, session)
+async def test_every_tab_sees_the_prompt_the_first_answer_wins_and_the_others_update(fake_cli, rt):
+    user, session, first = await chat_page(rt)
+    _, _, second = await chat_page(rt, user, session)
     await say(first, "write notes.txt: hello")
     event_id, _ = await prompt_of(first)
     assert (await prompt_of(second))[0] == event_id
@@ -119,63 +119,63 @@ async def test_every_tab_sees_the_prompt_the_first_answer_wins_and_the_others_up
     await receive_until(first, f"Allowed by {user.username}.")  # the first tab updates without a reload
     await send(first, action="permission", event=event_id, answer="deny")
     assert "answered already" in await receive_until(first, "answered already")
-    turn = await finished(session)
+    turn = await finished(rt, session)
     assert turn.status == Turn.Status.DONE
     assert (Path(session.workdir) / "notes.txt").exists()
     await first.disconnect()
     await second.disconnect()
 
 
-async def test_always_allow_lets_later_calls_of_that_tool_run_without_asking(claude_env):
-    _user, session, tab = await chat_page()
+async def test_always_allow_lets_later_calls_of_that_tool_run_without_asking(fake_cli, rt):
+    _user, session, tab = await chat_page(rt)
     await say(tab, "write one.txt: 1")
     event_id, _ = await prompt_of(tab)
     await send(tab, action="permission", event=event_id, answer="always")
     assert "Always allowed in this chat" in await receive_until(tab, "Always allowed")
-    await finished(session)
+    await finished(rt, session)
     assert (await Session.objects.aget(pk=session.pk)).always_allowed == ["Write"]
 
     await say(tab, "write two.txt: 2")
-    turn = await finished(session)
+    turn = await finished(rt, session)
     assert turn.status == Turn.Status.DONE
     assert (Path(session.workdir) / "two.txt").read_text() == "2\n"
     assert not await Event.objects.filter(turn=turn, kind=Event.Kind.PERMISSION).aexists()
     await tab.disconnect()
 
 
-async def test_someone_else_cannot_answer_a_prompt_of_a_chat_that_is_not_theirs(claude_env):
-    _user, session, tab = await chat_page()
-    _intruder, _theirs, other_tab = await chat_page()
+async def test_someone_else_cannot_answer_a_prompt_of_a_chat_that_is_not_theirs(fake_cli, rt):
+    _user, session, tab = await chat_page(rt)
+    _intruder, _theirs, other_tab = await chat_page(rt)
     await say(tab, "write notes.txt: hello")
     event_id, _ = await prompt_of(tab)
     await send(other_tab, action="permission", event=event_id, answer="allow")
     assert "not yours to answer" in await receive_until(other_tab, "not yours")
     await send(tab, action="permission", event=event_id, answer="deny")
-    await finished(session)
+    await finished(rt, session)
     assert not (Path(session.workdir) / "notes.txt").exists()
     await tab.disconnect()
     await other_tab.disconnect()
 
 
-async def test_a_malformed_answer_gets_a_notice(claude_env):
-    _user, _session, tab = await chat_page()
+async def test_a_malformed_answer_gets_a_notice(fake_cli, rt):
+    _user, _session, tab = await chat_page(rt)
     await send(tab, action="permission", event="x", answer="maybe")
     assert "could not read" in await receive_until(tab, "flash")
     await tab.disconnect()
 
 
-async def test_stop_while_asking_closes_the_prompt_and_keeps_the_process(claude_env):
-    _user, session, tab = await chat_page()
+async def test_stop_while_asking_closes_the_prompt_and_keeps_the_process(claude_env, rt):
+    _user, session, tab = await chat_page(rt)
     await say(tab, "write notes.txt: hello")
     await prompt_of(tab)
     pid = (await Turn.objects.aget(session=session)).pid
     await send(tab, action="stop")
     assert "No longer asked" in await receive_until(tab, "No longer asked")
-    turn = await finished(session)
+    turn = await finished(rt, session)
     assert turn.status == Turn.Status.STOPPED
     assert not (Path(session.workdir) / "notes.txt").exists()
 
     await say(tab, "my name is Ada")
-    later = await finished(session)
+    later = await finished(rt, session)
     assert later.status == Turn.Status.DONE and later.pid == pid  # the same warm process
     await tab.disconnect()

@@ -12,7 +12,6 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-import runtime
 from chat import selectors
 from chat.models import Event, Session, ShareLink, Turn
 from chat.services import chats, sharing, turns
@@ -35,11 +34,11 @@ def active(session: Session, *, minutes_ago: float) -> None:
     Session.objects.filter(pk=session.pk).update(last_activity_at=timezone.now() - timedelta(minutes=minutes_ago))
 
 
-async def run_real_turn(session: Session, text: str) -> Turn:
+async def run_real_turn(rt, session: Session, text: str) -> Turn:
     """One turn through the real runner and CLI, waited for (on the test's own loop, where the
     runtime and its egress proxy serve)."""
-    turn = (await turns.submit_message(session_id=session.id, user=session.owner, text=text)).turn
-    await runtime.current().turns.idle()
+    turn = await turns.submit_message(engine=rt, session_id=session.id, user=session.owner, text=text)
+    await rt.turns.idle()
     return await Turn.objects.aget(pk=turn.pk)
 
 
@@ -212,10 +211,10 @@ def test_someone_elses_chat_cannot_be_renamed_or_deleted(claude_env):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.real_cli
-async def test_delete_asks_first_then_removes_the_chat_and_its_cli_transcript(claude_env):
+async def test_delete_asks_first_then_removes_the_chat_and_its_cli_transcript(claude_env, rt):
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
-    turn = await run_real_turn(chat, "My name is Ada")
+    turn = await run_real_turn(rt, chat, "My name is Ada")
     assert turn.status == Turn.Status.DONE, turn.error
     await sync_to_async(_delete_asks_first_then_removes)(claude_env, ada, chat)
 
@@ -248,17 +247,17 @@ def test_delete_is_refused_while_a_message_runs(claude_env):
     assert Session.objects.filter(pk=chat.pk).exists()
 
 
-def test_delete_removes_only_files_named_after_the_chat(claude_env, tmp_path):
+def test_delete_removes_only_files_named_after_the_chat(claude_env, tmp_path, rt):
     ada = make_user()
     chat = make_session(owner=ada)
     stranger = tmp_path / "important.txt"
     stranger.write_text("keep")
     Session.objects.filter(pk=chat.pk).update(transcript_path=str(stranger), archive_path=str(tmp_path))
-    chats.delete_session(session=Session.objects.get(pk=chat.pk))
+    chats.delete_session(engine=rt, session=Session.objects.get(pk=chat.pk))
     assert stranger.read_text() == "keep" and tmp_path.is_dir()
 
 
-def test_delete_removes_the_archive_copy_and_cli_side_folder(claude_env, tmp_path):
+def test_delete_removes_the_archive_copy_and_cli_side_folder(claude_env, tmp_path, rt):
     chat = make_session(owner=make_user())
     transcript = claude_env.transcript(chat)
     side = transcript.with_suffix("")
@@ -267,7 +266,7 @@ def test_delete_removes_the_archive_copy_and_cli_side_folder(claude_env, tmp_pat
     archive = tmp_path / f"{chat.id}.jsonl.gz"
     archive.write_bytes(b"gz")
     Session.objects.filter(pk=chat.pk).update(archive_path=str(archive))
-    chats.delete_session(session=Session.objects.get(pk=chat.pk))
+    chats.delete_session(engine=rt, session=Session.objects.get(pk=chat.pk))
     assert not side.exists() and not archive.exists()
 
 
@@ -417,12 +416,13 @@ def test_an_image_too_large_for_the_model_is_attached_as_a_file_and_the_chip_say
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.real_cli
-async def test_delete_removes_links_the_agent_made_and_nothing_they_point_to(claude_env, server_files):
+async def test_delete_removes_links_the_agent_made_and_nothing_they_point_to(claude_env, server_files, rt):
     ada = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=ada)
     transcript = Path(chat.transcript_path)
     side = transcript.with_suffix("")  # where the CLI keeps a session's subagents and tool results
     turn = await run_real_turn(
+        rt,
         chat,
         f"run: ln -sf {server_files.key} {transcript}; ln -s {server_files.folder} {side}; "
         f"ln -s {server_files.db} {transcript.parent}/db; ln -s {server_files.folder} {chat.config_dir}/data",

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from chat.models import Turn
 from chat.web import sockets
-from project.asgi import application
+from project.asgi import application_for
 from tests.factories import logged_in_client, make_session, make_user, ws_headers
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
@@ -30,8 +30,8 @@ async def member_with_chat():
     return user, chat, client
 
 
-async def opened(path: str, hdrs) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, path, headers=hdrs)
+async def opened(rt, path: str, hdrs) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application_for(rt), path, headers=hdrs)
     connected, code = await communicator.connect()
     assert connected, code
     await communicator.receive_from(timeout=10)  # the page's state, sent on connect
@@ -47,51 +47,51 @@ async def opened(path: str, hdrs) -> WebsocketCommunicator:
         "null",
     ],
 )
-async def test_a_page_of_another_origin_cannot_open_a_members_socket(claude_env, origin):
+async def test_a_page_of_another_origin_cannot_open_a_members_socket(claude_env, origin, rt):
     _user, chat, client = await member_with_chat()
     for path in (f"/ws/chat/{chat.id}/", "/ws/tasks/"):
-        communicator = WebsocketCommunicator(application, path, headers=headers(client, origin=origin))
+        communicator = WebsocketCommunicator(application_for(rt), path, headers=headers(client, origin=origin))
         connected, _code = await communicator.connect()
         assert not connected, (path, origin)
 
 
-async def test_the_apps_own_origin_with_its_port_is_let_in(claude_env, settings):
+async def test_the_apps_own_origin_with_its_port_is_let_in(claude_env, settings, rt):
     _user, chat, client = await member_with_chat()
     communicator = await opened(
-        f"/ws/chat/{chat.id}/", headers(client, origin="http://localhost:8000", host=b"localhost:8000")
+        rt, f"/ws/chat/{chat.id}/", headers(client, origin="http://localhost:8000", host=b"localhost:8000")
     )
     await communicator.disconnect()
     settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com"]
     settings.ALLOWED_HOSTS = ["chat.example.com"]
     communicator = await opened(
-        f"/ws/chat/{chat.id}/", headers(client, origin="https://chat.example.com", host=b"chat.example.com")
+        rt, f"/ws/chat/{chat.id}/", headers(client, origin="https://chat.example.com", host=b"chat.example.com")
     )
     await communicator.disconnect()
 
 
-async def test_logging_out_closes_the_members_sockets_and_they_run_nothing(claude_env):
+async def test_logging_out_closes_the_members_sockets_and_they_run_nothing(claude_env, rt):
     _user, chat, client = await member_with_chat()
-    chat_socket = await opened(f"/ws/chat/{chat.id}/", headers(client))
-    board_socket = await opened("/ws/tasks/", headers(client))
+    chat_socket = await opened(rt, f"/ws/chat/{chat.id}/", headers(client))
+    board_socket = await opened(rt, "/ws/tasks/", headers(client))
     await sync_to_async(client.post)("/accounts/logout/")
     for socket in (chat_socket, board_socket):
         assert (await socket.receive_output(timeout=5))["code"] == 4401
     assert await Turn.objects.filter(session=chat).acount() == 0
 
 
-async def test_a_socket_whose_session_ended_elsewhere_runs_nothing(claude_env):
+async def test_a_socket_whose_session_ended_elsewhere_runs_nothing(claude_env, rt):
     """The member is read again from the session on every message (a missed signal changes nothing)."""
     _user, chat, client = await member_with_chat()
-    socket = await opened(f"/ws/chat/{chat.id}/", headers(client))
+    socket = await opened(rt, f"/ws/chat/{chat.id}/", headers(client))
     await sync_to_async(client.session.flush)()
     await socket.send_to(text_data=json.dumps({"message": "echo: still here?"}))
     assert (await socket.receive_output(timeout=5))["code"] == 4401
     assert await Turn.objects.filter(session=chat).acount() == 0
 
 
-async def test_deactivating_an_account_closes_its_sockets(claude_env):
+async def test_deactivating_an_account_closes_its_sockets(claude_env, rt):
     user, chat, client = await member_with_chat()
-    socket = await opened(f"/ws/chat/{chat.id}/", headers(client))
+    socket = await opened(rt, f"/ws/chat/{chat.id}/", headers(client))
 
     def deactivate() -> None:
         account = User.objects.get(pk=user.pk)
@@ -100,23 +100,23 @@ async def test_deactivating_an_account_closes_its_sockets(claude_env):
 
     await sync_to_async(deactivate)()
     assert (await socket.receive_output(timeout=5))["code"] == 4401
-    again = WebsocketCommunicator(application, f"/ws/chat/{chat.id}/", headers=headers(client))
+    again = WebsocketCommunicator(application_for(rt), f"/ws/chat/{chat.id}/", headers=headers(client))
     assert (await again.connect())[0] is False
 
 
-async def test_a_member_may_keep_only_so_many_sockets_open(claude_env, settings):
+async def test_a_member_may_keep_only_so_many_sockets_open(claude_env, settings, rt):
     settings.CLAUDE_MAX_SOCKETS_PER_MEMBER = 3
     _user, chat, client = await member_with_chat()
-    sockets = [await opened(f"/ws/chat/{chat.id}/", headers(client)) for _ in range(3)]
-    extra = WebsocketCommunicator(application, "/ws/tasks/", headers=headers(client))
+    sockets = [await opened(rt, f"/ws/chat/{chat.id}/", headers(client)) for _ in range(3)]
+    extra = WebsocketCommunicator(application_for(rt), "/ws/tasks/", headers=headers(client))
     connected, code = await extra.connect()
     assert not connected and code == 4429
     await sockets[0].disconnect()
     await asyncio.sleep(0.05)
-    sockets[0] = await opened("/ws/tasks/", headers(client))  # room again
+    sockets[0] = await opened(rt, "/ws/tasks/", headers(client))  # room again
     # Another member is not affected.
     _other, other_chat, other_client = await member_with_chat()
-    await (await opened(f"/ws/chat/{other_chat.id}/", headers(other_client))).disconnect()
+    await (await opened(rt, f"/ws/chat/{other_chat.id}/", headers(other_client))).disconnect()
     for socket in sockets:
         await socket.disconnect()
 
@@ -133,9 +133,9 @@ async def test_a_member_may_keep_only_so_many_sockets_open(claude_env, settings)
     ],
     ids=["lone surrogate", "NUL", "nested 100,000 deep", "not JSON", "unknown action", "cancel of no turn"],
 )
-async def test_bad_frames_get_a_notice_and_the_socket_stays_open(claude_env, frame, says):
+async def test_bad_frames_get_a_notice_and_the_socket_stays_open(claude_env, frame, says, rt):
     _user, chat, client = await member_with_chat()
-    socket = await opened(f"/ws/chat/{chat.id}/", headers(client))
+    socket = await opened(rt, f"/ws/chat/{chat.id}/", headers(client))
     await socket.send_to(text_data=frame)
     assert says in await socket.receive_from(timeout=5)
     await socket.send_to(text_data=json.dumps({"action": "stop"}))
@@ -144,23 +144,27 @@ async def test_bad_frames_get_a_notice_and_the_socket_stays_open(claude_env, fra
     assert await Turn.objects.filter(session=chat).acount() == 0
 
 
-async def test_a_frame_over_the_limit_gets_a_notice(claude_env, settings):
+async def test_a_frame_over_the_limit_gets_a_notice(claude_env, settings, rt):
     settings.CLAUDE_MAX_MESSAGE_CHARS = 10
     _user, chat, client = await member_with_chat()
-    socket = await opened(f"/ws/chat/{chat.id}/", headers(client))
+    socket = await opened(rt, f"/ws/chat/{chat.id}/", headers(client))
     await socket.send_to(text_data=json.dumps({"message": "x" * 200_000}))
     assert "more than the server takes at once" in await socket.receive_from(timeout=5)
     await socket.disconnect()
 
 
-async def test_pages_connecting_at_once_take_turns_and_a_page_that_left_meanwhile_costs_nothing(claude_env, settings):
+async def test_pages_connecting_at_once_take_turns_and_a_page_that_left_meanwhile_costs_nothing(
+    claude_env, settings, rt
+):
     settings.CLAUDE_MAX_SOCKETS_PER_MEMBER = 50
     user, chat, client = await member_with_chat()
-    pages = [WebsocketCommunicator(application, f"/ws/chat/{chat.id}/", headers=headers(client)) for _ in range(10)]
+    pages = [
+        WebsocketCommunicator(application_for(rt), f"/ws/chat/{chat.id}/", headers=headers(client)) for _ in range(10)
+    ]
     connecting = [asyncio.ensure_future(page.connect(timeout=30)) for page in pages]
     await asyncio.sleep(0.05)
     # A page that opened its socket behind them and was closed before its turn came.
-    left = WebsocketCommunicator(application, f"/ws/chat/{chat.id}/", headers=headers(client))
+    left = WebsocketCommunicator(application_for(rt), f"/ws/chat/{chat.id}/", headers=headers(client))
     await left.send_input({"type": "websocket.connect"})
     await left.send_input({"type": "websocket.disconnect", "code": 1001})
     assert all(connected for connected, _code in await asyncio.gather(*connecting))

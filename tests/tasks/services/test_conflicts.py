@@ -24,14 +24,16 @@ def tool_results(stub_api) -> list[str]:
     return out
 
 
-async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the_merge(repo, scheduler, user, stub_api):
+async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the_merge(
+    repo, scheduler, user, stub_api, rt
+):
     first = await settled(
-        scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A")
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write shared.txt: from A", title="A")
     )
     assert first.status == Task.Status.COMPLETED and first.files_changed == ["shared.txt"]
 
     second = await settled(
-        scheduler, await services.create_task(user=user, prompt="write shared.txt: from B", title="B")
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write shared.txt: from B", title="B")
     )
     assert second.status == Task.Status.PAUSED and second.reason == Task.Reason.CONFLICT, second.error
     assert second.conflict_with_id == first.pk and second.conflict_files == ["shared.txt"]
@@ -45,9 +47,9 @@ async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the
     # The refused write never happened.
     assert (repo / ".worktrees" / str(second.pk) / "shared.txt").read_text() == "original\n"
     with pytest.raises(services.TaskRefused, match="waits for task"):
-        await services.resume(task_id=second.pk)
+        await services.resume(engine=rt, task_id=second.pk)
 
-    await services.merge(task_id=first.pk)
+    await services.merge(engine=rt, task_id=first.pk)
     second = await settled(scheduler, second)
     assert second.status == Task.Status.COMPLETED, second.error
     assert second.conflict_files == [] and second.conflict_with_id is None
@@ -59,27 +61,27 @@ async def test_the_hook_refuses_a_held_file_and_the_later_task_resumes_after_the
     # Rebased onto the merge of A: A's commit is in its history.
     assert "A" in git(worktree, "log", "--format=%s").splitlines()
 
-    await services.merge(task_id=second.pk)
+    await services.merge(engine=rt, task_id=second.pk)
     assert (repo / "shared.txt").read_text() == "from B\n"
     assert "A" in git(repo, "log", "--format=%s", "main").splitlines()
 
 
-async def test_a_rebase_conflict_needs_attention_and_the_agent_resolves_it(repo, scheduler, user):
+async def test_a_rebase_conflict_needs_attention_and_the_agent_resolves_it(repo, scheduler, user, rt):
     first = await settled(
-        scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A")
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write shared.txt: from A", title="A")
     )
     # A shell command is not seen by the hook: the overlap is found through git after the run.
     second = await settled(
         scheduler,
         await services.create_task(
-            user=user, prompt="run: echo from B > shared.txt", title="B by shell", skip_permissions=True
+            engine=rt, user=user, prompt="run: echo from B > shared.txt", title="B by shell", skip_permissions=True
         ),
     )
     assert second.status == Task.Status.PAUSED and second.reason == Task.Reason.CONFLICT, second.error
     assert second.conflict_with_id == first.pk and second.conflict_files == ["shared.txt"]
     assert "B by shell" in git(repo, "log", "--format=%s", f"main..{second.branch}")
 
-    await services.merge(task_id=first.pk)
+    await services.merge(engine=rt, task_id=first.pk)
     await scheduler.idle()
     second = await Task.objects.aget(pk=second.pk)
     assert second.status == Task.Status.PAUSED and second.reason == Task.Reason.ATTENTION
@@ -88,22 +90,22 @@ async def test_a_rebase_conflict_needs_attention_and_the_agent_resolves_it(repo,
     assert "B by shell" in git(repo, "log", "--format=%s", f"main..{second.branch}")
     assert (repo / ".worktrees" / str(second.pk) / "shared.txt").read_text() == "from B\n"
 
-    await services.resume(task_id=second.pk, message="write shared.txt: from A and B")
+    await services.resume(engine=rt, task_id=second.pk, message="write shared.txt: from A and B")
     second = await settled(scheduler, second)
     assert second.status == Task.Status.COMPLETED, second.error
-    await services.merge(task_id=second.pk)
+    await services.merge(engine=rt, task_id=second.pk)
     assert (repo / "shared.txt").read_text() == "from A and B\n"
 
 
-async def test_discarding_the_holder_frees_the_waiting_task(repo, scheduler, user):
+async def test_discarding_the_holder_frees_the_waiting_task(repo, scheduler, user, rt):
     first = await settled(
-        scheduler, await services.create_task(user=user, prompt="write shared.txt: from A", title="A")
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write shared.txt: from A", title="A")
     )
     second = await settled(
-        scheduler, await services.create_task(user=user, prompt="write shared.txt: from B", title="B")
+        scheduler, await services.create_task(engine=rt, user=user, prompt="write shared.txt: from B", title="B")
     )
     assert second.reason == Task.Reason.CONFLICT
-    await services.discard(task_id=first.pk)
+    await services.discard(engine=rt, task_id=first.pk)
     second = await settled(scheduler, second)
     assert second.status == Task.Status.COMPLETED, second.error
     told = (await Turn.objects.filter(session_id=second.session_id).alast()).prompt
@@ -111,8 +113,10 @@ async def test_discarding_the_holder_frees_the_waiting_task(repo, scheduler, use
     assert claims.held_by(services.store_for(second), task=second.pk) == ["shared.txt"]
 
 
-async def test_the_hook_refuses_edits_outside_the_worktree(repo, scheduler, user):
-    task = await settled(scheduler, await services.create_task(user=user, prompt=f"write {repo}/outside.txt: escape"))
+async def test_the_hook_refuses_edits_outside_the_worktree(repo, scheduler, user, rt):
+    task = await settled(
+        scheduler, await services.create_task(engine=rt, user=user, prompt=f"write {repo}/outside.txt: escape")
+    )
     assert not (repo / "outside.txt").exists()
     assert task.status == Task.Status.COMPLETED
     assert task.files_changed == []

@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=T
 
 
 async def completed(
+    rt,
     scheduler,
     user,
     *,
@@ -27,7 +28,9 @@ async def completed(
     title: str = "Add a greeting",
     project: str = "team",
 ) -> Task:
-    task = await settled(scheduler, await services.create_task(user=user, prompt=prompt, title=title, project=project))
+    task = await settled(
+        scheduler, await services.create_task(engine=rt, user=user, prompt=prompt, title=title, project=project)
+    )
     assert task.status == Task.Status.COMPLETED, task.error
     return task
 
@@ -56,8 +59,8 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-async def test_a_completed_task_becomes_a_pull_request_on_github(team_remote, forge, scheduler, user, shared_repo):
-    task = await completed(scheduler, user)
+async def test_a_completed_task_becomes_a_pull_request_on_github(team_remote, forge, scheduler, user, shared_repo, rt):
+    task = await completed(rt, scheduler, user)
     assert Action.PULL_REQUEST in task.actions and Action.MERGE in task.actions
 
     task = await services.open_pull_request(task_id=task.pk)
@@ -84,7 +87,7 @@ async def test_a_completed_task_becomes_a_pull_request_on_github(team_remote, fo
     # A follow-up, then the button again: its commit goes to the same pull request (GitHub's 422
     # for the open one is answered by linking it).
     first_head = task.pr_head
-    await services.resume(task_id=task.pk, message="write more.txt: more")
+    await services.resume(engine=rt, task_id=task.pk, message="write more.txt: more")
     task = await settled(scheduler, task)
     task = await services.open_pull_request(task_id=task.pk)
     assert task.pr_number == 1 and task.pr_state == "open" and task.pr_head != first_head
@@ -97,9 +100,9 @@ async def test_a_completed_task_becomes_a_pull_request_on_github(team_remote, fo
     assert len(forge.pulls("github", "acme/widgets")) == 1
 
 
-async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forge, scheduler, user, settings):
+async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forge, scheduler, user, settings, rt):
     settings.CLAUDE_PROJECT_REMOTES = {"team": RemoteSpec("origin", "gitlab", "acme/tools/widgets")}
-    task = await completed(scheduler, user)
+    task = await completed(rt, scheduler, user)
 
     task = await services.open_pull_request(task_id=task.pk)
 
@@ -122,7 +125,7 @@ async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forg
     assert again.pr_number == 1 and forge.requests[-2].method == "POST"
     assert forge.requests[-1].query == {"source_branch": [task.branch], "target_branch": ["main"], "state": ["opened"]}
 
-    task = await services.discard(task_id=task.pk)
+    task = await services.discard(engine=rt, task_id=task.pk)
 
     assert task.status == Task.Status.CANCELLED and task.pr_state == "closed"
     put = forge.calls("PUT")[-1]
@@ -136,10 +139,10 @@ async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forg
     assert remote_head(team_remote, task.branch) and not Path(task.worktree_path).exists()
 
 
-async def test_discard_closes_a_github_pull_request(team_remote, forge, scheduler, user):
-    task = await services.open_pull_request(task_id=(await completed(scheduler, user)).pk)
+async def test_discard_closes_a_github_pull_request(team_remote, forge, scheduler, user, rt):
+    task = await services.open_pull_request(task_id=(await completed(rt, scheduler, user)).pk)
 
-    task = await services.discard(task_id=task.pk)
+    task = await services.discard(engine=rt, task_id=task.pk)
 
     patch = forge.calls("PATCH")[-1]
     assert (patch.path, patch.json) == ("/github/repos/acme/widgets/pulls/1", {"state": "closed"})
@@ -148,16 +151,16 @@ async def test_discard_closes_a_github_pull_request(team_remote, forge, schedule
 
 
 async def test_merged_on_the_forge_the_task_is_merged_and_its_worktree_removed(
-    team_remote, forge, scheduler, user, shared_repo
+    team_remote, forge, scheduler, user, shared_repo, rt
 ):
-    task = await services.open_pull_request(task_id=(await completed(scheduler, user)).pk)
+    task = await services.open_pull_request(task_id=(await completed(rt, scheduler, user)).pk)
     asked = len(forge.requests)
     # Asked a moment ago: opening the page again asks nothing.
-    assert (await services.refresh_pull_request(task_id=task.pk)).pr_state == "open"
+    assert (await services.refresh_pull_request(engine=rt, task_id=task.pk)).pr_state == "open"
     assert len(forge.requests) == asked
 
     forge.merge("github", "acme/widgets", 1)
-    task = await services.refresh_pull_request(task_id=task.pk, force=True)
+    task = await services.refresh_pull_request(engine=rt, task_id=task.pk, force=True)
 
     assert forge.requests[-1].method == "GET" and forge.requests[-1].path == "/github/repos/acme/widgets/pulls/1"
     assert task.pr_state == "merged" and task.status == Task.Status.MERGED and task.merged_at is not None
@@ -165,19 +168,19 @@ async def test_merged_on_the_forge_the_task_is_merged_and_its_worktree_removed(
     assert not Path(task.worktree_path).exists() and git(shared_repo, "branch", "--list", task.branch) == ""
     assert task.actions == frozenset()
     # Merged is final: nothing more is asked.
-    await services.refresh_pull_request(task_id=task.pk, force=True)
+    await services.refresh_pull_request(engine=rt, task_id=task.pk, force=True)
     assert forge.requests[-1].method == "GET" and len(forge.calls("GET")) == 1
 
 
-async def test_merged_on_the_forge_a_task_changed_since_its_push_is_kept(team_remote, forge, scheduler, user):
-    task = await services.open_pull_request(task_id=(await completed(scheduler, user)).pk)
+async def test_merged_on_the_forge_a_task_changed_since_its_push_is_kept(team_remote, forge, scheduler, user, rt):
+    task = await services.open_pull_request(task_id=(await completed(rt, scheduler, user)).pk)
     worktree = Path(task.worktree_path)
     (worktree / "later.txt").write_text("not pushed\n")
     git(worktree, "add", "later.txt")
     git(worktree, "commit", "-q", "-m", "later")
     forge.merge("github", "acme/widgets", 1)
 
-    task = await services.refresh_pull_request(task_id=task.pk, force=True)
+    task = await services.refresh_pull_request(engine=rt, task_id=task.pk, force=True)
 
     assert task.pr_state == "merged" and task.status == Task.Status.COMPLETED and worktree.is_dir()
     assert "changed after its last push" in task.error and "Open another pull request" in task.error
@@ -187,9 +190,9 @@ async def test_merged_on_the_forge_a_task_changed_since_its_push_is_kept(team_re
 
 
 async def test_each_refusal_says_what_to_do_and_the_task_opens_once_fixed(
-    team_remote, forge, scheduler, user, settings, monkeypatch
+    team_remote, forge, scheduler, user, settings, monkeypatch, rt
 ):
-    task = await completed(scheduler, user)
+    task = await completed(rt, scheduler, user)
     refusals: list[str] = []
 
     async def refused(match: str) -> str:
@@ -256,8 +259,8 @@ async def test_each_refusal_says_what_to_do_and_the_task_opens_once_fixed(
     assert all(forge.token not in text and "revoked-token" not in text for text in refusals)
 
 
-async def test_a_pull_request_someone_opened_already_is_linked(team_remote, forge, scheduler, user, shared_repo):
-    task = await completed(scheduler, user)
+async def test_a_pull_request_someone_opened_already_is_linked(team_remote, forge, scheduler, user, shared_repo, rt):
+    task = await completed(rt, scheduler, user)
     # Someone pushed the branch and opened its pull request by hand.
     git(shared_repo, "push", "-q", "origin", task.branch)
     forge.pulls("github", "acme/widgets").append(Pull(1, task.branch, "main", "By hand", "", "open"))
@@ -273,10 +276,10 @@ async def test_a_pull_request_someone_opened_already_is_linked(team_remote, forg
 
 
 async def test_without_a_remote_no_pull_request_is_offered_and_pressing_says_why(
-    shared_repo, scheduler, user, settings, forge
+    shared_repo, scheduler, user, settings, forge, rt
 ):
     settings.CLAUDE_PROJECT_REMOTES = {}
-    task = await completed(scheduler, user)
+    task = await completed(rt, scheduler, user)
     assert Action.PULL_REQUEST not in task.actions and not task.can_open_pull_request and task.can_merge
     with pytest.raises(
         services.TaskRefused,
@@ -284,7 +287,7 @@ async def test_without_a_remote_no_pull_request_is_offered_and_pressing_says_why
         r"name one with CLAUDE_PROJECT_REMOTES=\"team=origin:github:OWNER/REPO\"",
     ):
         await services.open_pull_request(task_id=task.pk)
-    own = await completed(scheduler, user, project="default")
+    own = await completed(rt, scheduler, user, project="default")
     with pytest.raises(services.TaskRefused, match="works in its creator's own folder, which has no remote"):
         await services.open_pull_request(task_id=own.pk)
 
@@ -303,7 +306,7 @@ async def test_without_a_remote_no_pull_request_is_offered_and_pressing_says_why
 
 
 async def test_an_origin_on_github_needs_no_configuration(
-    shared_repo, forge, scheduler, user, settings, monkeypatch, tmp_path
+    shared_repo, forge, scheduler, user, settings, monkeypatch, tmp_path, rt
 ):
     bare = bare_remote(tmp_path / "widgets.git", shared_repo)
     # Fetched from GitHub (which tells the forge and repository); pushed, here, to the bare copy.
@@ -313,7 +316,7 @@ async def test_an_origin_on_github_needs_no_configuration(
     settings.CLAUDE_PROJECT_REMOTES = {}
     settings.CLAUDE_GITHUB_API_URL = forge.github_api
     monkeypatch.setenv("CLAUDE_FORGE_TOKEN_TEAM", forge.token)
-    task = await completed(scheduler, user)
+    task = await completed(rt, scheduler, user)
     assert task.can_open_pull_request
 
     task = await services.open_pull_request(task_id=task.pk)

@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from project.asgi import application
+from project.asgi import application_for
 from tasks import services
 from tasks.models import Task
 from tests.factories import logged_in_client, make_user, receive_until, ws_headers
@@ -30,9 +30,9 @@ def asking(shared_repo, settings, tmp_path):
     return shared_repo
 
 
-async def socket(user, path: str) -> WebsocketCommunicator:
+async def socket(rt, user, path: str) -> WebsocketCommunicator:
     client = await sync_to_async(logged_in_client)(user=user)
-    tab = WebsocketCommunicator(application, path, headers=ws_headers(client=client))
+    tab = WebsocketCommunicator(application_for(rt), path, headers=ws_headers(client=client))
     connected, _ = await tab.connect()
     assert connected
     return tab
@@ -41,12 +41,12 @@ async def socket(user, path: str) -> WebsocketCommunicator:
 async def test_a_task_that_asks_is_answered_on_its_page_and_the_board_says_needs_you(asking, rt):
     creator = await sync_to_async(make_user)()
     colleague = await sync_to_async(make_user)()
-    board = await socket(creator, "/ws/tasks/")
+    board = await socket(rt, creator, "/ws/tasks/")
     task = await services.create_task(
-        user=creator, prompt="write notes.txt: from the task", title="Notes", project="team"
+        engine=rt, user=creator, prompt="write notes.txt: from the task", title="Notes", project="team"
     )
-    page = await socket(creator, f"/ws/tasks/{task.pk}/")
-    other_page = await socket(colleague, f"/ws/tasks/{task.pk}/")
+    page = await socket(rt, creator, f"/ws/tasks/{task.pk}/")
+    other_page = await socket(rt, colleague, f"/ws/tasks/{task.pk}/")
 
     html = await receive_until(page, "Always allow Write for this task")
     event_id = int(re.search(r'"event": (\d+), "answer": "allow"', html).group(1))
