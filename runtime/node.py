@@ -260,7 +260,7 @@ class NodeRuntime:
             return ShutDown(), False
         keep = await asyncio.shield(self._interrupt(process, pumping))
         if running.reason == StopReason.STOPPED:
-            return Stopped(streamed=seen.streamed_tokens), keep
+            return Stopped(result=seen.result, streamed=seen.streamed_tokens), keep
         return TimedOut(no_connection=seen.no_connection, streamed=seen.streamed_tokens), keep
 
     async def _interrupt(self, process: Process, pumping: asyncio.Task[None]) -> bool:

@@ -8,7 +8,7 @@ or by the node shutting down is the node's to know: it is told which (:class:`St
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drivers.claude import Exit, Failure, Result
 
@@ -26,7 +26,8 @@ class Done:
 
     result: Result
     failure: Failure | None = None
-    streamed: tuple[int, int] = (0, 0)  # input and output tokens as they streamed
+    # Input and output tokens as they streamed; figures carried along, not part of what the outcome is.
+    streamed: tuple[int, int] = field(default=(0, 0), compare=False)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class Stopped:
     """Stop interrupted the turn; what came so far was passed on. ``streamed``: the input and output
     tokens it used as they streamed (the CLI's result of an interrupted turn reports none)."""
 
-    streamed: tuple[int, int] = (0, 0)
+    result: Result | None = field(default=None, compare=False)  # the CLI's result of the interrupted turn
+    streamed: tuple[int, int] = field(default=(0, 0), compare=False)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class TimedOut:
     request that never got an answer at all (not a long answer: an API out of reach)."""
 
     no_connection: bool = False
-    streamed: tuple[int, int] = (0, 0)  # as in Stopped
+    streamed: tuple[int, int] = field(default=(0, 0), compare=False)  # as in Stopped
 
 
 @dataclass(frozen=True)

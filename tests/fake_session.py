@@ -40,6 +40,7 @@ from drivers.claude import (
     Prompt,
     Result,
     SessionFailed,
+    StreamUsage,
     Text,
     TextDelta,
     ToolResult,
@@ -158,12 +159,14 @@ class FakeSession:
             return
         if lowered.startswith(("slow", "stuck")):
             stopped = False
+            yield StreamUsage(input_tokens=10, output_tokens=1, started=True)
             async for event in self._slow(lowered, deaf=lowered.startswith("stuck")):
                 if event is None:
                     stopped = True
                     break
                 answer.append(event.text)
                 yield event
+                yield StreamUsage(input_tokens=0, output_tokens=len(answer), started=False)
             if self.closed:
                 yield Exit(returncode=-9, stderr="the Claude Code process ended")
                 return
@@ -270,7 +273,8 @@ class FakeSession:
         return [json.loads(line)["said"] for line in self.transcript.read_text().splitlines() if line]
 
     def _result(self, said: str, text: str, *, error: bool = False, output_tokens: int = 5) -> Result:
-        """The turn's result; the turn goes into the transcript (the session's memory) first."""
+        """The turn's result; the turn goes into the transcript (the session's memory) first. An
+        interrupted turn's reports no tokens, as the CLI's does: they streamed."""
         earlier = len(self._said_before())
         self.transcript.parent.mkdir(parents=True, exist_ok=True)
         with self.transcript.open("a") as out:
@@ -282,8 +286,8 @@ class FakeSession:
             session_id=self.spec.session_id,
             duration_ms=5,
             total_cost_usd=round(COST_A_TURN * (earlier + 1), 6),
-            input_tokens=10,
-            output_tokens=output_tokens,
+            input_tokens=0 if error else 10,
+            output_tokens=0 if error else output_tokens,
         )
 
 

@@ -164,9 +164,9 @@ async def _recorded(
                 error=explain(failure, session=session, egress=egress) if failure else "",
                 usage=usage,
             )
-        case Stopped(streamed=streamed):
-            # What the stopped turn used (a paused task's tokens): what streamed.
-            usage = await sync_to_async(_usage_of)(recorder.turn, None, streamed, elapsed_ms)
+        case Stopped(result=result, streamed=streamed):
+            # What the stopped turn used (a paused task's tokens): its result's figures, or what streamed.
+            usage = await sync_to_async(_usage_of)(recorder.turn, result, streamed, elapsed_ms)
             await recorder.finish(Turn.Status.STOPPED, duration_ms=elapsed_ms, usage=usage)
         case TimedOut(no_connection=no_connection, streamed=streamed):
             if no_connection:

@@ -147,7 +147,8 @@ def test_restoring_an_archived_chat_sends_nothing_the_page_cannot_place(live_app
         "shell",
         "-c",
         "import os; from chat.models import Session; from chat.services.archive import archive_session; "
-        "archive_session(session=Session.objects.get(pk=os.environ['CHAT']))",
+        "from runtime import NoEngine; archive_session(session=Session.objects.get(pk=os.environ['CHAT']), "
+        "engine=NoEngine())",
         extra_env={"CHAT": chat_id},
     )
     page.reload()
