@@ -3,8 +3,9 @@ waits for Allow, Deny or "Always allow <tool> in this chat" from the chat's page
 owner: the first answer wins, the others see it), or is denied after CLAUDE_PERMISSION_TIMEOUT.
 
 The request is an :class:`~chat.models.Event` of the turn (kind "permission"); the answer reaches
-the waiting turn through the channel layer (a reply channel named in the request), so the page
-and the turn need not be in one process.
+the waiting turn through the channel layer (the group of the turn's prompts, which the waiting
+turn joins before it asks), so the page and the turn need not be in one process, and nothing about
+who waits is saved with the prompt.
 """
 
 from __future__ import annotations
@@ -58,27 +59,22 @@ async def ask(
     layer = get_channel_layer()
     if layer is None:
         return Permission(allow=False, message="The server has no channel layer, so nobody can be asked.")
+    # Joined before the prompt exists: an answer given the moment the page shows it waits here.
     reply = await layer.new_channel()
-    data = {"tool": tool, "input": tool_input, "suggestions": suggestions, "status": "pending", "reply": reply}
+    group = prompts_group(recorder.turn.pk)
+    await layer.group_add(group, reply)
+    data: dict[str, Any] = {"tool": tool, "input": tool_input, "suggestions": suggestions, "status": "pending"}
     if tool_use_id:
         # The call's card shows once: in the prompt, unless the call was shown just before it.
         data.update(tool_use_id=tool_use_id, card_above=tool_use_id in recorder.tool_names)
-    event = await recorder.ask(name=tool, data=data)
-    if on_open is not None:
-        await on_open()
     seconds = settings.CLAUDE_PERMISSION_TIMEOUT
     try:
-        message = await asyncio.wait_for(layer.receive(reply), seconds)
-        answer = Answer(message.get("answer"))
-    except TimeoutError:
-        answer = None
-        if await _settle(event.pk, status="timed_out", by=None):
-            await _show(event.pk)
-    except asyncio.CancelledError:
-        # The turn was stopped while it asked: the prompt is no longer open.
-        if await asyncio.shield(_settle(event.pk, status="cancelled", by=None)):
-            await asyncio.shield(_show(event.pk))
-        raise
+        event = await recorder.ask(name=tool, data=data)
+        if on_open is not None:
+            await on_open()
+        answer = await _wait_for_answer(layer, reply, event.pk, seconds)
+    finally:
+        await asyncio.shield(layer.group_discard(group, reply))
     await recorder.resume()
     if answer is None:
         return Permission(allow=False, message=TIMED_OUT.format(seconds=seconds))
@@ -87,17 +83,47 @@ async def ask(
     return Permission(allow=True, always=answer == Answer.ALWAYS)
 
 
+async def _wait_for_answer(layer: Any, reply: str, event_id: int, seconds: float) -> Answer | None:
+    """A person's answer to the open prompt ``event_id``; None after ``seconds`` (the prompt then
+    says it timed out). A Stop while it waits closes the prompt as cancelled."""
+    try:
+        return await asyncio.wait_for(_answer_to(layer, reply, event_id), seconds)
+    except TimeoutError:
+        if await _settle(event_id, status="timed_out", by=None):
+            await _show(event_id)
+        return None
+    except asyncio.CancelledError:
+        if await asyncio.shield(_settle(event_id, status="cancelled", by=None)):
+            await asyncio.shield(_show(event_id))
+        raise
+
+
+def prompts_group(turn_id: int) -> str:
+    """Where the answers to a turn's prompts go: the turn's waiting prompts listen there."""
+    return f"prompts-{int(turn_id)}"
+
+
+async def _answer_to(layer: Any, reply: str, event_id: int) -> Answer:
+    """The answer to the prompt ``event_id`` (answers to the turn's other prompts are theirs)."""
+    while True:
+        message = await layer.receive(reply)
+        if message.get("event") == event_id:
+            return Answer(message.get("answer"))
+
+
 async def answer(*, event_id: int, answer: Answer, user: User) -> None:
     """Take a person's answer to a prompt of their chat (the first answer wins)."""
-    found = await _answer(event_id, answer, user)
+    turn_id = await _answer(event_id, answer, user)
     await _show(event_id)
     layer = get_channel_layer()
-    if layer is not None and found:
-        await layer.send(found, {"type": ANSWER_MESSAGE, "answer": str(answer)})
+    if layer is not None:
+        await layer.group_send(
+            prompts_group(turn_id), {"type": ANSWER_MESSAGE, "event": event_id, "answer": str(answer)}
+        )
 
 
 @sync_to_async
-def _answer(event_id: int, answer: Answer, user: User) -> str:
+def _answer(event_id: int, answer: Answer, user: User) -> int:
     event = Event.objects.select_related("turn__session").filter(pk=event_id, kind=Event.Kind.PERMISSION).first()
     if event is None or not may_answer(user=user, session=event.turn.session):
         raise PromptRefused("That permission prompt is not yours to answer.")
@@ -111,7 +137,7 @@ def _answer(event_id: int, answer: Answer, user: User) -> str:
             if tool and tool not in session.always_allowed:
                 session.always_allowed = [*session.always_allowed, tool]
                 session.save(update_fields=["always_allowed"])
-    return str(event.data.get("reply", ""))
+    return event.turn_id
 
 
 def may_answer(*, user: AbstractBaseUser | AnonymousUser, session: Session) -> bool:
@@ -131,7 +157,6 @@ def _settle_sync(event_id: int, *, status: str, by: str | None, always: bool = F
             "always": always,
             "answered_at": timezone.now().isoformat(),
         }
-        event.data.pop("reply", None)
         event.complete = True
         event.save(update_fields=["data", "complete"])
         return True

@@ -114,6 +114,9 @@ async def test_every_tab_sees_the_prompt_the_first_answer_wins_and_the_others_up
     await say(first, "write notes.txt: hello")
     event_id, _ = await prompt_of(first)
     assert (await prompt_of(second))[0] == event_id
+    # What is saved of the prompt is what the pages show: nothing of who waits for the answer, or where.
+    saved = await Event.objects.aget(pk=event_id)
+    assert set(saved.data) == {"tool", "input", "suggestions", "status", "tool_use_id", "card_above"}
 
     await send(second, action="permission", event=event_id, answer="allow")
     await receive_until(first, f"Allowed by {user.username}.")  # the first tab updates without a reload
