@@ -57,10 +57,11 @@ def event_replaced(event: Event, *, may_answer: bool = False, reader: Reader | N
     return render_to_string(f"{PAGE}#event", {"event": event, "oob": True, **_viewer(may_answer, reader)})
 
 
-def prompt(event_id: int, *, added: bool, may_answer: bool, reader: Reader | None = None) -> str:
-    """A permission prompt as one viewer sees it: with the answer buttons only if they may answer."""
-    event = Event.objects.get(pk=event_id)
-    return (event_appended if added else event_replaced)(event, may_answer=may_answer, reader=reader)
+def prompt_views(event: Event, *, added: bool) -> dict[str, str]:
+    """A permission prompt as its two kinds of viewer see it: ``answerer`` with the answer buttons,
+    ``watcher`` (who may not answer: staff reading a member's chat) without."""
+    shown = event_appended if added else event_replaced
+    return {"answerer": shown(event, may_answer=True), "watcher": shown(event, may_answer=False)}
 
 
 def turn_status(turn: Turn, session: Session, *, reader: Reader | None = None) -> str:

@@ -83,9 +83,16 @@ async def turn_changed(turn: Turn, session: Session, *, listed: bool = False) ->
         await sync_to_async(rendered.remember)(turn)
 
 
+async def _prompt(event: Event, session_id: uuid.UUID | str, *, added: bool) -> None:
+    """A permission prompt differs only in whether its viewer may answer: both views are rendered
+    once here, and each socket sends the one for its person."""
+    views = await sync_to_async(fragments.prompt_views)(event, added=added)
+    await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="1" if added else "", **views)
+
+
 async def event_added(event: Event, session_id: uuid.UUID | str) -> None:
     if event.kind == Event.Kind.PERMISSION:
-        await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="1")
+        await _prompt(event, session_id, added=True)
         return
     html = await sync_to_async(fragments.event_appended)(event)
     await to_chat(session_id, html, event=event.pk, shown="event_added", pk=event.pk)
@@ -93,7 +100,7 @@ async def event_added(event: Event, session_id: uuid.UUID | str) -> None:
 
 async def event_changed(event: Event, session_id: uuid.UUID | str) -> None:
     if event.kind == Event.Kind.PERMISSION:
-        await signal(chat_group(session_id), PROMPT_TYPE, event=str(event.pk), added="")
+        await _prompt(event, session_id, added=False)
         return
     await to_chat(session_id, await sync_to_async(fragments.event_replaced)(event), shown="event_changed", pk=event.pk)
 

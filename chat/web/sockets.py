@@ -151,9 +151,6 @@ def open_sockets(user_id: int) -> int:
     return _open[user_id]
 
 
-_prompt = in_pool(fragments.prompt)
-
-
 class Socket(AsyncWebsocketConsumer):
     """A websocket of the app's pages: connects in turns, joins groups, reads frames.
 
@@ -297,6 +294,5 @@ class MemberSocket(Socket):
             await self.send(text_data=fragments.flash(str(exc), level="info"))
 
     async def prompt_shown(self, message: dict[str, str]) -> None:
-        """A permission prompt opened or was answered: rendered for this socket's person."""
-        html = await _prompt(int(message["event"]), added=bool(message["added"]), may_answer=self.may_answer)
-        await self.send(text_data=html)
+        """A permission prompt opened or was answered: the view for this socket's person."""
+        await self.send(text_data=message["answerer" if self.may_answer else "watcher"])
