@@ -144,6 +144,37 @@ async def test_a_merge_and_a_discard_at_once_one_wins_the_other_is_refused(fake_
     assert not (fake_repo / "notes.txt").exists()
 
 
+async def test_two_discards_at_once_one_wins_the_other_finds_nothing_to_discard(fake_repo, user, rt):
+    task = await _completed(rt, user, "write notes.txt: hi", "Notes")
+    results = await asyncio.gather(
+        services.discard(engine=rt, task_id=task.pk, by=user),
+        services.discard(engine=rt, task_id=task.pk, by=user),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Task) and results[0].status == Task.Status.CANCELLED
+    assert isinstance(results[1], services.TaskRefused)
+    assert str(results[1]) == (
+        f"Task #{task.pk} is cancelled: there is nothing to discard. Its worktree and branch are gone: start a new "
+        "task if there is more to do."
+    )
+    assert [r[0] for r in await _rows(task)].count(TaskEvent.DISCARD) == 1
+
+
+async def test_the_files_a_run_changed_are_checked_beside_the_pump_one_check_at_a_time(fake_repo, user, rt):
+    from tasks.services.runs import FilesWatch
+
+    task = await _completed(rt, user, "write notes.txt: hi", "Notes")
+    (fake_repo / ".worktrees" / str(task.pk) / "more.txt").write_text("more\n")
+    watch = FilesWatch(task)
+    watch.poke()  # a tool result: returns at once, the check runs beside
+    first = watch.job
+    for _ in range(5):
+        watch.poke()  # results during the check ask for one more check after it, no second one at once
+    assert watch.job is first and watch.again
+    await watch.job
+    assert (await Task.objects.aget(pk=task.pk)).files_changed == ["more.txt", "notes.txt"]
+
+
 async def _running_turn_streamed(task: Task) -> bool:
     from chat.models import Event
 
