@@ -86,7 +86,7 @@ async def create_task(
         # The session exists from the start (its folder not yet), so a task's page follows its log at once.
         task.session = await sync_to_async(new_session)(task)
         await task.asave(update_fields=["worktree_path", "branch", "session"])
-        await sync_to_async(created)(task, by=user)
+        await sync_to_async(created)(task=task, by=user)
         # Queued only now: a scheduler kicked by another request meanwhile must not claim a task
         # whose worktree and session are not saved yet (its run would start in no worktree at all).
         task = await transition(task_id=task.pk, event=TaskEvent.QUEUE, by=user, why="ready to run")

@@ -167,7 +167,7 @@ def transition_now(
     return task
 
 
-def created(task: Task, *, by: Person | None) -> None:
+def created(*, task: Task, by: Person | None) -> None:
     """The first audit row of a new task (its creation is not a transition: there is no state before)."""
     TaskTransition.objects.create(
         task=task, from_status="", to_status=task.status, event=TaskEvent.CREATE, by_id=_by_id(by), why=task.title
