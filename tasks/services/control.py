@@ -47,7 +47,8 @@ async def pause(*, engine: Engine, task_id: int, by: Person | None = None) -> Ta
         except TransitionRefused:
             task = await get_task(task_id)  # it started meanwhile
     if not await stop_run(engine=engine, task_id=task.pk, reason=TaskStopReason.PAUSE, by=by):
-        raise TransitionRefused(await get_task(task.pk), TaskEvent.PAUSE)
+        task = await get_task(task.pk)
+        raise TaskRefused(f"Task #{task.pk} is {task.status_text.lower()}, not running: there is nothing to pause.")
     await engine.task_settled(task=task.pk)
     return await get_task(task.pk)
 
