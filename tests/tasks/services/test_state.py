@@ -248,8 +248,11 @@ async def test_merge_returns_before_the_waiting_task_is_rebased_and_it_resumes_a
     assert (second.status, second.reason) == (Task.Status.PAUSED, Task.Reason.CONFLICT), second.error
 
     merged = await services.merge(engine=rt, task_id=first.pk, by=user)
-    # Merge has returned: the waiting task is not rebased yet (that runs in the background).
+    # Merge has returned, and the rebase of the task that waited is a background job of the engine
+    # (looked at before this test awaits anything: it has not run a step yet).
     assert merged.status == Task.Status.MERGED
+    follow_ups = [job for job in asyncio.all_tasks() if job.get_name() == f"task-unblock-{first.pk}"]
+    assert len(follow_ups) == 1 and not follow_ups[0].done()
     waiting = await Task.objects.aget(pk=second.pk)
     assert (waiting.status, waiting.reason) == (Task.Status.PAUSED, Task.Reason.CONFLICT)
     assert not await TaskTransition.objects.filter(task=second, event=TaskEvent.UNBLOCK).aexists()
