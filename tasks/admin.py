@@ -8,8 +8,24 @@ from django.http import HttpRequest
 from .models import Task, TaskTransition
 
 
+class TransitionsInline(admin.TabularInline[TaskTransition, Task]):
+    """A task's changes of state on its admin page, oldest first, read-only."""
+
+    model = TaskTransition
+    fields = readonly_fields = ("at", "event", "from_status", "to_status", "reason", "by", "why")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
+        return False
+
+
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin[Task]):
+    inlines = [TransitionsInline]
     list_display = ["id", "title", "status", "priority", "created_by", "branch", "tokens", "cost_usd", "created_at"]
     list_filter = ["status", "skip_permissions"]
     search_fields = ["title", "prompt", "created_by__username"]

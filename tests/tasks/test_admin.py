@@ -29,3 +29,5 @@ def test_staff_read_the_audit_rows_and_cannot_change_them():
     assert client.post(f"/admin/tasks/tasktransition/{row.pk}/change/", {"why": "edited"}).status_code == 403
     assert client.post(f"/admin/tasks/tasktransition/{row.pk}/delete/", {"post": "yes"}).status_code == 403
     assert TaskTransition.objects.get(pk=row.pk).why == "into main"
+    # The task's own page lists its rows too.
+    assert "into main" in client.get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
