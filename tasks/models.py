@@ -4,14 +4,19 @@ Its Claude session is an ordinary chat :class:`~chat.models.Session` whose worki
 is the worktree; each run (the first, a resume, a follow-up) is a :class:`~chat.models.Turn`,
 so a task's log is made of the same Events and renders with the same partials as a chat.
 
-What may be done to a task in each state is one table, :data:`ACTIONS`, and who may do it one
-rule, :func:`may_act`: the buttons on the pages and the guards of the services both read them.
+How a task's state changes is one table, :data:`TRANSITIONS`: for each state and
+:class:`TaskEvent`, the state it goes to (and why it waits, its reason). What a person may do to
+a task in each state (:data:`ACTIONS`, the buttons) is read from it, and who may do it is one rule,
+:func:`may_act`. The one writer of a task's state (:func:`tasks.services.state.transition`)
+refuses whatever the table does not allow and keeps each change as a :class:`TaskTransition` row.
 Opening a pull request also needs a project with a remote (:data:`NEEDS_REMOTE`, :mod:`tasks.remotes`).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -54,6 +59,8 @@ class Task(models.Model):
     viewer_may_act: bool = False
     # Nor this: where it works as that person is told ("Your own folder", "ada's folder", a project's key).
     place: str = ""
+    # Nor this: its latest changes of state, on its page (set by the selector of the page).
+    history: Sequence[TaskTransition] = ()
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -158,7 +165,12 @@ class Task(models.Model):
     @property
     def actions(self) -> frozenset[Action]:
         """What may be done to the task now (see :data:`ACTIONS`)."""
-        allowed = ACTIONS[Task.Status(self.status)] - BLOCKED_BY_REASON.get(Task.Reason(self.reason), frozenset())
+        # A task that waits for another one's files resumes by itself (the table's from_reasons).
+        allowed = frozenset(
+            action
+            for action in ACTIONS[Task.Status(self.status)]
+            if action not in ACTION_EVENTS or transition_for(self.status, self.reason, ACTION_EVENTS[action])
+        )
         if self.status == Task.Status.CANCELLED and not self.worktree_exists:
             # Terminating keeps the worktree and branch; once they are gone there is nothing to discard.
             allowed -= {Action.DISCARD}
@@ -226,17 +238,100 @@ class Task(models.Model):
         return self.get_status_display()
 
 
-_S = Task.Status
-# What may be done to a task in each status: the one table buttons and service guards read.
+class TaskEvent(models.TextChoices):
+    """What happens to a task: the events of :data:`TRANSITIONS` (and of its audit rows)."""
+
+    CREATE = "create", "Created"  # only the first audit row: a task is created, not transitioned
+    QUEUE = "queue", "Queued"  # its worktree's name and session are saved: it may start
+    START = "start", "Started"  # the scheduler took it
+    COMPLETE = "complete", "Completed"
+    FAIL = "fail", "Failed"
+    PAUSE = "pause", "Paused"
+    INTERRUPT = "interrupt", "Interrupted"  # the server stopped during its run
+    BLOCK = "block", "Waits for files"  # an edit of a file another unmerged task holds
+    CONFLICT = "conflict", "Conflicts"  # merging it, or rebasing it onto its base, conflicts
+    UNBLOCK = "unblock", "Rebased and resumed"  # the task holding its files was merged or discarded
+    RESUME = "resume", "Resumed"  # also a completed task's follow-up, and resolving a conflict
+    MERGE = "merge", "Merged"  # here, or its pull request on the forge
+    DISCARD = "discard", "Discarded"
+    TERMINATE = "terminate", "Terminated"
+
+
+class TaskStopReason(enum.StrEnum):
+    """Why a task's run was stopped, as the engine hands it back to the run (see
+    :meth:`runtime.Engine.stop_task`); a turn's own stop is :class:`runtime.StopReason`."""
+
+    PAUSE = "user"
+    TERMINATE = "terminate"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Where an event takes a task: its new status and reason. ``from_reasons``: only a task
+    waiting for one of these reasons may take it (None: whatever its reason)."""
+
+    to: Task.Status
+    reason: Task.Reason = Task.Reason.NONE
+    from_reasons: frozenset[Task.Reason] | None = None
+
+
+_S, _R, _E = Task.Status, Task.Reason, TaskEvent
+_NOT_WAITING_FOR_FILES = frozenset(set(_R) - {_R.CONFLICT})
+# Every change of a task's state: (from, event) -> where it goes. The buttons (ACTIONS below),
+# the guards of the services and the one writer of the state (tasks.services.state) read it;
+# the README's table is checked against it.
+TRANSITIONS: dict[tuple[Task.Status, TaskEvent], Transition] = {
+    (_S.PENDING, _E.QUEUE): Transition(_S.QUEUED),
+    (_S.PENDING, _E.PAUSE): Transition(_S.PAUSED, _R.USER),
+    (_S.PENDING, _E.TERMINATE): Transition(_S.CANCELLED),
+    (_S.PENDING, _E.DISCARD): Transition(_S.CANCELLED),
+    (_S.QUEUED, _E.START): Transition(_S.RUNNING),
+    (_S.QUEUED, _E.PAUSE): Transition(_S.PAUSED, _R.USER),
+    (_S.QUEUED, _E.TERMINATE): Transition(_S.CANCELLED),
+    (_S.QUEUED, _E.DISCARD): Transition(_S.CANCELLED),
+    (_S.RUNNING, _E.COMPLETE): Transition(_S.COMPLETED),
+    (_S.RUNNING, _E.FAIL): Transition(_S.FAILED),
+    (_S.RUNNING, _E.PAUSE): Transition(_S.PAUSED, _R.USER),
+    (_S.RUNNING, _E.INTERRUPT): Transition(_S.PAUSED, _R.INTERRUPTED),
+    (_S.RUNNING, _E.BLOCK): Transition(_S.PAUSED, _R.CONFLICT),
+    (_S.RUNNING, _E.TERMINATE): Transition(_S.CANCELLED),
+    (_S.PAUSED, _E.RESUME): Transition(_S.QUEUED, from_reasons=_NOT_WAITING_FOR_FILES),
+    (_S.PAUSED, _E.UNBLOCK): Transition(_S.QUEUED, from_reasons=frozenset({_R.CONFLICT})),
+    (_S.PAUSED, _E.CONFLICT): Transition(_S.PAUSED, _R.ATTENTION, from_reasons=frozenset({_R.CONFLICT})),
+    (_S.PAUSED, _E.TERMINATE): Transition(_S.CANCELLED),
+    (_S.PAUSED, _E.DISCARD): Transition(_S.CANCELLED),
+    (_S.FAILED, _E.RESUME): Transition(_S.QUEUED),
+    (_S.FAILED, _E.DISCARD): Transition(_S.CANCELLED),
+    (_S.COMPLETED, _E.RESUME): Transition(_S.QUEUED),
+    (_S.COMPLETED, _E.MERGE): Transition(_S.MERGED),
+    (_S.COMPLETED, _E.CONFLICT): Transition(_S.PAUSED, _R.ATTENTION),
+    (_S.COMPLETED, _E.DISCARD): Transition(_S.CANCELLED),
+    # Terminating keeps the worktree and branch: Discard removes them (see Task.actions).
+    (_S.CANCELLED, _E.DISCARD): Transition(_S.CANCELLED),
+}
+
+
+def transition_for(status: Task.Status | str, reason: Task.Reason | str, event: TaskEvent) -> Transition | None:
+    """The transition ``event`` takes from this state, or None if the table has none."""
+    rule = TRANSITIONS.get((Task.Status(status), event))
+    if rule is None or (rule.from_reasons is not None and Task.Reason(reason) not in rule.from_reasons):
+        return None
+    return rule
+
+
+# A person's action and the event it is (opening a pull request changes no state: completed only).
+ACTION_EVENTS: dict[Action, TaskEvent] = {
+    Action.PAUSE: TaskEvent.PAUSE,
+    Action.RESUME: TaskEvent.RESUME,
+    Action.TERMINATE: TaskEvent.TERMINATE,
+    Action.MERGE: TaskEvent.MERGE,
+    Action.DISCARD: TaskEvent.DISCARD,
+}
+# What may be done to a task in each status: read from the table above, for the buttons and guards.
 ACTIONS: dict[Task.Status, frozenset[Action]] = {
-    _S.PENDING: frozenset({Action.PAUSE, Action.TERMINATE, Action.DISCARD}),
-    _S.QUEUED: frozenset({Action.PAUSE, Action.TERMINATE, Action.DISCARD}),
-    _S.RUNNING: frozenset({Action.PAUSE, Action.TERMINATE}),
-    _S.PAUSED: frozenset({Action.RESUME, Action.TERMINATE, Action.DISCARD}),
-    _S.FAILED: frozenset({Action.RESUME, Action.DISCARD}),
-    _S.COMPLETED: frozenset({Action.RESUME, Action.MERGE, Action.DISCARD, Action.PULL_REQUEST}),
-    _S.MERGED: frozenset(),
-    _S.CANCELLED: frozenset({Action.DISCARD}),
+    status: frozenset(action for action, event in ACTION_EVENTS.items() if (status, event) in TRANSITIONS)
+    | (frozenset({Action.PULL_REQUEST}) if status == _S.COMPLETED else frozenset())
+    for status in Task.Status
 }
 
 
@@ -247,8 +342,6 @@ def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
     return bool(getattr(user, "is_staff", False)) or task.created_by_id == user.pk
 
 
-# A task that waits for another one's files resumes by itself once those are merged.
-BLOCKED_BY_REASON: dict[Task.Reason, frozenset[Action]] = {Task.Reason.CONFLICT: frozenset({Action.RESUME})}
 # Only offered where the task's project has a remote and forge (tasks.remotes).
 NEEDS_REMOTE: frozenset[Action] = frozenset({Action.PULL_REQUEST})
 # Only offered when the task changed a file: its branch has something to merge or to propose.
@@ -272,3 +365,31 @@ class BoardNote(models.Model):
     @classmethod
     def read(cls) -> str:
         return cls.objects.filter(pk=cls.ONE).values_list("text", flat=True).first() or ""
+
+
+class TaskTransition(models.Model):
+    """One change of a task's state, as it happened: the audit rows. Written only by
+    :func:`tasks.services.state.transition` (and a task's creation, its first row); read-only in
+    the admin, and a task's page lists its latest ones as its History."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="transitions")
+    # Blank: the task's first row (created).
+    from_status = models.CharField("from", max_length=16, choices=Task.Status.choices, blank=True)
+    to_status = models.CharField("to", max_length=16, choices=Task.Status.choices)
+    reason = models.CharField(max_length=16, choices=Task.Reason.choices, blank=True)
+    event = models.CharField(max_length=16, choices=TaskEvent.choices)
+    # Who asked (the button's or the API call's person); null: the system (the scheduler, a run's end, a restart).
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    why = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["task", "at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.task_id}: {self.from_status or '—'} → {self.to_status} ({self.event})"
+
+    @property
+    def who(self) -> str:
+        return self.by.get_username() if self.by is not None else "the system"

@@ -15,7 +15,7 @@ from chat import projects
 from chat.models import Turn
 from chat.selectors import TurnPage, latest_turns
 
-from .models import Task, TaskQuerySet, may_act
+from .models import Task, TaskQuerySet, TaskTransition, may_act
 
 BOARD_SIZE = 300
 CLOSED_SHOWN = 50
@@ -95,6 +95,7 @@ def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Ta
     """The task as ``user`` sees it on its page (its buttons only if they may act on it)."""
     task = Task.objects.select_related("conflict_with", "session", "created_by").get(pk=task_id)
     task.asking = task.session_id is not None and task.session_id in _asking_sessions()
+    task.history = history(task)
     _as_seen_by(task, user)
     return task
 
@@ -122,3 +123,13 @@ def open_task_sessions(session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, st
         )
         for session_id, task_id, status in found
     }
+
+
+# A task's page shows its latest changes of state; the admin lists them all.
+HISTORY_SHOWN = 12
+
+
+def history(task: Task, *, limit: int = HISTORY_SHOWN) -> list[TaskTransition]:
+    """The task's latest changes of state (its audit rows), oldest first: its page's History."""
+    rows = TaskTransition.objects.filter(task=task).select_related("by").order_by("-at", "-id")[:limit]
+    return list(reversed(rows))

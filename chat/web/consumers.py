@@ -33,7 +33,6 @@ class ChatConsumer(MemberSocket):
     """A chat's page: only its owner connects, and answers its prompts."""
 
     session_id: uuid.UUID
-    group: str
     may_answer = True
     # The last turn and event the page shows: a fragment appending one of these again is dropped.
     shown_turn = shown_event = 0
@@ -46,8 +45,7 @@ class ChatConsumer(MemberSocket):
         if session is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = notify.chat_group(self.session_id)
-        await self.join(self.group)
+        await self.join(notify.chat_group(self.session_id))
         await self.accept()
         # The page says what it shows; it gets what it missed, often nothing but the chat's state.
         caught_up = await _catch_up(
@@ -55,11 +53,6 @@ class ChatConsumer(MemberSocket):
         )
         self.shown_turn, self.shown_event = caught_up.turn, caught_up.event
         await self.send(text_data=caught_up.html)
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.leave(self.group)
-        await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data = await self.read_frame(text_data)
@@ -167,9 +160,8 @@ class ShareConsumer(Socket):
         await self.send(text_data=caught_up.html)
 
     async def disconnect(self, code: int) -> None:
+        # Its groups were left by the base (Socket.websocket_disconnect).
         if self.link_id is not None:
-            for group in (notify.chat_group(self.session_id), notify.link_group(self.link_id)):
-                await self.leave(group)
             _readers[self.link_id] -= 1
             if _readers[self.link_id] <= 0:
                 del _readers[self.link_id]

@@ -159,12 +159,21 @@ class Socket(AsyncWebsocketConsumer):
     database (with a thousand sockets, each fragment would otherwise cost a thousand trips to the
     shared sync thread)."""
 
+    # Channels' own: the groups the socket is in. Its base joins those named before connect and
+    # leaves every one on disconnect; a socket whose groups depend on what it reads at connect
+    # (the chat, the task, the link) adds them with join(), and the base's disconnect leaves them.
+    groups: list[str]
+
     @property
     def engine(self) -> Engine:
         """The engine the composition root put in the ASGI scope."""
         return engine_in(self.scope)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        # Kept instead of Channels' own, which closes old database connections (on the one
+        # shared sync thread) before every message: with a thousand sockets each fragment would
+        # cost a thousand trips there, while these sockets' database work tidies its own
+        # connections (in_pool). Same lookup of the handler otherwise.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -207,12 +216,19 @@ class Socket(AsyncWebsocketConsumer):
         return False
 
     async def join(self, group: str) -> None:
+        """Join ``group`` and add it to :attr:`groups` (left on disconnect)."""
         async with _slots():
             await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)
 
-    async def leave(self, group: str) -> None:
-        async with _slots():
-            await self.channel_layer.group_discard(group, self.channel_name)
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # The groups are left here, through the same limit as joins (see LAYER_CALLS), before
+        # Channels' base leaves what is left of them (nothing) and calls disconnect().
+        groups, self.groups = self.groups, []
+        for group in groups:
+            async with _slots():
+                await self.channel_layer.group_discard(group, self.channel_name)
+        await super().websocket_disconnect(message)
 
     async def read_frame(self, text_data: str | None) -> dict[str, Any] | None:
         """The frame as a JSON object, or None after telling the page what was wrong with it."""
@@ -260,8 +276,8 @@ class MemberSocket(Socket):
         return True
 
     async def disconnect(self, code: int) -> None:
+        # Its groups (the member's among them) were left by the base (Socket.websocket_disconnect).
         if self.member_id is not None:
-            await self.leave(member_group(self.member_id))
             _open[self.member_id] -= 1
             if _open[self.member_id] <= 0:
                 del _open[self.member_id]

@@ -1,22 +1,21 @@
-"""What the task services share: errors, reading and saving a task, queueing its next run.
+"""What the task services share: errors, reading a task, the files it changed, its usage.
 
-The engine (:class:`runtime.Engine`) is handed to each service that starts or stops runs, as ``engine``."""
+The engine (:class:`runtime.Engine`) is handed to each service that starts or stops runs, as ``engine``.
+A task's state is written by :mod:`.state` only."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TypedDict
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Sum
-from django.utils import timezone
 
 from chat.models import Turn
 from drivers import git
-from runtime import Engine
 
-from .. import live
-from ..models import NEEDS_CHANGES, Action, Task
+from ..models import Task
 from ..selectors import visible_tasks
 from .places import worktree_of
 
@@ -33,27 +32,6 @@ class TaskNotFound(Exception):
     pass
 
 
-_REFUSALS = {
-    Action.PAUSE: "there is nothing to pause",
-    Action.RESUME: "only a paused, failed or completed task can be resumed",
-    Action.TERMINATE: "there is nothing to terminate",
-    Action.MERGE: "only a completed task can be merged",
-    Action.DISCARD: "there is nothing to discard",
-    Action.PULL_REQUEST: "only a completed task can open a pull request",
-}
-
-
-def require(task: Task, action: Action) -> None:
-    """Refuse ``action`` unless the transition table allows it in the task's state."""
-    if action in NEEDS_CHANGES and task.changed_nothing:
-        raise TaskRefused(
-            f"Task #{task.pk} changed no file: its branch has nothing to merge or propose. Send a follow-up "
-            "instruction, or Discard the task."
-        )
-    if action not in task.actions:
-        raise TaskRefused(f"Task #{task.pk} is {task.status_text.lower()}: {_REFUSALS[action]}.")
-
-
 async def get_task(task_id: int, *, user: AbstractBaseUser | AnonymousUser | None = None) -> Task:
     """The task (if ``user`` is given: only one they may see)."""
     found = await sync_to_async(visible_tasks)(user) if user is not None else Task.objects.all()
@@ -61,18 +39,6 @@ async def get_task(task_id: int, *, user: AbstractBaseUser | AnonymousUser | Non
         return await found.select_related("conflict_with").aget(pk=int(task_id))
     except (Task.DoesNotExist, TypeError, ValueError):
         raise TaskNotFound(task_id) from None
-
-
-@sync_to_async
-def save(task_id: int, **fields: Any) -> Task:
-    """Update the named fields of a task (columns of :class:`Task`) and read it back."""
-    Task.objects.filter(pk=task_id).update(**fields)
-    return Task.objects.get(pk=task_id)
-
-
-async def changed(task_id: int) -> None:
-    """Show the task's new state on its page and the board."""
-    await live.task_changed(task_id)
 
 
 async def touched(task: Task) -> list[str]:
@@ -85,19 +51,37 @@ async def touched(task: Task) -> list[str]:
     return sorted(set(committed) | set(pending))
 
 
+class TaskFields(TypedDict, total=False):
+    """The columns of a task written with (or besides) a change of state; never its status or reason."""
+
+    error: str
+    next_prompt: str
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    merged_at: datetime | None
+    merge_commit: str
+    files_changed: list[str]
+    conflict_with_id: int | None
+    conflict_files: list[str]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    pr_forge: str
+    pr_repository: str
+    pr_number: int | None
+    pr_url: str
+    pr_state: str
+    pr_head: str
+    pr_checked_at: datetime | None
+
+
 @sync_to_async
-def usage(task: Task) -> dict[str, Any]:
+def usage(task: Task) -> TaskFields:
     """Tokens and cost of all the task's turns."""
     if task.session_id is None:
-        return {}
+        return TaskFields(input_tokens=task.input_tokens, output_tokens=task.output_tokens, cost_usd=task.cost_usd)
     totals = Turn.objects.filter(session_id=task.session_id).aggregate(
         i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost_usd")
     )
-    return {"input_tokens": totals["i"] or 0, "output_tokens": totals["o"] or 0, "cost_usd": totals["c"] or 0.0}
-
-
-async def queue(task_id: int, prompt: str, *, engine: Engine) -> None:
-    """Queue the task's next run with ``prompt``; the scheduler starts it when there is room."""
-    await save(task_id, status=Task.Status.QUEUED, reason="", error="", next_prompt=prompt, queued_at=timezone.now())
-    await changed(task_id)
-    engine.kick_tasks()
+    return TaskFields(input_tokens=totals["i"] or 0, output_tokens=totals["o"] or 0, cost_usd=totals["c"] or 0.0)

@@ -8,39 +8,54 @@ from django.utils import timezone
 from drivers import claims, git
 from runtime import Engine
 
-from ..models import Task
-from .common import TaskRefused, changed, get_task, queue, save, touched
+from ..models import Task, TaskEvent
+from .common import TaskFields, TaskRefused, get_task, touched
 from .places import store_for, worktree_of
+from .state import Person, queue, transition, update
 
 CONTINUE_MARKER = "Continue with:"
 
 
 async def pause_for_conflict(
-    task: Task, holders: list[claims.Holder], extra: dict[str, object], *, engine: Engine
+    task: Task,
+    holders: list[claims.Holder],
+    used: TaskFields,
+    *,
+    engine: Engine,
+    files_changed: list[str] | None = None,
 ) -> None:
-    """Pause ``task``: files it needs are held by another unmerged task."""
+    """Pause ``task`` (its run ends): files it needs are held by another unmerged task."""
     holder_id = holders[0].task if holders else None
     files = sorted({h.path for h in holders if h.task == holder_id})
     exists = holder_id is not None and await Task.objects.filter(pk=holder_id).aexists()
-    fields = {"files_changed": await touched(task), **extra}
-    await save(
-        task.pk,
-        status=Task.Status.PAUSED,
-        reason=Task.Reason.CONFLICT,
-        finished_at=timezone.now(),
-        conflict_with_id=holder_id if exists else None,
-        conflict_files=files,
-        error=(
-            f"Paused: {', '.join(files)} {'is' if len(files) == 1 else 'are'} being changed by task #{holder_id}, "
-            "which is not merged yet. This task is rebased and resumed once that one is merged or discarded."
-        ),
-        **fields,
+    await transition(
+        task_id=task.pk,
+        event=TaskEvent.BLOCK,
+        why=f"{', '.join(files)} held by task #{holder_id}",
+        fields=TaskFields(
+            finished_at=timezone.now(),
+            conflict_with_id=holder_id if exists else None,
+            conflict_files=files,
+            error=(
+                f"Paused: {', '.join(files)} {'is' if len(files) == 1 else 'are'} being changed by task "
+                f"#{holder_id}, which is not merged yet. This task is rebased and resumed once that one is merged "
+                "or discarded."
+            ),
+            files_changed=files_changed if files_changed is not None else await touched(task),
+        )
+        | used,
     )
-    await changed(task.pk)
     # The holder may have been merged or discarded meanwhile.
     holder = await Task.objects.filter(pk=holder_id).afirst() if holder_id else None
     if holder is None or holder.status in Task.CLOSED:
         engine.spawn(rebase_and_resume(task.pk, holder, engine=engine), name=f"task-rebase-{task.pk}")
+
+
+def unblock_later(holder: Task, *, engine: Engine) -> None:
+    """Tasks that waited for ``holder`` (merged, discarded or terminated) are rebased onto the new
+    base and resumed in the background, tracked by the engine (shutdown waits for it): the request
+    that freed the files returns at once, as a rebase runs git for each waiting task."""
+    engine.spawn(unblock(holder, engine=engine), name=f"task-unblock-{holder.pk}")
 
 
 async def unblock(holder: Task, *, engine: Engine) -> None:
@@ -75,18 +90,19 @@ async def rebase_and_resume(task_id: int, holder: Task | None, *, engine: Engine
     )
     files = await git.rebase(worktree_of(task), task.base_branch)
     if files:
-        await save(
-            task.pk,
-            status=Task.Status.PAUSED,
-            reason=Task.Reason.ATTENTION,
-            conflict_files=files,
-            error=(
-                f"{what}, and rebasing this task onto {task.base_branch} conflicts in {', '.join(files)}. The branch is unchanged "
-                "(the rebase was aborted). Press Resume to let the agent resolve the conflict in its worktree, "
-                "or Discard the task."
+        await transition(
+            task_id=task.pk,
+            event=TaskEvent.CONFLICT,
+            why=f"{what}; rebasing onto {task.base_branch} conflicts in {', '.join(files)}",
+            fields=TaskFields(
+                conflict_files=files,
+                error=(
+                    f"{what}, and rebasing this task onto {task.base_branch} conflicts in {', '.join(files)}. The "
+                    "branch is unchanged (the rebase was aborted). Press Resume to let the agent resolve the "
+                    "conflict in its worktree, or Discard the task."
+                ),
             ),
         )
-        await changed(task.pk)
         return
     await sync_to_async(claims.claim)(store_for(task), task=task.pk, paths=await touched(task))
     freed = ", ".join(task.conflict_files) or "the files it needed"
@@ -95,11 +111,11 @@ async def rebase_and_resume(task_id: int, holder: Task | None, *, engine: Engine
         f"(re-read {'it' if len(task.conflict_files) == 1 else 'them'} first: the content may have changed). "
         f"Finish your task.\n\n{CONTINUE_MARKER}\n{task.prompt}"
     )
-    await save(task.pk, conflict_with=None, conflict_files=[])
-    await queue(task.pk, prompt, engine=engine)
+    await update(task_id=task.pk, announce=False, conflict_with_id=None, conflict_files=[])
+    await queue(task_id=task.pk, prompt=prompt, engine=engine, event=TaskEvent.UNBLOCK, why=what)
 
 
-async def resolve(*, engine: Engine, task_id: int, message: str = "") -> Task:
+async def resolve(*, engine: Engine, task_id: int, message: str = "", by: Person | None = None) -> Task:
     """Let the agent resolve a conflict: merge the base into the worktree with conflict markers, resume the session."""
     task = await get_task(task_id)
     if not (task.status == Task.Status.PAUSED and task.reason == Task.Reason.ATTENTION):
@@ -116,6 +132,7 @@ async def resolve(*, engine: Engine, task_id: int, message: str = "") -> Task:
         prompt = f"{task.base_branch} changed while you worked and was merged into this branch without conflicts. Check that your change still fits."
     if message:
         prompt += f"\n\n{CONTINUE_MARKER}\n{message}"
-    await save(task.pk, conflict_files=files, conflict_with=None)
-    await queue(task.pk, prompt, engine=engine)
-    return await get_task(task.pk)
+    await update(task_id=task.pk, announce=False, conflict_files=files, conflict_with_id=None)
+    return await queue(
+        task_id=task.pk, prompt=prompt, engine=engine, event=TaskEvent.RESUME, by=by, why="to resolve the conflict"
+    )

@@ -18,9 +18,10 @@ from chat.services.turns import title_from
 from drivers import claims, claude, git
 from runtime import Engine
 
-from ..models import Task
-from .common import TaskRefused, changed
+from ..models import Task, TaskEvent
+from .common import TaskRefused
 from .places import branch_for, repository, store_for, worktree_for
+from .state import TransitionRefused, created, transition
 
 TITLE_LENGTH = 120
 PRIORITY_RANGE = (-1000, 1000)
@@ -84,10 +85,13 @@ async def create_task(
         task.branch = branch_for(task.pk)
         # The session exists from the start (its folder not yet), so a task's page follows its log at once.
         task.session = await sync_to_async(new_session)(task)
+        await task.asave(update_fields=["worktree_path", "branch", "session"])
+        await sync_to_async(created)(task=task, by=user)
         # Queued only now: a scheduler kicked by another request meanwhile must not claim a task
         # whose worktree and session are not saved yet (its run would start in no worktree at all).
-        task.status = Task.Status.QUEUED
-        await task.asave(update_fields=["worktree_path", "branch", "session", "status"])
+        task = await transition(task_id=task.pk, event=TaskEvent.QUEUE, by=user, why="ready to run")
+    except TransitionRefused as exc:
+        task = exc.task  # paused or discarded from the board meanwhile: it stays so
     except Exception:
         # Half made (a full disk, say), it would sit on the board never to run: it goes, if it can.
         with contextlib.suppress(Exception):
@@ -96,7 +100,6 @@ async def create_task(
                 await Session.objects.filter(pk=task.session_id).adelete()
         raise
     await sync_to_async(claims.register)(store_for(task), task=task.pk, title=task.title)
-    await changed(task.pk)
     engine.kick_tasks()
     return task
 

@@ -31,10 +31,11 @@ from drivers import claims, forge, git
 from runtime import Engine
 
 from .. import remotes
-from ..models import ACTIONS, Action, Task
-from .common import TaskRefused, changed, get_task, require, save
-from .conflicts import unblock
+from ..models import ACTIONS, Action, Task, TaskEvent
+from .common import TaskRefused, get_task
+from .conflicts import unblock_later
 from .places import remove_worktree_and_branch, repo_of, store_for, worktree_of
+from .state import TaskFields, TransitionRefused, require, transition, update
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ async def open_pull_request(*, task_id: int) -> Task:
             timeout=settings.CLAUDE_FORGE_TIMEOUT,
         )
     except forge.ForgeError as exc:
-        await save(task.pk, pr_head=head)
+        await update(task_id=task.pk, announce=False, pr_head=head)
         raise TaskRefused(
             _forge_failed(task, repository, exc, token) + f" The branch {task.branch} was pushed to "
             f"{target.remote}; press Open pull request again once that is fixed."
@@ -113,8 +114,8 @@ async def open_pull_request(*, task_id: int) -> Task:
     pull = opened.pull_request
     if opened.existed:
         log.info("task %s: %s %s was already open for %s; linked it", task.pk, repository.name, pull.url, task.branch)
-    await save(
-        task.pk,
+    await update(
+        task_id=task.pk,
         pr_forge=repository.forge,
         pr_repository=repository.path,
         pr_number=pull.number,
@@ -123,7 +124,6 @@ async def open_pull_request(*, task_id: int) -> Task:
         pr_head=head,
         pr_checked_at=timezone.now(),
     )
-    await changed(task.pk)
     return await get_task(task.pk)
 
 
@@ -295,11 +295,10 @@ async def refresh_pull_request(*, engine: Engine, task_id: int, force: bool = Fa
         raise TaskRefused(
             f"Could not refresh pull request {task.pr_label}: {_forge_failed(task, repository, exc, token)}"
         ) from exc
-    await save(task.pk, pr_state=pull.state, pr_url=pull.url, pr_checked_at=timezone.now())
-    if pull.state != task.pr_state:
-        if pull.state == forge.State.MERGED and task.status == Task.Status.COMPLETED:
-            await _merged_on_forge(task, engine=engine)
-        await changed(task.pk)
+    changed = pull.state != task.pr_state
+    await update(task_id=task.pk, announce=changed, pr_state=pull.state, pr_url=pull.url, pr_checked_at=timezone.now())
+    if changed and pull.state == forge.State.MERGED and task.status == Task.Status.COMPLETED:
+        await _merged_on_forge(task, engine=engine)
     return await get_task(task.pk)
 
 
@@ -310,8 +309,8 @@ async def _merged_on_forge(task: Task, *, engine: Engine) -> None:
     pending = await git.status(worktree_of(task)) if task.worktree_exists else []
     head = await git.rev(repo, task.branch) if await git.branch_exists(repo, task.branch) else ""
     if pending or head != task.pr_head:
-        await save(
-            task.pk,
+        await update(
+            task_id=task.pk,
             error=(
                 f"Pull request {task.pr_label} was merged on {task.pr_forge_name}, but this task changed after its last push "
                 "(commits or files that are not in it). Open another pull request for them, Merge them here, or Discard "
@@ -319,21 +318,25 @@ async def _merged_on_forge(task: Task, *, engine: Engine) -> None:
             ),
         )
         return
-    # Two pages refreshing at once: only one finishes the task.
-    finished = await Task.objects.filter(pk=task.pk, status=Task.Status.COMPLETED).aupdate(
-        status=Task.Status.MERGED,
-        reason="",
-        merged_at=timezone.now(),
-        error=(
-            f"Merged through pull request {task.pr_label} on {task.pr_forge_name} into {task.base_branch} there; "
-            "the worktree and local branch were removed (pull the base branch to have it here)."
-        ),
-    )
-    if not finished:
+    try:
+        # Two pages refreshing at once: only one finishes the task.
+        task = await transition(
+            task_id=task.pk,
+            event=TaskEvent.MERGE,
+            why=f"pull request {task.pr_label} merged on {task.pr_forge_name}",
+            fields=TaskFields(
+                merged_at=timezone.now(),
+                error=(
+                    f"Merged through pull request {task.pr_label} on {task.pr_forge_name} into {task.base_branch} "
+                    "there; the worktree and local branch were removed (pull the base branch to have it here)."
+                ),
+            ),
+        )
+    except TransitionRefused:
         return
     await remove_worktree_and_branch(task)
     await sync_to_async(claims.release)(store_for(task), task=task.pk)
-    await unblock(task, engine=engine)
+    unblock_later(task, engine=engine)
 
 
 async def close_for_discard(task: Task) -> str:
@@ -355,5 +358,5 @@ async def close_for_discard(task: Task) -> str:
             pull = await asyncio.to_thread(forge.close_pull_request, repository, token, task.pr_number, timeout=timeout)
     except forge.ForgeError as exc:
         return f" Its {where} could not be closed ({_redacted(str(exc), token)}): close it there."
-    await save(task.pk, pr_state=pull.state, pr_checked_at=timezone.now())
+    await update(task_id=task.pk, announce=False, pr_state=pull.state, pr_checked_at=timezone.now())
     return f" Its {where} was {'closed' if pull.state == forge.State.CLOSED else pull.state.value + ' already'}."

@@ -8,6 +8,7 @@ guard, over :mod:`drivers.claims`) that refuses edits of files another unmerged 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -25,17 +26,15 @@ from chat.services.execution import FileRefusal, TurnOptions
 from drivers import claims, claude, git
 from runtime import Engine
 
-from ..models import Task
-from .common import changed, save, touched, usage
-from .conflicts import pause_for_conflict, unblock
+from .. import live
+from ..models import Task, TaskEvent, TaskStopReason
+from .common import touched, usage
+from .conflicts import pause_for_conflict, unblock_later
 from .creation import new_session
 from .places import WORKTREES_DIR, repo_of, store_for, worktree_of
+from .state import TaskFields, stop_asked, transition, update
 
 log = logging.getLogger(__name__)
-
-# Why a run was stopped (the scheduler's stop reasons).
-STOP_PAUSE = "user"
-STOP_TERMINATE = "terminate"
 
 
 @sync_to_async
@@ -48,12 +47,11 @@ def _new_turn(task_id: int) -> tuple[Task, Turn, Session]:
     turn = Turn.objects.create(
         session=session, author=task.created_by, prompt=task.next_prompt or task.prompt, origin=Turn.Origin.TASK
     )
-    task.status = Task.Status.RUNNING
-    task.reason = ""
+    # Its state (running) was set when the scheduler took it (TaskEvent.START): not written here.
     task.error = ""
     task.started_at = task.started_at or timezone.now()
     task.finished_at = None
-    task.save()
+    task.save(update_fields=["session", "error", "started_at", "finished_at"])
     return task, turn, session
 
 
@@ -106,30 +104,67 @@ def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) ->
         file_guard=claims_guard,
         keep_warm=False,
         on_event=on_event,
-        on_prompt=lambda: changed(task.pk),
+        on_prompt=lambda: live.task_changed(task.pk),
         timeout=settings.CLAUDE_TASK_TIMEOUT,
     )
+
+
+class FilesWatch:
+    """The files a running task changed, checked after each tool result off the event pump: git
+    runs in a job of its own, at most one check at a time per task, and results that come during
+    a check ask for one more after it (the last one wins), so a turn's events never wait for git."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.job: asyncio.Task[None] | None = None
+        self.again = False
+
+    def poke(self) -> None:
+        if self.job is not None and not self.job.done():
+            self.again = True
+            return
+        self.job = asyncio.create_task(self._check(), name=f"task-files-{self.task.pk}")
+
+    async def _check(self) -> None:
+        while True:
+            self.again = False
+            try:
+                files = await touched(self.task)
+            except Exception:
+                log.exception("task %s: could not list the files it changed", self.task.pk)
+                files = self.task.files_changed
+            if files != self.task.files_changed:
+                self.task.files_changed = files
+                await update(task_id=self.task.pk, files_changed=files)
+            if not self.again:
+                return
+
+    async def close(self) -> None:
+        """Wait for a check under way (none follows): the run's end then writes the last word."""
+        self.again = False
+        if self.job is not None and not self.job.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.job)
 
 
 async def run_task(*, engine: Engine, task_id: int) -> None:
     """One run of a task (already marked running by the scheduler), from worktree to outcome. Its
     turn runs within it (with its callbacks), through the engine's queue of its session."""
+    watch: FilesWatch | None = None
     try:
         task = await Task.objects.aget(pk=task_id)
         await _prepare_worktree(task)
         task, turn, session = await _new_turn(task_id)
         await notify.turn_added(turn, session)
-        await changed(task_id)
+        await live.task_changed(task_id)
+        watch = FilesWatch(task)
+        files_watch = watch
 
         async def on_event(event: claude.Event) -> None:
             # A refused edit does not stop the run: the agent reads why and ends its turn; the task
             # is then paused as conflicting (see after_run).
             if isinstance(event, claude.ToolResult):
-                files = await touched(task)
-                if files != task.files_changed:
-                    task.files_changed = files
-                    await save(task_id, files_changed=files)
-                    await changed(task_id)
+                files_watch.poke()
 
         await turns.queue_turn(engine=engine, turn=turn, owner_id=task.created_by_id, options=_options(task, on_event))
         try:
@@ -140,10 +175,13 @@ async def run_task(*, engine: Engine, task_id: int) -> None:
                 await engine.stop(session=str(session.pk))
                 await asyncio.shield(engine.wait_ended(turn=turn.pk))
             raise
+        await watch.close()
         turn = await Turn.objects.aget(pk=turn.pk)
-        await after_run(task_id, turn, engine.task_stop_reason(task=task_id), engine=engine)
+        await after_run(task_id, turn, _stop_reason(engine, task_id), engine=engine)
     except asyncio.CancelledError:
-        reason = engine.task_stop_reason(task=task_id)
+        if watch is not None:
+            await asyncio.shield(watch.close())
+        reason = _stop_reason(engine, task_id)
         if reason:
             await after_run(task_id, None, reason, engine=engine)
             return
@@ -152,51 +190,55 @@ async def run_task(*, engine: Engine, task_id: int) -> None:
     except Exception as exc:
         log.exception("task %s failed", task_id)
         detail = str(exc) if isinstance(exc, git.GitError | agents.SandboxUnavailable) else type(exc).__name__
-        await save(
-            task_id,
-            status=Task.Status.FAILED,
-            finished_at=timezone.now(),
-            error=f"The server failed while running this task ({detail}). Press Resume to try again.",
+        await transition(
+            task_id=task_id,
+            event=TaskEvent.FAIL,
+            why=f"the server failed while running it ({detail})",
+            fields=TaskFields(
+                finished_at=timezone.now(),
+                error=f"The server failed while running this task ({detail}). Press Resume to try again.",
+            ),
         )
-        await changed(task_id)
+
+
+def _stop_reason(engine: Engine, task_id: int) -> TaskStopReason | None:
+    reason = engine.task_stop_reason(task=task_id)
+    return TaskStopReason(reason) if reason else None
 
 
 async def _mark_interrupted(task_id: int) -> None:
-    await save(
-        task_id,
-        status=Task.Status.PAUSED,
-        reason=Task.Reason.INTERRUPTED,
-        finished_at=timezone.now(),
-        error="The server stopped during this run; the worktree and session are kept. Press Resume to continue.",
+    await transition(
+        task_id=task_id,
+        event=TaskEvent.INTERRUPT,
+        why="the server stopped during its run",
+        fields=TaskFields(
+            finished_at=timezone.now(),
+            error="The server stopped during this run; the worktree and session are kept. Press Resume to continue.",
+        ),
     )
-    await changed(task_id)
 
 
-async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None, *, engine: Engine) -> None:
+async def after_run(task_id: int, turn: Turn | None, stop_reason: TaskStopReason | None, *, engine: Engine) -> None:
     task = await Task.objects.aget(pk=task_id)
     store = store_for(task)
     blocked = await sync_to_async(claims.take_blocked)(store, task=task_id)
     used = await usage(task)
     now = timezone.now()
-    if stop_reason == STOP_TERMINATE:
-        await git.commit_all(worktree_of(task), f"WIP: {task.title} (terminated)\n\nTask #{task_id}")
-        await sync_to_async(claims.release)(store, task=task_id)
-        await save(
-            task_id, status=Task.Status.CANCELLED, reason="", finished_at=now, files_changed=await touched(task), **used
+    if stop_reason is not None:
+        by, why = stop_asked(task_id)
+        if stop_reason == TaskStopReason.TERMINATE:
+            await git.commit_all(worktree_of(task), f"WIP: {task.title} (terminated)\n\nTask #{task_id}")
+            await sync_to_async(claims.release)(store, task=task_id)
+        event = TaskEvent.TERMINATE if stop_reason == TaskStopReason.TERMINATE else TaskEvent.PAUSE
+        task = await transition(
+            task_id=task_id,
+            event=event,
+            by=by,
+            why=why or "its run was stopped",
+            fields=TaskFields(finished_at=now, files_changed=await touched(task)) | used,
         )
-        await changed(task_id)
-        await unblock(task, engine=engine)
-        return
-    if stop_reason == STOP_PAUSE:
-        await save(
-            task_id,
-            status=Task.Status.PAUSED,
-            reason=Task.Reason.USER,
-            finished_at=now,
-            files_changed=await touched(task),
-            **used,
-        )
-        await changed(task_id)
+        if event == TaskEvent.TERMINATE:
+            unblock_later(task, engine=engine)
         return
     if blocked:
         # The hook refused an edit: keep what was done so far as a commit and wait for the holder.
@@ -206,28 +248,28 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None, *,
         await pause_for_conflict(task, blocked, used, engine=engine)
         return
     if turn is None or turn.status != Turn.Status.DONE:
-        await save(
-            task_id,
-            status=Task.Status.FAILED,
-            finished_at=now,
-            error=(turn.error if turn else "") or "The run ended without an answer.",
-            files_changed=await touched(task),
-            **used,
+        error = (turn.error if turn else "") or "The run ended without an answer."
+        await transition(
+            task_id=task_id,
+            event=TaskEvent.FAIL,
+            why=error,
+            fields=TaskFields(finished_at=now, error=error, files_changed=await touched(task)) | used,
         )
-        await changed(task_id)
         return
     await git.commit_all(worktree_of(task), f"{task.title}\n\nTask #{task_id} (Claude Code, branch {task.branch})")
     files = await touched(task)
     conflicts = await sync_to_async(claims.claim)(store, task=task_id, paths=files)
     if conflicts:
         # Changed through a tool the hook cannot see (e.g. a shell command): detected instead of prevented.
-        await pause_for_conflict(task, conflicts, {**used, "files_changed": files}, engine=engine)
+        await pause_for_conflict(task, conflicts, used, engine=engine, files_changed=files)
         return
     note = "" if files else await _nothing_changed(turn)
-    await save(
-        task_id, status=Task.Status.COMPLETED, reason="", finished_at=now, files_changed=files, error=note, **used
+    await transition(
+        task_id=task_id,
+        event=TaskEvent.COMPLETE,
+        why=f"{len(files)} file(s) changed" if files else "no file changed",
+        fields=TaskFields(finished_at=now, files_changed=files, error=note) | used,
     )
-    await changed(task_id)
 
 
 @sync_to_async

@@ -14,8 +14,10 @@ from chat.models import Turn
 from runtime import Engine, Hold
 
 from .. import live
-from ..models import BoardNote, Task
+from ..models import BoardNote, Task, TaskEvent
+from .common import TaskNotFound
 from .runs import run_task
+from .state import TransitionRefused, transition
 
 BUDGET_WINDOW_SECONDS = 60.0
 CLAIM_LOOKAHEAD = 20
@@ -36,16 +38,14 @@ class TaskHooks:
     """What the engine's task scheduler needs from the tasks app (see :class:`runtime.TaskHooks`)."""
 
     async def claim_next(self, exclude: set[int]) -> int | None:
-        return await self._claim_next(exclude)
-
-    @staticmethod
-    @sync_to_async
-    def _claim_next(exclude: set[int]) -> int | None:
         """Mark the next queued task as running (so no second scheduler takes it) and return its id."""
         queued = Task.objects.filter(status=Task.Status.QUEUED).exclude(pk__in=exclude).in_queue_order()
-        for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
-            if Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(status=Task.Status.RUNNING, reason=""):
-                return task_id
+        async for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
+            try:
+                await transition(task_id=task_id, event=TaskEvent.START)
+            except (TransitionRefused, TaskNotFound):
+                continue  # paused, discarded or taken meanwhile
+            return task_id
         return None
 
     async def run(self, task_id: int, *, engine: Engine) -> None:

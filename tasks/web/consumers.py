@@ -23,10 +23,7 @@ def _visible_task(user: object, task_id: int) -> Task | None:
 
 
 class TasksConsumer(MemberSocket):
-    groups_joined: list[str]
-
     async def connect(self) -> None:
-        self.groups_joined = []
         if not await self.admit():
             return
         user = self.scope["user"]
@@ -44,8 +41,7 @@ class TasksConsumer(MemberSocket):
         else:
             groups = [live.task_group(task.pk)] + ([notify.chat_group(task.session_id)] if task.session_id else [])
         for group in groups:
-            await self.join(group)
-            self.groups_joined.append(group)
+            await self.join(group)  # left by the base on disconnect
         await self.accept()
         # The page may have missed fragments (a run that started before it connected, a
         # reconnect): send the current state whole.
@@ -62,11 +58,6 @@ class TasksConsumer(MemberSocket):
         """The tab of the board the page shows (``?status=`` of its socket), if it shows one."""
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         return selectors.column_named(query.get("status", [""])[0])
-
-    async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined:
-            await self.leave(group)
-        await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answers to the task's permission prompts; its other actions go through HTTP (buttons) and the API."""

@@ -1,10 +1,15 @@
 """The tasks board, a task's page with its live log and diff, and the buttons' actions.
 
-Async function views: an action reaches the engine (``request.engine``) on the server's event loop.
+One way for every view here: async function views, which await the services (an action reaches
+the engine, ``request.engine``, on the server's event loop) and reach the synchronous side (the
+selectors' queries, the template, which reads the database as it renders) only through
+:func:`_render`, one hop to a thread for the page's context and its template together (and the
+New task form's validation, which reads the projects open to the person, in one hop of its own).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -14,7 +19,6 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import projects
@@ -28,9 +32,15 @@ from ..models import Action, BoardNote, Task
 from .forms import TaskForm
 
 
-@sync_to_async
-def _user(request: AuthedRequest) -> User:
-    return request.user
+async def _render(
+    request: AuthedRequest,
+    template: str,
+    context: Callable[[], dict[str, Any]],
+    *,
+    status: int = 200,
+) -> HttpResponse:
+    """The page: ``context`` (which may read the database) and ``template`` rendered in one thread hop."""
+    return await sync_to_async(lambda: render(request, template, context(), status=status))()
 
 
 def _form_context(
@@ -48,7 +58,7 @@ def _form_context(
     }
 
 
-def _board_page(request: AuthedRequest) -> HttpResponse:
+def _board_context(request: AuthedRequest) -> dict[str, Any]:
     column = selectors.column_named(request.GET.get("status", ""))
     visible = selectors.visible_tasks(request.user)
     context = {
@@ -60,20 +70,21 @@ def _board_page(request: AuthedRequest) -> HttpResponse:
     }
     if column is not None:
         context["filtered"] = selectors.in_column(visible, column, user=request.user)
-    return render(request, "tasks/board.html", context)
+    return context
 
 
 @login_required
 @require_GET
 async def board(request: AuthedRequest) -> HttpResponse:
-    return await sync_to_async(_board_page)(request)
+    return await _render(request, "tasks/board.html", lambda: _board_context(request))
 
 
 @login_required
 async def new_task(request: AuthedRequest) -> HttpResponse:
-    user = await _user(request)
+    user = await request.auser()
+    assert isinstance(user, User)  # login_required
     if request.method != "POST":
-        return await sync_to_async(lambda: render(request, "tasks/new.html", _form_context(user)))()
+        return await _render(request, "tasks/new.html", lambda: _form_context(user))
     form = TaskForm(request.POST, user=user)
     values: dict[str, object] = {
         name: request.POST.get(name, "") for name in ("prompt", "title", "project", "priority")
@@ -81,9 +92,8 @@ async def new_task(request: AuthedRequest) -> HttpResponse:
     values["yolo"] = request.POST.get("yolo") == "1"
     # The form reads the projects open to this person from the database.
     if not await sync_to_async(form.is_valid)():
-        return await sync_to_async(
-            lambda: render(request, "tasks/new.html", _form_context(user, values, form.errors_by_field()), status=400)
-        )()
+        errors = form.errors_by_field()
+        return await _render(request, "tasks/new.html", lambda: _form_context(user, values, errors), status=400)
     data = form.cleaned_data
     try:
         task = await services.create_task(
@@ -97,42 +107,39 @@ async def new_task(request: AuthedRequest) -> HttpResponse:
         )
     except services.TaskRefused as exc:
         refusal = {"__all__": str(exc)}
-        return await sync_to_async(
-            lambda: render(request, "tasks/new.html", _form_context(user, values, refusal), status=400)
-        )()
+        return await _render(request, "tasks/new.html", lambda: _form_context(user, values, refusal), status=400)
     except Exception as exc:
         if (full := disk.explain(exc, what="the task")) is None:
             raise
-        return await sync_to_async(
-            lambda: render(
-                request, "tasks/new.html", _form_context(user, values, {"__all__": full}), status=disk.STATUS
-            )
-        )()
+        failed = {"__all__": full}
+        return await _render(request, "tasks/new.html", lambda: _form_context(user, values, failed), status=disk.STATUS)
     return redirect(task.get_absolute_url())
 
 
 @login_required
 @require_GET
 async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
-    def page() -> HttpResponse:
+    def context() -> dict[str, Any]:
         if not selectors.visible_tasks(request.user).filter(pk=task_id).exists():
             raise Http404("No such task.")
         task = selectors.task_for_page(task_id, user=request.user)
         may_answer = task.session is not None and permissions.may_answer(user=request.user, session=task.session)
-        return render(
-            request,
-            "tasks/detail.html",
-            {"task": task, "turns": selectors.log_page(task).turns, "text": "", "level": "", "may_answer": may_answer},
-        )
+        return {
+            "task": task,
+            "turns": selectors.log_page(task).turns,
+            "text": "",
+            "level": "",
+            "may_answer": may_answer,
+        }
 
-    return await sync_to_async(page)()
+    return await _render(request, "tasks/detail.html", context)
 
 
 @login_required
 @require_GET
 async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
     try:
-        task = await services.get_task(task_id, user=await _user(request))
+        task = await services.get_task(task_id, user=await request.auser())
     except services.TaskNotFound:
         raise Http404("No such task.") from None
     try:
@@ -140,7 +147,7 @@ async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
     except services.TaskRefused as exc:
         text, error = "", str(exc)
     context = {"patch": parse_patch(text), "task": task, "error": error}
-    return HttpResponse(render_to_string("tasks/diff.html", context))
+    return await _render(request, "tasks/diff.html", lambda: context)
 
 
 @login_required
@@ -148,7 +155,7 @@ async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
 async def action(request: AuthedRequest, task_id: int, name: str) -> HttpResponse:
     if name not in Action.__members__.values():
         raise Http404("No such action.")
-    user = await _user(request)
+    user = await request.auser()
     try:
         task = await services.get_task(task_id, user=user)
     except services.TaskNotFound:
@@ -183,7 +190,7 @@ async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResp
     the task's page once it is opened (``quiet``: not within seconds of the last time, and no
     message unless it fails). Anyone who may see the task may ask."""
     try:
-        task = await services.get_task(task_id, user=await _user(request))
+        task = await services.get_task(task_id, user=await request.auser())
     except services.TaskNotFound:
         raise Http404("No such task.") from None
     quiet = request.POST.get("quiet") == "1"

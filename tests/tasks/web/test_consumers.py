@@ -64,3 +64,23 @@ async def test_a_task_that_asks_is_answered_on_its_page_and_the_board_says_needs
     assert task.files_changed == ["notes.txt"]
     for tab in (board, page, other_page):
         await tab.disconnect()
+
+
+async def test_a_task_pages_and_the_boards_sockets_leave_every_group_they_joined(fake_repo, user, rt):
+    """(On the stand-in process.) The groups are the socket's ``groups``, left by the base on disconnect."""
+    from channels.layers import get_channel_layer
+
+    from chat.live import notify
+    from tasks import live
+
+    task = await services.create_task(engine=rt, user=user, prompt="echo: hi", title="Hi")
+    page = await socket(rt, user, f"/ws/tasks/{task.pk}/")
+    board = await socket(rt, user, "/ws/tasks/")
+    layer = get_channel_layer()
+    page_groups = [live.task_group(task.pk), notify.chat_group(task.session_id)]
+    everyone = [*page_groups, live.BOARD_GROUP, notify.member_group(user.pk)]
+    assert all(len(layer.groups.get(group, {})) == 1 for group in page_groups)
+    assert len(layer.groups.get(notify.member_group(user.pk), {})) == 2
+    await page.disconnect()
+    await board.disconnect()
+    assert not any(layer.groups.get(group) for group in everyone)
