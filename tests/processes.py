@@ -35,7 +35,7 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def assert_all_gone(pids: list[int], pgid: int | None = None, within: float = 3.0) -> None:
+def assert_all_gone(pids: list[int], pgid: int | None = None, within: float = 10.0) -> None:
     """Every pid has stopped running and nothing runs in the group any more.
 
     Killed orphans stay zombies until init reaps them, on its own schedule (about 2 s here), so

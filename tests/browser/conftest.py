@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import serving
+
+
+@pytest.fixture(autouse=True)
+def patient_expect():
+    """The server, the real CLI, git and chromium share two loaded cores: what a page shows after a
+    turn or a task's run may take longer than Playwright's default 5 s to come."""
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,6 @@ PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(autouse=True)
-def patient_expect():
-    expect.set_options(timeout=15_000)
-    yield
-    expect.set_options(timeout=5_000)
-
-
 # The contrast ratio (WCAG 2) of each visible element's text against what is behind it: its own
 # background, else the nearest ancestor's, blended where they are translucent.
 CONTRASTS = """

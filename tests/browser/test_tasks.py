@@ -17,13 +17,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 RUN_TIMEOUT = 30_000
 
 
-@pytest.fixture(autouse=True)
-def patient_expect():
-    expect.set_options(timeout=15_000)
-    yield
-    expect.set_options(timeout=5_000)  # Playwright's default, for the other modules
-
-
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 

@@ -16,13 +16,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-@pytest.fixture(autouse=True)
-def patient_expect():
-    expect.set_options(timeout=15_000)
-    yield
-    expect.set_options(timeout=5_000)
-
-
 def test_the_demo_banner_says_how_to_use_claude_and_nothing_untrue(demo_app, page):
     demo_app.create_user(username="dina", password="pw-dina-123", staff=True)
     page.goto(demo_app.base_url + "/accounts/login/")
