@@ -44,7 +44,9 @@ class TaskHooks:
         """Mark the next queued task as running (so no second scheduler takes it) and return its id."""
         queued = Task.objects.filter(status=Task.Status.QUEUED).exclude(pk__in=exclude).in_queue_order()
         for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
-            if Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(status=Task.Status.RUNNING, reason=""):
+            if Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
+                status=Task.Status.RUNNING, reason="", stop_requested=""
+            ):
                 return task_id
         return None
 
