@@ -21,8 +21,8 @@ from chat.services.recovery import recover_interrupted
 from chat.services.turns import TurnHooks
 from drivers.claude import LiveSession, LiveSpec
 from drivers.egress import EgressProxy
-from runtime import Engine, LocalEngine, NodeRuntime, Process, ProcessFactory
-from runtime.cluster import ClusterEngine, Limits, TurnWatch
+from runtime import Engine, FileSlots, LocalEngine, NodeRuntime, Process, ProcessFactory
+from runtime.cluster import ClusterEngine, ClusterFileSlots, Limits, TurnWatch
 from tasks.services import TaskHooks, recover_tasks
 from tasks.services.cluster import Cluster
 
@@ -70,9 +70,11 @@ def _node(
     max_warm: int | None,
     max_file_operations: int | None,
     egress_dir: Path | None,
+    file_slots: FileSlots | None = None,
 ) -> NodeRuntime:
     return NodeRuntime(
         factory=factory,
+        file_slots=file_slots,
         max_processes=max_processes or settings.CLAUDE_MAX_CONCURRENT,
         max_warm=settings.CLAUDE_MAX_WARM if max_warm is None else max_warm,
         warm_idle=settings.CLAUDE_WARM_IDLE,
@@ -111,7 +113,12 @@ def build_cluster(
             max_processes=max_processes,
             max_warm=max_warm,
             max_file_operations=max_file_operations,
-            egress_dir=egress_dir,
+            # A folder per node: engines sharing a data folder (one machine) each have a proxy of their own.
+            egress_dir=egress_dir or Path(settings.DATA_DIR) / "sandbox" / settings.CLAUDE_NODE_ID,
+            # Counted across every node, not per machine.
+            file_slots=ClusterFileSlots(
+                conninfo=params, limit=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS
+            ),
         )
     return ClusterEngine(
         # A small pool of its own (the worker's fetches, aborts, LISTEN); the saving transaction's

@@ -64,7 +64,7 @@ class Cluster:
         )
         if check and done.returncode:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-        return done.stdout
+        return done.stdout if check else done.stdout + done.stderr
 
     def start_web(self, index: int) -> None:
         while len(self.ports) <= index:
@@ -151,11 +151,25 @@ class Cluster:
             time.sleep(0.1)
         return value
 
+    def send_from_page(self, username: str, session: str, text: str) -> None:
+        """Send a message as the chat page does (saved and queued by a web-side process, which then ends)."""
+        code = (
+            "import asyncio, os, uuid\n"
+            "from django.contrib.auth.models import User\n"
+            "from chat.services import turns\n"
+            "from project import runtime\n"
+            "async def send():\n"
+            "    user = await User.objects.aget(username=os.environ['U'])\n"
+            "    await turns.submit_message(engine=runtime.build_for_settings(), session_id=uuid.UUID(os.environ['S']),"
+            " user=user, text=os.environ['T'])\n"
+            "asyncio.run(send())\n"
+        )
+        self.manage("shell", "-c", code, env={"U": username, "S": session, "T": text})
+
     # -- the API -----------------------------------------------------------------------------
     def token_for(self, username: str) -> str:
         self.manage("adduser", username)
-        out = self.manage("api_token", username)
-        return out.split()[-1]
+        return self.manage("api_token", username).split()[-1]
 
     def chat(self, token: str, session: str, message: str, *, web: int = 0, timeout: float = 120) -> tuple[int, Any]:
         return self.call(
@@ -179,7 +193,7 @@ class Cluster:
 
 
 def cluster_env(
-    *, data: Path, database_url: str, redis_url: str, claude_env: dict[str, str], cli: Path
+    *, data: Path, database_url: str, redis_url: str, claude_env: dict[str, str], cli: Path, max_tasks: int = 5
 ) -> dict[str, str]:
     for folder in ("work", "archive", "claude-config"):
         (data / folder).mkdir(parents=True, exist_ok=True)
@@ -199,6 +213,7 @@ def cluster_env(
         # Seconds, not the production defaults' tens: a test sees a dead node within seconds.
         "CLAUDE_NODE_HEARTBEAT": "0.5",
         "CLAUDE_NODE_DEAD_AFTER": "4",
-        "CLAUDE_DRAIN_GRACE": "15",
+        "CLAUDE_DRAIN_GRACE": "40",
         "CLAUDE_API_BUSY_WAIT": "60",
+        "CLAUDE_MAX_TASKS": str(max_tasks),
     }

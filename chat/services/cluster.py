@@ -134,11 +134,10 @@ class ChatCluster:
         await Node.objects.filter(pk=node).aupdate(draining=True)
         await Placement.objects.filter(node=node).adelete()
 
-    async def interrupted_turns(self, turns: list[int], *, node: str) -> None:
-        why = INTERRUPTED_BY_NODE.format(node=node)
+    async def interrupted_turns(self, turns: list[int]) -> None:
         async for turn in Turn.objects.filter(pk__in=turns, status__in=Turn.PENDING).select_related("session"):
             await sync_to_async(permissions.cancel_open)(turn)
-            await Recorder(turn).finish(Turn.Status.INTERRUPTED, error=why)
+            await Recorder(turn).finish(Turn.Status.INTERRUPTED, error=INTERRUPTED_BY_NODE.format(node=turn.node))
             await Event.objects.filter(turn=turn, complete=False).aupdate(complete=True)
 
     # -- an engine's start -----------------------------------------------------------------

@@ -97,8 +97,8 @@ class ClusterHooks(Protocol):
     async def leave(self, node: str) -> None:
         """The node drains: no new turn is placed on it; its sessions lose their home."""
 
-    async def interrupted(self, *, turns: list[int], tasks: list[int], node: str) -> None:
-        """End these turns and task runs, whose node (``node``) died under them, as interrupted."""
+    async def interrupted(self, *, turns: list[int], tasks: list[int]) -> None:
+        """End these turns and task runs, whose node died under them, as interrupted."""
 
     async def recover_node(self, *, node: str) -> tuple[list[str], int | None]:
         """At an engine's start: end what the node's earlier run left (its CLI processes, its turns and

@@ -8,9 +8,11 @@ warm processes (each flushes its transcript, which the shared storage carries to
 While it serves:
 
 - a heartbeat keeps its row fresh (its figures for the pool's status) and procrastinate's worker
-  beats too; if this node cannot beat for half of ``dead_after`` it ends its own CLI processes and
-  exits (a thread does this, whatever the event loop is doing): the janitor of another node waits
-  ``dead_after`` before it gives this node's sessions to others, so two nodes never run one transcript;
+  beats too; after each beat that reached the database it tells its fence (a watchdog process of its
+  own, :mod:`runtime.cluster.fence`), which ends the node's CLI processes and the engine if no beat
+  comes for half of ``dead_after`` (the database out of reach, or the engine frozen): the janitor of
+  another node waits ``dead_after`` before it gives this node's sessions to others, so two nodes
+  never run one transcript;
 - one node at a time is the janitor (a PostgreSQL advisory lock held on a connection of its own:
   released when that node dies): it ends the turns and task runs of jobs whose worker stopped
   beating as interrupted (never run again: their tools may have run), moves a dead node's queued
@@ -22,16 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import threading
-import time
+import subprocess
+import sys
+from pathlib import Path
 from typing import LiteralString
 
 import psycopg
 from procrastinate import jobs as pq_jobs
 from procrastinate import worker as pq_worker
-
-from drivers import claude
 
 from .engine import ClusterEngine
 from .hooks import SHARED_QUEUE, TASK_JOB, TURN_JOB, node_queue
@@ -40,8 +40,6 @@ from .jobs import register
 log = logging.getLogger(__name__)
 
 JANITOR_LOCK = 0x636C6A61  # "clja": one janitor in the cluster
-# Exit status of a node that lost the cluster and ended its own processes (systemd restarts it).
-FENCED_EXIT = 75
 
 # Installed by every engine as it starts (idempotent): PostgreSQL tells waiters instead of their polling.
 _TRIGGERS: LiteralString = """
@@ -90,43 +88,35 @@ class NodeRefused(Exception):
 
 
 class Fence:
-    """Ends this node's CLI processes, then the process, if its heartbeat fails for ``after`` seconds."""
+    """The node's watchdog process (:mod:`runtime.cluster.fence`), told after each heartbeat."""
 
     def __init__(self, engine: ClusterEngine, *, after: float) -> None:
         self.engine = engine
         self.after = after
-        self.last_beat = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="claude-fence", daemon=True)
+        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cluster.fence", str(self.after)],
+            stdin=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        self.beat()
 
     def beat(self) -> None:
-        self.last_beat = time.monotonic()
+        node = self.engine.node
+        if self._process is None or self._process.stdin is None or node is None:
+            return
+        with contextlib.suppress(OSError):
+            self._process.stdin.write((" ".join(map(str, node.pids())) + "\n").encode())
+            self._process.stdin.flush()
 
     def close(self) -> None:
-        self._stop.set()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(min(1.0, self.after / 4)):
-            if time.monotonic() - self.last_beat > self.after:
-                self.fence()
-
-    def fence(self) -> None:
-        node = self.engine.node
-        pids = node.pids() if node is not None else []
-        log.critical(
-            "node %s could not reach the database for %.0f s: ending its %d CLI process(es) and exiting, before "
-            "another node takes its sessions",
-            self.engine.node_id,
-            self.after,
-            len(pids),
-        )
-        for pid in pids:
+        if self._process is not None and self._process.stdin is not None:
             with contextlib.suppress(OSError):
-                claude.kill_group(pid)
-        os._exit(FENCED_EXIT)
+                self._process.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
 
 
 async def serve(engine: ClusterEngine, *, stop: asyncio.Event, concurrency: int) -> None:
@@ -157,10 +147,10 @@ async def serve(engine: ClusterEngine, *, stop: asyncio.Event, concurrency: int)
         delete_jobs=pq_jobs.DeleteJobCondition.SUCCESSFUL,
     )
     fence = Fence(engine, after=limits.dead_after / 2)
+    fence.start()
     working = asyncio.create_task(worker.run(), name="claude-worker")  # type: ignore[no-untyped-call]
     beating = asyncio.create_task(_beat(engine, worker, fence, stop), name="claude-heartbeat")
     janitor = asyncio.create_task(_janitor(engine), name="claude-janitor")
-    fence.start()
     engine.kick_tasks()  # queued tasks start without waiting for a page
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -177,10 +167,11 @@ async def serve(engine: ClusterEngine, *, stop: asyncio.Event, concurrency: int)
         await asyncio.gather(working, return_exceptions=True)
         with contextlib.suppress(Exception):
             await _move_queue(engine, node_id)
-        beating.cancel()
-        await asyncio.gather(beating, janitor, return_exceptions=True)
-        fence.close()
+        await asyncio.gather(janitor, return_exceptions=True)
         await engine.shutdown()  # warm processes closed: their transcripts flushed for the next node
+        beating.cancel()  # (it beat on while the node drained: the fence waits for its beats)
+        await asyncio.gather(beating, return_exceptions=True)
+        fence.close()
         with contextlib.suppress(Exception):
             await hooks.node_gone(node_id)
         log.warning("node %s has drained", node_id)
@@ -234,8 +225,7 @@ async def clean_up(engine: ClusterEngine) -> None:
     if stalled:
         turns = [int(str(job.task_kwargs["turn"])) for job in stalled if job.task_name == TURN_JOB]
         tasks = [int(str(job.task_kwargs["task"])) for job in stalled if job.task_name == TASK_JOB]
-        dead = await engine.hooks.dead_nodes(dead_after=engine.limits.dead_after)
-        await engine.hooks.interrupted(turns=turns, tasks=tasks, node=", ".join(dead) or "unknown")
+        await engine.hooks.interrupted(turns=turns, tasks=tasks)
         for job in stalled:
             assert job.id is not None
             await manager.finish_job_by_id_async(job.id, status=pq_jobs.Status.FAILED, delete_job=False)

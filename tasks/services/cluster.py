@@ -34,9 +34,9 @@ class Cluster(ChatCluster):
     async def running_tasks(self) -> int:
         return await Task.objects.filter(status=Task.Status.RUNNING).acount()
 
-    async def interrupted(self, *, turns: list[int], tasks: list[int], node: str) -> None:
-        await self.interrupted_turns(turns, node=node)
-        for task in tasks:
+    async def interrupted(self, *, turns: list[int], tasks: list[int]) -> None:
+        await self.interrupted_turns(turns)
+        async for task, node in Task.objects.filter(pk__in=tasks, status=Task.Status.RUNNING).values_list("pk", "node"):
             if await Task.objects.filter(pk=task, status=Task.Status.RUNNING).aupdate(
                 status=Task.Status.PAUSED,
                 reason=Task.Reason.INTERRUPTED,
