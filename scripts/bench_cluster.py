@@ -13,12 +13,13 @@ on loopback, web processes (Daphne) and engine processes (``manage.py engine``) 
 - every web process restarted while 10 chats send follow-ups: turns interrupted.
 
 Prints figures, never asserts; compare the ratios of one run (the machine's load is printed).
-Run with `.venv/bin/python scripts/bench_cluster.py` (a few minutes); everything it starts is ended and
+Run with `.venv/bin/python scripts/bench_cluster.py` (a few minutes; `--cases latency,kill` picks cases); everything it starts is ended and
 deleted at the end.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -96,6 +97,7 @@ django.setup()
 import bench_data  # noqa: E402
 import bench_live  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
@@ -124,12 +126,20 @@ class Processes:
         self.webs.append((process, port))
         return port
 
-    def stop_webs(self) -> None:
+    def stop_webs(self) -> int:
+        """Stop every web process (SIGTERM); how many had to be killed after 30 s."""
         for process, _ in self.webs:
             process.terminate()
+        killed = 0
         for process, _ in self.webs:
-            process.wait(60)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                killed += 1
         self.webs = []
+        return killed
 
     def engine(self, node: str) -> None:
         log = open(TMP / f"engine-{node}.log", "ab")
@@ -243,9 +253,8 @@ def wait_turns_over(session: str) -> None:
         time.sleep(0.02)
 
 
-async def follow_up_ms(port: int, cookie: str, user: object) -> float:
-    """A new chat, its first turn, then the follow-up timed: send -> first frame with the answer."""
-    session: Session = chats.create_session(owner=user)  # type: ignore[arg-type]
+async def follow_up_ms(port: int, cookie: str, session: Session) -> float:
+    """A new chat's first turn, then its follow-up timed: send -> first frame with the answer."""
     server = bench_live.Server(host="127.0.0.1", port=port, cookie=cookie)
     socket = await bench_live.Socket.open(server, f"/ws/chat/{session.id}/")
     await socket.receive()
@@ -291,14 +300,14 @@ def ms(samples: list[float]) -> float:
 
 
 # -- the cases ------------------------------------------------------------------------------------
-def latency(user: object, cookie: str, processes: Processes) -> None:
+def latency(user: User, cookie: str, processes: Processes) -> None:
     local_port = processes.web(CLAUDE_ENGINE="local", CLAUDE_NODE_ID="local")
     cluster_port = processes.web()
     processes.engine("a")
     local, cluster = [], []
     for _ in range(REPEATS):
-        local.append(asyncio.run(follow_up_ms(local_port, cookie, user)))
-        cluster.append(asyncio.run(follow_up_ms(cluster_port, cookie, user)))
+        local.append(asyncio.run(follow_up_ms(local_port, cookie, chats.create_session(owner=user))))
+        cluster.append(asyncio.run(follow_up_ms(cluster_port, cookie, chats.create_session(owner=user))))
     print(f"Follow-up, websocket send -> first frame with the answer (median of {REPEATS}, taken in turns):")
     print(
         f"  local {ms(local):.0f} ms; cluster (a web process, an engine) {ms(cluster):.0f} ms: "
@@ -374,11 +383,12 @@ def throughput(token: str, processes: Processes) -> None:
                 thread.join()
             wall = time.perf_counter() - started
         spread = one(
-            "SELECT count(DISTINCT node) FROM chat_turn WHERE session_id = ANY(%s)", [uuid.UUID(s) for s in sessions]
+            "SELECT string_agg(DISTINCT node, ',') FROM chat_turn WHERE session_id = ANY(%s)",
+            [uuid.UUID(s) for s in sessions],
         )
         print(
             f"  {engines} engine(s): {100 / wall:.1f} turns a second, {meter.seconds / 100:.2f} CPU seconds a turn "
-            f"(chats on {spread} engine(s); {len(failures)} failed)"
+            f"(turns ran on engines {spread}; {len(failures)} failed)"
         )
         processes.close()
 
@@ -436,12 +446,7 @@ def restart(token: str, processes: Processes) -> None:
     for thread in threads:
         thread.start()
     time.sleep(3)
-    old = list(processes.webs)
-    for process, _ in old:
-        process.terminate()
-    for process, _ in old:
-        process.wait(60)
-    processes.webs = []
+    killed = processes.stop_webs()
     restarted = [processes.web(), processes.web()]
     ports[:] = restarted
     for thread in threads:
@@ -457,7 +462,7 @@ def restart(token: str, processes: Processes) -> None:
     print(
         f"  turns interrupted: {statuses.get('interrupted', 0)}; done {statuses.get('done', 0)}; API calls cut by the "
         f"restart {len(cut)} (their turns ran on); taken back before they started (their caller hung up): "
-        f"{statuses.get('stopped', 0)}"
+        f"{statuses.get('stopped', 0)}; web processes that did not stop within 30 s of SIGTERM: {killed}"
     )
     processes.close()
 
@@ -472,12 +477,18 @@ def main() -> None:
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     token = issue_token(user=user).key
     processes = Processes()
+    cases = {
+        "latency": lambda: latency(user, cookie, processes),
+        "kill": lambda: kill(token, processes),
+        "throughput": lambda: throughput(token, processes),
+        "pages": lambda: pages(user, cookie, processes),
+        "restart": lambda: restart(token, processes),
+    }
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", default=",".join(cases), help=f"comma-separated, of: {', '.join(cases)}")
     try:
-        latency(user, cookie, processes)
-        kill(token, processes)
-        throughput(token, processes)
-        pages(user, cookie, processes)
-        restart(token, processes)
+        for case in parser.parse_args().cases.split(","):
+            cases[case]()
     finally:
         processes.close()
         print(f"Load average at the end: {os.getloadavg()[0]:.1f}")

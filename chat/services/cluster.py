@@ -46,17 +46,20 @@ class ChatCluster:
 
     # -- where a session's turns go ------------------------------------------------------
     def home_sync(self, session: str) -> str | None:
-        node = Placement.objects.filter(session=session).values_list("node", flat=True).first()
-        if node and Node.objects.filter(_alive(self.dead_after), pk=node, draining=False).exists():
-            return node
-        return None
+        alive = Node.objects.filter(_alive(self.dead_after), draining=False).values("pk")
+        return Placement.objects.filter(session=session, node__in=alive).values_list("node", flat=True).first()
 
     async def home(self, session: str) -> str | None:
         return await sync_to_async(self.home_sync)(session)
 
     async def taken(self, *, turn: int, session: str, node: str) -> None:
-        await Turn.objects.filter(pk=turn).aupdate(node=node)
-        await Placement.objects.aupdate_or_create(session=uuid.UUID(session), defaults={"node": node})
+        await sync_to_async(self._taken)(turn, uuid.UUID(session), node)
+
+    @staticmethod
+    def _taken(turn: int, session: uuid.UUID, node: str) -> None:
+        Turn.objects.filter(pk=turn).update(node=node)
+        if not Placement.objects.filter(session=session, node=node).exists():  # (a follow-up: it is home already)
+            Placement.objects.update_or_create(session=session, defaults={"node": node, "since": timezone.now()})
 
     # -- turns ---------------------------------------------------------------------------
     async def turn_state(self, turn: int) -> TurnState:

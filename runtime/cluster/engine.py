@@ -106,6 +106,7 @@ class ClusterEngine(Engine):
         self.task_stops: dict[int, str] = {}  # why a task's run here was stopped
         self.running_tasks: dict[int, asyncio.Task[None]] = {}
         self.draining = False
+        self.closing = False
         self.board_note: str | None = None  # as this node last told it (None: not yet)
 
     # -- queueing -------------------------------------------------------------------------
@@ -176,6 +177,10 @@ class ClusterEngine(Engine):
         return ticket is not None and _is_local(ticket)
 
     async def withdraw(self, *, session: str, turn: int, note: str) -> bool:
+        if self.closing:
+            # This web process is going away (a restart), not the caller giving up: the turn stays
+            # queued and runs; its answer stays in the chat.
+            return False
         ticket = self._tickets.get(turn)
         if ticket is not None and self.turns is not None and _is_local(ticket):
             if not isinstance(ticket.job, _SavedTurn):
@@ -312,6 +317,7 @@ class ClusterEngine(Engine):
             await asyncio.sleep(0.05)
 
     async def shutdown(self) -> None:
+        self.closing = True
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -79,7 +79,8 @@ def register(engine: ClusterEngine) -> None:
 
     @app.task(name=TURN_JOB, pass_context=True, retry=_HandBack())
     async def turn_job(context: JobContext, *, turn: int, session: str, owner: int | None) -> None:
-        await engine.hooks.taken(turn=turn, session=session, node=engine.node_id)
+        # Noted while the turn starts (not before: a follow-up's time to its first word counts every step).
+        taking = asyncio.ensure_future(engine.hooks.taken(turn=turn, session=session, node=engine.node_id))
         job = _ClusterTurn(turn, hooks=engine.turn_hooks, node=node, local=None)
         ticket: Ticket = engine.track(turns.submit(key=turn, session=session, owner=owner, job=job))
 
@@ -95,7 +96,10 @@ def register(engine: ClusterEngine) -> None:
                 await turns.withdraw(ticket)
             # (a withdrawal that came too late: the turn runs on)
 
-        await _through_aborts(asyncio.ensure_future(ticket.wait()), context, on_abort)
+        try:
+            await _through_aborts(asyncio.ensure_future(ticket.wait()), context, on_abort)
+        finally:
+            await asyncio.shield(taking)
         if job.handed_back:
             raise HandedBack(f"turn {turn} goes back to the shared queue")
 
