@@ -435,12 +435,15 @@ def restart(token: str, processes: Processes) -> None:
     cut = []
 
     def chat(n: int, session: str) -> None:
-        for _ in range(6):
+        sent = 0
+        while sent < 6:
             try:
                 api(ports[n % 2], token, session, "slow 1")
+                sent += 1
             except OSError:
-                cut.append(session)  # the web process it talked to restarted: the turn goes on
-                time.sleep(1)
+                # The web process it talked to restarted (its turn, if saved, goes on), or is not up yet.
+                cut.append(session)
+                time.sleep(0.5)
 
     threads = [threading.Thread(target=chat, args=(n, s)) for n, s in enumerate(sessions)]
     for thread in threads:
@@ -460,8 +463,8 @@ def restart(token: str, processes: Processes) -> None:
     )
     print("Every web process restarted while 10 chats send follow-ups (2 web processes, 2 engines):")
     print(
-        f"  turns interrupted: {statuses.get('interrupted', 0)}; done {statuses.get('done', 0)}; API calls cut by the "
-        f"restart {len(cut)} (their turns ran on); taken back before they started (their caller hung up): "
+        f"  turns interrupted: {statuses.get('interrupted', 0)}; done {statuses.get('done', 0)}; API calls cut or refused "
+        f"by the restart {len(cut)} (sent again); taken back before they started (their caller hung up): "
         f"{statuses.get('stopped', 0)}; web processes that did not stop within 30 s of SIGTERM: {killed}"
     )
     processes.close()

@@ -270,8 +270,9 @@ def team_remote(shared_repo, forge, settings, monkeypatch, tmp_path) -> Path:
 
 
 @pytest.fixture
-async def scheduler(repo, rt) -> runtime.TaskScheduler:
-    return rt.tasks
+async def scheduler(repo, rt) -> runtime.Engine:
+    """The engine that schedules the tasks (its ``idle()`` waits for them), in the default project."""
+    return rt
 
 
 @pytest.fixture
