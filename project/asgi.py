@@ -60,6 +60,6 @@ def application_for(engine: Engine) -> EngineScope:
     )
 
 
-engine = runtime.build()
+engine = runtime.build_for_settings()
 application = application_for(engine)
 runtime.start_with_daphne(engine)

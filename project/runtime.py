@@ -21,8 +21,10 @@ from chat.services.recovery import recover_interrupted
 from chat.services.turns import TurnHooks
 from drivers.claude import LiveSession, LiveSpec
 from drivers.egress import EgressProxy
-from runtime import LocalEngine, NodeRuntime, Process, ProcessFactory
+from runtime import Engine, FileSlots, LocalEngine, NodeRuntime, Process, ProcessFactory
+from runtime.cluster import ClusterEngine, ClusterFileSlots, Limits, TurnWatch
 from tasks.services import TaskHooks, recover_tasks
+from tasks.services.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,12 @@ def build(
     """The engine with the limits of the settings (or the ones given); it starts its processes with
     ``factory``. Its egress proxy listens in ``egress_dir`` (default: the data folder's private
     ``sandbox`` folder) once started. Building starts nothing: :func:`start` does, on the loop."""
-    node = NodeRuntime(
+    node = _node(
         factory=factory,
-        max_processes=max_processes or settings.CLAUDE_MAX_CONCURRENT,
-        max_warm=settings.CLAUDE_MAX_WARM if max_warm is None else max_warm,
-        warm_idle=settings.CLAUDE_WARM_IDLE,
-        max_file_operations=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS,
-        egress=EgressProxy(folder=egress_dir or Path(settings.DATA_DIR) / "sandbox", policy=agents.egress_policy),
+        max_processes=max_processes,
+        max_warm=max_warm,
+        max_file_operations=max_file_operations,
+        egress_dir=egress_dir,
     )
     return LocalEngine(
         node=node,
@@ -60,6 +61,85 @@ def build(
         task_hooks=TaskHooks(),
         max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS,
     )
+
+
+def _node(
+    *,
+    factory: ProcessFactory,
+    max_processes: int | None,
+    max_warm: int | None,
+    max_file_operations: int | None,
+    egress_dir: Path | None,
+    file_slots: FileSlots | None = None,
+) -> NodeRuntime:
+    return NodeRuntime(
+        factory=factory,
+        file_slots=file_slots,
+        max_processes=max_processes or settings.CLAUDE_MAX_CONCURRENT,
+        max_warm=settings.CLAUDE_MAX_WARM if max_warm is None else max_warm,
+        warm_idle=settings.CLAUDE_WARM_IDLE,
+        max_file_operations=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS,
+        egress=EgressProxy(folder=egress_dir or Path(settings.DATA_DIR) / "sandbox", policy=agents.egress_policy),
+    )
+
+
+def build_cluster(
+    *,
+    with_node: bool,
+    max_processes: int | None = None,
+    max_tasks: int | None = None,
+    max_warm: int | None = None,
+    max_file_operations: int | None = None,
+    egress_dir: Path | None = None,
+    factory: ProcessFactory = live_session,
+) -> ClusterEngine:
+    """The cluster engine (``CLAUDE_ENGINE=cluster``): a web process's (``with_node=False``: it queues,
+    stops and waits) or an engine process's (it also runs jobs on this machine's node)."""
+    from procrastinate import App, PsycopgConnector
+    from procrastinate.contrib.django.django_connector import DjangoConnector
+    from procrastinate.contrib.django.utils import connector_params
+
+    params = connector_params()
+    limits = Limits(
+        heartbeat=settings.CLAUDE_NODE_HEARTBEAT,
+        dead_after=settings.CLAUDE_NODE_DEAD_AFTER,
+        drain_grace=settings.CLAUDE_DRAIN_GRACE,
+        max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS,
+    )
+    node = None
+    if with_node:
+        node = _node(
+            factory=factory,
+            max_processes=max_processes,
+            max_warm=max_warm,
+            max_file_operations=max_file_operations,
+            # A folder per node: engines sharing a data folder (one machine) each have a proxy of their own.
+            egress_dir=egress_dir or Path(settings.DATA_DIR) / "sandbox" / settings.CLAUDE_NODE_ID,
+            # Counted across every node, not per machine.
+            file_slots=ClusterFileSlots(
+                conninfo=params, limit=max_file_operations or settings.CLAUDE_MAX_FILE_OPERATIONS
+            ),
+        )
+    return ClusterEngine(
+        # A small pool of its own (the worker's fetches, aborts, LISTEN); the saving transaction's
+        # connection for a turn's job (DjangoConnector), so the turn and its job are one commit.
+        app=App(connector=PsycopgConnector(kwargs=params, min_size=1, max_size=8 if with_node else 4)),
+        tx_app=App(connector=DjangoConnector()),
+        hooks=Cluster(dead_after=limits.dead_after),
+        turn_hooks=TurnHooks(),
+        task_hooks=TaskHooks(),
+        watch=TurnWatch(params),
+        node_id=settings.CLAUDE_NODE_ID,
+        limits=limits,
+        node=node,
+    )
+
+
+def build_for_settings() -> Engine:
+    """The web server's engine: in cluster mode one that only queues, stops and waits."""
+    if settings.CLAUDE_ENGINE == "cluster":
+        return build_cluster(with_node=False)
+    return build()
 
 
 def recover() -> list[str]:
@@ -72,10 +152,12 @@ def recover() -> list[str]:
     return lines
 
 
-async def start(engine: LocalEngine, *, recover_first: bool = True) -> LocalEngine:
+async def start[E: Engine](engine: E, *, recover_first: bool = True) -> E:
     """Start the engine on the running event loop (its egress proxy listening), recover, and start
-    queued tasks."""
+    queued tasks. A web process of a cluster recovers nothing and starts nothing: its engines do."""
     await engine.start()
+    if isinstance(engine, ClusterEngine):
+        return engine
     if recover_first:
         for line in await sync_to_async(recover, thread_sensitive=False)():
             log.warning("%s", line)
@@ -83,18 +165,18 @@ async def start(engine: LocalEngine, *, recover_first: bool = True) -> LocalEngi
     return engine
 
 
-async def stop(engine: LocalEngine) -> None:
+async def stop(engine: Engine) -> None:
     await engine.shutdown()
 
 
-def start_with_daphne(engine: LocalEngine) -> None:
+def start_with_daphne(engine: Engine) -> None:
     """Start the engine as soon as Daphne serves (not on the first request), and end it when Daphne stops.
 
     Daphne sends no ASGI lifespan events. Its Twisted reactor runs on the asyncio loop that serves
     the requests; a reactor that never runs (another server, the tests) starts nothing here."""
     from twisted.internet import defer, reactor
 
-    starting: list[asyncio.Task[LocalEngine]] = []
+    starting: list[asyncio.Task[Engine]] = []
 
     def on_running() -> None:
         starting.append(asyncio.ensure_future(start(engine)))

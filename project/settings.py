@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
@@ -152,6 +153,8 @@ INSTALLED_APPS = [
     "chat",
     "tasks",
     "members",
+    # Its management commands (`engine`): the composition root's own.
+    "project",
 ]
 
 MIDDLEWARE = [
@@ -280,6 +283,45 @@ def redis_channel_layer(url: str, *, max_connections: int = 2000) -> dict[str, o
 
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# Where turns run (README, "Running a cluster"). "local": inside the web server, as a newcomer's
+# `scripts/run` needs nothing else. "cluster": on engine processes (`scripts/manage engine`) through a
+# PostgreSQL job queue (procrastinate), so web processes hold no turn and may restart at will.
+CLAUDE_ENGINE = envchoice("CLAUDE_ENGINE", "local", choices=("local", "cluster"))
+# This machine's name among the engines (a queue of its own, its placements, its recovery).
+CLAUDE_NODE_ID = envstr("CLAUDE_NODE_ID", "") or socket.gethostname()
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", CLAUDE_NODE_ID):
+    raise ImproperlyConfigured(
+        f"CLAUDE_NODE_ID must be 1 to 63 letters, digits, '.', '_' or '-' (starting with a letter or digit), "
+        f"not {CLAUDE_NODE_ID!r}"
+    )
+# Seconds between an engine's heartbeats; after CLAUDE_NODE_DEAD_AFTER seconds without one its turns
+# are interrupted and its sessions go to the others. An engine that could not beat for half that time
+# ends its own CLI processes first, so no two engines ever run one transcript.
+CLAUDE_NODE_HEARTBEAT = envfloat("CLAUDE_NODE_HEARTBEAT", "2", minimum=0.2)
+CLAUDE_NODE_DEAD_AFTER = envfloat("CLAUDE_NODE_DEAD_AFTER", "20", minimum=1)
+if CLAUDE_NODE_DEAD_AFTER < 3 * CLAUDE_NODE_HEARTBEAT:
+    raise ImproperlyConfigured(
+        f"CLAUDE_NODE_DEAD_AFTER ({CLAUDE_NODE_DEAD_AFTER:g}) must be at least three CLAUDE_NODE_HEARTBEAT "
+        f"({CLAUDE_NODE_HEARTBEAT:g}): a node would be taken for dead between two of its heartbeats"
+    )
+# Seconds a draining engine (SIGTERM, `engine --drain`) lets running turns finish before it interrupts them.
+CLAUDE_DRAIN_GRACE = envfloat("CLAUDE_DRAIN_GRACE", "60", minimum=0)
+if CLAUDE_ENGINE == "cluster":
+    _missing = []
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://", "pgsql://")):
+        _missing.append("DATABASE_URL=postgres://user:password@host/db (the turns' queue lives in PostgreSQL)")
+    if not REDIS_URL:
+        _missing.append("REDIS_URL=redis://host:6379/0 (answers stream from engines to every web process)")
+    if _missing:
+        raise ImproperlyConfigured(
+            "CLAUDE_ENGINE=cluster needs " + " and ".join(_missing) + ". Set them, or leave CLAUDE_ENGINE unset "
+            "to run everything in one process."
+        )
+    # Its migrations make the job queue's tables; the admin shows its jobs.
+    INSTALLED_APPS.append("procrastinate.contrib.django")
+    PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "procrastinate_tasks"  # (none: the engine registers its jobs)
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": redis_channel_layer(REDIS_URL, max_connections=envint("REDIS_MAX_CONNECTIONS", "2000", minimum=1))

@@ -68,6 +68,13 @@ class Engine(abc.ABC):
         are done and a process slot is free, even if the caller goes away. ``owner``: whose share of
         the slots it takes. ``local``: see :meth:`TurnHooks.run`."""
 
+    def queue_in_transaction(self, *, turn: int, session: str, owner: int | None) -> bool:
+        """Called (synchronously) inside the transaction that saves a turn. An engine whose queue lives in
+        the database queues the turn there, so the turn and its place in the queue are one commit, and
+        says True (:meth:`submit` is then only told the commit happened). The local engine queues in
+        memory after the commit: False."""
+        return False
+
     @abc.abstractmethod
     async def stop(self, *, session: str) -> bool:
         """Stop the session's current turn (running: interrupted; waiting for a slot: dropped). False if

@@ -90,16 +90,7 @@ class LocalEngine(Engine):
 
     async def wait_started(self, *, turn: int) -> bool:
         ticket = self._tickets.get(turn)
-        if ticket is None:
-            return False
-        started: asyncio.Future[object] = asyncio.ensure_future(ticket.started.wait())
-        ended: asyncio.Future[object] = asyncio.ensure_future(ticket.wait())
-        try:
-            await asyncio.wait({started, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            started.cancel()
-            ended.cancel()
-        return ticket.started.is_set()
+        return False if ticket is None else await ticket.wait_started()
 
     async def wait_ended(self, *, turn: int) -> None:
         ticket = self._tickets.get(turn)

@@ -134,14 +134,20 @@ class NodeRuntime:
     def status(self) -> PoolStatus:
         return self.processes.status()
 
-    def stop(self, key: str) -> bool:
+    def stop(self, key: str, *, reason: StopReason = StopReason.STOPPED) -> bool:
         """Stop the turn of session ``key`` that holds a slot here: interrupted if it runs, not started
-        if it has not. False if there is none."""
+        if it has not (``reason``: a person's Stop, or this node leaving the cluster). False if there is
+        none."""
         running = self._running.get(key)
         if running is None:
             return False
-        running.end(StopReason.STOPPED)
+        running.end(reason)
         return True
+
+    def pids(self) -> list[int]:
+        """The CLI processes this node holds (warm or running a turn): what it must end itself if it
+        loses the cluster (see :mod:`runtime.cluster`)."""
+        return [pid for process in self.warm.processes() if (pid := getattr(process, "pid", None))]
 
     def stop_all(self) -> None:
         """The node is shutting down: every turn ends (as :class:`ShutDown`), and none starts."""

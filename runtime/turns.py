@@ -58,6 +58,17 @@ class Ticket:
     async def wait(self) -> None:
         await asyncio.shield(self.done)
 
+    async def wait_started(self) -> bool:
+        """Until it runs (True) or has ended without running (False)."""
+        started: asyncio.Future[object] = asyncio.ensure_future(self.started.wait())
+        ended: asyncio.Future[object] = asyncio.ensure_future(self.wait())
+        try:
+            await asyncio.wait({started, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+            ended.cancel()
+        return self.started.is_set()
+
 
 class TurnQueue:
     def __init__(self, node: NodeRuntime) -> None:
@@ -168,9 +179,9 @@ class TurnQueue:
                 ticket.done.set_result(None)
 
     # -- control ----------------------------------------------------------------------
-    def stop(self, session: str) -> bool:
+    def stop(self, session: str, *, reason: StopReason = StopReason.STOPPED) -> bool:
         """Stop the session's current turn (running: through the node, which interrupts it; waiting for
-        a slot: dropped); False if there is none."""
+        a slot: dropped); False if there is none. ``reason``: a person's Stop, or the node leaving."""
         ticket = self._current.get(session)
         if ticket is None:
             # Just submitted, not yet taken by the session's worker: it is the turn about to run.
@@ -178,13 +189,13 @@ class TurnQueue:
             queue = self._queues.get(session)
             if not queue or queue[0].stop_reason is not None:
                 return False
-            queue[0].stop_reason = StopReason.STOPPED
+            queue[0].stop_reason = reason
             return True
         if ticket.task is None or ticket.task.done():
             return False
-        if ticket.started.is_set() and not self.node.stop(session):
+        if ticket.started.is_set() and not self.node.stop(session, reason=reason):
             return False  # it has just given its slot back: it is ending
-        ticket.stop_reason = ticket.stop_reason or StopReason.STOPPED
+        ticket.stop_reason = ticket.stop_reason or reason
         if not ticket.started.is_set():
             ticket.task.cancel()  # it holds no slot yet: it ends as dropped
         return True

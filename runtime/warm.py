@@ -51,6 +51,10 @@ class WarmPool:
     def __len__(self) -> int:
         return len(self._warm)
 
+    def processes(self) -> list[Process]:
+        """Every process it holds, idle or busy (a copy: safe to read from another thread)."""
+        return [entry.process for entry in list(self._warm.values())]
+
     async def take[P: Process](self, key: str, *, fingerprint: Hashable, start: Callable[[], Awaitable[P]]) -> P:
         """The warm process of ``key`` if it is alive and was started the same way; else a new one."""
         self._loop = asyncio.get_running_loop()

@@ -100,15 +100,7 @@ def daphne(*, env: dict[str, str], cookie: str, log: Path) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start:\n" + log.read_text(errors="replace")) from None
-                time.sleep(0.2)
+        wait_serving(process, port, log)
         yield Server(host="127.0.0.1", port=port, cookie=cookie, pid=process.pid)
     finally:
         process.terminate()
@@ -117,6 +109,19 @@ def daphne(*, env: dict[str, str], cookie: str, log: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_serving(process: subprocess.Popen[bytes], port: int, log: Path, *, timeout: float = 60) -> None:
+    """Until the server on ``port`` answers (or fail with its log, if it ended or did not answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start:\n" + log.read_text(errors="replace")) from None
+            time.sleep(0.2)
 
 
 def timed_gets(server: Server, path: str, *, repeats: int) -> list[float]:

@@ -103,6 +103,10 @@ class Task(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.NONE, blank=True)
     error = models.TextField(blank=True)
+    # Cluster mode: the engine node running the task's run, and why its run was asked to stop (the node
+    # reads it back as the scheduler's stop reason).
+    node = models.CharField(max_length=63, blank=True)
+    stop_requested = models.CharField(max_length=16, blank=True)
     # Built from the id only, never from user text.
     worktree_path = models.CharField(max_length=1024, blank=True)
     branch = models.CharField(max_length=255, blank=True)

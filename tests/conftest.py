@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import claude_agent_sdk
 import pytest
+from django.conf import settings as django_settings
 
 import runtime
 from devtools.stub_api import StubServer
@@ -162,9 +164,34 @@ async def rt(request, tmp_path_factory) -> AsyncIterator[runtime.LocalEngine]:
     params = {"egress_dir": tmp_path_factory.mktemp("egress"), **getattr(request, "param", {})}
     if "fake_cli" in request.fixturenames:
         params["factory"] = request.getfixturevalue("fake_cli")
+    if django_settings.CLAUDE_ENGINE == "cluster":
+        # The same tests on the cluster engine (tests/project/test_cluster_equivalence.py runs them so):
+        # an engine node serving in this process, its jobs queued in the test's PostgreSQL.
+        async for engine in cluster_engine(params):
+            yield engine
+        return
     engine = await composition.start(composition.build(**params), recover_first=False)
     yield engine
     await composition.stop(engine)
+
+
+async def cluster_engine(params: dict) -> AsyncIterator[runtime.Engine]:
+    from runtime.cluster import serve
+
+    engine = composition.build_cluster(with_node=True, **params)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve(engine, stop=stop, concurrency=16))
+    from chat.models import Node
+
+    while not await Node.objects.filter(pk=engine.node_id, dead=False).aexists():
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield engine
+    finally:
+        stop.set()
+        await serving
 
 
 @pytest.fixture
@@ -243,8 +270,9 @@ def team_remote(shared_repo, forge, settings, monkeypatch, tmp_path) -> Path:
 
 
 @pytest.fixture
-async def scheduler(repo, rt) -> runtime.TaskScheduler:
-    return rt.tasks
+async def scheduler(repo, rt) -> runtime.Engine:
+    """The engine that schedules the tasks (its ``idle()`` waits for them), in the default project."""
+    return rt
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def validate_message(text: object) -> str:
 
 @sync_to_async
 def _save_message(
-    session_id: uuid.UUID, user: User | None, text: str, origin: Turn.Origin, files: object
+    engine: Engine, session_id: uuid.UUID, user: User | None, text: str, origin: Turn.Origin, files: object
 ) -> tuple[Turn, Session]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
@@ -89,6 +89,8 @@ def _save_message(
         except attachments.AttachmentRefused as exc:
             raise TurnRefused(str(exc)) from None
         turn = Turn.objects.create(session=session, author=user, prompt=text, attachments=attached, origin=origin)
+        # An engine whose queue is in the database queues it in this transaction: saved means queued.
+        engine.queue_in_transaction(turn=turn.pk, session=str(session_id), owner=session.owner_id)
         if not session.title:
             session.title = title_from(text)
             session.save(update_fields=["title"])
@@ -127,7 +129,7 @@ async def submit_message(
 async def _save_submit_show(
     engine: Engine, session_id: uuid.UUID, user: User | None, text: str, origin: Turn.Origin, files: object
 ) -> Turn:
-    turn, session = await _save_message(session_id, user, text, origin, files)
+    turn, session = await _save_message(engine, session_id, user, text, origin, files)
     try:
         # Shown before it is submitted: once submitted it may start at once, and a page must have the
         # turn before the fragment that says it runs (that one replaces the turn's status in place).

@@ -72,6 +72,7 @@ class TaskFields(TypedDict, total=False):
     pr_number: int | None
     pr_url: str
     pr_state: str
+    stop_requested: str  # in cluster mode: why a person asked a running task to stop (read by its job)
     pr_head: str
     pr_checked_at: datetime | None
 

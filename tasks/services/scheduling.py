@@ -42,7 +42,7 @@ class TaskHooks:
         queued = Task.objects.filter(status=Task.Status.QUEUED).exclude(pk__in=exclude).in_queue_order()
         async for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
             try:
-                await transition(task_id=task_id, event=TaskEvent.START)
+                await transition(task_id=task_id, event=TaskEvent.START, fields={"stop_requested": ""})
             except (TransitionRefused, TaskNotFound):
                 continue  # paused, discarded or taken meanwhile
             return task_id

@@ -27,7 +27,7 @@ async def chat_page(rt, user=None, session: Session | None = None):
     session = session or await sync_to_async(make_session)(owner=user)
     client = await sync_to_async(logged_in_client)(user=user)
     tab = WebsocketCommunicator(application_for(rt), f"/ws/chat/{session.id}/", headers=ws_headers(client=client))
-    connected, _ = await tab.connect()
+    connected, _ = await tab.connect(timeout=10)  # (the first socket of a run joins Redis in cluster mode)
     assert connected
     await receive_until(tab, 'id="turns"')
     return user, session, tab
@@ -52,7 +52,7 @@ async def prompt_of(tab: WebsocketCommunicator) -> tuple[int, str]:
 
 
 async def finished(rt, session: Session) -> Turn:
-    await rt.turns.idle()
+    await rt.idle()
     return await Turn.objects.filter(session=session).alatest("id")
 
 

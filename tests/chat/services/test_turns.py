@@ -34,7 +34,7 @@ async def answer(turn: Turn) -> str:
 
 
 async def settled(rt, turn: Turn) -> Turn:
-    await rt.turns.idle()
+    await rt.idle()
     return await Turn.objects.aget(pk=turn.pk)
 
 
@@ -73,7 +73,7 @@ async def test_concurrent_sends_run_one_at_a_time_in_order_without_forking(claud
     sent = await asyncio.gather(*(send(rt, chat, user, f"echo: message {i}") for i in range(4)))
     statuses = {t.status for t in sent}
     assert statuses == {Turn.Status.QUEUED}
-    await rt.turns.idle()
+    await rt.idle()
     done = [t async for t in Turn.objects.filter(session=chat).order_by("id")]
     assert [t.status for t in done] == [Turn.Status.DONE] * 4
     for earlier, later in itertools.pairwise(done):
@@ -125,7 +125,7 @@ async def test_the_process_limit_holds_across_sessions(fake_cli, rt):
             await asyncio.sleep(0.01)
 
     watcher = asyncio.create_task(watch())
-    await rt.turns.idle()
+    await rt.idle()
     watcher.cancel()
     assert peak_slots == 2
     assert fake_cli.peak == 2 and len(fake_cli.started) == 4 and fake_cli.alive == []
@@ -171,7 +171,7 @@ async def test_stop_ends_the_turn_and_the_next_message_still_works(fake_cli, rt)
     while "word3" not in "".join([e.text async for e in Event.objects.filter(turn=turn)]):
         await asyncio.sleep(0.05)
     assert await turns.stop_turn(engine=rt, session_id=chat.id)
-    await rt.turns.idle()
+    await rt.idle()
     turn = await Turn.objects.aget(pk=turn.pk)
     assert turn.status == Turn.Status.STOPPED
     assert "word3" in await answer(turn)

@@ -62,10 +62,10 @@ async def test_an_edit_task_reads_then_edits_and_its_results_name_their_tools(re
     assert "-# demo" in diff and "+# A better title" in diff
 
 
+@pytest.mark.parametrize("rt", [{"max_tasks": 2}], indirect=True)
 async def test_tasks_run_in_parallel_under_the_limit(fake_repo, user, rt):
     """(On the stand-in process: the limit is the scheduler's.)"""
-    repo, scheduler = fake_repo, rt.tasks
-    scheduler.limit = 2
+    repo = fake_repo
     tasks = [await services.create_task(engine=rt, user=user, prompt="slow 0.3", title=f"slow {i}") for i in range(4)]
     peak = 0
 
@@ -82,9 +82,9 @@ async def test_tasks_run_in_parallel_under_the_limit(fake_repo, user, rt):
             await asyncio.sleep(0.02)
 
     watcher = asyncio.create_task(watch())
-    await scheduler.idle()
+    await rt.idle()
     watcher.cancel()
-    assert peak == 2 and scheduler.max_seen == 2
+    assert peak == 2
     for task in tasks:
         done = await Task.objects.aget(pk=task.pk)
         assert done.status == Task.Status.COMPLETED, done.error
@@ -93,17 +93,17 @@ async def test_tasks_run_in_parallel_under_the_limit(fake_repo, user, rt):
         assert (repo / ".worktrees" / str(task.pk)).is_dir()
 
 
+@pytest.mark.parametrize("rt", [{"max_tasks": 1}], indirect=True)
 async def test_higher_priority_starts_first_then_the_oldest(fake_repo, user, rt):
-    scheduler = rt.tasks
-    scheduler.limit = 1
     blocker = await services.create_task(engine=rt, user=user, prompt="slow 0.5", title="blocker")
     await wait_for(lambda: _is(blocker, Task.Status.RUNNING))
     low = await services.create_task(engine=rt, user=user, prompt="echo: low", priority=0)
     high = await services.create_task(engine=rt, user=user, prompt="echo: high", priority=5)
     mid_old = await services.create_task(engine=rt, user=user, prompt="echo: mid 1", priority=2)
     mid_new = await services.create_task(engine=rt, user=user, prompt="echo: mid 2", priority="2")
-    await scheduler.idle()
-    assert scheduler.started_order == [blocker.pk, high.pk, mid_old.pk, mid_new.pk, low.pk]
+    await rt.idle()
+    started = [pk async for pk in Task.objects.order_by("started_at").values_list("pk", flat=True)]
+    assert started == [blocker.pk, high.pk, mid_old.pk, mid_new.pk, low.pk]
 
 
 async def _is(task: Task, status: str) -> bool:
