@@ -173,14 +173,18 @@ def _sign_up(*, claims: ProviderClaims, sign_up: str, invite_token: str | None) 
             f"This invite is for another email address than {claims.email}. Sign in with the account it is for, "
             "or ask an admin for an invite for this one."
         )
-    with transaction.atomic():
-        if invite is not None:
-            _use_up(invite)
-        user = User.objects.create_user(username_from_email(claims.email), email=claims.email)
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-        if invite is not None:
-            Invite.objects.filter(pk=invite.pk).update(used_by=user)
+    try:
+        with transaction.atomic():
+            if invite is not None:
+                _use_up(invite)
+            user = User.objects.create_user(username_from_email(claims.email), email=claims.email)
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            if invite is not None:
+                Invite.objects.filter(pk=invite.pk).update(used_by=user)
+    except IntegrityError:
+        # Another sign-in took the same new name at the same moment (a second tab, say).
+        raise Refused("Your account was being made by another sign-in at the same moment: sign in again.") from None
     return SignedIn(user=user, created=True, invite=invite)
 
 

@@ -88,8 +88,13 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
         found = services.invite_for(token=token)
     except services.Refused as exc:
         return render(request, "members/invite_gone.html", {"reason": str(exc)}, status=410)
-    form = JoinForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    # With LOCAL_PASSWORDS=staff a new member (never staff) would make a password they could not log in with.
+    passwords = settings.LOCAL_PASSWORDS == "all"
+    form = JoinForm(request.POST if passwords and request.method == "POST" else None)
+    refusal = ""
+    if request.method == "POST" and not passwords:
+        refusal = f"Passwords here are for admins only: join with {settings.OIDC_PROVIDER_NAME} instead."
+    elif request.method == "POST" and form.is_valid():
         try:
             user = services.accept_invite(
                 token=token, username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
@@ -105,5 +110,7 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
         "oidc_enabled": settings.OIDC_ENABLED and settings.OIDC_SIGN_UP != "off",
         "oidc_provider_name": settings.OIDC_PROVIDER_NAME,
         "token": token,
+        "passwords": passwords,
+        "refusal": refusal,
     }
-    return render(request, "members/invite.html", context, status=400 if form.errors else 200)
+    return render(request, "members/invite.html", context, status=400 if form.errors or refusal else 200)

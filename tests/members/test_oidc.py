@@ -220,3 +220,14 @@ def test_without_configuration_there_is_no_button_and_no_route(settings):
     settings.OIDC_ENABLED = False
     assert "Sign in with" not in Client().get("/accounts/login/").content.decode()
     assert Client().get("/accounts/oidc/start/").status_code == 404
+
+
+def test_with_passwords_for_staff_only_an_invite_is_joined_through_the_provider_only(provider, settings):
+    settings.LOCAL_PASSWORDS = "staff"
+    made = services.make_invite(created_by=None)
+    url = f"/accounts/invite/{made.token}/"
+    page = Client().get(url).content.decode()
+    assert "Sign in with Acme ID" in page and "Create my account" not in page
+    tried = Client().post(url, {"username": "ivan", "password1": "a long passphrase", "password2": "a long passphrase"})
+    assert "join with Acme ID instead" in tried.content.decode()
+    assert not User.objects.filter(username="ivan").exists() and Invite.objects.get(pk=made.invite.pk).state == "open"
