@@ -57,6 +57,10 @@ class OidcProvider:
         self.tamper = False
         # Put another nonce in the ID token than the one authorize was given.
         self.wrong_nonce = False
+        # Make the ID token out to another client than the one that asked.
+        self.audience: str | None = None
+        # False: no discovery document (a provider whose endpoints are configured one by one).
+        self.serves_discovery = True
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         # code -> (who, the nonce, the PKCE challenge) as authorize was given them
         self._codes: dict[str, tuple[Person, str, str]] = {}
@@ -123,7 +127,7 @@ class OidcProvider:
     def _get(self, handler: BaseHTTPRequestHandler) -> None:
         url = urlsplit(handler.path)
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
-        if url.path == "/.well-known/openid-configuration":
+        if url.path == "/.well-known/openid-configuration" and self.serves_discovery:
             self._send(handler, 200, self.discovery())
         elif url.path == "/jwks":
             self._send(handler, 200, {"keys": [_jwk(self._key)]})
@@ -174,7 +178,7 @@ class OidcProvider:
         claims = {
             **self._claims(person),
             "iss": self.issuer,
-            "aud": self.client_id,
+            "aud": self.audience or self.client_id,
             "iat": now,
             "exp": now + 300,
             "nonce": "another-nonce" if self.wrong_nonce else nonce,

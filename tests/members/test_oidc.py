@@ -31,6 +31,7 @@ def provider(running_provider, settings):
     """The provider, its knobs reset, and the app configured for it (sign-up open unless a test says)."""
     running_provider.user = Person(email="ada@example.com")
     running_provider.tamper = running_provider.wrong_nonce = False
+    running_provider.audience = None
     settings.OIDC_ENABLED = True
     settings.OIDC_ISSUER = running_provider.issuer
     settings.OIDC_RP_CLIENT_ID = running_provider.client_id
@@ -174,6 +175,38 @@ def test_a_token_signed_by_another_key_or_for_another_nonce_is_refused(provider,
     assert "could not be verified for this sign-in" in refused.content.decode()
     assert not User.objects.exists()
     assert client.get("/")["Location"].startswith("/accounts/login/")
+
+
+def test_a_token_made_out_to_another_client_is_refused(provider):
+    provider.audience = "another-app"
+    refused = sign_in(Client())
+    assert refused.status_code == 400 and "could not be verified for this sign-in" in refused.content.decode()
+    assert not User.objects.exists()
+
+
+def test_a_wrong_client_secret_is_said_to_be_refused_by_the_provider(provider, settings):
+    settings.OIDC_RP_CLIENT_SECRET = "not-the-secret"
+    refused = sign_in(Client())
+    page = refused.content.decode()
+    assert refused.status_code == 400 and "refused to finish this sign-in" in page and "tell an admin" in page
+
+
+def test_endpoints_given_whole_are_used_without_discovery(provider, settings):
+    bare = OidcProvider(client_id=provider.client_id, client_secret=provider.client_secret).start()
+    bare.serves_discovery = False
+    try:
+        settings.OIDC_ISSUER = bare.issuer  # the ID token's issuer is checked all the same
+        answer = Client().get("/accounts/oidc/start/")
+        assert answer.status_code == 502 and "could not be reached" in answer.content.decode()
+        settings.OIDC_ENDPOINTS = {
+            "OIDC_AUTHORIZATION_ENDPOINT": f"{bare.issuer}/authorize",
+            "OIDC_TOKEN_ENDPOINT": f"{bare.issuer}/token",
+            "OIDC_USERINFO_ENDPOINT": f"{bare.issuer}/userinfo",
+            "OIDC_JWKS_URI": f"{bare.issuer}/jwks",
+        }
+        assert sign_in(Client())["Location"] == "/"
+    finally:
+        bare.stop()
 
 
 def test_a_state_that_this_browser_did_not_start_or_already_used_is_refused(provider):
