@@ -60,10 +60,11 @@ def test_signing_in_with_the_identity_provider_lands_on_the_chat_index(stub_api,
         "OIDC_CLIENT_ID": provider.client_id,
         "OIDC_CLIENT_SECRET": provider.client_secret,
         "OIDC_PROVIDER_NAME": "Acme ID",
-        "OIDC_SIGN_UP": "open",
     }
     try:
         with serving(stub_api, tmp_path_factory.mktemp("oidc-app"), env=env) as app:
+            # Sign-up is by invite (the default): an invite made for her email lets her in, without its link.
+            assert "shown only now" in app.manage("invite", "--email", "grace@example.com")
             page.goto(app.base_url + "/")
             expect(page).to_have_url(re.compile(r"/accounts/login/"))
             expect(page.get_by_label("Username")).to_be_visible()  # the local form stays beside it
