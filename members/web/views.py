@@ -59,6 +59,7 @@ class LoginView(auth_views.LoginView):
         context["oidc_enabled"] = settings.OIDC_ENABLED
         context["oidc_provider_name"] = settings.OIDC_PROVIDER_NAME
         context["local_passwords"] = settings.LOCAL_PASSWORDS
+        context["oidc_sign_up"] = settings.OIDC_SIGN_UP
         return context
 
 

@@ -62,6 +62,7 @@ def test_open_sign_up_makes_a_member_on_first_sign_in_and_finds_them_again(provi
     client = Client()
     login_page = client.get("/accounts/login/").content.decode()
     assert "Sign in with Acme ID" in login_page and 'name="password"' in login_page
+    assert "New here? Sign in with Acme ID: your account is made then." in login_page
     make_user(username="ada")  # someone else has the name: the new member gets another
     signed = sign_in(client)
     assert signed.status_code == 302 and signed["Location"] == "/"
