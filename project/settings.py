@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -133,20 +134,28 @@ def _provider_url(name: str, value: str) -> str:
         raise ImproperlyConfigured(
             f"{name} must be an https:// URL (http:// only on 127.0.0.1 or localhost), not {value!r}"
         )
-    return value.rstrip("/")
+    return value
 
 
-def envoidc() -> dict[str, object]:
+@dataclass(frozen=True)
+class OidcConfig:
+    enabled: bool = False
+    issuer: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    # None: read from the issuer's discovery document when first needed (the server starts while
+    # the provider is down; a sign-in then says so).
+    endpoints: dict[str, str] | None = None
+
+
+def envoidc() -> OidcConfig:
     """Sign-in with an OpenID Connect provider, off unless configured. Set, it needs the issuer, the
     client's id and its secret; the endpoints are read from the issuer's discovery document unless
     all four are given. A half configuration stops the start, naming what is missing."""
-    issuer, client_id, secret = (
-        os.environ.get(name, "").strip() for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET")
-    )
+    given = {name: os.environ.get(name, "").strip() for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET")}
     endpoints = {name: os.environ.get(name, "").strip() for name in OIDC_ENDPOINT_VARIABLES}
-    given = {"OIDC_ISSUER": issuer, "OIDC_CLIENT_ID": client_id, "OIDC_CLIENT_SECRET": secret}
     if not any(given.values()) and not any(endpoints.values()):
-        return {"OIDC_ENABLED": False}
+        return OidcConfig()
     if missing := [name for name, value in given.items() if not value]:
         raise ImproperlyConfigured(
             f"Sign-in with an identity provider is half configured: {', '.join(missing)} "
@@ -159,17 +168,15 @@ def envoidc() -> dict[str, object]:
             f"The provider's endpoints are half given: {', '.join(missing)} missing (give all four, "
             "or none to read them from <OIDC_ISSUER>/.well-known/openid-configuration)"
         )
-    return {
-        "OIDC_ENABLED": True,
-        "OIDC_ISSUER": _provider_url("OIDC_ISSUER", issuer),
-        "OIDC_RP_CLIENT_ID": client_id,
-        "OIDC_RP_CLIENT_SECRET": secret,
-        # None: read from the issuer's discovery document when first needed (the server starts
-        # while the provider is down; a sign-in then says so).
-        "OIDC_ENDPOINTS": {name: _provider_url(name, value) for name, value in endpoints.items()}
+    return OidcConfig(
+        enabled=True,
+        issuer=_provider_url("OIDC_ISSUER", given["OIDC_ISSUER"]),
+        client_id=given["OIDC_CLIENT_ID"],
+        client_secret=given["OIDC_CLIENT_SECRET"],
+        endpoints={name: _provider_url(name, value) for name, value in endpoints.items()}
         if all(endpoints.values())
         else None,
-    }
+    )
 
 
 DATA_DIR = envpath("APP_DATA_DIR", BASE_DIR / "data")
@@ -500,11 +507,11 @@ CLAUDE_AGENT_ALLOWED_HOSTS = envparsed(egress.SETTING, "", egress.parse_allowed_
 # Sign-in with the team's identity provider (OpenID Connect, through mozilla-django-oidc; see
 # members/web/oidc.py). Off unless OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are set.
 _oidc = envoidc()
-OIDC_ENABLED: bool = bool(_oidc["OIDC_ENABLED"])
-OIDC_ISSUER = str(_oidc.get("OIDC_ISSUER", ""))
-OIDC_RP_CLIENT_ID = str(_oidc.get("OIDC_RP_CLIENT_ID", ""))
-OIDC_RP_CLIENT_SECRET = str(_oidc.get("OIDC_RP_CLIENT_SECRET", ""))
-OIDC_ENDPOINTS: dict[str, str] | None = _oidc.get("OIDC_ENDPOINTS")  # type: ignore[assignment]
+OIDC_ENABLED = _oidc.enabled
+OIDC_ISSUER = _oidc.issuer
+OIDC_RP_CLIENT_ID = _oidc.client_id
+OIDC_RP_CLIENT_SECRET = _oidc.client_secret
+OIDC_ENDPOINTS = _oidc.endpoints
 OIDC_PROVIDER_NAME = envstr("OIDC_PROVIDER_NAME", "your identity provider").strip() or "your identity provider"
 # Who may become a member by signing in: "open" (anyone the provider vouches for), "invited" (an
 # email with a live invite, or whoever followed an invite link; the default) or "off" (existing

@@ -87,11 +87,12 @@ def endpoints() -> Endpoints:
         if cached is not None and time.monotonic() - cached[0] < DISCOVERY_TTL:
             return cached[1]
     try:
-        answer = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=settings.OIDC_TIMEOUT)
+        answer = requests.get(f"{issuer.rstrip('/')}/.well-known/openid-configuration", timeout=settings.OIDC_TIMEOUT)
         answer.raise_for_status()
         document = answer.json()
-        # OpenID Connect Discovery: the document names the issuer it was asked of, exactly.
-        if document.get("issuer", "").rstrip("/") != issuer:
+        # OpenID Connect Discovery: the document names the issuer it was asked of (a trailing slash
+        # left out of OIDC_ISSUER or not).
+        if str(document.get("issuer", "")).rstrip("/") != issuer.rstrip("/"):
             raise ValueError(f"the document names the issuer {document.get('issuer')!r}, not {issuer!r}")
         found = Endpoints(
             authorization=document["authorization_endpoint"],
@@ -134,7 +135,8 @@ class ProviderBackend(OIDCAuthenticationBackend):
                 key,
                 algorithms=[self.OIDC_RP_SIGN_ALGO],
                 audience=self.OIDC_RP_CLIENT_ID,
-                issuer=settings.OIDC_ISSUER,
+                # As the provider writes it, with or without the trailing slash OIDC_ISSUER was given.
+                issuer=[settings.OIDC_ISSUER.rstrip("/"), settings.OIDC_ISSUER.rstrip("/") + "/"],
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
                 leeway=60,
             )
@@ -154,7 +156,8 @@ class ProviderBackend(OIDCAuthenticationBackend):
         claims = {**userinfo, **payload}
         self.signed_in = services.sign_in_with_provider(
             claims=services.ProviderClaims(
-                issuer=settings.OIDC_ISSUER,
+                # One form, so that a trailing slash added to OIDC_ISSUER later still finds the member.
+                issuer=settings.OIDC_ISSUER.rstrip("/"),
                 subject=str(claims["sub"]),
                 email=str(claims.get("email") or ""),
                 # Some providers send the string "true".

@@ -265,3 +265,11 @@ def test_with_passwords_for_staff_only_an_invite_is_joined_through_the_provider_
     tried = Client().post(url, {"username": "ivan", "password1": "a long passphrase", "password2": "a long passphrase"})
     assert "join with Acme ID instead" in tried.content.decode()
     assert not User.objects.filter(username="ivan").exists() and Invite.objects.get(pk=made.invite.pk).state == "open"
+
+
+def test_an_issuer_configured_with_a_trailing_slash_still_matches_the_providers(provider, settings):
+    settings.OIDC_ISSUER = provider.issuer + "/"
+    assert sign_in(Client())["Location"] == "/"
+    settings.OIDC_ISSUER = provider.issuer
+    assert sign_in(Client())["Location"] == "/"  # found again by the same subject
+    assert User.objects.count() == 1 and ProviderIdentity.objects.count() == 1

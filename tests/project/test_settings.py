@@ -180,16 +180,16 @@ def no_oidc(monkeypatch):
 
 
 def test_sign_in_with_a_provider_is_off_unless_configured_and_read_whole(no_oidc):
-    assert envoidc() == {"OIDC_ENABLED": False}
+    assert not envoidc().enabled
     no_oidc.setenv("OIDC_ISSUER", "https://id.example.com/realms/team/")
     no_oidc.setenv("OIDC_CLIENT_ID", "chat")
     no_oidc.setenv("OIDC_CLIENT_SECRET", "s3cret")
     read = envoidc()
-    assert read["OIDC_ENABLED"] and read["OIDC_ISSUER"] == "https://id.example.com/realms/team"
-    assert read["OIDC_ENDPOINTS"] is None  # discovered from the issuer when first needed
+    assert read.enabled and read.issuer == "https://id.example.com/realms/team/" and read.client_secret == "s3cret"
+    assert read.endpoints is None  # discovered from the issuer when first needed
     for name in OIDC_VARIABLES[3:]:
         no_oidc.setenv(name, f"https://id.example.com/{name.lower()}")
-    assert envoidc()["OIDC_ENDPOINTS"]["OIDC_JWKS_URI"] == "https://id.example.com/oidc_jwks_uri"
+    assert envoidc().endpoints["OIDC_JWKS_URI"] == "https://id.example.com/oidc_jwks_uri"
 
 
 @pytest.mark.parametrize(
