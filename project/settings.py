@@ -14,8 +14,10 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
@@ -115,6 +117,67 @@ def envprojects(name: str) -> dict[str, Path]:
             raise ImproperlyConfigured(f"{name}: the path of {key!r} must be absolute, not {path!r}")
         projects[key] = Path(path).expanduser().resolve()
     return projects
+
+
+OIDC_ENDPOINT_VARIABLES = (
+    "OIDC_AUTHORIZATION_ENDPOINT",
+    "OIDC_TOKEN_ENDPOINT",
+    "OIDC_USERINFO_ENDPOINT",
+    "OIDC_JWKS_URI",
+)
+
+
+def _provider_url(name: str, value: str) -> str:
+    """A provider's URL: https, or http only on this machine's loopback (a local provider)."""
+    url = urlsplit(value)
+    loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+    if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and loopback)):
+        raise ImproperlyConfigured(
+            f"{name} must be an https:// URL (http:// only on 127.0.0.1 or localhost), not {value!r}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    enabled: bool = False
+    issuer: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    # None: read from the issuer's discovery document when first needed (the server starts while
+    # the provider is down; a sign-in then says so).
+    endpoints: dict[str, str] | None = None
+
+
+def envoidc() -> OidcConfig:
+    """Sign-in with an OpenID Connect provider, off unless configured. Set, it needs the issuer, the
+    client's id and its secret; the endpoints are read from the issuer's discovery document unless
+    all four are given. A half configuration stops the start, naming what is missing."""
+    given = {name: os.environ.get(name, "").strip() for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET")}
+    endpoints = {name: os.environ.get(name, "").strip() for name in OIDC_ENDPOINT_VARIABLES}
+    if not any(given.values()) and not any(endpoints.values()):
+        return OidcConfig()
+    if missing := [name for name, value in given.items() if not value]:
+        raise ImproperlyConfigured(
+            f"Sign-in with an identity provider is half configured: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing (set OIDC_ISSUER, OIDC_CLIENT_ID and "
+            "OIDC_CLIENT_SECRET, or none of them)"
+        )
+    if any(endpoints.values()) and not all(endpoints.values()):
+        missing = [name for name, value in endpoints.items() if not value]
+        raise ImproperlyConfigured(
+            f"The provider's endpoints are half given: {', '.join(missing)} missing (give all four, "
+            "or none to read them from <OIDC_ISSUER>/.well-known/openid-configuration)"
+        )
+    return OidcConfig(
+        enabled=True,
+        issuer=_provider_url("OIDC_ISSUER", given["OIDC_ISSUER"]),
+        client_id=given["OIDC_CLIENT_ID"],
+        client_secret=given["OIDC_CLIENT_SECRET"],
+        endpoints={name: _provider_url(name, value) for name, value in endpoints.items()}
+        if all(endpoints.values())
+        else None,
+    )
 
 
 DATA_DIR = envpath("APP_DATA_DIR", BASE_DIR / "data")
@@ -482,3 +545,30 @@ CLAUDE_FORGE_TIMEOUT = envfloat("CLAUDE_FORGE_TIMEOUT", "20", minimum=1)
 # host allows ports 80 and 443; a name is never followed to a loopback, link-local or private
 # address (list an internal host by its address). Empty: the model API only.
 CLAUDE_AGENT_ALLOWED_HOSTS = envparsed(egress.SETTING, "", egress.parse_allowed_hosts)
+
+# Sign-in with the team's identity provider (OpenID Connect, through mozilla-django-oidc; see
+# members/web/oidc.py). Off unless OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are set.
+_oidc = envoidc()
+OIDC_ENABLED = _oidc.enabled
+OIDC_ISSUER = _oidc.issuer
+OIDC_RP_CLIENT_ID = _oidc.client_id
+OIDC_RP_CLIENT_SECRET = _oidc.client_secret
+OIDC_ENDPOINTS = _oidc.endpoints
+OIDC_PROVIDER_NAME = envstr("OIDC_PROVIDER_NAME", "your identity provider").strip() or "your identity provider"
+# Who may become a member by signing in: "open" (anyone the provider vouches for), "invited" (an
+# email with a live invite, or whoever followed an invite link; the default) or "off" (existing
+# members only).
+OIDC_SIGN_UP = envchoice("OIDC_SIGN_UP", "invited", choices=("open", "invited", "off"))
+# ID tokens signed with the provider's published keys only; PKCE as well as the nonce and state.
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "members:oidc-callback"
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT", "10", minimum=1)
+# "staff": only staff may log in with a password; everyone else signs in with the provider.
+LOCAL_PASSWORDS = envchoice("LOCAL_PASSWORDS", "all", choices=("all", "staff"))
+if LOCAL_PASSWORDS == "staff" and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "LOCAL_PASSWORDS=staff needs sign-in with an identity provider (OIDC_ISSUER, OIDC_CLIENT_ID, "
+        "OIDC_CLIENT_SECRET): without it no member but staff could log in"
+    )

@@ -8,8 +8,9 @@ admin.site.index_title = "Site administration"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # members' first: its login page (the identity provider's button) takes the place of Django's.
     path("accounts/", include("members.web.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.urls")),
     path("tasks/", include("tasks.web.urls")),
     path("", include("chat.web.urls")),

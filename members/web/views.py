@@ -1,11 +1,14 @@
-"""Invites on the web: staff make a link (Settings), the person it is for makes their account there."""
+"""Invites on the web: staff make a link (Settings), the person it is for makes their account there;
+the login page, with the identity provider's button beside the password form."""
 
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import login
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -29,6 +32,35 @@ class JoinForm(UserCreationForm[User]):
 class InviteForm(forms.Form):
     days = forms.TypedChoiceField(label="Works for", choices=INVITE_LIFETIMES, coerce=int, initial=7)
     note = forms.CharField(label="For whom (only staff see it)", max_length=120, required=False)
+    email = forms.EmailField(
+        label="Their email (optional: signing in with the identity provider under it uses the invite)",
+        required=False,
+    )
+
+
+class PasswordLoginForm(AuthenticationForm):
+    """Django's login form; with LOCAL_PASSWORDS=staff, a right password of a member who is not
+    staff is refused, saying to sign in with the identity provider."""
+
+    refusal = ""
+
+    def confirm_login_allowed(self, user: User) -> None:
+        super().confirm_login_allowed(user)
+        if settings.LOCAL_PASSWORDS == "staff" and not getattr(user, "is_staff", False):
+            self.refusal = f"Passwords here are for admins only: sign in with {settings.OIDC_PROVIDER_NAME} instead."
+            raise forms.ValidationError(self.refusal, code="password_sign_in_off")
+
+
+class LoginView(auth_views.LoginView):
+    form_class = PasswordLoginForm
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        context: dict[str, object] = super().get_context_data(**kwargs)
+        context["oidc_enabled"] = settings.OIDC_ENABLED
+        context["oidc_provider_name"] = settings.OIDC_PROVIDER_NAME
+        context["local_passwords"] = settings.LOCAL_PASSWORDS
+        context["oidc_sign_up"] = settings.OIDC_SIGN_UP
+        return context
 
 
 @staff_member_required
@@ -40,7 +72,12 @@ def new_invite(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "members/invite_made.html", {"form": form}, status=400)
     user = request.user if isinstance(request.user, User) else None
-    made = services.make_invite(created_by=user, days=form.cleaned_data["days"], note=form.cleaned_data["note"])
+    made = services.make_invite(
+        created_by=user,
+        days=form.cleaned_data["days"],
+        note=form.cleaned_data["note"],
+        email=form.cleaned_data["email"],
+    )
     link = request.build_absolute_uri(reverse("members:invite", args=[made.token]))
     return render(request, "members/invite_made.html", {"form": InviteForm(), "link": link, "invite": made.invite})
 
@@ -52,8 +89,13 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
         found = services.invite_for(token=token)
     except services.Refused as exc:
         return render(request, "members/invite_gone.html", {"reason": str(exc)}, status=410)
-    form = JoinForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    # With LOCAL_PASSWORDS=staff a new member (never staff) would make a password they could not log in with.
+    passwords = settings.LOCAL_PASSWORDS == "all"
+    form = JoinForm(request.POST if passwords and request.method == "POST" else None)
+    refusal = ""
+    if request.method == "POST" and not passwords:
+        refusal = f"Passwords here are for admins only: join with {settings.OIDC_PROVIDER_NAME} instead."
+    elif request.method == "POST" and form.is_valid():
         try:
             user = services.accept_invite(
                 token=token, username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
@@ -63,4 +105,13 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("chat:index")
-    return render(request, "members/invite.html", {"form": form, "invite": found}, status=400 if form.errors else 200)
+    context = {
+        "form": form,
+        "invite": found,
+        "oidc_enabled": settings.OIDC_ENABLED and settings.OIDC_SIGN_UP != "off",
+        "oidc_provider_name": settings.OIDC_PROVIDER_NAME,
+        "token": token,
+        "passwords": passwords,
+        "refusal": refusal,
+    }
+    return render(request, "members/invite.html", context, status=400 if form.errors or refusal else 200)

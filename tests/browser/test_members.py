@@ -7,7 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from devtools.oidc_provider import OidcProvider, Person
 from tests.browser.test_chat import log_in
+from tests.conftest import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 
@@ -48,3 +50,26 @@ def test_staff_invite_a_member_by_a_link_that_works_once(live_app, page, browser
     expect(again.get_by_role("button", name="Create my account")).to_have_count(0)
     guest.context.close()
     again.context.close()
+
+
+def test_signing_in_with_the_identity_provider_lands_on_the_chat_index(stub_api, tmp_path_factory, page):
+    provider = OidcProvider().start()
+    provider.user = Person(email="grace@example.com")
+    env = {
+        "OIDC_ISSUER": provider.issuer,
+        "OIDC_CLIENT_ID": provider.client_id,
+        "OIDC_CLIENT_SECRET": provider.client_secret,
+        "OIDC_PROVIDER_NAME": "Acme ID",
+    }
+    try:
+        with serving(stub_api, tmp_path_factory.mktemp("oidc-app"), env=env) as app:
+            # Sign-up is by invite (the default): an invite made for her email lets her in, without its link.
+            assert "shown only now" in app.manage("invite", "--email", "grace@example.com")
+            page.goto(app.base_url + "/")
+            expect(page).to_have_url(re.compile(r"/accounts/login/"))
+            expect(page.get_by_label("Username")).to_be_visible()  # the local form stays beside it
+            page.get_by_role("link", name="Sign in with Acme ID").click()
+            expect(page.get_by_role("heading", name="Your chats")).to_be_visible()
+            expect(page.locator(".account")).to_contain_text("grace")
+    finally:
+        provider.stop()

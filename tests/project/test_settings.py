@@ -17,7 +17,7 @@ from django.test import Client
 
 from drivers import egress, forge
 from drivers.forge import RemoteSpec
-from project.settings import envmodels, envparsed, envremotes
+from project.settings import envmodels, envoidc, envparsed, envremotes
 from tests.conftest import ROOT
 from tests.factories import PASSWORD, make_user
 
@@ -159,3 +159,73 @@ def test_model_names_of_every_kind_are_read(monkeypatch):
     names = "sonnet, claude-sonnet-4-5-20250929,opus[1m],claude-3-5-haiku@20241022,us.anthropic.claude-3-7-sonnet-v1:0"
     monkeypatch.setenv("CLAUDE_MODELS", names)
     assert envmodels("CLAUDE_MODELS") == [name.strip() for name in names.split(",")]
+
+
+OIDC_VARIABLES = (
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "OIDC_AUTHORIZATION_ENDPOINT",
+    "OIDC_TOKEN_ENDPOINT",
+    "OIDC_USERINFO_ENDPOINT",
+    "OIDC_JWKS_URI",
+)
+
+
+@pytest.fixture
+def no_oidc(monkeypatch):
+    for name in OIDC_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_sign_in_with_a_provider_is_off_unless_configured_and_read_whole(no_oidc):
+    assert not envoidc().enabled
+    no_oidc.setenv("OIDC_ISSUER", "https://id.example.com/realms/team/")
+    no_oidc.setenv("OIDC_CLIENT_ID", "chat")
+    no_oidc.setenv("OIDC_CLIENT_SECRET", "s3cret")
+    read = envoidc()
+    assert read.enabled and read.issuer == "https://id.example.com/realms/team/" and read.client_secret == "s3cret"
+    assert read.endpoints is None  # discovered from the issuer when first needed
+    for name in OIDC_VARIABLES[3:]:
+        no_oidc.setenv(name, f"https://id.example.com/{name.lower()}")
+    assert envoidc().endpoints["OIDC_JWKS_URI"] == "https://id.example.com/oidc_jwks_uri"
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"OIDC_ISSUER": "https://id.example.com"}, "OIDC_CLIENT_ID, OIDC_CLIENT_SECRET are missing"),
+        ({"OIDC_CLIENT_ID": "chat", "OIDC_CLIENT_SECRET": "x"}, "OIDC_ISSUER is missing"),
+        (
+            {
+                "OIDC_ISSUER": "https://id.example.com",
+                "OIDC_CLIENT_ID": "c",
+                "OIDC_CLIENT_SECRET": "x",
+                "OIDC_TOKEN_ENDPOINT": "https://id.example.com/token",
+            },
+            "OIDC_AUTHORIZATION_ENDPOINT, OIDC_USERINFO_ENDPOINT, OIDC_JWKS_URI missing",
+        ),
+        (
+            {"OIDC_ISSUER": "http://id.example.com", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": "x"},
+            "OIDC_ISSUER must be an https:// URL",
+        ),
+    ],
+)
+def test_a_half_configured_provider_stops_the_start_naming_what_is_missing(no_oidc, env, says):
+    for name, value in env.items():
+        no_oidc.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(says)):
+        envoidc()
+
+
+def test_passwords_for_staff_only_without_a_provider_refuse_to_start(tmp_path):
+    env = {name: value for name, value in os.environ.items() if name not in OIDC_VARIABLES}
+    env.update(
+        {"DJANGO_SETTINGS_MODULE": "project.settings", "APP_DATA_DIR": str(tmp_path), "LOCAL_PASSWORDS": "staff"}
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "LOCAL_PASSWORDS=staff needs sign-in with an identity provider" in done.stderr

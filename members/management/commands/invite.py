@@ -10,11 +10,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=int, default=services.INVITE_DAYS, help="how long it works (1 to 90)")
         parser.add_argument("--note", default="", help="for whom (only staff see it, in the admin)")
+        parser.add_argument(
+            "--email", default="", help="for whom, if they sign in with the identity provider: that email uses it"
+        )
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the app's address, as members reach it")
 
-    def handle(self, *args: object, days: int, note: str, url: str, **options: object) -> None:
+    def handle(self, *args: object, days: int, note: str, email: str, url: str, **options: object) -> None:
         try:
-            made = services.make_invite(created_by=None, days=days, note=note)
+            made = services.make_invite(created_by=None, days=days, note=note, email=email)
         except services.Refused as exc:
             raise CommandError(str(exc)) from None
         link = url.rstrip("/") + reverse("members:invite", args=[made.token])
