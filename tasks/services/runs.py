@@ -26,6 +26,7 @@ from drivers import claims, claude, git
 from runtime import Engine
 
 from ..models import Task
+from .addressed import check_addressed
 from .common import changed, save, touched, usage
 from .conflicts import pause_for_conflict, unblock
 from .creation import new_session
@@ -217,6 +218,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: str | None, *,
         await changed(task_id)
         return
     await git.commit_all(worktree_of(task), f"{task.title}\n\nTask #{task_id} (Claude Code, branch {task.branch})")
+    await check_addressed(task=task, turn=turn)
     files = await touched(task)
     conflicts = await sync_to_async(claims.claim)(store, task=task_id, paths=files)
     if conflicts:

@@ -1,4 +1,4 @@
-"""The tasks board, a task's page with its live log and diff, and the buttons' actions.
+"""The tasks board, a task's page with its live log, and the buttons' actions (its diff and review: :mod:`.review`).
 
 Async function views: an action reaches the engine (``request.engine``) on the server's event loop.
 """
@@ -14,7 +14,6 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import projects
@@ -23,7 +22,6 @@ from chat.services import disk, permissions, turns
 from chat.web.views.types import AuthedRequest
 
 from .. import allowances, selectors, services
-from ..diffs import parse_patch
 from ..models import Action, BoardNote, Task
 from .forms import TaskForm
 
@@ -126,21 +124,6 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
         )
 
     return await sync_to_async(page)()
-
-
-@login_required
-@require_GET
-async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
-    try:
-        task = await services.get_task(task_id, user=await _user(request))
-    except services.TaskNotFound:
-        raise Http404("No such task.") from None
-    try:
-        text, error = await services.diff(task_id=task.pk), ""
-    except services.TaskRefused as exc:
-        text, error = "", str(exc)
-    context = {"patch": parse_patch(text), "task": task, "error": error}
-    return HttpResponse(render_to_string("tasks/diff.html", context))
 
 
 @login_required
