@@ -24,7 +24,7 @@ from pydantic import AfterValidator, Field
 
 from chat import projects
 from chat.models import Event, Session, Turn
-from chat.services import chats, turns
+from chat.services import budgets, chats, turns
 from runtime import Engine
 
 from .errors import ApiError, ApiRequest
@@ -227,6 +227,8 @@ async def _wait_until_finished(engine: Engine, turn: Turn) -> Turn:
 
 
 def _failure(turn: Turn) -> ApiError:
+    if turn.status == Turn.Status.ERROR and budgets.is_refusal(turn.error):
+        return ApiError(402, turn.error)
     match turn.status:
         case Turn.Status.TIMEOUT:
             return ApiError(504, turn.error)
@@ -305,6 +307,8 @@ not allow is refused, not asked about.
         200: ChatResponse,
         400: Error,
         401: Error,
+        402: Error,
+        403: Error,
         404: Error,
         405: Error,
         409: Error,

@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "chat",
     "tasks",
     "members",
+    "team",
 ]
 
 MIDDLEWARE = [

@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("members.web.urls")),
     path("api/", include("api.urls")),
     path("tasks/", include("tasks.web.urls")),
+    path("team/", include("team.web.urls")),
     path("", include("chat.web.urls")),
 ]

@@ -20,7 +20,7 @@ from runtime import Engine, NodeRuntime, StopReason
 
 from ..live import notify
 from ..models import Session, Turn
-from . import attachments, execution
+from . import attachments, budgets, execution
 from .execution import TurnOptions
 from .recording import Recorder, refresh_session_status
 
@@ -173,6 +173,11 @@ class TurnHooks:
     async def run(self, turn: int, *, node: NodeRuntime, local: object) -> None:
         try:
             recorder = await _recorder(turn)
+            # Checked as it is about to run: the budget may have run out while it waited.
+            refused = await sync_to_async(budgets.refusal_for_session)(recorder.turn.session)
+            if refused is not None:
+                await recorder.finish(Turn.Status.ERROR, error=refused)
+                return
             try:
                 options = local if isinstance(local, TurnOptions) else execution.options_for(recorder.turn)
             except execution.TaskTurnAlone as exc:

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "team"
+
+urlpatterns = [
+    path("usage/", views.dashboard, name="usage"),
+    path("usage.csv", views.usage_csv, name="usage-csv"),
+]
