@@ -25,6 +25,7 @@ from pydantic import AfterValidator, Field
 from chat import projects
 from chat.models import Event, Session, Turn
 from chat.services import budgets, chats, turns
+from members import roles
 from runtime import Engine
 
 from .errors import ApiError, ApiRequest
@@ -255,6 +256,8 @@ async def ask(
 
     The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
     message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
+    if not await sync_to_async(roles.may_run)(user):
+        raise turns.RoleRefused(roles.VIEWER_REFUSAL)  # before a chat is made for it
     session = await open_session(user=user, session_id=session_id, project_key=project_key, model=model)
     # Nobody is there to answer a permission prompt: the project's permission mode decides alone
     # (a turn from the API runs that way, by its origin).
@@ -290,6 +293,9 @@ Turns of one chat run one at a time: a call waits behind earlier ones, but if it
 started within CLAUDE_API_BUSY_WAIT seconds it is withdrawn (kept in the chat as not run) and the
 call answers 409 (chat busy) or 503 (all Claude Code processes busy), with `Retry-After`. A running
 turn is not stopped if the caller hangs up; its answer stays in the chat.
+
+A member past a monthly budget (theirs, or the project's) gets 402 naming it, how much was used
+and who can raise it; the message stays in the chat, not run. A viewer runs nothing: 403.
 
 The API cannot answer permission prompts: the turn runs with the project's configured permission
 mode (CLAUDE_PERMISSION_MODE, `acceptEdits` unless set otherwise), and a tool call that mode does

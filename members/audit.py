@@ -15,19 +15,23 @@ from django.db import models
 from .models import AuditEntry
 
 Action = AuditEntry.Action
+SERVER = "(the server: a command)"
+# Who did it: a signed-in person, or None for the server itself (a command, a schedule).
+type Actor = AbstractBaseUser | AnonymousUser | None
 
 
 def record(
     *,
-    actor: AbstractBaseUser | AnonymousUser | None,
+    actor: Actor,
     action: AuditEntry.Action,
     obj: models.Model | None = None,
     detail: str = "",
     actor_name: str = "",
 ) -> AuditEntry:
-    """Write one entry. ``actor_name``: who, where there is no account (a failed sign-in's name)."""
+    """Write one entry. ``actor_name``: who, where there is no account (a failed sign-in's name);
+    with neither, the server did it (a management command)."""
     signed_in = actor is not None and actor.is_authenticated
-    name = actor_name or (actor.get_username() if signed_in and actor is not None else "")
+    name = actor_name or (actor.get_username() if signed_in and actor is not None else SERVER)
     return AuditEntry.objects.create(
         actor_id=actor.pk if signed_in and actor is not None else None,
         actor_name=name[:150],

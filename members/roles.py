@@ -19,18 +19,31 @@ VIEWER_REFUSAL = (
 )
 
 
-def role_of(user: AbstractBaseUser | AnonymousUser) -> Role:
+def role_of(user: AbstractBaseUser | AnonymousUser, *, fresh: bool = False) -> Role:
+    """The person's role; read once per user object (a page asks it for each task it shows)."""
     if not user.is_authenticated:
         return Role.VIEWER
     if getattr(user, "is_staff", False) or getattr(user, "is_superuser", False):
         return Role.ADMIN
+    cached = getattr(user, "_member_role", None)
+    if cached is not None and not fresh:
+        return Role(cached)
     role = Profile.objects.filter(user_id=user.pk).values_list("role", flat=True).first()
-    return Role(role) if role and role != Role.ADMIN else Role.MEMBER
+    found = Role(role) if role and role != Role.ADMIN else Role.MEMBER
+    setattr(user, "_member_role", found)  # noqa: B010  (not a field: kept for this request)
+    return found
 
 
-def may_run(user: AbstractBaseUser | AnonymousUser) -> bool:
+def may_run(user: AbstractBaseUser | AnonymousUser | None) -> bool:
     """Whether the person may start anything that runs an agent (or changes a task)."""
-    return user.is_authenticated and role_of(user) != Role.VIEWER
+    return user is not None and user.is_authenticated and role_of(user) != Role.VIEWER
+
+
+class ViewerRefused(Exception):
+    """A viewer tried to run something; the text says so and whom to ask."""
+
+    def __init__(self, text: str = VIEWER_REFUSAL) -> None:
+        super().__init__(text)
 
 
 def set_role(*, user: User, role: Role, by: AbstractBaseUser | AnonymousUser | None) -> Role:
@@ -46,7 +59,7 @@ def role_saved(*, user: User, before: Role, by: AbstractBaseUser | AnonymousUser
     if chosen == Role.ADMIN and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
-    after = role_of(user)
+    after = role_of(user, fresh=True)
     if after != before:
         audit.record(actor=by, action=audit.Action.ROLE_CHANGED, obj=user, detail=f"{before.label} → {after.label}")
     return after

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from chat.models import Session
 from drivers import git
+from members import roles
 
 from . import remotes
 
@@ -241,10 +242,13 @@ ACTIONS: dict[Task.Status, frozenset[Action]] = {
 
 
 def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
-    """Who may act on a task: everyone who may see it sees it; its creator and staff act on it."""
+    """Who may act on a task: everyone who may see it sees it; its creator (unless a viewer now) and staff act on it."""
     if not user.is_authenticated or not user.is_active:
         return False
-    return bool(getattr(user, "is_staff", False)) or task.created_by_id == user.pk
+    if bool(getattr(user, "is_staff", False)):
+        return True
+    # A viewer reads the task and acts on nothing, not even one they made while a member.
+    return task.created_by_id == user.pk and roles.may_run(user)
 
 
 # A task that waits for another one's files resumes by itself once those are merged.

@@ -3,6 +3,7 @@ from django.http import HttpRequest
 
 from chat import selectors
 from chat.services import attachments
+from members import roles
 
 from .sockets import MAX_FRAME_BYTES
 from .theme import THEMES, theme_of
@@ -22,4 +23,6 @@ def app(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         context["recent_chats"] = selectors.recent_chats(user_id=user.pk)
+        # A viewer's pages hide what runs anything (the server refuses it anyway).
+        context["may_run"] = roles.may_run(user)
     return context

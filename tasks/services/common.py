@@ -13,10 +13,11 @@ from django.utils import timezone
 
 from chat.models import Turn
 from drivers import git
+from members import roles
 from runtime import Engine
 
 from .. import live
-from ..models import NEEDS_CHANGES, Action, Task
+from ..models import NEEDS_CHANGES, Action, Task, may_act
 from ..selectors import visible_tasks
 from .places import worktree_of
 
@@ -31,6 +32,15 @@ class NotAllowed(TaskRefused):
 
 class TaskNotFound(Exception):
     pass
+
+
+async def require_may_act(user: AbstractBaseUser | AnonymousUser, task: Task, doing: str) -> None:
+    """Refuse unless ``user`` may act on ``task`` (:func:`~tasks.models.may_act`), saying why."""
+    if await sync_to_async(may_act)(user, task):
+        return
+    if not await sync_to_async(roles.may_run)(user):
+        raise NotAllowed(roles.VIEWER_REFUSAL)
+    raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can {doing} it.")
 
 
 _REFUSALS = {

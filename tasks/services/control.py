@@ -15,8 +15,8 @@ from chat.services import agents
 from drivers import claims, git
 from runtime import Engine
 
-from ..models import Action, Task, may_act
-from .common import NotAllowed, TaskRefused, changed, get_task, queue, require, save
+from ..models import Action, Task
+from .common import TaskRefused, changed, get_task, queue, require, require_may_act, save
 from .conflicts import resolve, unblock
 from .places import remove_worktree_and_branch, repo_of, store_for, worktree_of
 from .pulls import close_for_discard, open_pull_request
@@ -173,8 +173,7 @@ async def act(
     *, engine: Engine, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None
 ) -> Task:
     """Do ``action`` to ``task`` for ``user`` (a button, or the API), if they may."""
-    if not await sync_to_async(may_act)(user, task):
-        raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can {action} it.")
+    await require_may_act(user, task, str(action))
     match action:
         case Action.PAUSE:
             return await pause(engine=engine, task_id=task.pk)

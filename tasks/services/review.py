@@ -21,8 +21,8 @@ from drivers import git
 from runtime import Engine
 
 from ..diffs import FileDiff, Patch, parse_patch
-from ..models import Action, ReviewComment, Task, may_act
-from .common import NotAllowed, TaskRefused, get_task
+from ..models import Action, ReviewComment, Task
+from .common import NotAllowed, TaskRefused, get_task, require_may_act
 from .control import act, diff
 from .places import repo_of
 
@@ -166,8 +166,7 @@ async def _latest_turn(task: Task) -> int | None:
 
 
 async def _require_reviewer(user: AbstractBaseUser | AnonymousUser, task: Task) -> None:
-    if not await sync_to_async(may_act)(user, task):
-        raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can review it.")
+    await require_may_act(user, task, "review")
 
 
 @sync_to_async
