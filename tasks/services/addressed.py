@@ -22,7 +22,12 @@ async def check_addressed(*, task: Task, turn: Turn) -> None:
     addressed: list[int] = []
     for comment in waiting:
         if comment.sent_head not in patches:
-            text = await git.diff(repo_of(task), comment.sent_head, task.branch) if comment.sent_head else ""
+            # A file rewritten with other line endings (a browser's form sends CRLF) changed no line.
+            text = (
+                await git.diff(repo_of(task), comment.sent_head, task.branch, ignore_line_endings=True)
+                if comment.sent_head
+                else ""
+            )
             patches[comment.sent_head] = {f.path: f for f in parse_patch(text).files}
         file = patches[comment.sent_head].get(comment.path)
         if file is not None and _touches(file, comment):

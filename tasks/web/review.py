@@ -16,6 +16,7 @@ from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
+from chat.live import fragments
 from chat.services import turns
 from chat.web.views.types import AuthedRequest
 
@@ -76,8 +77,12 @@ def _view_of(request: AuthedRequest) -> str:
     return kept if kept in VIEWS else "unified"
 
 
-async def render_diff(request: AuthedRequest, task: Task, *, error: str = "", notice: str = "") -> HttpResponse:
-    """The task's diff (``#task-diff``) for the person asking, with the review's comments and forms."""
+async def render_diff(
+    request: AuthedRequest, task: Task, *, error: str = "", notice: str = "", flash: bool = False
+) -> HttpResponse:
+    """The task's diff (``#task-diff``) for the person asking, with the review's comments and forms.
+    ``flash``: say the notice in the page's flash as well, which outlives the diff's next reload
+    (sending a review changes the task, and the page reloads its diff at once)."""
     view = await sync_to_async(_view_of)(request)
     text = ""
     if not error:
@@ -107,7 +112,8 @@ async def render_diff(request: AuthedRequest, task: Task, *, error: str = "", no
         # Comments on files this diff no longer shows (the file's changes were undone, say).
         "gone": [c for c in comments if c.path not in shown_paths],
     }
-    return HttpResponse(await sync_to_async(render_to_string)("tasks/diff.html", context, request))
+    html: str = await sync_to_async(render_to_string)("tasks/diff.html", context, request)
+    return HttpResponse(html + fragments.flash(notice, level="info") if flash and notice else html)
 
 
 async def _task(request: AuthedRequest, task_id: int) -> Task:
@@ -184,4 +190,5 @@ async def send_review(request: AuthedRequest, task_id: int) -> HttpResponse:
         task,
         notice=f"Review sent: {count} comment{'s' if count != 1 else ''} in one follow-up. "
         "When its run ends, the diff marks the comments whose lines it changed.",
+        flash=True,
     )

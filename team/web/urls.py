@@ -7,4 +7,5 @@ app_name = "team"
 urlpatterns = [
     path("usage/", views.dashboard, name="usage"),
     path("usage.csv", views.usage_csv, name="usage-csv"),
+    path("search/", views.team_search, name="search"),
 ]

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from chat.services import budgets
 from chat.web.views.types import AuthedRequest
 
-from .. import charts
+from .. import charts, search
 from ..usage import DIMENSIONS, usage
 
 
@@ -75,3 +75,20 @@ def usage_csv(request: AuthedRequest) -> HttpResponse:
 def _cell(text: str) -> str:
     """A name as a spreadsheet reads it: never as a formula (a member may pick a name that starts with =)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@login_required
+@require_GET
+def team_search(request: AuthedRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    try:
+        page = max(int(request.GET.get("page", "1")), 1)
+    except ValueError:
+        page = 1
+    try:
+        hits, total = search.team_search(viewer=request.user, query=query, page=page)
+    except search.NotStaff as exc:
+        return render(request, "members/viewer_refused.html", {"text": str(exc)}, status=403)
+    pages = -(-total // search.PER_PAGE)
+    context = {"query": query, "hits": hits, "total": total, "page": page, "pages": pages}
+    return render(request, "team/search.html", context)

@@ -107,3 +107,35 @@ async def test_a_range_a_side_by_side_view_and_refusals(fake_repo, user, rt):
     assert "Draft comment removed." in removed.content.decode()
     nothing = await client.post(f"/tasks/{task.pk}/review/send/", headers={"HX-Request": "true"})
     assert "There is no draft comment to send" in nothing.content.decode()
+
+
+async def test_a_reviews_follow_up_reaches_the_agent_through_the_real_cli(repo, scheduler, user, stub_api, rt):
+    from devtools.stub_api import _user_text
+
+    task = await settled(
+        scheduler, await services.create_task(engine=rt, user=user, prompt=f"write notes.txt: {FIVE_LINES}")
+    )
+    assert task.status == Task.Status.COMPLETED, task.error
+    client = await browser_for(user, rt)
+    await _comment(client, task, "2", "Capitalise this one.")
+    await _comment(client, task, "4", "And these.", end="5")
+    await client.post(
+        f"/tasks/{task.pk}/review/send/",
+        {"note": "write notes.txt: alpha\nBETA\ngamma\nDELTA\nEPSILON"},
+        headers={"HX-Request": "true"},
+    )
+    task = await settled(scheduler, task)
+    assert task.status == Task.Status.COMPLETED, task.error
+    said = [
+        _user_text(message)
+        for request in stub_api.requests
+        for message in request["body"].get("messages", [])
+        if message.get("role") == "user"
+    ]
+    review = next(text for text in said if "Review of your changes (2 comments)" in text)
+    assert "1. notes.txt, line 2:\n    > beta\n    Capitalise this one." in review
+    assert "2. notes.txt, lines 4–5:\n    > delta\n    > epsilon\n    And these." in review
+    assert {c.text: c.state async for c in ReviewComment.objects.filter(task=task)} == {
+        "Capitalise this one.": "addressed",
+        "And these.": "addressed",
+    }
