@@ -48,7 +48,13 @@ class Profile(models.Model):
     admin, for staff)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
-    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    role = models.CharField(
+        max_length=8,
+        choices=Role.choices,
+        default=Role.MEMBER,
+        help_text="Admin: staff. Member: chats and tasks of their own. Viewer: reads what is shared with them, "
+        "runs nothing. Staff status wins: untick it to take admin away.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()})"

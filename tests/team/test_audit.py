@@ -82,5 +82,9 @@ def test_invites_budgets_and_the_read_only_admin():
     listing = admin.get("/admin/members/auditentry/?action__exact=budget-changed").content.decode()
     assert "Budget changed" in listing and "Invite made" not in listing.split('id="result_list"')[1]
     assert "Add audit entry" not in admin.get("/admin/members/auditentry/").content.decode()
+    users = admin.get("/admin/auth/user/").content.decode()
+    assert '<td class="field-role">Admin</td>' in users and '<td class="field-role">Member</td>' in users
+    change = admin.get(f"/admin/auth/user/{staff.pk}/change/").content.decode()
+    assert 'name="profile-0-role"' in change and "Viewer: reads what is shared with them, runs nothing." in change
     entry = AuditEntry.objects.first()
     assert admin.post(f"/admin/members/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
