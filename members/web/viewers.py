@@ -27,9 +27,11 @@ def _refused(request: HttpRequest) -> bool:
     match = request.resolver_match
     if match is None or match.view_name.startswith("admin:") or request.path.startswith("/api/"):
         return False  # the admin checks staff itself; the API answers through its own errors
+    if not request.user.is_authenticated:
+        return False  # the view sends them to sign in
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return match.view_name in MAKING_PAGES and not roles.may_run(request.user)
-    return match.view_name not in VIEWER_MAY_POST and request.user.is_authenticated and not roles.may_run(request.user)
+    return match.view_name not in VIEWER_MAY_POST and not roles.may_run(request.user)
 
 
 def _answer(request: HttpRequest) -> HttpResponse:

@@ -83,6 +83,7 @@ async def test_a_member_is_not_refused_and_picking_admin_makes_staff(fake_cli, r
     page = (await browser.get("/tasks/")).content.decode()
     assert 'href="#new-task"' in page and 'class="button new-chat"' in page
     assert (await browser.get("/tasks/new/")).status_code == 200
+    assert (await EngineClient(engine=rt).get("/chat/new/")).status_code == 302  # signed out: to the sign-in page
     await sync_to_async(roles.set_role)(user=member, role=Role.ADMIN, by=None)
     await member.arefresh_from_db()
     assert member.is_staff and await sync_to_async(roles.role_of)(member) == Role.ADMIN
