@@ -59,6 +59,8 @@ async def test_a_member_past_their_budget_is_refused_on_the_page_and_the_api_wit
 
     usage = (await browser.get("/team/usage/")).content.decode()
     assert "Your monthly budget: <strong" in usage and "$0.00 left</strong> of $1.00 ($1.00 used)" in usage
+    # Every page says it in the sidebar, the chat's own page included.
+    assert '<a href="/team/usage/">Budget used up</a> of your monthly budget ($1.00)' in page.content.decode()
 
 
 async def test_a_projects_budget_counts_everyones_turns_there_and_room_lets_turns_run(fake_cli, tmp_path, rt):
