@@ -81,3 +81,16 @@ async def test_a_projects_budget_counts_everyones_turns_there_and_room_lets_turn
         "Over budget: the monthly budget of members' own folders of $2.00 is used up ($2.50"
     )
     assert await Session.objects.filter(pk=adas.pk).aexists()
+
+
+async def test_a_task_past_its_creators_budget_fails_saying_why(fake_repo, user, rt):
+    from tasks import services
+    from tasks.models import Task
+    from tests.task_helpers import settled
+
+    await Budget.objects.acreate(user=user, monthly_usd=Decimal("0.50"))
+    earlier = await sync_to_async(make_session)(owner=user)
+    await Turn.objects.acreate(session=earlier, prompt="before", status=Turn.Status.DONE, cost_usd=0.75)
+    task = await settled(rt.tasks, await services.create_task(engine=rt, user=user, prompt="write a.txt: hi"))
+    assert task.status == Task.Status.FAILED
+    assert task.error.startswith("Over budget: your monthly budget of $0.50 is used up ($0.75 this month)")
