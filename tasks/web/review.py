@@ -8,8 +8,6 @@ are listed with their file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -24,25 +22,9 @@ from .. import services
 from ..diffs import FileDiff, Pair, Row, parse_patch
 from ..models import ReviewComment, Task, may_act
 from ..services import review
+from .diff_rows import ReviewFile, Shown, rows_html
 
 VIEWS = ("unified", "split")
-
-
-@dataclass
-class Shown:
-    """A row of a file's table (a line, or a pair side by side) with the comments that end on it."""
-
-    row: Row | Pair
-    comments: list[ReviewComment] = field(default_factory=list)
-    commented: str = ""  # "old", "new" or "" : a side whose line some comment covers
-
-
-@dataclass
-class ReviewFile:
-    file: FileDiff
-    index: int
-    shown: list[Shown]
-    elsewhere: list[ReviewComment]  # comments whose lines the diff does not show now
 
 
 def _covered(comments: list[ReviewComment], side: str, number: int | None) -> bool:
@@ -98,6 +80,17 @@ async def render_diff(
     files = [_review_file(f, i, by_file.get(f.path, []), split=view == "split") for i, f in enumerate(patch.files, 1)]
     shown_paths = {f.path for f in patch.files}
     user = await request.auser()
+    may_review = await sync_to_async(may_act)(user, task)
+    comment_context = {"task": task, "may_review": may_review, "user_id": user.pk, "is_staff": user.is_staff}
+
+    def comment_html(comment: ReviewComment) -> str:
+        return render_to_string("tasks/diff.html#comment", {**comment_context, "comment": comment})
+
+    def rows() -> None:
+        for item in files:
+            item.html = rows_html(item, split=view == "split", may_review=may_review, comment=comment_html)
+
+    await sync_to_async(rows)()
     context = {
         "patch": patch,
         "files": files,
@@ -105,9 +98,7 @@ async def render_diff(
         "error": error,
         "notice": notice,
         "view": view,
-        "may_review": await sync_to_async(may_act)(user, task),
-        "user_id": user.pk,
-        "is_staff": user.is_staff,
+        **comment_context,
         "drafts": [c for c in comments if c.is_draft],
         # Comments on files this diff no longer shows (the file's changes were undone, say).
         "gone": [c for c in comments if c.path not in shown_paths],
