@@ -51,7 +51,8 @@ async def test_a_viewer_is_refused_on_pages_the_socket_and_the_api(fake_cli, rt)
     ):
         refused = await getattr(browser, method)(path)
         assert refused.status_code == 403 and REFUSAL in refused.content.decode(), (method, path)
-    assert (await browser.get(chat.get_absolute_url())).status_code == 200
+    own = (await browser.get(chat.get_absolute_url())).content.decode()
+    assert 'id="viewer-note"' in own and 'id="message-form"' not in own
 
     # The socket: the message is refused and never saved as a turn.
     client = await sync_to_async(logged_in_client)(user=viewer)
