@@ -46,3 +46,10 @@ def test_comment_on_two_lines_and_send_the_review(live_app, page):
     )
     expect(page.locator("#task-status")).to_have_text("Completed")
     expect(page.locator("#turns")).to_contain_text("Review of your changes (2 comments)")
+
+    # The runs' cost shows on the usage page, charted on the server (no script, no inline style).
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Usage").click()
+    chart = page.get_by_role("img", name="Cost per day by project")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect")).to_have_count(1)
+    expect(page.locator("#usage-by-project")).to_contain_text("default")
