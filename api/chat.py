@@ -24,7 +24,8 @@ from pydantic import AfterValidator, Field
 
 from chat import projects
 from chat.models import Event, Session, Turn
-from chat.services import chats, turns
+from chat.services import budgets, chats, turns
+from members import roles
 from runtime import Engine
 
 from .errors import ApiError, ApiRequest
@@ -227,6 +228,8 @@ async def _wait_until_finished(engine: Engine, turn: Turn) -> Turn:
 
 
 def _failure(turn: Turn) -> ApiError:
+    if turn.status == Turn.Status.ERROR and budgets.is_refusal(turn.error):
+        return ApiError(402, turn.error)
     match turn.status:
         case Turn.Status.TIMEOUT:
             return ApiError(504, turn.error)
@@ -253,6 +256,8 @@ async def ask(
 
     The arguments are checked at the boundary (:class:`ChatRequest`); a chat that refuses the
     message raises :class:`~chat.services.turns.TurnRefused`, anything else an ApiError."""
+    if not await sync_to_async(roles.may_run)(user):
+        raise turns.RoleRefused(roles.VIEWER_REFUSAL)  # before a chat is made for it
     session = await open_session(user=user, session_id=session_id, project_key=project_key, model=model)
     # Nobody is there to answer a permission prompt: the project's permission mode decides alone
     # (a turn from the API runs that way, by its origin).
@@ -289,6 +294,9 @@ started within CLAUDE_API_BUSY_WAIT seconds it is withdrawn (kept in the chat as
 call answers 409 (chat busy) or 503 (all Claude Code processes busy), with `Retry-After`. A running
 turn is not stopped if the caller hangs up; its answer stays in the chat.
 
+A member past a monthly budget (theirs, or the project's) gets 402 naming it, how much was used
+and who can raise it; the message stays in the chat, not run. A viewer runs nothing: 403.
+
 The API cannot answer permission prompts: the turn runs with the project's configured permission
 mode (CLAUDE_PERMISSION_MODE, `acceptEdits` unless set otherwise), and a tool call that mode does
 not allow is refused, not asked about.
@@ -305,6 +313,8 @@ not allow is refused, not asked about.
         200: ChatResponse,
         400: Error,
         401: Error,
+        402: Error,
+        403: Error,
         404: Error,
         405: Error,
         409: Error,

@@ -26,7 +26,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from chat.projects import ProjectRefused
 from chat.services import disk
-from chat.services.turns import TurnRefused
+from chat.services.turns import RoleRefused, TurnRefused
 from runtime import Engine
 from tasks.services import NotAllowed, TaskNotFound, TaskRefused
 
@@ -72,6 +72,7 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, Callable[[Exception], str]]] = [
     (TaskNotFound, 404, lambda exc: f"There is no task {exc}."),
     (ProjectRefused, 403, str),
     (NotAllowed, 403, str),
+    (RoleRefused, 403, str),
     (TaskRefused, 409, str),
     (TurnRefused, 409, str),
 ]

@@ -252,7 +252,7 @@ async def list_tasks(request: ApiRequest, filters: Query[TaskFilter]) -> TaskLis
     summary="Start a task",
     description="Queues a task in its own git worktree and branch; it starts when there is room. "
     "Unknown fields are refused.",
-    response={201: TaskResponse, 400: FieldErrors, 409: Error, 413: FieldErrors, **UNAUTHORIZED},
+    response={201: TaskResponse, 400: FieldErrors, 403: Error, 409: Error, 413: FieldErrors, **UNAUTHORIZED},
 )
 async def create_task(request: ApiRequest, body: TaskRequest) -> Status[TaskResponse]:
     task = await services.create_task(

@@ -21,7 +21,7 @@ from runtime import Engine, NoEngine
 
 from .markup import render_markdown
 from .models import ApiToken, Event, ProjectAccess, Session, SessionQuerySet, ShareLink, ShareLinkQuerySet, Turn
-from .services import chats, sharing, turns
+from .services import chats, sharing, tokens, turns
 from .services.archive import ArchiveError, archive_session
 
 
@@ -167,7 +167,7 @@ class SessionAdmin(admin.ModelAdmin[Session]):
         archived = 0
         for session in queryset:
             try:
-                archived += not archive_session(session=session, engine=_engine(request)).already
+                archived += not archive_session(session=session, engine=_engine(request), actor=request.user).already
             except ArchiveError as exc:
                 self.message_user(request, f"“{session}” was not archived: {exc}.", messages.ERROR)
         if archived:
@@ -188,7 +188,9 @@ class SessionAdmin(admin.ModelAdmin[Session]):
 
     @admin.action(description="Revoke share links")
     def revoke_share_links(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
-        revoked = sharing.revoke_share_links(links=ShareLink.objects.filter(session__in=queryset.values("pk")))
+        revoked = sharing.revoke_share_links(
+            links=ShareLink.objects.filter(session__in=queryset.values("pk")), actor=request.user
+        )
         self.message_user(
             request,
             f"Revoked {revoked} share link{'s' if revoked != 1 else ''}: they now answer “not found”.",
@@ -220,7 +222,7 @@ class SessionAdmin(admin.ModelAdmin[Session]):
 
     def delete_model(self, request: HttpRequest, obj: Session) -> None:
         try:
-            chats.delete_session(session=obj, engine=_engine(request))
+            chats.delete_session(session=obj, engine=_engine(request), actor=request.user)
         except chats.ChatError as exc:
             self.message_user(request, str(exc), messages.ERROR)
 
@@ -333,7 +335,7 @@ class ShareLinkAdmin(ReadOnlyAdmin[ShareLink]):
 
     @admin.action(description="Revoke")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
-        revoked = sharing.revoke_share_links(links=queryset)
+        revoked = sharing.revoke_share_links(links=queryset, actor=request.user)
         self.message_user(request, f"Revoked {revoked} share link{'s' if revoked != 1 else ''}.", messages.SUCCESS)
 
 
@@ -348,6 +350,13 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are made by their owner on the Settings page or with api_token
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        tokens.revoke_token(token=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset.select_related("user"):
+            tokens.revoke_token(token=token, actor=request.user)
 
 
 class ProjectAccessForm(forms.ModelForm[ProjectAccess]):

@@ -67,9 +67,9 @@ def _backend() -> _Sqlite | _Postgres:
     return _Postgres() if connection.vendor == "postgresql" else _Sqlite()
 
 
-def _matching(backend: _Sqlite | _Postgres, *, owner_id: int, words: list[str]) -> QuerySet[Session]:
-    """The person's chats in which every word is in the title or in an indexed message."""
-    matching = Session.objects.filter(owner_id=owner_id)
+def _matching(backend: _Sqlite | _Postgres, *, owner_id: int | None, words: list[str]) -> QuerySet[Session]:
+    """The person's chats (``owner_id`` None: everyone's) in which every word is in the title or in an indexed message."""
+    matching = Session.objects.filter(owner_id=owner_id) if owner_id is not None else Session.objects.all()
     for word in words:
         where = Q(title__icontains=word)
         if (in_documents := backend.sessions_matching(word, owner_id=owner_id)) is not None:
@@ -78,21 +78,25 @@ def _matching(backend: _Sqlite | _Postgres, *, owner_id: int, words: list[str]) 
     return matching
 
 
-def search_chats(*, user: AbstractBaseUser, query: str, base: QuerySet[Session], offset: int, limit: int) -> Found:
-    """The chats of ``base`` (the person's list, with what a row shows) that match ``query``, best first."""
+def search_chats(
+    *, user: AbstractBaseUser, query: str, base: QuerySet[Session], offset: int, limit: int, everyone: bool = False
+) -> Found:
+    """The chats of ``base`` (the person's list, with what a row shows) that match ``query``, best
+    first. ``everyone``: all members' chats and tasks' sessions (staff's team search; the caller checks)."""
     words = words_of(query)
+    owner_id = None if everyone else user.pk
     backend = _backend()
     title_hits: Any = Value(0.0)
     for word in words:
         title_hits += Case(When(title__icontains=word, then=Value(1.0)), default=Value(0.0))
     found = (
-        _matching(backend, owner_id=user.pk, words=words)
+        _matching(backend, owner_id=owner_id, words=words)
         .annotate(title_hits=title_hits)
         .values("id", "title_hits", "last_activity_at")
         .order_by()
     )
     found_sql, found_params = found.query.sql_with_params()
-    hits_sql, hits_params = backend.hits(words, owner_id=user.pk)
+    hits_sql, hits_params = backend.hits(words, owner_id=owner_id)
     rows_sql, rows_params = base.order_by().query.sql_with_params()
     snippet_sql, snippet_params = backend.snippet(words, ref="page.ref")
     # One statement: the best message of each chat, the page of matching chats ranked, then the
@@ -163,23 +167,24 @@ class _Sqlite:
         return " OR ".join(terms) or '""'
 
     @staticmethod
-    def newest(term: str, *, owner_id: int) -> tuple[str, tuple[Any, ...]]:
-        """The person's newest documents holding ``term``, with the bm25 score of each (FTS5 walks
-        its index newest first and stops there; bm25 is lower for better matches)."""
+    def newest(term: str, *, owner_id: int | None) -> tuple[str, tuple[Any, ...]]:
+        """The person's (None: everyone's) newest documents holding ``term``, with the bm25 score of
+        each (FTS5 walks its index newest first and stops there; bm25 is lower for better matches)."""
+        whose, params = ("AND owner_id = %s ", (owner_id,)) if owner_id is not None else ("", ())
         return (
             "SELECT * FROM (SELECT session_id, rowid AS ref, -bm25(chat_search) AS score FROM chat_search "
-            "WHERE chat_search MATCH %s AND owner_id = %s ORDER BY rowid DESC LIMIT %s)",
-            (term, owner_id, settings.CLAUDE_SEARCH_NEWEST),
+            f"WHERE chat_search MATCH %s {whose}ORDER BY rowid DESC LIMIT %s)",
+            (term, *params, settings.CLAUDE_SEARCH_NEWEST),
         )
 
-    def sessions_matching(self, word: str, *, owner_id: int) -> Q | None:
+    def sessions_matching(self, word: str, *, owner_id: int | None) -> Q | None:
         term = self.term(word)
         if term is None:
             return None
         sql, params = self.newest(term, owner_id=owner_id)
         return Q(pk__in=RawSQL(f"SELECT session_id FROM ({sql})", params))
 
-    def hits(self, words: list[str], *, owner_id: int) -> tuple[str, tuple[Any, ...]]:
+    def hits(self, words: list[str], *, owner_id: int | None) -> tuple[str, tuple[Any, ...]]:
         # Each word's newest documents; bm25 of several words is the sum of each word's.
         parts = [self.newest(term, owner_id=owner_id) for term in map(self.term, words) if term]
         if not parts:
@@ -223,19 +228,22 @@ class _Postgres:
         terms = [t for t in map(self.term, words) if t]
         return self.pg.SearchQuery(" | ".join(terms) or "''", search_type="raw", config=PG_CONFIG)
 
-    def _documents(self, query: Any, *, owner_id: int) -> tuple[QuerySet[Turn], QuerySet[Event]]:
-        """The person's newest prompts and assistant texts matching ``query`` (at most
-        CLAUDE_SEARCH_NEWEST of each)."""
+    def _documents(self, query: Any, *, owner_id: int | None) -> tuple[QuerySet[Turn], QuerySet[Event]]:
+        """The person's (None: everyone's) newest prompts and assistant texts matching ``query`` (at
+        most CLAUDE_SEARCH_NEWEST of each)."""
         newest = settings.CLAUDE_SEARCH_NEWEST
-        prompts = Turn.objects.filter(session__owner_id=owner_id).annotate(document=self.prompt).filter(document=query)
+        whose = Q(session__owner_id=owner_id) if owner_id is not None else Q()
+        prompts = Turn.objects.filter(whose).annotate(document=self.prompt).filter(document=query)
         texts = (
-            Event.objects.filter(turn__session__owner_id=owner_id, kind=Event.Kind.TEXT)
+            Event.objects.filter(
+                Q(turn__session__owner_id=owner_id) if owner_id is not None else Q(), kind=Event.Kind.TEXT
+            )
             .annotate(document=self.text)
             .filter(document=query)
         )
         return prompts.order_by("-id")[:newest], texts.order_by("-id")[:newest]
 
-    def sessions_matching(self, word: str, *, owner_id: int) -> Q | None:
+    def sessions_matching(self, word: str, *, owner_id: int | None) -> Q | None:
         term = self.term(word)
         if term is None:
             return None
@@ -243,7 +251,7 @@ class _Postgres:
         prompts, texts = self._documents(query, owner_id=owner_id)
         return Q(pk__in=prompts.values("session_id")) | Q(pk__in=texts.values("turn__session_id"))
 
-    def hits(self, words: list[str], *, owner_id: int) -> tuple[str, tuple[Any, ...]]:
+    def hits(self, words: list[str], *, owner_id: int | None) -> tuple[str, tuple[Any, ...]]:
         query = self.query(words)
         # Each word's newest documents, ranked for all the words.
         prompt_ids: list[QuerySet[Any]] = []

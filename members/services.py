@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import audit
 from .models import Invite, ProviderIdentity
 
 INVITE_DAYS = 7
@@ -64,6 +65,12 @@ def make_invite(*, created_by: User | None, days: int = INVITE_DAYS, note: str =
         email=email,
         expires_at=timezone.now() + timedelta(days=days),
     )
+    audit.record(
+        actor=created_by,
+        action=audit.Action.INVITE_MADE,
+        obj=invite,
+        detail=f"for {days} day{'s' if days != 1 else ''}",
+    )
     return NewInvite(invite=invite, token=token)
 
 
@@ -98,6 +105,7 @@ def accept_invite(*, token: str, username: str, password: str) -> User:
         except IntegrityError:
             raise Refused(f"The name {username!r} is taken: pick another.") from None
         Invite.objects.filter(pk=invite.pk).update(used_by=user)
+        audit.record(actor=user, action=audit.Action.INVITE_USED, obj=invite, detail=f"made the account {username}")
     return user
 
 

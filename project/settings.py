@@ -218,6 +218,7 @@ INSTALLED_APPS = [
     "members",
     # Its management commands (`engine`): the composition root's own.
     "project",
+    "team",
 ]
 
 MIDDLEWARE = [
@@ -233,6 +234,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # request.engine: the engine the composition root put in the ASGI scope (project/asgi.py).
     "chat.web.engine.EngineMiddleware",
+    # Viewers run nothing: a page that would is refused with a 403 saying so (members/roles.py).
+    "members.web.viewers.ViewerMiddleware",
     # Last, as its documentation asks: it answers a locked-out login.
     "axes.middleware.AxesMiddleware",
 ]

@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.urls")),
     path("tasks/", include("tasks.web.urls")),
+    path("team/", include("team.web.urls")),
     path("", include("chat.web.urls")),
 ]

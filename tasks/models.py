@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from chat.models import Session
 from drivers import git
+from members import roles
 
 from . import remotes
 
@@ -340,10 +341,13 @@ ACTIONS: dict[Task.Status, frozenset[Action]] = {
 
 
 def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
-    """Who may act on a task: everyone who may see it sees it; its creator and staff act on it."""
+    """Who may act on a task: everyone who may see it sees it; its creator (unless a viewer now) and staff act on it."""
     if not user.is_authenticated or not user.is_active:
         return False
-    return bool(getattr(user, "is_staff", False)) or task.created_by_id == user.pk
+    if bool(getattr(user, "is_staff", False)):
+        return True
+    # A viewer reads the task and acts on nothing, not even one they made while a member.
+    return task.created_by_id == user.pk and roles.may_run(user)
 
 
 # Only offered where the task's project has a remote and forge (tasks.remotes).
@@ -397,3 +401,62 @@ class TaskTransition(models.Model):
     @property
     def who(self) -> str:
         return self.by.get_username() if self.by is not None else "the system"
+
+
+class ReviewComment(models.Model):
+    """A reviewer's comment on lines of a task's diff. A draft until "Send review" sends every
+    draft of the task in one follow-up; the run that follows marks those whose lines it changed.
+
+    ``side`` says which version the lines number: "new" (the branch's: added and unchanged lines)
+    or "old" (the base's: removed lines)."""
+
+    class Side(models.TextChoices):
+        NEW = "new", "new version"
+        OLD = "old", "old version"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="review_comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    path = models.CharField("file", max_length=1024)
+    start_line = models.PositiveIntegerField()
+    end_line = models.PositiveIntegerField()
+    side = models.CharField(max_length=3, choices=Side.choices, default=Side.NEW)
+    text = models.TextField()
+    # The lines as they read when the comment was made: the follow-up quotes them to the agent.
+    excerpt = models.TextField(blank=True)
+    # The run whose diff the comment was made on (the task's latest turn then), if it had one.
+    made_on = models.ForeignKey("chat.Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    # Sent: when, and the branch's commit then (what the run that follows changed is measured from it).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_head = models.CharField(max_length=64, blank=True)
+    # The run after the review was sent: it was checked against it, and addressed it if it changed its lines.
+    checked_in = models.ForeignKey("chat.Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    addressed_in = models.ForeignKey("chat.Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["path", "start_line", "id"]
+        indexes = [models.Index(fields=["task", "sent_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.lines_label} on task #{self.task_id}"
+
+    @property
+    def lines_label(self) -> str:
+        return (
+            f"line {self.start_line}"
+            if self.start_line == self.end_line
+            else f"lines {self.start_line}–{self.end_line}"
+        )
+
+    @property
+    def is_draft(self) -> bool:
+        return self.sent_at is None
+
+    @property
+    def state(self) -> str:
+        """draft, sent (its run has not ended yet), addressed, or unaddressed (the run left its lines)."""
+        if self.sent_at is None:
+            return "draft"
+        if self.addressed_in_id is not None:
+            return "addressed"
+        return "unaddressed" if self.checked_in_id is not None else "sent"

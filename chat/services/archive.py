@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from drivers import safefs
+from members import audit
 from runtime import Engine
 
 from ..models import Session, Turn
@@ -99,7 +100,7 @@ def _has_pending_turn(session_id: uuid.UUID) -> bool:
 # Services
 
 
-def archive_session(*, session: Session, engine: Engine) -> ArchiveResult:
+def archive_session(*, session: Session, engine: Engine, actor: audit.Actor = None) -> ArchiveResult:
     """Move the chat's transcript into the archive folder and mark the chat archived.
 
     Raises :class:`ArchiveError` (chat unchanged) if a turn is pending or a file step fails, or
@@ -154,6 +155,8 @@ def archive_session(*, session: Session, engine: Engine) -> ArchiveResult:
         raise
     for name in ("archived_at", "archive_path", "status"):
         setattr(session, name, getattr(locked, name))
+    if actor is not None:  # a person (the admin, a button); the scheduled command archives unlogged
+        audit.record(actor=actor, action=audit.Action.CHAT_ARCHIVED, obj=session)
     return ArchiveResult(
         session_id=sid,
         archive_path=target if packed is not None else None,
@@ -183,7 +186,7 @@ def _cannot_restore(exc: safefs.UnsafePath) -> ArchiveError:
     )
 
 
-def restore_session(*, session: Session, engine: Engine) -> RestoreResult:
+def restore_session(*, session: Session, engine: Engine, actor: audit.Actor = None) -> RestoreResult:
     """Put an archived chat's transcript back where the CLI expects it and un-archive the chat.
 
     Only what the server's own archive file holds is written, as a new file whose folders are
@@ -245,6 +248,8 @@ def restore_session(*, session: Session, engine: Engine) -> RestoreResult:
             archive.unlink()
         except OSError as exc:
             warning = f"the chat is restored, but its archive file could not be deleted: {problem(exc)}"
+    if actor is not None:
+        audit.record(actor=actor, action=audit.Action.CHAT_RESTORED, obj=session)
     return RestoreResult(
         session_id=sid,
         transcript_path=target.path if target is not None else None,

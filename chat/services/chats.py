@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from drivers import claude, git, safefs
+from members import audit
 from runtime import Engine
 
 from .. import projects
@@ -201,8 +202,9 @@ def close_warm_process(session_id: str, *, engine: Engine, wait: bool = False) -
     engine.close_warm(session=session_id, wait=CLOSE_WAIT if wait else 0.0)
 
 
-def delete_session(*, session: Session, engine: Engine) -> None:
-    """Delete a chat with its messages, share links, attached files and CLI transcript.
+def delete_session(*, session: Session, engine: Engine, actor: audit.Actor = None) -> None:
+    """Delete a chat with its messages, share links, attached files and CLI transcript (``actor``:
+    who did, for the audit log).
 
     Refused while a turn is pending: the CLI would write the transcript again. If a file
     cannot be removed, nothing is deleted.
@@ -216,6 +218,9 @@ def delete_session(*, session: Session, engine: Engine) -> None:
             )
         files = cli_files(locked)
         attached = attachments.stored_paths(session=locked)
+        audit.record(
+            actor=actor, action=audit.Action.CHAT_DELETED, obj=locked, detail=f"owned by {locked.owner.get_username()}"
+        )
         locked.delete()
         close_warm_process(str(session.pk), engine=engine)
         for folder, name in files:

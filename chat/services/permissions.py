@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from drivers.claude import Permission
+from members import roles
 
 from ..live import notify
 from ..models import Event, Session, Turn
@@ -141,7 +142,8 @@ def _answer(event_id: int, answer: Answer, user: User) -> int:
 
 
 def may_answer(*, user: AbstractBaseUser | AnonymousUser, session: Session) -> bool:
-    return session.answerable_by(user)
+    # Allowing a tool call runs it: a viewer answers none (their old chats and tasks included).
+    return session.answerable_by(user) and roles.may_run(user)
 
 
 def _settle_sync(event_id: int, *, status: str, by: str | None, always: bool = False) -> bool:

@@ -16,6 +16,8 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from members import audit
+
 from ..live import notify
 from ..models import Session, ShareLink
 
@@ -46,14 +48,18 @@ def create_share_link(
     link = ShareLink.objects.create(
         session=session, token_hash=hash_token(token), created_by=user, expires_at=expires_at
     )
+    until = f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "with no end"
+    audit.record(actor=user, action=audit.Action.SHARE_MADE, obj=session, detail=f"link {link.pk}, {until}")
     return link, token
 
 
-def revoke_share_links(*, links: QuerySet[ShareLink], now: datetime | None = None) -> int:
+def revoke_share_links(*, links: QuerySet[ShareLink], now: datetime | None = None, actor: audit.Actor = None) -> int:
     """Revoke the live ones among ``links``; returns how many were live. The pages they opened stop
-    following the chat at once."""
+    following the chat at once. ``actor``: who revoked them, for the audit log."""
     live = list(links.filter(revoked_at__isnull=True).values_list("pk", flat=True))
     revoked = ShareLink.objects.filter(pk__in=live, revoked_at__isnull=True).update(revoked_at=now or timezone.now())
+    for link in ShareLink.objects.filter(pk__in=live).select_related("session"):
+        audit.record(actor=actor, action=audit.Action.SHARE_REVOKED, obj=link.session, detail=f"link {link.pk}")
     async_to_sync(notify.links_revoked)(live)
     return revoked
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from members import audit
+
 from ..models import ApiToken
 
 # What token_urlsafe makes; anything else is refused before it reaches the database.
@@ -31,9 +33,13 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def issue_token(*, user: User) -> IssuedToken:
-    """A new token for the user; one they had stops working at once."""
+def issue_token(*, user: User, actor: audit.Actor = None) -> IssuedToken:
+    """A new token for the user; one they had stops working at once. ``actor``: who asked (the
+    user themselves on Settings; None: the server's command), for the audit log."""
     key = secrets.token_urlsafe(32)
+    earlier = ApiToken.objects.filter(user=user).values_list("hint", flat=True).first()
+    if earlier is not None:
+        audit.record(actor=actor, action=audit.Action.TOKEN_REVOKED, obj=user, detail=f"token …{earlier}, replaced")
     token, _ = ApiToken.objects.update_or_create(
         user=user,
         defaults={
@@ -43,7 +49,19 @@ def issue_token(*, user: User) -> IssuedToken:
             "last_used_at": None,
         },
     )
+    audit.record(
+        actor=actor,
+        action=audit.Action.TOKEN_ISSUED,
+        obj=user,
+        detail=f"token …{token.hint}",
+    )
     return IssuedToken(token=token, key=key)
+
+
+def revoke_token(*, token: ApiToken, actor: audit.Actor) -> None:
+    """Withdraw a token (the admin's delete): calls with it answer 401 from now on."""
+    audit.record(actor=actor, action=audit.Action.TOKEN_REVOKED, obj=token.user, detail=f"token …{token.hint}")
+    token.delete()
 
 
 async def user_for_token(*, key: str) -> User | None:

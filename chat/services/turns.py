@@ -16,11 +16,12 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import close_old_connections, transaction
 
+from members import roles
 from runtime import Engine, NodeRuntime, StopReason
 
 from ..live import notify
 from ..models import Session, Turn
-from . import attachments, execution
+from . import attachments, budgets, execution
 from .execution import TurnOptions
 from .recording import Recorder, refresh_session_status
 
@@ -32,6 +33,10 @@ TITLE_CHARS = 60
 
 class TurnRefused(Exception):
     """A message that cannot be accepted; the text says why and what to do."""
+
+
+class RoleRefused(TurnRefused):
+    """A viewer sent a message: their role runs nothing (the API answers 403)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -115,6 +120,8 @@ async def submit_message(
     Saving and submitting finish even if the caller goes away meanwhile: a turn that is saved is
     always submitted (never left "queued" with nothing to run it)."""
     text = validate_message(text)
+    if user is not None and not await sync_to_async(roles.may_run)(user):
+        raise RoleRefused(roles.VIEWER_REFUSAL)
     if user is not None:
         waiting = await engine.waiting_for(owner=user.pk)
         limit = settings.CLAUDE_MAX_QUEUED_PER_MEMBER
@@ -175,6 +182,11 @@ class TurnHooks:
     async def run(self, turn: int, *, node: NodeRuntime, local: object) -> None:
         try:
             recorder = await _recorder(turn)
+            # Checked as it is about to run: the budget may have run out while it waited.
+            refused = await sync_to_async(budgets.refusal_for_session)(recorder.turn.session)
+            if refused is not None:
+                await recorder.finish(Turn.Status.ERROR, error=refused)
+                return
             try:
                 options = local if isinstance(local, TurnOptions) else execution.options_for(recorder.turn)
             except execution.TaskTurnAlone as exc:

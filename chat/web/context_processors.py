@@ -2,7 +2,8 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from chat import selectors
-from chat.services import attachments
+from chat.services import attachments, budgets
+from members import roles
 
 from .sockets import MAX_FRAME_BYTES
 from .theme import THEMES, theme_of
@@ -22,4 +23,8 @@ def app(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         context["recent_chats"] = selectors.recent_chats(user_id=user.pk)
+        # A viewer's pages hide what runs anything (the server refuses it anyway).
+        context["may_run"] = roles.may_run(user)
+        # What is left of the budgets on their own chats, in the sidebar of every page (chats included).
+        context["budgets_left"] = budgets.own_standings(user_id=user.pk)
     return context

@@ -30,9 +30,13 @@ async def changed_files(repo: Repo, base: str, branch: str) -> list[str]:
     return [p for p in done.out.split("\0") if p]
 
 
-async def diff(repo: Repo, base: str, branch: str, *, max_bytes: int = 2_000_000) -> str:
-    """The branch's own changes since it left ``base`` (three-dot), as a patch."""
-    return await _patch(repo, f"{base}...{branch}", max_bytes=max_bytes)
+async def diff(
+    repo: Repo, base: str, branch: str, *, max_bytes: int = 2_000_000, ignore_line_endings: bool = False
+) -> str:
+    """The branch's own changes since it left ``base`` (three-dot), as a patch. ``ignore_line_endings``:
+    a line whose only change is a carriage return added or dropped at its end is not a change."""
+    flags = ("--ignore-cr-at-eol",) if ignore_line_endings else ()
+    return await _patch(repo, *flags, f"{base}...{branch}", max_bytes=max_bytes)
 
 
 async def merge_diff(repo: Repo, commit: str, *, max_bytes: int = 2_000_000) -> str:

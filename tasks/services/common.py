@@ -14,8 +14,9 @@ from django.db.models import Sum
 
 from chat.models import Turn
 from drivers import git
+from members import roles
 
-from ..models import Task
+from ..models import Task, may_act
 from ..selectors import visible_tasks
 from .places import worktree_of
 
@@ -30,6 +31,15 @@ class NotAllowed(TaskRefused):
 
 class TaskNotFound(Exception):
     pass
+
+
+async def require_may_act(user: AbstractBaseUser | AnonymousUser, task: Task, doing: str) -> None:
+    """Refuse unless ``user`` may act on ``task`` (:func:`~tasks.models.may_act`), saying why."""
+    if await sync_to_async(may_act)(user, task):
+        return
+    if not await sync_to_async(roles.may_run)(user):
+        raise NotAllowed(roles.VIEWER_REFUSAL)
+    raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can {doing} it.")
 
 
 async def get_task(task_id: int, *, user: AbstractBaseUser | AnonymousUser | None = None) -> Task:

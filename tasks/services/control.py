@@ -18,8 +18,8 @@ from chat.services import agents
 from drivers import claims, git
 from runtime import Engine
 
-from ..models import Action, Task, TaskEvent, TaskStopReason, may_act
-from .common import NotAllowed, TaskRefused, get_task
+from ..models import Action, Task, TaskEvent, TaskStopReason
+from .common import TaskRefused, get_task, require_may_act
 from .conflicts import resolve, unblock_later
 from .places import remove_worktree_and_branch, repo_of, store_for, worktree_of
 from .pulls import close_for_discard, open_pull_request
@@ -209,8 +209,7 @@ async def act(
     *, engine: Engine, user: AbstractBaseUser | AnonymousUser, task: Task, action: Action, message: str | None = None
 ) -> Task:
     """Do ``action`` to ``task`` for ``user`` (a button, or the API), if they may."""
-    if not await sync_to_async(may_act)(user, task):
-        raise NotAllowed(f"Only the person who created task #{task.pk} (or an admin) can {action} it.")
+    await require_may_act(user, task, str(action))
     match action:
         case Action.PAUSE:
             return await pause(engine=engine, task_id=task.pk, by=user)

@@ -16,10 +16,11 @@ from chat.services import agents
 from chat.services.chats import own_folder_of
 from chat.services.turns import title_from
 from drivers import claims, claude, git
+from members import roles
 from runtime import Engine
 
 from ..models import Task, TaskEvent
-from .common import TaskRefused
+from .common import NotAllowed, TaskRefused
 from .places import branch_for, repository, store_for, worktree_for
 from .state import TransitionRefused, created, transition
 
@@ -43,6 +44,8 @@ async def create_task(
     or a folder that is not a repository with a commit is refused here."""
     if user is None:
         raise TaskRefused("A task needs a person who asks for it.")
+    if not await sync_to_async(roles.may_run)(user):
+        raise NotAllowed(roles.VIEWER_REFUSAL)
     try:
         place = await sync_to_async(project_for)(user, project)
     except ProjectRefused as exc:

@@ -28,6 +28,7 @@ from runtime import Engine
 
 from .. import live
 from ..models import Task, TaskEvent, TaskStopReason
+from .addressed import check_addressed
 from .common import touched, usage
 from .conflicts import pause_for_conflict, unblock_later
 from .creation import new_session
@@ -257,6 +258,7 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: TaskStopReason
         )
         return
     await git.commit_all(worktree_of(task), f"{task.title}\n\nTask #{task_id} (Claude Code, branch {task.branch})")
+    await check_addressed(task=task, turn=turn)
     files = await touched(task)
     conflicts = await sync_to_async(claims.claim)(store, task=task_id, paths=files)
     if conflicts:

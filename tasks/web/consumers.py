@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
+
 from chat.live import notify
 from chat.services import permissions
 from chat.web.sockets import CLOSE_NOT_FOUND, MemberSocket, in_pool
@@ -35,7 +37,8 @@ class TasksConsumer(MemberSocket):
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
         if task is not None and task.session is not None:
-            self.may_answer = permissions.may_answer(user=user, session=task.session)
+            # The person's role is read from the database: not on the event loop.
+            self.may_answer = await sync_to_async(permissions.may_answer)(user=user, session=task.session)
         if task is None:
             groups = [live.BOARD_GROUP]
         else:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import review, views
 
 app_name = "tasks"
 
@@ -8,7 +8,10 @@ urlpatterns = [
     path("", views.board, name="board"),
     path("new/", views.new_task, name="new"),
     path("<int:task_id>/", views.detail, name="detail"),
-    path("<int:task_id>/diff/", views.diff, name="diff"),
+    path("<int:task_id>/diff/", review.diff, name="diff"),
+    path("<int:task_id>/review/comments/", review.add_comment, name="review-comment"),
+    path("<int:task_id>/review/comments/<int:comment_id>/delete/", review.delete_comment, name="review-delete"),
+    path("<int:task_id>/review/send/", review.send_review, name="review-send"),
     path("<int:task_id>/pull-request/refresh/", views.refresh_pull_request, name="refresh-pr"),
     path("<int:task_id>/<slug:name>/", views.action, name="action"),
 ]

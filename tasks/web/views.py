@@ -1,4 +1,4 @@
-"""The tasks board, a task's page with its live log and diff, and the buttons' actions.
+"""The tasks board, a task's page with its live log, and the buttons' actions (its diff and review: :mod:`.review`).
 
 One way for every view here: async function views, which await the services (an action reaches
 the engine, ``request.engine``, on the server's event loop) and reach the synchronous side (the
@@ -27,7 +27,6 @@ from chat.services import disk, permissions, turns
 from chat.web.views.types import AuthedRequest
 
 from .. import allowances, selectors, services
-from ..diffs import parse_patch
 from ..models import Action, BoardNote, Task
 from .forms import TaskForm
 
@@ -133,21 +132,6 @@ async def detail(request: AuthedRequest, task_id: int) -> HttpResponse:
         }
 
     return await _render(request, "tasks/detail.html", context)
-
-
-@login_required
-@require_GET
-async def diff(request: AuthedRequest, task_id: int) -> HttpResponse:
-    try:
-        task = await services.get_task(task_id, user=await request.auser())
-    except services.TaskNotFound:
-        raise Http404("No such task.") from None
-    try:
-        text, error = await services.diff(task_id=task.pk), ""
-    except services.TaskRefused as exc:
-        text, error = "", str(exc)
-    context = {"patch": parse_patch(text), "task": task, "error": error}
-    return await _render(request, "tasks/diff.html", lambda: context)
 
 
 @login_required

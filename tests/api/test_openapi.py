@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 DOC = "/api/openapi.json"
 ALWAYS = {401, 405, 500}  # no or a wrong token, another method, a failure of the server
 ROUTES = {
-    ("post", "/api/analysis/chat"): {200, 400, 404, 409, 413, 502, 503, 504} | ALWAYS,
+    ("post", "/api/analysis/chat"): {200, 400, 402, 403, 404, 409, 413, 502, 503, 504} | ALWAYS,
     ("get", "/api/claude-code/pool/status"): {200} | ALWAYS,
     ("get", "/api/tasks"): {200, 400} | ALWAYS,
-    ("post", "/api/tasks"): {201, 400, 409, 413} | ALWAYS,
+    ("post", "/api/tasks"): {201, 400, 403, 409, 413} | ALWAYS,
     ("get", "/api/tasks/{task_id}"): {200, 404} | ALWAYS,
     ("post", "/api/tasks/{task_id}/{action}"): {200, 400, 403, 404, 409, 413} | ALWAYS,
 }

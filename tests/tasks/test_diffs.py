@@ -71,3 +71,42 @@ def test_a_cut_patch_says_so_and_a_long_file_folds():
 
 def test_nothing_is_no_files():
     assert parse_patch("").files == [] and parse_patch("").notes == []
+
+
+REVIEWED = """\
+diff --git a/r.txt b/r.txt
+--- a/r.txt
++++ b/r.txt
+@@ -3,4 +3,5 @@
+ three
+-four
++FOUR
+ five
++inserted
+ six
+"""
+
+
+def test_lines_carry_their_numbers_on_both_sides_and_pair_up_side_by_side():
+    (file,) = parse_patch(REVIEWED).files
+    numbered = [(row.kind, row.old, row.new, row.body) for row in file.rows[1:]]
+    assert numbered == [
+        ("ctx", 3, 3, "three"),
+        ("del", 4, None, "four"),
+        ("add", None, 4, "FOUR"),
+        ("ctx", 5, 5, "five"),
+        ("add", None, 6, "inserted"),
+        ("ctx", 6, 7, "six"),
+    ]
+    pairs = file.pairs()
+    assert pairs[0].kind == "hunk"
+    assert (pairs[2].left.body, pairs[2].right.body) == ("four", "FOUR")  # a removed line faces its replacement
+    assert (pairs[4].left, pairs[4].right.body) == (None, "inserted")
+    assert file.row_at("new", 6).body == "inserted" and file.row_at("old", 4).body == "four"
+    assert file.row_at("new", 40) is None and not file.large
+
+
+def test_the_old_lines_a_change_touches():
+    (file,) = parse_patch(REVIEWED).files
+    # "four" was replaced; "inserted" went between five and six, touching both; three was left alone.
+    assert file.changed_old_lines() == {4, 5, 6}

@@ -21,7 +21,7 @@ from .types import AuthedRequest
 def restore(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     session = get_object_or_404(Session, pk=session_id, owner=request.user)
     try:
-        result = restore_session(session=session, engine=request.engine)
+        result = restore_session(session=session, engine=request.engine, actor=request.user)
     except ArchiveError as exc:
         messages.error(
             request, f"This chat could not be restored: {exc}. It stays archived; tell an admin if this repeats."

@@ -167,7 +167,7 @@ def delete(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     if request.method == "POST":
         title = session.display_title
         try:
-            chats.delete_session(session=session, engine=request.engine)
+            chats.delete_session(session=session, engine=request.engine, actor=request.user)
         except chats.ChatError as exc:
             messages.error(request, str(exc))
             return redirect("chat:delete", session_id=session.id)

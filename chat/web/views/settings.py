@@ -42,4 +42,4 @@ def settings_page(request: AuthedRequest) -> HttpResponse:
 def regenerate(request: AuthedRequest) -> HttpResponse:
     had_one = ApiToken.objects.filter(user=request.user).exists()
     # Rendered, not redirected to: the token is stored nowhere, so this answer is the only place it shows.
-    return _page(request, new_key=issue_token(user=request.user).key, replaced=had_one)
+    return _page(request, new_key=issue_token(user=request.user, actor=request.user).key, replaced=had_one)

@@ -72,7 +72,7 @@ def create(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
 def revoke(request: AuthedRequest, session_id: uuid.UUID, link_id: int) -> HttpResponse:
     session = own_session(request, session_id)
     link = get_object_or_404(ShareLink, pk=link_id, session=session)
-    revoked = sharing.revoke_share_links(links=ShareLink.objects.filter(pk=link.pk))
+    revoked = sharing.revoke_share_links(links=ShareLink.objects.filter(pk=link.pk), actor=request.user)
     notice = "Revoked: that link now answers “not found”." if revoked else "That link was already revoked."
     if request.htmx:
         return _panel(request, session, notice=notice)
