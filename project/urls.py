@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("members.web.urls")),
     path("api/", include("api.urls")),
     path("tasks/", include("tasks.web.urls")),
+    path("workspace/", include("workspace.web.urls")),
     path("", include("chat.web.urls")),
 ]
