@@ -37,3 +37,12 @@ def desk(db, settings, tmp_path) -> Desk:
     session = make_session(owner=user)
     assert Path(session.workdir) == folder
     return Desk(user=user, session=session, folder=folder, client=logged_in_client(user=user))
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_left():
+    """Every terminal a test opened ends with it (its shell and sandbox included)."""
+    yield
+    from workspace.services import terminals
+
+    terminals.end_all()

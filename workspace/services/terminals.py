@@ -60,6 +60,7 @@ class Terminal:
     last_input: float = field(default_factory=time.monotonic)
     ended: bool = False
     watchdog: asyncio.Task[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
     def write(self, data: bytes) -> None:
         if self.ended:
@@ -183,9 +184,9 @@ def _start(place: Place, key: tuple[int, str], *, cols: int, rows: int) -> Termi
         os.close(slave)
     os.set_blocking(master, False)
     proctree.track(process.pid)
-    terminal = Terminal(key=key, process=process, master=master)
-    _open[key] = terminal
     loop = asyncio.get_running_loop()
+    terminal = Terminal(key=key, process=process, master=master, loop=loop)
+    _open[key] = terminal
     loop.add_reader(master, _readable, terminal)
     terminal.watchdog = loop.create_task(_watch(terminal), name=f"terminal {key}")
     return terminal
@@ -227,20 +228,29 @@ def end(terminal: Terminal) -> None:
     if terminal.ended:
         return
     terminal.ended = True
-    with contextlib.suppress(Exception):
-        asyncio.get_running_loop().remove_reader(terminal.master)
+    if terminal.loop is not None and not terminal.loop.is_closed():
+        terminal.loop.remove_reader(terminal.master)
     proctree.kill_group(terminal.process.pid)
     proctree.untrack(terminal.process.pid)
     with contextlib.suppress(OSError):
         os.close(terminal.master)
     with contextlib.suppress(subprocess.TimeoutExpired):
         terminal.process.wait(timeout=2)
-    if terminal.watchdog is not None and terminal.watchdog is not asyncio.current_task():
+    running = asyncio.current_task() if _loop_running() else None
+    if terminal.watchdog is not None and terminal.watchdog is not running:
         terminal.watchdog.cancel()
     if _open.get(terminal.key) is terminal:
         del _open[terminal.key]
     for queue in terminal.listeners:
         queue.put_nowait(None)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def end_all() -> None:
