@@ -11,7 +11,9 @@ renamed through or written through (renaming or deleting one acts on the link it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import heapq
 import mimetypes
 import os
 import stat
@@ -161,50 +163,44 @@ def _checked(path: str) -> str:
 # Reading
 
 
-def _kind(entry: os.DirEntry[str]) -> str:
-    # d_type from the listing itself: no stat per entry (100,000 of them cost more than the rest).
-    if entry.is_symlink():
-        return "link"
-    if entry.is_dir(follow_symlinks=False):
-        return "folder"
-    if entry.is_file(follow_symlinks=False):
-        return "file"
-    return "other"
-
-
-def listing(*, place: Place, path: str = "", limit: int = LEVEL_LIMIT, ignored: set[str] | None = None) -> Listing:
+def listing(*, place: Place, path: str = "", limit: int = LEVEL_LIMIT) -> Listing:
     """One level of the folder ``path``: folders first, then files, by name; at most ``limit`` of
-    them (the rest counted). ``ignored``: names git ignores here (see :mod:`.changes`), folded."""
+    them (the rest counted). Folded: ``.git`` (see :func:`with_ignored` for what git ignores)."""
     path = _checked(path)
     with _root(place) as root:
         try:
-            with safefs.folder(root, path) as fd, os.scandir(fd) as scan:
-                found = [(_kind(entry) != "folder", entry.name, _kind(entry)) for entry in scan]
-                found.sort()
-                shown = found[:limit]
-                items = [_item(fd, path, name, kind, ignored or set()) for _rank, name, kind in shown]
+            with safefs.folder(root, path) as fd:
+                with os.scandir(fd) as scan:
+                    # d_type from the listing itself, one call per entry: no stat of 100,000 files.
+                    keys = [(not entry.is_dir(follow_symlinks=False), entry.name) for entry in scan]
+                # The first ``limit`` without sorting the rest (a folder of 100,000 shows 500).
+                shown = sorted(keys) if len(keys) <= limit else heapq.nsmallest(limit, keys)
+                items = [_item(fd, path, name) for _rank, name in shown]
         except OSError as exc:
             raise _refusal(exc, path) from None
-    return Listing(path=path, items=items, more=len(found) - len(shown), total=len(found))
+    return Listing(path=path, items=items, more=len(keys) - len(shown), total=len(keys))
 
 
-def _item(fd: int, folder: str, name: str, kind: str, ignored: set[str]) -> Item:
-    size, target = 0, ""
+def with_ignored(found: Listing, ignored: set[str]) -> Listing:
+    """``found`` with the names git ignores folded."""
+    items = [dataclasses.replace(item, ignored=True) if item.name in ignored else item for item in found.items]
+    return dataclasses.replace(found, items=items)
+
+
+def _item(fd: int, folder: str, name: str) -> Item:
+    """One shown entry, as it is (a link's own text, never what it leads to)."""
+    kind, size, target = "other", 0, ""
     try:
-        if kind == "file":
-            size = os.stat(name, dir_fd=fd, follow_symlinks=False).st_size
-        elif kind == "link":
-            target = os.readlink(name, dir_fd=fd)  # the link's own text: nothing is followed
+        found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISLNK(found.st_mode):
+            kind, target = "link", os.readlink(name, dir_fd=fd)
+        elif stat.S_ISDIR(found.st_mode):
+            kind = "folder"
+        elif stat.S_ISREG(found.st_mode):
+            kind, size = "file", found.st_size
     except OSError:
-        pass  # gone meanwhile: listed as it was seen
-    return Item(
-        name=name,
-        path=join(folder, name),
-        kind=kind,
-        size=size,
-        target=target,
-        ignored=name == ".git" or name in ignored,
-    )
+        pass  # gone meanwhile: listed as a special file, and opening it says it is gone
+    return Item(name=name, path=join(folder, name), kind=kind, size=size, target=target, ignored=name == ".git")
 
 
 def version_of(data: bytes, found: os.stat_result) -> Version:

@@ -73,9 +73,7 @@ def _listing(place: selectors.Place, path: str) -> files.Listing:
     found = files.listing(place=place, path=path)
     names = [item.name for item in found.items]
     ignored = async_to_sync(changes.ignored_names)(place=place, folder=found.path, names=names)
-    if not ignored:
-        return found
-    return files.listing(place=place, path=path, ignored=ignored)
+    return files.with_ignored(found, ignored) if ignored else found
 
 
 # ---------------------------------------------------------------------------------------
