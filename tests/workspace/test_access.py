@@ -91,3 +91,23 @@ def test_the_chat_page_links_to_its_files(db, settings, tmp_path):
 def test_project_access_admin_offers_may_work(db):
     staff = logged_in_client(user=make_user(is_staff=True))
     assert "may work in its files" in staff.get(reverse("admin:chat_projectaccess_add")).content.decode().lower()
+
+
+def test_git_s_own_folders_are_not_written_by_hand_even_by_who_may_work(team_chat):
+    """A hand-edited .git/config of a shared project would run as the server (its git runs there)."""
+    member, session, team = team_chat
+    ProjectAccess.objects.filter(project="team").update(may_work=True)
+    client = logged_in_client(user=member)
+    config = (team / ".git" / "config").read_text()
+    for name, data in [
+        ("new", {"folder": ".git", "name": "hooks2", "what": "folder"}),
+        ("delete", {"folder": "", "path": ".git/config"}),
+        ("rename", {"folder": ".git", "path": ".git/config", "name": "config2"}),
+        ("new", {"folder": ".worktrees", "name": "x", "what": "file"}),
+    ]:
+        answer = client.post(reverse(f"workspace:{name}", args=["chat", str(session.pk)]), data, follow=True)
+        assert "is git&#x27;s: it is changed through git" in answer.content.decode(), name
+    version = {"mtime_ns": "1", "size": "1", "sha256": "x"}
+    saved = client.post(_url(session, "save"), {"path": ".git/config", "text": "[core]\n", **version})
+    assert saved.status_code == 403
+    assert (team / ".git" / "config").read_text() == config

@@ -159,6 +159,19 @@ def _checked(path: str) -> str:
         raise FileRefused(str(exc)) from None
 
 
+def _writable(place: Place, path: str) -> str:
+    """``path`` checked, and refused where only git may write: ``.git`` (in a shared project the
+    server runs git on it with its own powers, so a hand-edited config would run as the server),
+    and a shared project's ``.worktrees`` (its tasks' worktrees)."""
+    path = _checked(path)
+    first = path.split("/", 1)[0]
+    if first == ".git" or (first == ".worktrees" and place.project and place.kind == "chat"):
+        raise FileRefused(
+            f"{first} is git's: it is changed through git (Changes, or the terminal), not by hand here.", status=403
+        )
+    return path
+
+
 # ---------------------------------------------------------------------------------------
 # Reading
 
@@ -311,7 +324,7 @@ def upload(*, place: Place, folder: str, name: str, chunks: Iterator[bytes], siz
             f"{settings.CLAUDE_WORKSPACE_UPLOAD_MB:g} MB (CLAUDE_WORKSPACE_UPLOAD_MB).",
             status=413,
         )
-    target = join(_checked(folder), _name(name))
+    target = _writable(place, join(_checked(folder), _name(name)))
     with _root(place) as root:
         try:
             with safefs.create(root, target, mode=0o644) as out:
@@ -338,7 +351,7 @@ def _name(name: str) -> str:
 
 
 def create_file(*, place: Place, folder: str, name: str) -> str:
-    target = join(_checked(folder), _name(name))
+    target = _writable(place, join(_checked(folder), _name(name)))
     with _root(place) as root:
         try:
             safefs.create(root, target, mode=0o644).close()
@@ -349,7 +362,7 @@ def create_file(*, place: Place, folder: str, name: str) -> str:
 
 def create_folder(*, place: Place, folder: str, name: str) -> str:
     parent, last = _checked(folder), _name(name)
-    target = join(parent, last)
+    target = _writable(place, join(parent, last))
     with _root(place) as root:
         try:
             with safefs.folder(root, parent) as fd:
@@ -362,12 +375,12 @@ def create_folder(*, place: Place, folder: str, name: str) -> str:
 def rename(*, place: Place, path: str, new_name: str) -> str:
     """Give ``path`` a new name in the same folder (a link is renamed itself); never over an
     existing name."""
-    path = _checked(path)
+    path = _writable(place, path)
     if not path:
         raise FileRefused("The workspace's folder itself cannot be renamed here.")
     folder, _, old = path.rpartition("/")
     new = _name(new_name)
-    target = join(folder, new)
+    target = _writable(place, join(folder, new))
     with _root(place) as root:
         try:
             with safefs.folder(root, folder) as fd:
@@ -386,7 +399,7 @@ def rename(*, place: Place, path: str, new_name: str) -> str:
 
 def delete(*, place: Place, path: str) -> None:
     """Remove a file, a link (itself) or a folder with all in it, following no link."""
-    path = _checked(path)
+    path = _writable(place, path)
     if not path:
         raise FileRefused("The workspace's folder itself cannot be deleted.")
     with _root(place) as root:
@@ -412,7 +425,7 @@ class EditConflict(FileRefused):
 def save(*, place: Place, path: str, text: str, expected: Version) -> Version:
     """Write ``text`` as the new version of ``path`` if it is still what the page opened (its mtime,
     size and SHA-256); else :class:`EditConflict` with the current version, nothing written."""
-    path = _checked(path)
+    path = _writable(place, path)
     if "\0" in text:
         raise FileRefused("The text holds a NUL character; binary files cannot be edited here.")
     data = text.encode("utf-8", "surrogatepass")
