@@ -162,3 +162,16 @@ def test_a_commit_from_changes_appears_in_the_log(desk):
     assert "Committed" in page and "Say it changed" in page
     assert "Nothing changed since the last commit" in page
     assert git(desk.folder, "log", "-1", "--format=%s %an").strip() == f"Say it changed {desk.user.username}"
+
+
+def test_discard_restores_a_committed_file_and_removes_a_new_one_staged_or_not(desk):
+    (desk.folder / "shared.txt").write_text("changed\n")
+    (desk.folder / "staged.txt").write_text("new\n")
+    (desk.folder / "loose.txt").write_text("new\n")
+    desk.client.post(desk.url("changes") + "stage/", {"path": "staged.txt"})
+    for path in ("shared.txt", "staged.txt", "loose.txt"):
+        done = desk.client.post(desk.url("changes") + "discard/", {"path": path}, follow=True)
+        assert f"Discarded the changes of {path}." in done.content.decode()
+    assert (desk.folder / "shared.txt").read_text() == "original\n"
+    assert not (desk.folder / "staged.txt").exists() and not (desk.folder / "loose.txt").exists()
+    assert "Nothing changed since the last commit" in done.content.decode()

@@ -238,14 +238,17 @@ async def commit(*, place: Place, message: str, author: str, email: str) -> str:
 
 
 async def discard(*, place: Place, path: str) -> None:
-    """Throw away a file's changes: a tracked file back to its last commit, an untracked one removed."""
+    """Throw away a file's changes: a file of the last commit back to it; one added since (staged
+    or not) removed."""
     path = _checked(path)
     repo = repo_for(place)
     try:
-        tracked = await git.run(repo, "ls-files", "--error-unmatch", "--", path, check=False, env=_LITERAL)
-        if tracked.code == 0:
+        committed = await git.run(repo, "ls-tree", "--name-only", "HEAD", "--", path, check=False, env=_LITERAL)
+        if committed.code == 0 and committed.out.strip():
             await git.run(repo, "checkout", "-q", "HEAD", "--", path, env=_LITERAL)
             return
+        # Staged but never committed: out of the index, then removed as an untracked file is.
+        await git.run(repo, "rm", "-q", "--cached", "--ignore-unmatch", "--", path, env=_LITERAL)
     except git.GitError as exc:
         raise _refused(exc, f"discard the changes of {path}") from None
     with _root(place) as root:

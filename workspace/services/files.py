@@ -102,7 +102,7 @@ class Listing:
 @dataclass(frozen=True)
 class Opened:
     path: str
-    kind: str  # text, markdown, image, binary, link, other
+    kind: str  # text, markdown, image, binary, link, folder, other
     size: int
     version: Version | None = None
     text: str = ""
@@ -231,6 +231,8 @@ def open_file(*, place: Place, path: str) -> Opened:
             found = safefs.lstat(root, path)
             if stat.S_ISLNK(found.st_mode):
                 return Opened(path=path, kind="link", size=0, target=_link_text(root, path))
+            if stat.S_ISDIR(found.st_mode):
+                return Opened(path=path, kind="folder", size=0)
             if not stat.S_ISREG(found.st_mode):
                 return Opened(path=path, kind="other", size=found.st_size)
             fd, found = safefs.open_fd(root, path)

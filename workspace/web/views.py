@@ -87,8 +87,10 @@ def files_page(request: AuthedRequest, kind: str, pk: str) -> HttpResponse:
     place = _place(request, kind, pk)
     path = request.GET.get("path", "")
     opened_path = request.GET.get("open", "")
-    listing = _listing(place, path)
     opened = files.open_file(place=place, path=opened_path) if opened_path else None
+    if opened is not None and opened.kind == "folder":
+        return HttpResponseRedirect(_files_url(place, path=opened.path))
+    listing = _listing(place, path)
     return render(request, "workspace/files.html", _context(place, listing=listing, opened=opened))
 
 
