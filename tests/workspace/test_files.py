@@ -106,7 +106,7 @@ def test_upload_saves_and_one_over_the_limit_is_refused(desk, settings):
     big = io.BytesIO(b"x" * 5000)
     big.name = "big.bin"
     answer = desk.client.post(desk.url("upload"), {"folder": "", "files": big}, follow=True)
-    assert "uploads may be at most 0.001 MB" in html.unescape(answer.content.decode())
+    assert "big.bin is larger than uploads may be (0.001 MB" in html.unescape(answer.content.decode())
     assert not (desk.folder / "big.bin").exists()
 
 

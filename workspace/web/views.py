@@ -15,9 +15,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadedfile import UploadedFile
-from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from chat.web.views.types import AuthedRequest
@@ -166,6 +175,12 @@ def _acting(view: View) -> View:
     return login_required(require_POST(_guarded(wrapped)))
 
 
+@csrf_exempt  # checked below, once the size limit's handler is in place (it must come before the body is read)
+def upload(request: HttpRequest, kind: str, pk: str) -> HttpResponseBase:
+    request.upload_handlers.insert(0, _Limited(request, files.upload_limit()))
+    return csrf_protect(_upload)(request, kind, pk)
+
+
 def _safe(path: str) -> bool:
     try:
         names.check_path(path)
@@ -174,9 +189,35 @@ def _safe(path: str) -> bool:
     return True
 
 
+class _Limited(FileUploadHandler):
+    """Stops reading an upload as soon as one of its files passes the limit: Django would otherwise
+    write the whole body to the server's temporary folder before the view could refuse it."""
+
+    def __init__(self, request: HttpRequest, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.too_large = ""
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        if start + len(raw_data) > self.limit:
+            self.too_large = self.file_name or "a file"
+            raise StopUpload(connection_reset=False)  # the rest is read and dropped: the page still gets its answer
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handler keeps the file
+
+
 @_acting
-def upload(request: AuthedRequest, place: selectors.Place, folder: str) -> HttpResponse:
+def _upload(request: AuthedRequest, place: selectors.Place, folder: str) -> HttpResponse:
+    limit = next(handler for handler in request.upload_handlers if isinstance(handler, _Limited))
     uploaded: list[UploadedFile[bytes]] = request.FILES.getlist("files")
+    if limit.too_large:
+        raise FileRefused(
+            f"{limit.too_large[:80]} is larger than uploads may be ({settings.CLAUDE_WORKSPACE_UPLOAD_MB:g} MB, "
+            "CLAUDE_WORKSPACE_UPLOAD_MB): nothing was uploaded.",
+            status=413,
+        )
     if not uploaded:
         raise FileRefused("Pick one or more files to upload.")
     for item in uploaded:
