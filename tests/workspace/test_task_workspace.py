@@ -39,3 +39,26 @@ async def test_a_tasks_worktree_shows_its_files_and_changes_to_its_creator_only(
     assert (await stranger.get(f"/workspace/task/{task.pk}/files/")).status_code == 404
     refused = await stranger.post(f"/workspace/task/{task.pk}/files/new/", {"folder": "", "name": "x", "what": "file"})
     assert refused.status_code == 404
+
+
+async def test_a_tasks_terminal_is_in_its_worktree(fake_repo, user, rt):
+    import json
+
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application_for
+    from tests.factories import logged_in_client, ws_headers
+
+    task = await services.create_task(engine=rt, user=user, prompt="write page.txt: from the task", title="Page")
+    task = await settled(rt.tasks, task)
+    client = await sync_to_async(logged_in_client)(user=user)
+    socket = WebsocketCommunicator(
+        application_for(rt), f"/ws/terminal/task/{task.pk}/", headers=ws_headers(client=client)
+    )
+    assert (await socket.connect(timeout=30))[0]
+    await socket.send_to(text_data=json.dumps({"type": "input", "data": "pwd; cat page.txt; echo END-$((3+4))\n"}))
+    seen = ""
+    while "END-7" not in seen:
+        seen += ((await socket.receive_output(timeout=30)).get("bytes") or b"").decode("utf-8", "replace")
+    assert f".worktrees/{task.pk}" in seen and "from the task" in seen
+    await socket.disconnect()
