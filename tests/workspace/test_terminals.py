@@ -144,4 +144,4 @@ async def test_an_idle_terminal_ends(fake_cli, rt, own_chat, settings):
     terminal, connected, _code = await _open(rt, f"/ws/terminal/chat/{chat.id}/", client)
     assert connected
     shown = await _until(terminal, "Reload the page for a new one")
-    assert "ended after 1 seconds without input" in shown
+    assert "ended after 1 seconds without use" in shown

@@ -11,9 +11,9 @@ full-screen programs work.
 
 A terminal is kept per member and folder while its shell lives: a reloaded page attaches to it
 again and gets its recent output (the scrollback). It ends when its shell exits, after
-CLAUDE_TERMINAL_IDLE_SECONDS without a keystroke, and with the server (bubblewrap dies with its
-parent; a normal exit ends every terminal's process group). A member may keep
-CLAUDE_MAX_TERMINALS_PER_MEMBER open.
+CLAUDE_TERMINAL_IDLE_SECONDS without use (no keystroke, and no output to an open page), and with
+the server (bubblewrap dies with its parent; a normal exit ends every terminal's process group).
+A member may keep CLAUDE_MAX_TERMINALS_PER_MEMBER open.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class Terminal:
     master: int
     scrollback: bytearray = field(default_factory=bytearray)
     listeners: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
-    last_input: float = field(default_factory=time.monotonic)
+    # A keystroke, or output while a page watches: a build printing for an hour is not idle.
+    last_used: float = field(default_factory=time.monotonic)
     ended: bool = False
     watchdog: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -65,7 +66,7 @@ class Terminal:
     def write(self, data: bytes) -> None:
         if self.ended:
             return
-        self.last_input = time.monotonic()
+        self.last_used = time.monotonic()
         view = memoryview(data)
         while view:
             try:
@@ -205,17 +206,19 @@ def _readable(terminal: Terminal) -> None:
     terminal.scrollback += data
     if len(terminal.scrollback) > SCROLLBACK_BYTES:
         del terminal.scrollback[: len(terminal.scrollback) - SCROLLBACK_BYTES]
+    if terminal.listeners:
+        terminal.last_used = time.monotonic()
     for queue in terminal.listeners:
         queue.put_nowait(data)
 
 
 async def _watch(terminal: Terminal) -> None:
-    """End the terminal after CLAUDE_TERMINAL_IDLE_SECONDS without a keystroke."""
+    """End the terminal after CLAUDE_TERMINAL_IDLE_SECONDS without a keystroke (nor output to a page)."""
     idle = settings.CLAUDE_TERMINAL_IDLE_SECONDS
     while not terminal.ended:
-        left = terminal.last_input + idle - time.monotonic()
+        left = terminal.last_used + idle - time.monotonic()
         if left <= 0:
-            notice = f"\r\n[The terminal ended after {idle:g} seconds without input.]\r\n".encode()
+            notice = f"\r\n[The terminal ended after {idle:g} seconds without use.]\r\n".encode()
             for queue in terminal.listeners:
                 queue.put_nowait(notice)
             end(terminal)
