@@ -42,7 +42,10 @@ from ..selectors import Place
 SCROLLBACK_BYTES = 256 * 1024
 READ_BYTES = 64 * 1024
 # What runs inside: script gives the shell a terminal of the sandbox's own (see the module's text).
-SHELL = ["/usr/bin/script", "-qfec", "/bin/bash -i", "/dev/null"]
+SHELL = ["/usr/bin/script", "-qfec", "/bin/bash --norc -i", "/dev/null"]
+# The folder is the shell's home, so that its prompt names folders within it ("~/src"), never by the
+# server's paths (as pages do); its history stays in the sandbox's private /tmp, out of the folder.
+PROMPT = r"\u@sandbox:\w\$ "
 MAX_SIZE = 1000
 
 
@@ -100,7 +103,15 @@ def open_count(member_id: int) -> int:
 def _environment(place: Place) -> dict[str, str]:
     assert place.session is not None
     env = agents.environment(session=place.session)
-    return {**env, "TERM": "xterm-256color", "SHELL": "/bin/bash", "COLORTERM": "truecolor"}
+    return {
+        **env,
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+        "SHELL": "/bin/bash",
+        "HOME": str(place.root),
+        "HISTFILE": "/tmp/.bash_history",
+        "PS1": PROMPT,
+    }
 
 
 def sandbox_for(place: Place) -> claude.Sandbox:
@@ -127,7 +138,7 @@ def sandbox_for(place: Place) -> claude.Sandbox:
         writable=[place.root, Path(session.config_dir)],
         readonly=[],
         state_dir=Path(settings.DATA_DIR) / "sandbox",
-        home=Path(session.config_dir),
+        home=Path(session.config_dir),  # as the agent's (its /etc/passwd); the shell's $HOME is the folder
         bridge=None,
         protected=agents.protect_shared(Path(shared)) if shared is not None else [],
     )
