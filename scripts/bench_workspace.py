@@ -48,7 +48,7 @@ django.setup()
 
 from chat.models import Session  # noqa: E402
 from workspace.selectors import Place  # noqa: E402
-from workspace.services import changes, files, terminals  # noqa: E402
+from workspace.services import files, terminals, tree  # noqa: E402
 
 RUNS = 5
 KEYS = 40
@@ -87,9 +87,7 @@ async def bench_listing() -> None:
     times = []
     for _ in range(RUNS):
         started = time.perf_counter()
-        found = files.listing(place=place, path="")
-        ignored = await changes.ignored_names(place=place, folder="", names=[item.name for item in found.items])
-        files.with_ignored(found, ignored)
+        found = await tree.level(place=place, path="")
         times.append(time.perf_counter() - started)
     print(f"first level of 100,000 files ({len(found.items)} shown, {found.more:,} more): {median_ms(times)}")
     alone = []

@@ -34,6 +34,7 @@ from chat.web.views.types import AuthedRequest
 from .. import selectors
 from ..services import archive, changes, files, names
 from ..services.files import FileRefused, Version
+from ..services.tree import level as tree_level
 
 View = Callable[..., HttpResponseBase]
 
@@ -79,10 +80,7 @@ def _context(place: selectors.Place, **more: Any) -> dict[str, Any]:
 
 
 def _listing(place: selectors.Place, path: str) -> files.Listing:
-    found = files.listing(place=place, path=path)
-    names = [item.name for item in found.items]
-    ignored = async_to_sync(changes.ignored_names)(place=place, folder=found.path, names=names)
-    return files.with_ignored(found, ignored) if ignored else found
+    return async_to_sync(tree_level)(place=place, path=path)
 
 
 # ---------------------------------------------------------------------------------------
