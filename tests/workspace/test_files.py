@@ -175,3 +175,15 @@ def test_discard_restores_a_committed_file_and_removes_a_new_one_staged_or_not(d
     assert (desk.folder / "shared.txt").read_text() == "original\n"
     assert not (desk.folder / "staged.txt").exists() and not (desk.folder / "loose.txt").exists()
     assert "Nothing changed since the last commit" in done.content.decode()
+
+
+def test_a_filter_the_agent_planted_in_git_runs_in_the_sandbox_not_as_the_server(desk, tmp_path):
+    """The member's own .git is theirs (their agents write it): Changes runs git there in the sandbox."""
+    marker = tmp_path / "ran-as-the-server"
+    with (desk.folder / ".git" / "config").open("a") as config:
+        config.write(f'[filter "planted"]\n\tclean = touch {marker} && cat\n')
+    (desk.folder / ".gitattributes").write_text("*.txt filter=planted\n")
+    (desk.folder / "shared.txt").write_text("changed\n")
+    desk.client.post(desk.url("changes") + "stage/", {"path": "shared.txt"})
+    assert "staged: modified" in desk.client.get(desk.url("changes")).content.decode()
+    assert not marker.exists()  # it ran where the server's folders are not
