@@ -187,3 +187,14 @@ def test_a_filter_the_agent_planted_in_git_runs_in_the_sandbox_not_as_the_server
     desk.client.post(desk.url("changes") + "stage/", {"path": "shared.txt"})
     assert "staged: modified" in desk.client.get(desk.url("changes")).content.decode()
     assert not marker.exists()  # it ran where the server's folders are not
+
+
+def test_saving_unchanged_text_as_a_browser_sends_it_keeps_the_file_as_it_was(desk):
+    """A text box drops a first line break after its tag and sends CRLF line ends: neither reaches the file."""
+    original = b"\r\nfirst line after an empty one\r\nsecond\r\n"
+    (desk.folder / "dos.txt").write_bytes(original)
+    page = desk.client.get(desk.url(open="dos.txt")).content.decode()
+    shown = html.unescape(page.split('aria-label="Text of dos.txt">', 1)[1].split("</textarea>", 1)[0])
+    as_sent = shown.removeprefix("\n").replace("\r\n", "\n").replace("\n", "\r\n")  # what a browser does
+    desk.client.post(desk.url("save"), {"path": "dos.txt", "text": as_sent, **_version(desk, "dos.txt")})
+    assert (desk.folder / "dos.txt").read_bytes() == original

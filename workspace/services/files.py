@@ -430,7 +430,8 @@ def save(*, place: Place, path: str, text: str, expected: Version) -> Version:
     path = _writable(place, path)
     if "\0" in text:
         raise FileRefused("The text holds a NUL character; binary files cannot be edited here.")
-    data = text.encode("utf-8", "surrogatepass")
+    # A browser sends a text box's lines ending in CRLF whatever the file had: the file's own kind is kept.
+    text = text.replace("\r\n", "\n")
     with _root(place) as root:
         try:
             fd, found = safefs.open_fd(root, path)
@@ -441,6 +442,8 @@ def save(*, place: Place, path: str, text: str, expected: Version) -> Version:
             now = version_of(current, found)
             if now != expected:
                 raise EditConflict(path, open_file(place=place, path=path))
+            crlf = b"\r\n" in current and current.count(b"\r\n") == current.count(b"\n")
+            data = (text.replace("\n", "\r\n") if crlf else text).encode("utf-8", "replace")
             with safefs.replacing(root, path, mode=stat.S_IMODE(found.st_mode)) as out:
                 out.write(data)
             written = safefs.stat_file(root, path)

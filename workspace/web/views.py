@@ -255,7 +255,7 @@ def delete(request: AuthedRequest, place: selectors.Place, folder: str) -> HttpR
 def save(request: AuthedRequest, kind: str, pk: str) -> HttpResponse:
     place = _place(request, kind, pk, work=True)
     path = request.POST.get("path", "")
-    text = request.POST.get("text", "").replace("\r\n", "\n")
+    text = request.POST.get("text", "")
     folder = path.rpartition("/")[0]
     try:
         expected = Version(
