@@ -145,3 +145,20 @@ async def test_an_idle_terminal_ends(fake_cli, rt, own_chat, settings):
     assert connected
     shown = await _until(terminal, "Reload the page for a new one")
     assert "ended after 1 seconds without use" in shown
+
+
+async def test_a_paste_the_shell_does_not_read_waits_without_stalling_the_server(fake_cli, rt, own_chat):
+    _member, chat, client = await own_chat()
+    terminal, connected, _code = await _open(rt, f"/ws/terminal/chat/{chat.id}/", client)
+    assert connected
+    await _type(terminal, "sleep 2; wc -c | sed s/^/COUNTED-/\n")
+    # Far more than a terminal's buffers hold, while the shell reads nothing: it all arrives, later.
+    line = "x" * 59 + "\n"
+    for _ in range(4):
+        await _type(terminal, line * 1000)
+    other, connected, _code = await _open(rt, f"/ws/terminal/chat/{chat.id}/", client)
+    assert connected  # the server still serves meanwhile
+    await _type(terminal, "\x04")
+    assert "COUNTED-240000" in await _until(terminal, "COUNTED-240000")
+    await other.disconnect()
+    await terminal.disconnect()

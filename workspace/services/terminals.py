@@ -47,6 +47,7 @@ SHELL = ["/usr/bin/script", "-qfec", "/bin/bash --norc -i", "/dev/null"]
 # server's paths (as pages do); its history stays in the sandbox's private /tmp, out of the folder.
 PROMPT = r"\u@sandbox:\w\$ "
 MAX_SIZE = 1000
+PENDING_BYTES = 1024 * 1024
 
 
 class TerminalRefused(Exception):
@@ -65,20 +66,40 @@ class Terminal:
     ended: bool = False
     watchdog: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    pending: bytearray = field(default_factory=bytearray)
+    waiting: bool = False  # for the terminal to take what is pending
 
     def write(self, data: bytes) -> None:
+        """Send keystrokes to the shell. What its terminal cannot take now (a long paste while a
+        program reads nothing) waits here, up to PENDING_BYTES, and goes when it can: the server's
+        event loop never waits for a shell."""
         if self.ended:
             return
         self.last_used = time.monotonic()
-        view = memoryview(data)
-        while view:
+        if len(self.pending) + len(data) > PENDING_BYTES:
+            return  # the shell has not read the last megabyte: more typing is dropped
+        self.pending += data
+        self._flush()
+
+    def _flush(self) -> None:
+        while self.pending and not self.ended:
             try:
-                written = os.write(self.master, view)
+                written = os.write(self.master, self.pending)
             except BlockingIOError:
-                continue  # the shell is slow to read: a burst of typing is small
-            except OSError:
+                if self.loop is not None and not self.waiting:
+                    self.waiting = True
+                    self.loop.add_writer(self.master, self._writable)
                 return
-            view = view[written:]
+            except OSError:
+                self.pending.clear()
+                return
+            del self.pending[:written]
+
+    def _writable(self) -> None:
+        if self.loop is not None:
+            self.loop.remove_writer(self.master)
+        self.waiting = False
+        self._flush()
 
     def resize(self, *, cols: int, rows: int) -> None:
         if self.ended:
@@ -244,6 +265,7 @@ def end(terminal: Terminal) -> None:
     terminal.ended = True
     if terminal.loop is not None and not terminal.loop.is_closed():
         terminal.loop.remove_reader(terminal.master)
+        terminal.loop.remove_writer(terminal.master)
     proctree.kill_group(terminal.process.pid)
     proctree.untrack(terminal.process.pid)
     with contextlib.suppress(OSError):
