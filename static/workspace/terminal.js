@@ -51,9 +51,19 @@
     const send = (frame) => { if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame)); };
     const sendSize = () => send({ type: "resize", cols: term.cols, rows: term.rows });
     socket.addEventListener("open", () => { say("Connected."); sendSize(); term.focus(); });
+    // Flow control: the server sends at most a window of output ahead of what xterm.js has drawn.
+    let written = 0;
+    let acked = 0;
     socket.addEventListener("message", (event) => {
       if (typeof event.data !== "string") {
-        term.write(new Uint8Array(event.data));
+        const chunk = new Uint8Array(event.data);
+        term.write(chunk, () => {
+          written += chunk.length;
+          if (written - acked >= 262144) {
+            acked = written;
+            send({ type: "ack", bytes: written });
+          }
+        });
         return;
       }
       try {

@@ -162,3 +162,22 @@ async def test_a_paste_the_shell_does_not_read_waits_without_stalling_the_server
     assert "COUNTED-240000" in await _until(terminal, "COUNTED-240000")
     await other.disconnect()
     await terminal.disconnect()
+
+
+async def test_a_flood_of_output_waits_for_the_page_and_all_of_it_arrives(fake_cli, rt, own_chat):
+    _member, chat, client = await own_chat()
+    terminal, connected, _code = await _open(rt, f"/ws/terminal/chat/{chat.id}/", client)
+    assert connected
+    await _type(terminal, "yes flood | head -c 6000000; echo FLOODED-$((9*9))\n")
+    received = 0
+    while not await terminal.receive_nothing(timeout=2):
+        received += len((await terminal.receive_output(timeout=60)).get("bytes") or b"")
+    assert received < 6_000_000  # the window (2 MB) and no more, until the page says it wrote it
+    tail = ""
+    while "FLOODED-81" not in tail:
+        await terminal.send_to(text_data=json.dumps({"type": "ack", "bytes": received}))
+        chunk = (await terminal.receive_output(timeout=60)).get("bytes") or b""
+        received += len(chunk)
+        tail = (tail + chunk.decode("utf-8", "replace"))[-200:]
+    assert received > 6_000_000  # all of it reached the page, none was dropped
+    await terminal.disconnect()

@@ -48,6 +48,9 @@ SHELL = ["/usr/bin/script", "-qfec", "/bin/bash --norc -i", "/dev/null"]
 PROMPT = r"\u@sandbox:\w\$ "
 MAX_SIZE = 1000
 PENDING_BYTES = 1024 * 1024
+# Chunks of output a page may lag behind before the shell's output is held (``yes`` would otherwise
+# fill the server's memory faster than a socket sends it); it is read again once the page caught up.
+BEHIND_CHUNKS = 32
 
 
 class TerminalRefused(Exception):
@@ -68,6 +71,7 @@ class Terminal:
     loop: asyncio.AbstractEventLoop | None = None
     pending: bytearray = field(default_factory=bytearray)
     waiting: bool = False  # for the terminal to take what is pending
+    held: bool = False  # its output is not read until its pages caught up
 
     def write(self, data: bytes) -> None:
         """Send keystrokes to the shell. What its terminal cannot take now (a long paste while a
@@ -189,6 +193,7 @@ def attach(
 
 def detach(terminal: Terminal, queue: asyncio.Queue[bytes | None]) -> None:
     terminal.listeners.discard(queue)
+    caught_up(terminal)
 
 
 def _start(place: Place, key: tuple[int, str], *, cols: int, rows: int) -> Terminal:
@@ -242,6 +247,18 @@ def _readable(terminal: Terminal) -> None:
         terminal.last_used = time.monotonic()
     for queue in terminal.listeners:
         queue.put_nowait(data)
+    if any(queue.qsize() > BEHIND_CHUNKS for queue in terminal.listeners) and terminal.loop is not None:
+        terminal.loop.remove_reader(terminal.master)
+        terminal.held = True
+
+
+def caught_up(terminal: Terminal) -> None:
+    """A page took what was queued for it (or left): the shell's output is read again if it was held."""
+    if not terminal.held or terminal.ended or terminal.loop is None:
+        return
+    if all(queue.qsize() <= BEHIND_CHUNKS // 2 for queue in terminal.listeners):
+        terminal.held = False
+        terminal.loop.add_reader(terminal.master, _readable, terminal)
 
 
 async def _watch(terminal: Terminal) -> None:

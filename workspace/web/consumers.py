@@ -42,16 +42,27 @@ class Input(pydantic.BaseModel):
     data: Annotated[str, pydantic.StringConstraints(max_length=MAX_INPUT_CHARS)]
 
 
+class Ack(pydantic.BaseModel):
+    """The page wrote this many bytes of output in all (xterm.js's write callback)."""
+
+    type: Literal["ack"]
+    bytes: Annotated[int, pydantic.Field(ge=0)]
+
+
 class Resize(pydantic.BaseModel):
     type: Literal["resize"]
     cols: Annotated[int, pydantic.Field(ge=1, le=terminals.MAX_SIZE)]
     rows: Annotated[int, pydantic.Field(ge=1, le=terminals.MAX_SIZE)]
 
 
-Frame = pydantic.TypeAdapter(Annotated[Input | Resize, pydantic.Field(discriminator="type")])
+Frame = pydantic.TypeAdapter(Annotated[Input | Resize | Ack, pydantic.Field(discriminator="type")])
+# Output sent to a page that it has not said it wrote: beyond this the page is sent nothing more
+# until it acknowledges, its queue grows, and the shell's output is held (`yes` in a terminal would
+# otherwise pile up in the server's send buffers as fast as the shell prints).
+WINDOW_BYTES = 2 * 1024 * 1024
 BAD_FRAME = (
-    'The terminal could not read that frame: it takes {"type": "input", "data": "..."} '
-    'and {"type": "resize", "cols": N, "rows": N}. Reload the page if this persists.'
+    'The terminal could not read that frame: it takes {"type": "input", "data": "..."}, '
+    '{"type": "resize", "cols": N, "rows": N} and {"type": "ack", "bytes": N}. Reload the page if this persists.'
 )
 
 
@@ -66,6 +77,9 @@ class TerminalConsumer(MemberSocket):
     queue: asyncio.Queue[bytes | None] | None = None
     pump: asyncio.Task[None] | None = None
     checked = 0.0
+    sent = 0
+    acked = 0
+    acks: asyncio.Event | None = None
 
     async def connect(self) -> None:
         if not await self.admit():
@@ -87,6 +101,7 @@ class TerminalConsumer(MemberSocket):
             await self.close(code=CLOSE_TOO_MANY if too_many else CLOSE_UNAVAILABLE)
             return
         self.checked = time.monotonic()
+        self.acks = asyncio.Event()
         self.pump = asyncio.create_task(self._pump(self.queue))
 
     async def _pump(self, queue: asyncio.Queue[bytes | None]) -> None:
@@ -102,6 +117,12 @@ class TerminalConsumer(MemberSocket):
                     ended = True
                     break
                 data += more
+            while self.acks is not None and self.sent - self.acked > WINDOW_BYTES:
+                self.acks.clear()
+                await self.acks.wait()
+            if self.terminal is not None:
+                terminals.caught_up(self.terminal)
+            self.sent += len(data)
             await self.send(bytes_data=data)
         await self.send(text_data=_notice("The shell ended. Reload the page for a new one."))
         await self.close(code=1000)
@@ -129,6 +150,10 @@ class TerminalConsumer(MemberSocket):
             return
         if isinstance(frame, Input):
             self.terminal.write(frame.data.encode("utf-8", "replace"))
+        elif isinstance(frame, Ack):
+            self.acked = max(self.acked, min(frame.bytes, self.sent))
+            if self.acks is not None:
+                self.acks.set()
         else:
             self.terminal.resize(cols=frame.cols, rows=frame.rows)
 
