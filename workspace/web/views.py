@@ -73,6 +73,9 @@ def _guarded(view: View) -> View:
 def _context(place: selectors.Place, **more: Any) -> dict[str, Any]:
     return {
         "place": place,
+        # Reversed once, not for each of a level's 500 entries.
+        "files_url": reverse("workspace:files", args=[place.kind, place.pk]),
+        "tree_url": reverse("workspace:tree", args=[place.kind, place.pk]),
         "upload_mb": settings.CLAUDE_WORKSPACE_UPLOAD_MB,
         "upload_bytes": files.upload_limit(),
         **more,
