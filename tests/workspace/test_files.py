@@ -198,3 +198,13 @@ def test_saving_unchanged_text_as_a_browser_sends_it_keeps_the_file_as_it_was(de
     as_sent = shown.removeprefix("\n").replace("\r\n", "\n").replace("\n", "\r\n")  # what a browser does
     desk.client.post(desk.url("save"), {"path": "dos.txt", "text": as_sent, **_version(desk, "dos.txt")})
     assert (desk.folder / "dos.txt").read_bytes() == original
+
+
+def test_a_folder_named_beyond_ascii_with_quotes_downloads_as_a_zip(desk):
+    folder = desk.folder / 'Ünïcode "quoted"'
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    answer = desk.client.get(desk.url("zip", path=folder.name))
+    assert answer.status_code == 200 and "filename*=utf-8''" in answer["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(answer.streaming_content)))
+    assert archive.read("a.txt") == b"a\n"

@@ -26,6 +26,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -145,7 +146,8 @@ def zipped(request: AuthedRequest, kind: str, pk: str) -> HttpResponseBase:
     path = request.GET.get("path", "")
     chunks: Iterator[bytes] = archive.zipped(place=place, path=path)
     response = StreamingHttpResponse(chunks, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{archive.zip_name(path, place)}"'
+    # Quoted (and RFC 5987 for names beyond ASCII) as Django's file responses do.
+    response["Content-Disposition"] = content_disposition_header(True, archive.zip_name(path, place))
     return response
 
 
