@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import zipfile
 
 import pytest
@@ -208,3 +209,12 @@ def test_a_folder_named_beyond_ascii_with_quotes_downloads_as_a_zip(desk):
     assert answer.status_code == 200 and "filename*=utf-8''" in answer["Content-Disposition"]
     archive = zipfile.ZipFile(io.BytesIO(b"".join(answer.streaming_content)))
     assert archive.read("a.txt") == b"a\n"
+
+
+def test_names_and_link_targets_that_are_not_utf8_are_shown_not_fatal(desk):
+    (desk.folder / os.fsdecode(b"bad\xff.txt")).write_text("x")
+    os.symlink(b"/tmp/\xfe", os.fsencode(desk.folder / "odd-link"))
+    page = desk.client.get(desk.url())
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "bad\ufffd.txt" in text and "name not UTF-8" in text and "/tmp/\ufffd" in text

@@ -213,6 +213,14 @@ def _item(fd: int, folder: str, name: str) -> Item:
             kind, size = "file", found.st_size
     except OSError:
         pass  # gone meanwhile: listed as a special file, and opening it says it is gone
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 (an agent can make such a name): shown with replacement
+        # characters, and with no path, as no page can send such a name back.
+        shown = os.fsencode(name).decode("utf-8", "replace")
+        return Item(name=shown, path="", kind=kind, size=size, target=target)
+    target = os.fsencode(target).decode("utf-8", "replace")
     return Item(name=name, path=join(folder, name), kind=kind, size=size, target=target, ignored=name == ".git")
 
 
@@ -262,7 +270,7 @@ def open_file(*, place: Place, path: str) -> Opened:
 def _link_text(root: int, path: str) -> str:
     folder, _, name = path.rpartition("/")
     with safefs.folder(root, folder) as fd:
-        return os.readlink(name, dir_fd=fd)
+        return os.fsencode(os.readlink(name, dir_fd=fd)).decode("utf-8", "replace")
 
 
 def _text_of(data: bytes, *, cut: bool) -> str | None:
