@@ -15,11 +15,13 @@
         window.alert(`${big.name} is larger than the upload limit (${Math.round(limit / 1048576)} MB).`);
       }
     });
-    form.addEventListener("dragover", (event) => { event.preventDefault(); form.classList.add("dragging"); });
-    form.addEventListener("dragleave", () => form.classList.remove("dragging"));
-    form.addEventListener("drop", (event) => {
+    // Files dropped anywhere on the folder's pane go into the open folder.
+    const zone = form.closest(".ws-tree") || form;
+    zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+    zone.addEventListener("drop", (event) => {
       event.preventDefault();
-      form.classList.remove("dragging");
+      zone.classList.remove("dragging");
       input.files = event.dataTransfer.files;
       if (!tooLarge(input.files)) form.requestSubmit();
     });
