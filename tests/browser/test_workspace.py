@@ -38,6 +38,15 @@ def test_a_file_the_agent_wrote_is_opened_edited_and_saved_and_the_folder_follow
     expect(page.locator(".ws-code")).to_contain_text("edited in the browser")
     assert (live_app.own_folder(wren) / "x.txt").read_text() == "edited in the browser\n"
 
+    # A file dropped on the folder's pane is uploaded into it.
+    dropped = page.evaluate_handle(
+        """() => { const data = new DataTransfer();
+                   data.items.add(new File(["dropped text"], "dropped.txt", {type: "text/plain"})); return data; }"""
+    )
+    tree.dispatch_event("drop", {"dataTransfer": dropped})
+    expect(page.locator(".messages")).to_contain_text("Uploaded 1 file.")
+    assert (live_app.own_folder(wren) / "dropped.txt").read_text() == "dropped text"
+
     # The open folder follows the agent: a file it writes now shows without a reload.
     chat = page.context.new_page()
     chat.goto(chat_url)
