@@ -118,6 +118,9 @@ class Terminal:
                     os.kill(proc.pid, signal.SIGWINCH)
 
 
+# The terminals of this server process, by (member, folder). They live here as the engine's warm
+# CLI processes do (one Daphne process serves everyone; see the README): a shell is a process of
+# this machine, found again by the page that reconnects to this server.
 _open: dict[tuple[int, str], Terminal] = {}
 
 
