@@ -56,6 +56,14 @@ def test_a_file_the_agent_wrote_is_opened_edited_and_saved_and_the_folder_follow
     _allow(chat, 1)
     expect(tree.get_by_role("link", name="later.txt")).to_be_visible()
 
+    # Each of the workspace's pages fits a phone.
+    files_url = page.url.split("?")[0]
+    page.set_viewport_size({"width": 375, "height": 700})
+    for url in (files_url + "?open=x.txt", files_url.replace("/files/", "/changes/") + "?diff=x.txt"):
+        page.goto(url)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{url} is {width} px wide"
+
 
 def _screen(page: Page):
     return page.locator(".xterm-rows")
