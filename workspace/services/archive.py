@@ -19,6 +19,7 @@ from .files import FileRefused, _checked, _refusal, _root
 
 _CHUNK = 1 << 16
 LEFT_OUT = frozenset({".git"})
+MAX_DEPTH = 64
 
 
 class _Pipe:
@@ -90,8 +91,11 @@ def _stream(place: Place, path: str) -> Iterator[bytes]:
     yield pipe.take()
 
 
-def _files(folder: int, prefix: str) -> Iterator[tuple[str, int]]:
-    """(name in the zip, open descriptor) of every regular file beneath ``folder``, by name."""
+def _files(folder: int, prefix: str, depth: int = 0) -> Iterator[tuple[str, int]]:
+    """(name in the zip, open descriptor) of every regular file beneath ``folder``, by name; folders
+    deeper than MAX_DEPTH are left out (an agent can nest folders without end)."""
+    if depth > MAX_DEPTH:
+        return
     with os.scandir(folder) as scan:
         entries = sorted(
             (entry.name, entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)) for entry in scan
@@ -103,7 +107,7 @@ def _files(folder: int, prefix: str) -> Iterator[tuple[str, int]]:
             if is_dir:
                 sub = os.open(name, safefs.walk.FOLDER_FLAGS, dir_fd=folder)
                 try:
-                    yield from _files(sub, f"{prefix}{name}/")
+                    yield from _files(sub, f"{prefix}{name}/", depth + 1)
                 finally:
                     os.close(sub)
             elif is_file:

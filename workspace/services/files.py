@@ -452,7 +452,8 @@ def save(*, place: Place, path: str, text: str, expected: Version) -> Version:
                 raise EditConflict(path, open_file(place=place, path=path))
             crlf = b"\r\n" in current and current.count(b"\r\n") == current.count(b"\n")
             data = (text.replace("\n", "\r\n") if crlf else text).encode("utf-8", "replace")
-            with safefs.replacing(root, path, mode=stat.S_IMODE(found.st_mode)) as out:
+            # Its permissions, but never set-user/group-id: the new file is the server user's outside.
+            with safefs.replacing(root, path, mode=stat.S_IMODE(found.st_mode) & 0o777) as out:
                 out.write(data)
             written = safefs.stat_file(root, path)
         except OSError as exc:
