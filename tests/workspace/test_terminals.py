@@ -181,3 +181,13 @@ async def test_a_flood_of_output_waits_for_the_page_and_all_of_it_arrives(fake_c
         tail = (tail + chunk.decode("utf-8", "replace"))[-200:]
     assert received > 6_000_000  # all of it reached the page, none was dropped
     await terminal.disconnect()
+
+
+async def test_the_files_pages_watch_is_only_for_who_may_see_the_folder(fake_cli, rt, own_chat):
+    _member, chat, client = await own_chat()
+    stranger = await sync_to_async(logged_in_client)(user=await sync_to_async(make_user)())
+    watch, connected, _code = await _open(rt, f"/ws/workspace/chat/{chat.id}/", client)
+    assert connected
+    await watch.disconnect()
+    _socket, connected, code = await _open(rt, f"/ws/workspace/chat/{chat.id}/", stranger)
+    assert not connected and code == 4404
