@@ -47,6 +47,7 @@ import django  # noqa: E402
 django.setup()
 
 from chat.models import Session  # noqa: E402
+from devtools.memory import rss_and_pss_kb  # noqa: E402
 from workspace.selectors import Place  # noqa: E402
 from workspace.services import files, terminals, tree  # noqa: E402
 
@@ -263,20 +264,6 @@ async def bench_terminal() -> None:
     terminals.end(terminal)
 
 
-def _memory(pids: list[int]) -> tuple[int, int]:
-    rss = pss = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-        except OSError:
-            continue
-    return rss, pss
-
-
 async def bench_many() -> None:
     opened = []
     for n in range(20):
@@ -293,7 +280,7 @@ async def bench_many() -> None:
         for terminal, _queue in opened
         for pid in [terminal.process.pid, *(p.pid for p in proctree.descendants(terminal.process.pid))]
     ]
-    rss, pss = _memory(pids)
+    rss, pss = rss_and_pss_kb(pids)
     print(
         f"20 terminals open: {len(pids)} processes, RSS {rss / 1024:.0f} MB ({rss / 1024 / 20:.1f} MB each), "
         f"PSS {pss / 1024:.0f} MB ({pss / 1024 / 20:.1f} MB each)"
