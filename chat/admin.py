@@ -364,7 +364,7 @@ class ProjectAccessForm(forms.ModelForm[ProjectAccess]):
 
     class Meta:
         model = ProjectAccess
-        fields = ["project", "everyone", "users", "groups"]
+        fields = ["project", "everyone", "users", "groups", "may_work"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -379,7 +379,7 @@ class ProjectAccessAdmin(admin.ModelAdmin[ProjectAccess]):
     """Who besides staff may start chats and tasks in a shared project (and see its tasks)."""
 
     form = ProjectAccessForm
-    list_display = ("project", "everyone", "people", "shown_groups")
+    list_display = ("project", "everyone", "people", "shown_groups", "may_work")
     filter_horizontal = ("users", "groups")
 
     @admin.display(description="members")

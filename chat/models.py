@@ -286,6 +286,13 @@ class ProjectAccess(models.Model):
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="project_access")
     groups = models.ManyToManyField(Group, blank=True, related_name="project_access")
     everyone = models.BooleanField("every member", default=False)
+    # Reading a project (chats and tasks there, its files) is not changing it by hand: whether the
+    # people named here may also write its files, commit and open a terminal there (the workspace).
+    may_work = models.BooleanField(
+        "may work in its files",
+        default=False,
+        help_text="The members named here may also edit, upload, commit and open a terminal in its folders.",
+    )
 
     class Meta:
         verbose_name = "project access"

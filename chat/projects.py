@@ -70,6 +70,19 @@ def may_use(user: AbstractBaseUser | AnonymousUser, key: str) -> bool:
     return grants.filter(Q(everyone=True) | Q(users=user) | Q(groups__user=user)).exists()
 
 
+def may_work(user: AbstractBaseUser | AnonymousUser, key: str) -> bool:
+    """Whether ``user`` may change a project's files by hand (edit, upload, commit, a terminal):
+    their own folder; a shared project only for staff and whom its access row lets work there."""
+    if key == OWN:
+        return user.is_authenticated and user.is_active
+    if not may_use(user, key):
+        return False
+    if getattr(user, "is_staff", False):
+        return True
+    grants = ProjectAccess.objects.filter(project=key, may_work=True)
+    return grants.filter(Q(everyone=True) | Q(users=user) | Q(groups__user=user)).exists()
+
+
 def projects_for(user: User) -> list[Project]:
     """The member's own folder first, then the shared projects open to them."""
     found = [Project(key=OWN, path=own_folder(user))]

@@ -219,6 +219,7 @@ INSTALLED_APPS = [
     # Its management commands (`engine`): the composition root's own.
     "project",
     "team",
+    "workspace",
 ]
 
 MIDDLEWARE = [
@@ -490,6 +491,12 @@ CLAUDE_MAX_ATTACHMENTS_MB_PER_MEMBER = envfloat("CLAUDE_MAX_ATTACHMENTS_MB_PER_M
 # refused with "too many waiting"), and at most this many websockets of a member are open at once.
 CLAUDE_MAX_QUEUED_PER_MEMBER = envint("CLAUDE_MAX_QUEUED_PER_MEMBER", "5", minimum=1)
 CLAUDE_MAX_SOCKETS_PER_MEMBER = envint("CLAUDE_MAX_SOCKETS_PER_MEMBER", "20", minimum=1)
+# The workspace beside a chat or task (files, changes, a terminal): an upload is at most this many MB
+# (and counts against nothing else: it lands in a folder the member works in, as the agent's files do).
+CLAUDE_WORKSPACE_UPLOAD_MB = envfloat("CLAUDE_WORKSPACE_UPLOAD_MB", "25", minimum=0.001)
+# A terminal nobody typed in nor watched for this many seconds ends; a member may keep this many open.
+CLAUDE_TERMINAL_IDLE_SECONDS = envfloat("CLAUDE_TERMINAL_IDLE_SECONDS", "900", minimum=1)
+CLAUDE_MAX_TERMINALS_PER_MEMBER = envint("CLAUDE_MAX_TERMINALS_PER_MEMBER", "3", minimum=0)
 # Search: a word counts in at most this many of a person's newest messages that hold it (and in titles),
 # so that a word in nearly every message costs no more than a rarer one (see chat/search.py).
 CLAUDE_SEARCH_NEWEST = envint("CLAUDE_SEARCH_NEWEST", "1000", minimum=1)

@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("tasks/", include("tasks.web.urls")),
     path("team/", include("team.web.urls")),
+    path("workspace/", include("workspace.web.urls")),
     path("", include("chat.web.urls")),
 ]

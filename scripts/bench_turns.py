@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.memory import rss_and_pss_kb  # noqa: E402
 from devtools.stub_api import StubServer  # noqa: E402
 
 TMP = Path(tempfile.mkdtemp(prefix="chat-bench-turns-"))
@@ -294,16 +295,7 @@ class CpuMeter:
 def memory_of_tree() -> tuple[int, float, float]:
     """(processes, RSS MB, PSS MB) of every process under this one."""
     pids = [p.pid for p in proctree.descendants(os.getpid())]
-    rss = pss = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-        except OSError:
-            continue
+    rss, pss = rss_and_pss_kb(pids)
     return len(pids), rss / 1024, pss / 1024
 
 
