@@ -80,7 +80,178 @@ from project.asgi import application_for  # noqa: E402
 from runtime import Engine  # noqa: E402
 
 CLI = str(settings.CLAUDE_CLI)
-REPEATS = 9
+
+# -- where a turn's time goes ----------------------------------------------------------------
+# The product's hot path, wrapped here (never in the product): each stage notes the moment it is
+# first reached after a send, one turn at a time.
+
+
+class Stages:
+    """Moments of one turn at a time, in seconds after its send."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.seen: dict[str, float] = {}
+        self.runs: dict[str, dict[str, list[float]]] = {}
+
+    def begin(self) -> None:
+        self.start, self.seen = time.perf_counter(), {}
+
+    def mark(self, stage: str) -> None:
+        if self.start is not None and stage not in self.seen:
+            self.seen[stage] = time.perf_counter() - self.start
+
+    def end(self, kind: str) -> None:
+        runs = self.runs.setdefault(kind, {})
+        for stage, at in self.seen.items():
+            runs.setdefault(stage, []).append(at)
+        self.start = None
+
+    def report(self, kind: str, order: list[tuple[str, str]]) -> None:
+        runs = self.runs.get(kind, {})
+        words = dict(order)
+        # In the order they came: some stages run side by side (marked running, and the process).
+        medians = sorted((statistics.median(runs[stage]) * 1000, stage) for stage in words if stage in runs)
+        last = 0.0
+        for at, stage in medians:
+            print(f"    {words[stage]:<44} {at:7.1f} ms  (+{at - last:5.1f})")
+            last = at
+
+
+STAGES = Stages()
+APP_STAGES = [
+    ("received", "received by the socket"),
+    ("member", "member read again"),
+    ("saved", "saved (turn, title, chat status)"),
+    ("shown", "shown to the chat's tabs (turn added)"),
+    ("queued", "submitted to the engine"),
+    ("slot", "process slot taken"),
+    ("running", "marked running (saved, sent)"),
+    ("spec", "spec built"),
+    ("process", "process taken (or started)"),
+    ("stdin", "written to the CLI's stdin"),
+    ("first_line", "first line from the CLI after stdin"),
+    ("api", "the CLI's request reached the API stand-in"),
+    ("first_delta", "first text delta from the CLI"),
+    ("recorded", "text event saved"),
+    ("group_send", "fragment sent to the channel layer"),
+    ("socket_send", "frame sent by the socket"),
+    ("frame", "frame received by the page"),
+]
+RAW_STAGES = [
+    ("stdin", "written to the CLI's stdin"),
+    ("first_line", "first line from the CLI"),
+    ("api", "the CLI's request reached the API stand-in"),
+    ("frame", "first line with the answer's text"),
+]
+
+
+def _after(stage: str, func):
+    """``func`` (a coroutine function) marking ``stage`` once it has returned."""
+
+    async def wrapped(*args, **kwargs):
+        result = await func(*args, **kwargs)
+        STAGES.mark(stage)
+        return result
+
+    return wrapped
+
+
+def trace_the_app() -> None:
+    from channels.layers import InMemoryChannelLayer
+
+    from chat.live import notify
+    from chat.services import execution, recording
+    from chat.web import consumers, sockets
+    from drivers.claude import transport
+    from runtime import node, pool, warm
+
+    receive = consumers.ChatConsumer.receive
+
+    async def received(self, text_data=None, bytes_data=None):
+        STAGES.mark("received")
+        return await receive(self, text_data, bytes_data)
+
+    consumers.ChatConsumer.receive = received
+    sockets.MemberSocket.still_member = _after("member", sockets.MemberSocket.still_member)
+    turns._save_message = _after("saved", turns._save_message)
+    notify.turn_added = _after("shown", notify.turn_added)
+    turns.queue_turn = _after("queued", turns.queue_turn)
+    pool.Pool.acquire = _after("slot", pool.Pool.acquire)
+    running = recording.Recorder.running_meanwhile
+
+    def marked(self):
+        running(self)
+        self.meanwhile(_after("running", asyncio.sleep)(0))
+
+    recording.Recorder.running_meanwhile = marked
+    warm.WarmPool.take = _after("process", warm.WarmPool.take)
+    spec = execution._spec
+
+    def spec_built(*args, **kwargs):
+        built = spec(*args, **kwargs)
+        STAGES.mark("spec")
+        return built
+
+    execution._spec = spec_built
+    write = transport.CliTransport.write
+
+    async def written(self, data):
+        await write(self, data)
+        if '"type": "user"' in data or '"type":"user"' in data:
+            STAGES.mark("stdin")
+
+    transport.CliTransport.write = written
+    read = transport.CliTransport._read_messages
+
+    async def reading(self):
+        async for message in read(self):
+            if "stdin" in STAGES.seen:
+                STAGES.mark("first_line")
+                event = message.get("event") if isinstance(message, dict) else None
+                if isinstance(event, dict) and event.get("type") == "content_block_delta":
+                    STAGES.mark("first_delta")
+            yield message
+
+    transport.CliTransport._read_messages = reading
+    delta = recording.Recorder.delta
+
+    async def recorded(self, text):
+        first = self.streaming is None
+        await delta(self, text)
+        if first:
+            STAGES.mark("recorded")
+
+    recording.Recorder.delta = recorded
+    group_send = InMemoryChannelLayer.group_send
+
+    async def sent(self, group, message):
+        await group_send(self, group, message)
+        if message.get("shown") == "event_added":
+            STAGES.mark("group_send")
+
+    InMemoryChannelLayer.group_send = sent
+    live_fragment = consumers.ChatConsumer.live_fragment
+
+    async def forwarded(self, event):
+        await live_fragment(self, event)
+        if event.get("shown") == "event_added":
+            STAGES.mark("socket_send")
+
+    consumers.ChatConsumer.live_fragment = forwarded
+    record = StubServer.record
+
+    def api(self, *args, **kwargs):
+        STAGES.mark("api")
+        return record(self, *args, **kwargs)
+
+    StubServer.record = api
+    del node  # (imported so that the runtime is loaded before it is wrapped)
+
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "9"))
+# --latency: only the latency figures and their stages (a minute), not throughput and memory.
+ONLY_LATENCY = "--latency" in sys.argv[1:]
 CHATS, FOLLOW_UPS = 20, 5
 # The first words of the stand-in's answers: the first streamed delta holds them.
 ANSWER = '"Your '
@@ -101,6 +272,7 @@ def raw_env(config: Path) -> dict[str, str]:
 
 def raw_print(args: list[str], cwd: Path, config: Path, needle: str) -> float:
     """Seconds from starting ``claude --print`` to the first line holding ``needle``."""
+    STAGES.begin()
     start = time.perf_counter()
     with subprocess.Popen(
         [CLI, "--print", "--output-format", "stream-json", "--verbose", "--include-partial-messages", *args],
@@ -113,8 +285,10 @@ def raw_print(args: list[str], cwd: Path, config: Path, needle: str) -> float:
         assert proc.stdout is not None
         first = None
         for line in proc.stdout:
+            STAGES.mark("first_line")
             if first is None and needle in line:
                 first = time.perf_counter() - start
+                STAGES.mark("frame")
         proc.wait()
     if first is None:
         raise SystemExit(f"the raw CLI never answered {needle!r}")
@@ -129,7 +303,9 @@ def raw_cold(folder: Path) -> tuple[list[float], list[float]]:
     for _ in range(REPEATS):
         sid = str(uuid.uuid4())
         firsts.append(raw_print(["--session-id", sid, "My name is Ada"], cwd, config, GREETING))
+        STAGES.end("raw-cold-first")
         follow_ups.append(raw_print(["--resume", sid, "What is my name?"], cwd, config, ANSWER))
+        STAGES.end("raw-cold-follow")
     return firsts, follow_ups
 
 
@@ -164,13 +340,17 @@ class RawWarm:
     def turn(self, text: str, needle: str) -> float:
         """Seconds from writing the message to the first line holding ``needle``; reads to the result."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        STAGES.begin()
         start = time.perf_counter()
         self.proc.stdin.write(json.dumps({"type": "user", "message": {"role": "user", "content": text}}) + "\n")
         self.proc.stdin.flush()
+        STAGES.mark("stdin")
         first = None
         for line in self.proc.stdout:
+            STAGES.mark("first_line")
             if first is None and needle in line:
                 first = time.perf_counter() - start
+                STAGES.mark("frame")
             if '"type":"result"' in line:
                 break
         assert first is not None, f"the warm CLI never answered {needle!r}"
@@ -209,10 +389,12 @@ class Tab:
 
     async def turn(self, text: str, needle: str) -> float:
         """Seconds from the send to the first frame holding ``needle``; then waits for the turn's end."""
+        STAGES.begin()
         start = time.perf_counter()
         await self.socket.send_to(text_data=json.dumps({"message": text}))
         await self.until(needle)
         first = time.perf_counter() - start
+        STAGES.mark("frame")
         await self.engine.idle()
         return first
 
@@ -247,10 +429,13 @@ async def app_latency(engine: Engine, user) -> tuple[list[float], list[float], l
         tab = Tab(engine, cookie, await new_chat(user))
         await tab.open()
         firsts.append(await tab.turn("My name is Ada", APP_GREETING))
+        STAGES.end("app-first")
         await tab.drain()
         follow_ups.append(await tab.turn("What is my name?", APP_ANSWER))
+        STAGES.end("app-follow")
         await tab.close()
         raw.append(warm.turn("What is my name?", ANSWER))
+        STAGES.end("raw-warm")
     warm.close()
     return firsts, follow_ups, raw
 
@@ -359,6 +544,19 @@ async def app_part(user) -> None:
     print(f"  raw CLI --session-id          {median_ms(raw_first)}")
     print(f"  app overhead: {(statistics.median(app_first) / statistics.median(raw_first) - 1) * 100:+.0f} %")
 
+    print(f"\nWhere a follow-up's time goes (medians of {REPEATS}, ms after the send, +since the stage before):")
+    print("  the app:")
+    STAGES.report("app-follow", APP_STAGES)
+    print("  raw CLI, warm:")
+    STAGES.report("raw-warm", RAW_STAGES)
+    print("Where a first turn's time goes:")
+    print("  the app:")
+    STAGES.report("app-first", APP_STAGES)
+    print("  raw CLI, cold --session-id:")
+    STAGES.report("raw-cold-first", RAW_STAGES)
+    if ONLY_LATENCY:
+        return
+
     warm_rate, warm_cpu, memory = await throughput(user, max_warm=CHATS)
     cold_rate, cold_cpu, _ = await throughput(user, max_warm=0)
     print(f"\n{CHATS} chats x {FOLLOW_UPS} follow-ups, all chats at once (CLAUDE_MAX_CONCURRENT=20):")
@@ -373,6 +571,7 @@ async def app_part(user) -> None:
 
 
 def main() -> None:
+    trace_the_app()
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user(username="bench", password="bench-pass-123")
     print(
