@@ -111,7 +111,9 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
     )
     timeout = options.timeout or settings.CLAUDE_TURN_TIMEOUT
     try:
-        await recorder.running()
+        # Saved and shown while the process is taken and given the message, not before: the CLI
+        # starts thinking a database write and a render sooner. Every later record waits for it.
+        recorder.running_meanwhile()
         outcome = await node.run_turn(
             spec=_spec(session, options, node.egress),
             prompt=message_of(turn),
@@ -119,7 +121,7 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
             on_event=functools.partial(_seen, recorder, handler, options),
             time_limit=timeout,
             keep_warm=options.keep_warm,
-            on_process=functools.partial(_remember_process, turn),
+            on_process=functools.partial(_remember_process, recorder),
         )
         handler.release_all()
         elapsed = int((time.monotonic() - started) * 1000)
@@ -307,12 +309,18 @@ def _usage_of(turn: Turn, result: claude.Result | None, streamed: tuple[int, int
     )
 
 
-@sync_to_async
-def _remember_process(turn: Turn, pid: int | None) -> None:
-    """The process a restart must end if the server dies during this turn."""
+async def _remember_process(recorder: Recorder, pid: int | None) -> None:
+    """The process a restart must end if the server dies during this turn: saved while the turn goes
+    on (before any of its records)."""
     if pid is not None:
+        turn = recorder.turn
         turn.pid, turn.pid_started = pid, claude.process_start_time(pid)
-        Turn.objects.filter(pk=turn.pk).update(pid=turn.pid, pid_started=turn.pid_started)
+        recorder.meanwhile(_save_process(turn.pk, turn.pid, turn.pid_started))
+
+
+@sync_to_async
+def _save_process(turn_id: int, pid: int, started: int | None) -> None:
+    Turn.objects.filter(pk=turn_id).update(pid=pid, pid_started=started)
 
 
 @sync_to_async

@@ -6,8 +6,10 @@ reconnect shows the same as the live page. Streaming text is saved in batches.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,21 +71,44 @@ class Recorder:
         self.prompted: set[str] = set()
         # The chat's status as its member's list last showed it (the turn's session, if it was read with it).
         self.listed_status = turn.session.status if Turn.session.is_cached(turn) else ""
+        # Writes that need not hold the turn up (see :meth:`meanwhile`), chained in order.
+        self._meanwhile: asyncio.Future[None] | None = None
+
+    def meanwhile(self, write: Awaitable[None]) -> None:
+        """Do ``write`` while the turn goes on (the CLI gets the message without waiting for it); the
+        recorder's next write waits for it first, so that the records keep their order."""
+        before = self._meanwhile
+
+        async def chained() -> None:
+            if before is not None:
+                await before
+            await write
+
+        self._meanwhile = asyncio.ensure_future(chained())
+
+    async def settled(self) -> None:
+        """Wait for the writes done meanwhile (what one of them raised is raised here)."""
+        pending, self._meanwhile = self._meanwhile, None
+        if pending is not None:
+            await asyncio.shield(pending)
 
     # -- the turn's status ------------------------------------------------------------
     async def waiting(self) -> None:
         await self._set(status=Turn.Status.WAITING)
 
-    async def running(self) -> None:
-        await self._set(status=Turn.Status.RUNNING, started_at=timezone.now())
+    def running_meanwhile(self) -> None:
+        """Marked running while the turn's process is taken and given the message."""
+        self.meanwhile(self._set(status=Turn.Status.RUNNING, started_at=timezone.now()))
 
     async def resume(self) -> None:
         """Running again (after a permission prompt, or a wait for a file slot)."""
+        await self.settled()
         if self.turn.status != Turn.Status.RUNNING:
             await self._set(status=Turn.Status.RUNNING)
 
     async def ask(self, *, name: str, data: dict[str, Any]) -> Event:
         """A permission prompt of this turn: the turn waits for a person's answer."""
+        await self.settled()
         await self.end_text()
         if data.get("tool_use_id"):
             self.prompted.add(str(data["tool_use_id"]))
@@ -98,6 +123,7 @@ class Recorder:
         self, status: str, *, error: str = "", duration_ms: int | None = None, usage: Usage | None = None
     ) -> None:
         """The turn's end: its final status, why it failed (if it did) and what it cost."""
+        await self.settled()
         await self.end_text()
         fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
         if usage is not None:
@@ -155,6 +181,7 @@ class Recorder:
     async def add(
         self, *, kind: str, name: str = "", text: str = "", data: dict[str, Any] | None = None, is_error: bool = False
     ) -> None:
+        await self.settled()
         await self.end_text()
         event = await Event.objects.acreate(
             turn=self.turn, kind=kind, name=name, text=text, data=data or {}, is_error=is_error
@@ -163,6 +190,7 @@ class Recorder:
 
     async def delta(self, text: str) -> None:
         if self.streaming is None:
+            await self.settled()
             self.streaming = await Event.objects.acreate(
                 turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False
             )
