@@ -186,14 +186,14 @@ def trace_the_app() -> None:
 
     recording.Recorder.running_meanwhile = marked
     warm.WarmPool.take = _after("process", warm.WarmPool.take)
-    spec = execution._spec
+    spec = execution.spec_of
 
     def spec_built(*args, **kwargs):
         built = spec(*args, **kwargs)
         STAGES.mark("spec")
         return built
 
-    execution._spec = spec_built
+    execution.spec_of = spec_built
     write = transport.CliTransport.write
 
     async def written(self, data):

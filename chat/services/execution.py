@@ -32,7 +32,7 @@ from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
 from .recording import Recorder, Usage
 
-__all__ = ["FileRefusal", "TurnOptions", "execute", "options_for"]
+__all__ = ["FileRefusal", "TurnOptions", "execute", "options_for", "spec_of"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ def options_for(turn: Turn) -> TurnOptions:
     return TurnOptions()
 
 
-def _spec(session: Session, options: TurnOptions, egress: EgressProxy | None) -> LiveSpec:
+def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None) -> LiveSpec:
+    """How a turn of ``session`` starts its process with ``options`` on a node whose egress proxy is
+    ``egress`` (the same for a process started ahead of the turn)."""
     resume = session.cli_created or has_transcript(config_dir=session.config_dir, path=session.transcript_path)
     return LiveSpec(
         cli=agents.cli_program(),
@@ -115,7 +117,7 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
         # starts thinking a database write and a render sooner. Every later record waits for it.
         recorder.running_meanwhile()
         outcome = await node.run_turn(
-            spec=_spec(session, options, node.egress),
+            spec=spec_of(session, options, node.egress),
             prompt=message_of(turn),
             handler=handler,
             on_event=functools.partial(_seen, recorder, handler, options),

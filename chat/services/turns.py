@@ -16,11 +16,12 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import close_old_connections, transaction
 
+from drivers.claude import LiveSpec
 from runtime import Engine, NodeRuntime, StopReason
 
 from ..live import notify
 from ..models import Session, Turn
-from . import attachments, execution
+from . import ahead, attachments, execution
 from .execution import TurnOptions
 from .recording import Recorder, refresh_session_status
 
@@ -189,6 +190,9 @@ class TurnHooks:
             await recorder.finish(Turn.Status.INTERRUPTED, error=INTERRUPTED_BEFORE_START)
         else:
             await recorder.finish(Turn.Status.STOPPED, error=note if reason == StopReason.WITHDRAWN else "")
+
+    async def spec_ahead(self, session: str, *, owner: int, draft: object, node: NodeRuntime) -> LiveSpec | None:
+        return await ahead.spec_ahead_async(session_id=session, owner_id=owner, new=draft, egress=node.egress)
 
 
 async def _recorder(turn: int) -> Recorder:
