@@ -122,6 +122,7 @@ STAGES = Stages()
 APP_STAGES = [
     ("received", "received by the socket"),
     ("member", "member read again"),
+    ("made", "chat made (New chat page)"),
     ("saved", "saved (turn, title, chat status)"),
     ("shown", "shown to the chat's tabs (turn added)"),
     ("queued", "submitted to the engine"),
@@ -175,6 +176,14 @@ def trace_the_app() -> None:
     consumers.ChatConsumer.receive = received
     sockets.MemberSocket.still_member = _after("member", sockets.MemberSocket.still_member)
     turns._save_message = _after("saved", turns._save_message)
+    create_session = chats.create_session
+
+    def made(**kwargs):
+        session = create_session(**kwargs)
+        STAGES.mark("made")
+        return session
+
+    chats.create_session = made
     notify.turn_added = _after("shown", notify.turn_added)
     turns.queue_turn = _after("queued", turns.queue_turn)
     pool.Pool.acquire = _after("slot", pool.Pool.acquire)
@@ -366,21 +375,27 @@ class RawWarm:
 
 
 class Tab:
-    """A logged-in browser tab of one chat: its websocket."""
+    """A logged-in browser tab of one chat (``session``), or of the New chat page: its websocket."""
 
-    def __init__(self, engine: Engine, cookie: str, session: Session) -> None:
+    def __init__(self, engine: Engine, cookie: str, session: Session | None = None) -> None:
         self.session = session
         self.engine = engine
+        path = f"/ws/chat/{session.id}/" if session is not None else f"/ws/chat/new/{uuid.uuid4()}/"
         self.socket = WebsocketCommunicator(
             application_for(engine),
-            f"/ws/chat/{session.id}/",
+            path,
             headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie.encode())],
         )
 
     async def open(self) -> None:
         connected, _ = await self.socket.connect()
         assert connected
-        await self.until('id="turns"')
+        if self.session is not None:
+            await self.until('id="turns"')
+
+    async def typing(self) -> None:
+        """The first keystroke of a message (the page then has the chat's process started)."""
+        await self.socket.send_to(text_data=json.dumps({"action": "typing"}))
 
     async def until(self, needle: str) -> None:
         seen = ""
@@ -419,14 +434,19 @@ def new_chat(user) -> Session:
     return chats.create_session(owner=user)
 
 
-async def app_latency(engine: Engine, user) -> tuple[list[float], list[float], list[float]]:
-    """(the app's first turns, the app's follow-ups, the raw warm CLI's follow-ups), taken in
-    turns so that the machine's load weighs on both alike."""
-    firsts, follow_ups, raw = [], [], []
+TYPING_SECONDS = 1.0
+
+
+async def app_latency(engine: Engine, user) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(the app's first turns from the New chat page, its follow-ups, the raw warm CLI's follow-ups,
+    the app's first turns after TYPING_SECONDS of typing), taken in turns so that the machine's load
+    weighs on all alike."""
+    firsts, follow_ups, raw, typed = [], [], [], []
     cookie = await login_cookie(user)
     warm = RawWarm(TMP / "raw-warm")
+    await new_chat(user)  # the member's folder exists (the first chat makes it)
     for _ in range(REPEATS):
-        tab = Tab(engine, cookie, await new_chat(user))
+        tab = Tab(engine, cookie)
         await tab.open()
         firsts.append(await tab.turn("My name is Ada", APP_GREETING))
         STAGES.end("app-first")
@@ -436,8 +456,15 @@ async def app_latency(engine: Engine, user) -> tuple[list[float], list[float], l
         await tab.close()
         raw.append(warm.turn("What is my name?", ANSWER))
         STAGES.end("raw-warm")
+        tab = Tab(engine, cookie)
+        await tab.open()
+        await tab.typing()
+        await asyncio.sleep(TYPING_SECONDS)
+        typed.append(await tab.turn("My name is Ada", APP_GREETING))
+        STAGES.end("app-typed")
+        await tab.close()
     warm.close()
-    return firsts, follow_ups, raw
+    return firsts, follow_ups, raw, typed
 
 
 class CpuMeter:
@@ -528,7 +555,7 @@ async def throughput(user, *, max_warm: int) -> tuple[float, float, tuple[int, f
 
 async def app_part(user) -> None:
     built = await composition.start(composition.build(), recover_first=False)
-    app_first, app_follow, raw_warm_samples = await app_latency(built, user)
+    app_first, app_follow, raw_warm_samples, app_typed = await app_latency(built, user)
     await composition.stop(built)
 
     raw_first, raw_follow = raw_cold(TMP / "raw-cold")
@@ -543,6 +570,12 @@ async def app_part(user) -> None:
     print(f"  the app                       {median_ms(app_first)}")
     print(f"  raw CLI --session-id          {median_ms(raw_first)}")
     print(f"  app overhead: {(statistics.median(app_first) / statistics.median(raw_first) - 1) * 100:+.0f} %")
+    print(f"  the app, after {TYPING_SECONDS:g} s of typing  {median_ms(app_typed)}")
+    typed_m = statistics.median(app_typed)
+    print(
+        f"  typed / raw cold: {typed_m / statistics.median(raw_first):.2f}x   "
+        f"typed / the app's warm follow-up: {typed_m / app_m:.1f}x"
+    )
 
     print(f"\nWhere a follow-up's time goes (medians of {REPEATS}, ms after the send, +since the stage before):")
     print("  the app:")
@@ -554,6 +587,8 @@ async def app_part(user) -> None:
     STAGES.report("app-first", APP_STAGES)
     print("  raw CLI, cold --session-id:")
     STAGES.report("raw-cold-first", RAW_STAGES)
+    print(f"  the app, after {TYPING_SECONDS:g} s of typing (its process started at the first keystroke):")
+    STAGES.report("app-typed", APP_STAGES)
     if ONLY_LATENCY:
         return
 
