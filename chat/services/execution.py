@@ -193,6 +193,9 @@ async def _recorded(
 
 async def _seen(recorder: Recorder, handler: TurnHandler, options: TurnOptions, event: claude.Event) -> None:
     """Record an event as it comes; then the turn's own callback sees it."""
+    if isinstance(event, claude.Sent):
+        recorder.sent()
+        return
     if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
         # Not a tool failing: the app refused the edit on purpose. Said in people's words,
         # without the CLI's "PreToolUse:... hook error" wrapping.

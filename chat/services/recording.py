@@ -23,6 +23,8 @@ from ..models import Event, Session, Turn
 # Streaming text is saved and resent whole at most this often: a reload or a reconnect
 # then shows the answer so far, without a database write per token.
 FLUSH_SECONDS = 0.2
+# A turn is shown running once the CLI has its message, or after this long if its process is still starting.
+SHOW_RUNNING_SECONDS = 0.05
 
 
 def _session_status(session_id: uuid.UUID) -> str:
@@ -73,21 +75,30 @@ class Recorder:
         self.listed_status = turn.session.status if Turn.session.is_cached(turn) else ""
         # Writes that need not hold the turn up (see :meth:`meanwhile`), chained in order.
         self._meanwhile: asyncio.Future[None] | None = None
+        self._sent = asyncio.Event()
 
     def meanwhile(self, write: Awaitable[None]) -> None:
-        """Do ``write`` while the turn goes on (the CLI gets the message without waiting for it); the
-        recorder's next write waits for it first, so that the records keep their order."""
-        before = self._meanwhile
+        """Do ``write`` while the turn goes on, once the CLI has its message (:meth:`sent`; its work in
+        this process would otherwise hold the message up: templates and the database compete with
+        the event loop for the interpreter); the recorder's next write waits for it first, so that
+        the records keep their order."""
+        before, go = self._meanwhile, self._sent
 
         async def chained() -> None:
+            await go.wait()
             if before is not None:
                 await before
             await write
 
         self._meanwhile = asyncio.ensure_future(chained())
 
+    def sent(self) -> None:
+        """The CLI has the turn's message: the writes done meanwhile go on."""
+        self._sent.set()
+
     async def settled(self) -> None:
         """Wait for the writes done meanwhile (what one of them raised is raised here)."""
+        self._sent.set()  # whatever comes next (an event, the turn's end) comes after the message
         pending, self._meanwhile = self._meanwhile, None
         if pending is not None:
             await asyncio.shield(pending)
@@ -97,8 +108,10 @@ class Recorder:
         await self._set(status=Turn.Status.WAITING)
 
     def running_meanwhile(self) -> None:
-        """Marked running while the turn's process is taken and given the message."""
+        """Marked running once the turn's process has its message, or after ``SHOW_RUNNING_SECONDS``
+        (a process that starts takes half a second: the page says it runs meanwhile)."""
         self.meanwhile(self._set(status=Turn.Status.RUNNING, started_at=timezone.now()))
+        asyncio.get_running_loop().call_later(SHOW_RUNNING_SECONDS, self._sent.set)
 
     async def resume(self) -> None:
         """Running again (after a permission prompt, or a wait for a file slot)."""
