@@ -36,9 +36,11 @@ def _session_status(session_id: uuid.UUID) -> str:
     return Session.Status.IDLE
 
 
-def refresh_session_status(session_id: uuid.UUID) -> Session:
-    """Derive the chat's status from its pending turns (and note the activity)."""
-    session = Session.objects.get(pk=session_id)
+def refresh_session_status(session_id: uuid.UUID, *, session: Session | None = None) -> Session:
+    """Derive the chat's status from its pending turns (and note the activity). ``session``: the
+    chat as just read (locked) by the caller, saving a query on a message's way to the CLI."""
+    if session is None:
+        session = Session.objects.get(pk=session_id)
     if not session.is_archived:
         session.status = _session_status(session_id)
     session.last_activity_at = timezone.now()

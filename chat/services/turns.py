@@ -93,7 +93,7 @@ def _save_message(
         if not session.title:
             session.title = title_from(text)
             session.save(update_fields=["title"])
-        session = refresh_session_status(session_id)
+        session = refresh_session_status(session_id, session=session)
     return turn, session
 
 
@@ -132,9 +132,12 @@ async def _save_submit_show(
     try:
         # Shown before it is submitted: once submitted it may start at once, and a page must have the
         # turn before the fragment that says it runs (that one replaces the turn's status in place).
-        await notify.turn_added(turn, session)
+        await notify.turn_added(turn, session, listed=False)
     finally:
         await queue_turn(engine=engine, turn=turn, owner_id=session.owner_id)
+    # The member's list of chats after it (not on the message's way to the CLI): it is rendered
+    # from the database when sent, so it shows the chat as it is then.
+    await notify.chats_changed(session)
     return turn
 
 

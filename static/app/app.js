@@ -18,6 +18,7 @@
     return field ? field.value : undefined;
   }
   let makingChat = false;
+  let madeChat = false;
   document.addEventListener("submit", function (event) {
     const form = event.target;
     if (form.id !== "new-chat-form" || !socket || event.defaultPrevented) return;
@@ -33,13 +34,14 @@
     const head = document.querySelector("#chat [data-chat-url]");
     if (head && window.location.pathname !== head.dataset.chatUrl) {
       window.history.pushState({ chat: head.dataset.chatUrl }, "", head.dataset.chatUrl);
+      madeChat = true;
       const box = document.getElementById("message");
       if (box) box.focus();
     }
     if (document.getElementById("new-chat-form")) makingChat = false;  // refused: the page says why
   });
-  // Back to the New chat page (or forward again): the page of that address, loaded.
-  window.addEventListener("popstate", function () { window.location.reload(); });
+  // Back to the New chat page from the chat it made (or forward again): the page of that address, loaded.
+  window.addEventListener("popstate", function () { if (madeChat) window.location.reload(); });
 
   // The first keystroke of a message has the chat's process started (it takes about half a
   // second), so that the message finds it warm; again at most every 10 s while typing.
