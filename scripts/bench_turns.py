@@ -132,7 +132,10 @@ APP_STAGES = [
     ("process", "process taken (or started)"),
     ("stdin", "written to the CLI's stdin"),
     ("first_line", "first line from the CLI after stdin"),
+    ("proxy", "the request's head reached the egress proxy"),
+    ("proxy_body", "its body read by the egress proxy"),
     ("api", "the CLI's request reached the API stand-in"),
+    ("proxy_answer", "the answer's head back at the egress proxy"),
     ("first_delta", "first text delta from the CLI"),
     ("recorded", "text event saved"),
     ("group_send", "fragment sent to the channel layer"),
@@ -255,6 +258,17 @@ def trace_the_app() -> None:
         return record(self, *args, **kwargs)
 
     StubServer.record = api
+    from drivers.egress import proxy
+
+    forward = proxy.EgressProxy._api
+
+    async def proxied(self, client, request, kept):
+        STAGES.mark("proxy")
+        return await forward(self, client, request, kept)
+
+    proxy.EgressProxy._api = proxied
+    proxy.EgressProxy._body = _after("proxy_body", proxy.EgressProxy._body)
+    proxy.exchange = _after("proxy_answer", proxy.exchange)
     del node  # (imported so that the runtime is loaded before it is wrapped)
 
 
