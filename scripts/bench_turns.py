@@ -7,13 +7,18 @@ In one run, side by side, with the real pinned CLI against the offline Messages-
   (a websocket send through ``project.asgi.application``, the runtime in this process, agents in
   their bubblewrap sandbox) vs the raw CLI cold (``--print --resume``) vs the raw CLI warm (one
   process fed ``--input-format stream-json``);
-- a new chat's first turn: the app vs the raw CLI (``--print --session-id``);
+- a new chat's first turn from the New chat page (its socket makes the chat): the app vs the raw CLI
+  (``--print --session-id``), and the app after a second of "typing" (its first keystroke has the
+  chat's process started ahead);
+- where each turn's time goes, stage by stage, beside the raw CLI's (the hot path is wrapped here,
+  never in the product);
 - throughput and CPU seconds per turn: 20 chats each sending 5 follow-ups, warm (the default)
   vs cold (``CLAUDE_MAX_WARM=0``: every turn starts a process that resumes the transcript);
 - memory of N warm sessions (RSS and PSS of every process of the server's tree).
 
 Prints figures, never asserts; compare the ratios of one run. Run with
-`.venv/bin/python scripts/bench_turns.py` (about two minutes).
+`.venv/bin/python scripts/bench_turns.py` (about four minutes; ``--latency``: the latency part
+alone, about a minute; ``BENCH_REPEATS=n``: n runs of each).
 """
 
 from __future__ import annotations
