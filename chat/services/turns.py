@@ -19,6 +19,7 @@ from django.db import close_old_connections, transaction
 from drivers.claude import LiveSpec
 from runtime import Engine, NodeRuntime, StopReason
 
+from .. import dbthreads
 from ..live import notify
 from ..models import Session, Turn
 from . import ahead, attachments, execution
@@ -198,8 +199,22 @@ class TurnHooks:
         return await ahead.spec_ahead_async(session_id=session, owner_id=owner, new=draft, egress=node.egress)
 
 
+# The engine's worker for a chat runs in a new thread whenever the chat's queue starts again: the
+# turn it is handed is read in a thread that keeps its database connection instead, so that a
+# follow-up does not open one on its way to the CLI (its later writes open the worker's own, once
+# the CLI has the message).
+_reads = dbthreads.threads(count=1, name="turn-db")
+
+
+def _turn(turn: int) -> Turn:
+    return Turn.objects.select_related("session").get(pk=turn)
+
+
+_read_turn = dbthreads.run_in(_reads, _turn)
+
+
 async def _recorder(turn: int) -> Recorder:
-    return Recorder(await Turn.objects.select_related("session").aget(pk=turn))
+    return Recorder(await _read_turn(turn))
 
 
 INTERRUPTED_BEFORE_START = "The server shut down before this turn ran. Send the message again."
