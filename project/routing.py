@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from chat.web.consumers import ChatConsumer, ShareConsumer
+from chat.web.consumers import ChatConsumer, NewChatConsumer, ShareConsumer
 from tasks.web.consumers import TasksConsumer
 from workspace.web.consumers import TerminalConsumer, WatchConsumer
 
@@ -11,6 +11,11 @@ websocket_urlpatterns = [
     re_path(
         r"^ws/chat/(?P<session_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$",
         ChatConsumer.as_asgi(),
+    ),
+    # The New chat page: the id of the chat its first message will make.
+    re_path(
+        r"^ws/chat/new/(?P<session_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$",
+        NewChatConsumer.as_asgi(),
     ),
     re_path(r"^ws/tasks/(?:(?P<task_id>[0-9]{1,12})/)?$", TasksConsumer.as_asgi()),
     # A share link's page: only a token of the shape share links have (chat.services.sharing).

@@ -60,6 +60,7 @@ def build(
         turn_hooks=TurnHooks(),
         task_hooks=TaskHooks(),
         max_tasks=max_tasks or settings.CLAUDE_MAX_TASKS,
+        prewarm_seconds=settings.CLAUDE_PREWARM_SECONDS,
     )
 
 

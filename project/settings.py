@@ -468,6 +468,9 @@ CLAUDE_TURN_TIMEOUT = envfloat("CLAUDE_TURN_TIMEOUT", "120", minimum=0.1)
 # most CLAUDE_MAX_WARM processes stay warm (the least recently used is closed first).
 CLAUDE_WARM_IDLE = envfloat("CLAUDE_WARM_IDLE", "600", minimum=1)
 CLAUDE_MAX_WARM = envint("CLAUDE_MAX_WARM", "8", minimum=0)
+# A chat's page (the New chat page too) starts the process its first message will take while its
+# member types; closed if nothing is sent within this many seconds. 0: never started ahead.
+CLAUDE_PREWARM_SECONDS = envfloat("CLAUDE_PREWARM_SECONDS", "60", minimum=0)
 # A permission prompt nobody answers within this many seconds is denied (the agent is told so).
 CLAUDE_PERMISSION_TIMEOUT = envfloat("CLAUDE_PERMISSION_TIMEOUT", "300", minimum=1)
 # At most this many file edits (Write, Edit, MultiEdit, NotebookEdit) run at once across all chats

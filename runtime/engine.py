@@ -17,6 +17,8 @@ import abc
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from drivers.claude import LiveSpec
+
 from .node import NodeRuntime
 from .outcomes import StopReason
 from .pool import PoolStatus
@@ -36,6 +38,11 @@ class TurnHooks(Protocol):
     async def dropped(self, turn: int, *, reason: StopReason, note: str) -> None:
         """The turn ends without having run (cancelled, withdrawn with ``note``, stopped or shut down
         while it waited)."""
+
+    async def spec_ahead(self, session: str, *, owner: int, draft: object, node: NodeRuntime) -> LiveSpec | None:
+        """How the session's next chat turn would start its process on ``node``, for starting it ahead
+        (None: not to be started ahead: not the owner's, archived, a task's). ``draft``: what the
+        services handed in for a chat not saved yet (None for a saved one)."""
 
 
 class TaskHooks(Protocol):
@@ -100,6 +107,14 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def pool_status(self) -> PoolStatus:
         """The process slots: taken, their limit, turns waiting for one, turns that asked for one."""
+
+    async def prewarm(self, *, session: str, owner: int, draft: object = None) -> bool:
+        """Start the process the session's next turn would take, before that turn is sent (its page is
+        open): the turn then finds it warm. Within the warm limit and the member's share of it; closed
+        if no turn comes soon. ``draft``: for a chat not saved yet, what the services need to know
+        where it will run (see :meth:`TurnHooks.spec_ahead`). True if one is being started; an engine
+        that cannot start processes ahead starts none."""
+        return False
 
     @abc.abstractmethod
     def close_warm(self, *, session: str, wait: float = 0.0) -> None:

@@ -64,8 +64,17 @@ class _TaskRuns:
 
 
 class LocalEngine(Engine):
-    def __init__(self, *, node: NodeRuntime, turn_hooks: TurnHooks, task_hooks: TaskHooks, max_tasks: int) -> None:
+    def __init__(
+        self,
+        *,
+        node: NodeRuntime,
+        turn_hooks: TurnHooks,
+        task_hooks: TaskHooks,
+        max_tasks: int,
+        prewarm_seconds: float = 0.0,
+    ) -> None:
         self.node = node
+        self.prewarm_seconds = prewarm_seconds
         self.turns = TurnQueue(node)
         self.tasks = TaskScheduler(limit=max_tasks, hooks=_TaskRuns(task_hooks, self))
         self._turn_hooks = turn_hooks
@@ -102,6 +111,14 @@ class LocalEngine(Engine):
 
     async def pool_status(self) -> PoolStatus:
         return self.node.status()
+
+    async def prewarm(self, *, session: str, owner: int, draft: object = None) -> bool:
+        if self.prewarm_seconds <= 0 or self.turns.is_busy(session) or self.node.warm.has(session):
+            return False  # (asked before the database is)
+        spec = await self._turn_hooks.spec_ahead(session, owner=owner, draft=draft, node=self.node)
+        if spec is None:
+            return False
+        return self.node.prewarm(spec, owner=owner, unused_seconds=self.prewarm_seconds)
 
     def close_warm(self, *, session: str, wait: float = 0.0) -> None:
         if wait:

@@ -77,6 +77,7 @@ class FileSlots(Protocol):
 class _Running:
     """A turn of a session that holds a process slot here, and whether it was asked to end."""
 
+    owner: Hashable = None
     reason: StopReason | None = None
     asked: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -121,7 +122,7 @@ class NodeRuntime:
         """A process slot for a turn of session ``key`` (waiting for one, after ``on_wait``, if all are
         taken); while it is held, :meth:`stop` reaches that turn, whatever step it is at."""
         await self.processes.acquire(owner=owner, on_wait=on_wait)
-        running = self._running[key] = _Running()
+        running = self._running[key] = _Running(owner=owner)
         if self._closing:
             running.end(StopReason.SHUTDOWN)
         try:
@@ -161,6 +162,30 @@ class NodeRuntime:
         if self.egress is not None:
             # Last: a turn that ends during the shutdown may still be streaming through it.
             await self.egress.close()
+
+    # -- ahead of a turn ----------------------------------------------------------------------
+    def prewarm(self, spec: LiveSpec, *, owner: Hashable, unused_seconds: float) -> bool:
+        """Start the process ``spec``'s session's next turn would start, before it is sent (its page
+        is open, its member typing), so that the turn finds it warm. Only if the session has none
+        and runs no turn, a process slot is free now (it is held while the process starts: a start
+        ahead never waits, nor makes a turn wait for long) and the warm pool has room for the member
+        (see :meth:`WarmPool.prewarm`). Closed if no turn takes it within ``unused_seconds``. True if
+        one is being started."""
+        key = spec.session_id
+        if self._closing or key in self._running or not self.processes.try_acquire(owner=owner):
+            return False
+        starting = self.warm.prewarm(
+            key,
+            fingerprint=spec.fingerprint(),
+            start=lambda: self.factory(spec),
+            owner=owner,
+            unused_seconds=unused_seconds,
+        )
+        if starting is None:
+            self.processes.release(owner=owner)
+            return False
+        starting.add_done_callback(lambda _: self.processes.release(owner=owner))
+        return True
 
     # -- a turn -----------------------------------------------------------------------------
     async def run_turn(
@@ -216,7 +241,11 @@ class NodeRuntime:
     async def _take(self, spec: LiveSpec) -> Process:
         """The session's warm process, switched to the turn's model and permission mode, or a new one."""
         key = spec.session_id
-        process = await self.warm.take(key, fingerprint=spec.fingerprint(), start=lambda: self.factory(spec))
+        running = self._running.get(key)
+        owner = running.owner if running is not None else None
+        process = await self.warm.take(
+            key, fingerprint=spec.fingerprint(), start=lambda: self.factory(spec), owner=owner
+        )
         try:
             if process.model != spec.model:
                 await process.set_model(spec.model)
@@ -225,7 +254,9 @@ class NodeRuntime:
         except SessionFailed as exc:
             log.warning("the warm process of %s took no change (%s): a new one starts", key, exc.exit.stderr)
             await self.warm.give_back(key, keep=False)
-            process = await self.warm.take(key, fingerprint=spec.fingerprint(), start=lambda: self.factory(spec))
+            process = await self.warm.take(
+                key, fingerprint=spec.fingerprint(), start=lambda: self.factory(spec), owner=owner
+            )
         return process
 
     async def _turn(

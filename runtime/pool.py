@@ -59,6 +59,13 @@ class Pool:
                 return  # the slot was handed over by its last holder: active already counts it
         self.active += 1
 
+    def try_acquire(self, *, owner: Hashable = None) -> bool:
+        """Take a slot only if one is free now (nobody waits); never waits. Matched by :meth:`release`."""
+        if not self._free():
+            return False
+        self.active += 1
+        return True
+
     def release(self, *, owner: Hashable = None) -> None:
         self._release(owner)
 

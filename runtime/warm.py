@@ -5,6 +5,12 @@ At most ``max_warm`` processes stay warm, the least recently used closed first; 
 runs (the turn queue takes it). A turn for a chat with no warm process (or one whose process
 died, or whose settings changed) starts a new one, which resumes the session: a restart, an
 eviction or a crash costs a cold start, never memory. No Django imports.
+
+A process may also be started before its first turn (:meth:`WarmPool.prewarm`: a chat's page is
+open, its member typing): it counts as warm, is the one the turn takes (a turn that comes while it
+starts waits for it), and is closed if no turn takes it within its time. A member gets at most
+``PREWARMED_PER_MEMBER`` such processes at once, and beyond a free place no more than their share
+of the warm places (``max_warm`` divided between the members who have warm processes).
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 log = logging.getLogger(__name__)
+
+# Processes started ahead of a turn that no turn has taken yet, per member: a member opening ten
+# tabs starts two.
+PREWARMED_PER_MEMBER = 2
 
 
 class Process(Protocol):
@@ -36,6 +46,19 @@ class _Warm:
     fingerprint: Hashable
     used: float
     busy: bool = False
+    owner: Hashable = None
+    # Started ahead of a turn, and no turn has taken it yet: closed when this timer fires.
+    unused: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _Starting:
+    """A process being started ahead of a turn."""
+
+    fingerprint: Hashable
+    owner: Hashable
+    task: asyncio.Task[None]
+    unwanted: bool = False  # the chat went (deleted, archived) while it started: closed once up
 
 
 class WarmPool:
@@ -43,10 +66,12 @@ class WarmPool:
         self.max_warm = max_warm
         self.idle_seconds = idle_seconds
         self._warm: OrderedDict[str, _Warm] = OrderedDict()
+        self._starting: dict[str, _Starting] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = 0  # processes started (cold starts), for the benchmark and tests
+        self.prewarm_used = 0  # processes started ahead that a turn took
 
     def __len__(self) -> int:
         return len(self._warm)
@@ -55,9 +80,20 @@ class WarmPool:
         """Every process it holds, idle or busy (a copy: safe to read from another thread)."""
         return [entry.process for entry in list(self._warm.values())]
 
-    async def take[P: Process](self, key: str, *, fingerprint: Hashable, start: Callable[[], Awaitable[P]]) -> P:
-        """The warm process of ``key`` if it is alive and was started the same way; else a new one."""
+    def has(self, key: str) -> bool:
+        """Whether ``key`` has a process here (warm, or being started ahead)."""
+        return key in self._warm or key in self._starting
+
+    async def take[P: Process](
+        self, key: str, *, fingerprint: Hashable, start: Callable[[], Awaitable[P]], owner: Hashable = None
+    ) -> P:
+        """The warm process of ``key`` if it is alive and was started the same way; else a new one.
+        One being started ahead of this turn is waited for."""
         self._loop = asyncio.get_running_loop()
+        starting = self._starting.get(key)
+        if starting is not None:
+            # It lands among the warm ones (or failed: then a new one starts here).
+            await asyncio.wait({starting.task})
         entry = self._warm.get(key)
         if entry is not None and (not entry.process.alive or entry.fingerprint != fingerprint):
             self._close(self._warm.pop(key))
@@ -65,13 +101,77 @@ class WarmPool:
         if entry is None:
             process = await start()
             self.started += 1
-            entry = _Warm(process=process, fingerprint=fingerprint, used=time.monotonic())
+            entry = _Warm(process=process, fingerprint=fingerprint, used=time.monotonic(), owner=owner)
             self._warm[key] = entry
+        if entry.unused is not None:
+            entry.unused.cancel()
+            entry.unused = None
+            self.prewarm_used += 1
         entry.busy = True
         self._warm.move_to_end(key)
         self._evict()
         self._ensure_sweeper()
         return cast(P, entry.process)  # started by this key's start(), which makes P
+
+    def prewarm(
+        self,
+        key: str,
+        *,
+        fingerprint: Hashable,
+        start: Callable[[], Awaitable[Process]],
+        owner: Hashable,
+        unused_seconds: float,
+    ) -> asyncio.Task[None] | None:
+        """Start ``key``'s process ahead of its first turn, if it has none and its member has room
+        (see the module's doc); closed if no turn takes it within ``unused_seconds``. The task that
+        starts it, or None if none is started."""
+        self._loop = asyncio.get_running_loop()
+        if unused_seconds <= 0 or key in self._warm or key in self._starting or not self._room_for(owner):
+            return None
+        task = asyncio.create_task(self._prewarm(key, start, unused_seconds), name=f"prewarm-claude-{key}")
+        self._starting[key] = _Starting(fingerprint=fingerprint, owner=owner, task=task)
+        return task
+
+    def _room_for(self, owner: Hashable) -> bool:
+        ahead = sum(1 for entry in self._warm.values() if entry.owner == owner and entry.unused is not None)
+        ahead += sum(1 for starting in self._starting.values() if starting.owner == owner)
+        if self.max_warm <= 0 or ahead >= PREWARMED_PER_MEMBER:
+            return False
+        if len(self._warm) + len(self._starting) < self.max_warm:
+            return True
+        # No free place: only within the member's share, and only in place of an idle process.
+        owners = [entry.owner for entry in self._warm.values()] + [s.owner for s in self._starting.values()]
+        share = max(1, self.max_warm // len({*owners, owner}))
+        return owners.count(owner) < share and any(not entry.busy for entry in self._warm.values())
+
+    async def _prewarm(self, key: str, start: Callable[[], Awaitable[Process]], unused_seconds: float) -> None:
+        starting = self._starting[key]
+        try:
+            try:
+                process = await start()
+            except Exception as exc:
+                # Nothing is lost: the turn, if one comes, starts its process and says what fails.
+                log.info("starting the process of %s ahead of its turn failed: %s", key, exc)
+                return
+            self.started += 1
+            entry = _Warm(
+                process=process, fingerprint=starting.fingerprint, used=time.monotonic(), owner=starting.owner
+            )
+            if starting.unwanted or key in self._warm:
+                await asyncio.shield(self._close(entry))  # whoever waits for this start waits for the close
+                return
+            entry.unused = asyncio.get_running_loop().call_later(unused_seconds, self._unused, key, entry)
+            self._warm[key] = entry
+            self._evict()
+            self._ensure_sweeper()
+        finally:
+            if self._starting.get(key) is starting:
+                del self._starting[key]
+
+    def _unused(self, key: str, entry: _Warm) -> None:
+        """No turn took a process started ahead of it in its time: it goes."""
+        if self._warm.get(key) is entry and not entry.busy:
+            self._close(self._warm.pop(key))
 
     async def give_back(self, key: str, *, keep: bool = True) -> None:
         """The turn is over: the process stays warm, or is closed before this returns (``keep=False``,
@@ -107,6 +207,9 @@ class WarmPool:
             loop.call_soon_threadsafe(self._drop, key)
 
     def _drop(self, key: str) -> asyncio.Task[None] | None:
+        starting = self._starting.get(key)
+        if starting is not None:
+            starting.unwanted = True
         entry = self._warm.get(key)
         if entry is not None and not entry.busy:  # a running turn gives it back itself
             return self._close(self._warm.pop(key))
@@ -118,7 +221,7 @@ class WarmPool:
         is then on disk. For a thread other than the pool's loop (a sync service); on the loop
         itself it only starts the close, as :meth:`drop` does."""
         loop = self._loop
-        if loop is None or loop.is_closed() or key not in self._warm:
+        if loop is None or loop.is_closed() or (key not in self._warm and key not in self._starting):
             return
         try:
             here = asyncio.get_running_loop()
@@ -129,6 +232,10 @@ class WarmPool:
             return
 
         async def close() -> None:
+            starting = self._starting.get(key)
+            if starting is not None:
+                starting.unwanted = True  # closed as soon as it is up
+                await asyncio.wait({starting.task})
             closing = self._drop(key)
             if closing is not None:
                 await asyncio.shield(closing)
@@ -150,6 +257,9 @@ class WarmPool:
         return closing
 
     def _close(self, entry: _Warm) -> asyncio.Task[None]:
+        if entry.unused is not None:
+            entry.unused.cancel()
+            entry.unused = None
         task = asyncio.create_task(entry.process.close(), name="close-warm-claude")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -179,6 +289,9 @@ class WarmPool:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        for starting in list(self._starting.values()):
+            starting.unwanted = True
+        await asyncio.gather(*(starting.task for starting in list(self._starting.values())), return_exceptions=True)
         for key in list(self._warm):
             self._close(self._warm.pop(key))
         await self.idle()

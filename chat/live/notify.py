@@ -66,10 +66,12 @@ async def to_chat(session_id: uuid.UUID | str, html: str, **appends: Any) -> Non
     await send(chat_group(session_id), html, **appends)
 
 
-async def turn_added(turn: Turn, session: Session) -> None:
+async def turn_added(turn: Turn, session: Session, *, listed: bool = True) -> None:
+    """``listed``: also send the member's list of chats (else the caller does, when it suits it)."""
     html = await sync_to_async(lambda: fragments.turn_appended(turn, session) + fragments.session_state(session))()
     await to_chat(session.pk, html, turn=turn.pk, shown="turn_added", pk=turn.pk)
-    await chats_changed(session)
+    if listed:
+        await chats_changed(session)
 
 
 async def turn_changed(turn: Turn, session: Session, *, listed: bool = False) -> None:

@@ -16,7 +16,7 @@ from typing import IO
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from drivers import claude, git, safefs
 from members import audit
@@ -74,16 +74,21 @@ async def start_chat(
     model: str | None,
     text: object,
     uploads: Sequence[tuple[str, IO[bytes]]] = (),
+    session_id: uuid.UUID | None = None,
 ) -> Turn:
     """A chat made by its first message (New chat leaves no empty chats behind): the chat, the
     uploaded files in its working directory, and the message queued with them. If the message is
-    refused, no chat is left and the files are removed."""
+    refused, no chat is left and the files are removed. ``session_id``: the chat's id, if the page
+    picked it (its process may have been started ahead under it); one in use is refused."""
     try:
         message = turns.validate_message(text)  # before anything is made
     except turns.TurnRefused as exc:
         raise ChatError(str(exc)) from None
     chosen = default_model() if model is None else clean_model(model)
-    session = await sync_to_async(create_session)(owner=owner, project=project, model=chosen)
+    try:
+        session = await sync_to_async(create_session)(owner=owner, project=project, model=chosen, session_id=session_id)
+    except IntegrityError:
+        raise ChatError("This chat exists already: open it from your chats, or start a new one.") from None
     saved: list[attachments.Saved] = []
     try:
         for name, data in uploads:

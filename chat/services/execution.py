@@ -32,7 +32,7 @@ from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
 from .recording import Recorder, Usage
 
-__all__ = ["FileRefusal", "TurnOptions", "execute", "options_for"]
+__all__ = ["FileRefusal", "TurnOptions", "execute", "options_for", "spec_of"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ def options_for(turn: Turn) -> TurnOptions:
     return TurnOptions()
 
 
-def _spec(session: Session, options: TurnOptions, egress: EgressProxy | None) -> LiveSpec:
+def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None) -> LiveSpec:
+    """How a turn of ``session`` starts its process with ``options`` on a node whose egress proxy is
+    ``egress`` (the same for a process started ahead of the turn)."""
     resume = session.cli_created or has_transcript(config_dir=session.config_dir, path=session.transcript_path)
     return LiveSpec(
         cli=agents.cli_program(),
@@ -111,15 +113,17 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
     )
     timeout = options.timeout or settings.CLAUDE_TURN_TIMEOUT
     try:
-        await recorder.running()
+        # Saved and shown while the process is taken and given the message, not before: the CLI
+        # starts thinking a database write and a render sooner. Every later record waits for it.
+        recorder.running_meanwhile()
         outcome = await node.run_turn(
-            spec=_spec(session, options, node.egress),
+            spec=spec_of(session, options, node.egress),
             prompt=message_of(turn),
             handler=handler,
             on_event=functools.partial(_seen, recorder, handler, options),
             time_limit=timeout,
             keep_warm=options.keep_warm,
-            on_process=functools.partial(_remember_process, turn),
+            on_process=functools.partial(_remember_process, recorder),
         )
         handler.release_all()
         elapsed = int((time.monotonic() - started) * 1000)
@@ -189,6 +193,9 @@ async def _recorded(
 
 async def _seen(recorder: Recorder, handler: TurnHandler, options: TurnOptions, event: claude.Event) -> None:
     """Record an event as it comes; then the turn's own callback sees it."""
+    if isinstance(event, claude.Sent):
+        recorder.sent()
+        return
     if isinstance(event, claude.ToolResult) and event.tool_use_id in handler.refused:
         # Not a tool failing: the app refused the edit on purpose. Said in people's words,
         # without the CLI's "PreToolUse:... hook error" wrapping.
@@ -307,12 +314,18 @@ def _usage_of(turn: Turn, result: claude.Result | None, streamed: tuple[int, int
     )
 
 
-@sync_to_async
-def _remember_process(turn: Turn, pid: int | None) -> None:
-    """The process a restart must end if the server dies during this turn."""
+async def _remember_process(recorder: Recorder, pid: int | None) -> None:
+    """The process a restart must end if the server dies during this turn: saved while the turn goes
+    on (before any of its records)."""
     if pid is not None:
+        turn = recorder.turn
         turn.pid, turn.pid_started = pid, claude.process_start_time(pid)
-        Turn.objects.filter(pk=turn.pk).update(pid=turn.pid, pid_started=turn.pid_started)
+        recorder.meanwhile(_save_process(turn.pk, turn.pid, turn.pid_started))
+
+
+@sync_to_async
+def _save_process(turn_id: int, pid: int, started: int | None) -> None:
+    Turn.objects.filter(pk=turn_id).update(pid=pid, pid_started=started)
 
 
 @sync_to_async

@@ -6,8 +6,10 @@ reconnect shows the same as the live page. Streaming text is saved in batches.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,8 @@ from ..models import Event, Session, Turn
 # Streaming text is saved and resent whole at most this often: a reload or a reconnect
 # then shows the answer so far, without a database write per token.
 FLUSH_SECONDS = 0.2
+# A turn is shown running once the CLI has its message, or after this long if its process is still starting.
+SHOW_RUNNING_SECONDS = 0.05
 
 
 def _session_status(session_id: uuid.UUID) -> str:
@@ -32,9 +36,11 @@ def _session_status(session_id: uuid.UUID) -> str:
     return Session.Status.IDLE
 
 
-def refresh_session_status(session_id: uuid.UUID) -> Session:
-    """Derive the chat's status from its pending turns (and note the activity)."""
-    session = Session.objects.get(pk=session_id)
+def refresh_session_status(session_id: uuid.UUID, *, session: Session | None = None) -> Session:
+    """Derive the chat's status from its pending turns (and note the activity). ``session``: the
+    chat as just read (locked) by the caller, saving a query on a message's way to the CLI."""
+    if session is None:
+        session = Session.objects.get(pk=session_id)
     if not session.is_archived:
         session.status = _session_status(session_id)
     session.last_activity_at = timezone.now()
@@ -69,21 +75,55 @@ class Recorder:
         self.prompted: set[str] = set()
         # The chat's status as its member's list last showed it (the turn's session, if it was read with it).
         self.listed_status = turn.session.status if Turn.session.is_cached(turn) else ""
+        # Writes that need not hold the turn up (see :meth:`meanwhile`), chained in order.
+        self._meanwhile: asyncio.Future[None] | None = None
+        self._sent = asyncio.Event()
+
+    def meanwhile(self, write: Awaitable[None]) -> None:
+        """Do ``write`` while the turn goes on, once the CLI has its message (:meth:`sent`; its work in
+        this process would otherwise hold the message up: templates and the database compete with
+        the event loop for the interpreter); the recorder's next write waits for it first, so that
+        the records keep their order."""
+        before, go = self._meanwhile, self._sent
+
+        async def chained() -> None:
+            await go.wait()
+            if before is not None:
+                await before
+            await write
+
+        self._meanwhile = asyncio.ensure_future(chained())
+
+    def sent(self) -> None:
+        """The CLI has the turn's message: the writes done meanwhile go on."""
+        self._sent.set()
+
+    async def settled(self) -> None:
+        """Wait for the writes done meanwhile (what one of them raised is raised here)."""
+        self._sent.set()  # whatever comes next (an event, the turn's end) comes after the message
+        pending, self._meanwhile = self._meanwhile, None
+        if pending is not None:
+            await asyncio.shield(pending)
 
     # -- the turn's status ------------------------------------------------------------
     async def waiting(self) -> None:
         await self._set(status=Turn.Status.WAITING)
 
-    async def running(self) -> None:
-        await self._set(status=Turn.Status.RUNNING, started_at=timezone.now())
+    def running_meanwhile(self) -> None:
+        """Marked running once the turn's process has its message, or after ``SHOW_RUNNING_SECONDS``
+        (a process that starts takes half a second: the page says it runs meanwhile)."""
+        self.meanwhile(self._set(status=Turn.Status.RUNNING, started_at=timezone.now()))
+        asyncio.get_running_loop().call_later(SHOW_RUNNING_SECONDS, self._sent.set)
 
     async def resume(self) -> None:
         """Running again (after a permission prompt, or a wait for a file slot)."""
+        await self.settled()
         if self.turn.status != Turn.Status.RUNNING:
             await self._set(status=Turn.Status.RUNNING)
 
     async def ask(self, *, name: str, data: dict[str, Any]) -> Event:
         """A permission prompt of this turn: the turn waits for a person's answer."""
+        await self.settled()
         await self.end_text()
         if data.get("tool_use_id"):
             self.prompted.add(str(data["tool_use_id"]))
@@ -98,6 +138,7 @@ class Recorder:
         self, status: str, *, error: str = "", duration_ms: int | None = None, usage: Usage | None = None
     ) -> None:
         """The turn's end: its final status, why it failed (if it did) and what it cost."""
+        await self.settled()
         await self.end_text()
         fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
         if usage is not None:
@@ -155,6 +196,7 @@ class Recorder:
     async def add(
         self, *, kind: str, name: str = "", text: str = "", data: dict[str, Any] | None = None, is_error: bool = False
     ) -> None:
+        await self.settled()
         await self.end_text()
         event = await Event.objects.acreate(
             turn=self.turn, kind=kind, name=name, text=text, data=data or {}, is_error=is_error
@@ -163,6 +205,7 @@ class Recorder:
 
     async def delta(self, text: str) -> None:
         if self.streaming is None:
+            await self.settled()
             self.streaming = await Event.objects.acreate(
                 turn=self.turn, kind=Event.Kind.TEXT, text=text, complete=False
             )

@@ -16,12 +16,14 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import close_old_connections, transaction
 
+from drivers.claude import LiveSpec
 from members import roles
 from runtime import Engine, NodeRuntime, StopReason
 
+from .. import dbthreads
 from ..live import notify
 from ..models import Session, Turn
-from . import attachments, budgets, execution
+from . import ahead, attachments, budgets, execution
 from .execution import TurnOptions
 from .recording import Recorder, refresh_session_status
 
@@ -99,7 +101,7 @@ def _save_message(
         if not session.title:
             session.title = title_from(text)
             session.save(update_fields=["title"])
-        session = refresh_session_status(session_id)
+        session = refresh_session_status(session_id, session=session)
     return turn, session
 
 
@@ -140,9 +142,12 @@ async def _save_submit_show(
     try:
         # Shown before it is submitted: once submitted it may start at once, and a page must have the
         # turn before the fragment that says it runs (that one replaces the turn's status in place).
-        await notify.turn_added(turn, session)
+        await notify.turn_added(turn, session, listed=False)
     finally:
         await queue_turn(engine=engine, turn=turn, owner_id=session.owner_id)
+    # The member's list of chats after it (not on the message's way to the CLI): it is rendered
+    # from the database when sent, so it shows the chat as it is then.
+    await notify.chats_changed(session)
     return turn
 
 
@@ -204,9 +209,26 @@ class TurnHooks:
         else:
             await recorder.finish(Turn.Status.STOPPED, error=note if reason == StopReason.WITHDRAWN else "")
 
+    async def spec_ahead(self, session: str, *, owner: int, draft: object, node: NodeRuntime) -> LiveSpec | None:
+        return await ahead.spec_ahead_async(session_id=session, owner_id=owner, new=draft, egress=node.egress)
+
+
+# The engine's worker for a chat runs in a new thread whenever the chat's queue starts again: the
+# turn it is handed is read in a thread that keeps its database connection instead, so that a
+# follow-up does not open one on its way to the CLI (its later writes open the worker's own, once
+# the CLI has the message).
+_reads = dbthreads.threads(count=1, name="turn-db")
+
+
+def _turn(turn: int) -> Turn:
+    return Turn.objects.select_related("session").get(pk=turn)
+
+
+_read_turn = dbthreads.run_in(_reads, _turn)
+
 
 async def _recorder(turn: int) -> Recorder:
-    return Recorder(await Turn.objects.select_related("session").aget(pk=turn))
+    return Recorder(await _read_turn(turn))
 
 
 INTERRUPTED_BEFORE_START = "The server shut down before this turn ran. Send the message again."

@@ -1,24 +1,36 @@
 """The websockets of a chat: its owner's page (send a message, stop or cancel a turn, receive HTML
-fragments) and a share link's page (read the chat as it goes on, nothing more)."""
+fragments), the New chat page (its first message makes the chat, which then comes in place of the
+page over the same socket) and a share link's page (read the chat as it goes on, nothing more).
+
+While its member types, a chat's page has the chat's process started ahead (``typing``, sent once
+by the page's first keystroke; see :mod:`chat.services.ahead`), so that the message finds it warm."""
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from chat.live import catchup, fragments, notify
+from chat import projects, selectors
+from chat.live import catchup, fragments, notify, rendered
 from chat.models import Session, ShareLink
-from chat.services import disk, sharing, turns
+from chat.services import ahead, attachments, chats, disk, sharing, turns
 
-from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MemberSocket, Socket, in_pool
+from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MAX_FRAME_BYTES, MemberSocket, Socket, in_pool
 
 # A share link that was revoked or expired while its page was open.
 CLOSE_LINK_GONE = 4410
+# A page asks for its chat's process ahead at most this often (it asks once per keystroke burst).
+AHEAD_EVERY_SECONDS = 2.0
+# A form's CSRF token as Django makes it (the page sends its own back with its first message).
+CSRF_TOKEN = re.compile(r"[A-Za-z0-9]{32,64}")
 
 
 @in_pool
@@ -29,6 +41,41 @@ def _owned_session(user: Any, session_id: uuid.UUID) -> Session | None:
 _catch_up = in_pool(catchup.catch_up)
 
 
+@in_pool
+def _session(session_id: uuid.UUID) -> Session | None:
+    return Session.objects.filter(pk=session_id).first()
+
+
+@in_pool
+def _chat_page(session: Session, user: Any, csrf_token: str) -> tuple[str, int, int]:
+    """The chat's page (all of it but the socket's element), to put in place of the New chat page:
+    the HTML, and the last turn and event it shows. ``csrf_token``: the New chat page's own (its
+    forms post without JavaScript too)."""
+    page = selectors.latest_turns(session=session, events=False)
+    rendered.prerender(page.turns)
+    context = {
+        "session": session,
+        "turns": page.turns,
+        "has_older": page.has_older,
+        "may_answer": True,
+        "user": user,
+        "models": settings.CLAUDE_MODELS,
+        "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,
+        "max_frame_bytes": MAX_FRAME_BYTES,
+        "max_attachment_bytes": attachments.max_bytes(),
+        "csrf_token": csrf_token,
+    }
+    html = render_to_string("chat/session.html#chat-inner", context)
+    return (
+        f'<div hx-swap-oob="innerHTML:#chat">{html}</div>',
+        max((turn.pk for turn in page.turns), default=0),
+        selectors.last_event_id(turn_ids=[turn.pk for turn in page.turns]),
+    )
+
+
+_project_for = in_pool(projects.project_for)
+
+
 class ChatConsumer(MemberSocket):
     """A chat's page: only its owner connects, and answers its prompts."""
 
@@ -36,6 +83,7 @@ class ChatConsumer(MemberSocket):
     may_answer = True
     # The last turn and event the page shows: a fragment appending one of these again is dropped.
     shown_turn = shown_event = 0
+    ahead_at = 0.0  # when the page last had the chat's process started ahead
 
     async def connect(self) -> None:
         if not await self.admit():
@@ -45,6 +93,9 @@ class ChatConsumer(MemberSocket):
         if session is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        await self.opened(session)
+
+    async def opened(self, session: Session) -> None:
         await self.join(notify.chat_group(self.session_id))
         await self.accept()
         # The page says what it shows; it gets what it missed, often nothing but the chat's state.
@@ -65,8 +116,10 @@ class ChatConsumer(MemberSocket):
                 await self.cancel(data.get("turn"))
             case "permission":
                 await self.answer_prompt(data)
+            case "typing":
+                await self.typing(data)
             case None:
-                await self.message(data.get("message"), data.get("attachments"))
+                await self.message(data)
             case _:
                 await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
 
@@ -81,14 +134,21 @@ class ChatConsumer(MemberSocket):
         if not await turns.cancel_turn(engine=self.engine, session_id=self.session_id, turn_id=int(turn_id)):
             await self.send(text_data=fragments.flash("That message has started or ended already.", level="info"))
 
-    async def message(self, text: object, files: object = None) -> None:
+    async def typing(self, data: dict[str, Any]) -> None:
+        """The member started typing: the chat's next turn will want its process."""
+        now = time.monotonic()
+        if now - self.ahead_at >= AHEAD_EVERY_SECONDS:
+            self.ahead_at = now
+            await ahead.start_ahead(engine=self.engine, session_id=self.session_id, owner=self.scope["user"])
+
+    async def message(self, data: dict[str, Any]) -> None:
         try:
             await turns.submit_message(
                 engine=self.engine,
                 session_id=self.session_id,
                 user=self.scope["user"],
-                text=turns.validate_message(text),
-                files=files,
+                text=turns.validate_message(data.get("message")),
+                files=data.get("attachments"),
             )
         except turns.TurnRefused as exc:
             await self.send(text_data=fragments.flash(str(exc), refused=True))
@@ -108,6 +168,78 @@ class ChatConsumer(MemberSocket):
         if message["added"] and int(message["event"]) <= self.shown_event:
             return
         await super().prompt_shown(message)
+
+
+class NewChatConsumer(ChatConsumer):
+    """The New chat page, for the chat of the id the page was given: the chat does not exist until
+    the first message sent here makes it (with that id); the chat's page then comes in place of
+    the New chat page, and this socket is the chat's from then on (also when it reconnects). An id
+    that is another member's chat closes it, as a chat page of someone else's would."""
+
+    made = False
+
+    async def connect(self) -> None:
+        if not await self.admit():
+            return
+        self.session_id = uuid.UUID(self.scope["url_route"]["kwargs"]["session_id"])
+        session = await _session(self.session_id)
+        if session is not None and session.owner_id != self.member_id:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if session is not None:
+            self.made = True
+            await self.opened(session)
+            return
+        # The chat's fragments come from the moment the first message makes it.
+        await self.join(notify.chat_group(self.session_id))
+        await self.accept()
+
+    async def typing(self, data: dict[str, Any]) -> None:
+        if self.made:
+            await super().typing(data)
+            return
+        now = time.monotonic()
+        if now - self.ahead_at < AHEAD_EVERY_SECONDS:
+            return
+        self.ahead_at = now
+        try:
+            model = chats.default_model() if data.get("model") is None else chats.clean_model(str(data["model"]))
+        except chats.ChatError:
+            return  # the message will say so
+        new = ahead.NewChat(project=str(data.get("project") or ""), model=model)
+        await ahead.start_ahead(engine=self.engine, session_id=self.session_id, owner=self.scope["user"], new=new)
+
+    async def message(self, data: dict[str, Any]) -> None:
+        if self.made:
+            await super().message(data)
+            return
+        user = self.scope["user"]
+        try:
+            project = await _project_for(user, str(data.get("project") or ""))
+            model = data.get("model")
+            turn = await chats.start_chat(
+                engine=self.engine,
+                owner=user,
+                project=project if project.shared else None,
+                model=str(model) if model is not None and chats.model_choices() else None,
+                text=data.get("message"),
+                session_id=self.session_id,
+            )
+        except (projects.ProjectRefused, chats.ChatError) as exc:
+            await self.send(text_data=fragments.flash(str(exc), refused=True))
+            return
+        except Exception as exc:
+            if (full := disk.explain(exc, what="your message")) is None:
+                raise
+            await self.send(text_data=fragments.flash(full, refused=True))
+            return
+        self.made = True
+        # The chat in place of this page, with what it shows so far; what the turn sent meanwhile is
+        # dispatched to this socket after this (one message at a time), and what the page has is dropped.
+        token = data.get("csrfmiddlewaretoken")
+        token = token if isinstance(token, str) and CSRF_TOKEN.fullmatch(token) else ""
+        html, self.shown_turn, self.shown_event = await _chat_page(turn.session, user, token)
+        await self.send(text_data=html)
 
 
 def _new_to(socket: ChatConsumer | ShareConsumer, event: dict[str, Any]) -> bool:

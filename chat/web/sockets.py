@@ -29,24 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import Any
 
 import pydantic
-from asgiref.sync import SyncToAsync
 from channels.auth import AuthMiddleware, get_user
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
-from django.db import close_old_connections, connections
 
+from chat import dbthreads
 from chat.live import fragments
 from chat.live.notify import member_group
 from chat.services import permissions
@@ -66,32 +63,12 @@ MAX_NESTING_NOTICE = "The server could not read that request; reload the page."
 
 # SQLite serves readers side by side (WAL); a few threads are enough to keep connects flowing.
 SOCKET_DB_THREADS = 2
-# However short CONN_MAX_AGE makes a request's connection, a socket thread keeps its own this long.
-KEEP_CONNECTION_SECONDS = 300.0
-_pool = ThreadPoolExecutor(max_workers=SOCKET_DB_THREADS, thread_name_prefix="socket-db")
-
-
-class _InPool(SyncToAsync):  # type: ignore[type-arg]
-    def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
-        # As around a request: a connection that failed, was left in a transaction or is too old goes.
-        close_old_connections()
-        try:
-            return super().thread_handler(loop, *args, **kwargs)  # type: ignore[no-untyped-call]
-        finally:
-            for conn in connections.all(initialized_only=True):
-                if (
-                    conn.connection is not None
-                    and conn.close_at is not None
-                    and getattr(conn, "kept_for_sockets", None) is not conn.connection
-                ):
-                    conn.close_at = max(conn.close_at, time.monotonic() + KEEP_CONNECTION_SECONDS)
-                    conn.kept_for_sockets = conn.connection  # type: ignore[attr-defined]
-            close_old_connections()
+_pool = dbthreads.threads(count=SOCKET_DB_THREADS, name="socket-db")
 
 
 def in_pool[**P, R](func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """``func`` as a coroutine run in the sockets' own threads."""
-    return _InPool(func, thread_sensitive=False, executor=_pool)
+    """``func`` as a coroutine run in the sockets' own threads (each keeps its database connection)."""
+    return dbthreads.run_in(_pool, func)
 
 
 _read_user = in_pool(get_user.func)

@@ -82,6 +82,12 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """The turn's message is written to the CLI's stdin: what the app does for the turn meanwhile
+    (saving that it runs) no longer holds the message up."""
+
+
+@dataclass(frozen=True)
 class Unknown:
     """A JSON event of a type this driver does not know; kept, never fatal."""
 
@@ -112,7 +118,8 @@ class Exit:
 
 
 Event = (
-    Init
+    Sent
+    | Init
     | TextDelta
     | StreamUsage
     | Text

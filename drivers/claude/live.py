@@ -38,7 +38,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk import types as sdk
 
 from . import proctree
-from .events import Event, Exit, Result, Unknown
+from .events import Event, Exit, Result, Sent, Unknown
 from .messages import convert
 from .spec import (
     CliNotFound,
@@ -182,6 +182,7 @@ class LiveSession:
             before = proctree.snapshot(self.pid)
             prompt = request.prompt
             await client.query(prompt if isinstance(prompt, str) else _one_message(prompt))
+            request.events.put_nowait(Sent())
             while True:
                 try:
                     async for message in client.receive_response():

@@ -69,8 +69,56 @@ def is_process_of(pid: int, *, started: int | None, command: bytes) -> bool:
         return False
 
 
+def _children_files() -> bool:
+    """Whether the kernel lists each task's children (``/proc/<pid>/task/<tid>/children``, Linux 3.5+
+    with CONFIG_PROC_CHILDREN): walking a tree through them reads a few files, not all of /proc."""
+    return os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+_CHILDREN_FILES = _children_files()
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid``: each of its threads lists the children it started."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # it has gone
+    found: list[int] = []
+    for tid in tasks:
+        try:
+            found.extend(int(child) for child in Path(f"/proc/{pid}/task/{tid}/children").read_bytes().split())
+        except (OSError, ValueError):
+            continue  # the thread has ended
+    return found
+
+
 def _descendants(root: int) -> list[_Proc]:
-    """Every living process below ``root``, found through /proc (empty where there is no /proc)."""
+    """Every living process below ``root``, found through /proc (empty where there is no /proc).
+
+    Before every turn and after it (what the turn started is ended): the tree is walked from its
+    root through the children files where the kernel has them; scanning every process of the
+    machine cost about 14 ms a time on a loaded server, on the turn's way to the CLI."""
+    if _CHILDREN_FILES:
+        return _walked(root)
+    return _scanned(root)
+
+
+def _walked(root: int) -> list[_Proc]:
+    found: list[_Proc] = []
+    todo = [root]
+    while todo:
+        parent = todo.pop()
+        for pid in _children(parent):
+            stat = _stat(pid)
+            # Only a child still of this parent (not a pid reused since the list was read).
+            if stat is not None and stat[3] and stat[0] == parent:
+                found.append(_Proc(pid, stat[1], stat[2]))
+                todo.append(pid)
+    return found
+
+
+def _scanned(root: int) -> list[_Proc]:
     children: dict[int, list[_Proc]] = {}
     try:
         entries = os.listdir("/proc")

@@ -7,6 +7,54 @@
     return window.innerHeight + window.scrollY >= document.body.scrollHeight - 150;
   }
 
+  // The New chat page's first message goes over the page's socket, which is open from the start;
+  // the chat then comes in place of the page (no page load), and the address becomes the chat's.
+  // Until the socket is open, and with files attached (uploaded with the form), the form posts.
+  let socket = null;
+  document.addEventListener("htmx:wsOpen", function (event) { socket = event.detail.socketWrapper; });
+  document.addEventListener("htmx:wsClose", function () { socket = null; });
+  function chosen(name) {
+    const field = document.querySelector("#new-chat-form [name=" + name + "]");
+    return field ? field.value : undefined;
+  }
+  let makingChat = false;
+  let madeChat = false;
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form.id !== "new-chat-form" || !socket || event.defaultPrevented) return;
+    const files = document.getElementById("attach-files");
+    if (files && files.files.length) return;
+    event.preventDefault();
+    if (makingChat || !form.message.value.trim()) return;
+    makingChat = true;
+    socket.send(JSON.stringify({ message: form.message.value, project: chosen("project"), model: chosen("model"),
+                                 csrfmiddlewaretoken: chosen("csrfmiddlewaretoken") }), form);
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    const head = document.querySelector("#chat [data-chat-url]");
+    if (head && window.location.pathname !== head.dataset.chatUrl) {
+      window.history.pushState({ chat: head.dataset.chatUrl }, "", head.dataset.chatUrl);
+      madeChat = true;
+      const box = document.getElementById("message");
+      if (box) box.focus();
+    }
+    if (document.getElementById("new-chat-form")) makingChat = false;  // refused: the page says why
+  });
+  // Back to the New chat page from the chat it made (or forward again): the page of that address, loaded.
+  window.addEventListener("popstate", function () { if (madeChat) window.location.reload(); });
+
+  // The first keystroke of a message has the chat's process started (it takes about half a
+  // second), so that the message finds it warm; again at most every 10 s while typing.
+  let aheadAt = 0;
+  document.addEventListener("input", function (event) {
+    if (!socket || !event.target.closest || !event.target.closest("#message, #new-chat-project")) return;
+    const now = Date.now();
+    if (now - aheadAt < 10000 && event.target.id === "message") return;
+    aheadAt = now;
+    socket.send(JSON.stringify({ action: "typing", project: chosen("project"), model: chosen("model") }),
+                document.getElementById("chat"));
+  });
+
   document.addEventListener("keydown", function (event) {
     const box = event.target;
     if (box.id !== "message" || event.key !== "Enter" || event.shiftKey || event.isComposing) return;

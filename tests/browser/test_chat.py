@@ -32,6 +32,37 @@ def open_new_chat(page: Page, first_message: str) -> None:
     expect(page.locator("body[data-ws=open]")).to_have_count(1)
 
 
+def test_enter_on_new_chat_streams_the_answer_without_a_page_load_and_a_reload_shows_the_chat(live_app, page):
+    live_app.create_user(username="quinn", password="pw-quinn-123")
+    log_in(page, live_app.base_url, "quinn", "pw-quinn-123")
+    page.get_by_role("link", name="New chat").first.click()
+    expect(page).to_have_url(re.compile(r"/chat/new/$"))
+    expect(page.locator("body[data-ws=open]")).to_have_count(1)  # the page's socket opens at once
+    page.evaluate("window.stillThisPage = true")  # gone if the browser loads another page
+
+    box = page.get_by_label("Message")
+    box.fill("My name is Quinn")  # its first keystroke starts the chat's process
+    box.press("Enter")
+    turns = page.locator("article.turn")
+    expect(turns.nth(0)).to_contain_text("Nice to meet you, Quinn.")
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    expect(page.get_by_role("heading", name="My name is Quinn")).to_be_visible()
+    assert page.evaluate("window.stillThisPage") is True
+    expect(page.locator(".recent li a[aria-current=page]")).to_have_text("My name is Quinn")
+
+    # The chat goes on over the same socket, and is there after a reload.
+    box = page.get_by_label("Message")
+    expect(box).to_have_value("")
+    box.fill("What is my name?")
+    box.press("Enter")
+    expect(turns.nth(1)).to_contain_text("Your name is Quinn.")
+    assert page.evaluate("window.stillThisPage") is True
+    page.reload()
+    expect(turns).to_have_count(2)
+    expect(turns.nth(1)).to_contain_text("Your name is Quinn.")
+    expect(page.get_by_role("heading", name="My name is Quinn")).to_be_visible()
+
+
 def test_log_in_new_chat_two_turns_with_memory_and_a_tool_call(live_app, page):
     ada = live_app.create_user(username="ada", password="pw-ada-123")
     log_in(page, live_app.base_url, "ada", "pw-ada-123")

@@ -27,6 +27,7 @@ from drivers.claude import (
     LiveSpec,
     Permission,
     Result,
+    Sent,
     SessionFailed,
     Text,
     TextDelta,
@@ -163,8 +164,9 @@ async def test_a_plain_turn(start: Start, claude_env: ClaudeEnv) -> None:
     session = await start()
     session_id = session.spec.session_id
     events = await run(session, "echo: hello there")
-    assert isinstance(events[0], Init) and events[0].session_id == session_id
-    assert events[0].cwd == str(claude_env.workdir)
+    assert isinstance(events[0], Sent)  # the message is on the CLI's stdin; then the CLI speaks
+    assert isinstance(events[1], Init) and events[1].session_id == session_id
+    assert events[1].cwd == str(claude_env.workdir)
     assert of(events, Text) == [Text(text="hello there")]
     assert "".join(delta.text for delta in of(events, TextDelta)) == "hello there"
     result = result_of(events)

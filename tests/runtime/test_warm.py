@@ -116,3 +116,78 @@ async def test_a_process_with_no_room_to_stay_warm_is_closed_before_its_turn_giv
 
 async def _ready[P](process: P) -> P:
     return process
+
+
+# -- processes started ahead of a turn ---------------------------------------------------------
+
+
+def ahead(pool: WarmPool, key: str, owner: str, *, unused: float = 60.0, start=None) -> asyncio.Task[None] | None:
+    async def quick() -> QuickProcess:
+        return QuickProcess()
+
+    return pool.prewarm(key, fingerprint="same", start=start or quick, owner=owner, unused_seconds=unused)
+
+
+@pytest.mark.timeout(20)
+async def test_a_member_starts_at_most_two_ahead_and_no_more_than_their_share_of_a_full_pool():
+    pool = WarmPool(max_warm=4, idle_seconds=600)
+    assert ahead(pool, "a1", "ann") and ahead(pool, "a2", "ann")
+    assert ahead(pool, "a3", "ann") is None  # two unused ones at most
+    await asyncio.sleep(0.01)
+    for key in ("b1", "b2"):  # another member's turns fill the pool
+        await started(pool, key)
+    assert len(pool) == 4
+    # Full: a member within their share (4 // 2 members = 2) may take an idle place; ann has 2 already.
+    await pool.take("a1", fingerprint="same", start=QuickProcess)  # (a used one no longer counts as ahead)
+    await pool.give_back("a1")
+    assert ahead(pool, "a4", "ann") is None
+    assert ahead(pool, "c1", "cat") is not None  # cat has none: room is made by closing the oldest idle one
+    await asyncio.sleep(0.01)
+    assert len(pool) == 4 and pool.has("c1")
+
+
+@pytest.mark.timeout(20)
+async def test_a_turn_waits_for_the_process_being_started_for_it_and_takes_it():
+    pool = WarmPool(max_warm=4, idle_seconds=600)
+    may_start = asyncio.Event()
+    made: list[QuickProcess] = []
+
+    async def slow() -> QuickProcess:
+        await may_start.wait()
+        made.append(QuickProcess())
+        return made[-1]
+
+    assert ahead(pool, "a", "ann", start=slow)
+
+    async def other() -> QuickProcess:
+        raise AssertionError("a second process was started")
+
+    taking = asyncio.ensure_future(pool.take("a", fingerprint="same", start=other))
+    await asyncio.sleep(0.01)
+    assert not taking.done()
+    may_start.set()
+    assert await taking is made[0] and pool.prewarm_used == 1
+    await pool.give_back("a")
+    await asyncio.sleep(0.05)
+    assert not made[0].closed  # a used one stays warm as any other
+
+
+@pytest.mark.timeout(20)
+async def test_one_started_ahead_is_closed_unused_and_one_dropped_while_starting_is_closed_once_up():
+    pool = WarmPool(max_warm=4, idle_seconds=600)
+    made: list[QuickProcess] = []
+
+    async def start() -> QuickProcess:
+        made.append(QuickProcess())
+        return made[-1]
+
+    assert ahead(pool, "a", "ann", unused=0.05, start=start)
+    await asyncio.sleep(0.2)
+    await pool.idle()
+    assert made[0].closed and not pool.has("a")
+
+    assert ahead(pool, "b", "ann", start=start)
+    pool.drop("b")  # the chat was deleted while its process started
+    await asyncio.sleep(0.05)
+    await pool.idle()
+    assert made[1].closed and not pool.has("b")

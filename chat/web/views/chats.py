@@ -51,6 +51,9 @@ def new_chat(request: AuthedRequest) -> HttpResponse:
         "text": "",
         "chosen_project": "",
         "chosen_model": chats.default_model(),
+        # The chat its first message will make, if the page sends it over its socket (a new id each time
+        # the page is shown: the form post, without JavaScript, makes a chat of its own id).
+        "new_id": uuid.uuid4(),
     }
     if request.method == "GET":
         return render(request, "chat/new.html", context)

@@ -163,6 +163,10 @@ class Handler:
         self.asked.append(("after", (tool, tool_input, tool_use_id)))
 
 
-async def turn(session: LiveSession, prompt: str = "hello", handler: Handler | None = None) -> list[claude.Event]:
+async def turn(
+    session: LiveSession, prompt: str = "hello", handler: Handler | None = None, *, sent: bool = False
+) -> list[claude.Event]:
+    """The turn's events; with ``sent``, also the one saying its message is on the CLI's stdin."""
     async with asyncio.timeout(15):
-        return [event async for event in session.turn(prompt, handler or Handler())]
+        events = [event async for event in session.turn(prompt, handler or Handler())]
+    return events if sent else [event for event in events if not isinstance(event, claude.Sent)]

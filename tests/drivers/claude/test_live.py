@@ -17,6 +17,7 @@ from drivers.claude import (
     Init,
     Permission,
     Result,
+    Sent,
     Text,
     TextDelta,
     ToolResult,
@@ -42,8 +43,9 @@ async def test_a_turn_gives_its_events_and_ends_with_a_result(start: Start) -> N
             {"type": "tool_result", "tool_use_id": "toolu_1", "content": "written"}]}})
         result("All done.")
     """)
-    events = await turn(session)
+    events = await turn(session, sent=True)
     assert events == [
+        Sent(),  # the message is on the CLI's stdin: the app goes on with what it does meanwhile
         Init(session_id=SID, cwd=session.spec.cwd, model="fake"),
         TextDelta(text="Wri"),
         Text(text="Writing it."),

@@ -86,6 +86,18 @@ def test_descendants_finds_children_in_other_groups_and_sessions(trees: list[Tre
     assert proctree.descendants(tree.children[0]) == []
 
 
+def test_walking_the_children_files_finds_what_scanning_all_of_proc_finds(trees: list[Tree], tmp_path: Path) -> None:
+    # The walk (a few files per process of the tree) stands in for the scan of every process of
+    # the machine where the kernel lists children; both see the same tree.
+    if not proctree._CHILDREN_FILES:
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children files")
+    tree = make(trees, tmp_path / "t", new_session=False)
+    walked, scanned = proctree._walked(tree.shell.pid), proctree._scanned(tree.shell.pid)
+    assert {proc.pid for proc in walked} == set(tree.children)
+    assert set(walked) == set(scanned)
+    assert proctree._walked(tree.children[0]) == []
+
+
 def test_end_tree_ends_the_process_and_all_it_started_but_not_its_group(trees: list[Tree], tmp_path: Path) -> None:
     # The shell runs in this test's group, as a live CLI without a group of its own would: only
     # the tree goes, not a bystander of the same group.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.claude import Bridge, LiveSession, LiveSpec, Result, Sandbox, SandboxMissing, find_bwrap, find_socat
+from drivers.claude import Bridge, LiveSession, LiveSpec, Result, Sandbox, SandboxMissing, Sent, find_bwrap, find_socat
 from drivers.claude.sandbox import AGENT_NAME, AGENT_UID, BRIDGE_URL, launch, wrap
 from drivers.egress import EgressProxy, Policy, placeholder
 from tests.drivers.claude.fakes import ANSWER, SID, Handler, fake_cli, records, turn
@@ -266,8 +266,9 @@ async def test_closing_a_sandboxed_session_ends_everything_the_agent_started(san
     )
     async with asyncio.timeout(15):
         await session.start()
-        async for _event in session.turn("hello", Handler()):
-            break
+        async for event in session.turn("hello", Handler()):
+            if not isinstance(event, Sent):  # (the CLI's own first event: it has spawned by then)
+                break
     assert len(sleeping(marker)) == 2
     async with asyncio.timeout(15):
         await session.close()
