@@ -22,6 +22,7 @@ from chat import projects, selectors
 from chat.live import catchup, fragments, notify, rendered
 from chat.models import Session, ShareLink
 from chat.services import ahead, attachments, chats, disk, sharing, turns
+from members import roles
 
 from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MAX_FRAME_BYTES, MemberSocket, Socket, in_pool
 
@@ -58,6 +59,7 @@ def _chat_page(session: Session, user: Any, csrf_token: str) -> tuple[str, int, 
         "turns": page.turns,
         "has_older": page.has_older,
         "may_answer": True,
+        "may_run": roles.may_run(user),
         "user": user,
         "models": settings.CLAUDE_MODELS,
         "max_message_chars": settings.CLAUDE_MAX_MESSAGE_CHARS,

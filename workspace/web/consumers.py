@@ -166,8 +166,6 @@ def _changed_files(event_id: int) -> bool:
 class WatchConsumer(MemberSocket):
     """The Files page of a chat or task: told to refresh when a file tool's result arrives."""
 
-    group = ""
-
     async def connect(self) -> None:
         if not await self.admit():
             return
@@ -176,14 +174,8 @@ class WatchConsumer(MemberSocket):
         if place is None or place.session is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = notify.chat_group(place.session.pk)
-        await self.join(self.group)
+        await self.join(notify.chat_group(place.session.pk))  # left on disconnect, as every group
         await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.leave(self.group)
-        await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # the page sends nothing
