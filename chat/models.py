@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 TITLE_LENGTH = 120
+# The CLI's permission mode in which the agent only plans (ExitPlanMode carries its plan).
+PLAN_MODE = "plan"
 
 
 class SessionQuerySet(models.QuerySet["Session"]):
@@ -71,6 +73,9 @@ class Session(models.Model):
     cli_created = models.BooleanField(default=False)
     # The model this chat's CLI runs with (one of CLAUDE_MODELS); blank: the CLI's own default.
     model = models.CharField(max_length=100, blank=True)
+    # The CLI's permission mode this chat runs in: "plan" (the agent plans and changes nothing
+    # until the person runs its plan), or blank: the project's (CLAUDE_PERMISSION_MODE).
+    permission_mode = models.CharField(max_length=20, blank=True)
     # Tools a person chose "Always allow" for in this chat: not asked about again.
     always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -93,6 +98,10 @@ class Session(models.Model):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+    @property
+    def plan_mode(self) -> bool:
+        return self.permission_mode == PLAN_MODE
 
     @property
     def display_title(self) -> str:

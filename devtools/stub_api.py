@@ -21,6 +21,9 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - a message that carries images answers what it saw of them (their count, types and sizes).
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
   answered as if only the text after the last such line had been sent.
+- in plan mode (the CLI says so in its system message), a request is answered with a plan: a
+  ``Write`` of the plan file the CLI names, then ``ExitPlanMode``; ``go ahead with the plan`` then
+  does what the planned request asked.
 - anything else gets a short demo answer that says it is the stand-in.
 
 No Django import: it runs as ``python -m devtools.stub_api --port N``.
@@ -165,6 +168,51 @@ def _edit_step(said: str, messages: list[dict[str, Any]], cwd: str | None) -> Pl
     return Plan(tool=("Read", {"file_path": path}))
 
 
+_PLAN_FILE_RE = re.compile(r"create your plan at (\S+?\.md)")
+GO_AHEAD = "go ahead with the plan"
+
+
+def _plan_mode_said(body: dict[str, Any]) -> str | None:
+    """The CLI's latest word on plan mode in its system messages (they stay in the conversation):
+    the text that says it is active, or None once it says it was left (or never said it)."""
+    said = None
+    for message in body.get("messages", []):
+        for text in _texts(message.get("content")) if message.get("role") == "system" else []:
+            if "Exited Plan Mode" in text:
+                said = None
+            if "Plan mode is active" in text:
+                said = text
+    return said
+
+
+def _plan_mode_step(body: dict[str, Any], messages: list[dict[str, Any]], asked: str) -> Plan | None:
+    """In the CLI's plan mode: write the plan file it names, then present the plan with ExitPlanMode."""
+    system = _plan_mode_said(body)
+    if system is None:
+        return None
+    done = _last_tool(messages) if _tool_results(messages[-1]) else ""
+    if done == "ExitPlanMode":
+        return Plan(text="The plan is ready; I will wait until you run it.")
+    plan = f"# Plan\n\n1. Do what was asked: {asked}\n2. Report what changed.\n"
+    if done == "Write":
+        return Plan(tool=("ExitPlanMode", {}))
+    found = _PLAN_FILE_RE.search(system)
+    if found is None:
+        return Plan(tool=("ExitPlanMode", {"plan": plan}))
+    return Plan(tool=("Write", {"file_path": found.group(1), "content": plan}))
+
+
+def _planned_request(messages: list[dict[str, Any]]) -> str:
+    """What the person asked before the latest ExitPlanMode call: what "go ahead" carries out."""
+    asked = planned = ""
+    for message in messages:
+        if message.get("role") == "user" and (text := _user_text(message)) and not text.lower().startswith(GO_AHEAD):
+            asked = text
+        if message.get("role") == "assistant" and _last_tool([message]) == "ExitPlanMode":
+            planned = asked
+    return planned
+
+
 def _plan(body: dict[str, Any]) -> Plan:
     messages = [m for m in body.get("messages", []) if m.get("role") in ("user", "assistant")]
     users = [m for m in messages if m.get("role") == "user"]
@@ -172,6 +220,11 @@ def _plan(body: dict[str, Any]) -> Plan:
         return Plan(text="Hello from the offline stand-in.")
     last = users[-1]
     asked = next((text for text in map(_user_text, reversed(users)) if text), "")
+    if asked.lower().startswith(GO_AHEAD):
+        asked = _planned_request(messages) or asked
+    planning = _plan_mode_step(body, messages, asked)
+    if planning is not None:
+        return planning
     step = _edit_step(asked, messages, _cwd(body))
     if step is not None:
         return step
@@ -182,6 +235,8 @@ def _plan(body: dict[str, Any]) -> Plan:
     if results and not said:
         summary = results[0].strip().replace("\n", " ")[:200]
         return Plan(text=f"Done. The tool said: {summary}")
+    if said.lower().startswith(GO_AHEAD):
+        said = _planned_request(messages) or said
     if "\nContinue with:\n" in said:
         said = said.rsplit("\nContinue with:\n", 1)[1].strip()
     lowered = said.lower()

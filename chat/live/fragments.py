@@ -70,7 +70,7 @@ def turn_status(turn: Turn, session: Session, *, reader: Reader | None = None) -
 
 
 def session_state(session: Session, *, reader: Reader | None = None) -> str:
-    """Status, Stop button, model and title: what changes on the page when a turn starts or ends.
+    """Status, Stop button, model, plan mode and title: what changes on the page when a turn starts or ends.
     A reader's page has the title only."""
     if session.kind == Session.Kind.TASK:
         return ""  # a task's page has neither: its head (the task's own fragment) says its state
@@ -79,7 +79,10 @@ def session_state(session: Session, *, reader: Reader | None = None) -> str:
     if reader is not None:
         return title
     return (
-        render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#model-picker", context) + title
+        render_to_string(f"{PAGE}#session-state", context)
+        + render_to_string(f"{PAGE}#model-picker", context)
+        + render_to_string(f"{PAGE}#plan-switch", context)
+        + title
     )
 
 

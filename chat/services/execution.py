@@ -89,7 +89,7 @@ def _spec(session: Session, options: TurnOptions, egress: EgressProxy | None) ->
         resume=resume,
         env=agents.environment(session=session, extra=options.env),
         sandbox=agents.sandbox(session=session, egress=egress),
-        permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
+        permission_mode=options.permission_mode or session.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
         skip_permissions=options.skip_permissions,
         allowed_tools=options.allowed_tools,
         model=session.model or None,

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chat.live import catchup, fragments, notify
 from chat.models import Session, ShareLink
-from chat.services import disk, sharing, turns
+from chat.services import disk, plans, sharing, turns
 
 from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MemberSocket, Socket, in_pool
 
@@ -72,6 +72,8 @@ class ChatConsumer(MemberSocket):
                 await self.cancel(data.get("turn"))
             case "permission":
                 await self.answer_prompt(data)
+            case "run_plan":
+                await self.run_plan(data.get("event"))
             case None:
                 await self.message(data.get("message"), data.get("attachments"))
             case _:
@@ -87,6 +89,17 @@ class ChatConsumer(MemberSocket):
             return
         if not await turns.cancel_turn(engine=self.engine, session_id=self.session_id, turn_id=int(turn_id)):
             await self.send(text_data=fragments.flash("That message has started or ended already.", level="info"))
+
+    async def run_plan(self, event_id: object) -> None:
+        if not isinstance(event_id, int | str) or not str(event_id).isdigit():
+            await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
+            return
+        try:
+            await plans.run_plan(
+                engine=self.engine, session_id=self.session_id, user=self.scope["user"], event_id=int(event_id)
+            )
+        except (plans.PlanRefused, turns.TurnRefused) as exc:
+            await self.send(text_data=fragments.flash(str(exc)))
 
     async def message(self, text: object, files: object = None) -> None:
         try:

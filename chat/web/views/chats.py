@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chat import projects, search, selectors
 from chat.live import fragments, notify, rendered
 from chat.models import Session
-from chat.services import attachments, chats, disk, turns
+from chat.services import attachments, chats, disk, plans, turns
 
 from .types import AuthedRequest, HtmxHttpRequest
 
@@ -222,6 +222,19 @@ def choose_model(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     # The chat's other tabs show the model it now runs with.
     async_to_sync(notify.session_changed)(session)
     return HttpResponse(fragments.flash(f"The next messages use {session.model}.", level="info"))
+
+
+@login_required
+@require_POST
+def plan_mode(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = own_session(request, session_id)
+    try:
+        plans.set_plan_mode(session=session, on=request.POST.get("plan") == "on")
+    except plans.PlanRefused as exc:
+        return HttpResponse(fragments.flash(str(exc)))
+    async_to_sync(notify.session_changed)(session)
+    said = "plan first and change nothing until you run the plan" if session.plan_mode else "work as usual"
+    return HttpResponse(fragments.flash(f"The next messages {said}.", level="info"))
 
 
 @login_required
