@@ -76,6 +76,10 @@ class Session(models.Model):
     # The CLI's permission mode this chat runs in: "plan" (the agent plans and changes nothing
     # until the person runs its plan), or blank: the project's (CLAUDE_PERMISSION_MODE).
     permission_mode = models.CharField(max_length=20, blank=True)
+    # How full the context window is: the tokens the model read at the chat's latest API request
+    # (input and cache), and the window the CLI reports for its model (null until it has said).
+    context_tokens = models.PositiveIntegerField(null=True, blank=True)
+    context_window = models.PositiveIntegerField(null=True, blank=True)
     # Tools a person chose "Always allow" for in this chat: not asked about again.
     always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -102,6 +106,12 @@ class Session(models.Model):
     @property
     def plan_mode(self) -> bool:
         return self.permission_mode == PLAN_MODE
+
+    @property
+    def context_percent(self) -> int | None:
+        if not self.context_tokens or not self.context_window:
+            return None
+        return min(100, round(100 * self.context_tokens / self.context_window))
 
     @property
     def display_title(self) -> str:

@@ -24,6 +24,7 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - in plan mode (the CLI says so in its system message), a request is answered with a plan: a
   ``Write`` of the plan file the CLI names, then ``ExitPlanMode``; ``go ahead with the plan`` then
   does what the planned request asked.
+- a compaction (the CLI's request for a summary) is answered with one that keeps the names said.
 - anything else gets a short demo answer that says it is the stand-in.
 
 No Django import: it runs as ``python -m devtools.stub_api --port N``.
@@ -213,6 +214,17 @@ def _planned_request(messages: list[dict[str, Any]]) -> str:
     return planned
 
 
+# How the CLI asks for a summary when it compacts a conversation (``/compact``, or a full context).
+_COMPACT_ASK = "CRITICAL: Respond with TEXT ONLY"
+
+
+def _summary(earlier: list[dict[str, Any]]) -> str:
+    """A compaction's summary: what the person said of themselves survives it."""
+    names = [found.group(0) for m in earlier if (found := _NAME_RE.search(_user_text(m)))]
+    kept = "; ".join(f"the person said: {name}" for name in names) or "nothing to keep"
+    return f"<analysis>Short conversation.</analysis>\n<summary>Summary of the conversation: {kept}.</summary>"
+
+
 def _plan(body: dict[str, Any]) -> Plan:
     messages = [m for m in body.get("messages", []) if m.get("role") in ("user", "assistant")]
     users = [m for m in messages if m.get("role") == "user"]
@@ -239,6 +251,8 @@ def _plan(body: dict[str, Any]) -> Plan:
         said = _planned_request(messages) or said
     if "\nContinue with:\n" in said:
         said = said.rsplit("\nContinue with:\n", 1)[1].strip()
+    if said.startswith(_COMPACT_ASK):
+        return Plan(text=_summary(users[:-1]))
     lowered = said.lower()
     cwd = _cwd(body)
     images = _images(last)

@@ -82,8 +82,13 @@ def session_state(session: Session, *, reader: Reader | None = None) -> str:
         render_to_string(f"{PAGE}#session-state", context)
         + render_to_string(f"{PAGE}#model-picker", context)
         + render_to_string(f"{PAGE}#plan-switch", context)
+        + render_to_string(f"{PAGE}#context-meter", context)
         + title
     )
+
+
+def context_meter(session: Session) -> str:
+    return render_to_string(f"{PAGE}#context-meter", {"session": session, "oob": True})
 
 
 def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool, reader: Reader | None = None) -> str:

@@ -105,6 +105,11 @@ async def session_changed(session: Session) -> None:
     await chats_changed(session)
 
 
+async def context_changed(session: Session) -> None:
+    """How full the chat's context window is (its owner's pages; a share page does not show it)."""
+    await to_chat(session.pk, await sync_to_async(fragments.context_meter)(session))
+
+
 async def chats_changed(session: Session) -> None:
     """The member's recent chats, as the sidebar of each of their open pages shows them."""
     if session.kind != Session.Kind.CHAT:

@@ -260,6 +260,12 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             if denied:
                 data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
             await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
+        case claude.StreamUsage(started=True, input_tokens=tokens) if tokens:
+            await recorder.context(tokens=tokens)
+        case claude.Result(context_window=window) if window:
+            await recorder.context(window=window)
+        case claude.Notice(subtype="compact_boundary", data=data):
+            await compacted(recorder, claude.as_dict(data.get("compact_metadata")))
         case claude.Notice(subtype="permission_denied", data=data):
             await recorder.add(
                 kind=Event.Kind.NOTICE,
@@ -279,6 +285,16 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             )
             tries = f"up to {data['max_retries']} times" if data.get("max_retries") else "a few times"
             await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
+
+
+async def compacted(recorder: Recorder, meta: dict[str, Any]) -> None:
+    """The CLI compacted the conversation (``/compact``, or by itself when the context was full):
+    said in the chat, and the meter shows what is left."""
+    before, after = claude.as_int(meta.get("pre_tokens")), claude.as_int(meta.get("post_tokens"))
+    figures = f": {before:,} → {after:,} tokens" if before and after else ""
+    how = "Compacted" if meta.get("trigger") == "manual" else "The context was full, so Claude Code compacted it"
+    await recorder.add(kind=Event.Kind.NOTICE, name="compacted", text=f"{how}{figures}.", data=dict(meta))
+    await recorder.context(tokens=after or None)
 
 
 def _usage_of(turn: Turn, result: claude.Result | None, streamed: tuple[int, int], elapsed_ms: int) -> Usage | None:

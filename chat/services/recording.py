@@ -151,6 +151,16 @@ class Recorder:
         turn.save()
         return refresh_session_status(turn.session_id)
 
+    async def context(self, *, tokens: int | None = None, window: int | None = None) -> None:
+        """How full the chat's context window is now (the model's latest request, or a compaction's
+        result), and the window's size once the CLI has said it: saved and shown on the chat's pages."""
+        fields = {name: value for name, value in (("context_tokens", tokens), ("context_window", window)) if value}
+        if not fields:
+            return
+        await Session.objects.filter(pk=self.session_id).aupdate(**fields)
+        session = await Session.objects.aget(pk=self.session_id)
+        await notify.context_changed(session)
+
     # -- what streams -----------------------------------------------------------------
     async def add(
         self, *, kind: str, name: str = "", text: str = "", data: dict[str, Any] | None = None, is_error: bool = False

@@ -17,6 +17,8 @@ from .events import (
     ToolResult,
     ToolUse,
     Unknown,
+    as_dict,
+    as_int,
 )
 from .failures import Failure, FailureKind, Outcome, classify
 from .live import LiveSession
@@ -53,6 +55,8 @@ __all__ = [
     "TurnHandler",
     "Unknown",
     "WorkdirMissing",
+    "as_dict",
+    "as_int",
     "classify",
     "encode_project_dir",
     "find_bwrap",

@@ -79,6 +79,8 @@ class Result:
     input_tokens: int
     output_tokens: int
     errors: tuple[str, ...] = ()
+    # The model's context window in tokens, as the CLI reports it (its modelUsage); 0: not said.
+    context_window: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def content_text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     try:
         return int(value or 0)
     except (TypeError, ValueError, OverflowError):
@@ -159,9 +161,9 @@ def _float(value: Any) -> float:
 def usage_in(usage: dict[str, Any]) -> tuple[int, int]:
     """A turn's input tokens (cache writes and reads included) and output tokens."""
     input_tokens = sum(
-        _int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        as_int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
-    return input_tokens, _int(usage.get("output_tokens"))
+    return input_tokens, as_int(usage.get("output_tokens"))
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from .events import (
     ToolUse,
     Unknown,
     as_dict,
+    as_int,
     content_text,
     usage_in,
 )
@@ -65,6 +66,10 @@ def convert(message: Any) -> list[Event]:
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
                     errors=tuple(str(e) for e in result.errors or ()),
+                    context_window=max(
+                        (as_int(as_dict(usage).get("contextWindow")) for usage in as_dict(result.model_usage).values()),
+                        default=0,
+                    ),
                 )
             ]
         case sdk.SystemMessage(subtype=subtype, data=data):
