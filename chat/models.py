@@ -160,6 +160,9 @@ class Turn(models.Model):
     # saved; images among them also reach the model as image content.
     attachments = models.JSONField(default=list, blank=True)
     origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.PAGE)
+    # The slash command the person chose from the menu (its name): the prompt runs as that command.
+    # Blank: the prompt is text, whatever it starts with.
+    command = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

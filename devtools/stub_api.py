@@ -283,7 +283,8 @@ def _plan(body: dict[str, Any]) -> Plan:
     if match:
         return Plan(text=f"Reporting {match.group(1)} output tokens.", output_tokens=int(match.group(1)))
     if "what is my name" in lowered:
-        for earlier in reversed(users[:-1]):
+        # The message itself too: after a compaction the summary comes in the same user message.
+        for earlier in reversed(users):
             found = _NAME_RE.search(_user_text(earlier))
             if found:
                 return Plan(text=f"Your name is {found.group(1)}.")

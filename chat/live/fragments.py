@@ -131,6 +131,9 @@ def recent_chats(chats: list[Session]) -> str:
     return render_to_string("includes/recent_chats.html", {"recent_chats": chats, "oob": True})
 
 
-def flash(text: str, *, level: str = "error", refused: bool = False) -> str:
-    """A notice on the page; ``refused``: the message just sent was not taken (the page puts it back in the box)."""
-    return render_to_string("includes/flash.html", {"text": text, "level": level, "oob": True, "refused": refused})
+def flash(text: str, *, level: str = "error", refused: bool = False, url: str = "") -> str:
+    """A notice on the page; ``refused``: the message just sent was not taken (the page puts it back in
+    the box); ``url``: a page it leads to."""
+    return render_to_string(
+        "includes/flash.html", {"text": text, "level": level, "oob": True, "refused": refused, "url": url}
+    )

@@ -26,7 +26,7 @@ from runtime import Done, Failed, NodeRuntime, ShutDown, Stopped, TimedOut, Turn
 
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, disk
+from . import agents, attachments, disk, slash
 from .explain import explain, unreachable
 from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
@@ -128,7 +128,7 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
         elapsed = int((time.monotonic() - started) * 1000)
         await asyncio.shield(recorder.finish(Turn.Status.INTERRUPTED, duration_ms=elapsed, error=INTERRUPTED))
         raise
-    except agents.SandboxUnavailable as exc:
+    except (agents.SandboxUnavailable, slash.CommandFailed) as exc:
         await recorder.finish(Turn.Status.ERROR, error=str(exc))
     except claude.CliNotFound as exc:
         await recorder.finish(
@@ -225,11 +225,24 @@ async def _failed(recorder: Recorder, *, full: bool, error: Exception) -> None:
 
 
 def message_of(turn: Turn) -> claude.Prompt:
-    """What the CLI gets of a turn: its text (never a command), the attached files named after it, and
-    the attached images as image content."""
-    text = as_plain_text(turn.prompt) + attachments.note(turn.attachments)
+    """What the CLI gets of a turn: its text (a command only if the person chose one from the menu),
+    the attached files named after it, and the attached images as image content."""
+    text = _command_text(turn) if turn.command else as_plain_text(turn.prompt)
+    text += attachments.note(turn.attachments)
     images = attachments.image_blocks(session=turn.session, paths=turn.attachments) if turn.attachments else []
     return [{"type": "text", "text": text}, *images] if images else text
+
+
+def _command_text(turn: Turn) -> str:
+    """A chosen command: the CLI's own as the command itself, a project's as the prompt its file holds
+    (read now, as the project has it when the turn runs)."""
+    parsed = slash.parse(turn.prompt)
+    command = slash.built_in(turn.command)
+    if parsed is None or parsed[0] != turn.command:
+        return as_plain_text(turn.prompt)
+    if command is not None and command.runs == slash.Runs.CLI:
+        return turn.prompt
+    return as_plain_text(slash.project_prompt(turn.session, turn.command, parsed[1]))
 
 
 def as_plain_text(text: str) -> str:
@@ -246,6 +259,8 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
     match event:
         case claude.TextDelta(text=text):
             await recorder.delta(text)
+        case claude.Text(text=text) if (command := slash.built_in(recorder.turn.command)) and command.plain_output:
+            await recorder.add(kind=Event.Kind.TEXT, text=text, data={"plain": True})
         case claude.Text(text=text):
             await recorder.text(text)
         case claude.ToolUse(id=tool_id, name=name, input=tool_input):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chat.live import catchup, fragments, notify
 from chat.models import Session, ShareLink
-from chat.services import disk, plans, sharing, turns
+from chat.services import commands, disk, plans, sharing, turns
 
 from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MemberSocket, Socket, in_pool
 
@@ -75,7 +75,7 @@ class ChatConsumer(MemberSocket):
             case "run_plan":
                 await self.run_plan(data.get("event"))
             case None:
-                await self.message(data.get("message"), data.get("attachments"))
+                await self.message(data.get("message"), data.get("attachments"), chosen=bool(data.get("command")))
             case _:
                 await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
 
@@ -101,15 +101,19 @@ class ChatConsumer(MemberSocket):
         except (plans.PlanRefused, turns.TurnRefused) as exc:
             await self.send(text_data=fragments.flash(str(exc)))
 
-    async def message(self, text: object, files: object = None) -> None:
+    async def message(self, text: object, files: object = None, *, chosen: bool = False) -> None:
+        """A message, sent as text, or as the slash command ``chosen`` from the box's menu."""
         try:
-            await turns.submit_message(
+            done = await commands.submit(
                 engine=self.engine,
                 session_id=self.session_id,
                 user=self.scope["user"],
                 text=turns.validate_message(text),
                 files=files,
+                chosen=chosen,
             )
+            if done.said:
+                await self.send(text_data=fragments.flash(done.said, level="info", url=done.url))
         except turns.TurnRefused as exc:
             await self.send(text_data=fragments.flash(str(exc), refused=True))
         except Session.DoesNotExist:

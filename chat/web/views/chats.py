@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chat import projects, search, selectors
 from chat.live import fragments, notify, rendered
 from chat.models import Session
-from chat.services import attachments, chats, disk, plans, turns
+from chat.services import attachments, chats, disk, plans, slash, turns
 
 from .types import AuthedRequest, HtmxHttpRequest
 
@@ -91,9 +91,10 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
         return redirect(task)  # a task's session lives on its task's page
     page = selectors.latest_turns(session=session, events=False)
     rendered.prerender(page.turns)
-    return render(
-        request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older, "may_answer": True}
-    )
+    context = {"session": session, "turns": page.turns, "has_older": page.has_older, "may_answer": True}
+    # The message box's menu: the slash commands this chat offers (the project's read as the page opens).
+    context["commands"] = [] if session.is_archived else slash.offered(session)
+    return render(request, PAGE, context)
 
 
 def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str = "", redact: str = "") -> HttpResponse:
