@@ -76,6 +76,8 @@ def _texts(content: Any) -> list[str]:
 # command, with a caveat): not the person's words.
 _INTERRUPT_MARKERS = (
     "[Request interrupted by user",
+    # After a compaction, the summary opens the next user message.
+    "This session is being continued from a previous conversation",
     "<local-command-caveat>",
     "<command-name>",
     "<local-command-stdout>",
@@ -285,7 +287,7 @@ def _plan(body: dict[str, Any]) -> Plan:
     if "what is my name" in lowered:
         # The message itself too: after a compaction the summary comes in the same user message.
         for earlier in reversed(users):
-            found = _NAME_RE.search(_user_text(earlier))
+            found = _NAME_RE.search(" ".join(_texts(earlier.get("content"))))
             if found:
                 return Plan(text=f"Your name is {found.group(1)}.")
         return Plan(text="I don't know your name yet.")

@@ -1,0 +1,77 @@
+"""Slash commands, plan mode and the context meter in a real browser, against the real server and CLI."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_chat import log_in, open_new_chat
+
+pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
+
+
+def test_the_slash_menu_is_keyboard_driven_and_only_its_choice_runs_as_a_command(live_app, page):
+    live_app.create_user(username="cleo", password="pw-cleo-123")
+    log_in(page, live_app.base_url, "cleo", "pw-cleo-123")
+    open_new_chat(page, "my name is Cleo")
+    turns = page.locator("article.turn")
+    expect(turns.nth(0)).to_contain_text("Nice to meet you, Cleo.")
+    # The meter shows how full the context window is once the model has read the chat.
+    expect(page.locator("#context-meter")).to_contain_text(re.compile(r"Context \d+% \([\d,]+ of [\d,]+ tokens\)"))
+
+    box = page.get_by_label("Message")
+    menu = page.get_by_role("listbox", name="Slash commands")
+    box.press_sequentially("/co")
+    expect(menu).to_be_visible()
+    expect(menu.get_by_role("option")).to_have_text(
+        [re.compile(r"^\s*/compact"), re.compile(r"^\s*/context"), re.compile(r"^\s*/cost")]
+    )
+    box.press("ArrowDown")
+    expect(menu.get_by_role("option", selected=True)).to_contain_text("/context")
+    box.press("ArrowUp")
+    box.press("Enter")  # chooses /compact: nothing is sent yet
+    expect(menu).to_be_hidden()
+    expect(box).to_have_value("/compact ")
+    expect(page.get_by_text("Runs as a command.")).to_be_visible()
+    box.press_sequentially("keep names")
+    box.press("Enter")
+    expect(turns.nth(1).locator(".msg.user .badge")).to_have_text("command")
+    expect(turns.nth(1).locator(".event.notice")).to_contain_text(re.compile(r"Compacted: [\d,]+ → [\d,]+ tokens\."))
+
+    # Typed past the menu (Esc closes it): text, read by the model as such.
+    box.press_sequentially("/cost")
+    box.press("Escape")
+    box.press("Enter")
+    expect(turns.nth(2)).to_contain_text("You said: /cost")
+    expect(turns.nth(2).locator(".msg.user .badge")).to_have_count(0)
+
+
+def test_plan_mode_shows_the_plan_and_run_this_plan_carries_it_out(live_app, page):
+    dan = live_app.create_user(username="dan", password="pw-dan-123")
+    log_in(page, live_app.base_url, "dan", "pw-dan-123")
+    open_new_chat(page, "my name is Dan")
+    turns = page.locator("article.turn")
+    expect(turns.nth(0)).to_contain_text("Nice to meet you, Dan.")
+    page.get_by_label("Plan first").check()
+    expect(page.locator("#flash")).to_contain_text("plan first and change nothing")
+
+    box = page.get_by_label("Message")
+    box.fill("write plan.txt: planned")
+    box.press("Enter")
+    card = turns.nth(1).locator(".plan-card")
+    expect(card).to_contain_text("Do what was asked: write plan.txt: planned")
+    expect(turns.nth(1).locator(".turn-status .stats")).to_be_visible()
+    assert not (live_app.own_folder(dan) / "plan.txt").exists()
+
+    card.get_by_role("button", name="Run this plan").click()
+    expect(page.get_by_label("Plan first")).not_to_be_checked()
+    expect(turns.nth(2).locator(".msg.user")).to_contain_text("Go ahead with the plan.")
+    prompt = turns.nth(2).locator(".event.permission")
+    expect(prompt).to_contain_text("Claude Code asks to use Write")
+    prompt.get_by_role("button", name="Allow", exact=True).click()
+    expect(turns.nth(2)).to_contain_text("File created successfully")
+    assert (live_app.own_folder(dan) / "plan.txt").read_text() == "planned\n"
+    # The plan ran: its button is gone from the card.
+    expect(card.get_by_role("button", name="Run this plan")).to_have_count(0)
