@@ -80,6 +80,24 @@ class Session(models.Model):
     # (input and cache), and the window the CLI reports for its model (null until it has said).
     context_tokens = models.PositiveIntegerField(null=True, blank=True)
     context_window = models.PositiveIntegerField(null=True, blank=True)
+    # A rewind's point: the next turn's process resumes the conversation at this transcript entry
+    # (the CLI's --resume-session-at); cleared once it has. Blank: resume where the transcript ends.
+    resume_at = models.CharField(max_length=36, blank=True)
+    # The chat this one was forked from, and after which of its turns. No database constraint or
+    # index: SQLite could then add and drop the columns in place, never rebuilding chat_session
+    # (the search index's triggers name it); Django still sets them null when those go.
+    forked_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="forks",
+        db_constraint=False,
+        db_index=False,
+    )
+    forked_after = models.ForeignKey(
+        "Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False, db_index=False
+    )
     # Tools a person chose "Always allow" for in this chat: not asked about again.
     always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -163,6 +181,10 @@ class Turn(models.Model):
     # The slash command the person chose from the menu (its name): the prompt runs as that command.
     # Blank: the prompt is text, whatever it starts with.
     command = models.CharField(max_length=64, blank=True)
+    # The last entry this turn left in the CLI's transcript: where a rewind or a fork to this turn resumes.
+    cli_uuid = models.CharField(max_length=36, blank=True)
+    # When a rewind to an earlier turn left this one behind: the conversation no longer holds it.
+    dropped_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -93,6 +93,7 @@ def _spec(session: Session, options: TurnOptions, egress: EgressProxy | None) ->
         skip_permissions=options.skip_permissions,
         allowed_tools=options.allowed_tools,
         model=session.model or None,
+        resume_at=(session.resume_at or None) if resume else None,
     )
 
 
@@ -156,6 +157,8 @@ async def _recorded(
     """The turn's end as its record: a status, what to say, what it cost."""
     session = recorder.turn.session
     await _mark_created(session)
+    if session.resume_at and not isinstance(outcome, ShutDown | Failed):
+        await _resumed(session)
     match outcome:
         case Done(result=result, failure=failure, streamed=streamed):
             usage = await sync_to_async(_usage_of)(recorder.turn, result, streamed, elapsed_ms)
@@ -275,6 +278,8 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             if denied:
                 data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
             await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
+        case claude.Entry(uuid=uuid) if claude.is_uuid(uuid):
+            recorder.cli_uuid = uuid
         case claude.StreamUsage(started=True, input_tokens=tokens) if tokens:
             await recorder.context(tokens=tokens)
         case claude.Result(context_window=window) if window:
@@ -344,6 +349,13 @@ def _remember_process(turn: Turn, pid: int | None) -> None:
     if pid is not None:
         turn.pid, turn.pid_started = pid, claude.process_start_time(pid)
         Turn.objects.filter(pk=turn.pk).update(pid=turn.pid, pid_started=turn.pid_started)
+
+
+@sync_to_async
+def _resumed(session: Session) -> None:
+    """A rewind's point was taken by the process this turn started: later turns resume as usual."""
+    Session.objects.filter(pk=session.pk, resume_at=session.resume_at).update(resume_at="")
+    session.resume_at = ""
 
 
 @sync_to_async

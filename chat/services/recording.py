@@ -67,6 +67,8 @@ class Recorder:
         self.tool_names: dict[str, str] = {}
         # Tool calls a permission prompt was shown for (its card is in the prompt).
         self.prompted: set[str] = set()
+        # The last entry the turn left in the CLI's transcript (see Turn.cli_uuid).
+        self.cli_uuid = ""
         # The chat's status as its member's list last showed it (the turn's session, if it was read with it).
         self.listed_status = turn.session.status if Turn.session.is_cached(turn) else ""
 
@@ -99,7 +101,12 @@ class Recorder:
     ) -> None:
         """The turn's end: its final status, why it failed (if it did) and what it cost."""
         await self.end_text()
-        fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
+        fields: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            "finished_at": timezone.now(),
+            "cli_uuid": self.cli_uuid or None,
+        }
         if usage is not None:
             fields.update(
                 duration_ms=usage.duration_ms or duration_ms,
@@ -124,6 +131,7 @@ class Recorder:
         output_tokens: int | None = None,
         cost_usd: float | None = None,
         cli_total_cost_usd: float | None = None,
+        cli_uuid: str | None = None,
     ) -> None:
         turn = self.turn
         turn.status = status
@@ -137,6 +145,7 @@ class Recorder:
             "output_tokens": output_tokens,
             "cost_usd": cost_usd,
             "cli_total_cost_usd": cli_total_cost_usd,
+            "cli_uuid": cli_uuid,
         }
         for name, value in changes.items():
             if value is not None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chat.live import catchup, fragments, notify
 from chat.models import Session, ShareLink
-from chat.services import commands, disk, plans, sharing, turns
+from chat.services import commands, disk, history, plans, sharing, turns
 
 from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MemberSocket, Socket, in_pool
 
@@ -74,6 +74,8 @@ class ChatConsumer(MemberSocket):
                 await self.answer_prompt(data)
             case "run_plan":
                 await self.run_plan(data.get("event"))
+            case "rewind" | "fork" as action:
+                await self.go_back(action, data.get("turn"))
             case None:
                 await self.message(data.get("message"), data.get("attachments"), chosen=bool(data.get("command")))
             case _:
@@ -99,6 +101,25 @@ class ChatConsumer(MemberSocket):
                 engine=self.engine, session_id=self.session_id, user=self.scope["user"], event_id=int(event_id)
             )
         except (plans.PlanRefused, turns.TurnRefused) as exc:
+            await self.send(text_data=fragments.flash(str(exc)))
+
+    async def go_back(self, action: str, turn_id: object) -> None:
+        """Rewind the chat to a turn, or fork a new chat from it."""
+        if not isinstance(turn_id, int | str) or not str(turn_id).isdigit():
+            await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
+            return
+        user = self.scope["user"]
+        try:
+            if action == "rewind":
+                said = await history.rewind(
+                    engine=self.engine, session_id=self.session_id, user=user, turn_id=int(turn_id)
+                )
+                await self.send(text_data=fragments.flash(said, level="info"))
+            else:
+                fork = await history.fork(session_id=self.session_id, user=user, turn_id=int(turn_id))
+                said = "A new chat continues from that message; this one stays as it is."
+                await self.send(text_data=fragments.flash(said, level="info", url=fork.get_absolute_url()))
+        except history.HistoryRefused as exc:
             await self.send(text_data=fragments.flash(str(exc)))
 
     async def message(self, text: object, files: object = None, *, chosen: bool = False) -> None:

@@ -4,6 +4,7 @@ contract checks it).
 """
 
 from .events import (
+    Entry,
     Event,
     Exit,
     Garbage,
@@ -30,6 +31,7 @@ from .spec import CliNotFound, LiveSpec, Permission, Prompt, SessionFailed, Turn
 __all__ = [
     "Bridge",
     "CliNotFound",
+    "Entry",
     "Event",
     "Exit",
     "Failure",

@@ -59,6 +59,14 @@ class ToolResult:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """A conversation entry the CLI wrote into its transcript (an assistant message, a tool
+    result): its ``uuid`` is a point a later run may resume the conversation at."""
+
+    uuid: str
+
+
+@dataclass(frozen=True)
 class Notice:
     """A ``system`` event other than init (permission_denied, api_retry, status, ...)."""
 
@@ -120,6 +128,7 @@ Event = (
     | Text
     | ToolUse
     | ToolResult
+    | Entry
     | Notice
     | Result
     | Unknown

@@ -7,6 +7,7 @@ from typing import Any
 from claude_agent_sdk import types as sdk
 
 from .events import (
+    Entry,
     Event,
     Init,
     Notice,
@@ -41,18 +42,19 @@ def convert(message: Any) -> list[Event]:
             ):
                 return [TextDelta(text=str(delta.get("text", "")))]
             return []
-        case sdk.AssistantMessage(content=content):
-            return [event for block in content for event in _assistant_block(block)]
-        case sdk.UserMessage(content=content):
+        case sdk.AssistantMessage(content=content, uuid=uuid):
+            return [*(event for block in content for event in _assistant_block(block)), *_entry(uuid)]
+        case sdk.UserMessage(content=content, uuid=uuid):
             if isinstance(content, str):
                 return []
-            return [
+            results: list[Event] = [
                 ToolResult(
                     tool_use_id=block.tool_use_id, content=content_text(block.content), is_error=bool(block.is_error)
                 )
                 for block in content
                 if isinstance(block, sdk.ToolResultBlock)
             ]
+            return [*results, *_entry(uuid)]
         case sdk.ResultMessage() as result:
             input_tokens, output_tokens = usage_in(result.usage or {})
             return [
@@ -83,6 +85,10 @@ def convert(message: Any) -> list[Event]:
                 ]
             return [Notice(subtype=subtype, data=dict(data))]
     return [Unknown(type=type(message).__name__, data={})]
+
+
+def _entry(uuid: Any) -> list[Event]:
+    return [Entry(uuid=uuid)] if isinstance(uuid, str) and uuid else []
 
 
 def _assistant_block(block: Any) -> list[Event]:

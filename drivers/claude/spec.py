@@ -55,6 +55,9 @@ class LiveSpec:
     skip_permissions: bool = False
     allowed_tools: tuple[str, ...] = ()
     model: str | None = None
+    # Resume the conversation at this transcript entry (a rewind): later entries are left behind.
+    # Read only when the process starts; the engine's warm process of the session is closed first.
+    resume_at: str | None = None
     max_line_bytes: int = MAX_LINE_BYTES
     # How long the CLI may take to exit once its stdin is closed (then SIGTERM; as long again, then
     # SIGKILL), and to acknowledge an interrupt.

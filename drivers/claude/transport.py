@@ -56,6 +56,9 @@ def cli_argv(spec: LiveSpec, *, ask: bool) -> list[str]:
     if mode:
         argv += ["--permission-mode", mode]
     argv.append(f"--resume={spec.session_id}" if spec.resume else f"--session-id={spec.session_id}")
+    if spec.resume and spec.resume_at:
+        # The SDK's resume_session_at; the id as one word, so that no value can be read as a flag.
+        argv.append(f"--resume-session-at={spec.resume_at}")
     # Text streams as it is written; no settings file of the machine's or the project's is read.
     argv += ["--include-partial-messages", "--setting-sources=", "--input-format", "stream-json"]
     return argv

@@ -10,26 +10,18 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.live import fragments
-from chat.models import Event, Session, Turn
-from chat.services import turns
+from chat.models import Event, Session
 from tests.factories import make_session, make_user
+from tests.real_turns import say
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-async def said(rt, chat: Session, user, text: str) -> Turn:
-    turn = await turns.submit_message(engine=rt, session_id=chat.id, user=user, text=text)
-    await rt.turns.idle()
-    turn = await Turn.objects.aget(pk=turn.pk)
-    assert turn.status == Turn.Status.DONE, turn.error
-    return turn
 
 
 async def test_the_context_meter_shows_how_full_the_window_is(claude_env, rt, stub_api):
     user = await sync_to_async(make_user)()
     chat = await sync_to_async(make_session)(owner=user)
     asked = len(stub_api.requests)
-    await said(rt, chat, user, "my name is Ada")
+    await say(engine=rt, session=chat, user=user, text="my name is Ada")
     chat = await Session.objects.aget(pk=chat.pk)
     # The stand-in counts a request's input as its size / 4; the CLI names its model's window.
     sent = max(1, len(json.dumps(stub_api.requests[asked]["body"])) // 4)
