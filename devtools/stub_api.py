@@ -17,6 +17,8 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - ``edit PATH: OLD => NEW`` answers with a ``Read`` of PATH and, once it was read (the CLI edits only
   files it read), an ``Edit`` that replaces OLD with NEW.
 - ``echo: TEXT`` answers TEXT; ``tokens N`` reports N output tokens of usage.
+- ``delegate: TASK`` starts a subagent (the ``Agent`` tool) that is given TASK (``read notes.txt``,
+  say) as its own request.
 - ``read PATH`` answers with a ``Read`` tool call; ``which model`` names the model the request asked for.
 - a message that carries images answers what it saw of them (their count, types and sizes).
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
@@ -268,6 +270,20 @@ def _plan(body: dict[str, Any]) -> Plan:
     if lowered.startswith("write ") and ":" in said:
         path, content = said[len("write ") :].split(":", 1)
         return Plan(tool=("Write", {"file_path": _resolve(path, cwd), "content": content.strip() + "\n"}))
+    if lowered.startswith("delegate:"):
+        # A subagent (the CLI's Agent tool, run in the foreground): it reads the rest as its own task.
+        task = said[len("delegate:") :].strip()
+        return Plan(
+            tool=(
+                "Agent",
+                {
+                    "description": "Delegated work",
+                    "prompt": task,
+                    "subagent_type": "claude",
+                    "run_in_background": False,
+                },
+            )
+        )
     if lowered.startswith("run:"):
         command = said[len("run:") :].strip()
         return Plan(tool=("Bash", {"command": command, "description": "Run the requested command"}))

@@ -8,6 +8,7 @@ button and none of the server's paths, as the shared page itself shows them.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,16 @@ def turn_replaced(turn: Turn, session: Session, *, may_answer: bool = False, rea
     )
 
 
+# A tool call's id as the CLI makes them (toolu_...): safe in an element id and a CSS selector.
+_TOOL_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
 def event_appended(event: Event, *, may_answer: bool = False, reader: Reader | None = None) -> str:
+    """A new event at the end of its turn, or, a subagent's, at the end of its Agent call's card."""
     html = render_to_string(f"{PAGE}#event", {"event": event, **_viewer(may_answer, reader)})
-    return f'<div hx-swap-oob="beforeend:#turn-{event.turn_id}-events">{html}</div>'
+    parent = (event.data or {}).get("parent")
+    where = f"#subagent-{parent}" if isinstance(parent, str) and _TOOL_ID.fullmatch(parent) else ""
+    return f'<div hx-swap-oob="beforeend:{where or f"#turn-{event.turn_id}-events"}">{html}</div>'
 
 
 def event_replaced(event: Event, *, may_answer: bool = False, reader: Reader | None = None) -> str:

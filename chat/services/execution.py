@@ -264,17 +264,24 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             await recorder.delta(text)
         case claude.Text(text=text) if (command := slash.built_in(recorder.turn.command)) and command.plain_output:
             await recorder.add(kind=Event.Kind.TEXT, text=text, data={"plain": True})
+        case claude.Text(text=text, parent=str(parent)):
+            # A subagent's words: shown under its Agent call's card, never merged into the answer.
+            await recorder.add(kind=Event.Kind.TEXT, text=text, data={"parent": parent})
         case claude.Text(text=text):
             await recorder.text(text)
-        case claude.ToolUse(id=tool_id, name=name, input=tool_input):
+        case claude.ToolUse(id=tool_id, name=name, input=tool_input, parent=parent):
             recorder.tool_names[tool_id] = name
             data: dict[str, Any] = {"id": tool_id, "input": tool_input}
+            if parent:
+                data["parent"] = parent
             if tool_id in recorder.prompted:
                 data["in_prompt"] = True  # its prompt, shown before it, already shows the call's card
             await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data=data)
-        case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error):
+        case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error, parent=parent):
             kept = content if len(content) <= TOOL_RESULT_KEEP_CHARS else content[:TOOL_RESULT_KEEP_CHARS] + "\n… (cut)"
             data = {"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")}
+            if parent:
+                data["parent"] = parent
             if denied:
                 data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
             await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)

@@ -42,6 +42,8 @@ class Text:
     """A complete assistant text block."""
 
     text: str
+    # The Agent (Task) tool call whose subagent said it; None: the session's own agent.
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ToolUse:
     id: str
     name: str
     input: dict[str, Any]
+    parent: str | None = None  # the Agent (Task) tool call whose subagent made this call
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class ToolResult:
     tool_use_id: str
     content: str
     is_error: bool
+    parent: str | None = None  # the Agent (Task) tool call whose subagent got this result
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ from .events import (
 def convert(message: Any) -> list[Event]:
     """The events one SDK message stands for (an assistant message may hold several)."""
     match message:
+        case sdk.StreamEvent(parent_tool_use_id=str()):
+            # A subagent's own request: its text comes whole with its messages, and its tokens are
+            # not the session's context.
+            return []
         case sdk.StreamEvent(event=event):
             if isinstance(event, dict) and event.get("type") in ("message_start", "message_delta"):
                 started = event["type"] == "message_start"
@@ -42,14 +46,17 @@ def convert(message: Any) -> list[Event]:
             ):
                 return [TextDelta(text=str(delta.get("text", "")))]
             return []
-        case sdk.AssistantMessage(content=content, uuid=uuid):
-            return [*(event for block in content for event in _assistant_block(block)), *_entry(uuid)]
-        case sdk.UserMessage(content=content, uuid=uuid):
+        case sdk.AssistantMessage(content=content, uuid=uuid, parent_tool_use_id=parent):
+            return [*(event for block in content for event in _assistant_block(block, parent)), *_entry(uuid)]
+        case sdk.UserMessage(content=content, uuid=uuid, parent_tool_use_id=parent):
             if isinstance(content, str):
                 return []
             results: list[Event] = [
                 ToolResult(
-                    tool_use_id=block.tool_use_id, content=content_text(block.content), is_error=bool(block.is_error)
+                    tool_use_id=block.tool_use_id,
+                    content=content_text(block.content),
+                    is_error=bool(block.is_error),
+                    parent=parent or None,
                 )
                 for block in content
                 if isinstance(block, sdk.ToolResultBlock)
@@ -91,14 +98,17 @@ def _entry(uuid: Any) -> list[Event]:
     return [Entry(uuid=uuid)] if isinstance(uuid, str) and uuid else []
 
 
-def _assistant_block(block: Any) -> list[Event]:
+def _assistant_block(block: Any, parent: str | None) -> list[Event]:
     match block:
         case sdk.TextBlock(text=text):
-            return [Text(text=text)]
+            return [Text(text=text, parent=parent or None)]
         case sdk.ToolUseBlock(id=tool_id, name=name, input=tool_input):
             return [
                 ToolUse(
-                    id=tool_id, name=name, input=tool_input if isinstance(tool_input, dict) else {"value": tool_input}
+                    id=tool_id,
+                    name=name,
+                    input=tool_input if isinstance(tool_input, dict) else {"value": tool_input},
+                    parent=parent or None,
                 )
             ]
     return []
