@@ -1,4 +1,5 @@
-"""Slash commands, plan mode and the context meter in a real browser, against the real server and CLI."""
+"""Slash commands, plan mode, the context meter and pasted images in a real browser, against the real
+server and CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_chat import log_in, open_new_chat
+from tests.browser.test_chat import PNG, log_in, open_new_chat
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 
@@ -75,3 +76,28 @@ def test_plan_mode_shows_the_plan_and_run_this_plan_carries_it_out(live_app, pag
     assert (live_app.own_folder(dan) / "plan.txt").read_text() == "planned\n"
     # The plan ran: its button is gone from the card.
     expect(card.get_by_role("button", name="Run this plan")).to_have_count(0)
+
+
+def test_an_image_pasted_into_the_box_is_attached_and_reaches_the_model(live_app, page):
+    eve = live_app.create_user(username="eve", password="pw-eve-123")
+    log_in(page, live_app.base_url, "eve", "pw-eve-123")
+    open_new_chat(page, "my name is Eve")
+    page.locator("#message").focus()
+    page.evaluate(
+        """png => {
+            const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], "image.png", {type: "image/png"}));
+            const paste = new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true});
+            document.getElementById("message").dispatchEvent(paste);
+        }""",
+        PNG,
+    )
+    chip = page.locator("#attached .chip")
+    expect(chip).to_contain_text(re.compile(r"Image: pasted-\d+\.png"))
+    box = page.get_by_label("Message")
+    expect(box).to_have_value("")  # the picture, not its name
+    box.fill("what is in the picture")
+    box.press("Enter")
+    expect(page.locator("article.turn").nth(1)).to_contain_text("I see 1 image: image/png, 70 bytes.")
+    assert len(list((live_app.own_folder(eve) / "attachments").glob("pasted-*.png"))) == 1
