@@ -83,6 +83,9 @@ class Session(models.Model):
     # A rewind's point: the next turn's process resumes the conversation at this transcript entry
     # (the CLI's --resume-session-at); cleared once it has. Blank: resume where the transcript ends.
     resume_at = models.CharField(max_length=36, blank=True)
+    # A rewind that asked for the files too: the next process puts them back as they were when this
+    # user message was sent (the CLI's file checkpoints); cleared once it has tried.
+    restore_files_at = models.CharField(max_length=36, blank=True)
     # The chat this one was forked from, and after which of its turns. No database constraint or
     # index: SQLite could then add and drop the columns in place, never rebuilding chat_session
     # (the search index's triggers name it); Django still sets them null when those go.
@@ -183,6 +186,8 @@ class Turn(models.Model):
     command = models.CharField(max_length=64, blank=True)
     # The last entry this turn left in the CLI's transcript: where a rewind or a fork to this turn resumes.
     cli_uuid = models.CharField(max_length=36, blank=True)
+    # The uuid its user message went to the CLI with: a rewind to before it puts the files back to there.
+    prompt_uuid = models.CharField(max_length=36, blank=True)
     # When a rewind to an earlier turn left this one behind: the conversation no longer holds it.
     dropped_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)

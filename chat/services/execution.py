@@ -94,6 +94,9 @@ def _spec(session: Session, options: TurnOptions, egress: EgressProxy | None) ->
         allowed_tools=options.allowed_tools,
         model=session.model or None,
         resume_at=(session.resume_at or None) if resume else None,
+        # A chat's agent may be rewound with its files; a task's changes are kept by its commits.
+        file_checkpoints=session.kind == Session.Kind.CHAT,
+        rewind_files_to=(session.restore_files_at or None) if resume else None,
     )
 
 
@@ -157,7 +160,7 @@ async def _recorded(
     """The turn's end as its record: a status, what to say, what it cost."""
     session = recorder.turn.session
     await _mark_created(session)
-    if session.resume_at and not isinstance(outcome, ShutDown | Failed):
+    if (session.resume_at or session.restore_files_at) and not isinstance(outcome, ShutDown | Failed):
         await _resumed(session)
     match outcome:
         case Done(result=result, failure=failure, streamed=streamed):
@@ -287,10 +290,26 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
         case claude.Entry(uuid=uuid) if claude.is_uuid(uuid):
             recorder.cli_uuid = uuid
+        case claude.Notice(subtype="files_rewound"):
+            await recorder.add(
+                kind=Event.Kind.NOTICE, name="files_rewound", text="The files were put back as they were at the rewind."
+            )
+        case claude.Notice(subtype="files_not_rewound", data=data):
+            await recorder.add(
+                kind=Event.Kind.NOTICE,
+                name="files_not_rewound",
+                is_error=True,
+                text=(
+                    f"The files could not be put back ({data.get('error')}); they are as the later messages left "
+                    "them. Undo the changes by hand, or ask Claude Code to."
+                ),
+            )
         case claude.StreamUsage(started=True, input_tokens=tokens) if tokens:
             await recorder.context(tokens=tokens)
-        case claude.Result(context_window=window) if window:
-            await recorder.context(window=window)
+        case claude.Result(context_window=window, sent=sent):
+            if claude.is_uuid(sent):
+                await recorder.sent(sent)
+            await recorder.context(window=window or None)
         case claude.Notice(subtype="compact_boundary", data=data):
             await compacted(recorder, claude.as_dict(data.get("compact_metadata")))
         case claude.Notice(subtype="permission_denied", data=data):
@@ -362,7 +381,8 @@ def _remember_process(turn: Turn, pid: int | None) -> None:
 def _resumed(session: Session) -> None:
     """A rewind's point was taken by the process this turn started: later turns resume as usual."""
     Session.objects.filter(pk=session.pk, resume_at=session.resume_at).update(resume_at="")
-    session.resume_at = ""
+    Session.objects.filter(pk=session.pk, restore_files_at=session.restore_files_at).update(restore_files_at="")
+    session.resume_at = session.restore_files_at = ""
 
 
 @sync_to_async

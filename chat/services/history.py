@@ -62,29 +62,39 @@ def _refuse_archived_or_busy(session: Session) -> None:
 
 
 @sync_to_async
-def _rewind(session_id: uuid.UUID, user: User, turn_id: int) -> tuple[Session, int]:
+def _rewind(session_id: uuid.UUID, user: User, turn_id: int, files: bool) -> tuple[Session, int]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id, owner=user)
         _refuse_archived_or_busy(session)
         point = _point(session, turn_id)
-        later = Turn.objects.filter(session=session, dropped_at__isnull=True, id__gt=point.pk)
-        dropped = later.update(dropped_at=timezone.now())
-        if not dropped:
+        later = Turn.objects.filter(session=session, dropped_at__isnull=True, id__gt=point.pk).order_by("id")
+        first = later.first()
+        if first is None:
             raise HistoryRefused("That is the chat's latest message already: there is nothing to rewind.")
+        if files and not claude.is_uuid(first.prompt_uuid):
+            raise HistoryRefused(
+                "The files cannot be put back to that point: the next message ran before this was recorded. "
+                "Rewind without the files, or undo the changes by hand."
+            )
+        dropped = later.update(dropped_at=timezone.now())
         session.resume_at = point.cli_uuid
-        session.save(update_fields=["resume_at"])
+        # The files as they were when the first message left behind was sent, before its changes.
+        session.restore_files_at = first.prompt_uuid if files else ""
+        session.save(update_fields=["resume_at", "restore_files_at"])
         return session, dropped
 
 
-async def rewind(*, engine: Engine, session_id: uuid.UUID, user: User, turn_id: int) -> str:
-    """Continue the conversation from after turn ``turn_id``: the later turns are left behind. Says
+async def rewind(*, engine: Engine, session_id: uuid.UUID, user: User, turn_id: int, files: bool = False) -> str:
+    """Continue the conversation from after turn ``turn_id``: the later turns are left behind; with
+    ``files``, so are the changes they made to files (put back when the next message runs). Says
     what was done."""
-    session, dropped = await _rewind(session_id, user, turn_id)
+    session, dropped = await _rewind(session_id, user, turn_id, files)
     # The warm process holds the whole conversation: the next turn starts one at the rewind's point.
     await sync_to_async(chats.close_warm_process)(str(session.pk), engine=engine, wait=True)
     await notify.to_chat(session.pk, await sync_to_async(_turns_html)(session))
     left = f"{dropped} later message{'s' if dropped != 1 else ''}"
-    return f"Rewound: Claude Code continues from that message and no longer remembers the {left}."
+    files_too = " The files they changed are put back as your next message starts." if files else ""
+    return f"Rewound: Claude Code continues from that message and no longer remembers the {left}.{files_too}"
 
 
 def _turns_html(session: Session) -> str:

@@ -170,6 +170,11 @@ class Recorder:
         session = await Session.objects.aget(pk=self.session_id)
         await notify.context_changed(session)
 
+    async def sent(self, prompt_uuid: str) -> None:
+        """The uuid the turn's message went to the CLI with (what a rewind of the files names)."""
+        self.turn.prompt_uuid = prompt_uuid
+        await Turn.objects.filter(pk=self.turn.pk).aupdate(prompt_uuid=prompt_uuid)
+
     # -- what streams -----------------------------------------------------------------
     async def add(
         self, *, kind: str, name: str = "", text: str = "", data: dict[str, Any] | None = None, is_error: bool = False

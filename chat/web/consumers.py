@@ -74,7 +74,7 @@ class ChatConsumer(MemberSocket):
                 await self.answer_prompt(data)
             case "run_plan":
                 await self.run_plan(data.get("event"))
-            case "rewind" | "fork" as action:
+            case "rewind" | "rewind_files" | "fork" as action:
                 await self.go_back(action, data.get("turn"))
             case None:
                 await self.message(data.get("message"), data.get("attachments"), chosen=bool(data.get("command")))
@@ -110,9 +110,13 @@ class ChatConsumer(MemberSocket):
             return
         user = self.scope["user"]
         try:
-            if action == "rewind":
+            if action in ("rewind", "rewind_files"):
                 said = await history.rewind(
-                    engine=self.engine, session_id=self.session_id, user=user, turn_id=int(turn_id)
+                    engine=self.engine,
+                    session_id=self.session_id,
+                    user=user,
+                    turn_id=int(turn_id),
+                    files=action == "rewind_files",
                 )
                 await self.send(text_data=fragments.flash(said, level="info"))
             else:

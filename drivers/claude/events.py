@@ -5,7 +5,7 @@ No Django imports; :mod:`drivers.claude` re-exports every name here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # ---------------------------------------------------------------------------------------
@@ -93,6 +93,9 @@ class Result:
     errors: tuple[str, ...] = ()
     # The model's context window in tokens, as the CLI reports it (its modelUsage); 0: not said.
     context_window: int = 0
+    # The uuid the turn's user message went to the CLI with (its transcript entry's): the point a
+    # rewind puts the files back to. Set by the live session, not the CLI; not part of equality.
+    sent: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,12 @@ class LiveSpec:
     # Resume the conversation at this transcript entry (a rewind): later entries are left behind.
     # Read only when the process starts; the engine's warm process of the session is closed first.
     resume_at: str | None = None
+    # The CLI keeps a copy of each file before its tools change it (the SDK's file checkpointing), so
+    # that a rewind can put the files back.
+    file_checkpoints: bool = False
+    # Put the files back as they were when this user message was sent (a rewind that asked for it),
+    # once the process has started, before its first turn.
+    rewind_files_to: str | None = None
     max_line_bytes: int = MAX_LINE_BYTES
     # How long the CLI may take to exit once its stdin is closed (then SIGTERM; as long again, then
     # SIGKILL), and to acknowledge an interrupt.
@@ -79,6 +85,7 @@ class LiveSpec:
             self.session_id,
             self.skip_permissions,
             self.allowed_tools,
+            self.file_checkpoints,
             tuple(sorted(self.env.items())),
             self.sandbox,
         )

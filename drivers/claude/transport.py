@@ -71,6 +71,8 @@ def cli_env(spec: LiveSpec) -> dict[str, str]:
     # A caller that names no PATH gets the server's, as the SDK's transport let through.
     env.setdefault("PATH", os.environ.get("PATH", os.defpath))
     env["PWD"] = spec.cwd
+    if spec.file_checkpoints:
+        env["CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING"] = "true"  # what the SDK's enable_file_checkpointing sets
     return env
 
 

@@ -4,10 +4,12 @@ original as it was."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat.models import Session, Turn
+from chat.models import Event, Session, Turn
 from chat.services import history
 from tests.factories import make_session, make_user
 from tests.real_turns import answer_of as answer
@@ -59,3 +61,23 @@ async def test_a_fork_starts_from_its_message_and_the_original_is_untouched(clau
     in_original = await say(engine=rt, session=chat, user=user, text="what is my name")
     assert await answer(in_original) == "Your name is Dee."
     assert await Turn.objects.filter(session=chat, dropped_at__isnull=False).acount() == 0
+
+
+async def test_rewound_with_its_files_the_later_changes_are_undone_when_the_next_message_runs(claude_env, rt, settings):
+    settings.CLAUDE_PERMISSION_MODE = "acceptEdits"
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    folder = Path(chat.workdir)
+    said = [
+        await say(engine=rt, session=chat, user=user, text=text)
+        for text in ("write a.txt: one", "write a.txt: two", "write b.txt: new")
+    ]
+    assert (folder / "a.txt").read_text() == "two\n" and (folder / "b.txt").exists()
+    done = await history.rewind(engine=rt, session_id=chat.id, user=user, turn_id=said[0].pk, files=True)
+    assert "put back as your next message starts" in done
+    after = await say(engine=rt, session=chat, user=user, text="echo: where were we")
+    assert (folder / "a.txt").read_text() == "one\n" and not (folder / "b.txt").exists()
+    notice = await Event.objects.aget(turn=after, kind=Event.Kind.NOTICE, name="files_rewound")
+    assert not notice.is_error
+    chat = await Session.objects.aget(pk=chat.pk)
+    assert not chat.resume_at and not chat.restore_files_at
