@@ -101,3 +101,35 @@ def test_an_image_pasted_into_the_box_is_attached_and_reaches_the_model(live_app
     box.press("Enter")
     expect(page.locator("article.turn").nth(1)).to_contain_text("I see 1 image: image/png, 70 bytes.")
     assert len(list((live_app.own_folder(eve) / "attachments").glob("pasted-*.png"))) == 1
+
+
+def test_rewind_and_fork_from_the_page_and_a_subagents_call_nests_live(live_app, page):
+    fay = live_app.create_user(username="fay", password="pw-fay-123")
+    log_in(page, live_app.base_url, "fay", "pw-fay-123")
+    open_new_chat(page, "my name is Fay")
+    turns = page.locator("article.turn")
+    box = page.get_by_label("Message")
+    for i, text in enumerate(["my name is Gil", "my name is Hal"], start=1):
+        box.fill(text)
+        box.press("Enter")
+        expect(turns.nth(i)).to_contain_text("Nice to meet you")
+    # The latest message offers a fork only; earlier ones also a rewind.
+    expect(turns.nth(2).get_by_role("button", name="Rewind to here")).to_have_count(0)
+    turns.nth(0).get_by_role("button", name="Rewind to here").click()
+    expect(page.locator("#flash")).to_contain_text("no longer remembers the 2 later messages")
+    expect(turns.nth(1).locator(".dropped-note")).to_be_visible()
+    box.fill("what is my name")
+    box.press("Enter")
+    expect(turns.nth(3)).to_contain_text("Your name is Fay.")
+
+    expect(turns.nth(1).get_by_role("button", name="Fork from here")).to_have_count(0)  # left behind
+    turns.nth(3).get_by_role("button", name="Fork from here").click()
+    page.locator("#flash").get_by_role("link", name="Open it").click()
+    expect(page.locator(".forked-note")).to_contain_text("Forked from")
+    (live_app.own_folder(fay) / "notes.txt").write_text("notes for the subagent\n")
+    box = page.get_by_label("Message")
+    box.fill("delegate: read notes.txt")
+    box.press("Enter")
+    card = page.locator("article.turn").nth(0).locator(".subagent-card")
+    expect(card.locator(".subagent .event.tool_use")).to_contain_text("Read")
+    expect(card.locator(".subagent .event.tool_result")).to_be_visible()
