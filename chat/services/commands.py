@@ -18,7 +18,7 @@ from runtime import Engine
 
 from .. import projects
 from ..live import notify
-from ..models import Event, Session, Turn
+from ..models import TITLE_LENGTH, Event, Session, Turn
 from . import chats, slash, turns
 
 SUMMARY_TURNS = 20
@@ -114,5 +114,10 @@ async def _clear(*, engine: Engine, session: Session, user: User) -> Done:
         )
     except chats.ChatError as exc:
         raise turns.TurnRefused(str(exc)) from None
+    # Named after this chat, not after the summary's first words.
+    new = await Session.objects.aget(pk=turn.session_id)
+    new.title = f"{session.display_title} (continued)"[:TITLE_LENGTH]
+    await new.asave(update_fields=["title"])
+    await notify.session_changed(new)
     url = reverse("chat:session", kwargs={"session_id": turn.session_id})
     return Done(said="A new chat continues from a summary of this one; this chat stays as it is.", turn=turn, url=url)

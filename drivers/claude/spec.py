@@ -56,7 +56,7 @@ class LiveSpec:
     allowed_tools: tuple[str, ...] = ()
     model: str | None = None
     # Resume the conversation at this transcript entry (a rewind): later entries are left behind.
-    # Read only when the process starts; the engine's warm process of the session is closed first.
+    # Read only when the process starts, so a warm process started without it never serves it.
     resume_at: str | None = None
     # The CLI keeps a copy of each file before its tools change it (the SDK's file checkpointing), so
     # that a rewind can put the files back.
@@ -86,6 +86,10 @@ class LiveSpec:
             self.skip_permissions,
             self.allowed_tools,
             self.file_checkpoints,
+            # A rewind's start: the warm process holds the whole conversation (and the turn after
+            # it starts one more process, which resumes where the transcript now ends).
+            self.resume_at,
+            self.rewind_files_to,
             tuple(sorted(self.env.items())),
             self.sandbox,
         )

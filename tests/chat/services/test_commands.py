@@ -88,8 +88,9 @@ async def test_clear_starts_a_new_chat_from_a_summary_and_model_says_what_it_use
     await run(rt, chat, user, "my name is Ada", chosen=False)
     done = await run(rt, chat, user, "/clear")
     assert done.turn is not None and done.turn.session_id != chat.id and done.url.endswith(f"/{done.turn.session_id}/")
-    first = await Turn.objects.aget(pk=done.turn.pk)
+    first = await Turn.objects.select_related("session").aget(pk=done.turn.pk)
     assert "my name is Ada" in first.prompt and first.status == Turn.Status.DONE
+    assert first.session.title == "my name is Ada (continued)"
     follow = await run(rt, await Session.objects.aget(pk=first.session_id), user, "what is my name", chosen=False)
     assert "Your name is Ada." in await shown(follow.turn)
     assert await Turn.objects.filter(session=chat).acount() == 1  # the old chat stays as it was
