@@ -17,6 +17,7 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - ``edit PATH: OLD => NEW`` answers with a ``Read`` of PATH and, once it was read (the CLI edits only
   files it read), an ``Edit`` that replaces OLD with NEW.
 - ``echo: TEXT`` answers TEXT; ``tokens N`` reports N output tokens of usage.
+- ``todo: A; B`` puts A and B on the agent's todo list (TaskCreate) and marks A done (TaskUpdate).
 - ``delegate: TASK`` starts a subagent (the ``Agent`` tool) that is given TASK (``read notes.txt``,
   say) as its own request.
 - ``read PATH`` answers with a ``Read`` tool call; ``which model`` names the model the request asked for.
@@ -229,6 +230,19 @@ def _summary(earlier: list[dict[str, Any]]) -> str:
     return f"<analysis>Short conversation.</analysis>\n<summary>Summary of the conversation: {kept}.</summary>"
 
 
+def _todo_step(items: str, messages: list[dict[str, Any]]) -> Plan:
+    """``todo: A; B; ...``: a TaskCreate for each item (the CLI's todo tools), then the first marked
+    done (the CLI numbers items from 1), then a word."""
+    subjects = [item.strip() for item in items.split(";") if item.strip()]
+    last_text = max(i for i, m in enumerate(messages) if m.get("role") == "user" and _user_text(m))
+    step = sum(1 for m in messages[last_text:] if m.get("role") == "assistant")
+    if step < len(subjects):
+        return Plan(tool=("TaskCreate", {"subject": subjects[step], "description": subjects[step]}))
+    if step == len(subjects):
+        return Plan(tool=("TaskUpdate", {"taskId": "1", "status": "completed"}))
+    return Plan(text=f"{len(subjects)} items on the list; the first is done.")
+
+
 def _plan(body: dict[str, Any]) -> Plan:
     messages = [m for m in body.get("messages", []) if m.get("role") in ("user", "assistant")]
     users = [m for m in messages if m.get("role") == "user"]
@@ -241,6 +255,8 @@ def _plan(body: dict[str, Any]) -> Plan:
     planning = _plan_mode_step(body, messages, asked)
     if planning is not None:
         return planning
+    if asked.lower().startswith("todo:"):  # its steps follow the tool results
+        return _todo_step(asked[len("todo:") :], messages)
     step = _edit_step(asked, messages, _cwd(body))
     if step is not None:
         return step

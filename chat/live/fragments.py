@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,11 @@ def session_state(session: Session, *, reader: Reader | None = None) -> str:
         + render_to_string(f"{PAGE}#context-meter", context)
         + title
     )
+
+
+def todo_panel(session: Session, todos: Sequence[object]) -> str:
+    """The agent's todo list (``todos``: :func:`chat.services.todos.todos_of`)."""
+    return render_to_string(f"{PAGE}#todo-panel", {"session": session, "todos": todos, "oob": True})
 
 
 def context_meter(session: Session) -> str:

@@ -26,7 +26,7 @@ from runtime import Done, Failed, NodeRuntime, ShutDown, Stopped, TimedOut, Turn
 
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, disk, slash
+from . import agents, attachments, disk, slash, todos
 from .explain import explain, unreachable
 from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
@@ -87,7 +87,11 @@ def _spec(session: Session, options: TurnOptions, egress: EgressProxy | None) ->
         cwd=session.workdir,
         session_id=str(session.id),
         resume=resume,
-        env=agents.environment(session=session, extra=options.env),
+        # A chat's agent keeps a todo list, as interactive Claude Code does (its panel: chat.services.todos).
+        env=agents.environment(
+            session=session,
+            extra={todos.ENABLE: "1", **options.env} if session.kind == Session.Kind.CHAT else options.env,
+        ),
         sandbox=agents.sandbox(session=session, egress=egress),
         permission_mode=options.permission_mode or session.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
         skip_permissions=options.skip_permissions,
@@ -288,6 +292,9 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             if denied:
                 data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
             await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
+            if data["tool"] in (todos.CREATE, todos.UPDATE):
+                session = recorder.turn.session
+                await notify.todos_changed(session, await sync_to_async(todos.todos_of)(session))
         case claude.Entry(uuid=uuid) if claude.is_uuid(uuid):
             recorder.cli_uuid = uuid
         case claude.Notice(subtype="files_rewound"):
