@@ -101,6 +101,9 @@ class Session(models.Model):
     forked_after = models.ForeignKey(
         "Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False, db_index=False
     )
+    # The agent's todo list as its panel shows it (chat.services.todos), kept when it changes so that
+    # opening the chat reads no events for it; null: it never kept one.
+    todos = models.JSONField(null=True, blank=True)
     # Tools a person chose "Always allow" for in this chat: not asked about again.
     always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

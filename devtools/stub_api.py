@@ -36,211 +36,36 @@ No Django import: it runs as ``python -m devtools.stub_api --port N``.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import re
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .stub_steps import (
+    COMPACT_ASK,
+    GO_AHEAD,
+    MARKDOWN_ANSWER,
+    NAME_RE,
+    Plan,
+    cwd_of,
+    edit_step,
+    images_of,
+    plan_mode_step,
+    planned_request,
+    resolve,
+    summary_of,
+    texts,
+    todo_step,
+    tool_results,
+    user_text,
+)
+
 MODEL = "claude-stand-in"
-_NAME_RE = re.compile(r"\bmy name is (\w+)", re.IGNORECASE)
-_CWD_RE = re.compile(r"Primary working directory: (.+)")
-
-
-@dataclass
-class Plan:
-    """What the stand-in answers: text, or one tool call, streamed over ``seconds``."""
-
-    text: str = ""
-    tool: tuple[str, dict[str, Any]] | None = None
-    seconds: float = 0.0
-    output_tokens: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _texts(content: Any) -> list[str]:
-    if isinstance(content, str):
-        return [content]
-    out = []
-    for block in content or []:
-        if isinstance(block, dict) and block.get("type") == "text":
-            out.append(block.get("text", ""))
-    return out
-
-
-# What the CLI puts before the next message after an interrupted turn, or after the model or the
-# permission mode was changed on a running process (it records the change as a local /model
-# command, with a caveat): not the person's words.
-_INTERRUPT_MARKERS = (
-    "[Request interrupted by user",
-    # After a compaction, the summary opens the next user message.
-    "This session is being continued from a previous conversation",
-    "<local-command-caveat>",
-    "<command-name>",
-    "<local-command-stdout>",
-)
-
-
-def _user_text(message: dict[str, Any]) -> str:
-    """The person's own words in a user message, without the CLI's system reminders and markers."""
-    parts = [
-        t
-        for t in _texts(message.get("content"))
-        if not t.lstrip().startswith("<system-reminder>") and not t.lstrip().startswith(_INTERRUPT_MARKERS)
-    ]
-    return "\n".join(parts).strip()
-
-
-def _tool_results(message: dict[str, Any]) -> list[str]:
-    content = message.get("content")
-    if not isinstance(content, list):
-        return []
-    out = []
-    for block in content:
-        if isinstance(block, dict) and block.get("type") == "tool_result":
-            inner = block.get("content")
-            out.append(" ".join(_texts(inner)) if isinstance(inner, list) else str(inner or ""))
-    return out
-
-
-def _images(message: dict[str, Any]) -> list[str]:
-    """The images of a user message, each as "media type, N bytes"."""
-    content = message.get("content")
-    out = []
-    for block in content if isinstance(content, list) else []:
-        if isinstance(block, dict) and block.get("type") == "image":
-            source = block.get("source") or {}
-            size = (
-                len(base64.b64decode(source.get("data") or "", validate=False)) if source.get("type") == "base64" else 0
-            )
-            out.append(f"{source.get('media_type', 'an image')}, {size} bytes")
-    return out
-
-
-def _cwd(body: dict[str, Any]) -> str | None:
-    sources = [body.get("system")] + [m.get("content") for m in body.get("messages", []) if m.get("role") == "system"]
-    for src in sources:
-        for text in _texts(src):
-            match = _CWD_RE.search(text)
-            if match:
-                return match.group(1).strip()
-    return None
-
-
-def _resolve(path: str, cwd: str | None) -> str:
-    path = path.strip()
-    if path.startswith("/") or not cwd:
-        return path
-    return f"{cwd.rstrip('/')}/{path}"
-
-
-MARKDOWN_ANSWER = (
-    "## A plan\n\nHere is **bold text** and `inline code`:\n\n- first item\n- second item\n\n"
-    '```python\ndef greet(name):\n    return f"Hello, {name}!"\n```\n\n'
-    "Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done."
-)
-_EDIT_RE = re.compile(r"edit\s+(.+?):\s*(.*?)\s*=>\s*(.*)", re.IGNORECASE | re.DOTALL)
-
-
-def _last_tool(messages: list[dict[str, Any]]) -> str:
-    """The name of the tool the last assistant message called, if it called one."""
-    for message in reversed(messages):
-        if message.get("role") == "assistant":
-            content = message.get("content")
-            for block in content if isinstance(content, list) else []:
-                if isinstance(block, dict) and block.get("type") == "tool_use":
-                    return str(block.get("name", ""))
-            return ""
-    return ""
-
-
-def _edit_step(said: str, messages: list[dict[str, Any]], cwd: str | None) -> Plan | None:
-    """``edit PATH: OLD => NEW``: a Read first, then (after the Read's result) the Edit."""
-    match = _EDIT_RE.fullmatch(said)
-    if match is None:
-        return None
-    path = _resolve(match.group(1), cwd)
-    done = _last_tool(messages) if _tool_results(messages[-1]) else ""
-    if done == "Edit":
-        return None
-    if done == "Read":
-        return Plan(tool=("Edit", {"file_path": path, "old_string": match.group(2), "new_string": match.group(3)}))
-    return Plan(tool=("Read", {"file_path": path}))
-
-
-_PLAN_FILE_RE = re.compile(r"create your plan at (\S+?\.md)")
-GO_AHEAD = "go ahead with the plan"
-
-
-def _plan_mode_said(body: dict[str, Any]) -> str | None:
-    """The CLI's latest word on plan mode in its system messages (they stay in the conversation):
-    the text that says it is active, or None once it says it was left (or never said it)."""
-    said = None
-    for message in body.get("messages", []):
-        for text in _texts(message.get("content")) if message.get("role") == "system" else []:
-            if "Exited Plan Mode" in text:
-                said = None
-            if "Plan mode is active" in text:
-                said = text
-    return said
-
-
-def _plan_mode_step(body: dict[str, Any], messages: list[dict[str, Any]], asked: str) -> Plan | None:
-    """In the CLI's plan mode: write the plan file it names, then present the plan with ExitPlanMode."""
-    system = _plan_mode_said(body)
-    if system is None:
-        return None
-    done = _last_tool(messages) if _tool_results(messages[-1]) else ""
-    if done == "ExitPlanMode":
-        return Plan(text="The plan is ready; I will wait until you run it.")
-    plan = f"# Plan\n\n1. Do what was asked: {asked}\n2. Report what changed.\n"
-    if done == "Write":
-        return Plan(tool=("ExitPlanMode", {}))
-    found = _PLAN_FILE_RE.search(system)
-    if found is None:
-        return Plan(tool=("ExitPlanMode", {"plan": plan}))
-    return Plan(tool=("Write", {"file_path": found.group(1), "content": plan}))
-
-
-def _planned_request(messages: list[dict[str, Any]]) -> str:
-    """What the person asked before the latest ExitPlanMode call: what "go ahead" carries out."""
-    asked = planned = ""
-    for message in messages:
-        if message.get("role") == "user" and (text := _user_text(message)) and not text.lower().startswith(GO_AHEAD):
-            asked = text
-        if message.get("role") == "assistant" and _last_tool([message]) == "ExitPlanMode":
-            planned = asked
-    return planned
-
-
-# How the CLI asks for a summary when it compacts a conversation (``/compact``, or a full context).
-_COMPACT_ASK = "CRITICAL: Respond with TEXT ONLY"
-
-
-def _summary(earlier: list[dict[str, Any]]) -> str:
-    """A compaction's summary: what the person said of themselves survives it."""
-    names = [found.group(0) for m in earlier if (found := _NAME_RE.search(_user_text(m)))]
-    kept = "; ".join(f"the person said: {name}" for name in names) or "nothing to keep"
-    return f"<analysis>Short conversation.</analysis>\n<summary>Summary of the conversation: {kept}.</summary>"
-
-
-def _todo_step(items: str, messages: list[dict[str, Any]]) -> Plan:
-    """``todo: A; B; ...``: a TaskCreate for each item (the CLI's todo tools), then the first marked
-    done (the CLI numbers items from 1), then a word."""
-    subjects = [item.strip() for item in items.split(";") if item.strip()]
-    last_text = max(i for i, m in enumerate(messages) if m.get("role") == "user" and _user_text(m))
-    step = sum(1 for m in messages[last_text:] if m.get("role") == "assistant")
-    if step < len(subjects):
-        return Plan(tool=("TaskCreate", {"subject": subjects[step], "description": subjects[step]}))
-    if step == len(subjects):
-        return Plan(tool=("TaskUpdate", {"taskId": "1", "status": "completed"}))
-    return Plan(text=f"{len(subjects)} items on the list; the first is done.")
 
 
 def _plan(body: dict[str, Any]) -> Plan:
@@ -249,43 +74,43 @@ def _plan(body: dict[str, Any]) -> Plan:
     if not users:
         return Plan(text="Hello from the offline stand-in.")
     last = users[-1]
-    asked = next((text for text in map(_user_text, reversed(users)) if text), "")
+    asked = next((text for text in map(user_text, reversed(users)) if text), "")
     if asked.lower().startswith(GO_AHEAD):
-        asked = _planned_request(messages) or asked
-    planning = _plan_mode_step(body, messages, asked)
+        asked = planned_request(messages) or asked
+    planning = plan_mode_step(body, messages, asked)
     if planning is not None:
         return planning
     if asked.lower().startswith("todo:"):  # its steps follow the tool results
-        return _todo_step(asked[len("todo:") :], messages)
-    step = _edit_step(asked, messages, _cwd(body))
+        return todo_step(asked[len("todo:") :], messages)
+    step = edit_step(asked, messages, cwd_of(body))
     if step is not None:
         return step
-    results = _tool_results(last)
-    said = _user_text(last)
+    results = tool_results(last)
+    said = user_text(last)
     # After a stopped tool call the CLI sends its refusal and the next message together: the
     # person's words are what to answer then.
     if results and not said:
         summary = results[0].strip().replace("\n", " ")[:200]
         return Plan(text=f"Done. The tool said: {summary}")
     if said.lower().startswith(GO_AHEAD):
-        said = _planned_request(messages) or said
+        said = planned_request(messages) or said
     if "\nContinue with:\n" in said:
         said = said.rsplit("\nContinue with:\n", 1)[1].strip()
-    if said.startswith(_COMPACT_ASK):
-        return Plan(text=_summary(users[:-1]))
+    if said.startswith(COMPACT_ASK):
+        return Plan(text=summary_of(users[:-1]))
     lowered = said.lower()
-    cwd = _cwd(body)
-    images = _images(last)
+    cwd = cwd_of(body)
+    images = images_of(last)
     if images:
         return Plan(text=f"I see {len(images)} image{'s' if len(images) > 1 else ''}: {'; '.join(images)}.")
     if lowered.startswith("which model"):
         return Plan(text=f"This answer comes from the model {body.get('model')}.")
     if lowered.startswith("read "):
         path = said[len("read ") :].strip().split()[0] if said[len("read ") :].strip() else ""
-        return Plan(tool=("Read", {"file_path": _resolve(path, cwd)}))
+        return Plan(tool=("Read", {"file_path": resolve(path, cwd)}))
     if lowered.startswith("write ") and ":" in said:
         path, content = said[len("write ") :].split(":", 1)
-        return Plan(tool=("Write", {"file_path": _resolve(path, cwd), "content": content.strip() + "\n"}))
+        return Plan(tool=("Write", {"file_path": resolve(path, cwd), "content": content.strip() + "\n"}))
     if lowered.startswith("delegate:"):
         # A subagent (the CLI's Agent tool, run in the foreground): it reads the rest as its own task.
         task = said[len("delegate:") :].strip()
@@ -319,11 +144,11 @@ def _plan(body: dict[str, Any]) -> Plan:
     if "what is my name" in lowered:
         # The message itself too: after a compaction the summary comes in the same user message.
         for earlier in reversed(users):
-            found = _NAME_RE.search(" ".join(_texts(earlier.get("content"))))
+            found = NAME_RE.search(" ".join(texts(earlier.get("content"))))
             if found:
                 return Plan(text=f"Your name is {found.group(1)}.")
         return Plan(text="I don't know your name yet.")
-    found = _NAME_RE.search(said)
+    found = NAME_RE.search(said)
     if found:
         return Plan(text=f"Nice to meet you, {found.group(1)}.")
     short = said if len(said) <= 200 else said[:200] + "…"

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -26,7 +25,7 @@ from runtime import Done, Failed, NodeRuntime, ShutDown, Stopped, TimedOut, Turn
 
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, disk, slash, todos
+from . import agents, attachments, disk, slash, streamed, todos
 from .explain import explain, unreachable
 from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
@@ -36,7 +35,6 @@ __all__ = ["FileRefusal", "TurnOptions", "execute", "options_for"]
 
 log = logging.getLogger(__name__)
 
-TOOL_RESULT_KEEP_CHARS = 20_000
 INTERRUPTED = "The server shut down during this turn; what came so far is kept. Send the message again to continue."
 TASK_TURN_ALONE = "A task's turn runs only within its task's run. Press Resume on the task's page to run it again."
 
@@ -210,7 +208,7 @@ async def _seen(recorder: Recorder, handler: TurnHandler, options: TurnOptions, 
         )
     else:
         denied = isinstance(event, claude.ToolResult) and event.tool_use_id in handler.denied
-        await record(event, recorder, denied=denied)
+        await streamed.record(event, recorder, denied=denied)
     if options.on_event is not None:
         await options.on_event(event)
 
@@ -262,92 +260,6 @@ def as_plain_text(text: str) -> str:
     memory behind the page's back, ``/model`` switches models). A leading space makes it text;
     the page shows the message as typed."""
     return " " + text if text.startswith("/") else text
-
-
-async def record(event: claude.Event, recorder: Recorder, *, denied: bool = False) -> None:
-    """Save ``event``; ``denied``: a tool result whose call a person's prompt denied."""
-    match event:
-        case claude.TextDelta(text=text):
-            await recorder.delta(text)
-        case claude.Text(text=text) if (command := slash.built_in(recorder.turn.command)) and command.plain_output:
-            await recorder.add(kind=Event.Kind.TEXT, text=text, data={"plain": True})
-        case claude.Text(text=text, parent=str(parent)):
-            # A subagent's words: shown under its Agent call's card, never merged into the answer.
-            await recorder.add(kind=Event.Kind.TEXT, text=text, data={"parent": parent})
-        case claude.Text(text=text):
-            await recorder.text(text)
-        case claude.ToolUse(id=tool_id, name=name, input=tool_input, parent=parent):
-            recorder.tool_names[tool_id] = name
-            data: dict[str, Any] = {"id": tool_id, "input": tool_input}
-            if parent:
-                data["parent"] = parent
-            if tool_id in recorder.prompted:
-                data["in_prompt"] = True  # its prompt, shown before it, already shows the call's card
-            await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data=data)
-        case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error, parent=parent):
-            kept = content if len(content) <= TOOL_RESULT_KEEP_CHARS else content[:TOOL_RESULT_KEEP_CHARS] + "\n… (cut)"
-            data = {"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")}
-            if parent:
-                data["parent"] = parent
-            if denied:
-                data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
-            await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
-            if data["tool"] in (todos.CREATE, todos.UPDATE):
-                session = recorder.turn.session
-                await notify.todos_changed(session, await sync_to_async(todos.todos_of)(session))
-        case claude.Entry(uuid=uuid) if claude.is_uuid(uuid):
-            recorder.cli_uuid = uuid
-        case claude.Notice(subtype="files_rewound"):
-            await recorder.add(
-                kind=Event.Kind.NOTICE, name="files_rewound", text="The files were put back as they were at the rewind."
-            )
-        case claude.Notice(subtype="files_not_rewound", data=data):
-            await recorder.add(
-                kind=Event.Kind.NOTICE,
-                name="files_not_rewound",
-                is_error=True,
-                text=(
-                    f"The files could not be put back ({data.get('error')}); they are as the later messages left "
-                    "them. Undo the changes by hand, or ask Claude Code to."
-                ),
-            )
-        case claude.StreamUsage(started=True, input_tokens=tokens) if tokens:
-            await recorder.context(tokens=tokens)
-        case claude.Result(context_window=window, sent=sent):
-            if claude.is_uuid(sent):
-                await recorder.sent(sent)
-            await recorder.context(window=window or None)
-        case claude.Notice(subtype="compact_boundary", data=data):
-            await compacted(recorder, claude.as_dict(data.get("compact_metadata")))
-        case claude.Notice(subtype="permission_denied", data=data):
-            await recorder.add(
-                kind=Event.Kind.NOTICE,
-                name="permission_denied",
-                is_error=True,
-                text=str(
-                    data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."
-                ),
-            )
-        case claude.Notice(subtype="api_retry", data=data) if data.get("attempt") in (1, None):
-            # Said once, when the CLI starts retrying (it may retry ten times): the turn's outcome says the rest.
-            status = data.get("error_status")
-            what = (
-                f"The API at {agents.api_url()} answered {status}"
-                if status
-                else f"Cannot reach the API at {agents.api_url()}"
-            )
-            tries = f"up to {data['max_retries']} times" if data.get("max_retries") else "a few times"
-            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
-
-
-async def compacted(recorder: Recorder, meta: dict[str, Any]) -> None:
-    """The CLI compacted the conversation (``/compact``, or by itself when the context was full):
-    said in the chat, and the meter shows what is left."""
-    before, after = claude.as_int(meta.get("pre_tokens")), claude.as_int(meta.get("post_tokens"))
-    figures = f": {before:,} → {after:,} tokens" if before and after else ""
-    how = "Compacted" if meta.get("trigger") == "manual" else "The context was full, so Claude Code compacted it"
-    await recorder.add(kind=Event.Kind.NOTICE, name="compacted", text=f"{how}{figures}.", data=dict(meta))
-    await recorder.context(tokens=after or None)
 
 
 def _usage_of(turn: Turn, result: claude.Result | None, streamed: tuple[int, int], elapsed_ms: int) -> Usage | None:

@@ -93,7 +93,8 @@ async def rewind(*, engine: Engine, session_id: uuid.UUID, user: User, turn_id: 
     await sync_to_async(chats.close_warm_process)(str(session.pk), engine=engine, wait=True)
     await notify.to_chat(session.pk, await sync_to_async(_turns_html)(session))
     # What the turns left behind put on the todo list is off it.
-    await notify.todos_changed(session, await sync_to_async(todos.todos_of)(session))
+    if session.todos:
+        await todos.changed(session)
     left = f"{dropped} later message{'s' if dropped != 1 else ''}"
     files_too = " The files they changed are put back as your next message starts." if files else ""
     return f"Rewound: Claude Code continues from that message and no longer remembers the {left}.{files_too}"

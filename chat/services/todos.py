@@ -10,11 +10,13 @@ behind do not count.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db.models import Q
 
+from ..live import notify
 from ..models import Event, Session
 
 CREATE, UPDATE = "TaskCreate", "TaskUpdate"
@@ -69,3 +71,16 @@ def todos_of(session: Session) -> list[Todo]:
             item["subject"] = str(tool_input.get("subject") or item["subject"])
             item["active_form"] = str(tool_input.get("activeForm") or item["active_form"])
     return [Todo(number=number, **fields) for number, fields in items.items()]
+
+
+def _kept(session: Session) -> list[dict[str, str]]:
+    listed = [asdict(todo) for todo in todos_of(session)]
+    Session.objects.filter(pk=session.pk).update(todos=listed)
+    session.todos = listed
+    return listed
+
+
+async def changed(session: Session) -> None:
+    """The list may have changed (a call was recorded, a rewind left turns behind): kept and shown."""
+    listed = await sync_to_async(_kept)(session)
+    await notify.todos_changed(session, listed)

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chat import projects, search, selectors
 from chat.live import fragments, notify, rendered
 from chat.models import Session
-from chat.services import attachments, chats, disk, plans, slash, todos, turns
+from chat.services import attachments, chats, disk, plans, slash, turns
 
 from .types import AuthedRequest, HtmxHttpRequest
 
@@ -94,7 +94,7 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     context = {"session": session, "turns": page.turns, "has_older": page.has_older, "may_answer": True}
     # The message box's menu: the slash commands this chat offers (the project's read as the page opens).
     context["commands"] = [] if session.is_archived else slash.offered(session)
-    context["todos"] = todos.todos_of(session)
+    context["todos"] = session.todos or []
     return render(request, PAGE, context)
 
 
