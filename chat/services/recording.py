@@ -163,11 +163,17 @@ class Recorder:
     async def context(self, *, tokens: int | None = None, window: int | None = None) -> None:
         """How full the chat's context window is now (the model's latest request, or a compaction's
         result), and the window's size once the CLI has said it: saved and shown on the chat's pages."""
-        fields = {name: value for name, value in (("context_tokens", tokens), ("context_window", window)) if value}
+        session = self.turn.session  # read with the turn: one write, no read, on the turn's hot path
+        fields = {
+            name: value
+            for name, value in (("context_tokens", tokens), ("context_window", window))
+            if value and getattr(session, name) != value
+        }
         if not fields:
             return
         await Session.objects.filter(pk=self.session_id).aupdate(**fields)
-        session = await Session.objects.aget(pk=self.session_id)
+        for name, value in fields.items():
+            setattr(session, name, value)
         await notify.context_changed(session)
 
     async def sent(self, prompt_uuid: str) -> None:
