@@ -174,7 +174,8 @@ class Recorder:
         await Session.objects.filter(pk=self.session_id).aupdate(**fields)
         for name, value in fields.items():
             setattr(session, name, value)
-        await notify.context_changed(session)
+        if session.kind == Session.Kind.CHAT:  # only a chat's page has the meter (a task's has none)
+            await notify.context_changed(session)
 
     async def sent(self, prompt_uuid: str) -> None:
         """The uuid the turn's message went to the CLI with (what a rewind of the files names)."""

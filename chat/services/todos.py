@@ -83,4 +83,5 @@ def _kept(session: Session) -> list[dict[str, str]]:
 async def changed(session: Session) -> None:
     """The list may have changed (a call was recorded, a rewind left turns behind): kept and shown."""
     listed = await sync_to_async(_kept)(session)
-    await notify.todos_changed(session, listed)
+    if session.kind == Session.Kind.CHAT:  # only a chat's page has the panel
+        await notify.todos_changed(session, listed)
