@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 TITLE_LENGTH = 120
+# The CLI's permission mode in which the agent only plans (ExitPlanMode carries its plan).
+PLAN_MODE = "plan"
 
 
 class SessionQuerySet(models.QuerySet["Session"]):
@@ -71,6 +73,37 @@ class Session(models.Model):
     cli_created = models.BooleanField(default=False)
     # The model this chat's CLI runs with (one of CLAUDE_MODELS); blank: the CLI's own default.
     model = models.CharField(max_length=100, blank=True)
+    # The CLI's permission mode this chat runs in: "plan" (the agent plans and changes nothing
+    # until the person runs its plan), or blank: the project's (CLAUDE_PERMISSION_MODE).
+    permission_mode = models.CharField(max_length=20, blank=True)
+    # How full the context window is: the tokens the model read at the chat's latest API request
+    # (input and cache), and the window the CLI reports for its model (null until it has said).
+    context_tokens = models.PositiveIntegerField(null=True, blank=True)
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    # A rewind's point: the next turn's process resumes the conversation at this transcript entry
+    # (the CLI's --resume-session-at); cleared once it has. Blank: resume where the transcript ends.
+    resume_at = models.CharField(max_length=36, blank=True)
+    # A rewind that asked for the files too: the next process puts them back as they were when this
+    # user message was sent (the CLI's file checkpoints); cleared once it has tried.
+    restore_files_at = models.CharField(max_length=36, blank=True)
+    # The chat this one was forked from, and after which of its turns. No database constraint or
+    # index: SQLite could then add and drop the columns in place, never rebuilding chat_session
+    # (the search index's triggers name it); Django still sets them null when those go.
+    forked_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="forks",
+        db_constraint=False,
+        db_index=False,
+    )
+    forked_after = models.ForeignKey(
+        "Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False, db_index=False
+    )
+    # The agent's todo list as its panel shows it (chat.services.todos), kept when it changes so that
+    # opening the chat reads no events for it; null: it never kept one.
+    todos = models.JSONField(null=True, blank=True)
     # Tools a person chose "Always allow" for in this chat: not asked about again.
     always_allowed = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -93,6 +126,16 @@ class Session(models.Model):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+    @property
+    def plan_mode(self) -> bool:
+        return self.permission_mode == PLAN_MODE
+
+    @property
+    def context_percent(self) -> int | None:
+        if not self.context_tokens or not self.context_window:
+            return None
+        return min(100, round(100 * self.context_tokens / self.context_window))
 
     @property
     def display_title(self) -> str:
@@ -141,6 +184,15 @@ class Turn(models.Model):
     # saved; images among them also reach the model as image content.
     attachments = models.JSONField(default=list, blank=True)
     origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.PAGE)
+    # The slash command the person chose from the menu (its name): the prompt runs as that command.
+    # Blank: the prompt is text, whatever it starts with.
+    command = models.CharField(max_length=64, blank=True)
+    # The last entry this turn left in the CLI's transcript: where a rewind or a fork to this turn resumes.
+    cli_uuid = models.CharField(max_length=36, blank=True)
+    # The uuid its user message went to the CLI with: a rewind to before it puts the files back to there.
+    prompt_uuid = models.CharField(max_length=36, blank=True)
+    # When a rewind to an earlier turn left this one behind: the conversation no longer holds it.
+    dropped_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -17,10 +17,17 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - ``edit PATH: OLD => NEW`` answers with a ``Read`` of PATH and, once it was read (the CLI edits only
   files it read), an ``Edit`` that replaces OLD with NEW.
 - ``echo: TEXT`` answers TEXT; ``tokens N`` reports N output tokens of usage.
+- ``todo: A; B`` puts A and B on the agent's todo list (TaskCreate) and marks A done (TaskUpdate).
+- ``delegate: TASK`` starts a subagent (the ``Agent`` tool) that is given TASK (``read notes.txt``,
+  say) as its own request.
 - ``read PATH`` answers with a ``Read`` tool call; ``which model`` names the model the request asked for.
 - a message that carries images answers what it saw of them (their count, types and sizes).
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
   answered as if only the text after the last such line had been sent.
+- in plan mode (the CLI says so in its system message), a request is answered with a plan: a
+  ``Write`` of the plan file the CLI names, then ``ExitPlanMode``; ``go ahead with the plan`` then
+  does what the planned request asked.
+- a compaction (the CLI's request for a summary) is answered with one that keeps the names said.
 - anything else gets a short demo answer that says it is the stand-in.
 
 No Django import: it runs as ``python -m devtools.stub_api --port N``.
@@ -29,140 +36,36 @@ No Django import: it runs as ``python -m devtools.stub_api --port N``.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import re
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .stub_steps import (
+    COMPACT_ASK,
+    GO_AHEAD,
+    MARKDOWN_ANSWER,
+    NAME_RE,
+    Plan,
+    cwd_of,
+    edit_step,
+    images_of,
+    plan_mode_step,
+    planned_request,
+    resolve,
+    summary_of,
+    texts,
+    todo_step,
+    tool_results,
+    user_text,
+)
+
 MODEL = "claude-stand-in"
-_NAME_RE = re.compile(r"\bmy name is (\w+)", re.IGNORECASE)
-_CWD_RE = re.compile(r"Primary working directory: (.+)")
-
-
-@dataclass
-class Plan:
-    """What the stand-in answers: text, or one tool call, streamed over ``seconds``."""
-
-    text: str = ""
-    tool: tuple[str, dict[str, Any]] | None = None
-    seconds: float = 0.0
-    output_tokens: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _texts(content: Any) -> list[str]:
-    if isinstance(content, str):
-        return [content]
-    out = []
-    for block in content or []:
-        if isinstance(block, dict) and block.get("type") == "text":
-            out.append(block.get("text", ""))
-    return out
-
-
-# What the CLI puts before the next message after an interrupted turn, or after the model or the
-# permission mode was changed on a running process (it records the change as a local /model
-# command, with a caveat): not the person's words.
-_INTERRUPT_MARKERS = (
-    "[Request interrupted by user",
-    "<local-command-caveat>",
-    "<command-name>",
-    "<local-command-stdout>",
-)
-
-
-def _user_text(message: dict[str, Any]) -> str:
-    """The person's own words in a user message, without the CLI's system reminders and markers."""
-    parts = [
-        t
-        for t in _texts(message.get("content"))
-        if not t.lstrip().startswith("<system-reminder>") and not t.lstrip().startswith(_INTERRUPT_MARKERS)
-    ]
-    return "\n".join(parts).strip()
-
-
-def _tool_results(message: dict[str, Any]) -> list[str]:
-    content = message.get("content")
-    if not isinstance(content, list):
-        return []
-    out = []
-    for block in content:
-        if isinstance(block, dict) and block.get("type") == "tool_result":
-            inner = block.get("content")
-            out.append(" ".join(_texts(inner)) if isinstance(inner, list) else str(inner or ""))
-    return out
-
-
-def _images(message: dict[str, Any]) -> list[str]:
-    """The images of a user message, each as "media type, N bytes"."""
-    content = message.get("content")
-    out = []
-    for block in content if isinstance(content, list) else []:
-        if isinstance(block, dict) and block.get("type") == "image":
-            source = block.get("source") or {}
-            size = (
-                len(base64.b64decode(source.get("data") or "", validate=False)) if source.get("type") == "base64" else 0
-            )
-            out.append(f"{source.get('media_type', 'an image')}, {size} bytes")
-    return out
-
-
-def _cwd(body: dict[str, Any]) -> str | None:
-    sources = [body.get("system")] + [m.get("content") for m in body.get("messages", []) if m.get("role") == "system"]
-    for src in sources:
-        for text in _texts(src):
-            match = _CWD_RE.search(text)
-            if match:
-                return match.group(1).strip()
-    return None
-
-
-def _resolve(path: str, cwd: str | None) -> str:
-    path = path.strip()
-    if path.startswith("/") or not cwd:
-        return path
-    return f"{cwd.rstrip('/')}/{path}"
-
-
-MARKDOWN_ANSWER = (
-    "## A plan\n\nHere is **bold text** and `inline code`:\n\n- first item\n- second item\n\n"
-    '```python\ndef greet(name):\n    return f"Hello, {name}!"\n```\n\n'
-    "Raw HTML stays text: <script>alert('x')</script> <img src=x onerror=alert(1)> done."
-)
-_EDIT_RE = re.compile(r"edit\s+(.+?):\s*(.*?)\s*=>\s*(.*)", re.IGNORECASE | re.DOTALL)
-
-
-def _last_tool(messages: list[dict[str, Any]]) -> str:
-    """The name of the tool the last assistant message called, if it called one."""
-    for message in reversed(messages):
-        if message.get("role") == "assistant":
-            content = message.get("content")
-            for block in content if isinstance(content, list) else []:
-                if isinstance(block, dict) and block.get("type") == "tool_use":
-                    return str(block.get("name", ""))
-            return ""
-    return ""
-
-
-def _edit_step(said: str, messages: list[dict[str, Any]], cwd: str | None) -> Plan | None:
-    """``edit PATH: OLD => NEW``: a Read first, then (after the Read's result) the Edit."""
-    match = _EDIT_RE.fullmatch(said)
-    if match is None:
-        return None
-    path = _resolve(match.group(1), cwd)
-    done = _last_tool(messages) if _tool_results(messages[-1]) else ""
-    if done == "Edit":
-        return None
-    if done == "Read":
-        return Plan(tool=("Edit", {"file_path": path, "old_string": match.group(2), "new_string": match.group(3)}))
-    return Plan(tool=("Read", {"file_path": path}))
 
 
 def _plan(body: dict[str, Any]) -> Plan:
@@ -171,32 +74,57 @@ def _plan(body: dict[str, Any]) -> Plan:
     if not users:
         return Plan(text="Hello from the offline stand-in.")
     last = users[-1]
-    asked = next((text for text in map(_user_text, reversed(users)) if text), "")
-    step = _edit_step(asked, messages, _cwd(body))
+    asked = next((text for text in map(user_text, reversed(users)) if text), "")
+    if asked.lower().startswith(GO_AHEAD):
+        asked = planned_request(messages) or asked
+    planning = plan_mode_step(body, messages, asked)
+    if planning is not None:
+        return planning
+    if asked.lower().startswith("todo:"):  # its steps follow the tool results
+        return todo_step(asked[len("todo:") :], messages)
+    step = edit_step(asked, messages, cwd_of(body))
     if step is not None:
         return step
-    results = _tool_results(last)
-    said = _user_text(last)
+    results = tool_results(last)
+    said = user_text(last)
     # After a stopped tool call the CLI sends its refusal and the next message together: the
     # person's words are what to answer then.
     if results and not said:
         summary = results[0].strip().replace("\n", " ")[:200]
         return Plan(text=f"Done. The tool said: {summary}")
+    if said.lower().startswith(GO_AHEAD):
+        said = planned_request(messages) or said
     if "\nContinue with:\n" in said:
         said = said.rsplit("\nContinue with:\n", 1)[1].strip()
+    if said.startswith(COMPACT_ASK):
+        return Plan(text=summary_of(users[:-1]))
     lowered = said.lower()
-    cwd = _cwd(body)
-    images = _images(last)
+    cwd = cwd_of(body)
+    images = images_of(last)
     if images:
         return Plan(text=f"I see {len(images)} image{'s' if len(images) > 1 else ''}: {'; '.join(images)}.")
     if lowered.startswith("which model"):
         return Plan(text=f"This answer comes from the model {body.get('model')}.")
     if lowered.startswith("read "):
         path = said[len("read ") :].strip().split()[0] if said[len("read ") :].strip() else ""
-        return Plan(tool=("Read", {"file_path": _resolve(path, cwd)}))
+        return Plan(tool=("Read", {"file_path": resolve(path, cwd)}))
     if lowered.startswith("write ") and ":" in said:
         path, content = said[len("write ") :].split(":", 1)
-        return Plan(tool=("Write", {"file_path": _resolve(path, cwd), "content": content.strip() + "\n"}))
+        return Plan(tool=("Write", {"file_path": resolve(path, cwd), "content": content.strip() + "\n"}))
+    if lowered.startswith("delegate:"):
+        # A subagent (the CLI's Agent tool, run in the foreground): it reads the rest as its own task.
+        task = said[len("delegate:") :].strip()
+        return Plan(
+            tool=(
+                "Agent",
+                {
+                    "description": "Delegated work",
+                    "prompt": task,
+                    "subagent_type": "claude",
+                    "run_in_background": False,
+                },
+            )
+        )
     if lowered.startswith("run:"):
         command = said[len("run:") :].strip()
         return Plan(tool=("Bash", {"command": command, "description": "Run the requested command"}))
@@ -214,12 +142,13 @@ def _plan(body: dict[str, Any]) -> Plan:
     if match:
         return Plan(text=f"Reporting {match.group(1)} output tokens.", output_tokens=int(match.group(1)))
     if "what is my name" in lowered:
-        for earlier in reversed(users[:-1]):
-            found = _NAME_RE.search(_user_text(earlier))
+        # The message itself too: after a compaction the summary comes in the same user message.
+        for earlier in reversed(users):
+            found = NAME_RE.search(" ".join(texts(earlier.get("content"))))
             if found:
                 return Plan(text=f"Your name is {found.group(1)}.")
         return Plan(text="I don't know your name yet.")
-    found = _NAME_RE.search(said)
+    found = NAME_RE.search(said)
     if found:
         return Plan(text=f"Nice to meet you, {found.group(1)}.")
     short = said if len(said) <= 200 else said[:200] + "…"

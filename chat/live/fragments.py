@@ -8,7 +8,9 @@ button and none of the server's paths, as the shared page itself shows them.
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +50,16 @@ def turn_replaced(turn: Turn, session: Session, *, may_answer: bool = False, rea
     )
 
 
+# A tool call's id as the CLI makes them (toolu_...): safe in an element id and a CSS selector.
+_TOOL_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
 def event_appended(event: Event, *, may_answer: bool = False, reader: Reader | None = None) -> str:
+    """A new event at the end of its turn, or, a subagent's, at the end of its Agent call's card."""
     html = render_to_string(f"{PAGE}#event", {"event": event, **_viewer(may_answer, reader)})
-    return f'<div hx-swap-oob="beforeend:#turn-{event.turn_id}-events">{html}</div>'
+    parent = (event.data or {}).get("parent")
+    where = f"#subagent-{parent}" if isinstance(parent, str) and _TOOL_ID.fullmatch(parent) else ""
+    return f'<div hx-swap-oob="beforeend:{where or f"#turn-{event.turn_id}-events"}">{html}</div>'
 
 
 def event_replaced(event: Event, *, may_answer: bool = False, reader: Reader | None = None) -> str:
@@ -71,7 +80,7 @@ def turn_status(turn: Turn, session: Session, *, reader: Reader | None = None) -
 
 
 def session_state(session: Session, *, reader: Reader | None = None) -> str:
-    """Status, Stop button, model and title: what changes on the page when a turn starts or ends.
+    """Status, Stop button, model, plan mode and title: what changes on the page when a turn starts or ends.
     A reader's page has the title only."""
     if session.kind == Session.Kind.TASK:
         return ""  # a task's page has neither: its head (the task's own fragment) says its state
@@ -80,8 +89,21 @@ def session_state(session: Session, *, reader: Reader | None = None) -> str:
     if reader is not None:
         return title
     return (
-        render_to_string(f"{PAGE}#session-state", context) + render_to_string(f"{PAGE}#model-picker", context) + title
+        render_to_string(f"{PAGE}#session-state", context)
+        + render_to_string(f"{PAGE}#model-picker", context)
+        + render_to_string(f"{PAGE}#plan-switch", context)
+        + render_to_string(f"{PAGE}#context-meter", context)
+        + title
     )
+
+
+def todo_panel(session: Session, todos: Sequence[object]) -> str:
+    """The agent's todo list (``todos``: :func:`chat.services.todos.todos_of`)."""
+    return render_to_string(f"{PAGE}#todo-panel", {"session": session, "todos": todos, "oob": True})
+
+
+def context_meter(session: Session) -> str:
+    return render_to_string(f"{PAGE}#context-meter", {"session": session, "oob": True})
 
 
 def turns_refreshed(session: Session, page: TurnPage, *, may_answer: bool, reader: Reader | None = None) -> str:
@@ -124,6 +146,9 @@ def recent_chats(chats: list[Session]) -> str:
     return render_to_string("includes/recent_chats.html", {"recent_chats": chats, "oob": True})
 
 
-def flash(text: str, *, level: str = "error", refused: bool = False) -> str:
-    """A notice on the page; ``refused``: the message just sent was not taken (the page puts it back in the box)."""
-    return render_to_string("includes/flash.html", {"text": text, "level": level, "oob": True, "refused": refused})
+def flash(text: str, *, level: str = "error", refused: bool = False, url: str = "") -> str:
+    """A notice on the page; ``refused``: the message just sent was not taken (the page puts it back in
+    the box); ``url``: a page it leads to."""
+    return render_to_string(
+        "includes/flash.html", {"text": text, "level": level, "oob": True, "refused": refused, "url": url}
+    )

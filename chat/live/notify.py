@@ -12,6 +12,7 @@ for itself from the database instead of forwarding the owner's HTML.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -112,6 +113,16 @@ async def session_changed(session: Session) -> None:
     html = await sync_to_async(fragments.session_state)(session)
     await to_chat(session.pk, html, shown="session_changed", pk=str(session.pk))
     await chats_changed(session)
+
+
+async def todos_changed(session: Session, todos: Sequence[object]) -> None:
+    """The agent's todo list (its owner's pages)."""
+    await to_chat(session.pk, await sync_to_async(fragments.todo_panel)(session, todos))
+
+
+async def context_changed(session: Session) -> None:
+    """How full the chat's context window is (its owner's pages; a share page does not show it)."""
+    await to_chat(session.pk, await sync_to_async(fragments.context_meter)(session))
 
 
 async def chats_changed(session: Session) -> None:

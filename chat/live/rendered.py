@@ -31,12 +31,13 @@ PAGE = "chat/session.html"
 MAX_BYTES = 64 * 1024 * 1024
 
 
-# A turn as rendered: what it is (its id could come back after a database is restored) and how it ended.
-_Key = tuple[int, datetime, datetime | None, str]
+# A turn as rendered: what it is (its id could come back after a database is restored), how it ended,
+# and whether a rewind left it behind.
+_Key = tuple[int, datetime, datetime | None, str, datetime | None]
 
 
 def _key(turn: Turn) -> _Key:
-    return (turn.pk, turn.created_at, turn.finished_at, turn.status)
+    return (turn.pk, turn.created_at, turn.finished_at, turn.status, turn.dropped_at)
 
 
 class _Rendered:

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -26,7 +25,7 @@ from runtime import Done, Failed, NodeRuntime, ShutDown, Stopped, TimedOut, Turn
 
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, disk
+from . import agents, attachments, disk, slash, streamed, todos
 from .explain import explain, unreachable
 from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
@@ -36,7 +35,6 @@ __all__ = ["FileRefusal", "TurnOptions", "execute", "options_for", "spec_of"]
 
 log = logging.getLogger(__name__)
 
-TOOL_RESULT_KEEP_CHARS = 20_000
 INTERRUPTED = "The server shut down during this turn; what came so far is kept. Send the message again to continue."
 TASK_TURN_ALONE = "A task's turn runs only within its task's run. Press Resume on the task's page to run it again."
 
@@ -89,12 +87,20 @@ def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None) 
         cwd=session.workdir,
         session_id=str(session.id),
         resume=resume,
-        env=agents.environment(session=session, extra=options.env),
+        # A chat's agent keeps a todo list, as interactive Claude Code does (its panel: chat.services.todos).
+        env=agents.environment(
+            session=session,
+            extra={todos.ENABLE: "1", **options.env} if session.kind == Session.Kind.CHAT else options.env,
+        ),
         sandbox=agents.sandbox(session=session, egress=egress),
-        permission_mode=options.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
+        permission_mode=options.permission_mode or session.permission_mode or settings.CLAUDE_PERMISSION_MODE or None,
         skip_permissions=options.skip_permissions,
         allowed_tools=options.allowed_tools,
         model=session.model or None,
+        resume_at=(session.resume_at or None) if resume else None,
+        # A chat's agent may be rewound with its files; a task's changes are kept by its commits.
+        file_checkpoints=session.kind == Session.Kind.CHAT,
+        rewind_files_to=(session.restore_files_at or None) if resume else None,
     )
 
 
@@ -132,7 +138,7 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
         elapsed = int((time.monotonic() - started) * 1000)
         await asyncio.shield(recorder.finish(Turn.Status.INTERRUPTED, duration_ms=elapsed, error=INTERRUPTED))
         raise
-    except agents.SandboxUnavailable as exc:
+    except (agents.SandboxUnavailable, slash.CommandFailed) as exc:
         await recorder.finish(Turn.Status.ERROR, error=str(exc))
     except claude.CliNotFound as exc:
         await recorder.finish(
@@ -160,6 +166,8 @@ async def _recorded(
     """The turn's end as its record: a status, what to say, what it cost."""
     session = recorder.turn.session
     await _mark_created(session)
+    if (session.resume_at or session.restore_files_at) and not isinstance(outcome, ShutDown | Failed):
+        await _resumed(session)
     match outcome:
         case Done(result=result, failure=failure, streamed=streamed):
             usage = await sync_to_async(_usage_of)(recorder.turn, result, streamed, elapsed_ms)
@@ -207,7 +215,7 @@ async def _seen(recorder: Recorder, handler: TurnHandler, options: TurnOptions, 
         )
     else:
         denied = isinstance(event, claude.ToolResult) and event.tool_use_id in handler.denied
-        await record(event, recorder, denied=denied)
+        await streamed.record(event, recorder, denied=denied)
     if options.on_event is not None:
         await options.on_event(event)
 
@@ -232,11 +240,24 @@ async def _failed(recorder: Recorder, *, full: bool, error: Exception) -> None:
 
 
 def message_of(turn: Turn) -> claude.Prompt:
-    """What the CLI gets of a turn: its text (never a command), the attached files named after it, and
-    the attached images as image content."""
-    text = as_plain_text(turn.prompt) + attachments.note(turn.attachments)
+    """What the CLI gets of a turn: its text (a command only if the person chose one from the menu),
+    the attached files named after it, and the attached images as image content."""
+    text = _command_text(turn) if turn.command else as_plain_text(turn.prompt)
+    text += attachments.note(turn.attachments)
     images = attachments.image_blocks(session=turn.session, paths=turn.attachments) if turn.attachments else []
     return [{"type": "text", "text": text}, *images] if images else text
+
+
+def _command_text(turn: Turn) -> str:
+    """A chosen command: the CLI's own as the command itself, a project's as the prompt its file holds
+    (read now, as the project has it when the turn runs)."""
+    parsed = slash.parse(turn.prompt)
+    command = slash.built_in(turn.command)
+    if parsed is None or parsed[0] != turn.command:
+        return as_plain_text(turn.prompt)
+    if command is not None and command.runs == slash.Runs.CLI:
+        return turn.prompt
+    return as_plain_text(slash.project_prompt(turn.session, turn.command, parsed[1]))
 
 
 def as_plain_text(text: str) -> str:
@@ -246,46 +267,6 @@ def as_plain_text(text: str) -> str:
     memory behind the page's back, ``/model`` switches models). A leading space makes it text;
     the page shows the message as typed."""
     return " " + text if text.startswith("/") else text
-
-
-async def record(event: claude.Event, recorder: Recorder, *, denied: bool = False) -> None:
-    """Save ``event``; ``denied``: a tool result whose call a person's prompt denied."""
-    match event:
-        case claude.TextDelta(text=text):
-            await recorder.delta(text)
-        case claude.Text(text=text):
-            await recorder.text(text)
-        case claude.ToolUse(id=tool_id, name=name, input=tool_input):
-            recorder.tool_names[tool_id] = name
-            data: dict[str, Any] = {"id": tool_id, "input": tool_input}
-            if tool_id in recorder.prompted:
-                data["in_prompt"] = True  # its prompt, shown before it, already shows the call's card
-            await recorder.add(kind=Event.Kind.TOOL_USE, name=name, data=data)
-        case claude.ToolResult(tool_use_id=tool_id, content=content, is_error=is_error):
-            kept = content if len(content) <= TOOL_RESULT_KEEP_CHARS else content[:TOOL_RESULT_KEEP_CHARS] + "\n… (cut)"
-            data = {"tool_use_id": tool_id, "size": len(content), "tool": recorder.tool_names.get(tool_id, "")}
-            if denied:
-                data["denied_in_prompt"] = True  # kept for the record; its prompt says "Denied" once
-            await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
-        case claude.Notice(subtype="permission_denied", data=data):
-            await recorder.add(
-                kind=Event.Kind.NOTICE,
-                name="permission_denied",
-                is_error=True,
-                text=str(
-                    data.get("message") or data.get("reason") or "A tool call was refused by the permission mode."
-                ),
-            )
-        case claude.Notice(subtype="api_retry", data=data) if data.get("attempt") in (1, None):
-            # Said once, when the CLI starts retrying (it may retry ten times): the turn's outcome says the rest.
-            status = data.get("error_status")
-            what = (
-                f"The API at {agents.api_url()} answered {status}"
-                if status
-                else f"Cannot reach the API at {agents.api_url()}"
-            )
-            tries = f"up to {data['max_retries']} times" if data.get("max_retries") else "a few times"
-            await recorder.add(kind=Event.Kind.NOTICE, name="api_retry", text=f"{what}; Claude Code retries {tries}.")
 
 
 def _usage_of(turn: Turn, result: claude.Result | None, streamed: tuple[int, int], elapsed_ms: int) -> Usage | None:
@@ -326,6 +307,14 @@ async def _remember_process(recorder: Recorder, pid: int | None) -> None:
 @sync_to_async
 def _save_process(turn_id: int, pid: int, started: int | None) -> None:
     Turn.objects.filter(pk=turn_id).update(pid=pid, pid_started=started)
+
+
+@sync_to_async
+def _resumed(session: Session) -> None:
+    """A rewind's point was taken by the process this turn started: later turns resume as usual."""
+    Session.objects.filter(pk=session.pk, resume_at=session.resume_at).update(resume_at="")
+    Session.objects.filter(pk=session.pk, restore_files_at=session.restore_files_at).update(restore_files_at="")
+    session.resume_at = session.restore_files_at = ""
 
 
 @sync_to_async

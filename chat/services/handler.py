@@ -23,6 +23,16 @@ from ..models import Event, Session
 from . import permissions
 from .recording import Recorder
 
+EXIT_PLAN_TOOL = "ExitPlanMode"
+# What the agent reads when it presents its plan: the page shows it, the person decides.
+PLAN_SHOWN = (
+    "Your plan is shown to the person with a button to run it. Stop here and wait: they run it, or answer "
+    "with what to change."
+)
+# What a plan mode chat's file edits are told: nothing changes before the plan runs.
+NO_EDITS_IN_PLAN_MODE = (
+    "This chat is in plan mode: nothing may be changed yet. Write your plan and present it with ExitPlanMode."
+)
 TURN_ENDED = "The turn was stopped before this call could run."
 API_NO_PROMPTS = (
     "This turn came through the HTTP API, which cannot answer permission prompts, so the call was "
@@ -38,6 +48,8 @@ class FileRefusal:
     reason: str
     shown: str
 
+
+FILE_TOOLS = ("Write", "Edit", "MultiEdit", "NotebookEdit")
 
 FileGuard = Callable[[str, dict[str, Any]], Awaitable[FileRefusal | None]]
 
@@ -78,9 +90,18 @@ class TurnHandler:
         self, tool: str, tool_input: dict[str, Any], suggestions: list[dict[str, Any]], tool_use_id: str | None
     ) -> Permission:
         session = await Session.objects.aget(pk=self.recorder.session_id)
+        key = tool_use_id or ""
+        if tool == EXIT_PLAN_TOOL:
+            # Not a prompt: its card shows the plan with "Run this plan" (chat.services.plans).
+            self.denied.add(key)
+            self._release(key)
+            return Permission(allow=False, message=PLAN_SHOWN)
+        if session.plan_mode and tool in FILE_TOOLS:
+            self.denied.add(key)
+            self._release(key)
+            return Permission(allow=False, message=NO_EDITS_IN_PLAN_MODE)
         if tool in session.always_allowed:
             return Permission(allow=True)
-        key = tool_use_id or ""
         if not self.interactive:
             answer = Permission(allow=False, message=API_NO_PROMPTS)
         else:

@@ -73,6 +73,8 @@ class Recorder:
         self.tool_names: dict[str, str] = {}
         # Tool calls a permission prompt was shown for (its card is in the prompt).
         self.prompted: set[str] = set()
+        # The last entry the turn left in the CLI's transcript (see Turn.cli_uuid).
+        self.cli_uuid = ""
         # The chat's status as its member's list last showed it (the turn's session, if it was read with it).
         self.listed_status = turn.session.status if Turn.session.is_cached(turn) else ""
         # Writes that need not hold the turn up (see :meth:`meanwhile`), chained in order.
@@ -140,7 +142,12 @@ class Recorder:
         """The turn's end: its final status, why it failed (if it did) and what it cost."""
         await self.settled()
         await self.end_text()
-        fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
+        fields: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            "finished_at": timezone.now(),
+            "cli_uuid": self.cli_uuid or None,
+        }
         if usage is not None:
             fields.update(
                 duration_ms=usage.duration_ms or duration_ms,
@@ -165,6 +172,7 @@ class Recorder:
         output_tokens: int | None = None,
         cost_usd: float | None = None,
         cli_total_cost_usd: float | None = None,
+        cli_uuid: str | None = None,
     ) -> None:
         turn = self.turn
         turn.status = status
@@ -178,6 +186,7 @@ class Recorder:
             "output_tokens": output_tokens,
             "cost_usd": cost_usd,
             "cli_total_cost_usd": cli_total_cost_usd,
+            "cli_uuid": cli_uuid,
         }
         for name, value in changes.items():
             if value is not None:
@@ -191,6 +200,28 @@ class Recorder:
     def _save(turn: Turn) -> Session:
         turn.save()
         return refresh_session_status(turn.session_id)
+
+    async def context(self, *, tokens: int | None = None, window: int | None = None) -> None:
+        """How full the chat's context window is now (the model's latest request, or a compaction's
+        result), and the window's size once the CLI has said it: saved and shown on the chat's pages."""
+        session = self.turn.session  # read with the turn: one write, no read, on the turn's hot path
+        fields = {
+            name: value
+            for name, value in (("context_tokens", tokens), ("context_window", window))
+            if value and getattr(session, name) != value
+        }
+        if not fields:
+            return
+        await Session.objects.filter(pk=self.session_id).aupdate(**fields)
+        for name, value in fields.items():
+            setattr(session, name, value)
+        if session.kind == Session.Kind.CHAT:  # only a chat's page has the meter (a task's has none)
+            await notify.context_changed(session)
+
+    async def prompt_sent_as(self, prompt_uuid: str) -> None:
+        """The uuid the turn's message went to the CLI with (what a rewind of the files names)."""
+        self.turn.prompt_uuid = prompt_uuid
+        await Turn.objects.filter(pk=self.turn.pk).aupdate(prompt_uuid=prompt_uuid)
 
     # -- what streams -----------------------------------------------------------------
     async def add(

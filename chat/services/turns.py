@@ -83,7 +83,13 @@ def validate_message(text: object) -> str:
 
 @sync_to_async
 def _save_message(
-    engine: Engine, session_id: uuid.UUID, user: User | None, text: str, origin: Turn.Origin, files: object
+    engine: Engine,
+    session_id: uuid.UUID,
+    user: User | None,
+    text: str,
+    origin: Turn.Origin,
+    files: object,
+    command: str,
 ) -> tuple[Turn, Session]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
@@ -95,7 +101,9 @@ def _save_message(
             attached = attachments.validate(session=session, paths=files)
         except attachments.AttachmentRefused as exc:
             raise TurnRefused(str(exc)) from None
-        turn = Turn.objects.create(session=session, author=user, prompt=text, attachments=attached, origin=origin)
+        turn = Turn.objects.create(
+            session=session, author=user, prompt=text, attachments=attached, origin=origin, command=command
+        )
         # An engine whose queue is in the database queues it in this transaction: saved means queued.
         engine.queue_in_transaction(turn=turn.pk, session=str(session_id), owner=session.owner_id)
         if not session.title:
@@ -113,11 +121,14 @@ async def submit_message(
     text: str,
     origin: Turn.Origin = Turn.Origin.PAGE,
     files: object = None,
+    command: str = "",
 ) -> Turn:
     """Save the message as a queued turn (before any CLI runs), submit it to the engine, and show it.
 
     ``origin``: where it came from, which says how it runs (see :func:`execution.options_for`).
     ``files``: the attachments it names (paths :func:`attachments.save` returned), checked here.
+    ``command``: the name of the slash command the person chose from the menu
+    (:func:`chat.services.slash.chosen` found it offered): the turn runs it as that command.
 
     Saving and submitting finish even if the caller goes away meanwhile: a turn that is saved is
     always submitted (never left "queued" with nothing to run it)."""
@@ -132,13 +143,19 @@ async def submit_message(
                 f"You have {waiting} messages waiting to run (the limit is {limit}), so this one was not "
                 "sent. Wait for one to finish, or cancel one, then send it again."
             )
-    return await asyncio.shield(_save_submit_show(engine, session_id, user, text, origin, files))
+    return await asyncio.shield(_save_submit_show(engine, session_id, user, text, origin, files, command))
 
 
 async def _save_submit_show(
-    engine: Engine, session_id: uuid.UUID, user: User | None, text: str, origin: Turn.Origin, files: object
+    engine: Engine,
+    session_id: uuid.UUID,
+    user: User | None,
+    text: str,
+    origin: Turn.Origin,
+    files: object,
+    command: str,
 ) -> Turn:
-    turn, session = await _save_message(engine, session_id, user, text, origin, files)
+    turn, session = await _save_message(engine, session_id, user, text, origin, files, command)
     try:
         # Shown before it is submitted: once submitted it may start at once, and a page must have the
         # turn before the fragment that says it runs (that one replaces the turn's status in place).

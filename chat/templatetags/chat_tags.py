@@ -16,6 +16,11 @@ def seconds(ms: int | None) -> str:
 
 
 @register.filter
+def thousands(number: int | None) -> str:
+    return f"{number or 0:,}"
+
+
+@register.filter
 def basename(path: str) -> str:
     return PurePath(path or "").name
 

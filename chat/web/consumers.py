@@ -21,7 +21,7 @@ from django.utils import timezone
 from chat import projects, selectors
 from chat.live import catchup, fragments, notify, rendered
 from chat.models import Session, ShareLink
-from chat.services import ahead, attachments, chats, disk, sharing, turns
+from chat.services import ahead, attachments, chats, commands, disk, history, plans, sharing, slash, turns
 from members import roles
 
 from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MAX_FRAME_BYTES, MemberSocket, Socket, in_pool
@@ -66,6 +66,9 @@ def _chat_page(session: Session, user: Any, csrf_token: str) -> tuple[str, int, 
         "max_frame_bytes": MAX_FRAME_BYTES,
         "max_attachment_bytes": attachments.max_bytes(),
         "csrf_token": csrf_token,
+        # The message box's menu and the todo panel, as the chat's own page has them.
+        "commands": slash.offered(session),
+        "todos": session.todos or [],
     }
     html = render_to_string("chat/session.html#chat-inner", context)
     return (
@@ -120,6 +123,10 @@ class ChatConsumer(MemberSocket):
                 await self.answer_prompt(data)
             case "typing":
                 await self.typing(data)
+            case "run_plan":
+                await self.run_plan(data.get("event"))
+            case "rewind" | "rewind_files" | "fork" as action:
+                await self.go_back(action, data.get("turn"))
             case None:
                 await self.message(data)
             case _:
@@ -143,15 +150,53 @@ class ChatConsumer(MemberSocket):
             self.ahead_at = now
             await ahead.start_ahead(engine=self.engine, session_id=self.session_id, owner=self.scope["user"])
 
-    async def message(self, data: dict[str, Any]) -> None:
+    async def run_plan(self, event_id: object) -> None:
+        if not isinstance(event_id, int | str) or not str(event_id).isdigit():
+            await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
+            return
         try:
-            await turns.submit_message(
+            await plans.run_plan(
+                engine=self.engine, session_id=self.session_id, user=self.scope["user"], event_id=int(event_id)
+            )
+        except (plans.PlanRefused, turns.TurnRefused) as exc:
+            await self.send(text_data=fragments.flash(str(exc)))
+
+    async def go_back(self, action: str, turn_id: object) -> None:
+        """Rewind the chat to a turn, or fork a new chat from it."""
+        if not isinstance(turn_id, int | str) or not str(turn_id).isdigit():
+            await self.send(text_data=fragments.flash("The server could not read that request; reload the page."))
+            return
+        user = self.scope["user"]
+        try:
+            if action in ("rewind", "rewind_files"):
+                said = await history.rewind(
+                    engine=self.engine,
+                    session_id=self.session_id,
+                    user=user,
+                    turn_id=int(turn_id),
+                    files=action == "rewind_files",
+                )
+                await self.send(text_data=fragments.flash(said, level="info"))
+            else:
+                fork = await history.fork(session_id=self.session_id, user=user, turn_id=int(turn_id))
+                said = "A new chat continues from that message; this one stays as it is."
+                await self.send(text_data=fragments.flash(said, level="info", url=fork.get_absolute_url()))
+        except history.HistoryRefused as exc:
+            await self.send(text_data=fragments.flash(str(exc)))
+
+    async def message(self, data: dict[str, Any]) -> None:
+        """A message, sent as text, or as the slash command ``chosen`` from the box's menu."""
+        try:
+            done = await commands.submit(
                 engine=self.engine,
                 session_id=self.session_id,
                 user=self.scope["user"],
                 text=turns.validate_message(data.get("message")),
                 files=data.get("attachments"),
+                chosen=bool(data.get("command")),
             )
+            if done.said:
+                await self.send(text_data=fragments.flash(done.said, level="info", url=done.url))
         except turns.TurnRefused as exc:
             await self.send(text_data=fragments.flash(str(exc), refused=True))
         except Session.DoesNotExist:

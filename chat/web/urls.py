@@ -15,6 +15,7 @@ urlpatterns = [
     path("chat/<uuid:session_id>/stop/", chats.stop, name="stop"),
     path("chat/<uuid:session_id>/attach/", chats.attach, name="attach"),
     path("chat/<uuid:session_id>/model/", chats.choose_model, name="model"),
+    path("chat/<uuid:session_id>/plan-mode/", chats.plan_mode, name="plan-mode"),
     path("chat/<uuid:session_id>/restore/", archive.restore, name="restore"),
     path("chat/<uuid:session_id>/share/", share.share, name="share"),
     path("chat/<uuid:session_id>/share/new/", share.create, name="share-create"),

@@ -4,6 +4,7 @@ contract checks it).
 """
 
 from .events import (
+    Entry,
     Event,
     Exit,
     Garbage,
@@ -18,6 +19,8 @@ from .events import (
     ToolResult,
     ToolUse,
     Unknown,
+    as_dict,
+    as_int,
 )
 from .failures import Failure, FailureKind, Outcome, classify
 from .live import LiveSession
@@ -29,6 +32,7 @@ from .spec import CliNotFound, LiveSpec, Permission, Prompt, SessionFailed, Turn
 __all__ = [
     "Bridge",
     "CliNotFound",
+    "Entry",
     "Event",
     "Exit",
     "Failure",
@@ -55,6 +59,8 @@ __all__ = [
     "TurnHandler",
     "Unknown",
     "WorkdirMissing",
+    "as_dict",
+    "as_int",
     "classify",
     "encode_project_dir",
     "find_bwrap",

@@ -5,7 +5,7 @@ No Django imports; :mod:`drivers.claude` re-exports every name here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # ---------------------------------------------------------------------------------------
@@ -42,6 +42,8 @@ class Text:
     """A complete assistant text block."""
 
     text: str
+    # The Agent (Task) tool call whose subagent said it; None: the session's own agent.
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ToolUse:
     id: str
     name: str
     input: dict[str, Any]
+    parent: str | None = None  # the Agent (Task) tool call whose subagent made this call
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,15 @@ class ToolResult:
     tool_use_id: str
     content: str
     is_error: bool
+    parent: str | None = None  # the Agent (Task) tool call whose subagent got this result
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A conversation entry the CLI wrote into its transcript (an assistant message, a tool
+    result): its ``uuid`` is a point a later run may resume the conversation at."""
+
+    uuid: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,11 @@ class Result:
     input_tokens: int
     output_tokens: int
     errors: tuple[str, ...] = ()
+    # The model's context window in tokens, as the CLI reports it (its modelUsage); 0: not said.
+    context_window: int = 0
+    # The uuid the turn's user message went to the CLI with (its transcript entry's): the point a
+    # rewind puts the files back to. Set by the live session, not the CLI; not part of equality.
+    sent: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,7 @@ Event = (
     | Text
     | ToolUse
     | ToolResult
+    | Entry
     | Notice
     | Result
     | Unknown
@@ -149,7 +167,7 @@ def content_text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     try:
         return int(value or 0)
     except (TypeError, ValueError, OverflowError):
@@ -166,9 +184,9 @@ def _float(value: Any) -> float:
 def usage_in(usage: dict[str, Any]) -> tuple[int, int]:
     """A turn's input tokens (cache writes and reads included) and output tokens."""
     input_tokens = sum(
-        _int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        as_int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
-    return input_tokens, _int(usage.get("output_tokens"))
+    return input_tokens, as_int(usage.get("output_tokens"))
 
 
 def as_dict(value: Any) -> dict[str, Any]:

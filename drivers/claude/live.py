@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk import types as sdk
 
 from . import proctree
-from .events import Event, Exit, Result, Sent, Unknown
+from .events import Event, Exit, Notice, Result, Sent, Unknown
 from .messages import convert
 from .spec import (
     CliNotFound,
@@ -151,8 +153,12 @@ class LiveSession:
                 if self._leads_group:
                     # If it exits mid-turn, what it left holding its stdout must not keep the turn open.
                     leftovers = asyncio.create_task(proctree.kill_leftovers(self.pid))
+            restored = await self._rewind_files(client)
             self._ready.set_result(None)
             while (request := await self._requests.get()) is not None:
+                if restored is not None:
+                    request.events.put_nowait(restored)  # said with the first turn, which it came before
+                    restored = None
                 self._serving = request
                 try:
                     if not await self._serve(client, request):
@@ -175,13 +181,26 @@ class LiveSession:
                 if leftovers is not None:
                     leftovers.cancel()
 
+    async def _rewind_files(self, client: ClaudeSDKClient) -> Notice | None:
+        """Put the files back as the spec asks, before any turn; what happened, as a notice."""
+        message = self.spec.rewind_files_to
+        if not message:
+            return None
+        try:
+            async with asyncio.timeout(CONTROL_SECONDS):
+                await client.rewind_files(message)
+        except Exception as exc:
+            return Notice(subtype="files_not_rewound", data={"message": message, "error": str(exc) or repr(exc)})
+        return Notice(subtype="files_rewound", data={"message": message})
+
     async def _serve(self, client: ClaudeSDKClient, request: _Turn) -> bool:
         """Send the prompt, pass on what comes back until the turn's result; False if the process ended."""
         try:
             # What runs in the sandbox before the turn (the CLI, the sandbox's init) is all that may outlive it.
             before = proctree.snapshot(self.pid)
-            prompt = request.prompt
-            await client.query(prompt if isinstance(prompt, str) else _one_message(prompt))
+            # Our own uuid on the user message: its transcript entry's, which a rewind of the files names.
+            sent = str(uuid.uuid4())
+            await client.query(_one_message(request.prompt, sent))
             request.events.put_nowait(Sent())
             while True:
                 try:
@@ -191,6 +210,8 @@ class LiveSession:
                             # detached `setsid cmd &` too) ends before the turn is seen to end.
                             await proctree.end_since(self.pid, before)
                         for event in convert(message):
+                            if isinstance(event, Result):
+                                event = dataclasses.replace(event, sent=sent)
                             request.events.put_nowait(event)
                         if isinstance(message, sdk.ResultMessage):
                             return True
@@ -416,8 +437,13 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return dict(value.__dict__) if hasattr(value, "__dict__") else {}
 
 
-async def _one_message(content: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    yield {"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None}
+async def _one_message(content: Prompt, message_uuid: str) -> AsyncIterator[dict[str, Any]]:
+    yield {
+        "type": "user",
+        "message": {"role": "user", "content": content},
+        "parent_tool_use_id": None,
+        "uuid": message_uuid,
+    }
 
 
 def _unparsed(error: ClaudeSDKError) -> dict[str, Any] | None:

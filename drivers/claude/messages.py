@@ -7,6 +7,7 @@ from typing import Any
 from claude_agent_sdk import types as sdk
 
 from .events import (
+    Entry,
     Event,
     Init,
     Notice,
@@ -18,6 +19,7 @@ from .events import (
     ToolUse,
     Unknown,
     as_dict,
+    as_int,
     content_text,
     usage_in,
 )
@@ -26,6 +28,10 @@ from .events import (
 def convert(message: Any) -> list[Event]:
     """The events one SDK message stands for (an assistant message may hold several)."""
     match message:
+        case sdk.StreamEvent(parent_tool_use_id=str()):
+            # A subagent's own request: its text comes whole with its messages, and its tokens are
+            # not the session's context.
+            return []
         case sdk.StreamEvent(event=event):
             if isinstance(event, dict) and event.get("type") in ("message_start", "message_delta"):
                 started = event["type"] == "message_start"
@@ -40,18 +46,22 @@ def convert(message: Any) -> list[Event]:
             ):
                 return [TextDelta(text=str(delta.get("text", "")))]
             return []
-        case sdk.AssistantMessage(content=content):
-            return [event for block in content for event in _assistant_block(block)]
-        case sdk.UserMessage(content=content):
+        case sdk.AssistantMessage(content=content, uuid=uuid, parent_tool_use_id=parent):
+            return [*(event for block in content for event in _assistant_block(block, parent)), *_entry(uuid)]
+        case sdk.UserMessage(content=content, uuid=uuid, parent_tool_use_id=parent):
             if isinstance(content, str):
                 return []
-            return [
+            results: list[Event] = [
                 ToolResult(
-                    tool_use_id=block.tool_use_id, content=content_text(block.content), is_error=bool(block.is_error)
+                    tool_use_id=block.tool_use_id,
+                    content=content_text(block.content),
+                    is_error=bool(block.is_error),
+                    parent=parent or None,
                 )
                 for block in content
                 if isinstance(block, sdk.ToolResultBlock)
             ]
+            return [*results, *_entry(uuid)]
         case sdk.ResultMessage() as result:
             input_tokens, output_tokens = usage_in(result.usage or {})
             return [
@@ -65,6 +75,10 @@ def convert(message: Any) -> list[Event]:
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
                     errors=tuple(str(e) for e in result.errors or ()),
+                    context_window=max(
+                        (as_int(as_dict(usage).get("contextWindow")) for usage in as_dict(result.model_usage).values()),
+                        default=0,
+                    ),
                 )
             ]
         case sdk.SystemMessage(subtype=subtype, data=data):
@@ -80,14 +94,21 @@ def convert(message: Any) -> list[Event]:
     return [Unknown(type=type(message).__name__, data={})]
 
 
-def _assistant_block(block: Any) -> list[Event]:
+def _entry(uuid: Any) -> list[Event]:
+    return [Entry(uuid=uuid)] if isinstance(uuid, str) and uuid else []
+
+
+def _assistant_block(block: Any, parent: str | None) -> list[Event]:
     match block:
         case sdk.TextBlock(text=text):
-            return [Text(text=text)]
+            return [Text(text=text, parent=parent or None)]
         case sdk.ToolUseBlock(id=tool_id, name=name, input=tool_input):
             return [
                 ToolUse(
-                    id=tool_id, name=name, input=tool_input if isinstance(tool_input, dict) else {"value": tool_input}
+                    id=tool_id,
+                    name=name,
+                    input=tool_input if isinstance(tool_input, dict) else {"value": tool_input},
+                    parent=parent or None,
                 )
             ]
     return []

@@ -55,6 +55,15 @@ class LiveSpec:
     skip_permissions: bool = False
     allowed_tools: tuple[str, ...] = ()
     model: str | None = None
+    # Resume the conversation at this transcript entry (a rewind): later entries are left behind.
+    # Read only when the process starts, so a warm process started without it never serves it.
+    resume_at: str | None = None
+    # The CLI keeps a copy of each file before its tools change it (the SDK's file checkpointing), so
+    # that a rewind can put the files back.
+    file_checkpoints: bool = False
+    # Put the files back as they were when this user message was sent (a rewind that asked for it),
+    # once the process has started, before its first turn.
+    rewind_files_to: str | None = None
     max_line_bytes: int = MAX_LINE_BYTES
     # How long the CLI may take to exit once its stdin is closed (then SIGTERM; as long again, then
     # SIGKILL), and to acknowledge an interrupt.
@@ -76,6 +85,11 @@ class LiveSpec:
             self.session_id,
             self.skip_permissions,
             self.allowed_tools,
+            self.file_checkpoints,
+            # A rewind's start: the warm process holds the whole conversation (and the turn after
+            # it starts one more process, which resumes where the transcript now ends).
+            self.resume_at,
+            self.rewind_files_to,
             tuple(sorted(self.env.items())),
             self.sandbox,
         )

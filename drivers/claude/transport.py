@@ -56,6 +56,9 @@ def cli_argv(spec: LiveSpec, *, ask: bool) -> list[str]:
     if mode:
         argv += ["--permission-mode", mode]
     argv.append(f"--resume={spec.session_id}" if spec.resume else f"--session-id={spec.session_id}")
+    if spec.resume and spec.resume_at:
+        # The SDK's resume_session_at; the id as one word, so that no value can be read as a flag.
+        argv.append(f"--resume-session-at={spec.resume_at}")
     # Text streams as it is written; no settings file of the machine's or the project's is read.
     argv += ["--include-partial-messages", "--setting-sources=", "--input-format", "stream-json"]
     return argv
@@ -68,6 +71,8 @@ def cli_env(spec: LiveSpec) -> dict[str, str]:
     # A caller that names no PATH gets the server's, as the SDK's transport let through.
     env.setdefault("PATH", os.environ.get("PATH", os.defpath))
     env["PWD"] = spec.cwd
+    if spec.file_checkpoints:
+        env["CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING"] = "true"  # what the SDK's enable_file_checkpointing sets
     return env
 
 

@@ -321,9 +321,27 @@
   document.addEventListener("change", function (event) {
     const input = event.target;
     if (input.id !== "attach-files" || !input.files.length) return;
+    attach(input, Array.from(input.files));
+  });
+  // An image pasted into the message box is attached as a chosen file is (on a chat's page).
+  document.addEventListener("paste", function (event) {
+    const input = document.getElementById("attach-files");
+    if (event.target.id !== "message" || !input || !input.dataset.upload || !event.clipboardData) return;
+    const images = Array.from(event.clipboardData.files || []).filter(function (file) {
+      return file.type.startsWith("image/");
+    });
+    if (!images.length) return;
+    event.preventDefault();  // the picture, not its name as text
+    attach(input, images.map(function (file, i) {
+      // Pasted pictures are all called image.png: give each a name of its own.
+      const ext = (file.type.split("/")[1] || "png").replace(/[^a-z0-9]/g, "");
+      return new File([file], "pasted-" + Date.now() + (i ? "-" + i : "") + "." + ext, { type: file.type });
+    }));
+  });
+  function attach(input, files) {
     const list = document.getElementById("attached");
     const limit = parseInt(input.dataset.maxBytes, 10);
-    const large = Array.from(input.files).filter(function (file) { return limit && file.size > limit; });
+    const large = files.filter(function (file) { return limit && file.size > limit; });
     if (large.length) {
       showError("“" + large[0].name + "” is " + megabytes(large[0].size) + "; an attachment may be at most " +
         megabytes(limit) + ". Attach a smaller file (or split it).");
@@ -333,7 +351,7 @@
     }
     if (!input.dataset.upload) {
       list.replaceChildren();
-      Array.from(input.files).forEach(function (file) {
+      files.forEach(function (file) {
         const item = document.createElement("li");
         item.className = "chip";
         item.textContent = file.name;
@@ -342,7 +360,7 @@
       return;
     }
     const body = new FormData();
-    Array.from(input.files).forEach(function (file) { body.append("files", file); });
+    files.forEach(function (file) { body.append("files", file); });
     input.disabled = true;
     fetch(input.dataset.upload, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() } })
       .then(function (response) {
@@ -354,7 +372,7 @@
       })
       .catch(function (error) { showError(error.message); })
       .finally(function () { input.value = ""; input.disabled = false; });
-  });
+  }
   document.addEventListener("click", function (event) {
     const remove = event.target.closest("button.unattach");
     if (remove) remove.closest("li").remove();

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chat import projects, search, selectors
 from chat.live import fragments, notify, rendered
 from chat.models import Session
-from chat.services import attachments, chats, disk, turns
+from chat.services import attachments, chats, disk, plans, slash, turns
 
 from .types import AuthedRequest, HtmxHttpRequest
 
@@ -94,9 +94,11 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
         return redirect(task)  # a task's session lives on its task's page
     page = selectors.latest_turns(session=session, events=False)
     rendered.prerender(page.turns)
-    return render(
-        request, PAGE, {"session": session, "turns": page.turns, "has_older": page.has_older, "may_answer": True}
-    )
+    context = {"session": session, "turns": page.turns, "has_older": page.has_older, "may_answer": True}
+    # The message box's menu: the slash commands this chat offers (the project's read as the page opens).
+    context["commands"] = [] if session.is_archived else slash.offered(session)
+    context["todos"] = session.todos or []
+    return render(request, PAGE, context)
 
 
 def older_turns(request: HtmxHttpRequest, *, session: Session, share_token: str = "", redact: str = "") -> HttpResponse:
@@ -225,6 +227,19 @@ def choose_model(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     # The chat's other tabs show the model it now runs with.
     async_to_sync(notify.session_changed)(session)
     return HttpResponse(fragments.flash(f"The next messages use {session.model}.", level="info"))
+
+
+@login_required
+@require_POST
+def plan_mode(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
+    session = own_session(request, session_id)
+    try:
+        plans.set_plan_mode(session=session, on=request.POST.get("plan") == "on")
+    except plans.PlanRefused as exc:
+        return HttpResponse(fragments.flash(str(exc)))
+    async_to_sync(notify.session_changed)(session)
+    said = "plan first and change nothing until you run the plan" if session.plan_mode else "work as usual"
+    return HttpResponse(fragments.flash(f"The next messages {said}.", level="info"))
 
 
 @login_required
