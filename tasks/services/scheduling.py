@@ -32,6 +32,17 @@ def _tokens_in_window(seconds: float) -> tuple[int, float]:
     return (totals["i"] or 0) + (totals["o"] or 0), wait
 
 
+def claim_next_sync(exclude: set[int]) -> int | None:
+    """Mark the next queued task as running (so no second scheduler takes it) and return its id."""
+    queued = Task.objects.filter(status=Task.Status.QUEUED).exclude(pk__in=exclude).in_queue_order()
+    for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
+        if Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
+            status=Task.Status.RUNNING, reason="", stop_requested=""
+        ):
+            return task_id
+    return None
+
+
 class TaskHooks:
     """What the engine's task scheduler needs from the tasks app (see :class:`runtime.TaskHooks`)."""
 
@@ -41,14 +52,7 @@ class TaskHooks:
     @staticmethod
     @sync_to_async
     def _claim_next(exclude: set[int]) -> int | None:
-        """Mark the next queued task as running (so no second scheduler takes it) and return its id."""
-        queued = Task.objects.filter(status=Task.Status.QUEUED).exclude(pk__in=exclude).in_queue_order()
-        for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
-            if Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
-                status=Task.Status.RUNNING, reason="", stop_requested=""
-            ):
-                return task_id
-        return None
+        return claim_next_sync(exclude)
 
     async def run(self, task_id: int, *, engine: Engine) -> None:
         await run_task(engine=engine, task_id=task_id)
