@@ -263,7 +263,7 @@ def restart(token: str, processes: parts.Processes) -> None:
     for thread in threads:
         thread.start()
     time.sleep(3)
-    killed = processes.stop_webs()
+    killed, took = processes.stop_webs()
     restarted = [processes.web(), processes.web()]
     ports[:] = restarted
     for thread in threads:
@@ -279,7 +279,8 @@ def restart(token: str, processes: parts.Processes) -> None:
     print(
         f"  turns interrupted: {statuses.get('interrupted', 0)}; done {statuses.get('done', 0)}; API calls cut or refused "
         f"by the restart {len(cut)} (sent again); taken back before they started (their caller hung up): "
-        f"{statuses.get('stopped', 0)}; web processes that did not stop within 30 s of SIGTERM: {killed}"
+        f"{statuses.get('stopped', 0)}; web processes that did not exit within 30 s of SIGTERM (killed): {killed}, "
+        f"the last exited after {took:.1f} s"
     )
     processes.close()
 

@@ -48,20 +48,22 @@ class Processes:
         self.webs.append((process, port))
         return port
 
-    def stop_webs(self) -> int:
-        """Stop every web process (SIGTERM); how many had to be killed after 30 s."""
+    def stop_webs(self) -> tuple[int, float]:
+        """Stop every web process (SIGTERM): how many had to be killed after 30 s, and the seconds the
+        last one took to exit."""
+        started = time.monotonic()
         for process, _ in self.webs:
             process.terminate()
         killed = 0
         for process, _ in self.webs:
             try:
-                process.wait(30)
+                process.wait(max(0.1, 30 - (time.monotonic() - started)))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
                 killed += 1
         self.webs = []
-        return killed
+        return killed, time.monotonic() - started
 
     def engine(self, node: str) -> None:
         log = open(self.folder / f"engine-{node}.log", "ab")
