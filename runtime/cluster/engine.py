@@ -207,6 +207,7 @@ class ClusterEngine(Engine):
         if ticket is not None:
             return await ticket.wait_started()
         while True:
+            self._still_serving()
             with self.watch.watching(turn) as changed:
                 state = await self.hooks.turn_state(turn)
                 if state in (TurnState.RUNNING, TurnState.RAN):
@@ -221,10 +222,17 @@ class ClusterEngine(Engine):
             await ticket.wait()
             return
         while True:
+            self._still_serving()
             with self.watch.watching(turn) as changed:
                 if await self.hooks.turn_state(turn) not in (TurnState.WAITING, TurnState.RUNNING):
                     return
                 await self.watch.changed(changed)
+
+    def _still_serving(self) -> None:
+        """A wait in a process that shuts down ends as its caller's would if it hung up: the turn goes on
+        wherever it runs (a web restart interrupts nothing), the call ends with the process."""
+        if self.closing:
+            raise asyncio.CancelledError("this process is shutting down")
 
     async def waiting_for(self, *, owner: int) -> int:
         return await self.hooks.waiting_for(owner)

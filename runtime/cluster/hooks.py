@@ -7,6 +7,7 @@ to procrastinate's queue itself.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
 from ..pool import PoolStatus
@@ -74,6 +75,10 @@ class ClusterHooks(Protocol):
     async def task_stop_requested(self, task: int) -> str: ...
 
     async def task_taken(self, *, task: int, node: str) -> None: ...
+
+    async def claim_and_queue(self, queue: Callable[[int], None]) -> int | None:
+        """Mark the next queued task (priority, then age) running and ``queue`` its run's job (called on
+        the same connection), in one transaction; its id, or None if none is queued."""
 
     async def running_tasks(self) -> int:
         """Tasks running in the whole cluster (claimed by the scheduler, not yet ended)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -150,10 +151,13 @@ async def fill(engine: ClusterEngine) -> None:
             await engine.schedule(seconds=hold.seconds)
             return
         await _note(engine, "")
-        task = await hooks.claim_next(set())
-        if task is None:
+        if await engine.hooks.claim_and_queue(functools.partial(_queue_task, engine)) is None:
             return
-        await engine.app.configure_task(TASK_JOB, queue=SHARED_QUEUE, lock=task_lock(task)).defer_async(task=task)
+
+
+def _queue_task(engine: ClusterEngine, task: int) -> None:
+    """A task's run as a job, on the connection (and in the transaction) that claims the task."""
+    engine.tx_app.configure_task(TASK_JOB, queue=SHARED_QUEUE, lock=task_lock(task)).defer(task=task)
 
 
 async def _note(engine: ClusterEngine, note: str) -> None:

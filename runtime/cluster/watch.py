@@ -29,12 +29,15 @@ class TurnWatch:
         self._waiters: dict[int, set[asyncio.Event]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self.closed = False
 
     def start(self) -> None:
-        if self._listener is None:
+        if self._listener is None and not self.closed:
             self._listener = asyncio.create_task(self._listen(), name="claude-turn-watch")
 
     async def close(self) -> None:
+        self.closed = True
+        self._wake_all()  # waiters see the process is going away
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,13 +7,17 @@ cluster engine: the chat app's records (:class:`chat.services.cluster.ChatCluste
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.utils import timezone
 
 from chat.services.cluster import ChatCluster
 
 from ..models import Task, TaskEvent
 from .common import TaskNotFound
+from .scheduling import claim_next_sync
 from .state import TaskFields, TransitionRefused, transition, transition_now
 
 INTERRUPTED_RUN = (
@@ -31,6 +35,18 @@ class Cluster(ChatCluster):
 
     async def task_taken(self, *, task: int, node: str) -> None:
         await Task.objects.filter(pk=task).aupdate(node=node)
+
+    async def claim_and_queue(self, queue: Callable[[int], None]) -> int | None:
+        return await sync_to_async(self._claim_and_queue)(queue)
+
+    @staticmethod
+    def _claim_and_queue(queue: Callable[[int], None]) -> int | None:
+        # One commit: a task is never marked running with no job to run it (an engine dying in between).
+        with transaction.atomic():
+            task = claim_next_sync(set())
+            if task is not None:
+                queue(task)
+        return task
 
     async def running_tasks(self) -> int:
         return await Task.objects.filter(status=Task.Status.RUNNING).acount()

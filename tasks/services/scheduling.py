@@ -17,7 +17,7 @@ from .. import live
 from ..models import BoardNote, Task, TaskEvent
 from .common import TaskNotFound
 from .runs import run_task
-from .state import TransitionRefused, transition
+from .state import TaskFields, TransitionRefused, transition_now
 
 BUDGET_WINDOW_SECONDS = 60.0
 CLAIM_LOOKAHEAD = 20
@@ -34,19 +34,29 @@ def _tokens_in_window(seconds: float) -> tuple[int, float]:
     return (totals["i"] or 0) + (totals["o"] or 0), wait
 
 
+def claim_next_sync(exclude: set[int]) -> int | None:
+    """Mark the next queued task as running (so no second scheduler takes it) and return its id."""
+    queued = Task.objects.filter(status=Task.Status.QUEUED).exclude(pk__in=exclude).in_queue_order()
+    for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
+        try:
+            # Its audit row and announcement come with it (announced once the caller's transaction commits).
+            transition_now(task_id=task_id, event=TaskEvent.START, fields=TaskFields(stop_requested=""))
+        except (TransitionRefused, TaskNotFound):
+            continue  # paused, discarded or taken meanwhile
+        return task_id
+    return None
+
+
 class TaskHooks:
     """What the engine's task scheduler needs from the tasks app (see :class:`runtime.TaskHooks`)."""
 
     async def claim_next(self, exclude: set[int]) -> int | None:
-        """Mark the next queued task as running (so no second scheduler takes it) and return its id."""
-        queued = Task.objects.filter(status=Task.Status.QUEUED).exclude(pk__in=exclude).in_queue_order()
-        async for task_id in queued.values_list("pk", flat=True)[:CLAIM_LOOKAHEAD]:
-            try:
-                await transition(task_id=task_id, event=TaskEvent.START, fields={"stop_requested": ""})
-            except (TransitionRefused, TaskNotFound):
-                continue  # paused, discarded or taken meanwhile
-            return task_id
-        return None
+        return await self._claim_next(exclude)
+
+    @staticmethod
+    @sync_to_async
+    def _claim_next(exclude: set[int]) -> int | None:
+        return claim_next_sync(exclude)
 
     async def run(self, task_id: int, *, engine: Engine) -> None:
         await run_task(engine=engine, task_id=task_id)
