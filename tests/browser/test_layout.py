@@ -127,7 +127,7 @@ def test_the_theme_is_picked_per_browser_and_served_with_the_page(live_app, page
 
 # The elements of a page that reach past the right edge of the screen.
 PAST_THE_EDGE = """(width) => Array.from(document.querySelectorAll("body *"))
-  .filter((el) => el.getBoundingClientRect().right > width + 1)
+  .filter((el) => el.getBoundingClientRect().right > width + 1 || el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX === "visible")
   .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)} px`)"""
 
 

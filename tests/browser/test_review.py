@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_tasks import RUN_TIMEOUT, open_board, patient_expect, start_task  # noqa: F401
+from tests.browser.test_tasks import RUN_TIMEOUT, open_board, start_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 
