@@ -188,17 +188,19 @@ class Recorder:
             "cli_total_cost_usd": cli_total_cost_usd,
             "cli_uuid": cli_uuid,
         }
-        for name, value in changes.items():
-            if value is not None:
-                setattr(turn, name, value)
-        session = await sync_to_async(self._save)(turn)
+        written = [name for name, value in changes.items() if value is not None]
+        for name in written:
+            setattr(turn, name, changes[name])
+        # Only what changed here: other columns (the node that took it, the uuid its message went
+        # with) are written meanwhile by others, and a stale copy must not put them back.
+        session = await sync_to_async(self._save)(turn, written)
         listed = session.status != self.listed_status
         self.listed_status = session.status
         await notify.turn_changed(turn, session, listed=listed)
 
     @staticmethod
-    def _save(turn: Turn) -> Session:
-        turn.save()
+    def _save(turn: Turn, fields: list[str]) -> Session:
+        turn.save(update_fields=fields)
         return refresh_session_status(turn.session_id)
 
     async def context(self, *, tokens: int | None = None, window: int | None = None) -> None:

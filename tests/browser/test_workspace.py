@@ -76,10 +76,10 @@ def _run(page: Page, command: str) -> None:
 
 
 def test_a_terminal_runs_ls_and_git_status_resizes_survives_a_reload_and_sees_nothing_else(live_app, page):
-    live_app.create_user(username="tess", password="pw-tess-123")
-    other = live_app.create_user(username="otto", password="pw-otto-123")
+    live_app.create_user(username="terminal-tess", password="pw-tess-123")
+    other = live_app.create_user(username="terminal-otto", password="pw-otto-123")
     (live_app.own_folder(other)).mkdir(parents=True, exist_ok=True)
-    log_in(page, live_app.base_url, "tess", "pw-tess-123")
+    log_in(page, live_app.base_url, "terminal-tess", "pw-tess-123")
     open_new_chat(page, "My name is Tess")
     expect(page.locator("article.turn").nth(0)).to_contain_text("Nice to meet you")
 

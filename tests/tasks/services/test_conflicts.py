@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=T
 
 
 def tool_results(stub_api) -> list[str]:
-    from devtools.stub_api import _tool_results
+    from devtools.stub_steps import tool_results as _tool_results
 
     out = []
     for request in stub_api.requests:

@@ -110,7 +110,7 @@ async def test_a_range_a_side_by_side_view_and_refusals(fake_repo, user, rt):
 
 
 async def test_a_reviews_follow_up_reaches_the_agent_through_the_real_cli(repo, scheduler, user, stub_api, rt):
-    from devtools.stub_api import _user_text
+    from devtools.stub_steps import user_text as _user_text
 
     task = await settled(
         scheduler, await services.create_task(engine=rt, user=user, prompt=f"write notes.txt: {FIVE_LINES}")
