@@ -77,5 +77,11 @@ class TaskHooks:
         return Hold(note=note, seconds=wait)
 
     async def note_changed(self, note: str) -> None:
+        # The scheduler tells its note once at start to clear a stale one; reading first keeps
+        # that from taking SQLite's write lock (and waiting out a busy writer) when the board
+        # already says the same.
+        stored = await BoardNote.objects.filter(pk=BoardNote.ONE).values_list("text", flat=True).afirst()
+        if (stored or "") == note:
+            return
         await BoardNote.objects.aupdate_or_create(pk=BoardNote.ONE, defaults={"text": note})
         await live.board_changed()

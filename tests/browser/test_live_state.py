@@ -63,9 +63,10 @@ def dot_of(link) -> str:
 
 def test_the_sidebar_drops_the_running_dot_when_the_first_turn_ends_and_follows_a_rename(live_app, page):
     member(live_app, page, "olga")
-    open_new_chat(page, "slow 2")
-    recent = page.locator(".recent").get_by_role("link", name="slow 2")
+    open_new_chat(page, "slow 6")
+    recent = page.locator(".recent").get_by_role("link", name="slow 6")
     expect(recent).to_have_attribute("aria-current", "page")
+    expect(recent).to_have_class(re.compile(r"\bstatus-(running|queued)\b"))
     assert dot_of(recent) == '"● "'
     finished(page.locator("article.turn").first)
     expect(recent).to_have_class(re.compile(r"\bstatus-idle\b"))
@@ -80,7 +81,7 @@ def test_the_sidebar_drops_the_running_dot_when_the_first_turn_ends_and_follows_
     page.get_by_role("button", name="Save").click()
     for tab in (page, other, board):
         expect(tab.locator(".recent").get_by_role("link", name="Quarterly plan")).to_be_visible()
-        expect(tab.locator(".recent")).not_to_contain_text("slow 2")
+        expect(tab.locator(".recent")).not_to_contain_text("slow 6")
     # A turn in this chat shows on the board's sidebar too.
     page.get_by_label("Message").fill("slow 3")
     page.get_by_label("Message").press("Enter")
