@@ -33,10 +33,10 @@ async def test_the_board_needs_a_login_and_states_the_skip_permissions_risk(repo
 
 async def test_the_board_and_its_socket_show_the_schedulers_note_from_the_database(fake_repo, user, rt):
     """Why starts are held is read from the database by every page and socket, whichever process
-    the scheduler runs in; the scheduler's first round writes it (an earlier run's note goes)."""
+    the scheduler runs in; the scheduler's first round clears an earlier run's note."""
     await rt.tasks.idle()
     assert await sync_to_async(BoardNote.read)() == ""
-    await BoardNote.objects.filter(pk=BoardNote.ONE).aupdate(text="Token budget reached: wait a minute.")
+    await BoardNote.objects.aupdate_or_create(pk=BoardNote.ONE, defaults={"text": "Token budget reached: wait a minute."})
     page = (await (await browser_for(user, rt)).get("/tasks/")).content.decode()
     assert 'id="budget-note">Token budget reached: wait a minute.</p>' in page
     client = await sync_to_async(logged_in_client)(user=user)
