@@ -11,18 +11,23 @@ and a failed check may go back to the agent as a follow-up (:func:`failed_check`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from chat.models import Session, Turn
 from chat.projects import OWN
 from chat.services import agents
 from drivers.claude.oneshot import run_command
+from members import roles
 from runtime import Engine
 
 from .. import live
 from ..checks_models import OUTPUT_LIMIT, CheckRun, ProjectChecks
 from ..models import Task
+from .common import TaskRefused
 
 # Of a failed check's output, the end that goes back to the agent in its follow-up.
 SENT_BACK_CHARS = 20_000
@@ -162,3 +167,25 @@ def follow_up(check: CheckRun) -> str:
         "it runs again after your next run.\n\n"
         f"Its output{' (its end)' if cut else ''}:\n\n{output}"
     )
+
+
+class Commands(TypedDict):
+    setup_command: str
+    check_command: str
+    max_check_runs: int
+    timeout_seconds: int
+
+
+def own_checks(*, user: AbstractBaseUser) -> ProjectChecks:
+    """The commands of the member's own folder (unsaved, empty, if they set none)."""
+    found = ProjectChecks.objects.filter(project=OWN, owner_id=user.pk).first()
+    return found or ProjectChecks(project=OWN, owner_id=user.pk)
+
+
+async def save_own_checks(*, user: AbstractBaseUser, commands: Commands) -> ProjectChecks:
+    """Set the commands of the member's own folder (validated at the boundary: the settings form).
+    They take effect from the next run of a task there."""
+    if not await sync_to_async(roles.may_run)(user):
+        raise TaskRefused("Your role is viewer: you run nothing, so you have no checks to set. Ask an admin.")
+    checks, _ = await ProjectChecks.objects.aupdate_or_create(project=OWN, owner_id=user.pk, defaults=dict(commands))
+    return checks
