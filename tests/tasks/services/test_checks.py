@@ -3,14 +3,17 @@ real git worktrees, the commands in the real sandbox (bubblewrap)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 
 from chat.models import Turn
 from tasks import services
 from tasks.models import CheckRun, ProjectChecks, Task, TaskTransition
 from tasks.selectors import task_for_page
-from tests.task_helpers import settled
+from tests.task_helpers import settled, wait_for
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True)]
 
@@ -65,8 +68,6 @@ async def test_a_failed_check_goes_back_to_the_agent_who_fixes_it_and_the_check_
 
 
 async def _page(task: Task, user) -> Task:
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(task_for_page)(task.pk, user=user)
 
 
@@ -144,3 +145,23 @@ async def test_a_check_that_runs_out_of_time_is_ended_and_says_so(repo, schedule
     assert (check.passed, check.timed_out, check.exit_code, check.result) == (False, True, None, "timed out")
     assert check.output == "started\n"
     assert task.error.startswith("The check timed out: its output is under Checks.")
+
+
+async def test_pause_during_a_check_ends_it_and_keeps_no_result(fake_repo, user, rt):
+    await _checks(user, check_command="touch checking; sleep 60; touch finished")
+    task = await services.create_task(engine=rt, user=user, prompt="echo: done")
+    worktree = fake_repo / ".worktrees" / str(task.pk)
+    await wait_for(lambda: _exists(worktree / "checking"))
+    paused = await services.pause(engine=rt, task_id=task.pk)
+    assert paused.status == Task.Status.PAUSED and paused.reason == Task.Reason.USER
+    assert await _runs(paused) == []
+    assert not (worktree / "finished").exists()
+    assert not [line for line in _processes() if "sleep 60; touch finished" in line]
+
+
+async def _exists(path) -> bool:
+    return path.exists()
+
+
+def _processes() -> list[str]:
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout.splitlines()
