@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringC
 from chat import projects
 from tasks import services
 from tasks.models import Action, Task
-from tasks.selectors import visible_tasks
+from tasks.selectors import visible_tasks, with_latest_checks
 
 from .errors import ApiRequest
 from .schemas import Error, FieldErrors, FromSettings, IsoTime, LimitedText, Refusal, Request, StorableText, refused
@@ -137,6 +137,19 @@ class PullRequest(Schema):
     checked_at: IsoTime | None
 
 
+class CheckResult(Schema):
+    kind: Literal["setup", "check"] = Field(description="The project's setup command, or its check command.")
+    run: int = Field(description="The task's run it followed (a setup: the run it came before), 1 for the first.")
+    passed: bool
+    result: Literal["passed", "failed", "timed out", "could not run"]
+    exit_code: int | None = Field(description="null: it was ended when its time was up.")
+    sent_back: bool = Field(description="Its failure went back to the agent as a follow-up.")
+    finished_at: IsoTime
+    output: str | None = Field(
+        description="The end of its output (the last 64 KB); in one task's answer, null in the list."
+    )
+
+
 class TaskResponse(Schema):
     id: int
     title: str
@@ -163,6 +176,9 @@ class TaskResponse(Schema):
     url: str = Field(description="The task's page.")
     pull_request: PullRequest | None = Field(
         description="The task's pull request (GitLab: merge request), once opened."
+    )
+    check: CheckResult | None = Field(
+        description="The latest run of its project's setup or check command (null: none ran)."
     )
     actions: list[Action] = Field(
         description="What the task's state allows now (its creator or an admin may do it); "
@@ -203,8 +219,33 @@ def task_response(task: Task) -> TaskResponse:
         merged_at=task.merged_at,
         url=task.get_absolute_url(),
         pull_request=pull_request_of(task),
+        check=check_of(task),
         actions=sorted(task.actions),
     )
+
+
+def check_of(task: Task) -> CheckResult | None:
+    """The task's latest setup or check, as read by :func:`tasks.selectors.with_latest_checks`."""
+    run = task.latest_check
+    if run is None:
+        return None
+    return CheckResult.model_validate(
+        {
+            "kind": run.kind,
+            "run": run.run_number,
+            "passed": run.passed,
+            "result": run.result,
+            "exit_code": run.exit_code,
+            "sent_back": run.sent_back,
+            "finished_at": run.finished_at,
+            "output": None if "output" in run.get_deferred_fields() else run.output,
+        }
+    )
+
+
+async def _with_check(task: Task) -> Task:
+    await sync_to_async(with_latest_checks)([task], output=True)
+    return task
 
 
 def pull_request_of(task: Task) -> PullRequest | None:
@@ -241,7 +282,13 @@ UNAUTHORIZED = {401: Error, 405: Error, 500: Error}
 async def list_tasks(request: ApiRequest, filters: Query[TaskFilter]) -> TaskList:
     visible = await sync_to_async(visible_tasks)(request.auth)
     query = visible if filters.status is None else visible.filter(status=filters.status)
-    found = await sync_to_async(lambda: list(query.order_by("-created_at", "-id")[:LISTED]))()
+
+    def read() -> list[Task]:
+        found = list(query.order_by("-created_at", "-id")[:LISTED])
+        with_latest_checks(found)
+        return found
+
+    found = await sync_to_async(read)()
     return TaskList(tasks=[task_response(task) for task in found])
 
 
@@ -264,7 +311,7 @@ async def create_task(request: ApiRequest, body: TaskRequest) -> Status[TaskResp
         priority=body.priority,
         skip_permissions=body.yolo,
     )
-    return Status(201, task_response(task))
+    return Status(201, task_response(await _with_check(task)))
 
 
 @router.get(
@@ -284,7 +331,7 @@ async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
             task = await services.refresh_pull_request(engine=request.engine, task_id=task.pk)
         except services.TaskRefused as exc:
             log.warning("task %s: %s", task.pk, exc)
-    return task_response(task)
+    return task_response(await _with_check(task))
 
 
 @router.post(
@@ -312,4 +359,4 @@ async def act_on_task(request: ApiRequest, path: Path[ActionPath], body: FollowU
     task = await services.get_task(path.task_id, user=request.auth)
     message = body.message if body else None
     done = await services.act(engine=request.engine, user=request.auth, task=task, action=path.action, message=message)
-    return task_response(done)
+    return task_response(await _with_check(done))

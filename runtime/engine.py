@@ -18,6 +18,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from drivers.claude import LiveSpec
+from drivers.egress import EgressProxy
 
 from .node import NodeRuntime
 from .outcomes import StopReason
@@ -124,6 +125,12 @@ class Engine(abc.ABC):
         the engine's loop."""
 
     # -- tasks ----------------------------------------------------------------------------------
+    def agent_egress(self) -> EgressProxy | None:
+        """The egress proxy of the node whose agents run here (None: none run in this process): the
+        way out of a sandbox started within a task's run for other than its turn (its project's
+        setup and check commands), which must have the same network as the task's agent."""
+        return None
+
     @abc.abstractmethod
     def kick_tasks(self) -> None:
         """Start queued tasks while there is room (after queueing one, or freeing room)."""

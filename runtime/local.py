@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
+from drivers.egress import EgressProxy
+
 from .engine import Engine, TaskHooks, TurnHooks
 from .node import NodeRuntime
 from .outcomes import StopReason
@@ -127,6 +129,9 @@ class LocalEngine(Engine):
             self.node.warm.drop(session)
 
     # -- tasks ----------------------------------------------------------------------------------
+    def agent_egress(self) -> EgressProxy | None:
+        return self.node.egress
+
     def kick_tasks(self) -> None:
         self.tasks.kick()
 

@@ -1,11 +1,19 @@
-"""Tasks in the admin: read-only; people act on tasks from the board, where the state table applies."""
+"""Tasks in the admin: read-only; people act on tasks from the board, where the state table applies.
+A shared project's setup and check commands are set here."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import Task, TaskTransition
+from chat.projects import OWN
+
+from .models import ProjectChecks, Task, TaskTransition
 
 
 class TransitionsInline(admin.TabularInline[TaskTransition, Task]):
@@ -55,3 +63,38 @@ class TaskTransitionAdmin(admin.ModelAdmin[TaskTransition]):
 
     def has_delete_permission(self, request: HttpRequest, obj: TaskTransition | None = None) -> bool:
         return False
+
+
+class ProjectChecksForm(forms.ModelForm[ProjectChecks]):
+    project = forms.ChoiceField(
+        help_text="A shared project of CLAUDE_PROJECTS. Members set their own folder's checks under Settings."
+    )
+
+    class Meta:
+        model = ProjectChecks
+        fields = ["project", "setup_command", "check_command", "max_check_runs", "timeout_seconds"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        project = self.fields["project"]
+        assert isinstance(project, forms.ChoiceField)
+        project.choices = [(key, key) for key in sorted(settings.CLAUDE_PROJECTS) if key != OWN]
+
+    def validate_unique(self) -> None:
+        # The model's constraint names no field the form shows (owner is always empty here): said plainly.
+        super().validate_unique()
+        others = ProjectChecks.objects.filter(project=self.cleaned_data.get("project"), owner__isnull=True)
+        if others.exclude(pk=self.instance.pk).exists():
+            self.add_error("project", "This project has its checks already: change that row instead.")
+
+
+@admin.register(ProjectChecks)
+class ProjectChecksAdmin(admin.ModelAdmin[ProjectChecks]):
+    """A shared project's setup and check commands (they run in its tasks' sandboxes, see the README)."""
+
+    form = ProjectChecksForm
+    list_display = ["project", "setup_command", "check_command", "max_check_runs", "timeout_seconds", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProjectChecks]:
+        # A member's own folder's commands are theirs (Settings): not listed here.
+        return super().get_queryset(request).filter(owner__isnull=True)

@@ -62,6 +62,8 @@ class Task(models.Model):
     place: str = ""
     # Nor this: its latest changes of state, on its page (set by the selector of the page).
     history: Sequence[TaskTransition] = ()
+    # Nor this: its latest check (the project's check command after a run), for its card and page.
+    latest_check: CheckRun | None = None
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -460,3 +462,8 @@ class ReviewComment(models.Model):
         if self.addressed_in_id is not None:
             return "addressed"
         return "unaddressed" if self.checked_in_id is not None else "sent"
+
+
+# Registered with the tasks app from here (see the module's text).
+from .checks_models import CheckRun as CheckRun  # noqa: E402
+from .checks_models import ProjectChecks as ProjectChecks  # noqa: E402

@@ -9,13 +9,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from chat import projects
 from chat.models import Turn
 from chat.selectors import TurnPage, latest_turns
 
-from .models import Task, TaskQuerySet, TaskTransition, may_act
+from .models import CheckRun, Task, TaskQuerySet, TaskTransition, may_act
 
 BOARD_SIZE = 300
 CLOSED_SHOWN = 50
@@ -75,6 +75,7 @@ def board_context(*, tasks: TaskQuerySet, note: str, user: AbstractBaseUser | An
         task.asking = task.session_id in asking
         task.needs_you = task.asking and task.session is not None and task.session.answerable_by(user)
         _as_seen_by(task, user)
+    with_latest_checks(shown)
     columns = [
         (column.key, column.label, [t for t in shown if t.status in column.statuses][: column.limit])
         for column in COLUMNS
@@ -88,7 +89,23 @@ def in_column(tasks: TaskQuerySet, column: Column, *, user: AbstractBaseUser | A
     shown = list(found.order_by("-priority", "-created_at")[:BOARD_SIZE])
     for task in shown:
         _as_seen_by(task, user)
+    with_latest_checks(shown)
     return shown
+
+
+def with_latest_checks(tasks: list[Task], *, output: bool = False) -> None:
+    """Each task's latest setup or check (a card's pass/fail badge): two queries for them all, its
+    output read only if asked."""
+    latest = (
+        CheckRun.objects.filter(task__in=[task.pk for task in tasks])
+        .values("task_id")
+        .annotate(last=Max("id"))
+        .values_list("last", flat=True)
+    )
+    runs = CheckRun.objects.filter(pk__in=list(latest))
+    found = {run.task_id: run for run in (runs if output else runs.defer("output", "command"))}
+    for task in tasks:
+        task.latest_check = found.get(task.pk)
 
 
 def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Task:
@@ -96,6 +113,7 @@ def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Ta
     task = Task.objects.select_related("conflict_with", "session", "created_by").get(pk=task_id)
     task.asking = task.session_id is not None and task.session_id in _asking_sessions()
     task.history = history(task)
+    task.latest_check = CheckRun.objects.filter(task=task).order_by("-id").first()
     _as_seen_by(task, user)
     return task
 

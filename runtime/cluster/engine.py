@@ -29,6 +29,8 @@ from typing import Any, LiteralString
 import procrastinate
 from procrastinate import exceptions as pq_exceptions
 
+from drivers.egress import EgressProxy
+
 from ..engine import Engine, TaskHooks, TurnHooks
 from ..local import _SavedTurn
 from ..node import NodeRuntime
@@ -256,6 +258,9 @@ class ClusterEngine(Engine):
             _wait_for_job(self.tx_app, job, timeout=wait)
 
     # -- tasks ----------------------------------------------------------------------------
+    def agent_egress(self) -> EgressProxy | None:
+        return self.node.egress if self.node is not None else None
+
     def kick_tasks(self) -> None:
         self.spawn(self.schedule(), name="claude-schedule")
 

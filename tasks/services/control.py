@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 
+from chat.models import Turn
 from chat.services import agents
 from drivers import claims, git
 from runtime import Engine
@@ -70,7 +71,9 @@ async def resume(*, engine: Engine, task_id: int, message: str | None = None, by
         raise TaskRefused("Say what to do next: a completed task takes a follow-up instruction.")
     if not task.worktree_exists and not await git.branch_exists(repo_of(task), task.branch):
         raise TaskRefused(f"The worktree and branch of task #{task.pk} are gone; start a new task.")
-    prompt = message or ("Continue where you left off." if task.session_id else task.prompt)
+    # A session whose agent never ran (its project's setup failed first) starts with the task's prompt.
+    ran = task.session_id is not None and await Turn.objects.filter(session_id=task.session_id).aexists()
+    prompt = message or ("Continue where you left off." if ran else task.prompt)
     why = "a follow-up instruction" if task.status == Task.Status.COMPLETED else ""
     return await queue(task_id=task.pk, prompt=prompt, engine=engine, event=TaskEvent.RESUME, by=by, why=why)
 

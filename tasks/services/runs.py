@@ -28,23 +28,32 @@ from runtime import Engine
 
 from .. import live
 from ..models import Task, TaskEvent, TaskStopReason
+from . import checks
 from .addressed import check_addressed
 from .common import touched, usage
 from .conflicts import pause_for_conflict, unblock_later
 from .creation import new_session
 from .places import WORKTREES_DIR, repo_of, store_for, worktree_of
-from .state import TaskFields, stop_asked, transition, update
+from .state import TaskFields, TransitionRefused, queue, stop_asked, transition, update
 
 log = logging.getLogger(__name__)
 
 
 @sync_to_async
+def _session_of(task_id: int) -> Session:
+    """The task's Claude session, made before its first run (its project's setup runs in its sandbox)."""
+    task = Task.objects.select_related("session").get(pk=task_id)
+    if task.session is None:
+        task.session = new_session(task)
+        task.save(update_fields=["session"])
+    return task.session
+
+
+@sync_to_async
 def _new_turn(task_id: int) -> tuple[Task, Turn, Session]:
-    task = Task.objects.get(pk=task_id)
+    task = Task.objects.select_related("session").get(pk=task_id)
     session = task.session
-    if session is None:
-        session = new_session(task)
-        task.session = session
+    assert session is not None  # made by _session_of
     turn = Turn.objects.create(
         session=session, author=task.created_by, prompt=task.next_prompt or task.prompt, origin=Turn.Origin.TASK
     )
@@ -52,15 +61,16 @@ def _new_turn(task_id: int) -> tuple[Task, Turn, Session]:
     task.error = ""
     task.started_at = task.started_at or timezone.now()
     task.finished_at = None
-    task.save(update_fields=["session", "error", "started_at", "finished_at"])
+    task.save(update_fields=["error", "started_at", "finished_at"])
     return task, turn, session
 
 
-async def _prepare_worktree(task: Task) -> None:
-    """The task's worktree, made on its first run (or again, on its branch, if its folder went)."""
+async def _prepare_worktree(task: Task) -> bool:
+    """The task's worktree, made on its first run (or again, on its branch, if its folder went);
+    True if it was made now."""
     repo, worktree = repo_of(task), worktree_of(task)
     if task.worktree_exists and git.is_folder(worktree.git_dir):
-        return
+        return False
     await git.ignore_folder(repo, WORKTREES_DIR)
     await git.worktree_prune(repo)  # a record of a folder someone removed would block the name
     path = Path(task.worktree_path)
@@ -85,6 +95,7 @@ async def _prepare_worktree(task: Task) -> None:
             f"git keeps this worktree's record as {made.git_dir}, not {worktree.git_dir}: another worktree of "
             f"{task.repo_path} is named {path.name}. Remove that one (`git worktree remove`), then press Resume.",
         )
+    return True
 
 
 def _options(task: Task, on_event: Callable[[claude.Event], Awaitable[None]]) -> TurnOptions:
@@ -154,7 +165,16 @@ async def run_task(*, engine: Engine, task_id: int) -> None:
     watch: FilesWatch | None = None
     try:
         task = await Task.objects.aget(pk=task_id)
-        await _prepare_worktree(task)
+        made = await _prepare_worktree(task)
+        setup = await checks.run_setup(task=task, session=await _session_of(task_id), engine=engine, new_worktree=made)
+        if setup is not None and not setup.passed:
+            await transition(
+                task_id=task_id,
+                event=TaskEvent.FAIL,
+                why=f"its setup command {setup.result}",
+                fields=TaskFields(finished_at=timezone.now(), error=checks.setup_failed(setup)),
+            )
+            return
         task, turn, session = await _new_turn(task_id)
         await notify.turn_added(turn, session)
         await live.task_changed(task_id)
@@ -265,13 +285,23 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: TaskStopReason
         # Changed through a tool the hook cannot see (e.g. a shell command): detected instead of prevented.
         await pause_for_conflict(task, conflicts, used, engine=engine, files_changed=files)
         return
-    note = "" if files else await _nothing_changed(turn)
+    check = await checks.run_check(task=task, turn=turn, engine=engine)
+    after = (
+        checks.AfterFailure() if check is None or check.passed else await checks.failed_check(task=task, check=check)
+    )
+    note = " ".join(filter(None, ["" if files else await _nothing_changed(turn), after.note]))
     await transition(
         task_id=task_id,
         event=TaskEvent.COMPLETE,
-        why=f"{len(files)} file(s) changed" if files else "no file changed",
-        fields=TaskFields(finished_at=now, files_changed=files, error=note) | used,
+        why=(f"{len(files)} file(s) changed" if files else "no file changed")
+        + (f"; its check {check.result}" if check is not None else ""),
+        fields=TaskFields(finished_at=timezone.now(), files_changed=files, error=note) | used,
     )
+    if after.follow_up:
+        try:
+            await queue(task_id=task_id, prompt=after.follow_up, engine=engine, event=TaskEvent.RESUME, why=after.why)
+        except TransitionRefused:
+            pass  # a person acted on it first (merged, discarded, sent a follow-up): theirs wins
 
 
 @sync_to_async

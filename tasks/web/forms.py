@@ -11,6 +11,7 @@ from django.core.validators import MaxLengthValidator, ProhibitNullCharactersVal
 
 from chat import projects
 
+from ..models import ProjectChecks
 from ..services import PRIORITY_RANGE, TITLE_LENGTH
 
 
@@ -79,3 +80,28 @@ class TaskForm(forms.Form):
 
     def errors_by_field(self) -> dict[str, str]:
         return {field: " ".join(str(m) for m in messages) for field, messages in self.errors.items()}
+
+
+class ChecksForm(forms.ModelForm[ProjectChecks]):
+    """The setup and check commands of a member's own folder (the settings page's; an admin sets a
+    shared project's in the admin). Commands are kept as typed: they only ever run in the sandbox."""
+
+    class Meta:
+        model = ProjectChecks
+        fields = ["setup_command", "check_command", "max_check_runs", "timeout_seconds"]
+        widgets = {
+            "setup_command": forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+            "check_command": forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("setup_command", "check_command"):
+            field = self.fields[name]
+            assert isinstance(field, forms.CharField)
+            field.strip = False  # a command's spacing is the person's
+            field.validators.append(_no_lone_surrogate)
+            field.error_messages.update(NUL)
+
+    def validate_unique(self) -> None:
+        pass  # one row per member's folder: the service updates theirs

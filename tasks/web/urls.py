@@ -1,12 +1,13 @@
 from django.urls import path
 
-from . import review, views
+from . import checks, review, views
 
 app_name = "tasks"
 
 urlpatterns = [
     path("", views.board, name="board"),
     path("new/", views.new_task, name="new"),
+    path("checks/", checks.own_checks, name="own-checks"),
     path("<int:task_id>/", views.detail, name="detail"),
     path("<int:task_id>/diff/", review.diff, name="diff"),
     path("<int:task_id>/review/comments/", review.add_comment, name="review-comment"),

@@ -20,6 +20,7 @@ SAME_TESTS = [
     "tests/chat/services/test_permissions.py",
     "tests/chat/services/test_recovery.py",
     "tests/tasks/services/test_runs.py",
+    "tests/tasks/services/test_checks.py",
 ]
 
 # Fails on the local engine as well, at the commit cluster mode started from (the fake CLI's stopped
