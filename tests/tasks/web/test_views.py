@@ -36,7 +36,9 @@ async def test_the_board_and_its_socket_show_the_schedulers_note_from_the_databa
     the scheduler runs in; the scheduler's first round clears an earlier run's note."""
     await rt.tasks.idle()
     assert await sync_to_async(BoardNote.read)() == ""
-    await BoardNote.objects.aupdate_or_create(pk=BoardNote.ONE, defaults={"text": "Token budget reached: wait a minute."})
+    await BoardNote.objects.aupdate_or_create(
+        pk=BoardNote.ONE, defaults={"text": "Token budget reached: wait a minute."}
+    )
     page = (await (await browser_for(user, rt)).get("/tasks/")).content.decode()
     assert 'id="budget-note">Token budget reached: wait a minute.</p>' in page
     client = await sync_to_async(logged_in_client)(user=user)
