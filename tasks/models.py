@@ -29,6 +29,7 @@ from drivers import git
 from members import roles
 
 from . import remotes
+from .pullfeedback import PullFeedback as PullFeedback  # its own module, registered with the app here
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -62,6 +63,8 @@ class Task(models.Model):
     place: str = ""
     # Nor this: its latest changes of state, on its page (set by the selector of the page).
     history: Sequence[TaskTransition] = ()
+    # Nor this: its pull request's review comments and failed checks still reported (its page's selector).
+    feedback: Sequence[PullFeedback] = ()
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -219,6 +222,11 @@ class Task(models.Model):
     @property
     def can_open_pull_request(self) -> bool:
         return Action.PULL_REQUEST in self.actions
+
+    @property
+    def feedback_new(self) -> int:
+        """How many items of its pull request's feedback (as its page read them) were not sent yet."""
+        return sum(1 for item in self.feedback if item.state == PullFeedback.State.NEW)
 
     @property
     def pr_forge_name(self) -> str:

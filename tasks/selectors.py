@@ -15,7 +15,7 @@ from chat import projects
 from chat.models import Turn
 from chat.selectors import TurnPage, latest_turns
 
-from .models import Task, TaskQuerySet, TaskTransition, may_act
+from .models import PullFeedback, Task, TaskQuerySet, TaskTransition, may_act
 
 BOARD_SIZE = 300
 CLOSED_SHOWN = 50
@@ -96,6 +96,8 @@ def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Ta
     task = Task.objects.select_related("conflict_with", "session", "created_by").get(pk=task_id)
     task.asking = task.session_id is not None and task.session_id in _asking_sessions()
     task.history = history(task)
+    if task.pr_number is not None:
+        task.feedback = list(task.pull_feedback.exclude(state=PullFeedback.State.GONE))
     _as_seen_by(task, user)
     return task
 

@@ -32,6 +32,7 @@ from .addressed import check_addressed
 from .common import touched, usage
 from .conflicts import pause_for_conflict, unblock_later
 from .creation import new_session
+from .feedback import push_answer_later
 from .places import WORKTREES_DIR, repo_of, store_for, worktree_of
 from .state import TaskFields, stop_asked, transition, update
 
@@ -266,12 +267,14 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: TaskStopReason
         await pause_for_conflict(task, conflicts, used, engine=engine, files_changed=files)
         return
     note = "" if files else await _nothing_changed(turn)
-    await transition(
+    task = await transition(
         task_id=task_id,
         event=TaskEvent.COMPLETE,
         why=f"{len(files)} file(s) changed" if files else "no file changed",
         fields=TaskFields(finished_at=now, files_changed=files, error=note) | used,
     )
+    # Feedback from its pull request was sent to this run: its commits go to that pull request.
+    push_answer_later(task, engine=engine)
 
 
 @sync_to_async
