@@ -188,4 +188,11 @@ async def test_the_api_sends_feedback_and_says_when_there_is_none(team_remote, f
     sent = await api.post(f"/api/tasks/{task.pk}/pull-request/feedback", {"note": "echo: on it"})
     assert sent.status_code == 200, sent.json()
     assert sent.json()["pull_request_feedback"][0]["state"] == "sent" and sent.json()["status"] == "queued"
+
+    # While its run waits or runs, the task takes no follow-up: what is new stays new.
+    forge.comment("github", "acme/widgets", 1, author="ada", body="And another.")
+    await services.refresh_feedback(engine=rt, task_id=task.pk, force=True)
+    busy = await api.post(f"/api/tasks/{task.pk}/pull-request/feedback", {})
+    assert busy.status_code == 409 and "cannot take now. It stays new" in busy.json()["error"]
     await settled(rt, task)
+    assert sorted([i.state async for i in PullFeedback.objects.filter(task=task)]) == ["answered", "new"]
