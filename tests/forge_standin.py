@@ -7,6 +7,9 @@ including their errors: 401 for a wrong token, GitHub's 422 and GitLab's 409 whe
 is already open for the branch, 404 for an unknown repository. A request it does not expect is
 answered 400 and kept in :attr:`ForgeStandIn.violations`, which the fixture asserts is empty.
 
+A pull request's review comments and its commits' checks are served too
+(tests/forge_feedback_standin.py: :meth:`ForgeStandIn.comment`, :meth:`ForgeStandIn.fail_check`).
+
 Repositories are backed by real bare git repositories: a pull request's branches must exist in
 the one :meth:`ForgeStandIn.add_repository` named, as on the forge.
 """

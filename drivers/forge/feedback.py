@@ -82,6 +82,16 @@ def _list(answer: Any, what: str, client: _Client) -> list[dict[str, Any]]:
     return [item for item in answer if isinstance(item, dict)]
 
 
+def _ident(kind: str, value: Any) -> str:
+    """``kind:id``; an id that is not a small whole number (or a short token) is refused."""
+    if isinstance(value, bool) or not (
+        (isinstance(value, int) and 0 <= value < 10**18)
+        or (isinstance(value, str) and re.fullmatch(r"[\w-]{1,40}", value))
+    ):
+        raise ValueError(f"a {kind} without a usable id: {str(value)[:50]!r}")
+    return f"{kind}:{value}"
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -105,7 +115,7 @@ def _github(client: _Client, number: int) -> list[Feedback]:
         if item.get("state") in ("CHANGES_REQUESTED", "COMMENTED") and text(item.get("body")).strip():
             found.append(
                 Feedback(
-                    forge_id=f"review:{item.get('id')}",
+                    forge_id=_ident("review", item.get("id")),
                     kind=Kind.COMMENT,
                     author=_login(item.get("user"), "login"),
                     body=text(item.get("body")),
@@ -115,7 +125,7 @@ def _github(client: _Client, number: int) -> list[Feedback]:
     for item in _list(client.call("GET", f"{base}/pulls/{int(number)}/comments", query=page), "comments", client):
         found.append(
             Feedback(
-                forge_id=f"comment:{item.get('id')}",
+                forge_id=_ident("comment", item.get("id")),
                 kind=Kind.COMMENT,
                 author=_login(item.get("user"), "login"),
                 path=text(item.get("path"), 1024),
@@ -135,7 +145,7 @@ def _github(client: _Client, number: int) -> list[Feedback]:
             app = item.get("app")
             found.append(
                 Feedback(
-                    forge_id=f"check-run:{item.get('id')}",
+                    forge_id=_ident("check-run", item.get("id")),
                     kind=Kind.CHECK,
                     author=_login(app, "name"),
                     name=text(item.get("name"), SHORT_LIMIT),
@@ -148,7 +158,7 @@ def _github(client: _Client, number: int) -> list[Feedback]:
         if item.get("state") in FAILED_STATUSES:
             found.append(
                 Feedback(
-                    forge_id=f"status:{item.get('id')}",
+                    forge_id=_ident("status", item.get("id")),
                     kind=Kind.CHECK,
                     author=_login(item.get("creator"), "login"),
                     name=text(item.get("context"), SHORT_LIMIT),
@@ -179,7 +189,7 @@ def _gitlab(client: _Client, iid: int) -> list[Feedback]:
             new_line = _line(position.get("new_line"))
             found.append(
                 Feedback(
-                    forge_id=f"note:{note.get('id')}",
+                    forge_id=_ident("note", note.get("id")),
                     kind=Kind.COMMENT,
                     author=_login(note.get("author"), "username"),
                     path=text(position.get("new_path") if new_line else position.get("old_path"), 1024),
@@ -197,10 +207,10 @@ def _gitlab(client: _Client, iid: int) -> list[Feedback]:
             stage, name = text(job.get("stage"), 100), text(job.get("name"), SHORT_LIMIT)
             found.append(
                 Feedback(
-                    forge_id=f"job:{job.get('id')}",
+                    forge_id=_ident("job", job.get("id")),
                     kind=Kind.CHECK,
                     author="GitLab CI",
-                    name=f"{stage}: {name}" if stage else name,
+                    name=text(f"{stage}: {name}" if stage else name, SHORT_LIMIT),
                     body=text(job.get("failure_reason")),
                     url=link(job.get("web_url")),
                 )

@@ -119,3 +119,10 @@ def test_a_wrong_token_and_an_unknown_pull_request_say_so(widgets, forge, kind):
         f.list_feedback(widgets[kind], "wrong", 1, timeout=5)
     with pytest.raises(f.NotFound, match="answered 404"):
         f.list_feedback(widgets[kind], forge.token, 7, timeout=5)
+
+
+def test_an_answer_of_another_shape_is_refused_not_a_crash(widgets, forge):
+    forge.comment("github", "acme/widgets", 1, author="ada", body="x", file="f.txt", line=1)
+    forge.pulls("github", "acme/widgets")[0].feedback[0]["id"] = "x" * 500
+    with pytest.raises(f.Refused, match="answered something unexpected about the review of #1"):
+        f.list_feedback(widgets["github"], forge.token, 1, timeout=5)
