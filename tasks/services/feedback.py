@@ -67,10 +67,10 @@ async def refresh(*, engine: Engine, task_id: int, force: bool = False) -> Task:
     if task.project in settings.CLAUDE_PR_FEEDBACK_AUTO and task.status == Task.Status.COMPLETED:
         try:
             task, _count = await _send(engine=engine, task=task, by=None)
-        except TaskRefused as exc:
-            log.info("task %s: new pull-request feedback not sent by itself: %s", task.pk, exc)
         except _NothingNew:
             pass
+        except TaskRefused as exc:
+            log.info("task %s: new pull-request feedback not sent by itself: %s", task.pk, exc)
     return await get_task(task.pk)
 
 
@@ -187,13 +187,14 @@ async def _send(
         raise TaskRefused(f"The feedback is too long to send as one message: {exc}") from None
     ids = [i.pk for i in items]
     # Marked sent before the run is queued, and only if still new: of two refreshes at once, one sends.
+    now = timezone.now()
     taken = await PullFeedback.objects.filter(pk__in=ids, state=PullFeedback.State.NEW).aupdate(
-        state=PullFeedback.State.SENT, sent_at=timezone.now()
+        state=PullFeedback.State.SENT, sent_at=now
     )
+    # Only what this call marked (its moment) is put back, never what another one sends.
+    ours = PullFeedback.objects.filter(pk__in=ids, state=PullFeedback.State.SENT, sent_at=now)
     if taken != len(ids):
-        await PullFeedback.objects.filter(pk__in=ids, state=PullFeedback.State.SENT).aupdate(
-            state=PullFeedback.State.NEW, sent_at=None
-        )
+        await ours.aupdate(state=PullFeedback.State.NEW, sent_at=None)
         raise TaskRefused("The feedback was being sent meanwhile: reload the page.")
     try:
         if by is None:
@@ -201,7 +202,7 @@ async def _send(
         else:
             task = await act(engine=engine, user=by, task=task, action=Action.RESUME, message=message)
     except BaseException:
-        await PullFeedback.objects.filter(pk__in=ids).aupdate(state=PullFeedback.State.NEW, sent_at=None)
+        await ours.aupdate(state=PullFeedback.State.NEW, sent_at=None)
         raise
     return task, len(ids)
 
