@@ -3,7 +3,9 @@
 ``POST /api/tasks`` ``{"prompt", "title"?, "project"?, "priority"?, "yolo"?}`` → 201;
 ``GET /api/tasks`` (``?status=`` filters), ``GET /api/tasks/{task_id}``;
 ``POST /api/tasks/{task_id}/pause|resume|terminate|merge|discard|pull-request`` (resume takes
-``{"message"?}``). Reading one task asks the forge for its pull request's state, as its page does.
+``{"message"?}``); ``POST /api/tasks/{task_id}/pull-request/feedback`` (``{"note"?}``) sends the new
+review comments and failed checks to the agent. Reading one task asks the forge for its pull
+request's state and feedback, as its page does.
 Bad input answers ``{"error": "...", "fields": {name: reason}}``; what the services refuse is
 mapped to a status by :mod:`api.errors`.
 """
@@ -20,7 +22,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringC
 
 from chat import projects
 from tasks import services
-from tasks.models import Action, Task
+from tasks.models import Action, PullFeedback, Task
 from tasks.selectors import visible_tasks, with_latest_checks
 
 from .errors import ApiRequest
@@ -150,6 +152,26 @@ class CheckResult(Schema):
     )
 
 
+class Feedback(Schema):
+    id: int
+    forge_id: str = Field(
+        description="The comment's, review's, check run's, status's, note's or job's id on the forge."
+    )
+    kind: Literal["comment", "check"]
+    author: str = Field(description="Who wrote a comment; for a check, the app or CI that ran it.")
+    name: str = Field(description="A check's name (empty for a comment).")
+    path: str = Field(description="The file a line comment is on (empty otherwise).")
+    line: int | None
+    body: str = Field(description="The forge's text, as written there (untrusted).")
+    url: str = Field(description="Its page on the forge (only http(s) addresses; may be empty).")
+    state: Literal["new", "sent", "answered"] = Field(
+        description="new: not sent to the agent yet; sent: sent, its run not pushed yet; answered: the run after "
+        "it was pushed to the pull request."
+    )
+    fetched_at: IsoTime
+    sent_at: IsoTime | None
+
+
 class TaskResponse(Schema):
     id: int
     title: str
@@ -180,6 +202,11 @@ class TaskResponse(Schema):
     check: CheckResult | None = Field(
         description="The latest run of its project's setup or check command (null: none ran)."
     )
+    pull_request_feedback: list[Feedback] | None = Field(
+        default=None,
+        description="Its pull request's review comments and failed checks still reported by the forge; only "
+        "in the answer of one task (null in the list).",
+    )
     actions: list[Action] = Field(
         description="What the task's state allows now (its creator or an admin may do it); "
         "'pull-request' only in a project with a remote and forge."
@@ -190,7 +217,7 @@ class TaskList(Schema):
     tasks: list[TaskResponse] = Field(description=f"Newest first, at most {LISTED}.")
 
 
-def task_response(task: Task) -> TaskResponse:
+def task_response(task: Task, feedback: list[PullFeedback] | None = None) -> TaskResponse:
     conflicts: Conflicts | None = None
     if task.conflict_files or task.conflict_with_id:
         conflicts = {"with": task.conflict_with_id, "files": task.conflict_files}
@@ -220,6 +247,18 @@ def task_response(task: Task) -> TaskResponse:
         url=task.get_absolute_url(),
         pull_request=pull_request_of(task),
         check=check_of(task),
+        pull_request_feedback=None
+        if feedback is None
+        else [
+            Feedback.model_validate(
+                {
+                    name: getattr(item, name)
+                    for name in ("id", "forge_id", "kind", "author", "name", "path", "line", "body", "url", "state")
+                }
+                | {"fetched_at": item.fetched_at, "sent_at": item.sent_at}
+            )
+            for item in feedback
+        ],
         actions=sorted(task.actions),
     )
 
@@ -267,6 +306,8 @@ def pull_request_of(task: Task) -> PullRequest | None:
 # Operations
 
 UNAUTHORIZED = {401: Error, 405: Error, 500: Error}
+# What an action on a task answers (a follow-up's text is checked as a message is).
+ACTED = {200: TaskResponse, 400: FieldErrors, 403: Error, 404: Error, 409: Error, 413: FieldErrors, **UNAUTHORIZED}
 
 
 @router.get(
@@ -328,10 +369,48 @@ async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
     task = await services.get_task(path.task_id, user=request.auth)
     if task.pr_number is not None:
         try:
-            task = await services.refresh_pull_request(engine=request.engine, task_id=task.pk)
+            task = await services.refresh_feedback(engine=request.engine, task_id=task.pk)
         except services.TaskRefused as exc:
             log.warning("task %s: %s", task.pk, exc)
-    return task_response(await _with_check(task))
+    return task_response(await _with_check(task), await _feedback_of(task))
+
+
+async def _feedback_of(task: Task) -> list[PullFeedback]:
+    return [
+        item
+        async for item in PullFeedback.objects.filter(task=task)
+        .exclude(state=PullFeedback.State.GONE)
+        .order_by("kind", "path", "line", "id")
+    ]
+
+
+class FeedbackNote(Request):
+    model_config = ConfigDict(extra="forbid")
+    fields_in_errors = True
+
+    note: Annotated[
+        LimitedText | None,
+        Refusal("note must be text: what the agent reads before the feedback."),
+        Field(description="Said to the agent before the feedback (optional)."),
+    ] = None
+
+
+@router.post(
+    "/tasks/{int:task_id}/pull-request/feedback",
+    url_name="task-feedback-send",
+    operation_id="sendPullRequestFeedback",
+    summary="Send the pull request's new review comments and failed checks to the agent",
+    description="Only the task's creator (or an admin). Every item not sent yet goes in ONE follow-up (as "
+    "Resume's message); once that run completes, its commits are pushed to the same pull request. "
+    "409: nothing new to send, or the task cannot take a follow-up now (running, merged).",
+    response=ACTED,
+)
+async def send_feedback(request: ApiRequest, path: Path[TaskPath], body: FeedbackNote | None = None) -> TaskResponse:
+    task = await services.get_task(path.task_id, user=request.auth)
+    task, _count = await services.send_feedback(
+        engine=request.engine, user=request.auth, task_id=task.pk, note=(body.note if body else None) or ""
+    )
+    return task_response(await _with_check(task), await _feedback_of(task))
 
 
 @router.post(
@@ -345,15 +424,7 @@ async def get_task(request: ApiRequest, path: Path[TaskPath]) -> TaskResponse:
     "its pull request, or links the one already open. "
     "409: the task's state does not allow the action, or the push or the forge refused it "
     "(the error says why and what to do).",
-    response={
-        200: TaskResponse,
-        400: FieldErrors,
-        403: Error,
-        404: Error,
-        409: Error,
-        413: FieldErrors,
-        **UNAUTHORIZED,
-    },
+    response=ACTED,
 )
 async def act_on_task(request: ApiRequest, path: Path[ActionPath], body: FollowUp | None = None) -> TaskResponse:
     task = await services.get_task(path.task_id, user=request.auth)

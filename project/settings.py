@@ -553,6 +553,24 @@ CLAUDE_PROJECT_REMOTES = envremotes("CLAUDE_PROJECT_REMOTES", CLAUDE_PROJECTS)
 CLAUDE_GITHUB_API_URL = envparsed("CLAUDE_GITHUB_API_URL", forge.GITHUB_API, forge.parse_api_url)
 CLAUDE_GITLAB_API_URL = envparsed("CLAUDE_GITLAB_API_URL", forge.GITLAB_API, forge.parse_api_url)
 CLAUDE_FORGE_TIMEOUT = envfloat("CLAUDE_FORGE_TIMEOUT", "20", minimum=1)
+
+
+def envprojectkeys(name: str, projects: dict[str, Path]) -> frozenset[str]:
+    """Keys of shared projects, comma-separated (``*``: every shared project)."""
+    keys = envlist(name, "")
+    if keys == ["*"]:
+        return frozenset(projects)
+    if unknown := sorted(set(keys) - set(projects)):
+        raise ImproperlyConfigured(
+            f"{name}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among CLAUDE_PROJECTS "
+            "(list shared projects' keys, comma-separated, or * for all of them)"
+        )
+    return frozenset(keys)
+
+
+# Shared projects whose tasks send their pull request's new review comments and failed checks to
+# the agent by themselves, as soon as the app reads them from the forge (README, "Pull requests").
+CLAUDE_PR_FEEDBACK_AUTO = envprojectkeys("CLAUDE_PR_FEEDBACK_AUTO", CLAUDE_PROJECTS)
 # The hosts a sandboxed agent may reach besides the model API, through the server's egress proxy
 # ("pypi.org,files.pythonhosted.org,*.npmjs.org,registry.example.com:8443,10.0.5.7:8081"): a bare
 # host allows ports 80 and 443; a name is never followed to a loopback, link-local or private

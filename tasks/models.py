@@ -29,6 +29,7 @@ from drivers import git
 from members import roles
 
 from . import remotes
+from .pullfeedback import PullFeedback as PullFeedback  # its own module, registered with the app here
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -64,6 +65,8 @@ class Task(models.Model):
     history: Sequence[TaskTransition] = ()
     # Nor this: its latest check (the project's check command after a run), for its card and page.
     latest_check: CheckRun | None = None
+    # Nor this: its pull request's review comments and failed checks still reported (its page's selector).
+    feedback: Sequence[PullFeedback] = ()
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -221,6 +224,11 @@ class Task(models.Model):
     @property
     def can_open_pull_request(self) -> bool:
         return Action.PULL_REQUEST in self.actions
+
+    @property
+    def feedback_new(self) -> int:
+        """How many items of its pull request's feedback (as its page read them) were not sent yet."""
+        return sum(1 for item in self.feedback if item.state == PullFeedback.State.NEW)
 
     @property
     def pr_forge_name(self) -> str:

@@ -15,7 +15,7 @@ from chat import projects
 from chat.models import Turn
 from chat.selectors import TurnPage, latest_turns
 
-from .models import CheckRun, Task, TaskQuerySet, TaskTransition, may_act
+from .models import CheckRun, PullFeedback, Task, TaskQuerySet, TaskTransition, may_act
 
 BOARD_SIZE = 300
 CLOSED_SHOWN = 50
@@ -114,6 +114,8 @@ def task_for_page(task_id: int, *, user: AbstractBaseUser | AnonymousUser) -> Ta
     task.asking = task.session_id is not None and task.session_id in _asking_sessions()
     task.history = history(task)
     task.latest_check = CheckRun.objects.filter(task=task).order_by("-id").first()
+    if task.pr_number is not None:
+        task.feedback = list(task.pull_feedback.exclude(state=PullFeedback.State.GONE))
     _as_seen_by(task, user)
     return task
 

@@ -7,6 +7,9 @@ including their errors: 401 for a wrong token, GitHub's 422 and GitLab's 409 whe
 is already open for the branch, 404 for an unknown repository. A request it does not expect is
 answered 400 and kept in :attr:`ForgeStandIn.violations`, which the fixture asserts is empty.
 
+A pull request's review comments and its commits' checks are served too
+(tests/forge_feedback_standin.py: :meth:`ForgeStandIn.comment`, :meth:`ForgeStandIn.fail_check`).
+
 Repositories are backed by real bare git repositories: a pull request's branches must exist in
 the one :meth:`ForgeStandIn.add_repository` named, as on the forge.
 """
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.forge_feedback_standin import FeedbackServing, FeedbackViolation
 
 TOKEN = "forge-test-token-0123456789"
 GITHUB_VERSION = "2022-11-28"
@@ -66,6 +71,8 @@ class Pull:
     body: str
     state: str  # GitHub: open/closed; GitLab: opened/closed/merged
     merged: bool = False
+    # Review comments, reviews (GitHub) and discussions (GitLab), as the API answers them (tests/forge_feedback_standin.py).
+    feedback: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -74,9 +81,12 @@ class Repo:
     path: str
     bare: Path
     pulls: list[Pull] = field(default_factory=list)
+    # By commit: GitHub's check runs and commit statuses; GitLab's pipelines with their jobs.
+    checks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-class ForgeStandIn:
+class ForgeStandIn(FeedbackServing):
     def __init__(self) -> None:
         self.token = TOKEN
         self.requests: list[Recorded] = []
@@ -168,7 +178,7 @@ class ForgeStandIn:
                     status, answer = self._gitlab(recorded, raw_path[len("/gitlab/api/v4") :])
                 else:
                     raise Violation(f"no API at {raw_path}")
-            except Violation as exc:
+            except (Violation, FeedbackViolation) as exc:
                 self.violations.append(f"{handler.command} {handler.path}: {exc}")
                 status, answer = 400, {"message": f"stand-in: {exc}"}
         data = json.dumps(answer).encode()
@@ -201,6 +211,8 @@ class ForgeStandIn:
             raise Violation(f"Accept is {r.headers.get('accept')!r}, not application/vnd.github+json")
         if r.headers.get("x-github-api-version") != GITHUB_VERSION:
             raise Violation(f"X-GitHub-Api-Version is {r.headers.get('x-github-api-version')!r}")
+        if (served := self.github_feedback(r, path)) is not None:
+            return served
         match = re.fullmatch(r"/repos/([^/]+)/([^/]+)/pulls(?:/(\d+))?", path)
         if match is None:
             raise Violation(f"not a pulls endpoint: {path}")
@@ -288,7 +300,11 @@ class ForgeStandIn:
             "body": pull.body,
             "merged": pull.merged,
             "merged_at": "2026-01-05T08:48:14Z" if pull.merged else None,
-            "head": {"ref": pull.head, "label": f"{repo.path.split('/')[0]}:{pull.head}"},
+            "head": {
+                "ref": pull.head,
+                "label": f"{repo.path.split('/')[0]}:{pull.head}",
+                "sha": self.head_sha(repo, pull.head),
+            },
             "base": {"ref": pull.base},
         }
 
@@ -297,6 +313,8 @@ class ForgeStandIn:
     def _gitlab(self, r: Recorded, path: str) -> tuple[int, Any]:
         if r.headers.get("private-token") != self.token:
             return 401, {"message": "401 Unauthorized"}
+        if (served := self.gitlab_feedback(r, path)) is not None:
+            return served
         match = re.fullmatch(r"/projects/([^/]+)/merge_requests(?:/(\d+))?", path)
         if match is None:
             raise Violation(f"not a merge requests endpoint (is the project's path URL-encoded?): {path}")
@@ -378,7 +396,30 @@ class ForgeStandIn:
             "source_branch": pull.head,
             "target_branch": pull.base,
             "web_url": f"https://gitlab.com/{repo.path}/-/merge_requests/{pull.number}",
+            "sha": self.head_sha(repo, pull.head),
+            "head_pipeline": self.head_pipeline(repo, pull),
         }
+
+
+def widgets_with_feature(tmp_path: Path, standin: ForgeStandIn) -> dict[str, Any]:
+    """acme/widgets on both stand-in forges (GitLab: acme/tools/widgets), a real bare repository
+    with a pushed branch "feature" besides main; the driver's Repository of each, by forge."""
+    from drivers import forge
+    from tests.task_helpers import bare_remote, git, init_repo
+
+    work = init_repo(tmp_path / "work")
+    bare = bare_remote(tmp_path / "widgets.git", work)
+    git(work, "switch", "-q", "-c", "feature")
+    (work / "f.txt").write_text("f\n")
+    git(work, "add", "f.txt")
+    git(work, "commit", "-q", "-m", "feature")
+    git(work, "push", "-q", "origin", "feature")
+    standin.add_repository("github", "acme/widgets", bare)
+    standin.add_repository("gitlab", "acme/tools/widgets", bare)
+    return {
+        "github": forge.Repository("github", "acme/widgets", standin.github_api),
+        "gitlab": forge.Repository("gitlab", "acme/tools/widgets", standin.gitlab_api),
+    }
 
 
 class Violation(Exception):

@@ -15,6 +15,7 @@ GitHub (REST API version :data:`GITHUB_API_VERSION`): ``POST /repos/{owner}/{rep
 GitLab (API v4): ``POST /projects/{url-encoded path}/merge_requests``,
 ``GET /projects/{id}/merge_requests?source_branch=...&target_branch=...&state=opened``,
 ``GET|PUT /projects/{id}/merge_requests/{iid}``; ``PRIVATE-TOKEN: <token>``.
+A pull request's review comments and failed checks: :func:`list_feedback` (:mod:`.feedback`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .api import (
     get_pull_request,
     open_pull_request,
 )
+from .feedback import Feedback, Kind, list_feedback
 from .remotes import (
     FORGES,
     GITHUB,
@@ -56,7 +58,9 @@ __all__ = [
     "GITLAB",
     "GITLAB_API",
     "NAMES",
+    "Feedback",
     "ForgeError",
+    "Kind",
     "NotFound",
     "Opened",
     "PullRequest",
@@ -70,6 +74,7 @@ __all__ = [
     "forge_hosts",
     "get_pull_request",
     "git_auth_config",
+    "list_feedback",
     "open_pull_request",
     "parse_api_url",
     "parse_remotes",

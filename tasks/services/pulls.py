@@ -5,7 +5,8 @@ project with a remote, :mod:`tasks.remotes`) commits what is left in the worktre
 task's branch to the project's remote (:func:`drivers.git.push`) and opens a pull request of it
 into the task's base branch on the forge (:mod:`drivers.forge`), titled with the task's title
 and described by its prompt and a summary of its turns. Pressed again, it pushes the new
-commits (a follow-up's) to the same pull request; one already open for the branch is linked.
+commits (a follow-up's) to the same pull request, which is only asked whether it is still
+open; one already open for the branch (opened by anyone) is linked.
 
 The state (open, merged, closed) is asked of the forge when the task's page is opened (at most
 every :data:`REFRESH_EVERY` seconds) or on its Refresh button, never when the board renders.
@@ -20,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -69,7 +72,7 @@ async def open_pull_request(*, task_id: int) -> Task:
     if target.repository is None:
         raise TaskRefused(target.problem)
     repository = target.repository
-    token = _token(task, repository, doing="open a pull request")
+    token = token_of(task, repository, doing="open a pull request")
     repo = repo_of(task)
     push_url = await git.remote_url(repo, target.remote, push=True)
     if push_url is None:
@@ -93,6 +96,12 @@ async def open_pull_request(*, task_id: int) -> Task:
         )
     except git.GitError as exc:
         raise TaskRefused(_push_refused(task, target.remote, push_url, repository, exc, token)) from exc
+    if task.pr_state == Task.PullState.OPEN and task.pr_number is not None and task.pr_forge == repository.forge:
+        # Its pull request is open: the push updated it, and nothing new is opened (unless the
+        # forge says it was closed or merged meanwhile).
+        updated = await _still_open(task, repository, token, head)
+        if updated is not None:
+            return updated
     title, body = await describe(task)
     try:
         opened = await asyncio.to_thread(
@@ -108,7 +117,7 @@ async def open_pull_request(*, task_id: int) -> Task:
     except forge.ForgeError as exc:
         await update(task_id=task.pk, announce=False, pr_head=head)
         raise TaskRefused(
-            _forge_failed(task, repository, exc, token) + f" The branch {task.branch} was pushed to "
+            forge_failed(task, repository, exc, token) + f" The branch {task.branch} was pushed to "
             f"{target.remote}; press Open pull request again once that is fixed."
         ) from exc
     pull = opened.pull_request
@@ -127,6 +136,38 @@ async def open_pull_request(*, task_id: int) -> Task:
     return await get_task(task.pk)
 
 
+async def on_forge[T](
+    task: Task, repository: forge.Repository, token: str, call: Callable[..., T], *args: Any, doing: str
+) -> T:
+    """``call(repository, token, *args)`` in a thread, with the forge's timeout; a refusal says
+    what it answered and what to do, after ``doing`` ("Could not refresh pull request #1")."""
+    try:
+        return await asyncio.to_thread(call, repository, token, *args, timeout=settings.CLAUDE_FORGE_TIMEOUT)
+    except forge.ForgeError as exc:
+        raise TaskRefused(f"{doing}: {forge_failed(task, repository, exc, token)}") from exc
+
+
+async def _still_open(task: Task, repository: forge.Repository, token: str, head: str) -> Task | None:
+    """The task once its open pull request took the push (None: the forge closed or merged it)."""
+    try:
+        pull = await on_forge(
+            task,
+            repository,
+            token,
+            forge.get_pull_request,
+            task.pr_number or 0,
+            doing=f"The branch {task.branch} was pushed to pull request {task.pr_label}, but could not ask about it "
+            "(press Refresh once this is fixed)",
+        )
+    except TaskRefused:
+        await update(task_id=task.pk, announce=False, pr_head=head)
+        raise
+    if pull.state != forge.State.OPEN:
+        return None
+    await update(task_id=task.pk, pr_url=pull.url, pr_state=pull.state, pr_head=head, pr_checked_at=timezone.now())
+    return await get_task(task.pk)
+
+
 def _no_remote(task: Task) -> str:
     if task.project == remotes.OWN:
         return (
@@ -141,7 +182,7 @@ def _no_remote(task: Task) -> str:
     )
 
 
-def _token(task: Task, repository: forge.Repository, *, doing: str) -> str:
+def token_of(task: Task, repository: forge.Repository, *, doing: str) -> str:
     token = remotes.token_for(task.project)
     if not token:
         raise TaskRefused(
@@ -181,7 +222,7 @@ def _push_refused(
     )
 
 
-def _forge_failed(task: Task, repository: forge.Repository, exc: forge.ForgeError, token: str) -> str:
+def forge_failed(task: Task, repository: forge.Repository, exc: forge.ForgeError, token: str) -> str:
     variable = remotes.token_variable(task.project)
     if isinstance(exc, forge.TokenRejected):
         text = (
@@ -272,7 +313,7 @@ def _describe(task: Task, commits: list[str]) -> tuple[str, str]:
 # State
 
 
-def _repository(task: Task) -> forge.Repository:
+def repository_of(task: Task) -> forge.Repository:
     api = settings.CLAUDE_GITHUB_API_URL if task.pr_forge == forge.GITHUB else settings.CLAUDE_GITLAB_API_URL
     return forge.Repository(forge=task.pr_forge, path=task.pr_repository, api=api)
 
@@ -285,16 +326,16 @@ async def refresh_pull_request(*, engine: Engine, task_id: int, force: bool = Fa
         return task
     if not force and task.pr_checked_at and timezone.now() - task.pr_checked_at < REFRESH_EVERY:
         return task
-    repository = _repository(task)
-    token = _token(task, repository, doing=f"ask {repository.name} about {task.pr_label}")
-    try:
-        pull = await asyncio.to_thread(
-            forge.get_pull_request, repository, token, task.pr_number, timeout=settings.CLAUDE_FORGE_TIMEOUT
-        )
-    except forge.ForgeError as exc:
-        raise TaskRefused(
-            f"Could not refresh pull request {task.pr_label}: {_forge_failed(task, repository, exc, token)}"
-        ) from exc
+    repository = repository_of(task)
+    token = token_of(task, repository, doing=f"ask {repository.name} about {task.pr_label}")
+    pull = await on_forge(
+        task,
+        repository,
+        token,
+        forge.get_pull_request,
+        task.pr_number,
+        doing=f"Could not refresh pull request {task.pr_label}",
+    )
     changed = pull.state != task.pr_state
     await update(task_id=task.pk, announce=changed, pr_state=pull.state, pr_url=pull.url, pr_checked_at=timezone.now())
     if changed and pull.state == forge.State.MERGED and task.status == Task.Status.COMPLETED:
@@ -343,7 +384,7 @@ async def close_for_discard(task: Task) -> str:
     """Close the task's open pull request (Discard): a sentence saying what became of it."""
     if task.pr_number is None or task.pr_state != Task.PullState.OPEN or task.pr_forge not in forge.FORGES:
         return ""
-    repository = _repository(task)
+    repository = repository_of(task)
     where = f"pull request {task.pr_label} on {repository.name} ({task.pr_url})"
     token = remotes.token_for(task.project)
     if not token:

@@ -33,6 +33,7 @@ from .addressed import check_addressed
 from .common import touched, usage
 from .conflicts import pause_for_conflict, unblock_later
 from .creation import new_session
+from .feedback import push_answer_later
 from .places import WORKTREES_DIR, repo_of, store_for, worktree_of
 from .state import TaskFields, TransitionRefused, queue, stop_asked, transition, update
 
@@ -290,13 +291,15 @@ async def after_run(task_id: int, turn: Turn | None, stop_reason: TaskStopReason
         checks.AfterFailure() if check is None or check.passed else await checks.failed_check(task=task, check=check)
     )
     note = " ".join(filter(None, ["" if files else await _nothing_changed(turn), after.note]))
-    await transition(
+    task = await transition(
         task_id=task_id,
         event=TaskEvent.COMPLETE,
         why=(f"{len(files)} file(s) changed" if files else "no file changed")
         + (f"; its check {check.result}" if check is not None else ""),
         fields=TaskFields(finished_at=timezone.now(), files_changed=files, error=note) | used,
     )
+    # Feedback from its pull request was sent to this run: its commits go to that pull request.
+    push_answer_later(task, engine=engine)
     if after.follow_up:
         try:
             await queue(task_id=task_id, prompt=after.follow_up, engine=engine, event=TaskEvent.RESUME, why=after.why)

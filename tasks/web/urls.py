@@ -14,5 +14,6 @@ urlpatterns = [
     path("<int:task_id>/review/comments/<int:comment_id>/delete/", review.delete_comment, name="review-delete"),
     path("<int:task_id>/review/send/", review.send_review, name="review-send"),
     path("<int:task_id>/pull-request/refresh/", views.refresh_pull_request, name="refresh-pr"),
+    path("<int:task_id>/pull-request/feedback/send/", views.send_feedback, name="feedback-send"),
     path("<int:task_id>/<slug:name>/", views.action, name="action"),
 ]

@@ -28,6 +28,7 @@ from chat.web.views.types import AuthedRequest
 
 from .. import allowances, selectors, services
 from ..models import Action, BoardNote, Task
+from ..services import feedback
 from .forms import TaskForm
 
 
@@ -170,7 +171,7 @@ def _answer(request: AuthedRequest, task: Task, text: str, level: str) -> HttpRe
 @login_required
 @require_POST
 async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResponse:
-    """Ask the forge for the state of the task's pull request: its Refresh button (always), and
+    """Ask the forge for the state of the task's pull request and its feedback: its Refresh button (always), and
     the task's page once it is opened (``quiet``: not within seconds of the last time, and no
     message unless it fails). Anyone who may see the task may ask."""
     try:
@@ -179,7 +180,7 @@ async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResp
         raise Http404("No such task.") from None
     quiet = request.POST.get("quiet") == "1"
     try:
-        task = await services.refresh_pull_request(engine=request.engine, task_id=task.pk, force=not quiet)
+        task = await feedback.refresh(engine=request.engine, task_id=task.pk, force=not quiet)
     except services.TaskRefused as exc:
         return _answer(request, task, str(exc), "error")
     if quiet and request.htmx:
@@ -189,4 +190,24 @@ async def refresh_pull_request(request: AuthedRequest, task_id: int) -> HttpResp
         if task.pr_number
         else "No pull request yet."
     )
+    return _answer(request, task, text, "info")
+
+
+@login_required
+@require_POST
+async def send_feedback(request: AuthedRequest, task_id: int) -> HttpResponse:
+    """ "Send to the agent": the new review comments and failed checks of the task's pull request as
+    one follow-up (its creator and staff)."""
+    user = await request.auser()
+    try:
+        task = await services.get_task(task_id, user=user)
+    except services.TaskNotFound:
+        raise Http404("No such task.") from None
+    try:
+        task, count = await feedback.send_feedback(
+            engine=request.engine, user=user, task_id=task.pk, note=request.POST.get("note", "")
+        )
+    except (services.TaskRefused, turns.TurnRefused) as exc:
+        return _answer(request, task, str(exc), "error")
+    text = f"Sent {count} item{'s' if count != 1 else ''} of feedback on {task.pr_label} to the agent in one follow-up."
     return _answer(request, task, text, "info")

@@ -28,6 +28,7 @@ ROUTES = {
     ("post", "/api/tasks"): {201, 400, 403, 409, 413} | ALWAYS,
     ("get", "/api/tasks/{task_id}"): {200, 404} | ALWAYS,
     ("post", "/api/tasks/{task_id}/{action}"): {200, 400, 403, 404, 409, 413} | ALWAYS,
+    ("post", "/api/tasks/{task_id}/pull-request/feedback"): {200, 400, 403, 404, 409, 413} | ALWAYS,
 }
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from drivers import forge as f
 from drivers.forge import api as forge_api
-from tests.task_helpers import bare_remote, git, init_repo
+from tests.forge_standin import widgets_with_feature
+from tests.task_helpers import init_repo
 
 GH, GL = "https://api.github.com", "https://gitlab.com/api/v4"
 
@@ -120,19 +121,7 @@ def test_the_token_goes_to_the_forges_own_host_only():
 @pytest.fixture
 def widgets(tmp_path, forge):
     """acme/widgets on both stand-in forges, with a pushed branch "feature" besides main."""
-    work = init_repo(tmp_path / "work")
-    bare = bare_remote(tmp_path / "widgets.git", work)
-    git(work, "switch", "-q", "-c", "feature")
-    (work / "f.txt").write_text("f\n")
-    git(work, "add", "f.txt")
-    git(work, "commit", "-q", "-m", "feature")
-    git(work, "push", "-q", "origin", "feature")
-    forge.add_repository("github", "acme/widgets", bare)
-    forge.add_repository("gitlab", "acme/tools/widgets", bare)
-    return {
-        "github": f.Repository("github", "acme/widgets", forge.github_api),
-        "gitlab": f.Repository("gitlab", "acme/tools/widgets", forge.gitlab_api),
-    }
+    return widgets_with_feature(tmp_path, forge)
 
 
 def test_github_pull_request_open_read_close_as_documented(widgets, forge):

@@ -17,7 +17,7 @@ from django.test import Client
 
 from drivers import egress, forge
 from drivers.forge import RemoteSpec
-from project.settings import envmodels, envoidc, envparsed, envremotes
+from project.settings import envmodels, envoidc, envparsed, envprojectkeys, envremotes
 from tests.conftest import ROOT
 from tests.factories import PASSWORD, make_user
 
@@ -117,6 +117,17 @@ def test_malformed_project_remotes_stop_the_start(monkeypatch, value, says):
     monkeypatch.setenv("CLAUDE_PROJECT_REMOTES", value)
     with pytest.raises(ImproperlyConfigured, match=re.escape(says)):
         envremotes("CLAUDE_PROJECT_REMOTES", PROJECTS)
+
+
+def test_projects_that_send_pull_request_feedback_by_themselves_are_shared_ones(monkeypatch):
+    assert envprojectkeys("CLAUDE_PR_FEEDBACK_AUTO", PROJECTS) == frozenset()
+    monkeypatch.setenv("CLAUDE_PR_FEEDBACK_AUTO", " web ,")
+    assert envprojectkeys("CLAUDE_PR_FEEDBACK_AUTO", PROJECTS) == {"web"}
+    monkeypatch.setenv("CLAUDE_PR_FEEDBACK_AUTO", "*")
+    assert envprojectkeys("CLAUDE_PR_FEEDBACK_AUTO", PROJECTS) == {"api", "web"}
+    monkeypatch.setenv("CLAUDE_PR_FEEDBACK_AUTO", "web,default")
+    with pytest.raises(ImproperlyConfigured, match="CLAUDE_PR_FEEDBACK_AUTO: default is not among CLAUDE_PROJECTS"):
+        envprojectkeys("CLAUDE_PR_FEEDBACK_AUTO", PROJECTS)
 
 
 def test_a_malformed_api_url_stops_the_start(monkeypatch):

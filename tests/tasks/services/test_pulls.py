@@ -84,20 +84,21 @@ async def test_a_completed_task_becomes_a_pull_request_on_github(team_remote, fo
     assert "Add a greeting" in body.split("**Commits:**")[1]
     assert "1. **Asked:** write hello.txt: hi from the task" in body and "**Answered:**" in body
 
-    # A follow-up, then the button again: its commit goes to the same pull request (GitHub's 422
-    # for the open one is answered by linking it).
+    # A follow-up, then the button again: its commit goes to the same pull request, which is only
+    # asked whether it is still open (nothing is opened).
     first_head = task.pr_head
     await services.resume(engine=rt, task_id=task.pk, message="write more.txt: more")
     task = await settled(scheduler, task)
     task = await services.open_pull_request(task_id=task.pk)
     assert task.pr_number == 1 and task.pr_state == "open" and task.pr_head != first_head
     assert remote_head(team_remote, task.branch) == task.pr_head
-    assert [(r.method, r.path) for r in forge.requests[1:]] == [
-        ("POST", "/github/repos/acme/widgets/pulls"),
-        ("GET", "/github/repos/acme/widgets/pulls"),
-    ]
-    assert forge.requests[-1].query == {"head": [f"acme:{task.branch}"], "base": ["main"], "state": ["open"]}
+    assert [(r.method, r.path) for r in forge.requests[1:]] == [("GET", "/github/repos/acme/widgets/pulls/1")]
     assert len(forge.pulls("github", "acme/widgets")) == 1
+
+    # Closed on the forge meanwhile: the next press opens another one.
+    forge.pulls("github", "acme/widgets")[0].state = "closed"
+    task = await services.open_pull_request(task_id=task.pk)
+    assert task.pr_number == 2 and task.pr_state == "open" and len(forge.pulls("github", "acme/widgets")) == 2
 
 
 async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forge, scheduler, user, settings, rt):
@@ -120,7 +121,13 @@ async def test_a_merge_request_on_gitlab_and_discard_closes_it(team_remote, forg
     assert "**Files changed (1):** `hello.txt`" in post.json["description"]
     assert remote_head(team_remote, task.branch) == task.pr_head
 
-    # Pressed again: GitLab's 409 for the open one, which is linked.
+    # Pressed again: the open one is only asked about.
+    again = await services.open_pull_request(task_id=task.pk)
+    assert again.pr_number == 1 and [(r.method, r.path) for r in forge.requests[-1:]] == [
+        ("GET", "/gitlab/api/v4/projects/acme%2Ftools%2Fwidgets/merge_requests/1")
+    ]
+    # One open for the branch that the task does not know (opened by someone): GitLab's 409, and it is linked.
+    await Task.objects.filter(pk=task.pk).aupdate(pr_state="", pr_number=None)
     again = await services.open_pull_request(task_id=task.pk)
     assert again.pr_number == 1 and forge.requests[-2].method == "POST"
     assert forge.requests[-1].query == {"source_branch": [task.branch], "target_branch": ["main"], "state": ["opened"]}
