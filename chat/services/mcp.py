@@ -1,0 +1,121 @@
+"""MCP servers: the ones an admin configured for a project, as the CLI gets them, and as a chat shows them.
+
+The configuration comes from the database only (:class:`~chat.models.McpServer`, written in the
+admin): it reaches the CLI as ``--mcp-config`` JSON, with ``--strict-mcp-config``, so that no
+``.mcp.json`` or config file an agent wrote is read. A stdio server is started by the CLI, which
+runs in the agent's sandbox: the server runs there too, as the agent, with its network. A member
+may turn a server off for one chat (``Session.mcp_off``): it is left out of the configuration, and
+the chat's next turn starts a process without it (its spec's fingerprint differs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from drivers import claude
+
+from ..models import McpServer, Session
+from ..projects import OWN
+
+# How the CLI names an MCP server's tools: mcp__<server>__<tool>.
+TOOL_PREFIX = "mcp__"
+
+
+class McpRefused(Exception):
+    """A server cannot be turned on or off here; the text says why."""
+
+
+def project_key(session: Session) -> str:
+    return session.project or OWN
+
+
+def servers_of(session: Session) -> list[McpServer]:
+    """The enabled MCP servers of the chat's project, turned off for it or not."""
+    return list(McpServer.objects.filter(project=project_key(session), enabled=True).order_by("name"))
+
+
+def _entry(server: McpServer) -> dict[str, Any]:
+    if server.kind == McpServer.Kind.HTTP:
+        return {"type": "http", "url": server.url}
+    return {"type": "stdio", "command": server.command, "args": list(server.args), "env": dict(server.env)}
+
+
+def config_for(session: Session) -> str:
+    """The ``--mcp-config`` JSON for a turn of ``session``: its project's servers but those its
+    member turned off ("" when none is left)."""
+    return _config(session, servers_of(session))
+
+
+async def aconfig_for(session: Session) -> str:
+    """:func:`config_for` from the event loop (a turn's start)."""
+    servers = McpServer.objects.filter(project=project_key(session), enabled=True).order_by("name")
+    return _config(session, [server async for server in servers])
+
+
+def _config(session: Session, servers: list[McpServer]) -> str:
+    off = set(session.mcp_off or ())
+    chosen = {server.name: _entry(server) for server in servers if server.name not in off}
+    return json.dumps({"mcpServers": chosen}, sort_keys=True) if chosen else ""
+
+
+def set_off(*, session: Session, name: str, off: bool) -> Session:
+    """Turn the project's server ``name`` off (or on again) for this chat, from its next turn on."""
+    if session.is_archived:
+        raise McpRefused("This chat is archived and read-only. Press Restore to continue it.")
+    if session.kind != Session.Kind.CHAT:
+        raise McpRefused("MCP servers are turned off per chat; a task runs with its project's.")
+    if name not in {server.name for server in servers_of(session)}:
+        raise McpRefused(f"This chat's project has no MCP server {name[:40]!r}. Reload the page.")
+    names = [n for n in session.mcp_off or () if n != name] + ([name] if off else [])
+    session.mcp_off = sorted(names)
+    session.save(update_fields=["mcp_off"])
+    return session
+
+
+def seen_of(init: claude.Init) -> dict[str, Any]:
+    """What the CLI's init message says of the MCP servers: each one's status and its tools."""
+    tools: dict[str, list[str]] = {}
+    for tool in init.tools:
+        if tool.startswith(TOOL_PREFIX):
+            server, _, name = tool[len(TOOL_PREFIX) :].partition("__")
+            tools.setdefault(server, []).append(name)
+    return {"servers": {s.name: {"status": s.status, "tools": sorted(tools.get(s.name, []))} for s in init.mcp_servers}}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One server as the chat page lists it."""
+
+    name: str
+    kind: str
+    where: str  # what it runs or reaches, in words
+    on: bool
+    status: str  # as the CLI last reported it, or what is known without it
+    tools: tuple[str, ...]
+
+
+def panel(session: Session) -> list[Row]:
+    """The chat's project's MCP servers, whether each is on for this chat, its status and tools."""
+    off = set(session.mcp_off or ())
+    seen = (session.mcp_seen or {}).get("servers", {})
+    rows = []
+    for server in servers_of(session):
+        reported = seen.get(server.name) or {}
+        if server.name in off:
+            status = "off in this chat"
+        else:
+            status = str(reported.get("status") or "starts with the next message")
+        where = server.url if server.kind == McpServer.Kind.HTTP else server.command
+        rows.append(
+            Row(
+                name=server.name,
+                kind=server.kind,
+                where=where,
+                on=server.name not in off,
+                status=status,
+                tools=tuple(reported.get("tools") or ()),
+            )
+        )
+    return rows

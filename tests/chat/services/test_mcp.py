@@ -1,0 +1,162 @@
+"""An admin's MCP servers reach the agent of a project's chats, run in its sandbox, and only they do.
+
+The real CLI runs in its real sandbox against the stand-in; its MCP server is the tiny stdio server
+of ``devtools/mcp_echo.py`` run by Debian's ``/usr/bin/python3`` (the sandbox shows ``/usr``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.test import Client
+
+import devtools.mcp_echo
+from chat.models import Event, McpServer, Session
+from chat.services import mcp
+from tests.factories import logged_in_client, make_session, make_user
+from tests.real_turns import answer_of, say
+
+pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
+
+SOURCE = Path(devtools.mcp_echo.__file__).read_text()
+
+
+def echo_server(*, project: str = "default", name: str = "echoer", probes: tuple[str, ...] = ()) -> McpServer:
+    args = ["-c", SOURCE]
+    for path in probes:
+        args += ["--probe", path]
+    server = McpServer(project=project, name=name, command="/usr/bin/python3", args=args)
+    server.full_clean()
+    server.save()
+    return server
+
+
+@pytest.fixture
+def member(claude_env, settings):
+    settings.CLAUDE_PERMISSION_MODE = "bypassPermissions"  # the tool runs unasked (prompts: the browser test)
+    return make_user(username="ada")
+
+
+async def test_a_stdio_servers_tool_is_called_inside_the_sandbox_and_its_answer_shown(member, rt):
+    data = Path(settings.DATA_DIR)
+    data.mkdir(parents=True, exist_ok=True)
+    session = await sync_to_async(make_session)(owner=member)
+    await sync_to_async(echo_server)(probes=(str(data), session.workdir))
+
+    turn = await say(engine=rt, session=session, user=member, text="mcp echoer echo hello")
+
+    [call] = [e async for e in Event.objects.filter(turn=turn, kind=Event.Kind.TOOL_USE)]
+    assert call.name == "mcp__echoer__echo" and call.data["input"] == {"text": "hello"}
+    [result] = [e async for e in Event.objects.filter(turn=turn, kind=Event.Kind.TOOL_RESULT)]
+    # It ran as the agent (uid 1000), seeing the chat's folder but not the server's data folder.
+    assert result.text == f"echo: hello; {data} is not there; {session.workdir} is visible; uid 1000", result.text
+    assert "Done. The tool said: echo: hello" in await answer_of(turn)
+    # The CLI's init message, recorded for the chat's page: the server and its tools.
+    session = await Session.objects.aget(pk=session.pk)
+    assert session.mcp_seen == {"servers": {"echoer": {"status": "connected", "tools": ["echo"]}}}
+    [row] = await sync_to_async(mcp.panel)(session)
+    assert (row.name, row.on, row.status, row.tools) == ("echoer", True, "connected", ("echo",))
+
+
+async def tools_of(session: Session) -> dict[str, Any]:
+    """The MCP servers and tools the CLI's init message reported for the chat's latest turn."""
+    return (await Session.objects.aget(pk=session.pk)).mcp_seen or {}
+
+
+async def called(turn) -> tuple[str, bool]:
+    [result] = [e async for e in Event.objects.filter(turn=turn, kind=Event.Kind.TOOL_RESULT)]
+    return result.text, result.is_error
+
+
+async def test_a_server_turned_off_in_a_chat_is_not_offered_there(member, rt):
+    await sync_to_async(echo_server)()
+    session = await sync_to_async(make_session)(owner=member)
+    first = await say(engine=rt, session=session, user=member, text="mcp echoer echo one")
+    assert await called(first) == ("echo: one; uid 1000", False)
+
+    await sync_to_async(mcp.set_off)(session=session, name="echoer", off=True)
+    # The warm process had the server: the next turn starts one without it, with the chat's memory.
+    off = await say(engine=rt, session=session, user=member, text="mcp echoer echo two")
+    text, is_error = await called(off)
+    assert is_error and "mcp__echoer__echo" in text and "echo: two" not in text, text
+    assert await tools_of(session) == {"servers": {}}
+    [row] = await sync_to_async(mcp.panel)(await Session.objects.aget(pk=session.pk))
+    assert (row.on, row.status) == (False, "off in this chat")
+    # Another chat of the project still has it.
+    other = await sync_to_async(make_session)(owner=member)
+    elsewhere = await say(engine=rt, session=other, user=member, text="mcp echoer echo three")
+    assert await called(elsewhere) == ("echo: three; uid 1000", False)
+
+    await sync_to_async(mcp.set_off)(session=session, name="echoer", off=False)
+    back = await say(engine=rt, session=session, user=member, text="mcp echoer echo four")
+    assert await called(back) == ("echo: four; uid 1000", False)
+    assert "echo: one" in await answer_of(first)
+
+
+async def test_servers_the_agent_configured_itself_are_not_started(member, rt):
+    """An agent can write an .mcp.json in its folder and a .claude.json in its config folder (a
+    server there would run a command of its choosing outside any prompt): neither is read."""
+    await sync_to_async(echo_server)()
+    session = await sync_to_async(make_session)(owner=member)
+    workdir, config = Path(session.workdir), Path(session.config_dir)
+    marker = workdir / "planted-ran"
+    planted = {"mcpServers": {"planted": {"type": "stdio", "command": "/bin/sh", "args": ["-c", f"touch {marker}"]}}}
+    (workdir / ".mcp.json").write_text(json.dumps(planted))
+    config.mkdir(parents=True, exist_ok=True)
+    (config / ".claude.json").write_text(json.dumps(planted))
+
+    turn = await say(engine=rt, session=session, user=member, text="mcp planted run")
+
+    text, is_error = await called(turn)
+    assert is_error and "mcp__planted__run" in text, text
+    assert not marker.exists()
+    assert await tools_of(session) == {"servers": {"echoer": {"status": "connected", "tools": ["echo"]}}}
+
+
+async def test_a_project_gets_only_its_own_servers(member, rt, tmp_path, settings):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    settings.CLAUDE_PROJECTS = {"api": str(shared)}
+    await sync_to_async(echo_server)(project="api", name="api-only")
+    session = await sync_to_async(make_session)(owner=member)
+    assert await sync_to_async(mcp.config_for)(session) == ""
+    turn = await say(engine=rt, session=session, user=member, text="echo: hi")
+    assert "hi" in await answer_of(turn)
+    assert await tools_of(session) == {"servers": {}}
+
+
+def test_the_admins_configuration_is_checked(settings):
+    settings.CLAUDE_PROJECTS = {}
+    bad = McpServer(project="nope", name="Bad Name", kind="stdio", command="", args="-x", env={"A B": 1})
+    with pytest.raises(ValidationError) as caught:
+        bad.full_clean()
+    assert set(caught.value.message_dict) == {"project", "name", "command", "args", "env"}
+    with pytest.raises(ValidationError) as caught:
+        McpServer(project="default", name="web", kind="http", url="").full_clean()
+    assert "url" in caught.value.message_dict
+
+
+def test_only_the_chats_owner_turns_a_server_off_and_only_a_server_of_its_project(member):
+    server = echo_server()
+    session = make_session(owner=member)
+    other: Client = logged_in_client(user=make_user(username="bob"))
+    url = f"/chat/{session.id}/mcp/"
+    assert other.post(url, {"server": server.name}).status_code == 404
+    owner = logged_in_client(user=member)
+    said = owner.post(url, {"server": server.name}).content.decode()
+    assert "The next messages run without the MCP server echoer." in said
+    session.refresh_from_db()
+    assert session.mcp_off == ["echoer"]
+    refused = owner.post(url, {"server": "planted", "on": "on"}).content.decode()
+    assert "This chat&#x27;s project has no MCP server &#x27;planted&#x27;" in refused
+    assert owner.post(url, {"server": "echoer", "on": "on"}).status_code == 200
+    session.refresh_from_db()
+    assert session.mcp_off == []
+    page = owner.get(session.get_absolute_url()).content.decode()
+    assert 'data-server="echoer"' in page and "starts with the next message" in page
