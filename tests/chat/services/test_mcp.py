@@ -160,3 +160,27 @@ def test_only_the_chats_owner_turns_a_server_off_and_only_a_server_of_its_projec
     assert session.mcp_off == []
     page = owner.get(session.get_absolute_url()).content.decode()
     assert 'data-server="echoer"' in page and "starts with the next message" in page
+
+
+def test_an_admin_adds_a_server_in_the_admin_and_a_member_cannot(member, settings):
+    settings.CLAUDE_PROJECTS = {}
+    form = {
+        "project": "default",
+        "name": "echoer",
+        "kind": "stdio",
+        "command": "/usr/bin/python3",
+        "args": '["-c", "print(1)"]',
+        "env": '{"LOG_LEVEL": "info"}',
+        "url": "",
+        "enabled": "on",
+    }
+    assert logged_in_client(user=member).post("/admin/chat/mcpserver/add/", form).status_code == 302  # to the login
+    assert not McpServer.objects.exists()
+    root = make_user(username="root", is_staff=True)
+    root.is_superuser = True
+    root.save()
+    staff = logged_in_client(user=root)
+    assert staff.post("/admin/chat/mcpserver/add/", {**form, "name": "Bad name"}).status_code == 200
+    assert staff.post("/admin/chat/mcpserver/add/", form).status_code == 302
+    server = McpServer.objects.get()
+    assert (server.args, server.env) == (["-c", "print(1)"], {"LOG_LEVEL": "info"})
