@@ -442,7 +442,16 @@ class McpServer(models.Model):
         help_text="stdio: variables it gets, a JSON object of literal strings. The agent can read them: no secrets.",
     )
     url = models.URLField(
-        max_length=2048, blank=True, help_text="http: the server's URL (its host in CLAUDE_AGENT_ALLOWED_HOSTS)."
+        max_length=2048,
+        blank=True,
+        help_text="http: the server's URL; agents reach it through the egress proxy, never directly.",
+    )
+    secret_env = models.CharField(
+        "secret's variable",
+        max_length=100,
+        blank=True,
+        help_text="http: the NAME of a variable of the server's environment whose value the egress proxy sends "
+        "as Authorization: Bearer <value>. No agent and no member sees the value.",
     )
     enabled = models.BooleanField(default=True)
 
@@ -471,5 +480,7 @@ class McpServer(models.Model):
                 errors["env"] = 'A JSON object of names and strings, e.g. {"LOG_LEVEL": "info"}.'
         elif not self.url.startswith(("https://", "http://")):
             errors["url"] = "An HTTP server needs its http:// or https:// URL."
+        if self.secret_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.secret_env):
+            errors["secret_env"] = "The name of an environment variable (letters, digits and _), not its value."
         if errors:
             raise ValidationError(errors)

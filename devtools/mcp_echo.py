@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 NAME = "echo"
@@ -56,6 +58,48 @@ def answer(request: dict[str, Any], probes: list[str]) -> dict[str, Any] | None:
     else:
         reply["error"] = {"code": -32601, "message": f"unknown method {method}"}
     return reply
+
+
+def serve_http(*, secret: str, port: int = 0) -> ThreadingHTTPServer:
+    """The same server over MCP's streamable HTTP (a JSON answer to each POST), on 127.0.0.1, started
+    in a thread: its ``echo`` also says whether the request carried ``Authorization: Bearer <secret>``
+    (never the header itself)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            size = int(self.headers.get("content-length") or 0)
+            request = json.loads(self.rfile.read(size) or b"{}")
+            reply = answer(request, []) if isinstance(request, dict) else None
+            if reply is None:
+                self.send_response(202)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            result = reply.get("result") or {}
+            for block in result.get("content") or []:
+                authorized = self.headers.get("authorization") == f"Bearer {secret}"
+                block["text"] += f"; authorized: {'yes' if authorized else 'no'}"
+            body = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # no stream of the server's own messages
+            self.send_response(405)
+            self.send_header("allow", "POST")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        do_DELETE = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def main() -> None:

@@ -75,7 +75,7 @@ def _spec_ahead(*, session_id: str, owner_id: int, new: object, egress: EgressPr
     elif session.owner_id != owner_id or session.kind != Session.Kind.CHAT or session.is_archived:
         return None
     try:
-        return spec_of(session, TurnOptions(), egress, mcp_config=mcp.config_for(session))
+        return spec_of(session, TurnOptions(), egress, servers=mcp.setup_for(session))
     except agents.SandboxUnavailable:
         return None  # the turn says what an admin must do
 

@@ -78,10 +78,13 @@ def options_for(turn: Turn) -> TurnOptions:
     return TurnOptions()
 
 
-def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None, *, mcp_config: str) -> LiveSpec:
+def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None, *, servers: mcp.Setup) -> LiveSpec:
     """How a turn of ``session`` starts its process with ``options`` on a node whose egress proxy is
-    ``egress`` (the same for a process started ahead of the turn); ``mcp_config``: the MCP servers
-    it starts (:func:`.mcp.config_for`)."""
+    ``egress`` (the same for a process started ahead of the turn); ``servers``: the MCP servers it
+    starts (:func:`.mcp.setup_for`), whose HTTP routes the proxy then serves."""
+    if egress is not None:
+        for token, route in servers.routes.items():
+            egress.add_mcp_route(token, route)
     resume = session.cli_created or has_transcript(config_dir=session.config_dir, path=session.transcript_path)
     return LiveSpec(
         cli=agents.cli_program(),
@@ -102,7 +105,7 @@ def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None, 
         # A chat's agent may be rewound with its files; a task's changes are kept by its commits.
         file_checkpoints=session.kind == Session.Kind.CHAT,
         rewind_files_to=(session.restore_files_at or None) if resume else None,
-        mcp_config=mcp_config,
+        mcp_config=servers.config,
     )
 
 
@@ -124,9 +127,9 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
         # Saved and shown while the process is taken and given the message, not before: the CLI
         # starts thinking a database write and a render sooner. Every later record waits for it.
         recorder.running_meanwhile()
-        mcp_config = await mcp.aconfig_for(session)
+        servers = await mcp.asetup_for(session)
         outcome = await node.run_turn(
-            spec=spec_of(session, options, node.egress, mcp_config=mcp_config),
+            spec=spec_of(session, options, node.egress, servers=servers),
             prompt=message_of(turn),
             handler=handler,
             on_event=functools.partial(_seen, recorder, handler, options),

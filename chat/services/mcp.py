@@ -10,14 +10,22 @@ the chat's next turn starts a process without it (its spec's fingerprint differs
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from drivers import claude
+from django.conf import settings
+
+from drivers import claude, egress
+from drivers.claude.sandbox import BRIDGE_URL
 
 from ..models import McpServer, Session
 from ..projects import OWN
+from . import agents
 
 # How the CLI names an MCP server's tools: mcp__<server>__<tool>.
 TOOL_PREFIX = "mcp__"
@@ -36,28 +44,59 @@ def servers_of(session: Session) -> list[McpServer]:
     return list(McpServer.objects.filter(project=project_key(session), enabled=True).order_by("name"))
 
 
-def _entry(server: McpServer) -> dict[str, Any]:
-    if server.kind == McpServer.Kind.HTTP:
-        return {"type": "http", "url": server.url}
-    return {"type": "stdio", "command": server.command, "args": list(server.args), "env": dict(server.env)}
+@dataclass(frozen=True)
+class Setup:
+    """What a turn's CLI gets: ``config``, its ``--mcp-config`` JSON ("" for none), and the egress
+    proxy's ``routes`` to its HTTP servers (token -> where, and the secret's variable)."""
+
+    config: str = ""
+    routes: Mapping[str, egress.McpRoute] = field(default_factory=dict)
+
+
+def route_token(server: McpServer) -> str:
+    """The proxy's route to an HTTP server: unguessable (an HMAC with the server's secret key), so
+    that only the agents of its project, whose configuration names it, reach it."""
+    what = f"{server.pk}\0{server.url}\0{server.secret_env}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), b"mcp-route\0" + what, hashlib.sha256).hexdigest()[:40]
+
+
+def _entry(server: McpServer, routes: dict[str, egress.McpRoute]) -> dict[str, Any]:
+    if server.kind == McpServer.Kind.STDIO:
+        return {"type": "stdio", "command": server.command, "args": list(server.args), "env": dict(server.env)}
+    if not agents.sandboxed():
+        # No sandbox, no proxy: the CLI reaches the server itself, and holds its secret as it holds the API key.
+        secret = os.environ.get(server.secret_env, "") if server.secret_env else ""
+        return {
+            "type": "http",
+            "url": server.url,
+            **({"headers": {"Authorization": f"Bearer {secret}"}} if secret else {}),
+        }
+    # In the sandbox, through the egress proxy, which adds the secret: the agent never holds it.
+    token = route_token(server)
+    routes[token] = egress.McpRoute(url=server.url, secret_env=server.secret_env)
+    return {"type": "http", "url": f"{BRIDGE_URL}/mcp/{token}"}
+
+
+def setup_for(session: Session) -> Setup:
+    """The MCP servers a turn of ``session`` starts: its project's, but those its member turned off."""
+    return _setup(session, servers_of(session))
+
+
+async def asetup_for(session: Session) -> Setup:
+    """:func:`setup_for` from the event loop (a turn's start)."""
+    servers = McpServer.objects.filter(project=project_key(session), enabled=True).order_by("name")
+    return _setup(session, [server async for server in servers])
 
 
 def config_for(session: Session) -> str:
-    """The ``--mcp-config`` JSON for a turn of ``session``: its project's servers but those its
-    member turned off ("" when none is left)."""
-    return _config(session, servers_of(session))
+    return setup_for(session).config
 
 
-async def aconfig_for(session: Session) -> str:
-    """:func:`config_for` from the event loop (a turn's start)."""
-    servers = McpServer.objects.filter(project=project_key(session), enabled=True).order_by("name")
-    return _config(session, [server async for server in servers])
-
-
-def _config(session: Session, servers: list[McpServer]) -> str:
+def _setup(session: Session, servers: list[McpServer]) -> Setup:
     off = set(session.mcp_off or ())
-    chosen = {server.name: _entry(server) for server in servers if server.name not in off}
-    return json.dumps({"mcpServers": chosen}, sort_keys=True) if chosen else ""
+    routes: dict[str, egress.McpRoute] = {}
+    chosen = {server.name: _entry(server, routes) for server in servers if server.name not in off}
+    return Setup(config=json.dumps({"mcpServers": chosen}, sort_keys=True) if chosen else "", routes=routes)
 
 
 def set_off(*, session: Session, name: str, off: bool) -> Session:

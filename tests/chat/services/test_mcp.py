@@ -16,15 +16,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-import devtools.mcp_echo
 from chat.models import Event, McpServer, Session
 from chat.services import mcp
+from devtools import mcp_echo
 from tests.factories import logged_in_client, make_session, make_user
 from tests.real_turns import answer_of, say
 
 pytestmark = [pytest.mark.usefixtures("rt"), pytest.mark.django_db(transaction=True), pytest.mark.real_cli]
 
-SOURCE = Path(devtools.mcp_echo.__file__).read_text()
+SOURCE = Path(mcp_echo.__file__).read_text()
 
 
 def echo_server(*, project: str = "default", name: str = "echoer", probes: tuple[str, ...] = ()) -> McpServer:
@@ -129,6 +129,33 @@ async def test_a_project_gets_only_its_own_servers(member, rt, tmp_path, setting
     turn = await say(engine=rt, session=session, user=member, text="echo: hi")
     assert "hi" in await answer_of(turn)
     assert await tools_of(session) == {"servers": {}}
+
+
+SECRET = "MCP-SECRET-5d2e"
+
+
+async def test_an_http_server_is_reached_through_the_proxy_which_adds_its_secret(member, rt, monkeypatch):
+    monkeypatch.setenv("DOCS_MCP_TOKEN", SECRET)
+    http = mcp_echo.serve_http(secret=SECRET)
+    try:
+        url = f"http://127.0.0.1:{http.server_address[1]}/mcp"
+        server = McpServer(project="default", name="docs", kind="http", url=url, secret_env="DOCS_MCP_TOKEN")
+        await sync_to_async(server.full_clean)()
+        await server.asave()
+        session = await sync_to_async(make_session)(owner=member)
+        turn = await say(engine=rt, session=session, user=member, text="mcp docs echo hi")
+        text, is_error = await called(turn)
+        assert text.startswith("echo: hi;") and text.endswith("; authorized: yes") and not is_error, text
+        # The agent's CLI was given the proxy's route, never the server's URL or the secret.
+        setup = await sync_to_async(mcp.setup_for)(session)
+        assert SECRET not in setup.config and url not in setup.config and "/mcp/" in setup.config
+        shell = await say(engine=rt, session=session, user=member, text="run: env; cat /proc/*/cmdline")
+        output, _ = await called(shell)
+        assert "DOCS_MCP_TOKEN" not in output and SECRET not in output and "mcp/" in output
+        # Another project's agent cannot use the route by guessing: the proxy knows only the tokens it gave.
+        assert all(len(token) == 40 for token in rt.node.egress.mcp_routes)
+    finally:
+        http.shutdown()
 
 
 def test_the_admins_configuration_is_checked(settings):
