@@ -17,7 +17,7 @@ class McpServerForm(forms.ModelForm[McpServer]):
 
     class Meta:
         model = McpServer
-        fields = ["project", "name", "kind", "command", "args", "env", "url", "enabled"]
+        fields = ["project", "name", "kind", "command", "args", "env", "url", "secret_env", "enabled"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

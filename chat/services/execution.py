@@ -83,8 +83,7 @@ def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None, 
     ``egress`` (the same for a process started ahead of the turn); ``servers``: the MCP servers it
     starts (:func:`.mcp.setup_for`), whose HTTP routes the proxy then serves."""
     if egress is not None:
-        for token, route in servers.routes.items():
-            egress.add_mcp_route(token, route)
+        egress.mcp_routes = dict(servers.routes)
     resume = session.cli_created or has_transcript(config_dir=session.config_dir, path=session.transcript_path)
     return LiveSpec(
         cli=agents.cli_program(),

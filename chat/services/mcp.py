@@ -46,8 +46,8 @@ def servers_of(session: Session) -> list[McpServer]:
 
 @dataclass(frozen=True)
 class Setup:
-    """What a turn's CLI gets: ``config``, its ``--mcp-config`` JSON ("" for none), and the egress
-    proxy's ``routes`` to its HTTP servers (token -> where, and the secret's variable)."""
+    """What a turn's CLI gets: ``config``, its ``--mcp-config`` JSON ("" for none); and the egress
+    proxy's ``routes`` to every HTTP server there is (token -> where, and the secret's variable)."""
 
     config: str = ""
     routes: Mapping[str, egress.McpRoute] = field(default_factory=dict)
@@ -60,7 +60,7 @@ def route_token(server: McpServer) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), b"mcp-route\0" + what, hashlib.sha256).hexdigest()[:40]
 
 
-def _entry(server: McpServer, routes: dict[str, egress.McpRoute]) -> dict[str, Any]:
+def _entry(server: McpServer) -> dict[str, Any]:
     if server.kind == McpServer.Kind.STDIO:
         return {"type": "stdio", "command": server.command, "args": list(server.args), "env": dict(server.env)}
     if not agents.sandboxed():
@@ -72,30 +72,33 @@ def _entry(server: McpServer, routes: dict[str, egress.McpRoute]) -> dict[str, A
             **({"headers": {"Authorization": f"Bearer {secret}"}} if secret else {}),
         }
     # In the sandbox, through the egress proxy, which adds the secret: the agent never holds it.
-    token = route_token(server)
-    routes[token] = egress.McpRoute(url=server.url, secret_env=server.secret_env)
-    return {"type": "http", "url": f"{BRIDGE_URL}/mcp/{token}"}
+    return {"type": "http", "url": f"{BRIDGE_URL}/mcp/{route_token(server)}"}
 
 
 def setup_for(session: Session) -> Setup:
     """The MCP servers a turn of ``session`` starts: its project's, but those its member turned off."""
-    return _setup(session, servers_of(session))
+    return _setup(session, list(McpServer.objects.filter(enabled=True).order_by("name")))
 
 
 async def asetup_for(session: Session) -> Setup:
     """:func:`setup_for` from the event loop (a turn's start)."""
-    servers = McpServer.objects.filter(project=project_key(session), enabled=True).order_by("name")
-    return _setup(session, [server async for server in servers])
+    return _setup(session, [server async for server in McpServer.objects.filter(enabled=True).order_by("name")])
 
 
 def config_for(session: Session) -> str:
     return setup_for(session).config
 
 
-def _setup(session: Session, servers: list[McpServer]) -> Setup:
-    off = set(session.mcp_off or ())
+def _setup(session: Session, every: list[McpServer]) -> Setup:
+    """From every enabled server (one query): the chat's configuration, and the proxy's routes to
+    all HTTP servers there are now, so that one an admin deleted, disabled or changed is no longer
+    served to an agent that kept its route."""
+    off, key = set(session.mcp_off or ()), project_key(session)
     routes: dict[str, egress.McpRoute] = {}
-    chosen = {server.name: _entry(server, routes) for server in servers if server.name not in off}
+    chosen = {server.name: _entry(server) for server in every if server.project == key and server.name not in off}
+    for server in every:
+        if server.kind == McpServer.Kind.HTTP:
+            routes[route_token(server)] = egress.McpRoute(url=server.url, secret_env=server.secret_env)
     return Setup(config=json.dumps({"mcpServers": chosen}, sort_keys=True) if chosen else "", routes=routes)
 
 

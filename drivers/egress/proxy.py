@@ -142,13 +142,9 @@ class EgressProxy:
         # Why the API could not be reached the last time it was not (None once it answers again):
         # the agent's CLI only sees its connection end, the person's error message says this.
         self.api_failure: str | None = None
-        # The admin's HTTP MCP servers by their routes' tokens (see :mod:`drivers.egress.mcp`),
-        # added as the turns that use them start.
+        # The admin's HTTP MCP servers by their routes' tokens (see :mod:`drivers.egress.mcp`): all
+        # there are, set anew as each turn starts (a deleted one is gone from then on).
         self.mcp_routes: dict[str, mcp.McpRoute] = {}
-
-    def add_mcp_route(self, token: str, route: mcp.McpRoute) -> None:
-        """Serve ``/mcp/<token>`` as the MCP server of ``route``, its secret added."""
-        self.mcp_routes[token] = route
 
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)

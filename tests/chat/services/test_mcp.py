@@ -152,8 +152,12 @@ async def test_an_http_server_is_reached_through_the_proxy_which_adds_its_secret
         shell = await say(engine=rt, session=session, user=member, text="run: env; cat /proc/*/cmdline")
         output, _ = await called(shell)
         assert "DOCS_MCP_TOKEN" not in output and SECRET not in output and "mcp/" in output
-        # Another project's agent cannot use the route by guessing: the proxy knows only the tokens it gave.
-        assert all(len(token) == 40 for token in rt.node.egress.mcp_routes)
+        [token] = rt.node.egress.mcp_routes
+        assert f"/mcp/{token}" in setup.config
+        # Deleted by the admin: from the next turn on (any chat's) the proxy no longer serves its route.
+        await server.adelete()
+        await say(engine=rt, session=await sync_to_async(make_session)(owner=member), user=member, text="echo: x")
+        assert rt.node.egress.mcp_routes == {}
     finally:
         http.shutdown()
 
@@ -165,8 +169,8 @@ def test_the_admins_configuration_is_checked(settings):
         bad.full_clean()
     assert set(caught.value.message_dict) == {"project", "name", "command", "args", "env"}
     with pytest.raises(ValidationError) as caught:
-        McpServer(project="default", name="web", kind="http", url="").full_clean()
-    assert "url" in caught.value.message_dict
+        McpServer(project="default", name="web", kind="http", url="", secret_env="Bearer abc").full_clean()
+    assert set(caught.value.message_dict) == {"url", "secret_env"}
 
 
 def test_only_the_chats_owner_turns_a_server_off_and_only_a_server_of_its_project(member):
@@ -199,6 +203,7 @@ def test_an_admin_adds_a_server_in_the_admin_and_a_member_cannot(member, setting
         "args": '["-c", "print(1)"]',
         "env": '{"LOG_LEVEL": "info"}',
         "url": "",
+        "secret_env": "",
         "enabled": "on",
     }
     assert logged_in_client(user=member).post("/admin/chat/mcpserver/add/", form).status_code == 302  # to the login

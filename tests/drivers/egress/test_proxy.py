@@ -459,7 +459,7 @@ async def test_an_mcp_route_gets_the_servers_secret_and_an_unknown_one_is_refuse
     egress: Running, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCS_TOKEN", "secret-9")
-    egress.proxy.add_mcp_route("t0ken", McpRoute(url=upstream.url, secret_env="DOCS_TOKEN"))
+    egress.proxy.mcp_routes = {"t0ken": McpRoute(url=upstream.url, secret_env="DOCS_TOKEN")}
     client = await Client.to(egress.proxy)
     await client.send("POST", "/mcp/t0ken?session=1", (("authorization", "Bearer the-agents-own"),), b"{}")
     response, _ = await client.answer()
