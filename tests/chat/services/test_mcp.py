@@ -57,6 +57,11 @@ async def test_a_stdio_servers_tool_is_called_inside_the_sandbox_and_its_answer_
     # It ran as the agent (uid 1000), seeing the chat's folder but not the server's data folder.
     assert result.text == f"echo: hello; {data} is not there; {session.workdir} is visible; uid 1000", result.text
     assert "Done. The tool said: echo: hello" in await answer_of(turn)
+    # The server lives as long as the chat's warm process: what a turn leaves running is ended with
+    # the turn, the CLI's own MCP server is not.
+    again = await say(engine=rt, session=session, user=member, text="mcp echoer echo again")
+    [result] = [e async for e in Event.objects.filter(turn=again, kind=Event.Kind.TOOL_RESULT)]
+    assert result.text.startswith("echo: again;") and not result.is_error, result.text
     # The CLI's init message, recorded for the chat's page: the server and its tools.
     session = await Session.objects.aget(pk=session.pk)
     assert session.mcp_seen == {"servers": {"echoer": {"status": "connected", "tools": ["echo"]}}}
