@@ -167,6 +167,17 @@ async def test_an_http_server_is_reached_through_the_proxy_which_adds_its_secret
         http.shutdown()
 
 
+async def test_a_server_that_does_not_start_is_shown_failed_and_the_chat_goes_on(member, rt):
+    broken = McpServer(project="default", name="broken", command="/usr/bin/false")
+    await sync_to_async(broken.full_clean)()
+    await broken.asave()
+    session = await sync_to_async(make_session)(owner=member)
+    turn = await say(engine=rt, session=session, user=member, text="echo: still here")
+    assert "still here" in await answer_of(turn)
+    [row] = await sync_to_async(mcp.panel)(await Session.objects.aget(pk=session.pk))
+    assert (row.name, row.status, row.tools) == ("broken", "failed", ())
+
+
 def test_the_admins_configuration_is_checked(settings):
     settings.CLAUDE_PROJECTS = {}
     bad = McpServer(project="nope", name="Bad Name", kind="stdio", command="", args="-x", env={"A B": 1})
