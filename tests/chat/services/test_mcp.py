@@ -150,7 +150,8 @@ async def test_an_http_server_is_reached_through_the_proxy_which_adds_its_secret
         session = await sync_to_async(make_session)(owner=member)
         turn = await say(engine=rt, session=session, user=member, text="mcp docs echo hi")
         text, is_error = await called(turn)
-        assert text.startswith("echo: hi;") and text.endswith("; authorized: yes") and not is_error, text
+        seen = await tools_of(session)
+        assert text.startswith("echo: hi;") and text.endswith("; authorized: yes") and not is_error, (text, seen)
         # The agent's CLI was given the proxy's route, never the server's URL or the secret.
         setup = await sync_to_async(mcp.setup_for)(session)
         assert SECRET not in setup.config and url not in setup.config and "/mcp/" in setup.config
