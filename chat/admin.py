@@ -389,3 +389,7 @@ class ProjectAccessAdmin(admin.ModelAdmin[ProjectAccess]):
     @admin.display(description="groups")
     def shown_groups(self, access: ProjectAccess) -> str:
         return ", ".join(group.name for group in access.groups.all()) or "—"
+
+
+# Registered with the rest of the chat app's admin.
+from . import admin_mcp  # noqa: E402, F401

@@ -58,7 +58,7 @@ class Todo:
 
 @dataclass(frozen=True)
 class ToolCard:
-    """A tool call: ``kind`` picks its layout (edit, bash, read, todo, search, other)."""
+    """A tool call: ``kind`` picks its layout (edit, bash, read, todo, search, mcp, other)."""
 
     tool: str
     kind: str
@@ -161,7 +161,12 @@ def tool_card(tool: str, tool_input: object, *, paths: PathView | None = None) -
             part for part in (hide(_text(data.get("path"))), _text(data.get("glob")), _text(data.get("type"))) if part
         )
         return ToolCard(tool=tool, kind="search", subject=hide(_text(data.get("pattern"))), detail=where)
-    return ToolCard(tool=tool, kind="other", raw=hide(json.dumps(tool_input, indent=2, ensure_ascii=False)))
+    raw = hide(json.dumps(tool_input, indent=2, ensure_ascii=False))
+    if tool.startswith("mcp__") and "__" in tool[len("mcp__") :]:
+        # An MCP server's tool (mcp__<server>__<tool>): named as the chat's MCP panel names it.
+        server, name = tool[len("mcp__") :].split("__", 1)
+        return ToolCard(tool=name, kind="mcp", detail=f"MCP server {server}", raw=raw)
+    return ToolCard(tool=tool, kind="other", raw=raw)
 
 
 # The CLI numbers the lines of a file it read: "    12→text" (older versions: a tab).

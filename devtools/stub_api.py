@@ -20,6 +20,8 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
 - ``todo: A; B`` puts A and B on the agent's todo list (TaskCreate) and marks A done (TaskUpdate).
 - ``delegate: TASK`` starts a subagent (the ``Agent`` tool) that is given TASK (``read notes.txt``,
   say) as its own request.
+- ``mcp SERVER TOOL TEXT`` calls the MCP tool ``mcp__SERVER__TOOL`` with ``{"text": TEXT}`` (directly:
+  the CLI lists MCP tools as deferred, to be loaded by ToolSearch, but runs a direct call).
 - ``read PATH`` answers with a ``Read`` tool call; ``which model`` names the model the request asked for.
 - a message that carries images answers what it saw of them (their count, types and sizes).
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
@@ -125,6 +127,10 @@ def _plan(body: dict[str, Any]) -> Plan:
                 },
             )
         )
+    mcp = re.match(r"mcp\s+([a-z0-9_-]+)\s+([A-Za-z0-9_-]+)\s*(.*)", said, re.DOTALL)
+    if mcp:
+        # A tool of an MCP server, by the name the CLI offers it under.
+        return Plan(tool=(f"mcp__{mcp.group(1)}__{mcp.group(2)}", {"text": mcp.group(3).strip()}))
     if lowered.startswith("run:"):
         command = said[len("run:") :].strip()
         return Plan(tool=("Bash", {"command": command, "description": "Run the requested command"}))

@@ -102,6 +102,10 @@ def todo_panel(session: Session, todos: Sequence[object]) -> str:
     return render_to_string(f"{PAGE}#todo-panel", {"session": session, "todos": todos, "oob": True})
 
 
+def mcp_panel(session: Session, rows: Sequence[object]) -> str:
+    return render_to_string(f"{PAGE}#mcp-panel", {"session": session, "mcp_servers": rows, "oob": True})
+
+
 def context_meter(session: Session) -> str:
     return render_to_string(f"{PAGE}#context-meter", {"session": session, "oob": True})
 

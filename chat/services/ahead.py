@@ -26,7 +26,7 @@ from runtime import Engine
 
 from .. import projects
 from ..models import Session
-from . import agents
+from . import agents, mcp
 from .execution import TurnOptions, spec_of
 
 
@@ -75,7 +75,7 @@ def _spec_ahead(*, session_id: str, owner_id: int, new: object, egress: EgressPr
     elif session.owner_id != owner_id or session.kind != Session.Kind.CHAT or session.is_archived:
         return None
     try:
-        return spec_of(session, TurnOptions(), egress)
+        return spec_of(session, TurnOptions(), egress, servers=mcp.setup_for(session))
     except agents.SandboxUnavailable:
         return None  # the turn says what an admin must do
 

@@ -25,7 +25,7 @@ from runtime import Done, Failed, NodeRuntime, ShutDown, Stopped, TimedOut, Turn
 
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, disk, slash, streamed, todos
+from . import agents, attachments, disk, mcp, slash, streamed, todos
 from .explain import explain, unreachable
 from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
@@ -78,9 +78,12 @@ def options_for(turn: Turn) -> TurnOptions:
     return TurnOptions()
 
 
-def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None) -> LiveSpec:
+def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None, *, servers: mcp.Setup) -> LiveSpec:
     """How a turn of ``session`` starts its process with ``options`` on a node whose egress proxy is
-    ``egress`` (the same for a process started ahead of the turn)."""
+    ``egress`` (the same for a process started ahead of the turn); ``servers``: the MCP servers it
+    starts (:func:`.mcp.setup_for`), whose HTTP routes the proxy then serves."""
+    if egress is not None:
+        egress.mcp_routes = dict(servers.routes)
     resume = session.cli_created or has_transcript(config_dir=session.config_dir, path=session.transcript_path)
     return LiveSpec(
         cli=agents.cli_program(),
@@ -101,6 +104,7 @@ def spec_of(session: Session, options: TurnOptions, egress: EgressProxy | None) 
         # A chat's agent may be rewound with its files; a task's changes are kept by its commits.
         file_checkpoints=session.kind == Session.Kind.CHAT,
         rewind_files_to=(session.restore_files_at or None) if resume else None,
+        mcp_config=servers.config,
     )
 
 
@@ -122,8 +126,9 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
         # Saved and shown while the process is taken and given the message, not before: the CLI
         # starts thinking a database write and a render sooner. Every later record waits for it.
         recorder.running_meanwhile()
+        servers = await mcp.asetup_for(session)
         outcome = await node.run_turn(
-            spec=spec_of(session, options, node.egress),
+            spec=spec_of(session, options, node.egress, servers=servers),
             prompt=message_of(turn),
             handler=handler,
             on_event=functools.partial(_seen, recorder, handler, options),

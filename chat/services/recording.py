@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..live import notify
 from ..models import Event, Session, Turn
+from . import mcp
 
 # Streaming text is saved and resent whole at most this often: a reload or a reconnect
 # then shows the answer so far, without a database write per token.
@@ -219,6 +220,16 @@ class Recorder:
             setattr(session, name, value)
         if session.kind == Session.Kind.CHAT:  # only a chat's page has the meter (a task's has none)
             await notify.context_changed(session)
+
+    async def mcp_seen(self, seen: dict[str, Any]) -> None:
+        """The MCP servers and tools as the CLI's init message reports them: saved when they changed,
+        and shown on the chat's pages."""
+        session = self.turn.session
+        if session.mcp_seen == seen:
+            return
+        session.mcp_seen = seen
+        await Session.objects.filter(pk=self.session_id).aupdate(mcp_seen=seen)
+        await notify.mcp_changed(session, await sync_to_async(mcp.panel)(session))
 
     async def prompt_sent_as(self, prompt_uuid: str) -> None:
         """The uuid the turn's message went to the CLI with (what a rewind of the files names)."""

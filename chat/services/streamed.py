@@ -11,8 +11,8 @@ from typing import Any
 
 from drivers import claude
 
-from ..models import Event
-from . import agents, slash, todos
+from ..models import Event, Session
+from . import agents, mcp, slash, todos
 from .recording import Recorder
 
 TOOL_RESULT_KEEP_CHARS = 20_000
@@ -48,6 +48,8 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             await recorder.add(kind=Event.Kind.TOOL_RESULT, text=kept, is_error=is_error, data=data)
             if data["tool"] in (todos.CREATE, todos.UPDATE):
                 await todos.changed(recorder.turn.session)
+        case claude.Init() as init if recorder.turn.session.kind == Session.Kind.CHAT:
+            await recorder.mcp_seen(mcp.seen_of(init))
         case claude.Entry(uuid=uuid) if claude.is_uuid(uuid):
             recorder.cli_uuid = uuid
         case claude.Notice(subtype="files_rewound"):

@@ -21,7 +21,7 @@ from django.utils import timezone
 from chat import projects, selectors
 from chat.live import catchup, fragments, notify, rendered
 from chat.models import Session, ShareLink
-from chat.services import ahead, attachments, chats, commands, disk, history, plans, sharing, slash, turns
+from chat.services import ahead, attachments, chats, commands, disk, history, mcp, plans, sharing, slash, turns
 from members import roles
 
 from .sockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY, MAX_FRAME_BYTES, MemberSocket, Socket, in_pool
@@ -69,6 +69,7 @@ def _chat_page(session: Session, user: Any, csrf_token: str) -> tuple[str, int, 
         # The message box's menu and the todo panel, as the chat's own page has them.
         "commands": slash.offered(session),
         "todos": session.todos or [],
+        "mcp_servers": mcp.panel(session),
     }
     html = render_to_string("chat/session.html#chat-inner", context)
     return (

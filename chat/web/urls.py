@@ -16,6 +16,7 @@ urlpatterns = [
     path("chat/<uuid:session_id>/attach/", chats.attach, name="attach"),
     path("chat/<uuid:session_id>/model/", chats.choose_model, name="model"),
     path("chat/<uuid:session_id>/plan-mode/", chats.plan_mode, name="plan-mode"),
+    path("chat/<uuid:session_id>/mcp/", chats.mcp_server, name="mcp"),
     path("chat/<uuid:session_id>/restore/", archive.restore, name="restore"),
     path("chat/<uuid:session_id>/share/", share.share, name="share"),
     path("chat/<uuid:session_id>/share/new/", share.create, name="share-create"),

@@ -13,10 +13,21 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class McpStatus:
+    """An MCP server as the CLI's init message reports it: ``connected``, ``failed``, ``pending``, ..."""
+
+    name: str
+    status: str
+
+
+@dataclass(frozen=True)
 class Init:
     session_id: str
     cwd: str
     model: str
+    # The tools the model is offered (an MCP server's as ``mcp__<server>__<tool>``) and the MCP servers.
+    tools: tuple[str, ...] = ()
+    mcp_servers: tuple[McpStatus, ...] = ()
 
 
 @dataclass(frozen=True)

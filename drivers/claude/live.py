@@ -205,6 +205,11 @@ class LiveSession:
             while True:
                 try:
                     async for message in client.receive_response():
+                        if isinstance(message, sdk.SystemMessage) and message.subtype == "init":
+                            # The CLI's stdio MCP servers have been started by now (its init reports
+                            # them), and no tool of the turn runs before it: they are the CLI's own,
+                            # and live as long as it does.
+                            before = before | proctree.snapshot(self.pid)
                         if isinstance(message, sdk.ResultMessage) and self.pid is not None:
                             # Done, stopped or timed out: what the turn's tools left running (a
                             # detached `setsid cmd &` too) ends before the turn is seen to end.

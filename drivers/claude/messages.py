@@ -10,6 +10,7 @@ from .events import (
     Entry,
     Event,
     Init,
+    McpStatus,
     Notice,
     Result,
     StreamUsage,
@@ -88,6 +89,12 @@ def convert(message: Any) -> list[Event]:
                         session_id=str(data.get("session_id", "")),
                         cwd=str(data.get("cwd", "")),
                         model=str(data.get("model", "")),
+                        tools=tuple(str(tool) for tool in data.get("tools") or () if isinstance(tool, str)),
+                        mcp_servers=tuple(
+                            McpStatus(name=str(server.get("name", "")), status=str(server.get("status", "")))
+                            for server in data.get("mcp_servers") or ()
+                            if isinstance(server, dict)
+                        ),
                     )
                 ]
             return [Notice(subtype=subtype, data=dict(data))]

@@ -64,6 +64,9 @@ class LiveSpec:
     # Put the files back as they were when this user message was sent (a rewind that asked for it),
     # once the process has started, before its first turn.
     rewind_files_to: str | None = None
+    # The MCP servers the CLI starts, as ``--mcp-config`` JSON (``{"mcpServers": {...}}``; "": none).
+    # Only these: the CLI runs with ``--strict-mcp-config``.
+    mcp_config: str = ""
     max_line_bytes: int = MAX_LINE_BYTES
     # How long the CLI may take to exit once its stdin is closed (then SIGTERM; as long again, then
     # SIGKILL), and to acknowledge an interrupt.
@@ -90,6 +93,9 @@ class LiveSpec:
             # it starts one more process, which resumes where the transcript now ends).
             self.resume_at,
             self.rewind_files_to,
+            # A server turned on or off for the chat: its process starts again with the new set (a
+            # turned-off server must not run at all, which toggling it on a live process would not give).
+            self.mcp_config,
             tuple(sorted(self.env.items())),
             self.sandbox,
         )

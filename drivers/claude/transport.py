@@ -56,11 +56,18 @@ def cli_argv(spec: LiveSpec, *, ask: bool) -> list[str]:
     if mode:
         argv += ["--permission-mode", mode]
     argv.append(f"--resume={spec.session_id}" if spec.resume else f"--session-id={spec.session_id}")
+    if spec.mcp_config:
+        # The admin's MCP servers, as JSON (it starts with "{": never read as a flag; the flag after
+        # it ends the CLI's list of configs).
+        argv += ["--mcp-config", spec.mcp_config]
+    # Text streams as it is written. Only the servers above are started: none of an .mcp.json or a
+    # config file the agent can write (its folder, its config folder).
+    argv += ["--include-partial-messages", "--strict-mcp-config"]
     if spec.resume and spec.resume_at:
         # The SDK's resume_session_at; the id as one word, so that no value can be read as a flag.
         argv.append(f"--resume-session-at={spec.resume_at}")
-    # Text streams as it is written; no settings file of the machine's or the project's is read.
-    argv += ["--include-partial-messages", "--setting-sources=", "--input-format", "stream-json"]
+    # No settings file of the machine's or the project's is read.
+    argv += ["--setting-sources=", "--input-format", "stream-json"]
     return argv
 
 

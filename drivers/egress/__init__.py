@@ -4,6 +4,7 @@ imports (an import-linter contract checks it).
 """
 
 from .hosts import AllowedHosts, Refused, Rule, parse_allowed_hosts
+from .mcp import McpRoute
 from .proxy import CREDENTIALS, SETTING, EgressProxy, Policy, placeholder
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "SETTING",
     "AllowedHosts",
     "EgressProxy",
+    "McpRoute",
     "Policy",
     "Refused",
     "Rule",

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import h11
 
+from . import mcp
 from .hosts import WEB_PORTS, Address, AllowedHosts, Refused, normal_host, resolve
 from .wire import (
     CONNECT_TIMEOUT,
@@ -141,6 +142,9 @@ class EgressProxy:
         # Why the API could not be reached the last time it was not (None once it answers again):
         # the agent's CLI only sees its connection end, the person's error message says this.
         self.api_failure: str | None = None
+        # The admin's HTTP MCP servers by their routes' tokens (see :mod:`drivers.egress.mcp`): all
+        # there are, set anew as each turn starts (a deleted one is gone from then on).
+        self.mcp_routes: dict[str, mcp.McpRoute] = {}
 
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -186,6 +190,9 @@ class EgressProxy:
                         return
                     if not request.target.startswith(b"/"):
                         await self._forward(client, request)
+                        return
+                    if request.target.startswith(mcp.PREFIX):
+                        await self._mcp(client, request)
                         return
                     api = await self._api(client, request, api)
                 except _Refusal as refusal:
@@ -272,6 +279,21 @@ class EgressProxy:
         )
         await stream(api, client)
         return api if api.reusable() else None
+
+    # -- the admin's HTTP MCP servers ---------------------------------------------------
+    async def _mcp(self, client: Peer, request: h11.Request) -> None:
+        token, _ = mcp.token_of(request.target)
+        route = self.mcp_routes.get(token)
+        if route is None:
+            raise _Refusal(
+                403,
+                "Forbidden by the sandbox: no such MCP server",
+                "The sandbox's proxy serves only the MCP servers an admin configured for this project.\n",
+            )
+        try:
+            await mcp.forward(client, request, route, lambda: self._body(client))
+        except mcp.McpFailure as failure:
+            raise _Refusal(failure.status, failure.reason, failure.text) from None
 
     # -- admin-allowed hosts ------------------------------------------------------------
     async def _allowed(self, host: str, port: int) -> list[Address]:

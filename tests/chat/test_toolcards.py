@@ -142,3 +142,9 @@ def test_a_members_cards_show_paths_within_the_chat_and_none_of_the_servers_fold
 
 def test_diff_lines_of_nothing_changed_is_all_context():
     assert kinds(diff_lines("a\nb", "a\nb")) == [("ctx", "a"), ("ctx", "b")]
+
+
+def test_an_mcp_tool_is_named_with_its_server() -> None:
+    card = tool_card("mcp__docs-search__find", {"text": "bubblewrap"})
+    assert (card.tool, card.kind, card.detail) == ("find", "mcp", "MCP server docs-search")
+    assert '"text": "bubblewrap"' in card.raw

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from chat import projects, search, selectors
 from chat.live import fragments, notify, rendered
 from chat.models import Session
-from chat.services import attachments, chats, disk, plans, slash, turns
+from chat.services import attachments, chats, disk, mcp, plans, slash, turns
 
 from .types import AuthedRequest, HtmxHttpRequest
 
@@ -98,6 +98,7 @@ def session_page(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     # The message box's menu: the slash commands this chat offers (the project's read as the page opens).
     context["commands"] = [] if session.is_archived else slash.offered(session)
     context["todos"] = session.todos or []
+    context["mcp_servers"] = mcp.panel(session)
     return render(request, PAGE, context)
 
 
@@ -249,3 +250,18 @@ def stop(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
     if not async_to_sync(turns.stop_turn)(engine=request.engine, session_id=session.id):
         messages.info(request, "Nothing is running in this chat.")
     return redirect(session)
+
+
+@login_required
+@require_POST
+def mcp_server(request: AuthedRequest, session_id: uuid.UUID) -> HttpResponse:
+    """Turn one of the project's MCP servers on or off for this chat (from its next message on)."""
+    session = own_session(request, session_id)
+    name, on = request.POST.get("server", ""), request.POST.get("on") == "on"
+    try:
+        mcp.set_off(session=session, name=name, off=not on)
+    except mcp.McpRefused as exc:
+        return HttpResponse(fragments.flash(str(exc)))
+    async_to_sync(notify.mcp_changed)(session, mcp.panel(session))
+    said = "with" if on else "without"
+    return HttpResponse(fragments.flash(f"The next messages run {said} the MCP server {name}.", level="info"))

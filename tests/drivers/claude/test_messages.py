@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from claude_agent_sdk import types as sdk
 
-from drivers.claude import Init, Notice, Result, StreamUsage, Text, TextDelta, ToolResult, ToolUse, Unknown
+from drivers.claude import Init, McpStatus, Notice, Result, StreamUsage, Text, TextDelta, ToolResult, ToolUse, Unknown
 from drivers.claude.messages import convert
 
 SID = "0b6f4b52-3c1e-4d7a-9f51-2a1d6c8e9b30"
@@ -156,9 +156,25 @@ def test_a_result_with_odd_usage_figures_reads_them_as_zero() -> None:
 def test_the_init_message_and_other_system_messages() -> None:
     init = sdk.SystemMessage(
         subtype="init",
-        data={"type": "system", "subtype": "init", "session_id": SID, "cwd": "/w", "model": "m", "tools": ["Write"]},
+        data={
+            "type": "system",
+            "subtype": "init",
+            "session_id": SID,
+            "cwd": "/w",
+            "model": "m",
+            "tools": ["Write", "mcp__echo__echo", 7],
+            "mcp_servers": [{"name": "echo", "status": "connected", "source": "dynamic"}, "odd"],
+        },
     )
-    assert convert(init) == [Init(session_id=SID, cwd="/w", model="m")]
+    assert convert(init) == [
+        Init(
+            session_id=SID,
+            cwd="/w",
+            model="m",
+            tools=("Write", "mcp__echo__echo"),
+            mcp_servers=(McpStatus(name="echo", status="connected"),),
+        )
+    ]
     denied = {"type": "system", "subtype": "permission_denied", "tool_name": "Write", "message": "not granted"}
     assert convert(sdk.SystemMessage(subtype="permission_denied", data=denied)) == [
         Notice(subtype="permission_denied", data=denied)

@@ -5,6 +5,7 @@ of ours the SDK applies none of them, so ours must build the same flags."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ SPECS = {
     "skipping": {"permission_mode": "acceptEdits", "skip_permissions": True},
     "plain": {},
     "resumed": {"resume": True, "model": "opus", "permission_mode": "default"},
+    "mcp": {"mcp_config": json.dumps({"mcpServers": {"echo": {"type": "stdio", "command": "/usr/bin/true"}}})},
 }
 
 
@@ -39,6 +41,8 @@ def sdk_argv(spec: LiveSpec) -> list[str]:
         setting_sources=[],
         include_partial_messages=True,
         permission_prompt_tool_name="stdio" if ask else None,
+        mcp_servers=json.loads(spec.mcp_config)["mcpServers"] if spec.mcp_config else {},
+        strict_mcp_config=True,
     )
     argv = SubprocessCLITransport(prompt="", options=options)._build_command()
     if "--model" in argv:

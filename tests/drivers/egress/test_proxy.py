@@ -19,7 +19,7 @@ from pathlib import Path
 import h11
 import pytest
 
-from drivers.egress import EgressProxy, Policy, parse_allowed_hosts, placeholder
+from drivers.egress import EgressProxy, McpRoute, Policy, parse_allowed_hosts, placeholder
 
 # A guard against a proxy that holds what it should pass on: the test fails instead of hanging.
 GUARD = 30
@@ -453,3 +453,30 @@ async def test_an_https_api_is_reached_through_the_servers_own_proxy(
     await client.send("POST", "/v1/messages", body=b"{}")
     response, _body = await client.answer()
     assert response.status_code == 200 and len(company_proxy.heads) == 1 and len(tls_upstream.heads) == 2
+
+
+async def test_an_mcp_route_gets_the_servers_secret_and_an_unknown_one_is_refused(
+    egress: Running, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCS_TOKEN", "secret-9")
+    egress.proxy.mcp_routes = {"t0ken": McpRoute(url=upstream.url, secret_env="DOCS_TOKEN")}
+    client = await Client.to(egress.proxy)
+    await client.send("POST", "/mcp/t0ken?session=1", (("authorization", "Bearer the-agents-own"),), b"{}")
+    response, _ = await client.answer()
+    assert response.status_code == 200
+    [head] = upstream.heads
+    assert head[0] == "POST /gateway?session=1 HTTP/1.1"
+    assert [line for line in head if line.startswith("authorization:")] == ["authorization: Bearer secret-9"]
+
+    refused = await Client.to(egress.proxy)
+    await refused.send("POST", "/mcp/guessed", body=b"{}")
+    response, body = await refused.answer()
+    assert (response.status_code, response.reason) == (403, b"Forbidden by the sandbox: no such MCP server")
+    assert b"only the MCP servers an admin configured" in body
+
+    monkeypatch.delenv("DOCS_TOKEN")
+    unset = await Client.to(egress.proxy)
+    await unset.send("POST", "/mcp/t0ken", body=b"{}")
+    response, body = await unset.answer()
+    assert response.status_code == 502 and b"needs the server's variable DOCS_TOKEN" in body
+    assert len(upstream.heads) == 1
