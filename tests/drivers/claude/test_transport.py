@@ -37,6 +37,7 @@ def sdk_argv(spec: LiveSpec) -> list[str]:
         model=spec.model,
         system_prompt={"type": "preset", "preset": "claude_code"},
         setting_sources=[],
+        add_dirs=[spec.cwd],
         include_partial_messages=True,
         permission_prompt_tool_name="stdio" if ask else None,
     )
