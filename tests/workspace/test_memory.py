@@ -143,8 +143,7 @@ def test_a_project_not_open_to_the_member_is_not_shown(db, settings, tmp_path):
 
 
 def test_the_settings_page_lists_the_own_folder_and_the_shared_projects(team):
-    user = make_user()
-    (Path(team).parent / "work" / str(user.pk)).mkdir(parents=True)
+    user = make_user()  # whose own folder is made when its memory is opened, before any chat
     client = logged_in_client(user=user)
     page = client.get(reverse("chat:settings")).content.decode()
     assert reverse("workspace:memory-project", args=["default"]) in page

@@ -16,7 +16,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from chat import projects
 from chat.markup import render_markdown
+from chat.services import chats
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors
@@ -106,6 +108,8 @@ def memory_page(request: AuthedRequest, kind: str, pk: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_memory(request: AuthedRequest, key: str) -> HttpResponse:
+    if key == projects.OWN:
+        chats.own_folder_made(request.user)  # its memory may be written before its first chat
     try:
         place = selectors.project_place(user=request.user, key=key)
     except selectors.PlaceRefused as exc:
