@@ -102,6 +102,11 @@ def todo_panel(session: Session, todos: Sequence[object]) -> str:
     return render_to_string(f"{PAGE}#todo-panel", {"session": session, "todos": todos, "oob": True})
 
 
+def memory_note(session: Session) -> str:
+    """The memory files (CLAUDE.md) the chat's agent read at its latest start."""
+    return render_to_string(f"{PAGE}#memory-note", {"session": session, "oob": True})
+
+
 def context_meter(session: Session) -> str:
     return render_to_string(f"{PAGE}#context-meter", {"session": session, "oob": True})
 

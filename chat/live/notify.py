@@ -120,6 +120,11 @@ async def todos_changed(session: Session, todos: Sequence[object]) -> None:
     await to_chat(session.pk, await sync_to_async(fragments.todo_panel)(session, todos))
 
 
+async def memory_changed(session: Session) -> None:
+    """The memory files the chat's agent read (its owner's pages)."""
+    await to_chat(session.pk, await sync_to_async(fragments.memory_note)(session))
+
+
 async def context_changed(session: Session) -> None:
     """How full the chat's context window is (its owner's pages; a share page does not show it)."""
     await to_chat(session.pk, await sync_to_async(fragments.context_meter)(session))
