@@ -1,6 +1,6 @@
 """What memory (CLAUDE.md files) the agent read, as the CLI says it does.
 
-The CLI reads its memory files when its process starts, before the first turn it serves, and names
+The CLI reads its memory files when its process starts (and again after a compaction), and names
 each one through its ``InstructionsLoaded`` hook (the driver passes it on as an
 ``instructions_loaded`` notice of that turn). Each is saved as a notice of the turn,
 ``memory_loaded``: its path within the chat's folder (or ``…/name`` for one outside it), its size
@@ -23,6 +23,10 @@ from ..paths import relative_path
 from .recording import Recorder
 
 NOTICE = "memory_loaded"
+# The load reasons (the hook's) of a whole new reading: the process's start, and after the
+# conversation was compacted (the CLI reads its memory again then). Others (an @path import, a
+# CLAUDE.md of a subfolder the agent went into) add to the reading they came after.
+REREADS = ("session_start", "compact")
 
 
 def _size(workdir: str, name: str) -> int | None:
@@ -66,8 +70,14 @@ async def record(recorder: Recorder, data: dict[str, Any]) -> None:
     await recorder.add(kind=Event.Kind.NOTICE, name=NOTICE, text=text, data=file)
     # What the page lists: this turn's files (a later start replaces an earlier one's).
     kept = session.memory_read if isinstance(session.memory_read, dict) else {}
-    if kept.get("turn") != recorder.turn.pk:
-        kept = {"turn": recorder.turn.pk, "prompt": recorder.turn.prompt[:200], "files": []}
+    if kept.get("turn") != recorder.turn.pk and file["reason"] in REREADS:
+        kept = {
+            "turn": recorder.turn.pk,
+            "prompt": recorder.turn.prompt[:200],
+            "compacted": file["reason"] == "compact",
+            "files": [],
+        }
+    kept.setdefault("files", [])
     kept["files"] = [*kept["files"], file]
     await Session.objects.filter(pk=session.pk).aupdate(memory_read=kept)  # this column only
     session.memory_read = kept

@@ -2,7 +2,7 @@
 CLAUDE.md written through the editor is in what the CLI sends the model (the stand-in's ``told:``
 answers whether a word is in the CLI's instructions, not the person's words), the turn records which
 memory files the CLI said it read, and the chat's page lists them. The CLI reads them when its
-process starts: a warm process keeps what it read, the next start reads the new version. A CLAUDE.md
+process starts and after a compaction: a warm process keeps what it read until then. A CLAUDE.md
 that is a link to the server's secret key is never read by the agent."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
 
-from chat.models import Event
+from chat.live import fragments
+from chat.models import Event, Session
+from chat.services import commands
 from tests.factories import logged_in_client, make_session, make_user
 from tests.real_turns import answer_of, closed, say
 
@@ -90,3 +92,23 @@ async def test_a_claude_md_linking_to_the_servers_secret_key_is_never_read_by_th
     # The page says nothing of it either (the editor refuses the link, tests/workspace/test_memory.py).
     events = [e async for e in Event.objects.filter(turn=turn)]
     assert all("SERVER-SECRET-KEY-42" not in (e.text + str(e.data)) for e in events if e.kind != Event.Kind.TEXT)
+
+
+async def test_a_compaction_rereads_memory_and_the_page_says_so(claude_env, rt):
+    user = await sync_to_async(make_user)()
+    chat = await sync_to_async(make_session)(owner=user)
+    folder = Path(chat.workdir)
+    (folder / "CLAUDE.md").write_text("MEMORY-OLD\n")
+    await say(engine=rt, session=chat, user=user, text="told: MEMORY-OLD")
+    (folder / "CLAUDE.md").write_text("MEMORY-NEW\n")
+    done = await commands.submit(engine=rt, session_id=chat.id, user=user, text="/compact", chosen=True)
+    await rt.turns.idle()
+    assert done.turn is not None
+    turn = await say(engine=rt, session=chat, user=user, text="told: MEMORY-NEW")
+    assert await answer_of(turn) == "I was told MEMORY-NEW."
+    reread = [e.data async for e in Event.objects.filter(turn__session=chat, name="memory_loaded").order_by("id")]
+    assert [data["reason"] for data in reread] == ["session_start", "compact"]
+    kept = (await Session.objects.aget(pk=chat.pk)).memory_read
+    assert kept["compacted"] and [f["path"] for f in kept["files"]] == ["CLAUDE.md"]
+    html = await sync_to_async(fragments.memory_note)(await Session.objects.aget(pk=chat.pk))
+    assert "read when Claude Code compacted the conversation" in html and "CLAUDE.md</a> (11 B)" in html
