@@ -5,8 +5,8 @@ each one through its ``InstructionsLoaded`` hook (the driver passes it on as an
 ``instructions_loaded`` notice of that turn). Each is saved as a notice of the turn,
 ``memory_loaded``: its path within the chat's folder (or ``…/name`` for one outside it), its size
 now (through safefs: a link is never followed, and a path outside the folder is not looked at),
-how the CLI came to read it (the session's start, an ``@path`` import) and its type. Those of the
-latest start are also kept on the chat (``Session.memory_read``), which its page lists.
+how the CLI came to read it (the session's start, a compaction, an ``@path`` import) and its type.
+Those of the latest reading are also kept on the chat (``Session.memory_read``), which its page lists.
 """
 
 from __future__ import annotations
@@ -68,17 +68,13 @@ async def record(recorder: Recorder, data: dict[str, Any]) -> None:
         "parent": relative_path(parent, root=workdir) if parent else "",
     }
     await recorder.add(kind=Event.Kind.NOTICE, name=NOTICE, text=text, data=file)
-    # What the page lists: this turn's files (a later start replaces an earlier one's).
+    # What the page lists: the latest reading (a start or a compaction begins a new one; a file
+    # read again within it, by a second compaction in one turn, say, is listed once).
     kept = session.memory_read if isinstance(session.memory_read, dict) else {}
-    if kept.get("turn") != recorder.turn.pk and file["reason"] in REREADS:
-        kept = {
-            "turn": recorder.turn.pk,
-            "prompt": recorder.turn.prompt[:200],
-            "compacted": file["reason"] == "compact",
-            "files": [],
-        }
-    kept.setdefault("files", [])
-    kept["files"] = [*kept["files"], file]
+    compacted = file["reason"] == "compact"
+    if file["reason"] in REREADS and (kept.get("turn") != recorder.turn.pk or kept.get("compacted") != compacted):
+        kept = {"turn": recorder.turn.pk, "prompt": recorder.turn.prompt[:200], "compacted": compacted, "files": []}
+    kept["files"] = [*(f for f in kept.get("files", []) if f.get("path") != shown), file]
     await Session.objects.filter(pk=session.pk).aupdate(memory_read=kept)  # this column only
     session.memory_read = kept
     if session.kind == Session.Kind.CHAT:  # only a chat's page lists them above its turns
