@@ -142,13 +142,16 @@ def test_a_project_not_open_to_the_member_is_not_shown(db, settings, tmp_path):
     assert "Project memory" in settings_page and "/project/secret/" not in settings_page
 
 
-def test_the_settings_page_lists_the_own_folder_and_the_shared_projects(team):
+def test_settings_and_the_new_chat_page_list_the_own_folder_and_the_shared_projects(team):
     user = make_user()  # whose own folder is made when its memory is opened, before any chat
     client = logged_in_client(user=user)
     page = client.get(reverse("chat:settings")).content.decode()
     assert reverse("workspace:memory-project", args=["default"]) in page
     assert reverse("workspace:memory-project", args=["team"]) in page
     own = reverse("workspace:memory-project", args=["default"])
+    # The New chat page's project picker names each folder's memory too.
+    new_chat = client.get(reverse("chat:new")).content.decode()
+    assert own in new_chat and reverse("workspace:memory-project", args=["team"]) in new_chat
     form = client.get(own).content.decode()
     assert client.post(own, {**_form(form), "text": "mine\n"}).status_code == 302
     assert (Path(team).parent / "work" / str(user.pk) / "CLAUDE.md").read_text() == "mine\n"
