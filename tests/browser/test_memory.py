@@ -35,10 +35,10 @@ def test_memory_written_from_settings_reaches_a_new_chat_which_lists_it(live_app
 
     open_new_chat(page, "told: BROWSER-MARK")
     expect(page.locator("article.turn").first).to_contain_text("I was told BROWSER-MARK.")
+    expect(page.locator("article.turn").first).to_contain_text("Memory read: CLAUDE.md (49 B)")
     note = page.locator("#memory-note")
     expect(note).to_contain_text("Memory: CLAUDE.md (49 B)")
     expect(note).to_contain_text("an edit reaches this chat when its process next starts")
-    expect(page.locator("article.turn").first).to_contain_text("Memory read: CLAUDE.md (49 B)")
 
     # The file it names opens the editor, with the chat as the way back.
     note.get_by_role("link", name="CLAUDE.md").click()
