@@ -107,6 +107,10 @@ class Session(models.Model):
     # The agent's todo list as its panel shows it (chat.services.todos), kept when it changes so that
     # opening the chat reads no events for it; null: it never kept one.
     todos = models.JSONField(null=True, blank=True)
+    # The memory files (CLAUDE.md) its agent read at its latest start, as the CLI named them
+    # (chat.services.memory): {"turn": id, "prompt": text, "files": [...]}; kept so that opening the
+    # chat reads no events for it. Null: none read yet.
+    memory_read = models.JSONField(null=True, blank=True)
     # Tools a person chose "Always allow" for in this chat: not asked about again.
     always_allowed = models.JSONField(default=list, blank=True)
     # The names of its project's MCP servers its member turned off for this chat (chat.services.mcp);

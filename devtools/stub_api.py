@@ -22,6 +22,8 @@ Scripted answers are chosen from the user's latest text (see ``_plan``):
   say) as its own request.
 - ``mcp SERVER TOOL TEXT`` calls the MCP tool ``mcp__SERVER__TOOL`` with ``{"text": TEXT}`` (directly:
   the CLI lists MCP tools as deferred, to be loaded by ToolSearch, but runs a direct call).
+- ``told: WORD`` answers whether WORD is in what the CLI sent besides the person's words (its
+  system prompt and reminders, where the CLAUDE.md files it read go): "I was told WORD." or not.
 - ``read PATH`` answers with a ``Read`` tool call; ``which model`` names the model the request asked for.
 - a message that carries images answers what it saw of them (their count, types and sizes).
 - a message with a line ``Continue with:`` (the tasks feature resumes a session that way) is
@@ -57,6 +59,7 @@ from .stub_steps import (
     cwd_of,
     edit_step,
     images_of,
+    instructions,
     plan_mode_step,
     planned_request,
     resolve,
@@ -105,6 +108,10 @@ def _plan(body: dict[str, Any]) -> Plan:
     images = images_of(last)
     if images:
         return Plan(text=f"I see {len(images)} image{'s' if len(images) > 1 else ''}: {'; '.join(images)}.")
+    if lowered.startswith("told:"):
+        word = said[len("told:") :].strip()
+        told = bool(word) and word in instructions(body)
+        return Plan(text=f"I was told {word}." if told else f"I was not told {word}.")
     if lowered.startswith("which model"):
         return Plan(text=f"This answer comes from the model {body.get('model')}.")
     if lowered.startswith("read "):

@@ -58,6 +58,17 @@ def user_text(message: dict[str, Any]) -> str:
     return "\n".join(parts).strip()
 
 
+def instructions(body: dict[str, Any]) -> str:
+    """What the CLI sent the model besides the person's words: the system prompt and its
+    ``<system-reminder>`` blocks (where it puts the CLAUDE.md files it read)."""
+    system = body.get("system")
+    parts = texts(system) if isinstance(system, list | str) else []
+    for message in body.get("messages", []):
+        if message.get("role") == "user":
+            parts += [t for t in texts(message.get("content")) if t.lstrip().startswith("<system-reminder>")]
+    return "\n".join(parts)
+
+
 def tool_results(message: dict[str, Any]) -> list[str]:
     content = message.get("content")
     if not isinstance(content, list):

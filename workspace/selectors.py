@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.urls import reverse
 
 from chat import projects
 from chat.models import Session
@@ -22,6 +23,8 @@ from tasks.models import Task, may_act
 from tasks.selectors import visible_tasks
 
 KINDS = ("chat", "task")
+# A project's folder itself (its memory), not a chat's or a task's: the member's own or a shared one.
+PROJECT = "project"
 
 
 class PlaceRefused(Exception):
@@ -61,6 +64,8 @@ class Place:
 
     @property
     def back_url(self) -> str:
+        if self.kind == PROJECT:
+            return reverse("chat:settings")
         return self.task.get_absolute_url() if self.task is not None else self.session.get_absolute_url()  # type: ignore[union-attr]
 
 
@@ -151,3 +156,24 @@ def working_place(*, user: AbstractBaseUser | AnonymousUser, kind: str, pk: str)
             "those the admin lets work there (Admin → Project access → may work)."
         )
     return place
+
+
+def project_place(*, user: AbstractBaseUser | AnonymousUser, key: str) -> Place:
+    """A project's folder (``default``: the member's own; else a shared project open to them), as its
+    memory is edited from the settings page: read by whoever may use it, changed by whoever may work there."""
+    if not user.is_authenticated:
+        raise PlaceRefused("Log in to see a project's folder.", status=404)
+    try:
+        project = projects.project_for(user, key)  # type: ignore[arg-type]
+    except projects.ProjectRefused as exc:
+        raise PlaceRefused(str(exc), status=404) from None
+    return Place(
+        kind=PROJECT,
+        pk=project.key,
+        title=project.label,
+        base=project.path,
+        prefix="",
+        project=project.stored_key,
+        may_work=_may_work_in(user, project.stored_key),
+        session=None,
+    )

@@ -63,15 +63,20 @@ def _last_event(turns: list[Turn]) -> int:
     return max((event.pk for turn in turns for event in turn.events.all()), default=0)
 
 
+def _state(session: Session, reader: fragments.Reader | None) -> str:
+    """The chat's state; for its owner also the memory its agent read, which may have been read
+    between the page's load and its socket's joining (a share page does not show it)."""
+    state = fragments.session_state(session, reader=reader)
+    return state if reader is not None else state + fragments.memory_note(session)
+
+
 def refresh(session: Session, *, may_answer: bool, reader: fragments.Reader | None = None) -> CatchUp:
     """The latest turns whole, as the page shows them when it loads."""
     # A reader's turns hide the server's paths: rendered for them, never from the owner's cache.
     page = selectors.latest_turns(session=session, events=reader is not None)
     if reader is None:
         rendered.prerender(page.turns)
-    html = fragments.turns_refreshed(session, page, may_answer=may_answer, reader=reader) + fragments.session_state(
-        session, reader=reader
-    )
+    html = fragments.turns_refreshed(session, page, may_answer=may_answer, reader=reader) + _state(session, reader)
     return CatchUp(
         html=html,
         turn=max((t.pk for t in page.turns), default=0),
@@ -102,7 +107,7 @@ def catch_up(
         )
         for turn in sorted(whole, key=lambda turn: turn.pk not in unfinished)
     ]
-    parts.append(fragments.session_state(session, reader=reader))
+    parts.append(_state(session, reader))
     return CatchUp(
         html="".join(parts), turn=max([since.turn, *new]), event=max(since.event, _last_event(whole)), whole=False
     )

@@ -106,6 +106,11 @@ def mcp_panel(session: Session, rows: Sequence[object]) -> str:
     return render_to_string(f"{PAGE}#mcp-panel", {"session": session, "mcp_servers": rows, "oob": True})
 
 
+def memory_note(session: Session) -> str:
+    """The memory files (CLAUDE.md) the chat's agent read at its latest start."""
+    return render_to_string(f"{PAGE}#memory-note", {"session": session, "oob": True})
+
+
 def context_meter(session: Session) -> str:
     return render_to_string(f"{PAGE}#context-meter", {"session": session, "oob": True})
 

@@ -125,6 +125,11 @@ async def mcp_changed(session: Session, rows: Sequence[object]) -> None:
     await to_chat(session.pk, await sync_to_async(fragments.mcp_panel)(session, rows))
 
 
+async def memory_changed(session: Session) -> None:
+    """The memory files the chat's agent read (its owner's pages)."""
+    await to_chat(session.pk, await sync_to_async(fragments.memory_note)(session))
+
+
 async def context_changed(session: Session) -> None:
     """How full the chat's context window is (its owner's pages; a share page does not show it)."""
     await to_chat(session.pk, await sync_to_async(fragments.context_meter)(session))

@@ -51,9 +51,9 @@ def create_session(
     CLAUDE_MODELS (None: the first of them)."""
     model = default_model() if model is None else clean_model(model)
     if project is None:
-        project = Project(key=projects.OWN, path=_own_folder_for_chat(owner))
+        project = Project(key=projects.OWN, path=own_folder_made(owner))
     elif not project.shared and project.path == projects.own_folder(owner):
-        _own_folder_for_chat(owner)  # however the chat names it (the API does), it is a repository
+        own_folder_made(owner)  # however the chat names it (the API does), it is a repository
     project.path.mkdir(parents=True, exist_ok=True)
     session = Session(
         owner=owner, title=title[:TITLE_LENGTH], workdir=str(project.path), project=project.stored_key, model=model
@@ -125,9 +125,9 @@ def own_folder_of(user: User) -> Path:
     return folder
 
 
-def _own_folder_for_chat(user: User) -> Path:
-    """The member's own folder for a new chat: a chat works there even if it could not be made a
-    repository now (tasks try again, and say why)."""
+def own_folder_made(user: User) -> Path:
+    """The member's own folder, made for a new chat (or its memory): a chat works there even if it
+    could not be made a repository now (tasks try again, and say why)."""
     try:
         return own_folder_of(user)
     except (agents.SandboxUnavailable, git.GitError) as exc:

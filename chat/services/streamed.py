@@ -12,7 +12,7 @@ from typing import Any
 from drivers import claude
 
 from ..models import Event, Session
-from . import agents, mcp, slash, todos
+from . import agents, mcp, memory, slash, todos
 from .recording import Recorder
 
 TOOL_RESULT_KEEP_CHARS = 20_000
@@ -72,6 +72,8 @@ async def record(event: claude.Event, recorder: Recorder, *, denied: bool = Fals
             if claude.is_uuid(sent):
                 await recorder.prompt_sent_as(sent)
             await recorder.context(window=window or None)
+        case claude.Notice(subtype="instructions_loaded", data=data):
+            await memory.record(recorder, data)
         case claude.Notice(subtype="compact_boundary", data=data):
             await compacted(recorder, claude.as_dict(data.get("compact_metadata")))
         case claude.Notice(subtype="permission_denied", data=data):

@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=sdk.CanUseToolShadowedWarning)
 
 FILE_TOOLS = "Write|Edit|MultiEdit|NotebookEdit"
+INSTRUCTIONS_LOADED = "InstructionsLoaded"
+# What of the InstructionsLoaded hook's input goes on as a Notice's data.
+_LOADED_FIELDS = ("file_path", "memory_type", "load_reason", "parent_file_path", "trigger_file_path")
 # How long the CLI may take to answer a control request (a model or permission mode change).
 CONTROL_SECONDS = 10.0
 
@@ -82,6 +85,8 @@ class LiveSession:
         self._serving: _Turn | None = None
         self._closing = False
         self._stderr: list[str] = []
+        # Notices that came between turns (memory the CLI read as it started), for the next turn.
+        self._unsaid: list[Event] = []
         self.pid: int | None = None
         self._leads_group = False
         self.turns = 0
@@ -121,11 +126,17 @@ class LiveSession:
             system_prompt={"type": "preset", "preset": "claude_code"},
             # In skip-permissions mode nothing is asked.
             can_use_tool=None if self.spec.skip_permissions else self._can_use_tool,
-            hooks={
-                "PreToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._before_file_tool])],
-                "PostToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._after_file_tool])],
-                "PostToolUseFailure": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._after_file_tool])],
-            },
+            hooks=cast(
+                dict[sdk.HookEvent, list[HookMatcher]],
+                {
+                    "PreToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._before_file_tool])],
+                    "PostToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._after_file_tool])],
+                    "PostToolUseFailure": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._after_file_tool])],
+                    # The CLI (2.1.330) names each memory file it reads; the SDK (0.2.187) passes the
+                    # hook on but does not list the event in its types yet.
+                    INSTRUCTIONS_LOADED: [HookMatcher(hooks=[self._instructions_loaded])],
+                },
+            ),
         )
 
     async def _own(self) -> None:
@@ -160,6 +171,8 @@ class LiveSession:
                     request.events.put_nowait(restored)  # said with the first turn, which it came before
                     restored = None
                 self._serving = request
+                while self._unsaid:
+                    request.events.put_nowait(self._unsaid.pop(0))
                 try:
                     if not await self._serve(client, request):
                         break
@@ -415,6 +428,21 @@ class LiveSession:
             await handler.after_file_tool(
                 str(fields.get("tool_name", "")), dict(fields.get("tool_input") or {}), tool_use_id
             )
+        return {}
+
+    async def _instructions_loaded(
+        self, hook_input: sdk.HookInput, tool_use_id: str | None, context: sdk.HookContext
+    ) -> sdk.HookJSONOutput:
+        """A memory file (CLAUDE.md, one it imports) the CLI read: said as a Notice of the turn that
+        runs (or, read before any turn was sent, of the first one), ``instructions_loaded``."""
+        fields = cast(dict[str, Any], hook_input)
+        data = {name: str(fields[name]) for name in _LOADED_FIELDS if fields.get(name)}
+        notice = Notice(subtype="instructions_loaded", data=data)
+        if self._serving is not None:
+            self._serving.events.put_nowait(notice)
+        else:
+            # The CLI may read them as it starts, before the first turn is sent: said with that turn.
+            self._unsaid.append(notice)
         return {}
 
     def _stderr_line(self, line: str) -> None:

@@ -66,6 +66,11 @@ def cli_argv(spec: LiveSpec, *, ask: bool) -> list[str]:
     if spec.resume and spec.resume_at:
         # The SDK's resume_session_at; the id as one word, so that no value can be read as a flag.
         argv.append(f"--resume-session-at={spec.resume_at}")
+    # The working directory as an added one, with CLAUDE_CODE_ADDITIONAL_DIRECTORIES_CLAUDE_MD (see
+    # cli_env), is how the CLI reads its CLAUDE.md files (project memory) while no settings source
+    # is loaded: "project" would also load .claude/settings.json, whose permissions and hooks an
+    # agent could write for itself. The path is the server's, absolute: never read as a flag.
+    argv += ["--add-dir", spec.cwd]
     # No settings file of the machine's or the project's is read.
     argv += ["--setting-sources=", "--input-format", "stream-json"]
     return argv
@@ -78,6 +83,9 @@ def cli_env(spec: LiveSpec) -> dict[str, str]:
     # A caller that names no PATH gets the server's, as the SDK's transport let through.
     env.setdefault("PATH", os.environ.get("PATH", os.defpath))
     env["PWD"] = spec.cwd
+    # The added directory's CLAUDE.md, .claude/CLAUDE.md and what they import are read at the start
+    # (see cli_argv): the project's memory, without the project's settings.
+    env["CLAUDE_CODE_ADDITIONAL_DIRECTORIES_CLAUDE_MD"] = "1"
     if spec.file_checkpoints:
         env["CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING"] = "true"  # what the SDK's enable_file_checkpointing sets
     return env

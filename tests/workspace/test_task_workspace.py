@@ -3,6 +3,8 @@ may see the task, changes only for its creator."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -62,3 +64,18 @@ async def test_a_tasks_terminal_is_in_its_worktree(fake_repo, user, rt):
         seen += ((await socket.receive_output(timeout=30)).get("bytes") or b"").decode("utf-8", "replace")
     assert f".worktrees/{task.pk}" in seen and "from the task" in seen
     await socket.disconnect()
+
+
+async def test_a_tasks_memory_is_its_worktrees_claude_md(fake_repo, user, rt):
+    task = await services.create_task(engine=rt, user=user, prompt="write page.txt: from the task", title="Page")
+    task = await settled(rt.tasks, task)
+    creator = await _client(user, rt)
+    task_page = (await creator.get(f"/tasks/{task.pk}/")).content.decode()
+    assert f"/workspace/task/{task.pk}/memory/" in task_page
+    answer = await creator.post(
+        f"/workspace/task/{task.pk}/memory/", {"path": "CLAUDE.md", "missing": "1", "text": "task rules\n"}
+    )
+    assert answer.status_code == 302
+    assert (Path(task.worktree_path) / "CLAUDE.md").read_text() == "task rules\n"
+    stranger = await _client(await sync_to_async(make_user)(), rt)
+    assert (await stranger.get(f"/workspace/task/{task.pk}/memory/")).status_code == 404

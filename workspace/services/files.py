@@ -17,7 +17,7 @@ import heapq
 import mimetypes
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
@@ -61,6 +61,13 @@ class Version:
     mtime_ns: int
     size: int
     sha256: str
+
+    @classmethod
+    def of_form(cls, form: Mapping[str, str]) -> Version:
+        """The version an editor's form sent back (``mtime_ns``, ``size``, ``sha256``); ValueError if it lacks it."""
+        return cls(
+            mtime_ns=int(form.get("mtime_ns", "")), size=int(form.get("size", "")), sha256=form.get("sha256", "")
+        )
 
 
 @dataclass(frozen=True)
@@ -368,6 +375,34 @@ def create_file(*, place: Place, folder: str, name: str) -> str:
         except OSError as exc:
             raise _refusal(exc, target) from None
     return target
+
+
+def exists(*, place: Place, path: str) -> bool:
+    """Whether anything (a link too, never followed) is at ``path``."""
+    path = _checked(path)
+    with _root(place) as root:
+        try:
+            safefs.lstat(root, path)
+        except (FileNotFoundError, safefs.UnsafePath):
+            return False  # missing, or behind a link: opening it says which
+        except OSError as exc:
+            raise _refusal(exc, path) from None
+    return True
+
+
+def create_with(*, place: Place, path: str, data: bytes) -> Version:
+    """A new file ``path`` holding ``data``, never over what is there (FileExistsError then)."""
+    path = _writable(place, path)
+    with _root(place) as root:
+        try:
+            with safefs.create(root, path, mode=0o644) as out:
+                out.write(data)
+            written = safefs.stat_file(root, path)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise _refusal(exc, path) from None
+    return version_of(data, written)
 
 
 def create_folder(*, place: Place, folder: str, name: str) -> str:

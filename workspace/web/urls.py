@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from . import views
+from . import memory, views
 
 app_name = "workspace"
 
@@ -44,4 +44,7 @@ urlpatterns = [
     path("<kind:kind>/<place:pk>/changes/", views.changes_page, name="changes"),
     path("<kind:kind>/<place:pk>/changes/<slug:action>/", views.change_action, name="change"),
     path("<kind:kind>/<place:pk>/terminal/", views.terminal_page, name="terminal"),
+    path("<kind:kind>/<place:pk>/memory/", memory.memory_page, name="memory"),
+    path("project/<str:key>/memory/", memory.project_memory, name="memory-project"),
+    path("memory/preview/", memory.preview, name="memory-preview"),
 ]

@@ -263,11 +263,7 @@ def save(request: AuthedRequest, kind: str, pk: str) -> HttpResponse:
     text = request.POST.get("text", "")
     folder = path.rpartition("/")[0]
     try:
-        expected = Version(
-            mtime_ns=int(request.POST.get("mtime_ns", "")),
-            size=int(request.POST.get("size", "")),
-            sha256=request.POST.get("sha256", ""),
-        )
+        expected = Version.of_form(request.POST)
     except ValueError:
         return _refused(
             request, "The form lacks the version of the file it opened: reload the file and edit again.", 400

@@ -1,4 +1,5 @@
-"""The settings page: the user's API token, shown once when it is made."""
+"""The settings page: the user's API token, shown once when it is made; links to the project memory
+of each folder they may use."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from chat import projects
 from chat.models import ApiToken
 from chat.services.tokens import issue_token
 from members.web.views import InviteForm
@@ -27,6 +29,8 @@ def _page(request: AuthedRequest, *, new_key: str = "", replaced: bool = False) 
             "chat_url": request.build_absolute_uri(reverse("api:chat")),
             "openapi_url": request.build_absolute_uri(reverse("api:openapi-json")),
             "invite_form": InviteForm() if request.user.is_staff else None,
+            # Project memory: the CLAUDE.md of each folder the member's chats may work in.
+            "projects": projects.projects_for(request.user),
         },
     )
 

@@ -141,3 +141,14 @@ async def test_a_message_on_a_page_that_connected_with_what_it_shows_streams_onc
     assert seen.count(f'<article class="turn" id="turn-{turn.pk}"') == 1
     assert "Nice to meet you, Ada." in seen
     await communicator.disconnect()
+
+
+async def test_a_page_that_connects_gets_the_memory_its_agent_read_meanwhile(claude_env, rt):
+    """The memory may be read between the page's load and its socket's joining the chat's group."""
+    chat, client = await long_chat(2)
+    query = await sync_to_async(shown)(chat)
+    files = [{"path": "CLAUDE.md", "inside": True, "size": 46, "size_text": "46 B", "reason": "session_start"}]
+    await Session.objects.filter(pk=chat.pk).aupdate(memory_read={"turn": 1, "prompt": "hi", "files": files})
+    communicator, first = await connect(rt, chat, client, query)
+    assert 'id="memory-note"' in first and ">CLAUDE.md</a> (46 B)" in first
+    await communicator.disconnect()

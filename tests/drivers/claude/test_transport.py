@@ -39,6 +39,7 @@ def sdk_argv(spec: LiveSpec) -> list[str]:
         model=spec.model,
         system_prompt={"type": "preset", "preset": "claude_code"},
         setting_sources=[],
+        add_dirs=[spec.cwd],
         include_partial_messages=True,
         permission_prompt_tool_name="stdio" if ask else None,
         mcp_servers=json.loads(spec.mcp_config)["mcpServers"] if spec.mcp_config else {},
