@@ -56,6 +56,11 @@ def cli_argv(spec: LiveSpec, *, ask: bool) -> list[str]:
     if mode:
         argv += ["--permission-mode", mode]
     argv.append(f"--resume={spec.session_id}" if spec.resume else f"--session-id={spec.session_id}")
+    # The working directory as an added one, with CLAUDE_CODE_ADDITIONAL_DIRECTORIES_CLAUDE_MD (see
+    # cli_env), is how the CLI reads its CLAUDE.md files (project memory) while no settings source
+    # is loaded: "project" would also load .claude/settings.json, whose permissions and hooks an
+    # agent could write for itself. The path is the server's, absolute: never read as a flag.
+    argv += ["--add-dir", spec.cwd]
     if spec.mcp_config:
         # The admin's MCP servers, as JSON (it starts with "{": never read as a flag; the flag after
         # it ends the CLI's list of configs).
@@ -66,11 +71,6 @@ def cli_argv(spec: LiveSpec, *, ask: bool) -> list[str]:
     if spec.resume and spec.resume_at:
         # The SDK's resume_session_at; the id as one word, so that no value can be read as a flag.
         argv.append(f"--resume-session-at={spec.resume_at}")
-    # The working directory as an added one, with CLAUDE_CODE_ADDITIONAL_DIRECTORIES_CLAUDE_MD (see
-    # cli_env), is how the CLI reads its CLAUDE.md files (project memory) while no settings source
-    # is loaded: "project" would also load .claude/settings.json, whose permissions and hooks an
-    # agent could write for itself. The path is the server's, absolute: never read as a flag.
-    argv += ["--add-dir", spec.cwd]
     # No settings file of the machine's or the project's is read.
     argv += ["--setting-sources=", "--input-format", "stream-json"]
     return argv
