@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
-from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Count, Sum
 from django.urls import reverse
 from django.utils import timezone
+
+# Their own modules, registered with the app here (Django looks for an app's models in its models
+# module) and importable from here as before.
+from .cluster_models import Node as Node
+from .cluster_models import Placement as Placement
+from .cluster_models import StorageMark as StorageMark
+from .mcp_models import MCP_NAME_RE as MCP_NAME_RE
+from .mcp_models import McpServer as McpServer
 
 TITLE_LENGTH = 120
 # The CLI's permission mode in which the agent only plans (ExitPlanMode carries its plan).
@@ -364,127 +369,3 @@ class ProjectAccess(models.Model):
 
     def __str__(self) -> str:
         return f"Access to {self.project}"
-
-
-class Node(models.Model):
-    """An engine process of the cluster (``scripts/manage engine``), as it last reported itself: kept
-    fresh by its heartbeat; the janitor ends what a node that stopped beating left."""
-
-    id = models.CharField(primary_key=True, max_length=63)
-    pid = models.IntegerField(null=True)
-    pid_started = models.BigIntegerField(null=True)
-    host = models.CharField(max_length=255, blank=True)
-    # procrastinate's worker id of its current run: a restarted node finishes its last run's jobs.
-    worker_id = models.BigIntegerField(null=True)
-    draining = models.BooleanField(default=False)
-    dead = models.BooleanField(default=False)
-    seen_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(default=timezone.now)
-    # Its process slots as /api/claude-code/pool/status reports them, added up over the nodes.
-    active = models.IntegerField(default=0)
-    limit = models.IntegerField(default=0)
-    waiting = models.IntegerField(default=0)
-    total = models.BigIntegerField(default=0)
-    warm = models.IntegerField(default=0)
-
-    def __str__(self) -> str:
-        return self.id
-
-
-class Placement(models.Model):
-    """Which node holds a session's warm process: its next turns go to that node's queue."""
-
-    # No foreign key: the placement outlives a deleted chat for as long as its warm process does.
-    session = models.UUIDField(primary_key=True)
-    node = models.CharField(max_length=63, db_index=True)
-    since = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"{self.session} on {self.node}"
-
-
-class StorageMark(models.Model):
-    """The id written once into the shared storage's marker file: every engine must find the same one."""
-
-    ONE = 1
-    id = models.PositiveSmallIntegerField(primary_key=True, default=ONE)
-    mark = models.CharField(max_length=64)
-
-    def __str__(self) -> str:
-        return self.mark
-
-
-MCP_NAME_RE = r"^[a-z0-9_-]{1,40}$"
-
-
-class McpServer(models.Model):
-    """An MCP server an admin configured for a project: the CLI of every chat and task there starts
-    it (stdio: a program run inside the agent's sandbox) or connects to it (http: through the egress
-    proxy). Only the server's admins write these (the agent can read its own CLI's configuration,
-    so nothing here is secret)."""
-
-    class Kind(models.TextChoices):
-        STDIO = "stdio", "stdio (a program in the agent's sandbox)"
-        HTTP = "http", "HTTP (a URL, through the egress proxy)"
-
-    project = models.CharField(
-        max_length=64, help_text='A key of CLAUDE_PROJECTS, or "default" for every member\'s own folder.'
-    )
-    name = models.CharField(
-        max_length=40,
-        validators=[RegexValidator(MCP_NAME_RE, "Lower-case letters, digits, _ and - only (at most 40).")],
-        help_text="The model sees its tools as mcp__<name>__<tool>.",
-    )
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.STDIO)
-    command = models.CharField(
-        max_length=1024, blank=True, help_text="stdio: the program, as the sandbox sees it (e.g. /usr/bin/python3)."
-    )
-    args = models.JSONField(default=list, blank=True, help_text="stdio: its arguments, a JSON list of strings.")
-    env = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text="stdio: variables it gets, a JSON object of literal strings. The agent can read them: no secrets.",
-    )
-    url = models.URLField(
-        max_length=2048,
-        blank=True,
-        help_text="http: the server's URL; agents reach it through the egress proxy, never directly.",
-    )
-    secret_env = models.CharField(
-        "secret's variable",
-        max_length=100,
-        blank=True,
-        help_text="http: the NAME of a variable of the server's environment whose value the egress proxy sends "
-        "as Authorization: Bearer <value>. No agent and no member sees the value.",
-    )
-    enabled = models.BooleanField(default=True)
-
-    class Meta:
-        verbose_name = "MCP server"
-        constraints = [models.UniqueConstraint(fields=["project", "name"], name="mcp_server_unique_name")]
-        ordering = ["project", "name"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.project})"
-
-    def clean(self) -> None:
-        errors: dict[str, str] = {}
-        known = {"default", *settings.CLAUDE_PROJECTS}
-        if self.project not in known:
-            errors["project"] = f"No project {self.project!r}: one of {', '.join(sorted(known))}."
-        if self.kind == self.Kind.STDIO:
-            if not self.command.strip():
-                errors["command"] = "A stdio server needs the program to run."
-            if not isinstance(self.args, list) or not all(isinstance(arg, str) for arg in self.args):
-                errors["args"] = 'A JSON list of strings, e.g. ["-m", "my_server"].'
-            if not isinstance(self.env, dict) or not all(
-                isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)
-                for key, value in self.env.items()
-            ):
-                errors["env"] = 'A JSON object of names and strings, e.g. {"LOG_LEVEL": "info"}.'
-        elif not self.url.startswith(("https://", "http://")):
-            errors["url"] = "An HTTP server needs its http:// or https:// URL."
-        if self.secret_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.secret_env):
-            errors["secret_env"] = "The name of an environment variable (letters, digits and _), not its value."
-        if errors:
-            raise ValidationError(errors)

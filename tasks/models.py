@@ -4,9 +4,10 @@ Its Claude session is an ordinary chat :class:`~chat.models.Session` whose worki
 is the worktree; each run (the first, a resume, a follow-up) is a :class:`~chat.models.Turn`,
 so a task's log is made of the same Events and renders with the same partials as a chat.
 
-How a task's state changes is one table, :data:`TRANSITIONS`: for each state and
-:class:`TaskEvent`, the state it goes to (and why it waits, its reason). What a person may do to
-a task in each state (:data:`ACTIONS`, the buttons) is read from it, and who may do it is one rule,
+How a task's state changes is one table, :data:`~tasks.transitions.TRANSITIONS` (in its own
+module, re-exported here): for each state and :class:`TaskEvent`, the state it goes to (and why it
+waits, its reason). What a person may do to a task in each state (:data:`ACTIONS`, the buttons) is
+read from it, and who may do it is one rule,
 :func:`may_act`. The one writer of a task's state (:func:`tasks.services.state.transition`)
 refuses whatever the table does not allow and keeps each change as a :class:`TaskTransition` row.
 Opening a pull request also needs a project with a remote (:data:`NEEDS_REMOTE`, :mod:`tasks.remotes`).
@@ -14,9 +15,8 @@ Opening a pull request also needs a project with a remote (:data:`NEEDS_REMOTE`,
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TypeAlias
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -28,8 +28,20 @@ from chat.models import Session
 from drivers import git
 from members import roles
 
-from . import remotes
+from . import remotes, transitions
 from .pullfeedback import PullFeedback as PullFeedback  # its own module, registered with the app here
+
+# The table of transitions and its names, importable from here as before (see tasks.transitions).
+from .transitions import ACTION_EVENTS as ACTION_EVENTS
+from .transitions import ACTIONS as ACTIONS
+from .transitions import NEEDS_CHANGES as NEEDS_CHANGES
+from .transitions import NEEDS_REMOTE as NEEDS_REMOTE
+from .transitions import TRANSITIONS as TRANSITIONS
+from .transitions import Action as Action
+from .transitions import TaskEvent as TaskEvent
+from .transitions import TaskStopReason as TaskStopReason
+from .transitions import Transition as Transition
+from .transitions import transition_for as transition_for
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -40,15 +52,6 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def open(self) -> TaskQuerySet:
         """Tasks whose branch still exists (neither merged nor discarded)."""
         return self.exclude(status__in=Task.CLOSED)
-
-
-class Action(enum.StrEnum):
-    PAUSE = "pause"
-    RESUME = "resume"  # also a completed task's follow-up instruction
-    TERMINATE = "terminate"
-    MERGE = "merge"
-    DISCARD = "discard"
-    PULL_REQUEST = "pull-request"  # push the branch, open (or update) its pull request on the forge
 
 
 class Task(models.Model):
@@ -68,24 +71,11 @@ class Task(models.Model):
     # Nor this: its pull request's review comments and failed checks still reported (its page's selector).
     feedback: Sequence[PullFeedback] = ()
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        MERGED = "merged", "Merged"
-        CANCELLED = "cancelled", "Cancelled"
-
-    class Reason(models.TextChoices):
-        """Why a paused task waits (blank when it does not)."""
-
-        NONE = "", "—"
-        USER = "user", "Paused by a person"
-        CONFLICT = "conflict", "Waits for another task to be merged"
-        ATTENTION = "attention", "Needs attention: the rebase conflicts"
-        INTERRUPTED = "interrupted", "Interrupted by a server restart"
+    # The states of the table of transitions (:mod:`tasks.transitions`), under their usual names.
+    # TypeAlias, not a ``type`` statement: ``Task.Status`` must stay the class itself at run time
+    # (``Task.Status(value)``, ``.choices``), and mypy then takes it as a type too.
+    Status: TypeAlias = transitions.Status  # noqa: UP040
+    Reason: TypeAlias = transitions.Reason  # noqa: UP040
 
     class PullState(models.TextChoices):
         NONE = "", "—"
@@ -253,103 +243,6 @@ class Task(models.Model):
         return self.get_status_display()
 
 
-class TaskEvent(models.TextChoices):
-    """What happens to a task: the events of :data:`TRANSITIONS` (and of its audit rows)."""
-
-    CREATE = "create", "Created"  # only the first audit row: a task is created, not transitioned
-    QUEUE = "queue", "Queued"  # its worktree's name and session are saved: it may start
-    START = "start", "Started"  # the scheduler took it
-    COMPLETE = "complete", "Completed"
-    FAIL = "fail", "Failed"
-    PAUSE = "pause", "Paused"
-    INTERRUPT = "interrupt", "Interrupted"  # the server stopped during its run
-    BLOCK = "block", "Waits for files"  # an edit of a file another unmerged task holds
-    CONFLICT = "conflict", "Conflicts"  # merging it, or rebasing it onto its base, conflicts
-    UNBLOCK = "unblock", "Rebased and resumed"  # the task holding its files was merged or discarded
-    RESUME = "resume", "Resumed"  # also a completed task's follow-up, and resolving a conflict
-    MERGE = "merge", "Merged"  # here, or its pull request on the forge
-    DISCARD = "discard", "Discarded"
-    TERMINATE = "terminate", "Terminated"
-
-
-class TaskStopReason(enum.StrEnum):
-    """Why a task's run was stopped, as the engine hands it back to the run (see
-    :meth:`runtime.Engine.stop_task`); a turn's own stop is :class:`runtime.StopReason`."""
-
-    PAUSE = "user"
-    TERMINATE = "terminate"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """Where an event takes a task: its new status and reason. ``from_reasons``: only a task
-    waiting for one of these reasons may take it (None: whatever its reason)."""
-
-    to: Task.Status
-    reason: Task.Reason = Task.Reason.NONE
-    from_reasons: frozenset[Task.Reason] | None = None
-
-
-_S, _R, _E = Task.Status, Task.Reason, TaskEvent
-_NOT_WAITING_FOR_FILES = frozenset(set(_R) - {_R.CONFLICT})
-# Every change of a task's state: (from, event) -> where it goes. The buttons (ACTIONS below),
-# the guards of the services and the one writer of the state (tasks.services.state) read it;
-# the README's table is checked against it.
-TRANSITIONS: dict[tuple[Task.Status, TaskEvent], Transition] = {
-    (_S.PENDING, _E.QUEUE): Transition(_S.QUEUED),
-    (_S.PENDING, _E.PAUSE): Transition(_S.PAUSED, _R.USER),
-    (_S.PENDING, _E.TERMINATE): Transition(_S.CANCELLED),
-    (_S.PENDING, _E.DISCARD): Transition(_S.CANCELLED),
-    (_S.QUEUED, _E.START): Transition(_S.RUNNING),
-    (_S.QUEUED, _E.PAUSE): Transition(_S.PAUSED, _R.USER),
-    (_S.QUEUED, _E.TERMINATE): Transition(_S.CANCELLED),
-    (_S.QUEUED, _E.DISCARD): Transition(_S.CANCELLED),
-    (_S.RUNNING, _E.COMPLETE): Transition(_S.COMPLETED),
-    (_S.RUNNING, _E.FAIL): Transition(_S.FAILED),
-    (_S.RUNNING, _E.PAUSE): Transition(_S.PAUSED, _R.USER),
-    (_S.RUNNING, _E.INTERRUPT): Transition(_S.PAUSED, _R.INTERRUPTED),
-    (_S.RUNNING, _E.BLOCK): Transition(_S.PAUSED, _R.CONFLICT),
-    (_S.RUNNING, _E.TERMINATE): Transition(_S.CANCELLED),
-    (_S.PAUSED, _E.RESUME): Transition(_S.QUEUED, from_reasons=_NOT_WAITING_FOR_FILES),
-    (_S.PAUSED, _E.UNBLOCK): Transition(_S.QUEUED, from_reasons=frozenset({_R.CONFLICT})),
-    (_S.PAUSED, _E.CONFLICT): Transition(_S.PAUSED, _R.ATTENTION, from_reasons=frozenset({_R.CONFLICT})),
-    (_S.PAUSED, _E.TERMINATE): Transition(_S.CANCELLED),
-    (_S.PAUSED, _E.DISCARD): Transition(_S.CANCELLED),
-    (_S.FAILED, _E.RESUME): Transition(_S.QUEUED),
-    (_S.FAILED, _E.DISCARD): Transition(_S.CANCELLED),
-    (_S.COMPLETED, _E.RESUME): Transition(_S.QUEUED),
-    (_S.COMPLETED, _E.MERGE): Transition(_S.MERGED),
-    (_S.COMPLETED, _E.CONFLICT): Transition(_S.PAUSED, _R.ATTENTION),
-    (_S.COMPLETED, _E.DISCARD): Transition(_S.CANCELLED),
-    # Terminating keeps the worktree and branch: Discard removes them (see Task.actions).
-    (_S.CANCELLED, _E.DISCARD): Transition(_S.CANCELLED),
-}
-
-
-def transition_for(status: Task.Status | str, reason: Task.Reason | str, event: TaskEvent) -> Transition | None:
-    """The transition ``event`` takes from this state, or None if the table has none."""
-    rule = TRANSITIONS.get((Task.Status(status), event))
-    if rule is None or (rule.from_reasons is not None and Task.Reason(reason) not in rule.from_reasons):
-        return None
-    return rule
-
-
-# A person's action and the event it is (opening a pull request changes no state: completed only).
-ACTION_EVENTS: dict[Action, TaskEvent] = {
-    Action.PAUSE: TaskEvent.PAUSE,
-    Action.RESUME: TaskEvent.RESUME,
-    Action.TERMINATE: TaskEvent.TERMINATE,
-    Action.MERGE: TaskEvent.MERGE,
-    Action.DISCARD: TaskEvent.DISCARD,
-}
-# What may be done to a task in each status: read from the table above, for the buttons and guards.
-ACTIONS: dict[Task.Status, frozenset[Action]] = {
-    status: frozenset(action for action, event in ACTION_EVENTS.items() if (status, event) in TRANSITIONS)
-    | (frozenset({Action.PULL_REQUEST}) if status == _S.COMPLETED else frozenset())
-    for status in Task.Status
-}
-
-
 def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
     """Who may act on a task: everyone who may see it sees it; its creator (unless a viewer now) and staff act on it."""
     if not user.is_authenticated or not user.is_active:
@@ -358,12 +251,6 @@ def may_act(user: AbstractBaseUser | AnonymousUser, task: Task) -> bool:
         return True
     # A viewer reads the task and acts on nothing, not even one they made while a member.
     return task.created_by_id == user.pk and roles.may_run(user)
-
-
-# Only offered where the task's project has a remote and forge (tasks.remotes).
-NEEDS_REMOTE: frozenset[Action] = frozenset({Action.PULL_REQUEST})
-# Only offered when the task changed a file: its branch has something to merge or to propose.
-NEEDS_CHANGES: frozenset[Action] = frozenset({Action.MERGE, Action.PULL_REQUEST})
 
 
 class BoardNote(models.Model):

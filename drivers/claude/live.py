@@ -2,7 +2,7 @@
 
 No Django imports. The SDK (``claude-agent-sdk``) speaks the CLI's control protocol
 (``--input-format stream-json``): turns, interrupts, permission prompts and hooks as Python
-callbacks. What it does not do is kept here, around it:
+callbacks (ours: :mod:`drivers.claude.callbacks`). What it does not do is kept here, around it:
 
 - the process: started by a transport of ours on the SDK's public ``Transport`` interface
   (:mod:`drivers.claude.transport`), with only the caller's environment, inside bubblewrap when
@@ -24,22 +24,20 @@ import logging
 import os
 import signal
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from claude_agent_sdk import (
-    ClaudeAgentOptions,
     ClaudeSDKClient,
     ClaudeSDKError,
     CLINotFoundError,
-    HookMatcher,
     ProcessError,
 )
 from claude_agent_sdk import types as sdk
 
 from . import proctree
+from .callbacks import Callbacks
 from .events import Event, Exit, Notice, Result, Sent, Unknown
 from .messages import convert
 from .spec import (
@@ -53,14 +51,6 @@ from .spec import (
 from .transport import CliTransport
 
 log = logging.getLogger(__name__)
-# A task's allowed tools run without asking, by design: the SDK's warning that they bypass the
-# permission callback says what is meant.
-warnings.filterwarnings("ignore", category=sdk.CanUseToolShadowedWarning)
-
-FILE_TOOLS = "Write|Edit|MultiEdit|NotebookEdit"
-INSTRUCTIONS_LOADED = "InstructionsLoaded"
-# What of the InstructionsLoaded hook's input goes on as a Notice's data.
-_LOADED_FIELDS = ("file_path", "memory_type", "load_reason", "parent_file_path", "trigger_file_path")
 # How long the CLI may take to answer a control request (a model or permission mode change).
 CONTROL_SECONDS = 10.0
 
@@ -117,32 +107,12 @@ class LiveSession:
             return False
         return self.pid is None or proctree.running(self.pid)
 
-    def _options(self) -> ClaudeAgentOptions:
-        """What the SDK's client itself reads of its options with a transport of ours: the callbacks
-        (permission prompts, hooks) and what its initialize request sends. The CLI's flags are the
-        transport's (:func:`drivers.claude.transport.cli_argv`)."""
-        return ClaudeAgentOptions(
-            env=dict(self.spec.env),
-            system_prompt={"type": "preset", "preset": "claude_code"},
-            # In skip-permissions mode nothing is asked.
-            can_use_tool=None if self.spec.skip_permissions else self._can_use_tool,
-            hooks=cast(
-                dict[sdk.HookEvent, list[HookMatcher]],
-                {
-                    "PreToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._before_file_tool])],
-                    "PostToolUse": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._after_file_tool])],
-                    "PostToolUseFailure": [HookMatcher(matcher=FILE_TOOLS, hooks=[self._after_file_tool])],
-                    # The CLI (2.1.330) names each memory file it reads; the SDK (0.2.187) passes the
-                    # hook on but does not list the event in its types yet.
-                    INSTRUCTIONS_LOADED: [HookMatcher(hooks=[self._instructions_loaded])],
-                },
-            ),
-        )
-
     async def _own(self) -> None:
         """The one task that connects the client, serves its turns and disconnects it."""
         assert self._ready is not None
-        options = self._options()
+        # The SDK's callbacks (drivers.claude.callbacks); in skip-permissions mode nothing is asked.
+        callbacks = Callbacks(handler=lambda: self._handler, notice=self._notice)
+        options = callbacks.options(env=dict(self.spec.env), ask=not self.spec.skip_permissions)
         transport = self._transport = CliTransport(
             self.spec, ask=options.can_use_tool is not None, on_stderr=self._stderr_line
         )
@@ -386,64 +356,13 @@ class LiveSession:
                 Exit(returncode=1, stderr=f"the Claude Code process did not take {what}: {exc}")
             ) from exc
 
-    # -- callbacks (called by the SDK while a turn runs) ---------------------------------
-    async def _can_use_tool(
-        self, tool: str, tool_input: dict[str, Any], context: sdk.ToolPermissionContext
-    ) -> sdk.PermissionResultAllow | sdk.PermissionResultDeny:
-        handler = self._handler
-        if handler is None:
-            return sdk.PermissionResultDeny(message="No turn is running to ask about this tool call.")
-        suggestions = [_as_dict(s) for s in (context.suggestions or [])]
-        answer = await handler.permission(tool, tool_input, suggestions, context.tool_use_id)
-        if not answer.allow:
-            return sdk.PermissionResultDeny(message=answer.message or "The person denied this tool call.")
-        return sdk.PermissionResultAllow()
-
-    async def _before_file_tool(
-        self, hook_input: sdk.HookInput, tool_use_id: str | None, context: sdk.HookContext
-    ) -> sdk.HookJSONOutput:
-        handler = self._handler
-        if handler is None:
-            return {}
-        fields = cast(dict[str, Any], hook_input)
-        reason = await handler.before_file_tool(
-            str(fields.get("tool_name", "")), dict(fields.get("tool_input") or {}), tool_use_id
-        )
-        if reason is None:
-            return {}
-        return {
-            "hookSpecificOutput": {
-                "hookEventName": "PreToolUse",
-                "permissionDecision": "deny",
-                "permissionDecisionReason": reason,
-            }
-        }
-
-    async def _after_file_tool(
-        self, hook_input: sdk.HookInput, tool_use_id: str | None, context: sdk.HookContext
-    ) -> sdk.HookJSONOutput:
-        handler = self._handler
-        if handler is not None:
-            fields = cast(dict[str, Any], hook_input)
-            await handler.after_file_tool(
-                str(fields.get("tool_name", "")), dict(fields.get("tool_input") or {}), tool_use_id
-            )
-        return {}
-
-    async def _instructions_loaded(
-        self, hook_input: sdk.HookInput, tool_use_id: str | None, context: sdk.HookContext
-    ) -> sdk.HookJSONOutput:
-        """A memory file (CLAUDE.md, one it imports) the CLI read: said as a Notice of the turn that
-        runs (or, read before any turn was sent, of the first one), ``instructions_loaded``."""
-        fields = cast(dict[str, Any], hook_input)
-        data = {name: str(fields[name]) for name in _LOADED_FIELDS if fields.get(name)}
-        notice = Notice(subtype="instructions_loaded", data=data)
+    def _notice(self, notice: Notice) -> None:
+        """A notice a hook gave: said in the turn that runs (or, given before any turn was sent, as
+        the CLI read memory while it started, in the first one)."""
         if self._serving is not None:
             self._serving.events.put_nowait(notice)
         else:
-            # The CLI may read them as it starts, before the first turn is sent: said with that turn.
             self._unsaid.append(notice)
-        return {}
 
     def _stderr_line(self, line: str) -> None:
         self._stderr.append(line)
@@ -460,14 +379,6 @@ class _Turn:
     prompt: Prompt
     # Filled by the owner task, read by turn(); None ends it.
     events: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        result = to_dict()
-        return result if isinstance(result, dict) else {}
-    return dict(value.__dict__) if hasattr(value, "__dict__") else {}
 
 
 async def _one_message(content: Prompt, message_uuid: str) -> AsyncIterator[dict[str, Any]]:

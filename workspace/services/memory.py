@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..selectors import Place
-from . import files
-from .files import EditConflict, FileRefused, Opened, Version
+from . import edits, files
+from .edits import EditConflict
+from .files import FileRefused, Opened, Version
 
 # Where the CLI reads a project's memory, in the order it is offered here.
 NAMES = ("CLAUDE.md", ".claude/CLAUDE.md")
@@ -43,7 +44,7 @@ class Memory:
 
 
 def _present(place: Place) -> tuple[str, ...]:
-    return tuple(name for name in NAMES if files.exists(place=place, path=name))
+    return tuple(name for name in NAMES if edits.exists(place=place, path=name))
 
 
 def _checked(path: str) -> str:
@@ -105,11 +106,11 @@ def save_memory(*, place: Place, path: str, text: str, expected: Version | None)
             status=413,
         )
     if expected is not None:
-        return files.save(place=place, path=path, text=text, expected=expected)
+        return edits.save(place=place, path=path, text=text, expected=expected)
     if path != NAMES[0]:
         raise FileRefused(f"There is no {path} to save: edit {NAMES[0]} instead.", status=404)
     try:
         # Only a new file: whatever is there now (written since the page opened, or a link) is not replaced.
-        return files.create_with(place=place, path=path, data=text.encode("utf-8", "replace"))
+        return edits.create_with(place=place, path=path, data=text.encode("utf-8", "replace"))
     except FileExistsError:
         raise EditConflict(path, files.open_file(place=place, path=path)) from None

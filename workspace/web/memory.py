@@ -22,7 +22,7 @@ from chat.services import chats
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors
-from ..services import files, memory
+from ..services import edits, memory
 from ..services.files import FileRefused, Version
 
 
@@ -79,7 +79,7 @@ def _serve(request: AuthedRequest, place: selectors.Place) -> HttpResponse:
             return _refused(request, "The form lacks the version of the file it opened: reload the page.", 400)
         try:
             memory.save_memory(place=place, path=path, text=text, expected=expected)
-        except files.EditConflict as exc:
+        except edits.EditConflict as exc:
             found = memory.open_memory(place=place, path=path)
             return _page(request, place, found, status=409, conflict=str(exc), mine=text)
         except FileRefused as exc:

@@ -33,7 +33,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat.web.views.types import AuthedRequest
 
 from .. import selectors
-from ..services import archive, changes, files, names
+from ..services import archive, changes, edits, files, names
 from ..services.files import FileRefused, Version
 from ..services.tree import level as tree_level
 
@@ -78,7 +78,7 @@ def _context(place: selectors.Place, **more: Any) -> dict[str, Any]:
         "files_url": reverse("workspace:files", args=[place.kind, place.pk]),
         "tree_url": reverse("workspace:tree", args=[place.kind, place.pk]),
         "upload_mb": settings.CLAUDE_WORKSPACE_UPLOAD_MB,
-        "upload_bytes": files.upload_limit(),
+        "upload_bytes": edits.upload_limit(),
         **more,
     }
 
@@ -180,7 +180,7 @@ def _acting(view: View) -> View:
 
 @csrf_exempt  # checked below, once the size limit's handler is in place (it must come before the body is read)
 def upload(request: HttpRequest, kind: str, pk: str) -> HttpResponseBase:
-    request.upload_handlers.insert(0, _Limited(request, files.upload_limit()))
+    request.upload_handlers.insert(0, _Limited(request, edits.upload_limit()))
     return csrf_protect(_upload)(request, kind, pk)
 
 
@@ -224,7 +224,7 @@ def _upload(request: AuthedRequest, place: selectors.Place, folder: str) -> Http
     if not uploaded:
         raise FileRefused("Pick one or more files to upload.")
     for item in uploaded:
-        files.upload(place=place, folder=folder, name=item.name or "file", chunks=item.chunks(), size=item.size or 0)
+        edits.upload(place=place, folder=folder, name=item.name or "file", chunks=item.chunks(), size=item.size or 0)
     messages.success(request, f"Uploaded {len(uploaded)} file{'s' if len(uploaded) != 1 else ''}.")
     return _back(request, place, folder=folder)
 
@@ -233,15 +233,15 @@ def _upload(request: AuthedRequest, place: selectors.Place, folder: str) -> Http
 def new(request: AuthedRequest, place: selectors.Place, folder: str) -> HttpResponse:
     name = request.POST.get("name", "")
     if request.POST.get("what") == "folder":
-        made = files.create_folder(place=place, folder=folder, name=name)
+        made = edits.create_folder(place=place, folder=folder, name=name)
         return _back(request, place, folder=made)
-    made = files.create_file(place=place, folder=folder, name=name)
+    made = edits.create_file(place=place, folder=folder, name=name)
     return _back(request, place, folder=folder, open_=made)
 
 
 @_acting
 def rename(request: AuthedRequest, place: selectors.Place, folder: str) -> HttpResponse:
-    made = files.rename(place=place, path=request.POST.get("path", ""), new_name=request.POST.get("name", ""))
+    made = edits.rename(place=place, path=request.POST.get("path", ""), new_name=request.POST.get("name", ""))
     messages.success(request, f"Renamed to {made}.")
     return _back(request, place, folder=folder)
 
@@ -249,7 +249,7 @@ def rename(request: AuthedRequest, place: selectors.Place, folder: str) -> HttpR
 @_acting
 def delete(request: AuthedRequest, place: selectors.Place, folder: str) -> HttpResponse:
     path = request.POST.get("path", "")
-    files.delete(place=place, path=path)
+    edits.delete(place=place, path=path)
     messages.success(request, f"Deleted {path}.")
     return _back(request, place, folder=folder)
 
@@ -269,8 +269,8 @@ def save(request: AuthedRequest, kind: str, pk: str) -> HttpResponse:
             request, "The form lacks the version of the file it opened: reload the file and edit again.", 400
         )
     try:
-        files.save(place=place, path=path, text=text, expected=expected)
-    except files.EditConflict as exc:
+        edits.save(place=place, path=path, text=text, expected=expected)
+    except edits.EditConflict as exc:
         listing = _listing(place, folder)
         context = _context(place, listing=listing, opened=exc.current, conflict=str(exc), mine=text)
         return render(request, "workspace/files.html", context, status=409)
