@@ -77,6 +77,9 @@ class LiveSession:
         self._stderr: list[str] = []
         # Notices that came between turns (memory the CLI read as it started), for the next turn.
         self._unsaid: list[Event] = []
+        self._first_served = False
+        # The memory files the CLI said it read as it started (the hook, or its context's list).
+        self._memory_said: set[str] = set()
         self.pid: int | None = None
         self._leads_group = False
         self.turns = 0
@@ -183,6 +186,10 @@ class LiveSession:
             before = proctree.snapshot(self.pid)
             # Our own uuid on the user message: its transcript entry's, which a rewind of the files names.
             sent = str(uuid.uuid4())
+            # The CLI reads its memory as it starts and after a compaction, and tells the hook of it
+            # without waiting: that hook may come after a quick answer's result (see _settle_hooks).
+            first = reread = not self._first_served
+            self._first_served = True
             await client.query(_one_message(request.prompt, sent))
             request.events.put_nowait(Sent())
             while True:
@@ -193,6 +200,10 @@ class LiveSession:
                             # them), and no tool of the turn runs before it: they are the CLI's own,
                             # and live as long as it does.
                             before = before | proctree.snapshot(self.pid)
+                        if isinstance(message, sdk.SystemMessage) and message.subtype == "compact_boundary":
+                            reread = True
+                        if isinstance(message, sdk.ResultMessage) and reread:
+                            await self._settle_hooks(client, request, first=first)
                         if isinstance(message, sdk.ResultMessage) and self.pid is not None:
                             # Done, stopped or timed out: what the turn's tools left running (a
                             # detached `setsid cmd &` too) ends before the turn is seen to end.
@@ -218,6 +229,26 @@ class LiveSession:
         finally:
             request.events.put_nowait(None)
         return False
+
+    async def _settle_hooks(self, client: ClaudeSDKClient, request: _Turn, *, first: bool) -> None:
+        """Let the hooks the CLI fired without waiting (InstructionsLoaded) reach this turn: a
+        control round trip (the CLI answers it after what it wrote before), then the SDK's handler
+        tasks get their turn. The CLI may read its memory before it has our hooks at all (as it
+        starts, under load): when no hook came by the first turn's end, the memory files its context
+        holds are said from that context instead. What still comes later goes with the next turn."""
+        usage: dict[str, Any] = {}
+        with contextlib.suppress(ClaudeSDKError, OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                usage = dict(await client.get_context_usage())
+        await asyncio.sleep(0.05)
+        if not first or self._memory_said:
+            return  # the hooks came: they also say why each file was read (an import, say)
+        for file in usage.get("memoryFiles") or []:
+            path = str(file.get("path") or "") if isinstance(file, dict) else ""
+            if path and path not in self._memory_said:
+                self._memory_said.add(path)
+                data = {"file_path": path, "memory_type": str(file.get("type") or ""), "load_reason": "session_start"}
+                request.events.put_nowait(Notice(subtype="instructions_loaded", data=data))
 
     async def _exit(self, error: BaseException | None) -> Exit:
         """How the process ended or failed: its exit code (1 if it still runs) and the tail of its
@@ -359,6 +390,11 @@ class LiveSession:
     def _notice(self, notice: Notice) -> None:
         """A notice a hook gave: said in the turn that runs (or, given before any turn was sent, as
         the CLI read memory while it started, in the first one)."""
+        if notice.subtype == "instructions_loaded" and notice.data.get("load_reason") == "session_start":
+            path = str(notice.data.get("file_path") or "")
+            if path in self._memory_said:
+                return  # already said from the context's list (_settle_hooks)
+            self._memory_said.add(path)
         if self._serving is not None:
             self._serving.events.put_nowait(notice)
         else:
