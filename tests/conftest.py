@@ -38,11 +38,32 @@ CLAUDE = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 REAL_CLI_FIXTURES = frozenset({"claude_env", "live_app", "stub_api"})
 
 
+# The files that take longest (whole clusters of processes, the server killed and started again, a
+# real browser), started first: with each file whole on one worker (--dist loadfile), a long file
+# handed out last would leave the other workers idle at the end of the run.
+LONG_FIRST = ("tests/project/test_cluster", "tests/project/test_runtime.py", "tests/browser/")
+
+
+def _long_first(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((rank for rank, prefix in enumerate(LONG_FIRST) if path.startswith(prefix)), len(LONG_FIRST))
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if REAL_CLI_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_cli)
+
+
+class _LongFilesFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(key=_long_first)  # stable: each file's own order stays
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_LongFilesFirst(), "long-files-first")
 
 
 @pytest.fixture(scope="session")
@@ -165,7 +186,7 @@ async def rt(request, tmp_path_factory) -> AsyncIterator[runtime.LocalEngine]:
     if "fake_cli" in request.fixturenames:
         params["factory"] = request.getfixturevalue("fake_cli")
     if django_settings.CLAUDE_ENGINE == "cluster":
-        # The same tests on the cluster engine (tests/project/test_cluster_equivalence.py runs them so):
+        # The same tests on the cluster engine (tests/project/test_cluster_same_*.py run them so):
         # an engine node serving in this process, its jobs queued in the test's PostgreSQL.
         async for engine in cluster_engine(params):
             yield engine

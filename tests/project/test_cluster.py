@@ -2,7 +2,7 @@
 
 Every process is real (Daphne, ``manage.py engine``) over PostgreSQL and Redis, as an admin starts
 them; the tests talk to the web processes' API and read the database. Orderings and limits that need
-no CLI are checked on the fake session factory instead, on both engines (test_cluster_equivalence.py),
+no CLI are checked on the fake session factory instead, on both engines (test_cluster_same_*.py),
 and the file slots across engines in tests/runtime/test_cluster_slots.py. The cluster
 is shared by the module's tests (starting it costs tens of seconds); a test that stops an engine
 starts it again.
