@@ -38,32 +38,11 @@ CLAUDE = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 REAL_CLI_FIXTURES = frozenset({"claude_env", "live_app", "stub_api"})
 
 
-# The files that take longest (whole clusters of processes, the server killed and started again, a
-# real browser), started first: with each file whole on one worker (--dist loadfile), a long file
-# handed out last would leave the other workers idle at the end of the run.
-LONG_FIRST = ("tests/project/test_cluster", "tests/project/test_runtime.py", "tests/browser/")
-
-
-def _long_first(item: pytest.Item) -> int:
-    path = item.nodeid.split("::", 1)[0]
-    return next((rank for rank, prefix in enumerate(LONG_FIRST) if path.startswith(prefix)), len(LONG_FIRST))
-
-
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if REAL_CLI_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_cli)
-
-
-class _LongFilesFirst:
-    @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        items.sort(key=_long_first)  # stable: each file's own order stays
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_LongFilesFirst(), "long-files-first")
 
 
 @pytest.fixture(scope="session")

@@ -66,8 +66,13 @@ async def ask(
     await layer.group_add(group, reply)
     data: dict[str, Any] = {"tool": tool, "input": tool_input, "suggestions": suggestions, "status": "pending"}
     if tool_use_id:
-        # The call's card shows once: in the prompt, unless the call was shown just before it.
-        data.update(tool_use_id=tool_use_id, card_above=tool_use_id in recorder.tool_names)
+        # The call's card shows once: in the prompt, unless the call was shown just before it. Which
+        # one shows it is settled here, with no wait between the look and the claim: the call's
+        # event may be recorded while the prompt is being saved (streamed.record looks the same way).
+        card_above = tool_use_id in recorder.tool_names
+        if not card_above:
+            recorder.prompted.add(tool_use_id)
+        data.update(tool_use_id=tool_use_id, card_above=card_above)
     seconds = settings.CLAUDE_PERMISSION_TIMEOUT
     try:
         event = await recorder.ask(name=tool, data=data)
