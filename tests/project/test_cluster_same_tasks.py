@@ -14,7 +14,7 @@ def test_the_same_tests_pass_on_the_cluster_engine(postgres_url, redis_url):
     if settings.CLAUDE_ENGINE == "cluster":
         pytest.skip("this is the run on the cluster engine")
     run_on_the_cluster_engine(
-        ["tests/tasks/services/test_runs.py", "tests/tasks/services/test_checks.py"],
+        ["tests/tasks/services/test_runs.py"],
         postgres_url=postgres_url,
         redis_url=redis_url,
     )
