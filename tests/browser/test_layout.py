@@ -143,8 +143,10 @@ def test_the_tasks_board_fits_a_1280px_screen(live_app, page):
     open_board(live_app, page, "bo")
     closed = page.get_by_role("region", name="Merged / cancelled")
     expect(closed).to_be_visible()
-    box = closed.bounding_box()
-    assert box["x"] + box["width"] <= DESKTOP["width"], box
+    # Measured in one step in the page: the board's columns are re-rendered as it refreshes, and
+    # a box asked for after the look can belong to a column already swapped out (None).
+    right = closed.evaluate("el => el.getBoundingClientRect().right")
+    assert right <= DESKTOP["width"], right
     assert fits(page, DESKTOP["width"])
 
 

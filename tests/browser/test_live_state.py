@@ -124,7 +124,7 @@ def test_a_tool_card_shows_once_around_its_prompt_and_a_denial_is_said_once(live
     prompt = turn.locator(".event.permission")
     expect(prompt.get_by_role("button", name="Deny")).to_be_visible()
     expect(turn.locator(".tool-card:visible")).to_have_count(1)
-    expect(turn.locator(".tool-card .tool-subject")).to_contain_text("todo.txt")
+    expect(turn.locator(".tool-card:visible .tool-subject")).to_contain_text("todo.txt")
 
     prompt.get_by_role("button", name="Deny").click()
     expect(prompt).to_contain_text("Denied by quin.")
