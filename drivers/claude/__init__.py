@@ -1,7 +1,13 @@
 """Driver for the Claude Code CLI: live sessions through the Agent SDK, their events and failures,
 the sandbox, transcript paths, and ending process trees. No Django imports (an import-linter
 contract checks it).
+
+:class:`LiveSession` is imported on first use: the Agent SDK (with the MCP package under it) takes
+about 0.6 s to import, which every management command, git helper and web process paid at start
+although only the engine drives sessions.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .events import (
     Entry,
@@ -24,11 +30,13 @@ from .events import (
     as_int,
 )
 from .failures import Failure, FailureKind, Outcome, classify
-from .live import LiveSession
 from .paths import encode_project_dir, is_uuid, transcript_path
 from .proctree import is_process_of, kill_group, process_start_time
 from .sandbox import Bridge, Sandbox, SandboxMissing, find_bwrap, find_socat
 from .spec import CliNotFound, LiveSpec, Permission, Prompt, SessionFailed, TurnHandler, WorkdirMissing
+
+if TYPE_CHECKING:
+    from .live import LiveSession
 
 __all__ = [
     "Bridge",
@@ -73,3 +81,11 @@ __all__ = [
     "process_start_time",
     "transcript_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LiveSession":
+        from .live import LiveSession
+
+        return LiveSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -192,7 +192,10 @@ def test_queued_messages_survive_a_restart_of_everything(cluster, token):
     for web in (0, 1):
         cluster.stop_web(web)
     assert [engine.wait(120) for engine in engines] == [0, 0, 0]
-    assert [turn["status"] for turn in turns_of(cluster, session)] == ["done", "done", "queued"]
+    # The queued one waits, unless an engine took it before its own signal was handled (a loaded
+    # machine can run the first drain before another engine sees its SIGTERM): then it ran to its end.
+    first, second, queued = (turn["status"] for turn in turns_of(cluster, session))
+    assert (first, second) == ("done", "done") and queued in ("queued", "done"), queued
     for node in NODES:
         cluster.start_engine(node)
     cluster.wait_for(
