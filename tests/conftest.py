@@ -49,6 +49,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real_cli)
 
 
+# The longest file (PostgreSQL, Redis, two web and three engine processes, started and killed again
+# and again: 4 minutes on one worker) is handed out first. Each file runs whole on one worker
+# (--dist loadfile), and handed out in its turn it ran last, alone, the other cores idle for over a
+# minute. Only this one: all the long files first ran every cluster and browser file at once.
+FIRST = "tests/project/test_cluster.py"
+
+
+class _LongestFileFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(key=lambda item: not item.nodeid.startswith(FIRST + "::"))  # stable: the rest keep their order
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_LongestFileFirst(), "longest-file-first")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # What is alive once the tests are collected (the app, its libraries, the items) lives to the
     # end: frozen, the cyclic collector stops walking it again at every full collection (a profile
