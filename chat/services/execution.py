@@ -25,7 +25,7 @@ from runtime import Done, Failed, NodeRuntime, ShutDown, Stopped, TimedOut, Turn
 
 from ..live import fragments, notify
 from ..models import Event, Session, Turn
-from . import agents, attachments, disk, mcp, slash, streamed, todos
+from . import agents, attachments, disk, mcp, permissions, slash, streamed, todos
 from .explain import explain, unreachable
 from .handler import FileGuard, FileRefusal, TurnHandler
 from .packing import has_transcript
@@ -137,6 +137,7 @@ async def execute(*, recorder: Recorder, options: TurnOptions, node: NodeRuntime
             on_process=functools.partial(_remember_process, recorder),
         )
         handler.release_all()
+        await asyncio.shield(permissions.close_open(turn_id=turn.pk))
         elapsed = int((time.monotonic() - started) * 1000)
         await asyncio.shield(_recorded(recorder, outcome, elapsed_ms=elapsed, time_limit=timeout, egress=node.egress))
     except asyncio.CancelledError:

@@ -95,13 +95,27 @@ async def _wait_for_answer(layer: Any, reply: str, event_id: int, seconds: float
     try:
         return await asyncio.wait_for(_answer_to(layer, reply, event_id), seconds)
     except TimeoutError:
-        if await _settle(event_id, status="timed_out", by=None):
-            await _show(event_id)
+        await _close(event_id, status="timed_out")
         return None
     except asyncio.CancelledError:
-        if await asyncio.shield(_settle(event_id, status="cancelled", by=None)):
-            await asyncio.shield(_show(event_id))
+        # Closed and shown in one shielded step: cancelled again meanwhile (the turn ending under
+        # it), two steps left the prompt closed in the database and still open on the pages.
+        await asyncio.shield(_close(event_id, status="cancelled"))
         raise
+
+
+async def _close(event_id: int, *, status: str) -> None:
+    """Close the prompt ``event_id`` unanswered (``status``) and show it so, if it was still open."""
+    if await _settle(event_id, status=status, by=None):
+        await _show(event_id)
+
+
+async def close_open(*, turn_id: int) -> None:
+    """The turn has ended: its prompts still open are no longer asked, on the pages too (the CLI
+    does not always withdraw a question when a Stop interrupts the turn)."""
+    pending = Event.objects.filter(turn_id=turn_id, kind=Event.Kind.PERMISSION, data__status="pending")
+    async for event in pending.only("pk"):
+        await _close(event.pk, status="cancelled")
 
 
 def prompts_group(turn_id: int) -> str:
