@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_chat import PNG, log_in, open_new_chat
+from tests.browser.test_live_state import finished
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_cli]
 
@@ -113,6 +114,7 @@ def test_rewind_and_fork_from_the_page_and_a_subagents_call_nests_live(live_app,
         box.fill(text)
         box.press("Enter")
         expect(turns.nth(i)).to_contain_text("Nice to meet you")
+    finished(turns.nth(2))  # its answer shows before the turn ends; a rewind waits for the end
     # The latest message offers a fork only; earlier ones also a rewind.
     expect(turns.nth(2).get_by_role("button", name="Rewind to here")).to_have_count(0)
     turns.nth(0).get_by_role("button", name="Rewind to here").click()
@@ -123,6 +125,7 @@ def test_rewind_and_fork_from_the_page_and_a_subagents_call_nests_live(live_app,
     expect(turns.nth(3)).to_contain_text("Your name is Fay.")
 
     expect(turns.nth(1).get_by_role("button", name="Fork from here")).to_have_count(0)  # left behind
+    finished(turns.nth(3))
     turns.nth(3).get_by_role("button", name="Fork from here").click()
     page.locator("#flash").get_by_role("link", name="Open it").click()
     expect(page.locator(".forked-note")).to_contain_text("Forked from")

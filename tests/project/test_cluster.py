@@ -86,7 +86,11 @@ def in_background(call: Any, *args: Any, **kwargs: Any) -> tuple[threading.Threa
 
 
 def running_turn(cluster: Cluster, session: str) -> dict[str, Any]:
-    cluster.wait_for("SELECT 1 FROM chat_turn WHERE session_id = %s AND status = 'running'", uuid.UUID(session))
+    # With its process: a turn is marked running as its engine takes it, and its CLI's pid follows
+    # (a moment later, longer on a loaded machine).
+    cluster.wait_for(
+        "SELECT 1 FROM chat_turn WHERE session_id = %s AND status = 'running' AND pid IS NOT NULL", uuid.UUID(session)
+    )
     return next(turn for turn in turns_of(cluster, session) if turn["status"] == "running")
 
 
