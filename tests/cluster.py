@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
+from django.conf import settings
 
 from tests.processes import stop
 
@@ -230,7 +232,9 @@ KNOWN_FAILING = [
 def run_on_the_cluster_engine(files: list[str], *, postgres_url: str, redis_url: str) -> None:
     """Run test files of the local engine again on the cluster engine (``CLAUDE_ENGINE=cluster``:
     PostgreSQL, Redis, an engine node serving in the test process; the ``rt`` fixture builds it), in
-    a pytest of their own; fail with its output if any fails."""
+    a pytest of their own; fail with its output if any fails. Skipped inside that run itself."""
+    if settings.CLAUDE_ENGINE == "cluster":
+        pytest.skip("this is the run on the cluster engine")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *files, *KNOWN_FAILING],
         cwd=ROOT,
